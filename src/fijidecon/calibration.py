@@ -1,0 +1,77 @@
+"""Calibration carried beside numpy arrays: voxel size, unit and axis names.
+
+The numerical core takes plain arrays plus explicit spacings; :mod:`fijidecon.io`
+and :mod:`fijidecon.fiji` carry a :class:`Calibration` beside every array and put it
+back on every result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+#: Axis letters in numpy order that we understand (ImageJ hyperstack order is TZCYX).
+AXES = "TZCYXS"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Spatial calibration of an array.
+
+    Parameters
+    ----------
+    axes:
+        One letter per array axis in numpy order, e.g. ``"ZYX"`` or ``"CZYX"``.
+    spacing:
+        Physical size of a step along each *spatial* axis, keyed by letter
+        (``{"Z": 0.2, "Y": 0.065, "X": 0.065}``).  Missing axes mean 1 unit.
+    unit:
+        Length unit of every spacing (``"micron"``, ``"nm"``, ``"pixel"`` …).
+    """
+
+    axes: str = "ZYX"
+    spacing: tuple[tuple[str, float], ...] = ()
+    unit: str = "pixel"
+
+    @classmethod
+    def make(cls, axes: str, unit: str = "pixel", **spacing: float) -> "Calibration":
+        axes = axes.upper()
+        for ax in axes:
+            if ax not in AXES:
+                raise ValueError(f"axes: unknown axis letter {ax!r} in {axes!r}")
+        sp = []
+        for ax, val in spacing.items():
+            ax = ax.upper()
+            val = float(val)
+            if not val > 0:
+                raise ValueError(f"spacing: {ax} spacing must be positive, got {val}")
+            sp.append((ax, val))
+        return cls(axes=axes, spacing=tuple(sorted(sp)), unit=unit)
+
+    @classmethod
+    def default(cls, ndim: int) -> "Calibration":
+        return cls(axes="ZYX"[-ndim:] if ndim <= 3 else "CZYX"[-ndim:] if ndim == 4 else "TCZYX"[-ndim:])
+
+    def get(self, axis: str, default: float = 1.0) -> float:
+        return dict(self.spacing).get(axis.upper(), default)
+
+    @property
+    def dx(self) -> float:
+        return self.get("X")
+
+    @property
+    def dy(self) -> float:
+        return self.get("Y")
+
+    @property
+    def dz(self) -> float:
+        return self.get("Z")
+
+    def voxel_size(self, axes: Sequence[str] = "ZYX") -> tuple[float, ...]:
+        return tuple(self.get(a) for a in axes)
+
+    def with_axes(self, axes: str) -> "Calibration":
+        return replace(self, axes=axes.upper())
+
+    def is_calibrated(self) -> bool:
+        return self.unit not in ("", "pixel", "pixels") or any(v != 1.0 for _, v in self.spacing)

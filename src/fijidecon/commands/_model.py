@@ -1,0 +1,287 @@
+"""The one description of a user-facing command, and what is derived from it.
+
+A :class:`Command` lists its :class:`Param` objects once; the ImageJ dialog (label
+text and macro key), the macro option string, the CLI options and the ``#@`` script
+header are all derived from these objects, so the faces cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import shlex
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+#: Parameter kinds understood by every face.
+KINDS = ("float", "int", "bool", "choice", "string", "image")
+
+
+def macro_key(label: str) -> str:
+    """ImageJ's macro key for a dialog label: its first word, lower-cased.
+
+    This is the rule of ``ij.Macro.trimKey``: cut at the first space, then at the
+    first colon, then lower-case.  ``"Width, pixels"`` gives ``"width,"``.
+    """
+    key = label.split(" ", 1)[0]
+    key = key.split(":", 1)[0]
+    return key.lower()
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a command.
+
+    Parameters
+    ----------
+    name:
+        Keyword of the core function (``None``-free Python identifier).  Also gives
+        the CLI option ``--name-with-dashes`` and the ``#@`` script parameter name.
+    label:
+        Dialog label.  Its first word (see :func:`macro_key`) is the macro key.
+    kind:
+        One of :data:`KINDS`.
+    default:
+        Default value, in API terms (for choices: the API value, not the label).
+    unit:
+        Physical unit text shown with the value, or ``None``.
+    choices:
+        For ``kind="choice"``: pairs ``(label shown in ImageJ, API value)``.
+    minimum, maximum:
+        Inclusive range checked by :meth:`convert` (``None`` = unbounded).
+    decimals:
+        Digits ImageJ shows for a numeric field.
+    flag:
+        CLI option name when it should differ from ``name`` (e.g. ``"mode"``).
+    api:
+        ``False`` for dialog-only fields (window titles, display switches): they
+        are not passed to the core function.
+    help:
+        One sentence for ``--help`` and the script header.
+    """
+
+    name: str
+    label: str
+    kind: str
+    default: Any
+    unit: str | None = None
+    choices: tuple[tuple[str, Any], ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    decimals: int = 2
+    api: bool = True
+    help: str = ""
+    flag: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"Param {self.name!r}: unknown kind {self.kind!r}")
+        if self.kind == "choice" and not self.choices:
+            raise ValueError(f"Param {self.name!r}: a choice needs choices")
+
+    # -- derived names -------------------------------------------------------------
+    @property
+    def key(self) -> str:
+        """The macro key (first word of the label, lower-cased)."""
+        return macro_key(self.label)
+
+    @property
+    def cli_flag(self) -> str:
+        """The CLI option (``flag`` if given, else ``--name-with-dashes``)."""
+        return "--" + (self.flag or self.name).replace("_", "-")
+
+    @property
+    def choice_labels(self) -> tuple[str, ...]:
+        return tuple(c[0] for c in self.choices)
+
+    def choice_label(self, value: Any) -> str:
+        """The ImageJ label for an API value of a choice."""
+        for lab, val in self.choices:
+            if val == value or lab == value:
+                return lab
+        raise ValueError(f"{self.name}: {value!r} is not one of {self.choice_labels}")
+
+    # -- conversion and validation ---------------------------------------------------
+    def convert(self, value: Any) -> Any:
+        """Convert ``value`` (a string from a macro/CLI, or a Python value) to the API
+        value, checking type and range.  Errors are one line naming the parameter."""
+        name = self.name
+        if self.kind == "bool":
+            if isinstance(value, str):
+                low = value.strip().lower()
+                if low in ("1", "true", "yes", "on"):
+                    return True
+                if low in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(f"{name}: expected true/false, got {value!r}")
+            return bool(value)
+        if self.kind == "choice":
+            for lab, val in self.choices:
+                if value == val or (isinstance(value, str) and value.strip().lower() in (lab.lower(), str(val).lower())):
+                    return val
+            raise ValueError(
+                f"{name}: {value!r} is not one of " + ", ".join(repr(c) for c in self.choice_labels)
+            )
+        if self.kind in ("string", "image"):
+            return value if not isinstance(value, str) else value
+        # numbers
+        try:
+            if isinstance(value, bool):
+                raise TypeError
+            num = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}: expected a number, got {value!r}") from None
+        if math.isnan(num):
+            raise ValueError(f"{name}: NaN is not allowed")
+        if self.kind == "int":
+            if num != int(num):
+                raise ValueError(f"{name}: expected a whole number, got {value!r}")
+            num = int(num)
+        if self.minimum is not None and num < self.minimum:
+            raise ValueError(f"{name}: {value!r} is below the minimum {self.minimum:g}")
+        if self.maximum is not None and num > self.maximum:
+            raise ValueError(f"{name}: {value!r} is above the maximum {self.maximum:g}")
+        return num
+
+    def to_macro(self, value: Any) -> str:
+        """This parameter's part of an ImageJ macro option string ('' for a false checkbox)."""
+        if self.kind == "bool":
+            return self.key if value else ""
+        if self.kind == "choice":
+            text = self.choice_label(value)
+        elif self.kind == "float":
+            text = repr(float(value)).rstrip("0").rstrip(".") if float(value) != int(float(value)) else str(int(float(value)))
+            if "e" in text:
+                text = repr(float(value))
+        else:
+            text = str(value)
+        if " " in text or text == "":
+            text = f"[{text}]"
+        return f"{self.key}={text}"
+
+
+@dataclass(frozen=True)
+class Command:
+    """One user-facing command: a core function plus its parameter descriptions.
+
+    Parameters
+    ----------
+    id:
+        Short identifier (``"diffraction-psf-3d"``); also the script file stem.
+    title:
+        ImageJ menu label (the ``run("title", ...)`` name).
+    dialog_title:
+        Title of the ImageJ dialog.
+    function:
+        ``"module:attribute"`` of the core function (imported lazily).
+    params:
+        The parameters, in dialog order.
+    menu:
+        ImageJ menu path, e.g. ``"Plugins>Deconvolution"``.
+    summary:
+        One line for help texts.
+    """
+
+    id: str
+    title: str
+    dialog_title: str
+    function: str
+    params: tuple[Param, ...]
+    menu: str = "Plugins>Deconvolution"
+    summary: str = ""
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        keys = [p.key for p in self.params]
+        dup = {k for k in keys if keys.count(k) > 1}
+        if dup:
+            raise ValueError(f"Command {self.id!r}: duplicate macro keys {sorted(dup)}")
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name or p.key == name:
+                return p
+        raise KeyError(name)
+
+    def load(self) -> Callable[..., Any]:
+        """Import and return the core function."""
+        mod, attr = self.function.split(":")
+        return getattr(importlib.import_module(mod), attr)
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params}
+
+    def resolve(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults overlaid with ``values`` (keyed by name), each converted and checked."""
+        unknown = set(values) - {p.name for p in self.params}
+        if unknown:
+            raise ValueError(f"{self.id}: unknown parameter(s) {', '.join(sorted(unknown))}")
+        out = {}
+        for p in self.params:
+            out[p.name] = p.convert(values[p.name]) if p.name in values else p.default
+        return out
+
+    def api_kwargs(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The keyword arguments for the core function (dialog-only fields dropped)."""
+        return {p.name: v for p, v in zip(self.params, self.resolve(values).values()) if p.api and p.kind != "image"}
+
+    # -- macro options -----------------------------------------------------------------
+    def parse_macro(self, options: str) -> dict[str, Any]:
+        """Parse an ImageJ macro option string the way ``GenericDialog`` reads it.
+
+        A key that is absent gives the default, except a checkbox, which is then false
+        (ImageJ's rule).  Values may be bracketed ``[with spaces]``.
+        """
+        found = _split_macro_options(options)
+        values: dict[str, Any] = {}
+        for p in self.params:
+            if p.kind == "bool":
+                values[p.name] = p.key in found
+            elif p.key in found and found[p.key] is not None:
+                values[p.name] = p.convert(found[p.key])
+            else:
+                values[p.name] = p.default
+        return values
+
+    def to_macro(self, values: Mapping[str, Any]) -> str:
+        """The option string ImageJ's recorder writes for ``values`` (keyed by name)."""
+        full = self.resolve(values)
+        parts = [p.to_macro(full[p.name]) for p in self.params]
+        return " ".join(x for x in parts if x)
+
+
+def _split_macro_options(options: str) -> dict[str, str | None]:
+    """Split ``"a=1 b=[x y] flag"`` into ``{"a": "1", "b": "x y", "flag": None}``."""
+    out: dict[str, str | None] = {}
+    i, n = 0, len(options)
+    while i < n:
+        while i < n and options[i] == " ":
+            i += 1
+        if i >= n:
+            break
+        j = i
+        while j < n and options[j] not in " =":
+            j += 1
+        key = options[i:j].lower()
+        if j < n and options[j] == "=":
+            j += 1
+            if j < n and options[j] == "[":
+                k = options.find("]", j + 1)
+                if k < 0:
+                    k = n
+                out[key] = options[j + 1 : k]
+                i = k + 1
+            else:
+                k = j
+                while k < n and options[k] != " ":
+                    k += 1
+                out[key] = options[j:k]
+                i = k
+        else:
+            out[key] = None
+            i = j
+    return out
+
+
+def shell_join(args: Sequence[str]) -> str:
+    return " ".join(shlex.quote(a) for a in args)

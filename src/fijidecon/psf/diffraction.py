@@ -1,0 +1,286 @@
+"""Diffraction PSF 3D: the scalar widefield PSF of OptiNav's ImageJ plugin, in Python.
+
+Two modes:
+
+* ``compat=True`` reproduces the original plugin (Diffraction PSF 3D v2, R. P. Dougherty,
+  2005) bit for bit: its Simpson rule and node-count rule (with quirk Q1), the
+  Abramowitz & Stegun J0, a float32 profile at integer pixel radii linearly
+  interpolated to each pixel (quirk Q2), float32 sequential sums, centre at n div 2.
+* ``compat=False`` evaluates the same physical model accurately: the integral at each
+  pixel's exact radius, Gauss–Legendre quadrature refined until converged, exact J0,
+  float64 throughout.  It
+  differs from the original mostly next to the peak (Q2 errs there by up to ~11 % of
+  the peak) and by the original's quadrature error (~2e-4 of the peak).
+
+The model (spec §2.2): with K = 2πn/λ, U = tan(asin(NA/n)) and the flat-pupil
+variable u = tan θ,
+
+    I(ρ, z) = | ½ ∫₀^U u · J0(K ρ u/√(1+u²)) · exp(i K [z + SA·(u/U)⁴]/√(1+u²)) du |²
+
+Lengths (wavelength, spacings, aberration) may be in any unit, the same for all.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+
+import numpy as np
+from scipy.special import j0 as _j0_exact, roots_legendre
+
+from .. import _quirks
+
+__all__ = ["Normalization", "diffraction_psf_3d"]
+
+
+class Normalization(str, enum.Enum):
+    """How the PSF is scaled: the original's three choices."""
+
+    SUM = "sum"  #: sum of all voxels = 1
+    PEAK = "peak"  #: maximum = 1
+    PEAK255 = "peak255"  #: maximum = 255 (values above 255 clipped)
+
+
+def _check_positive(name: str, value: float) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return v
+
+
+def _check_size(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) and not (
+        isinstance(value, float) and value.is_integer()
+    ):
+        raise TypeError(f"{name} must be a whole number, got {value!r}")
+    v = int(value)
+    if v < 1:
+        raise ValueError(f"{name} must be at least 1, got {value!r}")
+    return v
+
+
+def diffraction_psf_3d(
+    *,
+    width: int,
+    height: int,
+    depth: int,
+    index: float = 1.0,
+    na: float = 0.6,
+    wavelength: float = 510.0,
+    spherical_aberration: float = 0.0,
+    pixel_spacing: float = 30.0,
+    slice_spacing: float = 30.0,
+    normalization: str | Normalization = "sum",
+    db: bool = False,
+    compat: bool = True,
+) -> np.ndarray:
+    """Scalar diffraction PSF of a widefield microscope (port of *Diffraction PSF 3D*).
+
+    Parameters
+    ----------
+    width, height, depth : int
+        Size of the PSF stack in pixels (W, H) and slices (D).  ``depth=1`` gives the
+        in-focus plane only.
+    index : float
+        Refractive index n of the immersion/sample medium.
+    na : float
+        Numerical aperture n·sin θmax.  Must be smaller than ``index`` (the original
+        silently returns NaN there; both modes raise ``ValueError`` instead).
+    wavelength : float
+        Vacuum wavelength λ, in any length unit L.
+    spherical_aberration : float
+        Longitudinal spherical aberration at full aperture, unit L: the axial focal
+        shift of the marginal zone, growing as (u/U)⁴.  May be negative; positive
+        values move the intensity maximum toward higher slice indices.
+    pixel_spacing, slice_spacing : float
+        Lateral and axial sampling, unit L.
+    normalization : {"sum", "peak", "peak255"}
+        Sum of voxels = 1, maximum = 1, or maximum = 255 (clipped at 255).
+    db : bool
+        Return 10·log10 of the normalised PSF, with −90 where it is ≤ 1e-9.
+    compat : bool
+        ``True`` reproduces the original plugin bit for bit; ``False`` evaluates the
+        model accurately (see the module docstring).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 array of shape (depth, height, width), centred at
+        (depth div 2, height div 2, width div 2) — the FFT-centre convention that
+        :func:`fijidecon.deconvolve.iterative_deconvolve_3d` expects.
+
+    Notes
+    -----
+    The original writes no spatial calibration; :mod:`fijidecon.io` and the ImageJ
+    command attach ``pixel_spacing``/``slice_spacing`` to the files and windows they
+    write.
+
+    References
+    ----------
+    .. [1] R. P. Dougherty, Diffraction PSF 3D (ImageJ plugin, OptiNav, 2005).
+    .. [2] M. Born and E. Wolf, *Principles of Optics*, ch. 8.8 (Debye integral).
+
+    Examples
+    --------
+    >>> from fijidecon.psf import diffraction_psf_3d
+    >>> psf = diffraction_psf_3d(width=32, height=32, depth=16, index=1.33, na=1.2,
+    ...                          wavelength=520, pixel_spacing=100, slice_spacing=250)
+    >>> psf.shape, psf.dtype
+    ((16, 32, 32), dtype('float32'))
+    >>> round(float(psf.sum()), 4)
+    1.0
+    """
+    width = _check_size("width", width)
+    height = _check_size("height", height)
+    depth = _check_size("depth", depth)
+    try:
+        norm = Normalization(normalization.value if isinstance(normalization, Normalization)
+                             else str(normalization).lower())
+    except ValueError:
+        raise ValueError(
+            f"normalization must be one of 'sum', 'peak', 'peak255', got {normalization!r}"
+        ) from None
+    n = _check_positive("index", index)
+    lam = _check_positive("wavelength", wavelength)
+    dxy = _check_positive("pixel_spacing", pixel_spacing)
+    dz = _check_positive("slice_spacing", slice_spacing)
+    try:
+        na_f = float(na)
+        sa = float(spherical_aberration)
+    except (TypeError, ValueError):
+        raise TypeError("na and spherical_aberration must be numbers") from None
+    if not math.isfinite(sa):
+        raise ValueError(f"spherical_aberration must be finite, got {spherical_aberration!r}")
+    if not math.isfinite(na_f) or na_f <= 0:
+        raise ValueError(f"na must be a positive finite number, got {na!r}")
+    if na_f >= n:  # the original returns NaN/Inf here; we refuse in both modes
+        raise ValueError(f"na must be smaller than index ({n:g}); got na={na_f:g}")
+
+    if compat:
+        psf = _compat_psf(width, height, depth, n, na_f, lam, sa, dxy, dz)
+    else:
+        psf = _accurate_psf(width, height, depth, n, na_f, lam, sa, dxy, dz)
+    psf = _normalize(psf, norm, compat)
+    if db:
+        psf = _to_db(psf)
+    return psf
+
+
+# ----------------------------------------------------------------------------------
+# compatible mode
+# ----------------------------------------------------------------------------------
+
+def _simpson_weights(N: int) -> np.ndarray:
+    w = np.empty(N + 1, np.float64)
+    w[1::2] = 4.0
+    w[2::2] = 2.0
+    w[0] = 0.0  # the integrand is 0 at u = 0
+    w[N] = 1.0
+    return w
+
+
+def _compat_psf(W, H, D, n, na, lam, sa, dxy, dz) -> np.ndarray:
+    K = 2.0 * math.pi * n / lam
+    U = math.tan(math.asin(na / n))
+    ic, jc, kc = W // 2, H // 2, D // 2
+    rmax = 2 + int(math.floor(math.sqrt(ic * ic + jc * jc)))
+    rho = np.arange(rmax, dtype=np.float64) * dxy
+    prof = np.empty((D, rmax), np.float32)
+    for k in range(D):
+        z = (k - kc) * dz
+        cycles = _quirks.q1_cycles(K, rho, z, sa, U)
+        for c in np.unique(cycles):
+            sel = np.nonzero(cycles == c)[0]
+            N = 16 * int(c)
+            h = U / N
+            m = np.arange(N + 1, dtype=np.float64)
+            u = m * h
+            t = m / N
+            s = 1.0 / np.sqrt(1.0 + u * u)
+            phase = K * (z + sa * (t * t) * (t * t)) * s
+            expo = np.exp(1j * phase) * (_simpson_weights(N) * u)
+            arg = K * rho[sel, None] * u[None, :] * s[None, :]
+            S = (_quirks.j0_abramowitz_stegun(arg) @ expo) / 2.0
+            prof[k, sel] = (h * h * (S.real ** 2 + S.imag ** 2) / 9.0).astype(np.float32)
+    return _quirks.q2_profile_to_image(prof, W, H)
+
+
+# ----------------------------------------------------------------------------------
+# accurate mode
+# ----------------------------------------------------------------------------------
+
+def _debye_intensity(rho: np.ndarray, z: np.ndarray, K: float, U: float, sa: float, nodes: int) -> np.ndarray:
+    """I(ρ, z) on the outer product of radii and depths, Gauss–Legendre in u."""
+    x, w = roots_legendre(nodes)
+    u = (x + 1.0) * (U / 2.0)
+    w = w * (U / 2.0)
+    s = 1.0 / np.sqrt(1.0 + u * u)
+    t4 = (u / U) ** 4
+    bessel = _j0_exact(K * rho[:, None] * (u * s)[None, :]) * (w * u)[None, :]
+    expo = np.exp(1j * K * (z[None, :] + sa * t4[:, None]) * s[:, None])
+    amp = 0.5 * (bessel @ expo)
+    return amp.real ** 2 + amp.imag ** 2
+
+
+def _accurate_psf(W, H, D, n, na, lam, sa, dxy, dz) -> np.ndarray:
+    K = 2.0 * math.pi * n / lam
+    U = math.tan(math.asin(na / n))
+    ic, jc, kc = W // 2, H // 2, D // 2
+    di = np.arange(W) - ic
+    dj = np.arange(H) - jc
+    r2 = dj[:, None] ** 2 + di[None, :] ** 2
+    uniq, inverse = np.unique(r2, return_inverse=True)
+    rho = np.sqrt(uniq.astype(np.float64)) * dxy
+    z = (np.arange(D) - kc) * dz
+    if sa == 0.0:  # I(ρ, z) = I(ρ, −z): compute |z| once
+        zu, zinv = np.unique(np.abs(z), return_inverse=True)
+    else:
+        zu, zinv = z, np.arange(D)
+    # node count from the number of oscillations of the integrand, then refine
+    sin_max = U / math.sqrt(1 + U * U)
+    cos_max = 1 / math.sqrt(1 + U * U)
+    cycles = K * rho.max(initial=0.0) * sin_max / math.pi + K * (np.abs(zu).max(initial=0.0) + abs(sa)) * (
+        1 - cos_max) / (2 * math.pi)
+    nodes = int(64 + 6 * cycles)
+    prof = _debye_intensity(rho, zu, K, U, sa, nodes)
+    for _ in range(6):
+        finer = _debye_intensity(rho, zu, K, U, sa, int(nodes * 1.5))
+        err = np.abs(finer - prof).max() / finer.max()
+        prof, nodes = finer, int(nodes * 1.5)
+        if err < 1e-9:
+            break
+    img = prof[inverse.reshape(H, W)]  # (H, W, nz)
+    return np.ascontiguousarray(np.moveaxis(img, -1, 0)[zinv])  # float64 (D, H, W)
+
+
+# ----------------------------------------------------------------------------------
+# normalisation and dB (shared)
+# ----------------------------------------------------------------------------------
+
+def _normalize(psf: np.ndarray, norm: Normalization, compat: bool) -> np.ndarray:
+    if not compat:
+        if norm is Normalization.SUM:
+            out = psf / psf.sum()
+        else:
+            out = psf / psf.max() * (255.0 if norm is Normalization.PEAK255 else 1.0)
+        return out.astype(np.float32)
+    psf = psf.astype(np.float32, copy=False)
+    if norm is Normalization.SUM:
+        area = _quirks.float32_sequential_sum(psf)
+        return (psf / area).astype(np.float32)
+    peak = np.float32(psf.max())
+    if norm is Normalization.PEAK:
+        return (psf * (np.float32(1.0) / peak)).astype(np.float32)
+    out = (psf * (np.float32(255.0) / peak)).astype(np.float32)
+    np.minimum(out, np.float32(255.0), out=out)
+    return out
+
+
+def _to_db(psf: np.ndarray) -> np.ndarray:
+    v = psf.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        db = 10.0 * np.log(v) / math.log(10.0)
+    return np.where(v > 1e-9, db, -90.0).astype(np.float32)

@@ -1,0 +1,129 @@
+"""The CLI: generated options, outputs with calibration and sidecars, one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import load
+from fijidecon.calibration import Calibration
+from fijidecon.cli import main
+from fijidecon.io import read_image, write_image
+
+PSF_A_ARGS = ["--width", "32", "--height", "32", "--depth", "16", "--index", "1.33", "--na", "1.2",
+              "--wavelength", "520", "--pixel-spacing", "100", "--slice-spacing", "250"]
+
+
+def run_cli(*args):
+    """Run the installed console script in a subprocess (what a user runs)."""
+    return subprocess.run([sys.executable, "-m", "fijidecon.cli", *map(str, args)], capture_output=True, text=True)
+
+
+def test_psf_diffraction_writes_calibrated_tiff_and_sidecar(tmp_path):
+    out = tmp_path / "psf.tif"
+    r = run_cli("psf", "diffraction", *PSF_A_ARGS, "-o", out)
+    assert r.returncode == 0, r.stderr
+    psf, cal = read_image(out)
+    np.testing.assert_array_equal(psf, load("psfA_32x32x16.npy"))
+    assert cal.unit == "nm" and cal.voxel_size() == pytest.approx((250, 100, 100))
+    meta = json.loads((tmp_path / "psf.tif.json").read_text())
+    assert meta["parameters"]["na"] == 1.2 and meta["parameters"]["compat"] is True
+    assert meta["fijidecon_version"]
+
+
+def test_deconvolve_iterative3d_end_to_end(tmp_path):
+    cal = Calibration.make("ZYX", unit="nm", Z=250, Y=100, X=100)
+    write_image(tmp_path / "img.tif", load("input3d_40x36x12.npy"), cal)
+    write_image(tmp_path / "psf.tif", load("psfA_32x32x16.npy"))
+    out = tmp_path / "res.tif"
+    r = run_cli("deconvolve", "iterative3d", tmp_path / "img.tif", tmp_path / "psf.tif", "-o", out)
+    assert r.returncode == 0, r.stderr
+    res, rcal = read_image(out)
+    ref = load("decon_R1_defaults.npy")
+    assert np.max(np.abs(res - ref)) <= 1e-4 * np.max(np.abs(ref))
+    assert rcal == cal  # calibration of the input kept
+    meta = json.loads((tmp_path / "res.tif.json").read_text())
+    assert meta["result"]["iterations"] == 74 and len(meta["result"]["log"]) == 75
+    assert {i["parameter"] for i in meta["inputs"]} == {"image", "psf"}
+    assert all(len(i["sha256"]) == 64 for i in meta["inputs"])
+    assert meta["timings_s"]["compute"] > 0
+    assert "74 iterations" in r.stderr
+
+
+def test_options_reach_the_core(tmp_path):
+    write_image(tmp_path / "img.tif", load("input3d_40x36x12.npy"))
+    write_image(tmp_path / "psf.tif", load("psfA_32x32x16.npy"))
+    r = run_cli("deconvolve", "iterative3d", tmp_path / "img.tif", tmp_path / "psf.tif", "-o", tmp_path / "r.tif",
+                "--normalize", "--gamma", "0.001", "--no-anti-ringing", "--max-iterations", "25",
+                "--terminate", "-1000", "-q")
+    assert r.returncode == 0, r.stderr
+    ref = load("decon_R2_wiener0.001_norm_noAR_fixed25.npy")
+    res, _ = read_image(tmp_path / "r.tif")
+    assert np.max(np.abs(res - ref)) <= 1e-4 * np.max(np.abs(ref))
+    r = run_cli("deconvolve", "iterative3d", tmp_path / "img.tif", tmp_path / "psf.tif", "-o", tmp_path / "i.tif",
+                "--mode", "improved", "--max-iterations", "5", "-q")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "i.tif.json").read_text())["parameters"]["compat"] is False
+
+
+def test_never_overwrites_and_errors_are_one_line(tmp_path):
+    out = tmp_path / "psf.tif"
+    out.write_bytes(b"precious")
+    r = run_cli("psf", "diffraction", *PSF_A_ARGS, "-o", out)
+    assert r.returncode != 0
+    assert out.read_bytes() == b"precious"
+    assert r.stderr.strip().count("\n") == 0 and "exists" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("psf", "diffraction", *PSF_A_ARGS, "-o", out, "--overwrite", "-q")
+    assert r.returncode == 0 and out.read_bytes() != b"precious"
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["psf", "diffraction", "--na", "1.5", "--index", "1.33", "--width", "8", "--height", "8", "--depth", "2"],
+     "na must be smaller than index"),
+    (["psf", "diffraction", "--pixel-spacing", "0", "--width", "8", "--height", "8", "--depth", "2"],
+     "pixel_spacing"),
+    (["psf", "diffraction", "--width", "0"], "width"),
+    (["psf", "diffraction", "--normalization", "max"], "normalization"),
+])
+def test_bad_psf_options(tmp_path, args, needle):
+    r = run_cli(*args, "-o", tmp_path / "p.tif")
+    assert r.returncode == 2
+    assert needle in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "p.tif").exists()
+
+
+def test_bad_deconvolution_inputs(tmp_path):
+    write_image(tmp_path / "img.tif", load("input3d_40x36x12.npy"))
+    write_image(tmp_path / "zero.tif", np.zeros((8, 8, 8), np.float32))
+    write_image(tmp_path / "big.tif", np.ones((4, 64, 64), np.float32))
+    (tmp_path / "junk.tif").write_text("junk")
+    cases = [("zero.tif", "psf is all zero"), ("big.tif", "psf is larger than the image"),
+             ("junk.tif", "not a readable TIFF"), ("missing.tif", "does not exist")]
+    for psf, needle in cases:
+        r = run_cli("deconvolve", "iterative3d", tmp_path / "img.tif", tmp_path / psf, "-o", tmp_path / "o.tif")
+        assert r.returncode == 2, (psf, r.stderr)
+        assert needle in r.stderr, (psf, r.stderr)
+        assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
+        assert not (tmp_path / "o.tif").exists()
+
+
+def test_main_returns_status_in_process(tmp_path, capsys):
+    assert main(["psf", "diffraction", "--width", "-1", "-o", str(tmp_path / "p.tif")]) == 2
+    assert "width" in capsys.readouterr().err
+
+
+def test_demo_writes_the_main_job(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "fijidecon.cli", "demo", "-o", str(tmp_path / "d")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    for name in ("psf.tif", "deconvolved.tif", "demo.png", "deconvolved.tif.json"):
+        assert (tmp_path / "d" / name).stat().st_size > 0
+    png = (tmp_path / "d" / "demo.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    res, cal = read_image(tmp_path / "d" / "deconvolved.tif")
+    assert cal.unit == "nm" and res.shape == (12, 36, 40)
+    r2 = subprocess.run([sys.executable, "-m", "fijidecon.cli", "demo", "-o", str(tmp_path / "d")],
+                        capture_output=True, text=True)
+    assert r2.returncode == 2 and "exists" in r2.stderr
