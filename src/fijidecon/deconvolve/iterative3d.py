@@ -142,8 +142,8 @@ def _lowpass(shape: tuple[int, int, int], fz: float, fxy: float) -> np.ndarray:
     return (gz[:, None, None] * gy[None, :, None]) * gx[None, None, :]
 
 
-def _antiring_alpha(shape, offs, sizes) -> np.ndarray:
-    """Blend weight α of the anti-ringing step: 0 inside the image, ramps in the pad."""
+def _antiring_alpha(shape, offs, sizes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-axis blend weights of the anti-ringing step: 0 inside the image, ramps in the pad."""
     alphas = []
     for N, off, n in zip(shape, offs, sizes):
         c = np.arange(N) - off
@@ -154,8 +154,42 @@ def _antiring_alpha(shape, offs, sizes) -> np.ndarray:
             a[left] = (-c[left]).astype(np.float32) / np.float32(off)
             a[right] = (c[right] - n).astype(np.float32) / np.float32(off)
         alphas.append(a)
-    az, ay, ax = alphas
-    return np.maximum(np.maximum(az[:, None, None], ay[None, :, None]), ax[None, None, :])
+    return tuple(alphas)
+
+
+def _antiring(Yp: np.ndarray, FA: np.ndarray, S: float, offs, sizes) -> np.ndarray:
+    """Anti-ringing (spec §3.3 step 4): Ỹ ← (1−α)·Ỹ + α·(A⊛Ỹ)/S, α = max of the axis ramps.
+
+    Done in place, one z-plane at a time, so no full-size α is made."""
+    B = _fft.irfftn(FA * _fft.rfftn(Yp), Yp.shape)
+    B /= np.float32(S)
+    az, ay, ax = _antiring_alpha(Yp.shape, offs, sizes)
+    ayx = np.maximum(ay[:, None], ax[None, :])
+    for k in range(Yp.shape[0]):
+        alpha = np.maximum(ayx, az[k])
+        plane = B[k]
+        plane -= Yp[k]
+        plane *= alpha
+        Yp[k] += plane  # (1−α)·Ỹ + α·B/S, as Ỹ + α·(B/S − Ỹ)
+    return Yp
+
+
+def _wiener(FA: np.ndarray, Yp: np.ndarray, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Wiener preconditioning (step 5) with the Hartley factor ½ (D4), in float32.
+
+    Returns the real spectrum F_A' = P/(2(P+γM)) and the filtered data
+    IDFT(conj(F_A)·F_Ỹ/(2(P+γM)))."""
+    P = np.abs(FA)
+    P *= P
+    denom = P + np.float32(gamma * float(P.max()))
+    denom *= 2
+    FY = _fft.rfftn(Yp)
+    FY *= np.conj(FA)
+    FY /= denom
+    Yw = _fft.irfftn(FY, Yp.shape)
+    del FY
+    P /= denom
+    return P, Yw
 
 
 def _pad_data(Y: np.ndarray, shape, offs) -> np.ndarray:
@@ -321,20 +355,11 @@ def _run_compat(Y, A, normalize, gamma, fxy, fz, n_max, T, anti_ringing, detect,
     FA = _fft.rfftn(Ap)
 
     if anti_ringing:  # step 4, with the original PSF and its signed sum S (D12)
-        B = _fft.irfftn(FA * _fft.rfftn(Yp), shape)
-        alpha = _antiring_alpha(shape, offs, sizes)
-        Yp = ((np.float32(1.0) - alpha) * Yp + alpha * (B / S)).astype(np.float32)
-        del B, alpha
+        Yp = _antiring(Yp, FA, S, offs, sizes)
 
     if gamma > WIENER_THRESHOLD:  # step 5, with the Hartley factor 1/2 (D4)
-        P = (FA.real.astype(np.float64) ** 2 + FA.imag.astype(np.float64) ** 2)
-        denom = 2.0 * (P + gamma * P.max())
-        FY = _fft.rfftn(Yp)
-        FYw = (np.conj(FA) * FY / denom).astype(np.complex64)
-        FAw = (P / denom).astype(np.float32)
-        Yp = _fft.irfftn(FYw, shape).astype(np.float32)
+        FAw, Yp = _wiener(FA, Yp, gamma)
         As = _fft.irfftn(FAw, shape)
-        del P, denom, FY, FYw
     else:
         FAw = FA
         As = Ap
@@ -355,6 +380,7 @@ def _run_compat(Y, A, normalize, gamma, fxy, fz, n_max, T, anti_ringing, detect,
     iterations, reason = n_max, ("max_iterations" if n_max else "filters_only")
     t1 = time.perf_counter()
     FX = _fft.rfftn(X)
+    X = None  # only its spectrum is needed from here on
     if n_max:
         kept = np.empty(shape, bool)
         buf = np.empty_like(FX)
@@ -375,6 +401,7 @@ def _run_compat(Y, A, normalize, gamma, fxy, fz, n_max, T, anti_ringing, detect,
         d_future = pool.submit(_quirks.float32_sequential_sum_inplace, delta)
         Psum = _quirks.float32_sequential_sum(X[crop])  # g. Σ X over the crop
         FX = _fft.rfftn(X)  # the next iteration's transform (also used at the end)
+        X = None  # free it before the next inverse transform allocates a new one
         D = d_future.result()
         del delta
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -429,17 +456,10 @@ def _run_improved(Y, A, normalize, gamma, fxy, fz, n_max, T, anti_ringing, detec
     Yp = _pad_data(Y, shape, offs)
     FA = _fft.rfftn(_pad_psf(A, shape))
     if anti_ringing:
-        B = _fft.irfftn(FA * _fft.rfftn(Yp), shape)
-        alpha = _antiring_alpha(shape, offs, sizes)
-        Yp = ((np.float32(1.0) - alpha) * Yp + alpha * (B / np.float32(S))).astype(np.float32)
-        del B, alpha
+        Yp = _antiring(Yp, FA, S, offs, sizes)
     if gamma > WIENER_THRESHOLD:
-        P = FA.real.astype(np.float64) ** 2 + FA.imag.astype(np.float64) ** 2
-        denom = 2.0 * (P + gamma * P.max())
-        Yp = _fft.irfftn((np.conj(FA) * _fft.rfftn(Yp) / denom).astype(np.complex64), shape).astype(np.float32)
-        FAw = (P / denom).astype(np.float32)
+        FAw, Yp = _wiener(FA, Yp, gamma)
         a_sum = float(np.abs(_fft.irfftn(FAw, shape)).sum(dtype=np.float64))
-        del P, denom
     else:
         FAw = FA
         a_sum = float(np.abs(A).sum(dtype=np.float64))
