@@ -127,3 +127,19 @@ def test_demo_writes_the_main_job(tmp_path):
     r2 = subprocess.run([sys.executable, "-m", "fijidecon.cli", "demo", "-o", str(tmp_path / "d")],
                         capture_output=True, text=True)
     assert r2.returncode == 2 and "exists" in r2.stderr
+
+
+def test_psf_beads_takes_the_image_calibration_and_writes_the_resampled_one(tmp_path):
+    from fijidecon.psf import gaussian
+
+    bead = gaussian((16, 48, 48), (600.0, 250.0, 250.0), (200.0, 65.0, 65.0), normalize="peak")
+    img = (100 + 1000 * np.roll(bead, (0, 3, -5), axis=(0, 1, 2))).astype(np.uint16)
+    write_image(tmp_path / "beads.tif", img, Calibration.make("ZYX", unit="nm", Z=200, Y=65, X=65))
+    out = tmp_path / "psf.tif"
+    r = run_cli("psf", "beads", tmp_path / "beads.tif", "--target-pixel-size", "130", "--target-slice-spacing",
+                "200", "--width", "16", "--height", "16", "--depth", "12", "-o", out, "-q")
+    assert r.returncode == 0, r.stderr
+    psf, cal = read_image(out)
+    assert cal.unit == "nm" and cal.voxel_size() == pytest.approx((200, 130, 130))
+    assert psf.shape == (12, 16, 16)
+    assert np.unravel_index(np.argmax(psf), psf.shape) == (6, 8, 8)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 import os
 import sys
 import time
@@ -88,8 +89,25 @@ def _result_record(result: Any) -> dict[str, Any]:
     return rec
 
 
-def _output_calibration(cmd: Command, values: dict[str, Any], inputs: list[tuple[np.ndarray, Calibration]],
-                        unit: str | None, ndim: int) -> Calibration:
+def accepts(func: Any, name: str) -> bool:
+    """Whether ``func`` takes a keyword argument ``name``."""
+    try:
+        return name in inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def output_calibration(cmd: Command, values: dict[str, Any], inputs: list[tuple[np.ndarray, Calibration]],
+                       unit: str | None, ndim: int, result: Any = None) -> Calibration:
+    """The calibration to write with a command's result.
+
+    In order: a result that knows its own voxel size (``result.voxel_size``, e.g. a
+    resampled bead PSF) with the input's unit; the spacings named in the description's
+    ``extras["spacing"]`` with ``unit``; the first image input's calibration."""
+    own = getattr(result, "voxel_size", None)
+    if own is not None and len(own) == ndim and ndim <= 3:
+        base_unit = inputs[0][1].unit if inputs else (unit or "pixel")
+        return Calibration.make("ZYX"[-ndim:], unit=base_unit, **dict(zip("ZYX"[-ndim:], map(float, own))))
     spacing_params = cmd.extras.get("spacing")
     if spacing_params:
         z, y, x = (float(values[name]) for name in spacing_params)
@@ -152,6 +170,8 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
                         "sha256": io.sha256_file(kw[p.name]), "shape": list(arr.shape), "dtype": str(arr.dtype),
                         "calibration": dataclasses.asdict(cal)})
     func = cmd.load()
+    if inputs and accepts(func, "calibration"):
+        kwargs["calibration"] = inputs[0][1]
     total = cmd.extras.get("progress")
     t0 = time.perf_counter()
     bars: list[Any] = []  # created at the first iteration, so a failed set-up prints one line only
@@ -172,7 +192,7 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
             bar.__exit__(None, None, None)
     t1 = time.perf_counter()
     image = result if isinstance(result, np.ndarray) else result.image
-    cal = _output_calibration(cmd, values, inputs, unit, image.ndim)
+    cal = output_calibration(cmd, values, inputs, unit, image.ndim, result)
     io.write_image(out, image, cal, overwrite=overwrite,
                    description={"fijidecon": __version__, "command": cmd.title})
     t2 = time.perf_counter()
@@ -180,7 +200,7 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
         "fijidecon_version": __version__,
         "command": cmd.title,
         "cli": " ".join(sys.argv[1:]) if sys.argv else "",
-        "parameters": {k: v for k, v in kwargs.items() if k != "callback"},
+        "parameters": {k: v for k, v in kwargs.items() if k not in ("callback", "calibration")},
         "inputs": records,
         "output": {"path": os.path.abspath(out), "shape": list(image.shape), "dtype": str(image.dtype),
                    "calibration": dataclasses.asdict(cal)},

@@ -10,7 +10,7 @@ import importlib
 
 from ._model import Command, Param, macro_key
 
-_MODULES = ("dougherty", "modern")
+_MODULES = ("dougherty", "modern_psf", "modern_deconv")
 
 
 def all_commands() -> tuple[Command, ...]:

@@ -1,0 +1,137 @@
+"""Flat-argument entry points of the modern PSF commands (ImageJ menus, macros, CLI).
+
+The ImageJ dialogs, macro options and CLI options carry one scalar per field, while the
+core functions take shapes and per-axis tuples.  These thin wrappers translate (stack
+size ``width × height × depth``, lateral/axial spacings, ``0 = automatic`` sentinels)
+and call :func:`~fijidecon.psf.gaussian`, :func:`~fijidecon.psf.lorentzian`,
+:func:`~fijidecon.psf.widefield` and :func:`~fijidecon.psf.psf_from_beads`.  A stack
+depth of 1 gives a 2-D PSF.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .beads import BeadPSF, psf_from_beads
+from .idealized import gaussian, lorentzian
+from .widefield import widefield
+
+__all__ = ["gaussian_psf", "lorentzian_psf", "widefield_psf", "beads_psf"]
+
+
+def _int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool):
+        raise TypeError(f"{name}: expected an int, got {value!r}")
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: expected an int, got {value!r}") from None
+    if f != int(f) or f < minimum:
+        raise ValueError(f"{name}: expected a whole number >= {minimum}, got {value!r}")
+    return int(f)
+
+
+def _spacing(name: str, value: Any, calibration: Any, axis: str) -> float:
+    """A spacing; 0 means 'from the image calibration' (which must then be known)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: expected a number, got {value!r}") from None
+    if v < 0 or v != v:
+        raise ValueError(f"{name}: must be > 0, or 0 to take it from the image calibration; got {value!r}")
+    if v > 0:
+        return v
+    if calibration is not None and calibration.is_calibrated():
+        return float(calibration.get(axis))
+    raise ValueError(f"{name}: 0 means 'from the image calibration', but the image has none; give the spacing")
+
+
+def _stack(width, height, depth):
+    w, h, d = _int("width", width, 1), _int("height", height, 1), _int("depth", depth, 1)
+    return (h, w) if d == 1 else (d, h, w)
+
+
+def _idealized(func, width, height, depth, fwhm_xy, fwhm_z, pixel_spacing, slice_spacing, centre, normalize,
+               oversample):
+    shape = _stack(width, height, depth)
+    if len(shape) == 2:
+        fwhm, vox = (fwhm_xy, fwhm_xy), (pixel_spacing, pixel_spacing)
+    else:
+        fwhm, vox = (fwhm_z, fwhm_xy, fwhm_xy), (slice_spacing, pixel_spacing, pixel_spacing)
+    return func(shape, fwhm, vox, centre=centre, normalize=normalize, oversample=_int("oversample", oversample, 1))
+
+
+def gaussian_psf(width: int = 64, height: int = 64, depth: int = 32, *, fwhm_xy: float = 250.0,
+                 fwhm_z: float = 700.0, pixel_spacing: float = 65.0, slice_spacing: float = 200.0,
+                 centre: str = "fft", normalize: str = "sum", oversample: int = 1) -> np.ndarray:
+    """:func:`~fijidecon.psf.gaussian` on a ``depth × height × width`` stack (lengths in one unit)."""
+    return _idealized(gaussian, width, height, depth, fwhm_xy, fwhm_z, pixel_spacing, slice_spacing, centre,
+                      normalize, oversample)
+
+
+def lorentzian_psf(width: int = 64, height: int = 64, depth: int = 32, *, fwhm_xy: float = 250.0,
+                   fwhm_z: float = 700.0, pixel_spacing: float = 65.0, slice_spacing: float = 200.0,
+                   centre: str = "fft", normalize: str = "sum", oversample: int = 1) -> np.ndarray:
+    """:func:`~fijidecon.psf.lorentzian` on a ``depth × height × width`` stack."""
+    return _idealized(lorentzian, width, height, depth, fwhm_xy, fwhm_z, pixel_spacing, slice_spacing, centre,
+                      normalize, oversample)
+
+
+def widefield_psf(width: int = 64, height: int = 64, depth: int = 32, *, na: float = 1.4,
+                  wavelength_nm: float = 520.0, immersion_index: float = 1.515, sample_index: float = 1.515,
+                  depth_nm: float = 0.0, pixel_size_nm: float = 65.0, slice_spacing_nm: float = 200.0,
+                  apodization: str = "aplanatic", oversample: int = 3, axial_origin: str = "nominal",
+                  centre: str = "fft", normalize: str = "sum") -> np.ndarray:
+    """:func:`~fijidecon.psf.widefield` on a ``depth × height × width`` stack."""
+    shape = _stack(width, height, depth)
+    vox = (pixel_size_nm, pixel_size_nm) if len(shape) == 2 else (slice_spacing_nm, pixel_size_nm, pixel_size_nm)
+    return widefield(shape, voxel_size_nm=vox, na=na, wavelength_nm=wavelength_nm, immersion_index=immersion_index,
+                     sample_index=sample_index, depth_nm=depth_nm, apodization=apodization,
+                     oversample=_int("oversample", oversample, 1), axial_origin=axial_origin, centre=centre,
+                     normalize=normalize)
+
+
+def beads_psf(image: np.ndarray, *, pixel_size: float = 0.0, slice_spacing: float = 0.0,
+              target_pixel_size: float = 0.0, target_slice_spacing: float = 0.0, width: int = 0, height: int = 0,
+              depth: int = 0, threshold: float = 0.25, max_beads: int = 0, reject_saturated: bool = False,
+              register: bool = True, normalize: str = "sum", calibration: Any = None) -> BeadPSF:
+    """:func:`~fijidecon.psf.psf_from_beads` with scalar spacings; ``0`` means automatic.
+
+    ``pixel_size = 0`` / ``slice_spacing = 0`` take the spacing from ``calibration`` (a
+    :class:`fijidecon.calibration.Calibration` of the image, passed by the ImageJ bridge
+    or the CLI when they have one; an error without it); ``target_* = 0`` keeps the
+    image's spacing; ``width = height = depth = 0`` takes the
+    largest box around the brightest bead (otherwise all three must be given, ``depth``
+    ignored for a 2-D image); ``max_beads = 0`` uses every accepted bead.
+    """
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"image: expected a numpy array, got {type(image).__name__}")
+    image = np.squeeze(image) if image.ndim > 3 else image
+    nd = image.ndim
+    pixel_size = _spacing("pixel_size", pixel_size, calibration, "X")
+    slice_spacing = _spacing("slice_spacing", slice_spacing, calibration, "Z") if nd == 3 else 1.0
+    vox = (pixel_size, pixel_size) if nd == 2 else (slice_spacing, pixel_size, pixel_size)
+    tp = float(target_pixel_size) if target_pixel_size else None
+    ts = float(target_slice_spacing) if target_slice_spacing else None
+    for name, v in (("target_pixel_size", target_pixel_size), ("target_slice_spacing", target_slice_spacing)):
+        if v is not None and float(v) < 0:
+            raise ValueError(f"{name}: must be >= 0 (0 = unchanged), got {v!r}")
+    tgt = None
+    if tp is not None or ts is not None:
+        tp = tp or float(pixel_size)
+        ts = ts or float(slice_spacing)
+        tgt = (tp, tp) if nd == 2 else (ts, tp, tp)
+    sizes = [_int("width", width, 0), _int("height", height, 0), _int("depth", depth, 0)]
+    if nd == 2:
+        sizes = sizes[:2]
+    if all(s == 0 for s in sizes):
+        shape = None
+    elif any(s == 0 for s in sizes):
+        raise ValueError("width: give width, height and depth (for a 3-D image) together, or all 0 for automatic")
+    else:
+        shape = (sizes[1], sizes[0]) if nd == 2 else (sizes[2], sizes[1], sizes[0])
+    mb = _int("max_beads", max_beads, 0) or None
+    return psf_from_beads(image, vox, target_voxel_size=tgt, shape=shape, threshold=threshold, max_beads=mb,
+                          reject_saturated=bool(reject_saturated), register=bool(register), normalize=normalize)

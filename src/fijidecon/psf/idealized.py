@@ -1,0 +1,210 @@
+"""Idealized PSFs: a Gaussian or a Lorentzian peak of given FWHM, in 1, 2 or 3 dimensions.
+
+These are the Imspector recipes ("Creating an idealized PSF" in the Imspector
+deconvolution notes), with the stack offset at minus half the stack so that the origin
+is the centre:
+
+* Gaussian   ``2 ** (-(x² + y² + z²) / (a/2)²)``   — FWHM ``a``;
+* Lorentzian ``1 / ((x² + y² + z²) / (a/2)² + 1)`` — FWHM ``a`` along each axis.
+
+Here each axis may have its own FWHM (``a`` becomes ``a_i`` inside the sum), all
+lengths are in one physical unit of your choice (the FWHM and the voxel size must use
+the same unit), and the peak sits at the centre given by ``centre``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ._grid import (
+    axis_coords,
+    check_centre,
+    check_dtype,
+    check_normalize,
+    check_shape,
+    normalize_array,
+    per_axis,
+)
+
+__all__ = ["gaussian", "lorentzian"]
+
+
+def _subvoxel_offsets(oversample: Any) -> np.ndarray:
+    if isinstance(oversample, bool) or not isinstance(oversample, (int, np.integer)):
+        raise TypeError(f"oversample: expected an odd int >= 1, got {oversample!r}")
+    if oversample < 1 or oversample % 2 == 0:
+        raise ValueError(f"oversample: expected an odd int >= 1, got {oversample!r}")
+    m = int(oversample)
+    return (np.arange(m) - (m - 1) / 2.0) / m
+
+
+def _prepare(shape, fwhm, voxel_size, centre, normalize, dtype, oversample):
+    shape = check_shape(shape)
+    nd = len(shape)
+    fwhm_t = per_axis(fwhm, nd, "fwhm")
+    vox_t = per_axis(voxel_size, nd, "voxel_size")
+    centre = check_centre(centre)
+    normalize = check_normalize(normalize)
+    dt = check_dtype(dtype)
+    sub = _subvoxel_offsets(oversample)
+    # scaled coordinates u_i = x_i / (a_i / 2) at every sub-voxel position, shape (n_i, m)
+    scaled = []
+    for n, a, d in zip(shape, fwhm_t, vox_t):
+        x = axis_coords(n, d, centre)[:, None] + sub[None, :] * d
+        scaled.append(x / (a / 2.0))
+    return shape, scaled, normalize, dt
+
+
+def gaussian(
+    shape: Sequence[int],
+    fwhm: float | Sequence[float],
+    voxel_size: float | Sequence[float] = 1.0,
+    *,
+    centre: str = "fft",
+    normalize: str | None = "sum",
+    oversample: int = 1,
+    dtype: Any = np.float32,
+) -> np.ndarray:
+    """A Gaussian PSF of given full width at half maximum on a 1-, 2- or 3-D grid.
+
+    The value at a voxel whose centre is at ``x`` (a vector of physical offsets from the
+    origin) is ``2 ** -sum_i (x_i / (a_i / 2))²`` before normalization, where ``a_i``
+    is the FWHM along axis ``i`` — the Imspector formula, so the profile along each axis
+    falls to half its peak at ``±a_i / 2``.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Output shape in numpy order, ``(nx,)``, ``(ny, nx)`` or ``(nz, ny, nx)``.
+    fwhm : float or sequence of float
+        Full width at half maximum, one value for all axes or one per axis (numpy order),
+        in the same physical unit as ``voxel_size``.
+    voxel_size : float or sequence of float, default 1.0
+        Voxel size per axis (numpy order), same unit as ``fwhm``.  With the default, the
+        FWHM is in voxels.
+    centre : {"fft", "middle"}, default "fft"
+        Where the origin (the peak) is: ``"fft"`` at index ``n // 2`` on every axis (the
+        convention of Diffraction PSF 3D and of the deconvolution functions;
+        ``numpy.fft.ifftshift`` moves it to index 0), ``"middle"`` at ``(n - 1) / 2``
+        (between two voxels for even ``n``; symmetric array).
+    normalize : {"sum", "peak", None}, default "sum"
+        ``"sum"``: the voxels sum to 1; ``"peak"``: the maximum is 1 (Imspector's
+        normalization); ``None``: the raw formula (1 at the origin).
+    oversample : int, default 1
+        Odd number of sub-samples per voxel and axis.  With ``oversample > 1`` each voxel
+        is the mean of the formula over ``oversample**ndim`` points spread evenly over
+        the voxel (an approximation of the voxel integral).
+    dtype : float dtype, default float32
+        Output dtype; the computation is done in float64.
+
+    Returns
+    -------
+    numpy.ndarray
+        Array of ``shape`` and ``dtype``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Non-positive or non-finite ``fwhm``/``voxel_size``, a bad ``shape``, ``centre``,
+        ``normalize``, ``oversample`` or a non-float ``dtype``; the message names the
+        parameter.
+
+    References
+    ----------
+    Abberior Instruments, *Imspector* documentation, "Image Deconvolution — Creating an
+    idealized PSF" (formulas ``2^(-(x^2+y^2)/(a/2)^2)`` and ``1/((x^2+y^2+z^2)/(a/2)^2+1)``).
+
+    Example
+    -------
+    >>> psf = gaussian((32, 64, 64), fwhm=(600.0, 250.0, 250.0), voxel_size=(200.0, 65.0, 65.0))
+    >>> psf.shape, psf.dtype, round(float(psf.sum()), 4)
+    ((32, 64, 64), dtype('float32'), 1.0)
+    >>> tuple(int(i) for i in np.unravel_index(psf.argmax(), psf.shape))
+    (16, 32, 32)
+    """
+    shape, scaled, normalize, dt = _prepare(shape, fwhm, voxel_size, centre, normalize, dtype, oversample)
+    # separable: product of 1-D profiles, each averaged over its sub-samples
+    out = np.ones((), dtype=np.float64)
+    for k, u in enumerate(scaled):
+        prof = np.exp2(-(u * u)).mean(axis=1)
+        out = np.multiply.outer(out, prof) if k else prof
+    out = np.array(out, dtype=np.float64, copy=True).reshape(shape)
+    normalize_array(out, normalize, "Gaussian")
+    return out.astype(dt, copy=False)
+
+
+def lorentzian(
+    shape: Sequence[int],
+    fwhm: float | Sequence[float],
+    voxel_size: float | Sequence[float] = 1.0,
+    *,
+    centre: str = "fft",
+    normalize: str | None = "sum",
+    oversample: int = 1,
+    dtype: Any = np.float32,
+) -> np.ndarray:
+    """A Lorentzian (Cauchy) PSF of given full width at half maximum on a 1-, 2- or 3-D grid.
+
+    The value at a voxel centred at ``x`` is ``1 / (sum_i (x_i / (a_i / 2))² + 1)`` before
+    normalization (the Imspector formula), so the profile along each axis through the
+    origin falls to half its peak at ``±a_i / 2``.  Its tails decay as ``1/r²``, so with
+    ``normalize="sum"`` the result depends noticeably on the grid size (the truncated
+    tails are not in the sum).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Output shape in numpy order, ``(nx,)``, ``(ny, nx)`` or ``(nz, ny, nx)``.
+    fwhm : float or sequence of float
+        Full width at half maximum, one value or one per axis (numpy order), same unit
+        as ``voxel_size``.
+    voxel_size : float or sequence of float, default 1.0
+        Voxel size per axis (numpy order).
+    centre : {"fft", "middle"}, default "fft"
+        Origin at index ``n // 2`` (``"fft"``) or at ``(n - 1) / 2`` (``"middle"``).
+    normalize : {"sum", "peak", None}, default "sum"
+        Sum 1, maximum 1, or the raw formula.
+    oversample : int, default 1
+        Odd number of sub-samples per voxel and axis (voxel averaging).
+    dtype : float dtype, default float32
+        Output dtype; the computation is done in float64.
+
+    Returns
+    -------
+    numpy.ndarray
+        Array of ``shape`` and ``dtype``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`gaussian`.
+
+    References
+    ----------
+    Abberior Instruments, *Imspector* documentation, "Image Deconvolution — Creating an
+    idealized PSF".
+
+    Example
+    -------
+    >>> psf = lorentzian((64, 64), fwhm=0.25, voxel_size=0.05, normalize="peak")
+    >>> float(psf[32, 32]), round(float(psf[32, 32 + 2]), 3)   # 2 voxels = 0.1 = 0.4 FWHM
+    (1.0, 0.61)
+    """
+    shape, scaled, normalize, dt = _prepare(shape, fwhm, voxel_size, centre, normalize, dtype, oversample)
+    nd = len(shape)
+    m = scaled[0].shape[1]
+    # accumulate over the m**nd sub-sample positions (memory stays at one array of shape)
+    out = np.zeros(shape, dtype=np.float64)
+    for idx in np.ndindex(*(m,) * nd):
+        r2 = np.zeros((1,) * nd, dtype=np.float64)
+        for k, u in enumerate(scaled):
+            view = [1] * nd
+            view[k] = shape[k]
+            r2 = r2 + (u[:, idx[k]] ** 2).reshape(view)
+        out += 1.0 / (r2 + 1.0)
+    out /= m**nd
+    out = np.array(out, dtype=np.float64, copy=True)
+    normalize_array(out, normalize, "Lorentzian")
+    return out.astype(dt, copy=False)
