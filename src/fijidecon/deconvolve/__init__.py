@@ -1,5 +1,23 @@
-"""Deconvolution algorithms on one FFT core (numpy/scipy only, no Java)."""
+"""Deconvolution algorithms on one FFT core (numpy/scipy only, no Java).
 
+* :func:`iterative_deconvolve_3d` — the port of OptiNav's Iterative Deconvolve 3D
+* :func:`convolve`, :func:`wiener`, :func:`richardson_lucy` — the modern engine
+"""
+
+from ._fft import use_pyfftw
+from .convolve import convolve
 from .iterative3d import IterativeResult, iterative_deconvolve_3d
+from .richardson_lucy import IterationFigures, RichardsonLucyResult, richardson_lucy
+from .wiener import WienerResult, wiener
 
-__all__ = ["IterativeResult", "iterative_deconvolve_3d"]
+__all__ = [
+    "IterativeResult",
+    "iterative_deconvolve_3d",
+    "convolve",
+    "wiener",
+    "WienerResult",
+    "richardson_lucy",
+    "RichardsonLucyResult",
+    "IterationFigures",
+    "use_pyfftw",
+]

@@ -290,7 +290,8 @@ def iterative_deconvolve_3d(
     >>> psf = diffraction_psf_3d(width=16, height=16, depth=8, index=1.33, na=1.2,
     ...                          wavelength=520, pixel_spacing=100, slice_spacing=250)
     >>> img = np.ones((10, 24, 24), np.float32)
-    >>> res = iterative_deconvolve_3d(img, psf, max_iterations=5, terminate=-1000)
+    >>> res = iterative_deconvolve_3d(img, psf, max_iterations=5, terminate=-1000,
+    ...                               detect_divergence=False)
     >>> res.image.shape, res.image.dtype, res.iterations
     ((10, 24, 24), dtype('float32'), 5)
     """
@@ -324,8 +325,9 @@ def iterative_deconvolve_3d(
         raise ValueError(f"psf must have a positive sum, got {psf_total:g}")
 
     run = _run_compat if compat else _run_improved
-    res = run(Y, A, normalize, gamma, lowpass_xy, lowpass_z, max_iterations, terminate,
-              anti_ringing, detect_divergence, callback, t0)
+    with _fft.reuse_memory():
+        res = run(Y, A, normalize, gamma, lowpass_xy, lowpass_z, max_iterations, terminate,
+                  anti_ringing, detect_divergence, callback, t0)
     out = res.image
     if db:
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -1,0 +1,109 @@
+"""Descriptions of the modern deconvolution commands: Convolve, Wiener, Richardson-Lucy.
+
+Imspector's three "Analysis/Deconvolution" operations on one FFT core
+(:mod:`fijidecon.deconvolve`).  Each label's first word (its macro key) is unique within
+its command: ``image``, ``psf`` (``kernel`` for Convolve), ``edges``, ``iterations``,
+``acceleration``, ``regularization``, ``weight``, ``background``, ``read``, ``stop``,
+``snapshot``, ``recenter``, ``negative``, ``title``.
+
+The core functions of Wiener and Richardson-Lucy return result objects whose
+``.image`` is the output array (both also convert with ``numpy.asarray``).
+"""
+
+from __future__ import annotations
+
+from ._model import Command, Param
+
+_IMAGE = Param("image", "Image", "image", None,
+               help="The image (2D, 3D, or 4D C-Z-Y-X); any pixel type, computed in float32.")
+_PSF = Param("psf", "PSF (same voxel size as the image)", "image", None,
+             help="The PSF, centred near index n div 2; normalised to sum 1, cropped to its support and "
+                  "re-centred by its centroid.")
+_RECENTER = Param("recenter", "Recenter PSF on its centroid", "bool", True,
+                  help="Move the PSF's centroid to its centre voxel (sub-voxel) so the result is not shifted.")
+_TITLE = Param("title", "Title of the result", "string", "Deconvolved", api=False, help="Title of the result window.")
+
+CONVOLVE = Command(
+    id="convolve",
+    title="Convolve (FFT)",
+    dialog_title="Convolve",
+    function="fijidecon.deconvolve:convolve",
+    menu="Plugins>Deconvolution",
+    summary="Convolve an image with a PSF or smoothing kernel (Imspector's Linear ... convolve).",
+    params=(
+        _IMAGE,
+        Param("psf", "Kernel (PSF or smoothing kernel, e.g. a Gaussian PSF)", "image", None,
+              help="The kernel, same dimensionality, normalised to sum 1."),
+        Param("edges", "Edges", "choice", "reflect",
+              choices=(("Mirror", "reflect"), ("Periodic", "periodic"), ("Zero", "constant")),
+              help="How the image continues beyond its border."),
+        _RECENTER,
+        Param("title", "Title of the result", "string", "Convolved", api=False, help="Title of the result window."),
+    ),
+)
+
+WIENER = Command(
+    id="wiener",
+    title="Wiener Deconvolution",
+    dialog_title="Wiener deconvolution",
+    function="fijidecon.deconvolve:wiener",
+    menu="Plugins>Deconvolution",
+    summary="Linear (Wiener) deconvolution; the regularization is chosen automatically and reported.",
+    params=(
+        _IMAGE,
+        _PSF,
+        Param("regularization", "Regularization (auto = Imspector 10% rule, gcv, or a number such as 1e-4)",
+              "string", "auto",
+              help="auto: smallest value whose most negative result stays within 10% of the maximum; gcv: "
+                   "generalised cross-validation; or a number relative to |OTF(0)|^2 = 1."),
+        Param("negative_fraction", "Negative values allowed by auto (fraction of the maximum)", "float", 0.10,
+              decimals=3, minimum=0.001, maximum=0.999, help="Tolerance of the automatic (Imspector) rule."),
+        Param("edges", "Edges", "choice", "reflect", choices=(("Mirror", "reflect"), ("Periodic", "periodic")),
+              help="Mirror padding (less ringing) or periodic (Imspector's behaviour)."),
+        _RECENTER,
+        _TITLE,
+    ),
+)
+
+RICHARDSON_LUCY = Command(
+    id="richardson-lucy",
+    title="Richardson-Lucy Deconvolution",
+    dialog_title="Richardson-Lucy deconvolution",
+    function="fijidecon.deconvolve:richardson_lucy",
+    menu="Plugins>Deconvolution",
+    summary="Richardson-Lucy with non-circulant edges, optional Biggs-Andrews acceleration, TV or Tikhonov "
+            "regularization and a Poisson discrepancy stopping rule.",
+    params=(
+        _IMAGE,
+        _PSF,
+        Param("iterations", "Iterations (maximum if a stop rule is set)", "int", 30, decimals=0, minimum=0,
+              help="Number of iterations; Imspector: normally not above 100."),
+        Param("edges", "Edges", "choice", "non-circulant",
+              choices=(("Non-circulant (Bertero-Boccacci)", "non-circulant"), ("Periodic", "periodic"),
+                       ("Mirror", "reflect")),
+              help="Non-circulant: no ringing at borders (default); periodic: fastest; mirror: padding."),
+        Param("acceleration", "Acceleration", "choice", None,
+              choices=(("None", None), ("Biggs-Andrews", "biggs-andrews")),
+              help="Vector extrapolation: several times fewer iterations for the same result."),
+        Param("regularization", "Regularization", "choice", None,
+              choices=(("None", None), ("Total variation", "tv"), ("Tikhonov (intensity)", "tikhonov")),
+              help="Smooths the result; TV keeps edges."),
+        Param("weight", "Weight of the regularization (TV ~0.002, Tikhonov ~0.01)", "float", 0.002, decimals=4,
+              minimum=0.0, help="Regularization weight (dimensionless)."),
+        Param("background", "Background (same units as the image)", "float", 0.0, decimals=2, minimum=0.0,
+              help="Constant background in the data, added to the model."),
+        Param("read_noise", "Read noise (standard deviation, same units)", "float", 0.0, decimals=2, minimum=0.0,
+              help="Gaussian camera read noise; allows negative pixel values."),
+        Param("stop", "Stop rule", "choice", None,
+              choices=(("None (run all iterations)", None),
+                       ("Discrepancy principle (data in photons)", "discrepancy")),
+              help="Discrepancy: stop when the Poisson deviance reaches its expected value (needs data in "
+                   "photo-electrons: offset subtracted, divided by the gain)."),
+        Param("snapshot_every", "Snapshot every N iterations (0 = off)", "int", 0, decimals=0, minimum=0,
+              help="Keep intermediate results every N iterations (Imspector: save every 10 and choose)."),
+        _RECENTER,
+        _TITLE,
+    ),
+)
+
+COMMANDS = (CONVOLVE, WIENER, RICHARDSON_LUCY)

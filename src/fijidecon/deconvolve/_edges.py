@@ -1,0 +1,170 @@
+"""Input checks, channel handling and the edge models (work-grid geometry).
+
+Edge models
+-----------
+``"non-circulant"`` (Bertero & Boccacci 2005)
+    The object is estimated on a larger grid, ``image + psf_support - 1`` rounded up
+    to a fast FFT length, of which the image is one box; data exist only in that box.
+    The blur is then a true linear convolution of the extended object, nothing wraps
+    around, and objects near (or partly beyond) the border are restored without the
+    ringing that periodic or mirrored edges produce.
+``"periodic"``
+    The image is treated as one period (work grid = image shape, no padding): fastest,
+    exact for data that really are periodic, rings at borders otherwise.
+``"reflect"``
+    The image is mirror-padded (half-sample symmetric) by half the PSF support on each
+    side, rounded up to a fast length, processed periodically and cropped.
+
+References
+----------
+M. Bertero and P. Boccacci, "A simple method for the reduction of boundary effects in
+the Richardson-Lucy approach to image deconvolution", A&A 437, 369-374 (2005).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from . import _fft
+
+EDGES = ("non-circulant", "periodic", "reflect")
+
+
+def as_image(image: object, name: str = "image", allow_negative: bool = True) -> np.ndarray:
+    """Check an image and return it as float32 (no copy when it already is float32)."""
+    a = np.asarray(image)
+    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+        raise TypeError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
+    if np.iscomplexobj(a):
+        raise TypeError(f"{name}: complex images are not supported (got {a.dtype})")
+    if a.size == 0:
+        raise ValueError(f"{name}: empty array of shape {a.shape}")
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name}: contains NaN or infinite values")
+    if not allow_negative:
+        mn = float(a.min())
+        if mn < 0:
+            raise ValueError(
+                f"{name}: Richardson-Lucy needs non-negative data, but the minimum is {mn:g}; subtract less "
+                "background, clip with np.clip(image, 0, None), or pass read_noise= (Gaussian read noise, "
+                "which allows values down to -read_noise**2)")
+    return a
+
+
+def split_channels(image: np.ndarray, psf: object) -> tuple[list[tuple[np.ndarray, object]], bool]:
+    """Pair each channel with its PSF.
+
+    * 2D or 3D image: one PSF of the same dimensionality.
+    * 4D image (C, Z, Y, X): one 3D PSF for all channels, a 4D PSF array with ``C``
+      PSFs, or a list of ``C`` 3D PSFs.
+    * A list/tuple of PSFs always means one PSF per channel along the image's first
+      axis (so a (C, Y, X) stack with a list of 2D PSFs is C 2D images).
+
+    Returns the pairs and whether the image had a channel axis.
+    """
+    if image.ndim not in (2, 3, 4):
+        raise ValueError(f"image: expected a 2D (Y, X), 3D (Z, Y, X) or 4D (C, Z, Y, X) array, got shape {image.shape}")
+    if isinstance(psf, (list, tuple)):
+        if len(psf) != image.shape[0]:
+            raise ValueError(f"psf: {len(psf)} PSFs given for {image.shape[0]} channels (image shape {image.shape})")
+        for i, p in enumerate(psf):
+            if np.ndim(p) != image.ndim - 1:
+                raise ValueError(f"psf: PSF {i} is {np.ndim(p)}D but the channels of image {image.shape} are "
+                                 f"{image.ndim - 1}D (mismatched dimensionality)")
+        return [(image[i], psf[i]) for i in range(image.shape[0])], True
+    p = np.asarray(psf)
+    if image.ndim == 4:
+        if p.ndim == 3:
+            return [(image[i], p) for i in range(image.shape[0])], True
+        if p.ndim == 4 and p.shape[0] == image.shape[0]:
+            return [(image[i], p[i]) for i in range(image.shape[0])], True
+        raise ValueError(f"psf: for a (C, Z, Y, X) image {image.shape} give a 3D PSF, a 4D PSF with "
+                         f"{image.shape[0]} channels or a list of 3D PSFs; got shape {p.shape}")
+    if p.ndim != image.ndim:
+        raise ValueError(f"psf: {p.ndim}D PSF for a {image.ndim}D image (mismatched dimensionality; "
+                         f"psf shape {p.shape}, image shape {image.shape})")
+    return [(image, p)], False
+
+
+def check_edges(edges: str, allowed: Sequence[str] = EDGES) -> str:
+    if not isinstance(edges, str) or edges.lower() not in allowed:
+        raise ValueError(f"edges: expected one of {', '.join(map(repr, allowed))}, got {edges!r}")
+    return edges.lower()
+
+
+def check_support(kernel_shape: tuple[int, ...], image_shape: tuple[int, ...], name: str = "psf") -> None:
+    if any(k > n for k, n in zip(kernel_shape, image_shape)):
+        raise ValueError(f"{name}: its support {kernel_shape} is bigger than the image {image_shape} "
+                         "on some axis; crop the PSF or use a bigger image")
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where the image sits in the work grid.
+
+    ``pad`` gives (before, after) mirror padding per axis (``"reflect"`` only); the
+    data array given to the core then has shape ``image + pad``.  ``box`` is the
+    slice of the work grid that holds the data (``"non-circulant"``: the image at the
+    origin; otherwise the whole grid) and ``crop`` the slice of the work grid holding
+    the image.
+    """
+
+    edges: str
+    image_shape: tuple[int, ...]
+    work_shape: tuple[int, ...]
+    pad: tuple[tuple[int, int], ...]
+
+    @property
+    def data_shape(self) -> tuple[int, ...]:
+        return tuple(n + a + b for n, (a, b) in zip(self.image_shape, self.pad))
+
+    @property
+    def box(self) -> tuple[slice, ...]:
+        return tuple(slice(0, n) for n in self.data_shape)
+
+    @property
+    def full_box(self) -> bool:
+        return self.data_shape == self.work_shape
+
+    @property
+    def crop(self) -> tuple[slice, ...]:
+        return tuple(slice(a, a + n) for n, (a, _) in zip(self.image_shape, self.pad))
+
+    def data(self, image: np.ndarray) -> np.ndarray:
+        """The image as the core sees it (mirror-padded for ``"reflect"``)."""
+        if any(a or b for a, b in self.pad):
+            return np.pad(image, self.pad, mode="symmetric")
+        return image
+
+
+def geometry(edges: str, image_shape: tuple[int, ...], kernel_shape: tuple[int, ...]) -> Geometry:
+    """Work-grid geometry for an edge model (see the module docstring)."""
+    image_shape = tuple(int(n) for n in image_shape)
+    zero = tuple((0, 0) for _ in image_shape)
+    if edges == "periodic":
+        return Geometry(edges, image_shape, image_shape, zero)
+    if edges in ("non-circulant", "constant"):
+        work = tuple(_fft.fast_len(n + k - 1) if n + k - 1 > 1 else 1 for n, k in zip(image_shape, kernel_shape))
+        return Geometry(edges, image_shape, work, zero)
+    if edges == "reflect":
+        pad = []
+        for n, k in zip(image_shape, kernel_shape):
+            p = k // 2
+            if p == 0:
+                pad.append((0, 0))
+                continue
+            p = min(p, n)  # 'symmetric' padding can mirror at most n voxels in one go
+            L = _fft.fast_len(n + 2 * p)
+            e = L - n - 2 * p
+            a, b = p + e // 2, p + e - e // 2
+            if a > n or b > n:  # too much for one mirror: fall back to the minimum padding
+                a = b = p
+            pad.append((a, b))
+        pad_t = tuple(pad)
+        work = tuple(n + a + b for n, (a, b) in zip(image_shape, pad_t))
+        return Geometry(edges, image_shape, work, pad_t)
+    raise ValueError(f"edges: unknown edge model {edges!r}")

@@ -1,0 +1,62 @@
+"""Element-wise work split over threads and cache-sized chunks.
+
+numpy ufuncs release the GIL, so a few threads each walking their share of a big
+array in chunks of ~64 k elements run the element-wise parts of an iteration on all
+cores, and the several passes a step needs stay in cache.  Partial sums are added in a
+fixed order, so results do not depend on thread timing.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Sequence
+
+import numpy as np
+
+from . import _fft
+
+CHUNK = 1 << 16
+_POOL: ThreadPoolExecutor | None = None
+_POOL_N = 0
+
+
+def _pool(n: int) -> ThreadPoolExecutor:
+    global _POOL, _POOL_N
+    if _POOL is None or _POOL_N != n:
+        _POOL = ThreadPoolExecutor(max_workers=n, thread_name_prefix="fijidecon")
+        _POOL_N = n
+    return _POOL
+
+
+def run(n_units: int, fn: Callable[[int, int], Sequence[float] | None], unit_size: int = 1) -> np.ndarray:
+    """Call ``fn(a, b)`` on consecutive unit ranges covering ``[0, n_units)``.
+
+    Each call should touch about :data:`CHUNK` elements (``unit_size`` is the number of
+    elements per unit).  ``fn`` may return a tuple of partial sums; their totals
+    (float64) are returned.
+    """
+    per = max(1, CHUNK // max(1, unit_size))
+    nthreads = min(_fft.n_workers(), max(1, n_units // per))
+    bounds = np.linspace(0, n_units, nthreads + 1).astype(int)
+
+    def work(lo: int, hi: int) -> np.ndarray | None:
+        acc = None
+        for a in range(lo, hi, per):
+            r = fn(a, min(hi, a + per))
+            if r is not None:
+                r = np.asarray(r, dtype=np.float64)
+                acc = r if acc is None else acc + r
+        return acc
+
+    if nthreads == 1:
+        parts = [work(0, n_units)]
+    else:
+        futs = [_pool(nthreads).submit(work, int(bounds[i]), int(bounds[i + 1])) for i in range(nthreads)]
+        parts = [f.result() for f in futs]
+    parts = [p for p in parts if p is not None]
+    if not parts:
+        return np.zeros(0)
+    out = parts[0]
+    for p in parts[1:]:
+        out = out + p
+    return out

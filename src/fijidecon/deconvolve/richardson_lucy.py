@@ -1,0 +1,654 @@
+"""Richardson-Lucy deconvolution: non-circulant edges, acceleration, regularisation, resume.
+
+The estimate ``x`` is updated multiplicatively,
+
+    x <- x / w * H^T( g / (H x + b) )
+
+with ``H`` the blur (convolution with the PSF, normalised to sum 1), ``H^T`` its
+adjoint (correlation), ``g`` the data, ``b`` a constant background and ``w = H^T 1``
+over the data box (1 everywhere for periodic/reflect edges).  It is the
+maximum-likelihood (EM) iteration for Poisson data; it keeps the estimate
+non-negative, and with ``b = 0`` every iterate has ``sum(H x)`` over the data box equal
+to ``sum(g)`` (flux is preserved).
+
+Edges (``edges=``, see :mod:`fijidecon.deconvolve._edges`)
+    ``"non-circulant"`` (default; Bertero & Boccacci 2005) estimates the object on an
+    extended grid ``image + psf_support - 1`` while data exist only in the image box:
+    no wrap-around, no ringing at borders, objects cut by the border are restored.
+    ``"periodic"`` is the classical circulant form (fastest).  ``"reflect"`` mirrors.
+
+Acceleration (``acceleration="biggs-andrews"``)
+    Vector extrapolation of Biggs & Andrews (1997): ``y = x_k + a (x_k - x_{k-1})``
+    with ``a = <g_k, g_{k-1}> / <g_{k-1}, g_{k-1}>`` clipped to [0, 0.95], where ``g`` is
+    the change produced by the last RL step.  Typically 3-10x fewer iterations for the
+    same error (see ``benchmarks/quality.py``) - and as many fewer before RL starts to
+    fit noise, so use fewer iterations or snapshots.
+
+Regularisation (``regularization=``, ``weight=``)
+    ``"tv"``: total variation, Dey et al. (2006): the update is divided by
+    ``w - weight * div(grad x / |grad x|)``; ``weight`` ~ 0.001-0.01 (default 0.002);
+    the gradient uses ``voxel_size`` (normalised to the smallest spacing) so
+    anisotropic voxels are treated correctly.
+    ``"tikhonov"``: intensity (energy) penalty of Conchello & McNally (1996):
+    ``x <- (sqrt(1 + 2 a x') - 1) / a`` with ``x'`` the plain update and
+    ``a = weight / mean(data)`` (dimensionless ``weight``, default 0.01).
+
+Noise model
+    ``background`` is added to the blurred estimate (camera offset already removed,
+    constant background in the same units as the data).  ``read_noise`` (Gaussian
+    read noise, standard deviation in photo-electrons) uses the shifted-Poisson
+    approximation of Snyder et al. (1993): ``read_noise**2`` is added to both data
+    and model, which also makes negative values legal (data + read_noise**2 is
+    clipped at 0).
+
+Stopping (``stop=``)
+    ``None``: run ``iterations`` iterations (Imspector's practice: save snapshots every
+    N iterations and choose; ``snapshot_every=``).
+    ``"discrepancy"``: the discrepancy principle for Poisson data (Bertero et al. 2010):
+    stop at the first iteration whose starting estimate has
+    ``D = (2 / N) * sum(g log(g / m) - g + m) <= 1 + mean(1 / (6 m))`` with
+    ``m = Hx + b``.  For Poisson data the expected ``D`` at the true object is that
+    value (about 1 plus a low-count correction), so iterating beyond it fits noise.
+    Trustworthy **only** if the data are in photo-electrons (offset subtracted,
+    divided by the gain) and the background is modelled; otherwise use snapshots.
+    a float ``tol``: stop when the relative change ``||x_k - x_{k-1}|| / ||x_{k-1}||``
+    drops below ``tol``.  This says the iteration has slowed down, not that the result
+    is optimal (RL slows down long before it stops fitting noise).
+    a callable ``stop(figures) -> bool`` receiving the :class:`IterationFigures`.
+    ``iterations`` is always the upper bound.
+
+References
+----------
+W. H. Richardson, JOSA 62, 55 (1972); L. B. Lucy, AJ 79, 745 (1974).
+M. Bertero, P. Boccacci, A&A 437, 369 (2005) (non-circulant edges).
+D. S. C. Biggs, M. Andrews, Appl. Opt. 36, 1766 (1997) (acceleration).
+N. Dey et al., Microsc. Res. Tech. 69, 260 (2006) (RL with TV).
+J.-A. Conchello, J. G. McNally, Proc. SPIE 2655, 199 (1996) (intensity regularisation).
+D. L. Snyder, A. M. Hammoud, R. L. White, JOSA A 10, 1014 (1993) (read noise).
+M. Bertero, P. Boccacci, G. Talenti, R. Zanella, L. Zanni, Inverse Problems 26,
+105004 (2010) (discrepancy principle for Poisson data).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from . import _edges, _fft, _otf, _par
+
+ACCELERATIONS = (None, "biggs-andrews")
+REGULARIZATIONS = (None, "tv", "tikhonov")
+DEFAULT_WEIGHT = {"tv": 0.002, "tikhonov": 0.01}
+#: Upper bound of the Biggs-Andrews extrapolation factor.
+ALPHA_MAX = 0.95
+#: Voxels of the extended grid with ``w = H^T 1 <`` this are not observed and kept at 0.
+W_MIN = 1e-3
+
+
+@dataclass(frozen=True)
+class IterationFigures:
+    """Figures recorded for one iteration.
+
+    Attributes
+    ----------
+    iteration:
+        Iteration number (counting from the very first run when resumed).
+    relative_change:
+        ``||x_k - x_{k-1}|| / ||x_{k-1}||`` over the work grid.
+    deviance:
+        Poisson deviance per data voxel of the estimate the iteration started from,
+        ``(2/N) sum(g log(g/m) - g + m)`` with ``m = Hx + b`` (about 1 for a perfect
+        fit of Poisson data in photo-electrons).
+    flux:
+        Sum of the estimate over the whole work grid after the iteration.
+    acceleration:
+        Extrapolation factor used (0 without acceleration).
+    seconds:
+        Wall time of the iteration.
+    deviance_expected:
+        The deviance expected if the model were the truth, ``1 + mean(1 / (6 m))``
+        (the low-count correction of the chi-square approximation); the
+        ``"discrepancy"`` rule stops when ``deviance <= deviance_expected``.
+    """
+
+    iteration: int
+    relative_change: float
+    deviance: float
+    flux: float
+    acceleration: float
+    seconds: float
+    deviance_expected: float = float("nan")
+
+
+@dataclass
+class RichardsonLucyResult:
+    """Result of :func:`richardson_lucy`.
+
+    Attributes
+    ----------
+    image:
+        float32 estimate, the input's shape.
+    iterations:
+        Total number of iterations done (including those of a resumed ``start``).
+    snapshots:
+        ``{iteration: estimate}`` every ``snapshot_every`` iterations.
+    history:
+        One :class:`IterationFigures` per iteration (per channel: a list of lists).
+    stop_reason:
+        ``"iterations"``, ``"stop"`` (the stopping rule) or ``"callback"``.
+    edges, acceleration, regularization, weight:
+        The settings used.
+    psf_shift:
+        Sub-voxel shift applied to re-centre the PSF (per channel for 4D input).
+    """
+
+    image: np.ndarray
+    iterations: int
+    snapshots: dict[int, np.ndarray] = field(default_factory=dict)
+    history: list = field(default_factory=list)
+    stop_reason: str = "iterations"
+    edges: str = "non-circulant"
+    acceleration: str | None = None
+    regularization: str | None = None
+    weight: float = 0.0
+    psf_shift: Any = None
+    _state: Any = field(default=None, repr=False)
+
+    def figures(self, name: str) -> np.ndarray:
+        """One figure over the iterations as an array, e.g. ``result.figures("deviance")``."""
+        hist = self.history
+        if hist and isinstance(hist[0], list):
+            return np.array([[getattr(f, name) for f in h] for h in hist])
+        return np.array([getattr(f, name) for f in hist])
+
+    def drop_state(self) -> None:
+        """Free the work-grid buffers kept for resuming (``start=result``)."""
+        self._state = None
+
+    def __array__(self, dtype=None, copy=None):
+        return self.image if dtype is None else self.image.astype(dtype)
+
+
+def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
+                    regularization: str | None = None, weight: float | None = None,
+                    acceleration: str | None = None, edges: str = "non-circulant",
+                    start: "RichardsonLucyResult | np.ndarray | None" = None,
+                    snapshot_every: int | None = None,
+                    callback: Callable[[IterationFigures, np.ndarray], Any] | None = None,
+                    stop: "None | float | str | Callable[[IterationFigures], bool]" = None,
+                    background: float = 0.0, read_noise: float = 0.0,
+                    voxel_size: Sequence[float] | None = None,
+                    track_deviance: bool | None = None, recenter: bool = True,
+                    psf_threshold: float = 1e-4) -> RichardsonLucyResult:
+    """Richardson-Lucy deconvolution (see the module docstring for the model).
+
+    Parameters
+    ----------
+    image:
+        2D (Y, X), 3D (Z, Y, X) or 4D (C, Z, Y, X) data, non-negative (see
+        ``read_noise``).  Any real dtype; computed in float32.  Not modified.
+    psf:
+        PSF on the same voxel grid (same dimensionality; for 4D input one 3D PSF, a 4D
+        stack or a list, one per channel).  Normalised to sum 1, cropped to its
+        support (``psf_threshold``) and re-centred by its centroid (``recenter``).
+    iterations:
+        Number of iterations (the maximum if ``stop`` is given); 0 returns the start.
+    regularization:
+        ``None``, ``"tv"`` or ``"tikhonov"``.
+    weight:
+        Regularisation weight (defaults: tv 0.002, tikhonov 0.01).
+    acceleration:
+        ``None`` or ``"biggs-andrews"``.
+    edges:
+        ``"non-circulant"`` (default), ``"periodic"`` or ``"reflect"``.
+    start:
+        A previous :class:`RichardsonLucyResult` (resume exactly: 30 + 30 iterations
+        give the same result as 60, acceleration state included) or an array of the
+        image's shape used as the first estimate.
+    snapshot_every:
+        Keep a copy of the estimate every N iterations in ``result.snapshots``
+        (``None`` or 0: no snapshots).
+    callback:
+        ``callback(figures, estimate)`` after every iteration (``estimate`` is a view
+        of the image part of the current estimate: copy it to keep it).  Returning
+        ``True`` stops.  Channels of (C, Z, Y, X) input are processed one after the
+        other, each with its own iterations, stopping and callbacks.
+    stop:
+        ``None``, ``"discrepancy"``, a relative-change tolerance, or a callable; see the
+        module docstring.
+    background:
+        Constant background in the data's units (>= 0).
+    read_noise:
+        Gaussian read-noise standard deviation in the data's units (>= 0).
+    voxel_size:
+        Spacing per axis (used by TV to weight gradients; any length unit).
+    track_deviance:
+        Compute the Poisson deviance every iteration (a logarithm per voxel: 10-20 % of
+        an iteration on 2 cores).  ``None`` (default) computes it only for
+        ``stop="discrepancy"``; otherwise ``IterationFigures.deviance`` is NaN.  Pass
+        ``True`` for a callable ``stop`` or ``callback`` that looks at it.
+
+    Returns
+    -------
+    RichardsonLucyResult
+
+    Raises
+    ------
+    ValueError
+        NaN/inf, negative data, zero PSF, PSF support bigger than the image, mismatched
+        dimensionality, ``iterations < 0``, unknown options, a ``start`` that does
+        not fit.
+    TypeError
+        Non-numeric input or a non-integer ``iterations``.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> from fijidecon.deconvolve import convolve, richardson_lucy
+    >>> y, x = np.mgrid[-6:7, -6:7]; psf = np.exp(-(x**2 + y**2) / 4.0)
+    >>> img = np.zeros((40, 40), np.float32); img[15:25, 18:22] = 50
+    >>> res = richardson_lucy(convolve(img, psf, edges="constant") + 1, psf, 20, background=1)
+    >>> res.image.shape, res.image.dtype, res.iterations
+    ((40, 40), dtype('float32'), 20)
+    >>> more = richardson_lucy(convolve(img, psf, edges="constant") + 1, psf, 10, background=1, start=res)
+    >>> more.iterations
+    30
+    """
+    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)):
+        raise TypeError(f"iterations: expected a whole number, got {iterations!r}")
+    iterations = int(iterations)
+    if iterations < 0:
+        raise ValueError(f"iterations: must be >= 0, got {iterations}")
+    edges = _edges.check_edges(edges)
+    if isinstance(acceleration, str):
+        acceleration = acceleration.lower()
+    if acceleration not in ACCELERATIONS:
+        raise ValueError(f"acceleration: expected None or 'biggs-andrews', got {acceleration!r}")
+    if isinstance(regularization, str):
+        regularization = regularization.lower()
+    if regularization not in REGULARIZATIONS:
+        raise ValueError(f"regularization: expected None, 'tv' or 'tikhonov', got {regularization!r}")
+    if weight is None:
+        weight = DEFAULT_WEIGHT.get(regularization, 0.0)
+    weight = float(weight)
+    if not (weight >= 0 and np.isfinite(weight)):
+        raise ValueError(f"weight: must be a finite number >= 0, got {weight!r}")
+    for nm, v in (("background", background), ("read_noise", read_noise)):
+        if not (np.isfinite(v) and v >= 0):
+            raise ValueError(f"{nm}: must be a finite number >= 0, got {v!r}")
+    if snapshot_every is not None and (isinstance(snapshot_every, bool) or int(snapshot_every) != snapshot_every
+                                       or snapshot_every < 0):
+        raise ValueError(f"snapshot_every: expected a whole number >= 0 or None, got {snapshot_every!r}")
+    snapshot_every = int(snapshot_every) if snapshot_every else None
+    stop_fn = _stop_rule(stop)
+    if isinstance(stop, str) and stop.lower() == "discrepancy":
+        track_deviance = True
+    track_deviance = bool(track_deviance)
+    if callback is not None and not callable(callback):
+        raise TypeError("callback: expected a callable or None")
+
+    img = _edges.as_image(image, allow_negative=read_noise > 0)
+    pairs, channels = _edges.split_channels(img, psf)
+    ndim = pairs[0][0].ndim
+    if voxel_size is not None:
+        voxel_size = tuple(float(v) for v in voxel_size)
+        if len(voxel_size) != ndim or not all(v > 0 for v in voxel_size):
+            raise ValueError(f"voxel_size: expected {ndim} positive spacings, got {voxel_size!r}")
+
+    states: list[Any] = [None] * len(pairs)
+    starts: list[Any] = [None] * len(pairs)
+    done0 = 0
+    if isinstance(start, RichardsonLucyResult):
+        st = start._state
+        if st is None:
+            raise ValueError("start: this result's state was dropped; pass start=result.image to restart from it")
+        st = st if isinstance(st, list) else [st]
+        if len(st) != len(pairs):
+            raise ValueError(f"start: result has {len(st)} channels, image has {len(pairs)}")
+        states = st
+        done0 = start.iterations
+    elif start is not None:
+        s = _edges.as_image(start, "start", allow_negative=False)
+        if s.shape != img.shape:
+            raise ValueError(f"start: shape {s.shape} differs from the image's {img.shape}")
+        starts = [s[i] for i in range(s.shape[0])] if channels else [s]
+
+    results = []
+    preps = []
+    for i, (im, p) in enumerate(pairs):  # check every channel's PSF before any work
+        name = f"psf[{i}]" if channels else "psf"
+        preps.append(_otf.prepare_psf(p, threshold=psf_threshold, recenter=recenter, name=name))
+        _edges.check_support(preps[-1].kernel.shape, im.shape, name)
+    with _fft.reuse_memory():
+        for i, ((im, _), prep) in enumerate(zip(pairs, preps)):
+            eng = _RL(im, prep, edges, background, read_noise, regularization, weight, acceleration, voxel_size)
+            eng.track_deviance = track_deviance
+            if states[i] is not None:
+                eng.restore(states[i])
+            else:
+                eng.init(starts[i])
+            results.append(eng.run(iterations, done0, snapshot_every, callback, stop_fn))
+            results[-1]["psf_shift"] = prep.shift
+            del eng
+
+    common = dict(edges=edges, acceleration=acceleration, regularization=regularization, weight=weight)
+    if not channels:
+        r = results[0]
+        return RichardsonLucyResult(r["image"], r["iterations"], r["snapshots"], r["history"], r["stop_reason"],
+                                    psf_shift=r["psf_shift"], _state=r["state"], **common)
+    its = [r["iterations"] for r in results]
+    snaps = {}
+    for k in results[0]["snapshots"]:
+        if all(k in r["snapshots"] for r in results):
+            snaps[k] = np.stack([r["snapshots"][k] for r in results])
+    stopped = results[0]["stop_reason"] if len({r["stop_reason"] for r in results}) == 1 else "mixed"
+    return RichardsonLucyResult(np.stack([r["image"] for r in results]), max(its), snaps,
+                                [r["history"] for r in results], stopped,
+                                psf_shift=[r["psf_shift"] for r in results],
+                                _state=[r["state"] for r in results], **common)
+
+
+def _stop_rule(stop: Any) -> Callable[[IterationFigures], bool] | None:
+    if stop is None:
+        return None
+    if callable(stop):
+        return stop
+    if isinstance(stop, str):
+        if stop.lower() == "discrepancy":
+            return lambda f: f.deviance <= f.deviance_expected
+        raise ValueError(f"stop: expected None, 'discrepancy', a tolerance or a callable, got {stop!r}")
+    try:
+        tol = float(stop)
+    except (TypeError, ValueError):
+        raise TypeError(f"stop: expected None, 'discrepancy', a tolerance or a callable, got {stop!r}") from None
+    if not tol > 0:
+        raise ValueError(f"stop: a relative-change tolerance must be > 0, got {stop!r}")
+    return lambda f: f.relative_change < tol
+
+
+class _RL:
+    """The iteration for one channel on one work grid (buffers reused, float32)."""
+
+    def __init__(self, im, prep, edges, background, read_noise, regularization, weight, acceleration, voxel_size):
+        self.geo = geo = _edges.geometry(edges, im.shape, prep.kernel.shape)
+        self.work = geo.work_shape
+        self.ndim = im.ndim
+        g = geo.data(im)
+        s2 = float(read_noise) ** 2
+        if s2 > 0:
+            g = np.maximum(g + np.float32(s2), 0, dtype=np.float32)
+        self.g = np.ascontiguousarray(g, dtype=np.float32)
+        self.b = np.float32(background + s2)
+        self.n_data = self.g.size
+        self.g_sum = float(self.g.sum(dtype=np.float64))
+        self.scale = max(self.g_sum / self.n_data, 1e-20)
+        self.eps = np.float32(1e-6 * self.scale)
+        self.otf = _otf.otf(prep.kernel, self.work)
+        self.reg, self.weight, self.accel = regularization, weight, acceleration
+        self.spacing = None
+        if voxel_size is not None:
+            m = min(voxel_size)
+            self.spacing = tuple(v / m for v in voxel_size)
+        self.winv = None
+        self.w = None
+        if not geo.full_box:
+            mask = np.zeros(self.work, np.float32)
+            mask[geo.box] = 1
+            w = self._backproject(mask)
+            ok = w >= W_MIN
+            winv = np.zeros(self.work, np.float32)
+            np.divide(1, w, out=winv, where=ok)
+            self.winv = winv
+            if regularization == "tv":
+                w[~ok] = 0
+                self.w = w
+            del w, ok
+        self.key = (self.work, edges, acceleration, regularization, weight, float(self.b))
+        self.x = self.xprev = self.gprev = None
+        self.alpha = 0.0
+        self.track_deviance = True
+        self.expected = float("nan")
+
+    # -- state ---------------------------------------------------------------------
+    def init(self, start: np.ndarray | None) -> None:
+        level = max(self.scale - float(self.b), 1e-6 * self.scale)
+        if start is None:
+            x = np.full(self.work, level, np.float32)
+        else:
+            s = self.geo.data(start)
+            x = np.full(self.work, max(float(s.mean()), 1e-6 * self.scale), np.float32)
+            x[self.geo.box] = s
+        if self.winv is not None:
+            x[self.winv == 0] = 0
+        self.x = x
+
+    def restore(self, st: dict) -> None:
+        if st["key"] != self.key:
+            raise ValueError("start: the previous result was computed with other settings or data shape "
+                             f"({st['key']} vs {self.key}); pass start=result.image to restart from its image")
+        # copies: the previous result stays valid and resumable
+        self.x = st["x"].copy()
+        self.xprev = None if st["xprev"] is None else st["xprev"].copy()
+        self.gprev = None if st["gprev"] is None else st["gprev"].copy()
+        self.alpha = st["alpha"]
+
+    # -- operators -----------------------------------------------------------------
+    def _cmul(self, S: np.ndarray, conj: bool) -> None:
+        s, o = S.reshape(-1), self.otf.reshape(-1)
+
+        def fn(a, b):
+            if conj:
+                s[a:b] *= np.conjugate(o[a:b])
+            else:
+                s[a:b] *= o[a:b]
+
+        _par.run(s.size, fn)
+
+    def _blur(self, x: np.ndarray) -> np.ndarray:
+        S = _fft.rfftn(x)
+        self._cmul(S, False)
+        return _fft.irfftn(S, self.work, overwrite_x=True)
+
+    def _backproject(self, r: np.ndarray) -> np.ndarray:
+        S = _fft.rfftn(r)
+        del r
+        self._cmul(S, True)
+        return _fft.irfftn(S, self.work, overwrite_x=True)
+
+    def _ratio(self, x: np.ndarray) -> tuple[np.ndarray, float]:
+        """``g / (Hx + b)`` in the data box, 0 outside; and the Poisson deviance of x."""
+        hf = self._blur(x)
+        g, b, eps = self.g, self.b, self.eps
+        full = self.geo.full_box
+        if full:
+            hv, gv, unit, n_units = hf.reshape(-1), g.reshape(-1), 1, hf.size
+        else:  # one unit = one index along axis 0 of the work grid
+            hv, gv = hf, g
+            unit, n_units = int(np.prod(hf.shape[1:])), hf.shape[0]
+            n0 = g.shape[0]
+            inner = tuple(slice(0, n) for n in g.shape[1:])
+            outside = []  # the parts of a work-grid plane outside the data box
+            for ax in range(1, hf.ndim):
+                sl = [slice(None)] * (hf.ndim - 1)
+                for k in range(1, ax):
+                    sl[k - 1] = slice(0, g.shape[k])
+                sl[ax - 1] = slice(g.shape[ax], None)
+                outside.append(tuple(sl))
+
+        tiny, one = np.float32(1e-30), np.float32(1)
+        beps = np.float32(b + eps)
+        track = self.track_deviance
+
+        def fn(a, c):
+            if not full:  # zero outside the box, and restrict to the box
+                if c > n0:
+                    hv[max(a, n0):c] = 0
+                c = min(c, n0)
+                if a >= c:
+                    return (0.0, 0.0, 0.0) if track else None
+                for sl in outside:
+                    hv[(slice(a, c),) + sl] = 0
+                d = hv[(slice(a, c),) + inner]
+            else:
+                d = hv[a:c]
+            gg = gv[a:c]
+            # m = |Hx| + b + eps: Hx >= 0 up to FFT round-off; abs is 4x cheaper than maximum
+            np.abs(d, out=d)
+            d += beps
+            if not track:
+                np.divide(gg, d, out=d)
+                return None
+            msum = float(d.sum())
+            t = np.maximum(d, one)
+            np.reciprocal(t, out=t)
+            isum = float(t.sum())
+            np.divide(gg, d, out=d)
+            np.maximum(d, tiny, out=t)  # g log(g/m) with 0 log 0 = 0
+            np.log(t, out=t)
+            return (float(np.vdot(gg, t)), msum, isum)
+
+        sums = _par.run(n_units, fn, unit)
+        if not track:
+            self.expected = float("nan")
+            return hf, float("nan")
+        kl, msum, isum = sums
+        # expected deviance of Poisson data with these means: 1 + 1/(6m) + O(1/m^2) per voxel
+        self.expected = 1.0 + isum / (6.0 * self.n_data)
+        return hf, float(2.0 * (kl - self.g_sum + msum) / self.n_data)
+
+    def _tv_div(self, x: np.ndarray) -> np.ndarray:
+        """div(grad x / |grad x|) with forward differences (zero at the far edge)."""
+        sp = self.spacing or (1.0,) * x.ndim
+        grads = []
+        norm = np.full(x.shape, np.float32((1e-3 * self.scale) ** 2), np.float32)
+        for ax in range(x.ndim):
+            if x.shape[ax] == 1:
+                grads.append(None)
+                continue
+            d = np.zeros_like(x)
+            hi = [slice(None)] * x.ndim
+            lo = [slice(None)] * x.ndim
+            hi[ax], lo[ax] = slice(1, None), slice(0, -1)
+            np.subtract(x[tuple(hi)], x[tuple(lo)], out=d[tuple(lo)])
+            d /= np.float32(sp[ax])
+            norm += d * d
+            grads.append(d)
+        np.sqrt(norm, out=norm)
+        div = np.zeros_like(x)
+        for ax, d in enumerate(grads):
+            if d is None:
+                continue
+            d /= norm
+            hi = [slice(None)] * x.ndim
+            lo = [slice(None)] * x.ndim
+            hi[ax], lo[ax] = slice(1, None), slice(0, -1)
+            first = [slice(None)] * x.ndim
+            first[ax] = slice(0, 1)
+            # backward difference with d[-1] := 0 (adjoint of the forward difference)
+            div[tuple(hi)] += (d[tuple(hi)] - d[tuple(lo)]) / np.float32(sp[ax])
+            div[tuple(first)] += d[tuple(first)] / np.float32(sp[ax])
+        return div
+
+    # -- one iteration ---------------------------------------------------------------
+    def step(self) -> tuple[float, float, float, float]:
+        accel = self.accel is not None
+        x = self.x
+        alpha = self.alpha if accel else 0.0
+        gbuf = None
+        if accel and self.xprev is not None and alpha > 0:
+            y = self.xprev
+            xv, yv = x.reshape(-1), y.reshape(-1)
+            al = np.float32(alpha)
+
+            def extrap(a, b):
+                ys = yv[a:b]
+                ys -= xv[a:b]
+                ys *= -al
+                ys += xv[a:b]
+                np.maximum(ys, 0, out=ys)
+
+            _par.run(xv.size, extrap)
+            gbuf = y
+        else:
+            y = x
+            if accel:
+                gbuf = self.xprev if self.xprev is not None else np.empty_like(x)
+        r, dev = self._ratio(y)
+        div = self._tv_div(y) if self.reg == "tv" and self.weight > 0 else None
+        c = self._backproject(r)
+        del r
+        cv, xv, yv = c.reshape(-1), x.reshape(-1), y.reshape(-1)
+        winv = None if self.winv is None else self.winv.reshape(-1)
+        wv = None if self.w is None else self.w.reshape(-1)
+        dv = None if div is None else div.reshape(-1)
+        gv = None if gbuf is None else gbuf.reshape(-1)
+        gp = None if self.gprev is None else self.gprev.reshape(-1)
+        lam = np.float32(self.weight)
+        tik = np.float32(self.weight / self.scale) if self.reg == "tikhonov" and self.weight > 0 else None
+
+        def update(a, b):
+            cs = cv[a:b]
+            if dv is not None:
+                den = (wv[a:b] if wv is not None else np.float32(1)) - lam * dv[a:b]
+                floor = 0.1 * (wv[a:b] if wv is not None else np.float32(1))
+                np.maximum(den, floor, out=den)
+                np.divide(cs, den, out=cs, where=den > 0)
+                if wv is not None:
+                    cs[den <= 0] = 0
+            elif winv is not None:
+                cs *= winv[a:b]
+            cs *= yv[a:b]  # cs is now the new estimate
+            np.abs(cs, out=cs)  # >= 0 (only FFT round-off can make it negative)
+            if tik is not None:
+                t = np.sqrt(1 + 2 * tik * cs)
+                t += 1
+                np.divide(2 * cs, t, out=cs)
+            xs = xv[a:b]
+            d = cs - xs
+            out = [np.dot(d, d), np.dot(xs, xs), float(cs.sum())]
+            if gv is not None:
+                gs = gv[a:b]
+                np.subtract(cs, yv[a:b], out=gs)
+                if gp is not None:
+                    pg = gp[a:b]
+                    out += [np.dot(gs, pg), np.dot(pg, pg)]
+                else:
+                    out += [0.0, 0.0]
+            return out
+
+        sums = _par.run(cv.size, update)
+        if accel:
+            num, den = float(sums[3]), float(sums[4])
+            self.xprev, self.x, self.gprev = x, c, gbuf
+            self.alpha = min(max(num / den, 0.0), ALPHA_MAX) if den > 0 else 0.0
+        else:
+            self.x = c
+        rel = float(np.sqrt(sums[0] / sums[1])) if sums[1] > 0 else float("inf")
+        return rel, dev, float(sums[2]), alpha
+
+    def image(self) -> np.ndarray:
+        return self.x[self.geo.crop]
+
+    def run(self, n, done0, snapshot_every, callback, stop_fn) -> dict:
+        history, snaps = [], {}
+        stopped = "iterations"
+        for k in range(done0 + 1, done0 + n + 1):
+            t0 = time.perf_counter()
+            rel, dev, flux, alpha = self.step()
+            fig = IterationFigures(k, rel, dev, flux, alpha, time.perf_counter() - t0, self.expected)
+            history.append(fig)
+            if snapshot_every and k % snapshot_every == 0:
+                snaps[k] = np.ascontiguousarray(self.image())
+            if callback is not None and callback(fig, self.image()) is True:
+                stopped = "callback"
+                break
+            if stop_fn is not None and stop_fn(fig):
+                stopped = "stop"
+                break
+        k_done = history[-1].iteration if history else done0
+        state = dict(key=self.key, x=self.x, xprev=self.xprev, gprev=self.gprev, alpha=self.alpha)
+        out = np.ascontiguousarray(self.image(), dtype=np.float32)
+        return dict(image=out, iterations=k_done, snapshots=snaps, history=history, stop_reason=stopped, state=state)

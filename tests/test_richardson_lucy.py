@@ -1,0 +1,294 @@
+"""richardson_lucy(): shapes, dtypes, flux, symmetry, resume, snapshots, stopping, edges,
+acceleration, regularisation, the Gaussian (x) Gaussian case and bad input."""
+
+import numpy as np
+import pytest
+
+from fijidecon.deconvolve import RichardsonLucyResult, convolve, richardson_lucy
+
+
+def gauss(shape, sigma, centre=None):
+    centre = [n // 2 for n in shape] if centre is None else centre
+    sigma = np.broadcast_to(np.asarray(sigma, float), (len(shape),))
+    g = np.indices(shape, dtype=float)
+    return np.exp(-0.5 * sum(((gi - c) / s) ** 2 for gi, c, s in zip(g, centre, sigma)))
+
+
+PSF2 = gauss((13, 13), 1.8)
+PSF3 = gauss((7, 11, 11), (1.6, 1.2, 1.2))
+
+
+def bars2d(shape=(48, 56)):
+    obj = np.zeros(shape, np.float32)
+    for i, x in enumerate(range(10, 46, 6)):
+        obj[12:36, x:x + 2] = 80 + 10 * i
+    obj[40, 8] = 600
+    return obj
+
+
+def poisson(obj, psf, bg, seed=0, edges="constant"):
+    m = np.clip(convolve(obj, psf, edges=edges), 0, None) + bg
+    return np.random.default_rng(seed).poisson(m).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def data2():
+    return poisson(bars2d(), PSF2, 5.0)
+
+
+def nmse(a, truth):
+    return float(np.mean((a - truth) ** 2) / np.mean(truth ** 2))
+
+
+def test_shapes_dtypes_and_input_untouched(data2):
+    before = data2.copy()
+    r = richardson_lucy(data2, PSF2, 5, background=5)
+    assert isinstance(r, RichardsonLucyResult)
+    assert r.image.shape == data2.shape and r.image.dtype == np.float32
+    assert r.iterations == 5 and len(r.history) == 5 and r.stop_reason == "iterations"
+    np.testing.assert_array_equal(data2, before)
+    r16 = richardson_lucy(data2.astype(np.uint16), PSF2, 2)
+    assert r16.image.dtype == np.float32
+    obj3 = np.zeros((12, 20, 22), np.float32)
+    obj3[4:8, 5:15, 6:16] = 40
+    r3 = richardson_lucy(poisson(obj3, PSF3, 2.0), PSF3, 4, background=2, voxel_size=(0.3, 0.1, 0.1))
+    assert r3.image.shape == obj3.shape and r3.image.dtype == np.float32
+    assert (r.image >= 0).all() and (r3.image >= 0).all()
+    assert np.asarray(r).shape == data2.shape
+
+
+def test_restores_better_than_data(data2):
+    truth = bars2d()
+    r = richardson_lucy(data2, PSF2, 40, background=5)
+    assert nmse(r.image, truth) < 0.7 * nmse(data2 - 5, truth)
+
+
+def test_flux_periodic_exact_and_noncirculant_identity(data2):
+    # periodic, b = 0: the estimate's sum equals the data's after every iteration
+    r = richardson_lucy(data2, PSF2, 15, edges="periodic")
+    assert float(r.image.sum()) == pytest.approx(float(data2.sum()), rel=2e-4)
+    assert np.allclose(r.figures("flux"), data2.sum(), rtol=2e-4)
+    # non-circulant, b = 0: sum over the data box of H x equals the data's sum after every iteration
+    r = richardson_lucy(data2, PSF2, 15)
+    x = r._state["x"]
+    hx = convolve(x, PSF2, edges="periodic")[: data2.shape[0], : data2.shape[1]]
+    assert float(hx.sum()) == pytest.approx(float(data2.sum()), rel=1e-3)
+
+
+def test_object_inside_keeps_its_flux():
+    obj = np.zeros((40, 40), np.float32)
+    obj[15:25, 18:22] = 100
+    data = convolve(obj, PSF2, edges="constant")
+    r = richardson_lucy(data + 1e-3, PSF2, 30)
+    assert float(r.image.sum()) == pytest.approx(float(obj.sum()), rel=1e-2)
+
+
+@pytest.mark.parametrize("edges", ["non-circulant", "periodic", "reflect"])
+def test_symmetry(edges):
+    obj = np.zeros((33, 41), np.float32)
+    obj[10:23, 12:15] = 50
+    obj[10:23, 26:29] = 50
+    obj[16, 20] = 300
+    data = convolve(obj, PSF2, edges="constant") + 1
+    r = richardson_lucy(data, PSF2, 20, edges=edges, background=1)
+    np.testing.assert_allclose(r.image, r.image[::-1, ::-1], atol=2e-4 * r.image.max())
+
+
+@pytest.mark.parametrize("edges,acc,reg", [("non-circulant", None, None),
+                                           ("non-circulant", "biggs-andrews", None),
+                                           ("periodic", None, "tv"),
+                                           ("reflect", "biggs-andrews", "tikhonov")])
+def test_resume_30_plus_30_equals_60(data2, edges, acc, reg):
+    kw = dict(edges=edges, acceleration=acc, regularization=reg, background=5)
+    full = richardson_lucy(data2, PSF2, 60, **kw)
+    half = richardson_lucy(data2, PSF2, 30, **kw)
+    again = richardson_lucy(data2, PSF2, 30, start=half, **kw)
+    assert again.iterations == 60 and again.history[0].iteration == 31
+    np.testing.assert_allclose(again.image, full.image, rtol=1e-5, atol=1e-5 * full.image.max())
+    # the first result is still valid and resumable
+    again2 = richardson_lucy(data2, PSF2, 30, start=half, **kw)
+    np.testing.assert_array_equal(again2.image, again.image)
+
+
+def test_resume_from_an_array_periodic(data2):
+    full = richardson_lucy(data2, PSF2, 20, edges="periodic")
+    half = richardson_lucy(data2, PSF2, 10, edges="periodic")
+    again = richardson_lucy(data2, PSF2, 10, edges="periodic", start=half.image)
+    np.testing.assert_allclose(again.image, full.image, rtol=1e-5, atol=1e-5 * full.image.max())
+
+
+def test_resume_with_other_settings_is_refused(data2):
+    half = richardson_lucy(data2, PSF2, 3)
+    with pytest.raises(ValueError, match="start"):
+        richardson_lucy(data2, PSF2, 3, start=half, edges="periodic")
+    half.drop_state()
+    with pytest.raises(ValueError, match="start"):
+        richardson_lucy(data2, PSF2, 3, start=half)
+
+
+def test_snapshots(data2):
+    r = richardson_lucy(data2, PSF2, 25, snapshot_every=10, background=5)
+    assert sorted(r.snapshots) == [10, 20]
+    ten = richardson_lucy(data2, PSF2, 10, background=5)
+    np.testing.assert_array_equal(r.snapshots[10], ten.image)
+    r = richardson_lucy(data2, PSF2, 20, snapshot_every=10, background=5)
+    np.testing.assert_array_equal(r.snapshots[20], r.image)
+    assert r.snapshots[10] is not r.snapshots[20]
+
+
+def test_figures_are_recorded(data2):
+    r = richardson_lucy(data2, PSF2, 12, background=5, acceleration="biggs-andrews", track_deviance=True)
+    dev = r.figures("deviance")
+    assert dev.shape == (12,) and np.all(np.isfinite(dev))
+    assert dev[-1] < dev[0]
+    assert r.figures("acceleration")[0] == 0 and r.figures("acceleration").max() > 0
+    assert np.all(r.figures("relative_change") > 0) and np.all(r.figures("seconds") >= 0)
+    # without tracking (the default) the deviance is not computed, and nothing else changes
+    r2 = richardson_lucy(data2, PSF2, 12, background=5, acceleration="biggs-andrews")
+    assert np.isnan(r2.figures("deviance")).all()
+    np.testing.assert_array_equal(r2.image, r.image)
+
+
+def test_gaussian_analytic_case():
+    """Noise-free Gaussian (x) Gaussian: RL recovers the narrower Gaussian."""
+    obj = (gauss((64, 64), 2.0) * 1000).astype(np.float32)
+    psf = gauss((25, 25), 2.5)
+    data = convolve(obj, psf, edges="periodic") + 0.01
+    r = richardson_lucy(data, psf, 60, edges="periodic", background=0.01)
+    np.testing.assert_allclose(r.image, obj, atol=2e-3 * obj.max())
+
+
+def test_discrepancy_stop_rule():
+    truth = bars2d()
+    data = poisson(truth, PSF2, 5.0, seed=4)
+    r = richardson_lucy(data, PSF2, 500, background=5, stop="discrepancy")
+    assert r.stop_reason == "stop" and r.iterations < 500
+    last, prev = r.history[-1], r.history[-2]
+    assert last.deviance <= last.deviance_expected and prev.deviance > prev.deviance_expected
+    assert 1.0 < last.deviance_expected < 1.1
+    # the result it stops at is a real restoration
+    assert nmse(r.image, truth) < 0.7 * nmse(data - 5, truth)
+
+
+def test_tolerance_callable_and_callback_stops(data2):
+    r = richardson_lucy(data2, PSF2, 300, background=5, stop=1e-2)
+    assert r.stop_reason == "stop" and r.history[-1].relative_change < 1e-2
+    assert all(f.relative_change >= 1e-2 for f in r.history[:-1])
+    r = richardson_lucy(data2, PSF2, 50, stop=lambda f: f.iteration == 7)
+    assert r.iterations == 7
+    seen = []
+    r = richardson_lucy(data2, PSF2, 50, callback=lambda f, est: seen.append(est.shape) or f.iteration >= 4)
+    assert r.iterations == 4 and r.stop_reason == "callback" and seen == [data2.shape] * 4
+
+
+def test_acceleration_reaches_lower_error_sooner(data2):
+    truth = bars2d()
+    plain = richardson_lucy(data2, PSF2, 15, background=5)
+    fast = richardson_lucy(data2, PSF2, 15, background=5, acceleration="biggs-andrews")
+    assert nmse(fast.image, truth) < nmse(plain.image, truth)
+
+
+def test_noncirculant_restores_near_edge_objects_better():
+    obj = np.zeros((48, 48), np.float32)
+    obj[2:20, 1:4] = 100  # a bar touching the left border
+    obj[30:33, 30:33] = 300
+    data = poisson(obj, PSF2, 2.0, seed=1, edges="constant")
+    err = {}
+    for e in ("non-circulant", "periodic"):
+        r = richardson_lucy(data, PSF2, 40, edges=e, background=2)
+        err[e] = nmse(r.image[:, :8], obj[:, :8])
+    assert err["non-circulant"] < 0.8 * err["periodic"]
+
+
+def test_regularisation_smooths(data2):
+    def tv(a):
+        return float(np.abs(np.diff(a, axis=0)).sum() + np.abs(np.diff(a, axis=1)).sum())
+    plain = richardson_lucy(data2, PSF2, 40, background=5)
+    rtv = richardson_lucy(data2, PSF2, 40, background=5, regularization="tv", weight=0.01)
+    assert tv(rtv.image) < tv(plain.image)
+    rtk = richardson_lucy(data2, PSF2, 40, background=5, regularization="tikhonov", weight=0.5)
+    assert float((rtk.image ** 2).sum()) < float((plain.image ** 2).sum())
+    assert rtv.regularization == "tv" and rtk.weight == 0.5
+
+
+def test_channels_one_psf_each():
+    obj = np.zeros((2, 8, 20, 20), np.float32)
+    obj[:, 3:5, 8:12, 8:12] = 50
+    psfs = [gauss((5, 7, 7), 1.0), gauss((5, 7, 7), (1.5, 1.0, 1.0))]
+    data = np.stack([convolve(obj[i], psfs[i]) for i in range(2)]) + 1
+    r = richardson_lucy(data, psfs, 6, snapshot_every=3)
+    assert r.image.shape == data.shape and r.iterations == 6
+    assert sorted(r.snapshots) == [3, 6] and r.snapshots[3].shape == data.shape
+    one = richardson_lucy(data[1], psfs[1], 6)
+    np.testing.assert_allclose(r.image[1], one.image, rtol=1e-6, atol=1e-6)
+    again = richardson_lucy(data, psfs, 6, start=r)
+    assert again.iterations == 12
+
+
+def test_read_noise_allows_small_negatives():
+    data = poisson(bars2d(), PSF2, 1.0) - 1.5
+    with pytest.raises(ValueError, match="non-negative"):
+        richardson_lucy(data, PSF2, 2)
+    r = richardson_lucy(data, PSF2, 5, read_noise=2.0)
+    assert np.isfinite(r.image).all()
+
+
+def test_zero_iterations_returns_start(data2):
+    r = richardson_lucy(data2, PSF2, 0, edges="periodic")
+    assert r.iterations == 0 and np.allclose(r.image, data2.mean())
+
+
+def test_bad_input(data2):
+    with pytest.raises(ValueError, match="psf.*bigger than the image"):
+        richardson_lucy(data2[:8, :8], PSF2, 2)
+    bad = data2.copy()
+    bad[3, 3] = np.nan
+    with pytest.raises(ValueError, match="image.*NaN"):
+        richardson_lucy(bad, PSF2, 2)
+    with pytest.raises(ValueError, match="psf.*zero"):
+        richardson_lucy(data2, np.zeros((5, 5)), 2)
+    with pytest.raises(ValueError, match="psf.*NaN"):
+        richardson_lucy(data2, np.full((5, 5), np.nan), 2)
+    with pytest.raises(ValueError, match="image.*non-negative"):
+        richardson_lucy(data2 - 10, PSF2, 2)
+    with pytest.raises(ValueError, match="dimensionality"):
+        richardson_lucy(data2, PSF3, 2)
+    with pytest.raises(ValueError, match="iterations"):
+        richardson_lucy(data2, PSF2, -1)
+    with pytest.raises(TypeError, match="iterations"):
+        richardson_lucy(data2, PSF2, 2.5)
+    with pytest.raises(ValueError, match="edges"):
+        richardson_lucy(data2, PSF2, 2, edges="zero")
+    with pytest.raises(ValueError, match="acceleration"):
+        richardson_lucy(data2, PSF2, 2, acceleration="nesterov")
+    with pytest.raises(ValueError, match="regularization"):
+        richardson_lucy(data2, PSF2, 2, regularization="l1")
+    with pytest.raises(ValueError, match="start"):
+        richardson_lucy(data2, PSF2, 2, start=np.ones((5, 5)))
+    with pytest.raises(ValueError, match="stop"):
+        richardson_lucy(data2, PSF2, 2, stop="never")
+    with pytest.raises(ValueError, match="voxel_size"):
+        richardson_lucy(data2, PSF2, 2, voxel_size=(1.0,))
+    with pytest.raises(ValueError, match="snapshot_every"):
+        richardson_lucy(data2, PSF2, 2, snapshot_every=-1)
+
+
+@pytest.mark.slow
+def test_quality_harness_runs_and_meets_its_targets(tmp_path, capsys):
+    """benchmarks/quality.py --quick: the table, the plot, and the two checks of issue 3."""
+    import importlib.util
+    import pathlib
+    import re
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "quality.py"
+    spec = importlib.util.spec_from_file_location("fijidecon_quality_bench", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "q.png"
+    mod.main(["--quick", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert out.stat().st_size > 10_000
+    m = re.search(r"bars\s+plain@100: NMSE [0-9.]+\s+-> accelerated reaches it at iteration (\d+)", text)
+    assert m and int(m.group(1)) <= 60
+    m = re.search(r"non-circulant\s+\(a\) border [0-9.]+ interior [0-9.]+ ratio ([0-9.]+)", text)
+    assert m and float(m.group(1)) <= 1.5
