@@ -143,3 +143,24 @@ def test_psf_beads_takes_the_image_calibration_and_writes_the_resampled_one(tmp_
     assert cal.unit == "nm" and cal.voxel_size() == pytest.approx((200, 130, 130))
     assert psf.shape == (12, 16, 16)
     assert np.unravel_index(np.argmax(psf), psf.shape) == (6, 8, 8)
+
+
+@pytest.mark.parametrize("command,extra", [
+    ("richardson-lucy", ["--iterations", "7", "--edges", "periodic"]),
+    ("wiener", []),
+    ("convolve", []),
+])
+def test_modern_deconvolution_commands(tmp_path, command, extra):
+    cal = Calibration.make("ZYX", unit="micron", Z=0.25, Y=0.1, X=0.1)
+    write_image(tmp_path / "img.tif", load("input3d_40x36x12.npy"), cal)
+    write_image(tmp_path / "psf.tif", load("psfA_32x32x16.npy")[4:12, 8:24, 8:24])
+    out = tmp_path / "r.tif"
+    r = run_cli("deconvolve", command, tmp_path / "img.tif", tmp_path / "psf.tif", "-o", out, *extra)
+    assert r.returncode == 0, r.stderr
+    res, rcal = read_image(out)
+    assert res.shape == (12, 36, 40) and res.dtype == np.float32 and rcal == cal
+    meta = json.loads((tmp_path / "r.tif.json").read_text())
+    assert meta["command"] and len(meta["inputs"]) == 2
+    if command == "richardson-lucy":
+        assert meta["result"]["iterations"] == 7
+        assert "7 iterations" in r.stderr

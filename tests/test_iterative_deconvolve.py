@@ -137,7 +137,7 @@ def test_integer_inputs_use_raw_values():
 def test_callback_sees_every_iteration_and_can_cancel():
     seen = []
     res = iterative_deconvolve_3d(IMG3, PSF_A, max_iterations=20, terminate=-1000,
-                                  callback=lambda it, pc: seen.append((it, pc)) or it < 4)
+                                  callback=lambda it, pc: seen.append((it, pc)) or it >= 4)
     assert [s[0] for s in seen] == [1, 2, 3, 4]
     assert res.stop_reason == "cancelled" and res.iterations == 4
     assert [s[1] for s in seen] == res.log

@@ -177,7 +177,12 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
     bars: list[Any] = []  # created at the first iteration, so a failed set-up prints one line only
     if total and not quiet and kwargs.get(total, 0) > 0:
 
-        def progress(it: int, figure: float) -> None:
+        def progress(first: Any, second: Any = None) -> None:
+            # (iteration, figure) or (IterationFigures, estimate): see each core function
+            if isinstance(first, (int, np.integer)):
+                it, figure = int(first), float(second)
+            else:
+                it, figure = int(first.iteration), float(getattr(first, "relative_change", float("nan")))
             if not bars:
                 bars.append(click.progressbar(length=int(kwargs[total]), label=cmd.title, file=sys.stderr))
                 bars[0].__enter__()

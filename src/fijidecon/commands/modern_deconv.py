@@ -71,6 +71,7 @@ RICHARDSON_LUCY = Command(
     dialog_title="Richardson-Lucy deconvolution",
     function="fijidecon.deconvolve:richardson_lucy",
     menu="Plugins>Deconvolution",
+    extras={"progress": "iterations"},
     summary="Richardson-Lucy with non-circulant edges, optional Biggs-Andrews acceleration, TV or Tikhonov "
             "regularization and a Poisson discrepancy stopping rule.",
     params=(

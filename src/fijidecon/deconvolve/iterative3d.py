@@ -268,8 +268,9 @@ def iterative_deconvolve_3d(
     callback : callable, optional
         Called after each iteration as ``callback(iteration, change)`` with the
         1-based iteration number and that iteration's change figure.  Returning
-        ``False`` stops the run (``stop_reason="cancelled"``); an exception raised
-        by it propagates.
+        ``True`` stops the run (``stop_reason="cancelled"``), as for
+        :func:`~fijidecon.deconvolve.richardson_lucy`; an exception raised by it
+        propagates.
 
     Returns
     -------
@@ -409,7 +410,7 @@ def _run_compat(Y, A, normalize, gamma, fxy, fz, n_max, T, anti_ringing, detect,
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             pc = np.float32(np.float32(100.0) * D) / Psum  # h.
         log.append(float(pc))
-        if callback is not None and callback(it + 1, float(pc)) is False:
+        if callback is not None and callback(it + 1, float(pc)) is True:
             iterations, reason = it + 1, "cancelled"
             break
         if float(np.float32(prev - pc)) < T:  # i. (D5)
@@ -495,7 +496,7 @@ def _run_improved(Y, A, normalize, gamma, fxy, fz, n_max, T, anti_ringing, detec
             break
         X = Z
         iterations = it + 1
-        if callback is not None and callback(it + 1, change) is False:
+        if callback is not None and callback(it + 1, change) is True:
             reason = "cancelled"
             break
         if T > 0 and change < T:

@@ -1,0 +1,29 @@
+#@script (label="Richardson-Lucy Deconvolution (script)", menuPath="Plugins>Deconvolution>Scripts>Richardson-Lucy Deconvolution")
+#@ ij.ImagePlus (label="Image", description="The image (2D, 3D, or 4D C-Z-Y-X); any pixel type, computed in float32.") image
+#@ ij.ImagePlus (label="PSF (same voxel size as the image)", description="The PSF, centred near index n div 2; normalised to sum 1, cropped to its support and re-centred by its centroid.") psf
+#@ Integer (label="Iterations (maximum if a stop rule is set)", description="Number of iterations; Imspector: normally not above 100.", value=30, min=0, persist=false) iterations
+#@ String (label="Edges", description="Non-circulant: no ringing at borders (default); periodic: fastest; mirror: padding.", choices={"Non-circulant (Bertero-Boccacci)", "Periodic", "Mirror"}, value="Non-circulant (Bertero-Boccacci)", persist=false) edges
+#@ String (label="Acceleration", description="Vector extrapolation: several times fewer iterations for the same result.", choices={"None", "Biggs-Andrews"}, value="None", persist=false) acceleration
+#@ String (label="Regularization", description="Smooths the result; TV keeps edges.", choices={"None", "Total variation", "Tikhonov (intensity)"}, value="None", persist=false) regularization
+#@ Double (label="Weight of the regularization (TV ~0.002, Tikhonov ~0.01)", description="Regularization weight (dimensionless).", value=0.002, min=0.0, persist=false) weight
+#@ Double (label="Background (same units as the image)", description="Constant background in the data, added to the model.", value=0.0, min=0.0, persist=false) background
+#@ Double (label="Read noise (standard deviation, same units)", description="Gaussian camera read noise; allows negative pixel values.", value=0.0, min=0.0, persist=false) read_noise
+#@ String (label="Stop rule", description="Discrepancy: stop when the Poisson deviance reaches its expected value (needs data in photo-electrons: offset subtracted, divided by the gain).", choices={"None (run all iterations)", "Discrepancy principle (data in photons)"}, value="None (run all iterations)", persist=false) stop
+#@ Integer (label="Snapshot every N iterations (0 = off)", description="Keep intermediate results every N iterations (Imspector: save every 10 and choose).", value=0, min=0, persist=false) snapshot_every
+#@ Boolean (label="Recenter PSF on its centroid", description="Move the PSF's centroid to its centre voxel (sub-voxel) so the result is not shifted.", value=true, persist=false) recenter
+#@ String (label="Title of the result", description="Title of the result window.", value="Deconvolved", persist=false) title
+#@output ij.ImagePlus result
+
+"""Richardson-Lucy with non-circulant edges, optional Biggs-Andrews acceleration, TV or Tikhonov regularization and a Poisson discrepancy stopping rule.
+
+Generated from fijidecon.commands by `python -m fijidecon.fiji.scripts --write fiji_scripts`;
+do not edit.  Needs a Fiji that runs Python 3 scripts with fijidecon installed.
+"""
+
+try:
+    from fijidecon.fiji.scripts import run_script
+except ImportError:
+    raise ImportError("fijidecon is not importable: this script needs a Fiji that runs Python 3 "
+                      "(pyimagej / scripting-python) with fijidecon installed; Jython cannot run it")
+
+result = run_script('richardson-lucy', globals())

@@ -1,0 +1,947 @@
+"""fijidecon's commands as real ImageJ 1.x menu commands, dialogs and macro commands.
+
+Every :class:`~fijidecon.commands.Command` description becomes a menu item (by default
+under *Plugins › Deconvolution*) whose label is the command's ``title``.  The two ported
+OptiNav commands keep their original names and dialog labels, so macros written for
+the original plugins run unchanged, e.g.::
+
+    run("Diffraction PSF 3D", "index=1.33 numerical=1.2 wavelength=520 longitudinal=0 "
+        "image=100 slice=250 width,=32 height,=32 depth,=16 "
+        "normalization=[Sum of pixel values = 1] title=psfA");
+
+How it works (no compiled Java): a JPype proxy implementing ``ij.CommandListener`` is
+registered with ``ij.Executer.addCommandListener``.  ImageJ calls it before running any
+command, on the command's own thread; for one of our labels it runs the command and
+returns ``None`` (so ImageJ does nothing more), for any other label it returns the
+label unchanged.  The dialog is an ``ij.gui.GenericDialog`` built *from the
+description* (label, kind, default, decimals, choices; image parameters become a choice
+over the open images), so its macro keys are the first words of the labels, exactly as
+for the originals.  In a macro the dialog is not shown and its values come from the
+macro's option string (``ij.Macro.getOptions()``); from a menu click the listener
+drives the macro recorder itself (``Recorder.setCommand`` / ``saveCommand``), so the
+recorder writes a ``run(...)`` line that replays to the same result.
+
+Progress goes to ImageJ's status bar and progress bar; *Esc* cancels iterative commands
+(``IJ.escapePressed()`` is polled from the core function's ``callback``).  Errors are
+shown as ImageJ error messages (``IJ.error``) or, inside a macro, abort the macro with
+a macro error naming the parameter; a Python exception never reaches Java (which would
+show a Java exception window).  Results are new image windows carrying the input's
+calibration.
+
+If a command with the same label is already installed (e.g. the original OptiNav
+plugin in a Fiji), ours is installed as ``"<title> (Python)"`` and a line in the Log
+window says so.
+
+Example
+-------
+>>> from fijidecon.fiji import runtime, commands        # doctest: +SKIP
+>>> runtime.start(); runtime.imagej(show=True)          # doctest: +SKIP
+>>> labels = commands.install()                         # doctest: +SKIP
+>>> commands.run_macro('run("Diffraction PSF 3D", "width,=32 height,=32 depth,=16");')  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+
+from fijidecon.calibration import Calibration
+from fijidecon.commands import Command, all_commands
+from fijidecon.fiji import runtime
+
+__all__ = [
+    "install",
+    "uninstall",
+    "installed",
+    "run_macro",
+    "MacroResult",
+    "open_dialogs",
+    "dialog_text",
+    "close_dialogs",
+    "CommandError",
+    "execute",
+    "screenshot",
+    "close_images",
+    "image",
+    "state",
+]
+
+#: Suffix used when a command of the same name is already installed in ImageJ.
+PYTHON_SUFFIX = " (Python)"
+
+#: Ids of the ported commands, whose dialogs replicate the originals exactly (no unit texts).
+_PORTED = ("diffraction-psf-3d", "iterative-deconvolve-3d")
+
+
+class CommandError(ValueError):
+    """A user-facing error of an ImageJ command (shown as an ImageJ error/macro error)."""
+
+
+# ---------------------------------------------------------------------------------------
+# module state
+# ---------------------------------------------------------------------------------------
+@dataclass
+class _State:
+    labels: dict = field(default_factory=dict)  # ImageJ label -> Command
+    listener: Any = None
+    menu_items: dict = field(default_factory=dict)  # label -> java.awt.MenuItem
+    last_values: dict = field(default_factory=dict)  # command id -> {name: value} (interactive)
+    last_error: str | None = None
+    last_status: str | None = None
+    running: str | None = None
+    iteration: int = 0
+    runs: int = 0
+    notes: list = field(default_factory=list)
+    log_iterations: bool = False
+    last_seconds: float = 0.0
+    cancel_requested: bool = False
+
+
+#: What the bridge did last (read by tests and by ``fijidecon macro``).
+state = _State()
+_lock = threading.RLock()
+
+
+def _j(name: str):
+    return runtime.jimport(name)
+
+
+# ---------------------------------------------------------------------------------------
+# install / uninstall
+# ---------------------------------------------------------------------------------------
+def installed() -> dict[str, Command]:
+    """The installed commands: ImageJ menu label -> :class:`Command`."""
+    return dict(state.labels)
+
+
+def _menu(path: str):
+    """The AWT menu for ``"Plugins>Deconvolution"``, creating sub-menus as needed."""
+    Menus = _j("ij.Menus")
+    Menu = _j("java.awt.Menu")
+    parts = [p.strip() for p in path.split(">") if p.strip()]
+    if not parts:
+        parts = ["Plugins"]
+    menu = Menus.getImageJMenu(parts[0])
+    if menu is None:
+        return None
+    for name in parts[1:]:
+        found = None
+        for i in range(int(menu.getItemCount())):
+            it = menu.getItem(i)
+            if Menu.class_.isInstance(it) and str(it.getLabel()) == name:
+                found = it
+                break
+        if found is None:
+            found = Menu(name)
+            menu.add(found)
+        menu = found
+    return menu
+
+
+def install(commands: Iterable[Command] | None = None, *, log: bool = True) -> dict[str, Command]:
+    """Install commands into ImageJ 1.x's menus and make them runnable from macros.
+
+    Parameters
+    ----------
+    commands:
+        Command descriptions (default: :func:`fijidecon.commands.all_commands`).
+    log:
+        Write a line to ImageJ's Log window for every command renamed to
+        ``"<title> (Python)"`` because its name was already taken.
+
+    Returns
+    -------
+    dict
+        ImageJ label -> command, for the commands installed by this call and before.
+
+    Notes
+    -----
+    Needs a running JVM with a display (Xvfb will do); creates the ``ij.ImageJ``
+    instance (not shown) if there is none.  Idempotent.
+
+    Example
+    -------
+    >>> labels = install()                 # doctest: +SKIP
+    >>> "Iterative Deconvolve 3D" in labels  # doctest: +SKIP
+    True
+    """
+    runtime.imagej()
+    Menus = _j("ij.Menus")
+    MenuItem = _j("java.awt.MenuItem")
+    IJ = _j("ij.IJ")
+    Executer = _j("ij.Executer")
+    table = Menus.getCommands()
+    with _lock:
+        for cmd in (all_commands() if commands is None else tuple(commands)):
+            if not isinstance(cmd, Command):
+                raise TypeError(f"commands: expected Command descriptions, got {type(cmd).__name__}")
+            if any(c.id == cmd.id for c in state.labels.values()):
+                continue
+            label = cmd.title
+            if table.get(label) is not None or label in state.labels:
+                label = cmd.title + PYTHON_SUFFIX
+                if log:
+                    IJ.log(f"fijidecon: a command named \"{cmd.title}\" is already installed; "
+                           f"this one is installed as \"{label}\".")
+            if table.get(label) is not None:
+                raise RuntimeError(f"fijidecon: cannot install {cmd.title!r}: {label!r} is also taken")
+            menu = _menu(cmd.menu)
+            if menu is not None:
+                item = MenuItem(label)
+                item.addActionListener(IJ.getInstance())
+                menu.add(item)
+                state.menu_items[label] = item
+            table.put(label, f"fijidecon.{cmd.id}")  # never run: the listener intercepts it
+            state.labels[label] = cmd
+        if state.listener is None:
+            state.listener = _make_listener()
+            Executer.addCommandListener(state.listener)
+    return dict(state.labels)
+
+
+def uninstall(labels: Iterable[str] | None = None) -> None:
+    """Remove fijidecon's menu items and commands (all, or the given labels) from ImageJ.
+
+    With ``labels=None`` the command listener is removed too.
+    """
+    if not runtime.is_started():
+        return
+    Menus = _j("ij.Menus")
+    Executer = _j("ij.Executer")
+    with _lock:
+        table = Menus.getCommands()
+        which = list(state.labels) if labels is None else [str(x) for x in labels]
+        for label in which:
+            item = state.menu_items.pop(label, None)
+            if item is not None and item.getParent() is not None:
+                item.getParent().remove(item)
+            if table is not None and label in state.labels:
+                table.remove(label)
+            state.labels.pop(label, None)
+        if labels is None and state.listener is not None:
+            Executer.removeCommandListener(state.listener)
+            state.listener = None
+
+
+def _make_listener():
+    import jpype
+
+    @jpype.JImplements("ij.CommandListener")
+    class _Listener:
+        @jpype.JOverride
+        def commandExecuting(self, label):
+            cmd = state.labels.get(str(label))
+            if cmd is None:
+                return label
+            try:
+                _run(cmd, str(label))
+            except BaseException:  # never let anything cross into Java
+                try:
+                    _report("fijidecon", "internal error:\n" + traceback.format_exc(limit=3))
+                except BaseException:
+                    pass
+            return None
+
+    return _Listener()
+
+
+# ---------------------------------------------------------------------------------------
+# errors and progress
+# ---------------------------------------------------------------------------------------
+def _in_macro() -> bool:
+    IJ = _j("ij.IJ")
+    return bool(IJ.isMacro()) or _j("ij.Macro").getOptions() is not None
+
+
+def _report(title: str, message: str) -> None:
+    """Show an error: a macro error that aborts the running macro, else ``IJ.error``."""
+    state.last_error = f"{title}: {message}"
+    IJ = _j("ij.IJ")
+    IJ.showStatus("")
+    IJ.showProgress(1.0)
+    if _in_macro():
+        Interpreter = _j("ij.macro.Interpreter")
+        interp = Interpreter.getInstance()
+        if interp is not None:
+            try:
+                interp.abort(f"{title}: {message}")
+            except Exception:  # the interpreter unwinds with "Macro canceled"
+                pass
+            return
+    IJ.error(title, message)
+
+
+def _progress_callback(cmd: Command, label: str, total: int | None) -> Callable[..., bool]:
+    """A ``callback`` for the core function: progress bar, status, optional Log line, Esc.
+
+    Two signatures exist in the core: ``callback(iteration, figure)`` (Iterative
+    Deconvolve 3D) and ``callback(figures, estimate)`` with ``figures.iteration``
+    (Richardson-Lucy); in both, returning ``True`` stops the run.
+    """
+    IJ = _j("ij.IJ")
+
+    def cb(*args) -> bool:
+        first = args[0] if args else None
+        numeric = isinstance(first, (int, np.integer))
+        iteration = int(first) if numeric else int(getattr(first, "iteration", state.iteration + 1))
+        state.iteration = iteration
+        if total:
+            IJ.showProgress(iteration, int(total))
+            IJ.showStatus(f"{label}: iteration {iteration}/{total}  (Esc to cancel)")
+        else:
+            IJ.showStatus(f"{label}: iteration {iteration}  (Esc to cancel)")
+        if state.log_iterations and numeric and len(args) > 1:
+            IJ.log(str(np.float32(args[1])))
+        stop = bool(IJ.escapePressed())
+        if stop:
+            state.cancel_requested = True
+        return stop
+
+    return cb
+
+
+# ---------------------------------------------------------------------------------------
+# the dialog, built from the description
+# ---------------------------------------------------------------------------------------
+def _image_titles() -> list[str]:
+    WindowManager = _j("ij.WindowManager")
+    ids = WindowManager.getIDList()
+    if ids is None:
+        return []
+    out = []
+    for i in ids:
+        imp = WindowManager.getImage(int(i))
+        if imp is not None:
+            out.append(str(imp.getTitle()))
+    return out
+
+
+def _default_image_titles(cmd: Command, titles: list[str]) -> dict[str, str]:
+    """Default choice for each image parameter: the current image first, then a PSF."""
+    WindowManager = _j("ij.WindowManager")
+    cur = WindowManager.getCurrentImage()
+    current = str(cur.getTitle()) if cur is not None else titles[0]
+    if current not in titles:
+        current = titles[0]
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for p in cmd.params:
+        if p.kind != "image":
+            continue
+        if "psf" in p.name.lower() or "kernel" in p.label.lower():
+            psfs = [t for t in titles if "psf" in t.lower() and t not in used]
+            pick = psfs[-1] if psfs else next((t for t in titles if t not in used), titles[0])
+        else:
+            non_psf = [t for t in titles if "psf" not in t.lower()]
+            pick = current if ("psf" not in current.lower() or not non_psf) else non_psf[-1]
+            if pick in used:
+                pick = next((t for t in titles if t not in used), titles[0])
+        out[p.name] = pick
+        used.add(pick)
+    return out
+
+
+def _format_default(p, value):
+    if p.kind == "choice":
+        return p.choice_label(value)
+    return value
+
+
+def _build_dialog(cmd: Command, defaults: Mapping[str, Any], titles: list[str]):
+    GenericDialog = _j("ij.gui.GenericDialog")
+    gd = GenericDialog(cmd.dialog_title)
+    ported = cmd.id in _PORTED
+    image_defaults = _default_image_titles(cmd, titles) if titles else {}
+    for p in cmd.params:
+        val = defaults.get(p.name, p.default)
+        if p.kind in ("float", "int"):
+            digits = 0 if p.kind == "int" else int(p.decimals)
+            if p.unit and not ported:
+                gd.addNumericField(p.label, float(val), digits, 8, str(p.unit))
+            else:
+                gd.addNumericField(p.label, float(val), digits)
+        elif p.kind == "bool":
+            gd.addCheckbox(p.label, bool(val))
+        elif p.kind == "choice":
+            gd.addChoice(p.label, list(p.choice_labels), p.choice_label(val))
+        elif p.kind == "string":
+            gd.addStringField(p.label, "" if val is None else str(val), 12)
+        elif p.kind == "image":
+            gd.addChoice(p.label, titles, image_defaults.get(p.name, titles[0]))
+    if cmd.summary and not ported:
+        gd.addMessage(cmd.summary)
+    return gd
+
+
+class _AlreadyReported(Exception):
+    """An error ImageJ itself has already shown (or recorded) for the running macro."""
+
+
+def _read_dialog(cmd: Command, gd, macro: bool = False) -> dict[str, Any]:
+    """Read the fields back in order; validate each through its :class:`Param`."""
+    values: dict[str, Any] = {}
+    for p in cmd.params:
+        if p.kind in ("float", "int"):
+            v = float(gd.getNextNumber())
+            if bool(gd.invalidNumber()):
+                if macro:  # ImageJ has already reported it (macro error naming the key)
+                    raise _AlreadyReported(f"\"{p.label}\" ({p.key}): not a number")
+                raise CommandError(f"\"{p.label}\" ({p.key}): not a number")
+            values[p.name] = int(v) if p.kind == "int" and v == int(v) else v
+        elif p.kind == "bool":
+            values[p.name] = bool(gd.getNextBoolean())
+        elif p.kind in ("choice", "image"):
+            values[p.name] = str(gd.getNextChoice())
+        elif p.kind == "string":
+            values[p.name] = str(gd.getNextString())
+    out: dict[str, Any] = {}
+    for p in cmd.params:
+        v = values[p.name]
+        if p.kind == "image":
+            out[p.name] = v
+            continue
+        try:
+            out[p.name] = p.convert(v)
+        except (TypeError, ValueError) as e:
+            msg = str(e)
+            if msg.startswith(p.name + ": "):
+                msg = msg[len(p.name) + 2:]
+            raise CommandError(f"\"{p.label}\" ({p.key}={_show(v)}): {msg}") from None
+    return out
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, float) and v == int(v):
+        return str(int(v))
+    return str(v)
+
+
+# ---------------------------------------------------------------------------------------
+# running one command
+# ---------------------------------------------------------------------------------------
+def _input_array(cmd: Command, p, imp) -> tuple[np.ndarray, Calibration]:
+    from fijidecon.fiji import convert
+
+    if int(imp.getBitDepth()) == 24:
+        raise CommandError(
+            f"\"{p.label}\" ({p.key}={imp.getTitle()}): RGB images are not supported; "
+            "convert to 8-bit, 16-bit or 32-bit first (Image > Type)"
+        )
+    arr, cal = convert.from_imageplus(imp)
+    if cmd.id in _PORTED and arr.ndim > 3:  # the originals treat C/T planes as z
+        arr = arr.reshape((-1,) + arr.shape[-2:])
+        cal = Calibration(axes="ZYX", spacing=cal.spacing, unit=cal.unit)
+    return arr, cal
+
+
+def _accepts(fn: Callable, name: str) -> bool:
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return False
+    return name in sig.parameters or any(
+        q.kind is inspect.Parameter.VAR_KEYWORD for q in sig.parameters.values()
+    )
+
+
+def _declares(fn: Callable, name: str) -> bool:
+    """True when ``fn`` has a parameter called ``name`` (not merely ``**kwargs``)."""
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _result_image(res: Any) -> np.ndarray:
+    if isinstance(res, np.ndarray):
+        return res
+    for attr in ("image", "psf", "result", "data"):
+        v = getattr(res, attr, None)
+        if isinstance(v, np.ndarray):
+            return v
+    if isinstance(res, (tuple, list)):
+        for v in res:
+            if isinstance(v, np.ndarray):
+                return v
+    raise CommandError(f"the command returned {type(res).__name__}, not an image")
+
+
+def _result_title(cmd: Command, values: Mapping[str, Any], res: Any, input_title: str | None) -> str:
+    names = {p.name: p for p in cmd.params}
+    if "title" in names and names["title"].kind == "string" and values.get("title"):
+        return str(values["title"])
+    if "output" in names and names["output"].kind == "string":
+        base = str(values.get("output") or cmd.title)
+        it = getattr(res, "iterations", None)
+        return f"{base}_{it}" if it is not None else base
+    if input_title:
+        return f"{cmd.title} of {input_title}"
+    return cmd.title
+
+
+def _result_calibration(res_arr: np.ndarray, cal: Calibration | None) -> Calibration | None:
+    if cal is None:
+        return None
+    axes = cal.axes if len(cal.axes) == res_arr.ndim else "ZYX"[-res_arr.ndim:] if res_arr.ndim <= 3 else None
+    if axes is None:
+        return cal
+    return Calibration(axes=axes, spacing=cal.spacing, unit=cal.unit)
+
+
+def _generated_calibration(cmd: Command, values: Mapping[str, Any], res: Any, arr: np.ndarray,
+                           input_cal: Calibration | None = None) -> Calibration | None:
+    """Calibration of a generated result from the description's ``extras["spacing"]``
+    (parameter names of the Z, Y, X spacings) and ``extras["unit"]``, or from a
+    ``voxel_size`` attribute of the result."""
+    unit = str(cmd.extras.get("unit")) if cmd.extras and cmd.extras.get("unit") else (
+        input_cal.unit if input_cal is not None else "pixel")
+    axes = "ZYX"[-arr.ndim:] if arr.ndim <= 3 else None
+    if axes is None:
+        return None
+    sp = None
+    names = cmd.extras.get("spacing") if cmd.extras else None
+    if names and all(n in values for n in names):
+        sp = [float(values[n]) for n in names]
+    elif getattr(res, "voxel_size", None) is not None:
+        vs = np.atleast_1d(np.asarray(res.voxel_size, dtype=float))
+        sp = list(vs) if vs.size == 3 else [float(vs[0])] * 3
+    if sp is None or not all(v > 0 for v in sp):
+        return None
+    return Calibration.make(axes, unit=unit, **dict(zip("ZYX", sp)))
+
+
+def _psf_confirm(values: Mapping[str, Any]) -> tuple[str, str]:
+    """The original Diffraction PSF 3D's OK/Cancel message before computing."""
+    lam, dxy, na = float(values["wavelength"]), float(values["pixel_spacing"]), float(values["na"])
+    r = 0.6 * lam / (dxy * na) if dxy > 0 and na > 0 else float("nan")
+    return ("PSF: peak to first dark ring (w/o sph. aber.)",
+            f"Rayleigh resolution = 0.6*wavelength/(pixel spacing*NA) = {r:.3g} pixels")
+
+
+#: Interactive confirmation messages shown after the dialog (command id -> message maker).
+_CONFIRM: dict[str, Callable[[Mapping[str, Any]], tuple[str, str]]] = {"diffraction-psf-3d": _psf_confirm}
+
+
+def _run(cmd: Command, label: str) -> None:
+    IJ = _j("ij.IJ")
+    Macro = _j("ij.Macro")
+    Recorder = _j("ij.plugin.frame.Recorder")
+    WindowManager = _j("ij.WindowManager")
+    options = Macro.getOptions()
+    state.last_error = None
+    state.iteration = 0
+
+    image_params = [p for p in cmd.params if p.kind == "image"]
+    titles = _image_titles()
+    if image_params and not titles:
+        _report(label, "There are no images open.\nOpen (or create) an image first.")
+        return
+
+    # -- dialog (shown only without macro options) --
+    defaults = dict(cmd.defaults())
+    if options is None:
+        defaults.update(state.last_values.get(cmd.id, {}))
+    recording = bool(Recorder.record) and not bool(IJ.isMacro())
+    if recording:
+        Recorder.setCommand(label)
+    gd = _build_dialog(cmd, defaults, titles)
+    try:
+        gd.showDialog()
+    except Exception:  # GenericDialog aborts a macro with a bad value ("Macro canceled")
+        state.last_error = f"{label}: invalid macro option"
+        return
+    if gd.wasCanceled():
+        IJ.showStatus(f"{label}: cancelled")
+        state.last_status = "cancelled"
+        if recording:
+            Recorder.setCommand(None)
+        return
+    try:
+        values = _read_dialog(cmd, gd, macro=options is not None)
+    except CommandError as e:
+        _report(label, str(e))
+        return
+    except _AlreadyReported as e:
+        state.last_error = f"{label}: {e}"
+        return
+    except Exception as e:  # "Macro canceled" after ImageJ's own numeric-field error
+        state.last_error = f"{label}: {e}"
+        return
+
+    # -- images --
+    imps: dict[str, Any] = {}
+    for p in image_params:
+        title = values[p.name]
+        imp = WindowManager.getImage(title)
+        if imp is None:
+            open_ = ", ".join(titles) if titles else "none"
+            _report(label, f"\"{p.label}\" ({p.key}={title}): no open image has this title.\nOpen images: {open_}")
+            return
+        imps[p.name] = imp
+    confirm = _CONFIRM.get(cmd.id)
+    if confirm is not None and options is None:  # interactive only, as in the original
+        title, message = confirm(values)
+        if not bool(IJ.showMessageWithCancel(title, message)):
+            IJ.showStatus(f"{label}: cancelled")
+            state.last_status = "cancelled"
+            if recording:
+                Recorder.setCommand(None)
+            return
+    if recording:
+        Recorder.saveCommand()
+    if options is None:
+        state.last_values[cmd.id] = {p.name: values[p.name] for p in cmd.params if p.kind != "image"}
+
+    try:
+        out, res = execute(cmd, values, imps, label=label, progress=True)
+    except CommandError as e:
+        _report(label, str(e))
+        return
+    if out is None:
+        IJ.showStatus(f"{label}: cancelled (Esc)")
+        state.last_status = "cancelled"
+        IJ.resetEscape()
+        return
+    out.show()
+    state.runs += 1
+    state.last_status = "done"
+    for p in image_params:  # inputs were copied at the start; say so if one went away
+        imp = imps[p.name]
+        if WindowManager.getImage(int(imp.getID())) is None:
+            note = (f"{label}: \"{p.label}\" window '{imp.getTitle()}' was closed during the run; "
+                    "the copy taken at the start was used.")
+            state.notes.append(note)
+            IJ.log(note)
+    IJ.showStatus(f"{label}: {out.getTitle()} in {state.last_seconds:.2f} s")
+
+
+def execute(cmd: Command, values: Mapping[str, Any], imps: Mapping[str, Any], *, label: str | None = None,
+            progress: bool = False):
+    """Run a command on ``ImagePlus`` inputs and return its result as a new ``ImagePlus``.
+
+    The one path shared by the menu/macro commands and the ``#@`` scripts: inputs are
+    copied to numpy with their calibration, the core function gets
+    ``command.api_kwargs(values)`` plus the arrays, and the result becomes an
+    ``ImagePlus`` (not shown) titled and calibrated as described in the module docs.
+
+    Parameters
+    ----------
+    cmd:
+        The command description.
+    values:
+        Non-image parameter values keyed by ``Param.name`` (missing ones get defaults).
+    imps:
+        ``ImagePlus`` for each image parameter, keyed by name.
+    label:
+        Name used in status/progress messages (default ``cmd.title``).
+    progress:
+        Show progress in ImageJ's status and progress bars and let *Esc* cancel.
+
+    Returns
+    -------
+    (ImagePlus or None, object)
+        The result image (``None`` when cancelled with Esc) and the core function's
+        raw return value.
+
+    Raises
+    ------
+    CommandError
+        With a one-line message naming the parameter.
+    """
+    IJ = _j("ij.IJ")
+    label = label or cmd.title
+    image_params = [p for p in cmd.params if p.kind == "image"]
+    arrays: dict[str, np.ndarray] = {}
+    first_cal: Calibration | None = None
+    first_title: str | None = None
+    first_imp = None
+    for p in image_params:
+        imp = imps.get(p.name)
+        if imp is None:
+            raise CommandError(f"\"{p.label}\" ({p.name}): no image given")
+        arr, cal = _input_array(cmd, p, imp)
+        arrays[p.name] = arr
+        if first_cal is None:
+            first_cal, first_title, first_imp = cal, str(imp.getTitle()), imp
+    fn = cmd.load()
+    try:
+        kwargs = cmd.api_kwargs({k: v for k, v in values.items() if cmd.param(k).kind != "image"})
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+    kwargs.update(arrays)
+    total = None
+    prog = cmd.extras.get("progress") if cmd.extras else None
+    for name in ((prog,) if prog else ()) + ("max_iterations", "iterations", "n_iterations"):
+        if name in kwargs:
+            total = int(kwargs[name])
+            break
+    full = cmd.resolve({k: v for k, v in values.items() if cmd.param(k).kind != "image"})
+    state.log_iterations = progress and bool(full.get("log", False)) and cmd.id == "iterative-deconvolve-3d"
+    if progress and _accepts(fn, "callback"):
+        kwargs["callback"] = _progress_callback(cmd, label, total)
+    state.cancel_requested = False
+    if _declares(fn, "calibration"):  # e.g. "0 = from the image calibration"
+        kwargs["calibration"] = first_cal
+    elif _declares(fn, "voxel_size") and "voxel_size" not in kwargs and first_cal is not None \
+            and first_cal.is_calibrated() and first_imp is not None:
+        nd = arrays[image_params[0].name].ndim
+        if nd in (2, 3):
+            kwargs["voxel_size"] = first_cal.voxel_size("ZYX"[-nd:])
+    if progress:
+        IJ.resetEscape()
+        IJ.showStatus(f"{label}: running...  (Esc to cancel)")
+    state.running = label
+    t0 = time.perf_counter()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            res = fn(**kwargs)
+        for w in caught:  # a Python warning would be invisible in ImageJ: put it in the Log
+            IJ.log(f"{label}: warning: {w.message}")
+            state.notes.append(f"{label}: warning: {w.message}")
+    except (ValueError, TypeError) as e:
+        raise CommandError(str(e)) from None
+    except MemoryError:
+        raise CommandError("not enough memory for this computation") from None
+    except Exception as e:
+        raise CommandError(f"{type(e).__name__}: {e}") from None
+    finally:
+        state.running = None
+        state.log_iterations = False
+        if progress:
+            IJ.showProgress(1.0)
+    state.last_seconds = time.perf_counter() - t0
+    if getattr(res, "stop_reason", None) == "cancelled" or (progress and (state.cancel_requested or (
+            not total and bool(IJ.escapePressed())))):
+        return None, res
+    if progress and bool(full.get("log", False)) and cmd.id == "iterative-deconvolve-3d":
+        if getattr(res, "stop_reason", "") in ("converged", "diverged"):
+            IJ.log(f"Automatically terminated after {res.iterations} iterations.")
+
+    from fijidecon.fiji import convert
+
+    arr = _result_image(res)
+    if arr.dtype != np.float32 and arr.dtype not in (np.uint8, np.uint16):
+        arr = arr.astype(np.float32)
+    title = _result_title(cmd, full, res, first_title)
+    out_cal = _generated_calibration(cmd, full, res, arr, first_cal) or _result_calibration(arr, first_cal)
+    out = convert.to_imageplus(np.ascontiguousarray(arr), out_cal, title=title)
+    nz = int(out.getNSlices())
+    if nz > 1:
+        if not image_params:  # a generated PSF: show its centre plane (kc + 1)
+            out.setSlice(nz // 2 + 1)
+        elif first_imp is not None and int(first_imp.getNSlices()) == nz:
+            out.setSlice(int(first_imp.getCurrentSlice()))
+    return out, res
+
+
+# ---------------------------------------------------------------------------------------
+# running macros (used by ``fijidecon macro`` and by the tests)
+# ---------------------------------------------------------------------------------------
+@dataclass
+class MacroResult:
+    """Outcome of :func:`run_macro`."""
+
+    ok: bool
+    error: str | None
+    returned: str | None
+    log: str
+    dialogs: list = field(default_factory=list)  # (title, text) of dialogs closed meanwhile
+    seconds: float = 0.0
+    line: int | None = None  # macro line of the error
+
+
+def open_dialogs() -> list:
+    """The visible ``java.awt.Dialog`` windows (error messages, GenericDialogs …)."""
+    Window = _j("java.awt.Window")
+    Dialog = _j("java.awt.Dialog")
+    return [w for w in Window.getWindows() if Dialog.class_.isInstance(w) and w.isShowing()]
+
+
+def dialog_text(dlg) -> str:
+    """All text shown in a dialog (labels and ImageJ ``MultiLineLabel`` messages)."""
+    Container = _j("java.awt.Container")
+    Label = _j("java.awt.Label")
+    MultiLineLabel = _j("ij.gui.MultiLineLabel")
+    TextComponent = _j("java.awt.TextComponent")
+    field_ = MultiLineLabel.class_.getDeclaredField("lines")
+    field_.setAccessible(True)
+    out: list[str] = []
+
+    def walk(c):
+        if MultiLineLabel.class_.isInstance(c):
+            lines = field_.get(c)
+            if lines is not None:
+                out.extend(str(s) for s in lines)
+        elif Label.class_.isInstance(c):
+            out.append(str(c.getText()))
+        elif TextComponent.class_.isInstance(c):
+            out.append(str(c.getText()))
+        if Container.class_.isInstance(c):
+            for x in c.getComponents():
+                walk(x)
+
+    walk(dlg)
+    return "\n".join(s for s in out if s)
+
+
+def close_dialogs(press: str = "ok") -> list[tuple[str, str]]:
+    """Close every visible dialog, pressing OK (or Cancel); return (title, text) of each."""
+    import jpype
+
+    GenericDialog = _j("ij.gui.GenericDialog")
+    ActionEvent = _j("java.awt.event.ActionEvent")
+    closed = []
+    for d in open_dialogs():
+        closed.append((str(d.getTitle()), dialog_text(d)))
+        if GenericDialog.class_.isInstance(d):
+            gd = jpype.JObject(d, GenericDialog)
+            buttons = gd.getButtons()
+            btn = buttons[0] if press == "ok" or len(buttons) < 2 or buttons[1] is None else buttons[1]
+            if btn is not None:
+                gd.actionPerformed(ActionEvent(btn, ActionEvent.ACTION_PERFORMED, str(btn.getLabel())))
+                continue
+        d.dispose()
+    return closed
+
+
+def run_macro(code: str, arg: str = "", *, timeout: float = 600.0, ignore_errors: bool = True,
+              dismiss_dialogs: bool = True, clear_log: bool = False) -> MacroResult:
+    """Run ImageJ macro text on a Java thread and wait for it.
+
+    Parameters
+    ----------
+    code:
+        Macro language source.
+    arg:
+        Argument for ``getArgument()``.
+    timeout:
+        Seconds to wait; then the macro is aborted and ``ok`` is false.
+    ignore_errors:
+        Macro errors do not open a dialog; their message is returned in ``error``.
+    dismiss_dialogs:
+        Close any modal dialog that opens meanwhile (message boxes in a headless run),
+        recording its title and text in ``dialogs``.  An error dialog makes ``ok`` false.
+    clear_log:
+        Clear the Log window first; ``log`` is then this run's Log only.
+
+    Returns
+    -------
+    MacroResult
+
+    Example
+    -------
+    >>> r = run_macro('print("hello");')     # doctest: +SKIP
+    >>> r.ok, r.log.strip()                  # doctest: +SKIP
+    (True, 'hello')
+    """
+    import jpype
+
+    install()
+    IJ = _j("ij.IJ")
+    Interpreter = _j("ij.macro.Interpreter")
+    Thread = _j("java.lang.Thread")
+    if clear_log:
+        IJ.log("\\Clear")
+    state.last_error = None
+    interp = Interpreter()
+    if ignore_errors:
+        interp.setIgnoreErrors(True)
+    box: dict[str, Any] = {}
+
+    @jpype.JImplements("java.lang.Runnable")
+    class _Run:
+        @jpype.JOverride
+        def run(self):
+            try:
+                r = interp.run(code, arg)
+                box["returned"] = None if r is None else str(r)
+            except BaseException as e:  # "Macro canceled" and friends
+                box["exception"] = str(e)
+
+    t0 = time.perf_counter()
+    th = Thread(_Run(), "Run$_fijidecon_macro")
+    th.start()
+    dialogs: list = []
+    deadline = time.monotonic() + timeout
+    while th.isAlive():
+        th.join(200)
+        if dismiss_dialogs and th.isAlive():
+            dialogs.extend(close_dialogs())
+        if time.monotonic() > deadline:
+            interp.abortMacro()
+            th.join(2000)
+            box.setdefault("exception", f"timed out after {timeout:g} s")
+            break
+    err = interp.getErrorMessage()
+    error = str(err) if err is not None else None
+    if error is None and "exception" in box:
+        # "Macro canceled" is also how exit() ends a macro: an error only if one was reported
+        error = box["exception"] if "Macro canceled" not in box["exception"] else state.last_error
+    if error is None:
+        for title, text in dialogs:
+            if "error" in title.lower():
+                error = f"{title}: {text}"
+                break
+    log = IJ.getLog()
+    try:
+        line = int(interp.getLineNumber()) if error is not None else None
+    except Exception:
+        line = None
+    return MacroResult(
+        line=line,
+        ok=error is None and not bool(interp.wasError()),
+        error=error,
+        returned=box.get("returned"),
+        log="" if log is None else str(log),
+        dialogs=dialogs,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def screenshot(path: str) -> str:
+    """Save a PNG screenshot of the whole (possibly virtual) screen; return the path.
+
+    Uses ``java.awt.Robot`` (works under Xvfb).
+
+    Example
+    -------
+    >>> screenshot("/tmp/imagej.png")        # doctest: +SKIP
+    '/tmp/imagej.png'
+    """
+    Robot = _j("java.awt.Robot")
+    Rectangle = _j("java.awt.Rectangle")
+    Toolkit = _j("java.awt.Toolkit")
+    ImageIO = _j("javax.imageio.ImageIO")
+    File = _j("java.io.File")
+    Toolkit.getDefaultToolkit().sync()
+    img = Robot().createScreenCapture(Rectangle(Toolkit.getDefaultToolkit().getScreenSize()))
+    if not ImageIO.write(img, "png", File(str(path))):
+        raise RuntimeError(f"path: could not write a PNG to {path!r}")
+    return str(path)
+
+
+def close_images() -> int:
+    """Close every open image (batch-mode images included) without asking; return how many."""
+    WindowManager = _j("ij.WindowManager")
+    ids = WindowManager.getIDList()
+    n = 0
+    for i in (ids if ids is not None else []):
+        imp = WindowManager.getImage(int(i))
+        if imp is not None:
+            imp.changes = False
+            imp.close()
+            n += 1
+    return n
+
+
+def image(title: str):
+    """The open ``ImagePlus`` with this title (``None`` if there is none)."""
+    return _j("ij.WindowManager").getImage(str(title))

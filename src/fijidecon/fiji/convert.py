@@ -1,0 +1,547 @@
+"""Converters between numpy / xarray and ImageJ 1.x ``ImagePlus`` or ImgLib2 ``Img``.
+
+Conventions
+-----------
+* numpy axes are named by letters (:class:`fijidecon.calibration.Calibration` ``axes``):
+  ``T`` time, ``Z`` depth, ``C`` channel, ``Y`` rows, ``X`` columns (``S`` = RGB samples).
+  ImageJ 1.x hyperstacks are XYCZT (C fastest), i.e. numpy ``TZCYX``;
+  :func:`from_imageplus` returns that order with the size-1 axes dropped.
+* ImageJ 1.x pixel types: 8-bit (``uint8``), 16-bit (``uint16``), 32-bit (``float32``),
+  RGB (``uint8`` with a trailing ``S`` axis of 3).  Other dtypes are converted once, here,
+  with a :class:`DtypeConversionWarning`: ``float64`` and other integer types →
+  ``float32``; ``bool`` → ``uint8`` (True = 255, ImageJ's mask convention).
+* Calibration goes both ways: ``X``/``Y``/``Z`` spacing ↔ ``pixelWidth``/``pixelHeight``/
+  ``pixelDepth``, ``unit`` ↔ ``Calibration.getUnit()``/``setUnit`` (``T`` spacing ↔
+  ``frameInterval``).
+* ImgLib2 axes are numpy's reversed (as pyimagej): numpy ``(z, y, x)`` ↔ ImgLib2
+  ``(x, y, z)``.  :func:`to_img` wraps the numpy memory in a direct ``java.nio`` buffer:
+  no copy, writes through either side are seen by the other.  Java → numpy always copies.
+
+Example
+-------
+>>> import numpy as np                                          # doctest: +SKIP
+>>> from fijidecon.calibration import Calibration               # doctest: +SKIP
+>>> from fijidecon.fiji import convert                          # doctest: +SKIP
+>>> a = np.zeros((5, 64, 64), np.float32)                       # doctest: +SKIP
+>>> cal = Calibration.make("ZYX", unit="micron", Z=0.2, Y=0.1, X=0.1)  # doctest: +SKIP
+>>> imp = convert.to_imageplus(a, cal, title="stack")           # doctest: +SKIP
+>>> b, cal2 = convert.from_imageplus(imp)                       # doctest: +SKIP
+>>> img = convert.to_img(a)         # ImgLib2 view of a's memory   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from fijidecon.calibration import Calibration
+from fijidecon.fiji import runtime
+
+__all__ = [
+    "DtypeConversionWarning",
+    "to_imageplus",
+    "from_imageplus",
+    "to_imageplus_xarray",
+    "from_imageplus_xarray",
+    "to_img",
+    "from_img",
+    "is_imageplus",
+]
+
+#: numpy axes order of ImageJ 1.x hyperstacks (C fastest after X, Y).
+IJ_ORDER = "TZCYX"
+
+
+class DtypeConversionWarning(UserWarning):
+    """A dtype was converted at the Java edge (e.g. float64 → float32)."""
+
+
+# ---------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------
+def _j(name: str):
+    return runtime.jimport(name)
+
+
+def _is_xarray(obj: Any) -> bool:
+    return type(obj).__name__ == "DataArray" and hasattr(obj, "dims") and hasattr(obj, "coords")
+
+
+def is_imageplus(obj: Any) -> bool:
+    """True when *obj* is a Java ``ij.ImagePlus`` (or subclass)."""
+    if not runtime.is_started():
+        return False
+    try:
+        return isinstance(obj, _j("ij.ImagePlus"))
+    except Exception:
+        return False
+
+
+def _ij_dtype(array: np.ndarray, rgb: bool) -> np.ndarray:
+    """Return *array* in an ImageJ 1.x pixel type, converting once with a warning."""
+    dt = array.dtype
+    if rgb:
+        if dt != np.uint8:
+            raise TypeError(f"array: an RGB image (axis 'S') must be uint8, got {dt}")
+        return array
+    if dt in (np.uint8, np.uint16, np.float32):
+        return array
+    if dt == np.bool_:
+        warnings.warn("array: bool converted to uint8 (True = 255) for ImageJ", DtypeConversionWarning, stacklevel=3)
+        return array.astype(np.uint8) * np.uint8(255)
+    if dt.kind == "f" or dt.kind in "iu":
+        warnings.warn(
+            f"array: {dt} converted to float32 for ImageJ 1.x (it has 8-bit, 16-bit and 32-bit float images only)",
+            DtypeConversionWarning,
+            stacklevel=3,
+        )
+        return array.astype(np.float32)
+    raise TypeError(f"array: dtype {dt} cannot be converted to an ImageJ image (8/16/32-bit or RGB)")
+
+
+def _resolve_axes(ndim: int, axes: str | None, calibration: Calibration | None) -> str:
+    if axes is None:
+        if calibration is not None and len(calibration.axes) == ndim:
+            axes = calibration.axes
+        elif ndim <= 5:
+            axes = Calibration.default(ndim).axes
+        else:
+            raise ValueError(f"array: at most 5 dimensions (TZCYX) are supported, got {ndim}")
+    if not isinstance(axes, str):
+        raise TypeError(f"axes: expected a string such as 'ZYX', got {type(axes).__name__}")
+    axes = axes.upper()
+    if len(axes) != ndim:
+        raise ValueError(f"axes: {axes!r} has {len(axes)} letters for an array of {ndim} dimensions")
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"axes: repeated letter in {axes!r}")
+    bad = set(axes) - set(IJ_ORDER + "S")
+    if bad:
+        raise ValueError(f"axes: unknown letter(s) {sorted(bad)} in {axes!r}; use T, Z, C, Y, X (and S for RGB)")
+    if "Y" not in axes or "X" not in axes:
+        raise ValueError(f"axes: {axes!r} must contain Y and X")
+    return axes
+
+
+def _to_java_array(plane: np.ndarray):
+    import jpype
+
+    plane = np.ascontiguousarray(plane).ravel()
+    if plane.dtype == np.uint8:
+        return jpype.JArray(jpype.JByte)(plane.view(np.int8))
+    if plane.dtype == np.uint16:
+        return jpype.JArray(jpype.JShort)(plane.view(np.int16))
+    if plane.dtype == np.float32:
+        return jpype.JArray(jpype.JFloat)(plane)
+    if plane.dtype == np.int32:
+        return jpype.JArray(jpype.JInt)(plane)
+    raise TypeError(f"internal: no Java array for {plane.dtype}")  # pragma: no cover
+
+
+# ---------------------------------------------------------------------------------------
+# ImagePlus
+# ---------------------------------------------------------------------------------------
+def to_imageplus(
+    array,
+    calibration: Calibration | None = None,
+    title: str | None = None,
+    axes: str | None = None,
+):
+    """Copy a numpy array (or xarray ``DataArray``) into a new ImageJ 1.x ``ImagePlus``.
+
+    Parameters
+    ----------
+    array:
+        2D to 5D array; ``uint8``, ``uint16`` and ``float32`` are kept, ``float64`` and
+        other numeric types become ``float32`` and ``bool`` becomes ``uint8`` (0/255), each
+        with a :class:`DtypeConversionWarning`.  An ``xarray.DataArray`` is passed to
+        :func:`to_imageplus_xarray`.  The input is never modified.
+    calibration:
+        Voxel size and unit (and axes if *axes* is not given).  ``None``: uncalibrated.
+    title:
+        Image title (default ``"image"``, or the DataArray's name).
+    axes:
+        One letter per dimension in numpy order, from ``T, Z, C, Y, X`` (``S`` = RGB
+        samples, size 3, ``uint8``).  Default: ``calibration.axes`` when its length fits,
+        else ``YX``/``ZYX``/``CZYX``/``TCZYX``.
+
+    Returns
+    -------
+    ij.ImagePlus
+        8-bit, 16-bit, 32-bit or RGB; a hyperstack when more than one of C, Z, T > 1.
+
+    Example
+    -------
+    >>> imp = to_imageplus(np.ones((3, 32, 32), np.uint16),
+    ...                    Calibration.make("ZYX", "micron", Z=0.3, Y=0.1, X=0.1))  # doctest: +SKIP
+    >>> imp.getNSlices(), imp.getBitDepth()                                       # doctest: +SKIP
+    (3, 16)
+    """
+    if _is_xarray(array):
+        if calibration is not None or axes is not None:
+            raise ValueError("calibration/axes: not accepted with an xarray.DataArray (its dims and coords say it)")
+        return to_imageplus_xarray(array, title=title)
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"array: expected a numpy array or xarray.DataArray, got {type(array).__name__}")
+    if calibration is not None and not isinstance(calibration, Calibration):
+        raise TypeError(f"calibration: expected a fijidecon Calibration, got {type(calibration).__name__}")
+    if title is None:
+        title = "image"
+    if not isinstance(title, str):
+        raise TypeError(f"title: expected a str, got {type(title).__name__}")
+    if array.ndim < 2:
+        raise ValueError(f"array: needs at least 2 dimensions (Y, X), got shape {array.shape}")
+    ax = _resolve_axes(array.ndim, axes, calibration)
+    rgb = "S" in ax
+    if rgb and array.shape[ax.index("S")] != 3:
+        raise ValueError(f"array: the S (RGB) axis must have size 3, got {array.shape[ax.index('S')]}")
+    if 0 in array.shape:
+        raise ValueError(f"array: empty shape {array.shape}")
+    data = _ij_dtype(array, rgb)
+
+    # reorder to (T, Z, C, Y, X[, S]) with size-1 axes inserted
+    order = IJ_ORDER + ("S" if rgb else "")
+    missing = [a for a in order if a not in ax]
+    data = data.reshape(data.shape + (1,) * len(missing))
+    full_axes = ax + "".join(missing)
+    data = np.transpose(data, [full_axes.index(a) for a in order])
+    nt, nz, nc, h, w = data.shape[:5]
+    if rgb:
+        d = data.astype(np.uint32)
+        data = (np.uint32(0xFF) << np.uint32(24)) | (d[..., 0] << 16) | (d[..., 1] << 8) | d[..., 2]
+        data = data.astype(np.uint32).view(np.int32)
+
+    ImageStack = _j("ij.ImageStack")
+    ImagePlus = _j("ij.ImagePlus")
+    FloatProcessor = _j("ij.process.FloatProcessor")
+    ShortProcessor = _j("ij.process.ShortProcessor")
+    ByteProcessor = _j("ij.process.ByteProcessor")
+    ColorProcessor = _j("ij.process.ColorProcessor")
+
+    stack = ImageStack(int(w), int(h))
+    for t in range(nt):
+        for z in range(nz):
+            for c in range(nc):
+                plane = data[t, z, c]
+                jarr = _to_java_array(plane)
+                if rgb:
+                    ip = ColorProcessor(int(w), int(h), jarr)
+                elif plane.dtype == np.float32:
+                    ip = FloatProcessor(int(w), int(h), jarr)
+                elif plane.dtype == np.uint16:
+                    ip = ShortProcessor(int(w), int(h), jarr, None)
+                else:
+                    ip = ByteProcessor(int(w), int(h), jarr, None)
+                stack.addSlice("", ip)
+    imp = ImagePlus(title, stack)
+    imp.setDimensions(int(nc), int(nz), int(nt))
+    if sum(n > 1 for n in (nc, nz, nt)) > 1 or nc > 1 or nt > 1:
+        imp.setOpenAsHyperStack(True)
+    if not rgb:
+        imp.resetDisplayRange()
+    _set_calibration(imp, calibration, ax)
+    return imp
+
+
+def _set_calibration(imp, calibration: Calibration | None, axes: str) -> None:
+    if calibration is None:
+        return
+    cal = imp.getCalibration()
+    cal.pixelWidth = float(calibration.get("X"))
+    cal.pixelHeight = float(calibration.get("Y"))
+    cal.pixelDepth = float(calibration.get("Z"))
+    if "T" in dict(calibration.spacing):
+        cal.frameInterval = float(calibration.get("T"))
+    unit = calibration.unit
+    cal.setUnit(None if unit in ("", "pixel", "pixels") else str(unit))
+    imp.setCalibration(cal)
+
+
+def from_imageplus(imp, squeeze: bool = True) -> tuple[np.ndarray, Calibration]:
+    """Copy an ImageJ 1.x ``ImagePlus`` into a numpy array and its :class:`Calibration`.
+
+    Parameters
+    ----------
+    imp:
+        An ``ij.ImagePlus`` (8-bit, 16-bit, 32-bit or RGB; stack or hyperstack).
+    squeeze:
+        Drop the C, Z, T axes of size 1 (Y and X are always kept).
+
+    Returns
+    -------
+    array : numpy.ndarray
+        ``uint8``, ``uint16``, ``float32`` (or ``uint8`` with a trailing ``S`` axis for RGB),
+        axes in ImageJ order ``TZCYX``; a copy (Java → numpy always copies).
+    calibration : Calibration
+        ``axes`` names the returned axes; ``spacing`` has ``X``, ``Y``, ``Z`` (and ``T``
+        when a frame interval is set); ``unit`` is ImageJ's unit (``"pixel"`` when
+        uncalibrated).
+
+    Example
+    -------
+    >>> arr, cal = from_imageplus(imp)      # doctest: +SKIP
+    >>> cal.axes, cal.dz                    # doctest: +SKIP
+    ('ZYX', 0.3)
+    """
+    if not is_imageplus(imp):
+        raise TypeError(f"imp: expected an ij.ImagePlus, got {type(imp).__name__}")
+    nc, nz, nt = int(imp.getNChannels()), int(imp.getNSlices()), int(imp.getNFrames())
+    w, h = int(imp.getWidth()), int(imp.getHeight())
+    bitdepth = int(imp.getBitDepth())
+    stack = imp.getStack()
+    n = int(stack.getSize())
+    if n != nc * nz * nt:  # inconsistent dimensions: treat as a plain Z stack
+        nc, nz, nt = 1, n, 1
+    if bitdepth == 8:
+        dtype = np.uint8
+    elif bitdepth == 16:
+        dtype = np.uint16
+    elif bitdepth == 32:
+        dtype = np.float32
+    elif bitdepth == 24:
+        dtype = np.uint8
+    else:  # pragma: no cover - ImageJ has no other bit depths
+        raise TypeError(f"imp: unsupported bit depth {bitdepth}")
+    rgb = bitdepth == 24
+    shape = (nt, nz, nc, h, w) + ((3,) if rgb else ())
+    out = np.empty(shape, dtype=dtype)
+    i = 0
+    for t in range(nt):
+        for z in range(nz):
+            for c in range(nc):
+                i += 1
+                pix = np.array(stack.getPixels(i)).reshape(h, w)
+                if rgb:
+                    v = pix.view(np.uint32) if pix.dtype.itemsize == 4 else pix.astype(np.uint32)
+                    out[t, z, c, :, :, 0] = (v >> 16) & 0xFF
+                    out[t, z, c, :, :, 1] = (v >> 8) & 0xFF
+                    out[t, z, c, :, :, 2] = v & 0xFF
+                else:
+                    out[t, z, c] = pix.view(dtype)
+    axes = IJ_ORDER + ("S" if rgb else "")
+    if squeeze:
+        keep = [k for k, a in enumerate(axes) if a in "YXS" or out.shape[k] > 1]
+        out = out.reshape([out.shape[k] for k in keep])
+        axes = "".join(axes[k] for k in keep)
+    cal = imp.getCalibration()
+    spacing = {"X": float(cal.pixelWidth), "Y": float(cal.pixelHeight)}
+    if "Z" in axes or float(cal.pixelDepth) != 1.0:
+        spacing["Z"] = float(cal.pixelDepth)
+    if float(cal.frameInterval) > 0:
+        spacing["T"] = float(cal.frameInterval)
+    unit = str(cal.getUnit())
+    return out, Calibration.make(axes, unit=unit, **spacing)
+
+
+# ---------------------------------------------------------------------------------------
+# xarray
+# ---------------------------------------------------------------------------------------
+#: dimension names understood on the way in (pyimagej's names included).
+_DIM_ALIASES = {
+    "t": "T", "time": "T",
+    "z": "Z", "pln": "Z", "plane": "Z",
+    "c": "C", "ch": "C", "channel": "C",
+    "y": "Y", "row": "Y",
+    "x": "X", "col": "X",
+    "s": "S", "rgb": "S",
+}
+
+
+def to_imageplus_xarray(da, title: str | None = None):
+    """Copy an ``xarray.DataArray`` into an ``ImagePlus``, calibration from its coords.
+
+    Dimension names ``t, z, c, y, x`` (or pyimagej's ``t, pln, ch, row, col``); the
+    spacing of each spatial axis is the step of its coordinate; the unit comes from
+    ``da.attrs["unit"]`` or the ``x`` coordinate's ``attrs["units"]`` (default ``"pixel"``).
+
+    Example
+    -------
+    >>> da = xr.DataArray(a, dims=("z", "y", "x"),
+    ...                   coords={"z": np.arange(5) * 0.2, "y": np.arange(64) * 0.1,
+    ...                           "x": np.arange(64) * 0.1}, attrs={"unit": "micron"})  # doctest: +SKIP
+    >>> imp = to_imageplus_xarray(da)     # doctest: +SKIP
+    """
+    if not _is_xarray(da):
+        raise TypeError(f"da: expected an xarray.DataArray, got {type(da).__name__}")
+    axes = ""
+    for d in da.dims:
+        key = str(d).lower()
+        if key not in _DIM_ALIASES:
+            raise ValueError(f"da: unknown dimension name {d!r}; use t, z, c, y, x (or t, pln, ch, row, col)")
+        axes += _DIM_ALIASES[key]
+    spacing = {}
+    unit = da.attrs.get("unit") or da.attrs.get("units")
+    for d, a in zip(da.dims, axes):
+        if a in "XYZT" and d in da.coords and da.sizes[d] > 1:
+            c = np.asarray(da.coords[d].values, dtype=np.float64)
+            step = float(c[1] - c[0])
+            if step > 0:
+                spacing[a] = step
+            if unit is None and a == "X":
+                unit = da.coords[d].attrs.get("units") or da.coords[d].attrs.get("unit")
+    cal = Calibration.make(axes, unit=str(unit) if unit else "pixel", **spacing)
+    return to_imageplus(np.asarray(da.values), cal, title=title if title is not None else str(da.name or "image"), axes=axes)
+
+
+def from_imageplus_xarray(imp, squeeze: bool = True):
+    """Copy an ``ImagePlus`` into an ``xarray.DataArray`` with calibrated coordinates.
+
+    Dimensions are lower-case ``t, z, c, y, x`` (``s`` for RGB); spatial coordinates are
+    ``index * spacing``; ``attrs`` holds ``unit``, ``spacing`` and ``title``, and each
+    spatial coordinate has ``attrs["units"]``.
+
+    Example
+    -------
+    >>> da = from_imageplus_xarray(imp)     # doctest: +SKIP
+    >>> float(da.z[1] - da.z[0])            # doctest: +SKIP
+    0.3
+    """
+    import xarray as xr
+
+    arr, cal = from_imageplus(imp, squeeze=squeeze)
+    dims = tuple(a.lower() for a in cal.axes)
+    coords = {}
+    for a, n in zip(cal.axes, arr.shape):
+        if a in "XYZT":
+            coords[a.lower()] = xr.Variable(a.lower(), np.arange(n) * cal.get(a), attrs={"units": cal.unit if a != "T" else "frame interval"})
+        elif a == "C":
+            coords["c"] = np.arange(n)
+    return xr.DataArray(
+        arr,
+        dims=dims,
+        coords=coords,
+        name=str(imp.getTitle()),
+        attrs={"unit": cal.unit, "spacing": dict(cal.spacing), "title": str(imp.getTitle())},
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# ImgLib2
+# ---------------------------------------------------------------------------------------
+#: numpy dtype -> (buffer access class, ArrayImgs factory)
+_IMG_TYPES = {
+    np.dtype(np.uint8): ("ByteBufferAccess", "unsignedBytes"),
+    np.dtype(np.int8): ("ByteBufferAccess", "bytes"),
+    np.dtype(np.uint16): ("ShortBufferAccess", "unsignedShorts"),
+    np.dtype(np.int16): ("ShortBufferAccess", "shorts"),
+    np.dtype(np.uint32): ("IntBufferAccess", "unsignedInts"),
+    np.dtype(np.int32): ("IntBufferAccess", "ints"),
+    np.dtype(np.int64): ("LongBufferAccess", "longs"),
+    np.dtype(np.uint64): ("LongBufferAccess", "unsignedLongs"),
+    np.dtype(np.float32): ("FloatBufferAccess", "floats"),
+    np.dtype(np.float64): ("DoubleBufferAccess", "doubles"),
+}
+
+#: ImgLib2 type class simple name -> numpy dtype
+_TYPE_TO_DTYPE = {
+    "UnsignedByteType": np.uint8,
+    "ByteType": np.int8,
+    "UnsignedShortType": np.uint16,
+    "ShortType": np.int16,
+    "UnsignedIntType": np.uint32,
+    "IntType": np.int32,
+    "LongType": np.int64,
+    "UnsignedLongType": np.uint64,
+    "FloatType": np.float32,
+    "DoubleType": np.float64,
+}
+
+def to_img(array: np.ndarray, copy: bool | None = None):
+    """Wrap a numpy array as an ImgLib2 ``ArrayImg`` that uses the *same memory*.
+
+    numpy axes are reversed (numpy ``(z, y, x)`` → ImgLib2 ``(x, y, z)``), as in pyimagej.
+    The array must be C-contiguous, aligned and writable for a zero-copy view; writes
+    through the ``Img`` are seen in the array and vice versa.  The numpy memory stays
+    alive as long as the Java buffer does (JPype ties the direct buffer to the array's
+    memoryview, and the ImgLib2 access keeps that buffer).
+
+    Parameters
+    ----------
+    array:
+        numpy array of ``uint8, int8, uint16, int16, uint32, int32, int64, uint64,
+        float32, float64``; ``bool`` is not supported.
+    copy:
+        ``None`` (default): zero-copy when the memory allows it, else a C-contiguous copy;
+        ``False``: raise ``ValueError`` instead of copying; ``True``: always copy.
+
+    Returns
+    -------
+    net.imglib2.img.array.ArrayImg
+        backed by a ``java.nio`` direct buffer over the numpy memory.
+
+    Example
+    -------
+    >>> a = np.zeros((4, 5, 6), np.float32)          # doctest: +SKIP
+    >>> img = to_img(a)                               # doctest: +SKIP
+    >>> list(img.dimensionsAsLongArray())             # doctest: +SKIP
+    [6, 5, 4]
+    >>> ra = img.randomAccess(); ra.setPosition([1, 2, 3]); ra.get().set(7.0)  # doctest: +SKIP
+    >>> float(a[3, 2, 1])                             # doctest: +SKIP
+    7.0
+    """
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"array: expected a numpy array, got {type(array).__name__}")
+    if array.dtype.newbyteorder("=") not in _IMG_TYPES or not array.dtype.isnative:
+        raise TypeError(
+            f"array: dtype {array.dtype} has no ImgLib2 equivalent here; use one of "
+            + ", ".join(str(d) for d in _IMG_TYPES)
+        )
+    if array.ndim == 0:
+        raise ValueError("array: needs at least one dimension")
+    if copy not in (None, True, False):
+        raise TypeError(f"copy: expected None, True or False, got {copy!r}")
+    shareable = array.flags.c_contiguous and array.flags.aligned and array.flags.writeable and array.size > 0
+    if copy is False and not shareable:
+        raise ValueError(
+            "array: cannot be shared without a copy (needs C-contiguous, aligned, writable, non-empty); "
+            "pass copy=None to allow a copy"
+        )
+    if copy or not shareable:
+        array = np.array(array, order="C", copy=True)
+    import jpype
+    import jpype.nio
+
+    runtime.ensure_started()
+    access_name, factory = _IMG_TYPES[array.dtype]
+    ByteOrder = _j("java.nio.ByteOrder")
+    Access = _j(f"net.imglib2.img.basictypeaccess.nio.{access_name}")
+    ArrayImgs = _j("net.imglib2.img.array.ArrayImgs")
+    bb = jpype.nio.convertToDirectBuffer(array.reshape(-1).view(np.uint8))
+    bb = bb.order(ByteOrder.nativeOrder())
+    if access_name == "ByteBufferAccess":
+        access = Access(bb, True)
+    else:
+        access = Access.fromByteBuffer(bb, True)
+    dims = jpype.JArray(jpype.JLong)([int(n) for n in array.shape[::-1]])
+    return getattr(ArrayImgs, factory)(access, dims)
+
+
+def from_img(img) -> np.ndarray:
+    """Copy an ImgLib2 ``RandomAccessibleInterval`` (``Img``, view …) into a numpy array.
+
+    Axes are reversed (ImgLib2 ``(x, y, z)`` → numpy ``(z, y, x)``); the interval's
+    origin becomes index 0.  Real types map to their numpy equivalents (``FloatType`` →
+    ``float32``, ``UnsignedShortType`` → ``uint16`` …).  Always a copy.
+
+    Example
+    -------
+    >>> a = from_img(img)          # doctest: +SKIP
+    """
+    RAI = _j("net.imglib2.RandomAccessibleInterval")
+    if not isinstance(img, RAI):
+        raise TypeError(f"img: expected an ImgLib2 RandomAccessibleInterval, got {type(img).__name__}")
+    Util = _j("net.imglib2.util.Util")
+    Views = _j("net.imglib2.view.Views")
+    ImgUtil = _j("net.imglib2.util.ImgUtil")
+    t = Util.getTypeFromInterval(img)
+    tname = str(t.getClass().getSimpleName())
+    if tname not in _TYPE_TO_DTYPE:
+        raise TypeError(f"img: pixel type {tname} is not supported (use one of {', '.join(_TYPE_TO_DTYPE)})")
+    nd = int(img.numDimensions())
+    shape = tuple(int(img.dimension(d)) for d in range(nd))[::-1]
+    out = np.empty(shape, dtype=_TYPE_TO_DTYPE[tname])
+    if out.size == 0:
+        return out
+    ImgUtil.copy(Views.zeroMin(img), to_img(out, copy=False))
+    return out

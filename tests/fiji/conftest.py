@@ -1,0 +1,114 @@
+"""Session fixtures for the ImageJ bridge tests: a real Xvfb, one JVM, one ij.ImageJ.
+
+* ``display``: if ``DISPLAY`` is unset, a real ``Xvfb`` is started on a free display
+  number (``-displayfd``) and killed when the test process ends (after the JVM shut
+  down, so AWT never loses its X server under it).
+* ``jvm``: the fijidecon runtime started once (pinned Maven Central artifacts, system JDK,
+  not headless); returns :mod:`fijidecon.fiji.runtime`.
+* ``ij1``: the running ``ij.ImageJ`` instance (created with ``NO_SHOW``).
+
+Every test in ``tests/fiji`` is marked ``imagej``.  Tests are skipped only when Java
+itself is missing; a missing Xvfb or Maven artifacts is an error, not a skip.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if str(item.fspath).startswith(HERE):
+            item.add_marker(pytest.mark.imagej)
+
+
+def _java_missing_reason() -> str | None:
+    try:
+        import jpype  # noqa: F401
+        import scyjava  # noqa: F401
+    except ImportError as e:  # the bridge's Python side is not installed
+        return f"scyjava/JPype not installed ({e}); pip install 'fijidecon[imagej]'"
+    from fijidecon.fiji import runtime
+
+    if runtime.find_java() is None:
+        return "no Java (JDK/JRE 11+) found: install OpenJDK 17 or set JAVA_HOME"
+    return None
+
+
+_XVFB: dict = {}
+
+
+def _kill_xvfb() -> None:
+    proc = _XVFB.pop("proc", None)
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            proc.kill()
+
+
+def start_xvfb() -> str:
+    """Start ``Xvfb`` on a free display number; return ``":N"``.  Killed at process exit."""
+    exe = shutil.which("Xvfb")
+    if exe is None:
+        raise RuntimeError("DISPLAY is unset and Xvfb is not installed (Debian: apt-get install xvfb)")
+    r, w = os.pipe()
+    proc = subprocess.Popen(
+        [exe, "-displayfd", str(w), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+        pass_fds=(w,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(w)
+    # Registered before the JVM starts: atexit runs in reverse order, so Xvfb is killed
+    # after scyjava's JVM shutdown hook.
+    _XVFB["proc"] = proc
+    atexit.register(_kill_xvfb)
+    buf = b""
+    deadline = time.monotonic() + 20
+    with os.fdopen(r, "rb", buffering=0) as f:
+        while not buf.endswith(b"\n") and time.monotonic() < deadline:
+            chunk = f.read(16)
+            if not chunk:
+                break
+            buf += chunk
+    if not buf.strip():
+        _kill_xvfb()
+        raise RuntimeError("Xvfb did not report a display number")
+    return ":" + buf.decode().strip()
+
+
+@pytest.fixture(scope="session")
+def display() -> str:
+    """The X display used by the tests (a fresh Xvfb when DISPLAY was unset)."""
+    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+        os.environ["DISPLAY"] = start_xvfb()
+    return os.environ.get("DISPLAY", "")
+
+
+@pytest.fixture(scope="session")
+def jvm(display):
+    """Start the fijidecon JVM once per test session; returns ``fijidecon.fiji.runtime``."""
+    reason = _java_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    from fijidecon.fiji import runtime
+
+    runtime.start(heap="2g", headless=False)
+    return runtime
+
+
+@pytest.fixture(scope="session")
+def ij1(jvm):
+    """The running ``ij.ImageJ`` instance (ImageJ 1.x, not shown)."""
+    return jvm.imagej()
