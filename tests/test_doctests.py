@@ -16,6 +16,7 @@ MODULES = [
     "fijidecon.deconvolve.richardson_lucy",
     "fijidecon.io",
     "fijidecon.commands._model",
+    "fijidecon.commands.run",
 ]
 
 

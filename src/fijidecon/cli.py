@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import inspect
 import os
 import sys
 import time
@@ -23,6 +22,7 @@ import numpy as np
 from . import __version__
 from .calibration import Calibration
 from .commands import Command, all_commands
+from .commands.run import accepts, output_calibration, run_command  # noqa: F401  (accepts, output_calibration: re-exported)
 
 EXIT_USAGE = 2
 
@@ -89,35 +89,6 @@ def _result_record(result: Any) -> dict[str, Any]:
     return rec
 
 
-def accepts(func: Any, name: str) -> bool:
-    """Whether ``func`` takes a keyword argument ``name``."""
-    try:
-        return name in inspect.signature(func).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def output_calibration(cmd: Command, values: dict[str, Any], inputs: list[tuple[np.ndarray, Calibration]],
-                       unit: str | None, ndim: int, result: Any = None) -> Calibration:
-    """The calibration to write with a command's result.
-
-    In order: a result that knows its own voxel size (``result.voxel_size``, e.g. a
-    resampled bead PSF) with the input's unit; the spacings named in the description's
-    ``extras["spacing"]`` with ``unit``; the first image input's calibration."""
-    own = getattr(result, "voxel_size", None)
-    if own is not None and len(own) == ndim and ndim <= 3:
-        base_unit = inputs[0][1].unit if inputs else (unit or "pixel")
-        return Calibration.make("ZYX"[-ndim:], unit=base_unit, **dict(zip("ZYX"[-ndim:], map(float, own))))
-    spacing_params = cmd.extras.get("spacing")
-    if spacing_params:
-        z, y, x = (float(values[name]) for name in spacing_params)
-        return Calibration.make("ZYX"[-ndim:] if ndim <= 3 else "CZYX", unit=unit or "pixel", Z=z, Y=y, X=x)
-    if inputs:
-        cal = inputs[0][1]
-        return cal if len(cal.axes) == ndim else Calibration.default(ndim)
-    return Calibration.default(ndim)
-
-
 def _make_command(cmd: Command, name: str) -> click.Command:
     params: list[click.Parameter] = []
     images = [p for p in cmd.params if p.kind == "image"]
@@ -161,20 +132,18 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
         v = kw[p.name]
         values[p.name] = _choice_value(p, v) if p.kind == "choice" else v
     kwargs = cmd.api_kwargs(values)
-    inputs = []
+    images: dict[str, tuple[np.ndarray, Calibration]] = {}
     records = []
     for p in (q for q in cmd.params if q.kind == "image"):
         arr, cal = io.read_image(kw[p.name])
-        inputs.append((arr, cal))
+        images[p.name] = (arr, cal)
         records.append({"parameter": p.name, "path": os.path.abspath(kw[p.name]),
                         "sha256": io.sha256_file(kw[p.name]), "shape": list(arr.shape), "dtype": str(arr.dtype),
                         "calibration": dataclasses.asdict(cal)})
-    func = cmd.load()
-    if inputs and accepts(func, "calibration"):
-        kwargs["calibration"] = inputs[0][1]
     total = cmd.extras.get("progress")
     t0 = time.perf_counter()
     bars: list[Any] = []  # created at the first iteration, so a failed set-up prints one line only
+    callback = None
     if total and not quiet and kwargs.get(total, 0) > 0:
 
         def progress(first: Any, second: Any = None) -> None:
@@ -189,15 +158,14 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
             bars[0].label = f"{cmd.title} (change {figure:.4g})"
             bars[0].update(it - bars[0].pos)
 
-        kwargs["callback"] = progress
+        callback = progress
     try:
-        result = func(*[a for a, _ in inputs], **kwargs)
+        result, image, cal = run_command(cmd, values, images, callback=callback, unit=unit,
+                                         voxel_size_from_calibration=True)
     finally:
         for bar in bars:
             bar.__exit__(None, None, None)
     t1 = time.perf_counter()
-    image = result if isinstance(result, np.ndarray) else result.image
-    cal = output_calibration(cmd, values, inputs, unit, image.ndim, result)
     io.write_image(out, image, cal, overwrite=overwrite,
                    description={"fijidecon": __version__, "command": cmd.title})
     t2 = time.perf_counter()
@@ -205,7 +173,7 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
         "fijidecon_version": __version__,
         "command": cmd.title,
         "cli": " ".join(sys.argv[1:]) if sys.argv else "",
-        "parameters": {k: v for k, v in kwargs.items() if k not in ("callback", "calibration")},
+        "parameters": kwargs,
         "inputs": records,
         "output": {"path": os.path.abspath(out), "shape": list(image.shape), "dtype": str(image.dtype),
                    "calibration": dataclasses.asdict(cal)},

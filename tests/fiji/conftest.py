@@ -13,12 +13,8 @@ itself is missing; a missing Xvfb or Maven artifacts is an error, not a skip.
 
 from __future__ import annotations
 
-import atexit
 import os
-import shutil
-import subprocess
 import sys
-import time
 
 import pytest
 
@@ -44,55 +40,14 @@ def _java_missing_reason() -> str | None:
     return None
 
 
-_XVFB: dict = {}
-
-
-def _kill_xvfb() -> None:
-    proc = _XVFB.pop("proc", None)
-    if proc is not None and proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:  # pragma: no cover
-            proc.kill()
-
-
-def start_xvfb() -> str:
-    """Start ``Xvfb`` on a free display number; return ``":N"``.  Killed at process exit."""
-    exe = shutil.which("Xvfb")
-    if exe is None:
-        raise RuntimeError("DISPLAY is unset and Xvfb is not installed (Debian: apt-get install xvfb)")
-    r, w = os.pipe()
-    proc = subprocess.Popen(
-        [exe, "-displayfd", str(w), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
-        pass_fds=(w,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(w)
-    # Registered before the JVM starts: atexit runs in reverse order, so Xvfb is killed
-    # after scyjava's JVM shutdown hook.
-    _XVFB["proc"] = proc
-    atexit.register(_kill_xvfb)
-    buf = b""
-    deadline = time.monotonic() + 20
-    with os.fdopen(r, "rb", buffering=0) as f:
-        while not buf.endswith(b"\n") and time.monotonic() < deadline:
-            chunk = f.read(16)
-            if not chunk:
-                break
-            buf += chunk
-    if not buf.strip():
-        _kill_xvfb()
-        raise RuntimeError("Xvfb did not report a display number")
-    return ":" + buf.decode().strip()
-
-
 @pytest.fixture(scope="session")
 def display() -> str:
     """The X display used by the tests (a fresh Xvfb when DISPLAY was unset)."""
     if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
-        os.environ["DISPLAY"] = start_xvfb()
+        from fijidecon.fiji.cli_imagej import start_xvfb
+
+        # without -terminate: the X server outlives every X client of the session
+        os.environ["DISPLAY"] = start_xvfb(terminate=False)
     return os.environ.get("DISPLAY", "")
 
 

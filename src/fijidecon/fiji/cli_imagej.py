@@ -33,7 +33,8 @@ from pathlib import Path
 
 import click
 
-__all__ = ["imagej_command", "macro_command", "imagej", "macro", "main", "ensure_display", "sample_path"]
+__all__ = ["imagej_command", "macro_command", "imagej", "macro", "main", "ensure_display", "start_xvfb",
+           "sample_path"]
 
 _XVFB: dict = {}
 
@@ -53,30 +54,29 @@ def _stop_xvfb() -> None:
             proc.kill()
 
 
-def ensure_display() -> str | None:
-    """Make sure AWT has a display: on Linux without ``DISPLAY``, start a private Xvfb.
+def start_xvfb(*, terminate: bool = True) -> str:
+    """Start a private ``Xvfb`` on a free display number; return ``":N"``.
 
-    Returns the display (``":N"``) or ``None`` on platforms that need none.  The Xvfb
-    process is stopped when Python exits.
+    The process is stopped when Python exits (an ``atexit`` hook registered now, i.e.
+    before the JVM starts, so it runs after the JVM's shutdown).  With ``terminate``
+    Xvfb also exits by itself when its last X client disconnects; the test session
+    passes ``False`` because its subprocesses connect and disconnect meanwhile.
 
     Raises
     ------
-    click.ClickException
-        When a display is needed and ``Xvfb`` is not installed.
+    RuntimeError
+        When Xvfb is not installed or reports no display number.
     """
-    if not sys.platform.startswith("linux"):
-        return None
-    if os.environ.get("DISPLAY"):
-        return os.environ["DISPLAY"]
     exe = shutil.which("Xvfb")
     if exe is None:
-        raise click.ClickException(
+        raise RuntimeError(
             "no display (DISPLAY is unset) and Xvfb is not installed: install it "
             "(Debian/Ubuntu: apt-get install xvfb) or run on a desktop"
         )
     r, w = os.pipe()
     proc = subprocess.Popen(
-        [exe, "-displayfd", str(w), "-screen", "0", "1280x1024x24", "-nolisten", "tcp", "-terminate"],
+        [exe, "-displayfd", str(w), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"]
+        + (["-terminate"] if terminate else []),
         pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     os.close(w)
@@ -92,8 +92,29 @@ def ensure_display() -> str | None:
             buf += chunk
     if not buf.strip():
         _stop_xvfb()
-        raise click.ClickException("Xvfb did not start (no display number reported)")
-    os.environ["DISPLAY"] = ":" + buf.decode().strip()
+        raise RuntimeError("Xvfb did not start (no display number reported)")
+    return ":" + buf.decode().strip()
+
+
+def ensure_display() -> str | None:
+    """Make sure AWT has a display: on Linux without ``DISPLAY``, start a private Xvfb.
+
+    Returns the display (``":N"``) or ``None`` on platforms that need none.  The Xvfb
+    process is stopped when Python exits.
+
+    Raises
+    ------
+    click.ClickException
+        When a display is needed and ``Xvfb`` is not installed.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    if os.environ.get("DISPLAY"):
+        return os.environ["DISPLAY"]
+    try:
+        os.environ["DISPLAY"] = start_xvfb()
+    except RuntimeError as e:
+        raise click.ClickException(str(e)) from None
     return os.environ["DISPLAY"]
 
 

@@ -42,7 +42,6 @@ Example
 
 from __future__ import annotations
 
-import inspect
 import threading
 import time
 import traceback
@@ -54,6 +53,7 @@ import numpy as np
 
 from fijidecon.calibration import Calibration
 from fijidecon.commands import Command, all_commands
+from fijidecon.commands.run import run_command
 from fijidecon.fiji import runtime
 
 __all__ = [
@@ -441,38 +441,6 @@ def _input_array(cmd: Command, p, imp) -> tuple[np.ndarray, Calibration]:
     return arr, cal
 
 
-def _accepts(fn: Callable, name: str) -> bool:
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return False
-    return name in sig.parameters or any(
-        q.kind is inspect.Parameter.VAR_KEYWORD for q in sig.parameters.values()
-    )
-
-
-def _declares(fn: Callable, name: str) -> bool:
-    """True when ``fn`` has a parameter called ``name`` (not merely ``**kwargs``)."""
-    try:
-        return name in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def _result_image(res: Any) -> np.ndarray:
-    if isinstance(res, np.ndarray):
-        return res
-    for attr in ("image", "psf", "result", "data"):
-        v = getattr(res, attr, None)
-        if isinstance(v, np.ndarray):
-            return v
-    if isinstance(res, (tuple, list)):
-        for v in res:
-            if isinstance(v, np.ndarray):
-                return v
-    raise CommandError(f"the command returned {type(res).__name__}, not an image")
-
-
 def _result_title(cmd: Command, values: Mapping[str, Any], res: Any, input_title: str | None) -> str:
     names = {p.name: p for p in cmd.params}
     if "title" in names and names["title"].kind == "string" and values.get("title"):
@@ -484,37 +452,6 @@ def _result_title(cmd: Command, values: Mapping[str, Any], res: Any, input_title
     if input_title:
         return f"{cmd.title} of {input_title}"
     return cmd.title
-
-
-def _result_calibration(res_arr: np.ndarray, cal: Calibration | None) -> Calibration | None:
-    if cal is None:
-        return None
-    axes = cal.axes if len(cal.axes) == res_arr.ndim else "ZYX"[-res_arr.ndim:] if res_arr.ndim <= 3 else None
-    if axes is None:
-        return cal
-    return Calibration(axes=axes, spacing=cal.spacing, unit=cal.unit)
-
-
-def _generated_calibration(cmd: Command, values: Mapping[str, Any], res: Any, arr: np.ndarray,
-                           input_cal: Calibration | None = None) -> Calibration | None:
-    """Calibration of a generated result from the description's ``extras["spacing"]``
-    (parameter names of the Z, Y, X spacings) and ``extras["unit"]``, or from a
-    ``voxel_size`` attribute of the result."""
-    unit = str(cmd.extras.get("unit")) if cmd.extras and cmd.extras.get("unit") else (
-        input_cal.unit if input_cal is not None else "pixel")
-    axes = "ZYX"[-arr.ndim:] if arr.ndim <= 3 else None
-    if axes is None:
-        return None
-    sp = None
-    names = cmd.extras.get("spacing") if cmd.extras else None
-    if names and all(n in values for n in names):
-        sp = [float(values[n]) for n in names]
-    elif getattr(res, "voxel_size", None) is not None:
-        vs = np.atleast_1d(np.asarray(res.voxel_size, dtype=float))
-        sp = list(vs) if vs.size == 3 else [float(vs[0])] * 3
-    if sp is None or not all(v > 0 for v in sp):
-        return None
-    return Calibration.make(axes, unit=unit, **dict(zip("ZYX", sp)))
 
 
 def _psf_confirm(values: Mapping[str, Any]) -> tuple[str, str]:
@@ -626,10 +563,11 @@ def execute(cmd: Command, values: Mapping[str, Any], imps: Mapping[str, Any], *,
             progress: bool = False):
     """Run a command on ``ImagePlus`` inputs and return its result as a new ``ImagePlus``.
 
-    The one path shared by the menu/macro commands and the ``#@`` scripts: inputs are
-    copied to numpy with their calibration, the core function gets
-    ``command.api_kwargs(values)`` plus the arrays, and the result becomes an
-    ``ImagePlus`` (not shown) titled and calibrated as described in the module docs.
+    The ImageJ side shared by the menu/macro commands, the ``#@`` scripts and the
+    SciJava modules of :mod:`fijidecon.fiji.attach`: inputs are copied to numpy with
+    their calibration, :func:`fijidecon.commands.run.run_command` (the path the CLI
+    uses too) runs the core function, and the result becomes an ``ImagePlus`` (not
+    shown) titled and calibrated as described in the module docs.
 
     Parameters
     ----------
@@ -658,42 +596,29 @@ def execute(cmd: Command, values: Mapping[str, Any], imps: Mapping[str, Any], *,
     IJ = _j("ij.IJ")
     label = label or cmd.title
     image_params = [p for p in cmd.params if p.kind == "image"]
-    arrays: dict[str, np.ndarray] = {}
-    first_cal: Calibration | None = None
+    images: dict[str, tuple[np.ndarray, Calibration]] = {}
     first_title: str | None = None
     first_imp = None
     for p in image_params:
         imp = imps.get(p.name)
         if imp is None:
             raise CommandError(f"\"{p.label}\" ({p.name}): no image given")
-        arr, cal = _input_array(cmd, p, imp)
-        arrays[p.name] = arr
-        if first_cal is None:
-            first_cal, first_title, first_imp = cal, str(imp.getTitle()), imp
-    fn = cmd.load()
+        images[p.name] = _input_array(cmd, p, imp)
+        if first_imp is None:
+            first_title, first_imp = str(imp.getTitle()), imp
     try:
-        kwargs = cmd.api_kwargs({k: v for k, v in values.items() if cmd.param(k).kind != "image"})
+        full = cmd.resolve({k: v for k, v in values.items() if k not in images})
     except ValueError as e:
         raise CommandError(str(e)) from None
-    kwargs.update(arrays)
     total = None
     prog = cmd.extras.get("progress") if cmd.extras else None
     for name in ((prog,) if prog else ()) + ("max_iterations", "iterations", "n_iterations"):
-        if name in kwargs:
-            total = int(kwargs[name])
+        if name in full:
+            total = int(full[name])
             break
-    full = cmd.resolve({k: v for k, v in values.items() if cmd.param(k).kind != "image"})
     state.log_iterations = progress and bool(full.get("log", False)) and cmd.id == "iterative-deconvolve-3d"
-    if progress and _accepts(fn, "callback"):
-        kwargs["callback"] = _progress_callback(cmd, label, total)
+    callback = _progress_callback(cmd, label, total) if progress else None
     state.cancel_requested = False
-    if _declares(fn, "calibration"):  # e.g. "0 = from the image calibration"
-        kwargs["calibration"] = first_cal
-    elif _declares(fn, "voxel_size") and "voxel_size" not in kwargs and first_cal is not None \
-            and first_cal.is_calibrated() and first_imp is not None:
-        nd = arrays[image_params[0].name].ndim
-        if nd in (2, 3):
-            kwargs["voxel_size"] = first_cal.voxel_size("ZYX"[-nd:])
     if progress:
         IJ.resetEscape()
         IJ.showStatus(f"{label}: running...  (Esc to cancel)")
@@ -702,7 +627,7 @@ def execute(cmd: Command, values: Mapping[str, Any], imps: Mapping[str, Any], *,
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            res = fn(**kwargs)
+            res, arr, out_cal = run_command(cmd, values, images, callback=callback, voxel_size_from_calibration=True)
         for w in caught:  # a Python warning would be invisible in ImageJ: put it in the Log
             IJ.log(f"{label}: warning: {w.message}")
             state.notes.append(f"{label}: warning: {w.message}")
@@ -727,11 +652,9 @@ def execute(cmd: Command, values: Mapping[str, Any], imps: Mapping[str, Any], *,
 
     from fijidecon.fiji import convert
 
-    arr = _result_image(res)
     if arr.dtype != np.float32 and arr.dtype not in (np.uint8, np.uint16):
         arr = arr.astype(np.float32)
     title = _result_title(cmd, full, res, first_title)
-    out_cal = _generated_calibration(cmd, full, res, arr, first_cal) or _result_calibration(arr, first_cal)
     out = convert.to_imageplus(np.ascontiguousarray(arr), out_cal, title=title)
     nz = int(out.getNSlices())
     if nz > 1:

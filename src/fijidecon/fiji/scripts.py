@@ -15,7 +15,8 @@ Also here: :func:`script_info` parses a script with scijava-common's ``ScriptInf
 :func:`register` adds the parsed scripts to a context's ``ModuleService``, and
 :func:`python_language` registers a minimal CPython ``ScriptLanguage`` (a JPype proxy:
 the script text is ``exec``-uted in this Python process) so that such a module can run
-in a plain scijava-common context.
+in a plain scijava-common context.  :mod:`fijidecon.fiji.attach` registers the same
+scripts (header options: see :func:`header`) and language in a user's gateway.
 
 Regenerate the files with::
 
@@ -47,6 +48,7 @@ __all__ = [
     "script_info",
     "register",
     "python_language",
+    "take_error",
 ]
 
 #: Name of every script's output (an ``ij.ImagePlus``).
@@ -67,7 +69,7 @@ def _num(v: Any, kind: str) -> str:
     return repr(float(v))
 
 
-def _param_line(p: Param) -> str:
+def _param_line(p: Param, persist: bool = False) -> str:
     attrs = [f"label={_q(p.label)}"]
     if p.help:
         attrs.append(f"description={_q(p.help)}")
@@ -84,29 +86,47 @@ def _param_line(p: Param) -> str:
         attrs.append(f"value={_q(p.choice_label(p.default))}")
     elif p.kind == "string":
         attrs.append(f"value={_q(p.default if p.default is not None else '')}")
-    if p.kind != "image":
+    if p.kind != "image" and not persist:
         attrs.append("persist=false")
     return f"#@ {_TYPES[p.kind]} ({', '.join(attrs)}) {p.name}"
 
 
-def header(cmd: Command) -> str:
-    """The ``#@`` header of a command's script (one line per parameter, then the output)."""
+def _attr(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else _q(value)
+
+
+def header(cmd: Command, *, script: Mapping[str, Any] | None = None, persist: bool = False) -> str:
+    """The ``#@`` header of a command's script (one line per parameter, then the output).
+
+    Parameters
+    ----------
+    cmd:
+        The command description; every input line is derived from its parameters.
+    script:
+        Attributes of the ``#@script`` line, in order (strings are quoted, booleans
+        become ``true``/``false``).  Default: ``label="<title> (script)"`` and
+        ``menuPath="<menu>>Scripts><title>"``, as in ``fiji_scripts/``.
+    persist:
+        Let SciJava remember the last input values.  By default every input is
+        ``persist=false``, so a run depends on its given inputs and defaults only.
+    """
     if not isinstance(cmd, Command):
         raise TypeError(f"cmd: expected a Command, got {type(cmd).__name__}")
     names = [p.name for p in cmd.params]
     if OUTPUT in names:
         raise ValueError(f"cmd: parameter name {OUTPUT!r} is reserved for the script output")
-    menu = cmd.menu + ">Scripts>" + cmd.title
-    lines = [f"#@script (label={_q(cmd.title + ' (script)')}, menuPath={_q(menu)})"]
-    lines += [_param_line(p) for p in cmd.params]
+    if script is None:
+        script = {"label": cmd.title + " (script)", "menuPath": cmd.menu + ">Scripts>" + cmd.title}
+    lines = ["#@script (" + ", ".join(f"{k}={_attr(v)}" for k, v in script.items()) + ")"]
+    lines += [_param_line(p, persist) for p in cmd.params]
     lines.append(f"#@output ij.ImagePlus {OUTPUT}")
     return "\n".join(lines)
 
 
-def script_text(cmd: Command) -> str:
-    """The whole script file for a command."""
+def script_text(cmd: Command, *, script: Mapping[str, Any] | None = None, persist: bool = False) -> str:
+    """The whole script file for a command (``script``, ``persist``: see :func:`header`)."""
     return (
-        header(cmd)
+        header(cmd, script=script, persist=persist)
         + "\n\n"
         + f'"""{cmd.summary or cmd.title}\n\n'
         + "Generated from fijidecon.commands by `python -m fijidecon.fiji.scripts --write fiji_scripts`;\n"
@@ -255,21 +275,36 @@ def register(context, folder: str | Path) -> dict[str, Any]:
 
 
 _LANG: dict = {}
+_ERRORS: dict[str, BaseException] = {}  # script path -> exception of its last failed run
 
 
-def python_language(context):
-    """Register (once per context) a CPython ``ScriptLanguage`` for ``.py`` scripts.
+def take_error(path: str) -> BaseException | None:
+    """The Python exception of the last failed run of the script at ``path`` (then forgotten).
+
+    SciJava only logs a script's error; this gives it back to a Python caller
+    (see :func:`fijidecon.fiji.attach.run`).
+    """
+    return _ERRORS.pop(str(path), None)
+
+
+def python_language(context, *, name: str = "python", extension: str = "py"):
+    """Register (once per context and name) a CPython ``ScriptLanguage``.
 
     A minimal stand-in for Fiji's ``scripting-python``: a JPype proxy implementing
     ``org.scijava.script.ScriptLanguage`` whose engine ``exec``-utes the script text in
     this Python process with the SciJava inputs as globals and hands back the globals
-    that Java can hold.  Registered with a priority above Jython's, so it takes ``.py``.
+    that Java can hold.  Registered with a priority above Jython's, so with the default
+    ``name``/``extension`` it takes ``.py`` files.  :mod:`fijidecon.fiji.attach` uses it
+    under its own name and extension (``fijidecon``), leaving a Fiji's ``.py`` language alone.
     """
     import jpype
 
-    key = int(context.hashCode())
+    key = (int(context.hashCode()), name)
     if key in _LANG:
         return _LANG[key]
+    is_python = name == "python"
+    language_name = "Python" if is_python else name
+    names = ["python", "cpython"] if is_python else [name]
     ScriptService = _j("org.scijava.script.ScriptService")
     ScriptContext = _j("javax.script.ScriptContext")
     SimpleScriptContext = _j("javax.script.SimpleScriptContext")
@@ -311,9 +346,11 @@ def python_language(context):
             for e in b.entrySet():
                 ns[str(e.getKey())] = e.getValue()
             filename = str(b.get("javax.script.filename") or "<script>")
+            _ERRORS.pop(filename, None)
             try:
                 exec(compile(text, filename, "exec"), ns)
             except BaseException as e:  # becomes a ScriptException (logged by ScriptModule)
+                _ERRORS[filename] = e
                 raise ScriptException(f"{type(e).__name__}: {e}") from None
             for k, v in ns.items():
                 if k.startswith("__") or callable(v) or type(v).__name__ == "module":
@@ -369,15 +406,15 @@ def python_language(context):
 
         @jpype.JOverride
         def getLanguageName(self):
-            return "Python"
+            return language_name
 
         @jpype.JOverride
         def getExtensions(self):
-            return _jlist(["py"])
+            return _jlist([extension])
 
         @jpype.JOverride
         def getNames(self):
-            return _jlist(["python", "cpython"])
+            return _jlist(names)
 
         @jpype.JOverride
         def getScriptEngine(self):
@@ -408,12 +445,12 @@ def python_language(context):
         @jpype.JOverride
         def getParameter(self, key):
             k = str(key)
-            return {"javax.script.name": "python", "javax.script.engine": "fijidecon CPython (JPype)",
-                    "javax.script.language": "Python"}.get(k)
+            return {"javax.script.name": names[0], "javax.script.engine": "fijidecon CPython (JPype)",
+                    "javax.script.language": language_name}.get(k)
 
         @jpype.JOverride
         def getIdentifier(self):
-            return "plugin:fijidecon.python"
+            return f"plugin:fijidecon.{name}"
 
         @jpype.JOverride
         def getVersion(self):
@@ -451,8 +488,8 @@ def python_language(context):
     ss = context.getService(ScriptService)
     # getLanguages() returns a copy; getIndex() is the live index.
     ss.getIndex().add(jpype.JObject(lang, _j("org.scijava.script.ScriptLanguage")))
-    if ss.getLanguageByExtension("py") is None:  # pragma: no cover - defensive
-        raise RuntimeError("could not register the Python script language")
+    if ss.getLanguageByExtension(extension) is None:  # pragma: no cover - defensive
+        raise RuntimeError(f"could not register the {language_name} script language")
     _LANG[key] = lang
     return lang
 
