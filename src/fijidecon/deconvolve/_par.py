@@ -8,6 +8,7 @@ fixed order, so results do not depend on thread timing.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
@@ -26,6 +27,25 @@ def _pool(n: int) -> ThreadPoolExecutor:
         _POOL = ThreadPoolExecutor(max_workers=n, thread_name_prefix="fijidecon")
         _POOL_N = n
     return _POOL
+
+
+_LOCAL = threading.local()
+
+
+def scratch(n: int, dtype=np.float32) -> np.ndarray:
+    """A per-thread work buffer of ``n`` elements (reused between calls: contents undefined).
+
+    Saves a temporary per chunk in the element-wise loops; valid until the same
+    thread asks for a scratch buffer of the same dtype again.
+    """
+    key = np.dtype(dtype).str
+    bufs = getattr(_LOCAL, "bufs", None)
+    if bufs is None:
+        bufs = _LOCAL.bufs = {}
+    b = bufs.get(key)
+    if b is None or b.size < n:
+        b = bufs[key] = np.empty(max(int(n), CHUNK), dtype)
+    return b[:n]
 
 
 def run(n_units: int, fn: Callable[[int, int], Sequence[float] | None], unit_size: int = 1) -> np.ndarray:
