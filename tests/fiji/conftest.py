@@ -67,3 +67,22 @@ def jvm(display):
 def ij1(jvm):
     """The running ``ij.ImageJ`` instance (ImageJ 1.x, not shown)."""
     return jvm.imagej()
+
+
+@pytest.fixture(scope="module")
+def bridge(ij1):
+    """``fijidecon.fiji.commands`` with every command installed in ImageJ's menus."""
+    from fijidecon.fiji import commands
+
+    commands.install()
+    yield commands
+    commands.close_dialogs()
+    commands.close_images()
+
+
+@pytest.fixture
+def clean_bridge(bridge):
+    """``bridge``, closing the dialogs and images a test left open."""
+    yield bridge
+    bridge.close_dialogs()
+    bridge.close_images()

@@ -14,14 +14,6 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 R_FIXED = ("image=img3d point=psfA output=Long wiener=0 low=1 z_direction=1 maximum={n} terminate=-1000")
 
 
-@pytest.fixture(scope="module")
-def bridge(ij1):
-    from fijidecon.fiji import commands
-
-    commands.install()
-    return commands
-
-
 def _windows(jvm):
     Window = jvm.jimport("java.awt.Window")
     return sorted(str(w.getTitle()) if hasattr(w, "getTitle") else str(w.getName())

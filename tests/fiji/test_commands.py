@@ -29,21 +29,7 @@ R2 = ("image=img3d point=psfA output=R2 normalize log wiener=0.001 low=1 z_direc
       "maximum=25 terminate=-1000")
 
 
-@pytest.fixture(scope="module")
-def bridge(ij1):
-    from fijidecon.fiji import commands
-
-    commands.install()
-    yield commands
-    commands.close_dialogs()
-    commands.close_images()
-
-
-@pytest.fixture(autouse=True)
-def _clean(bridge):
-    yield
-    bridge.close_dialogs()
-    bridge.close_images()
+pytestmark = pytest.mark.usefixtures("clean_bridge")
 
 
 def _array(bridge, title):

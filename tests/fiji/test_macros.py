@@ -13,20 +13,7 @@ from fijidecon.calibration import Calibration
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
-@pytest.fixture(scope="module")
-def bridge(ij1):
-    from fijidecon.fiji import commands
-
-    commands.install()
-    yield commands
-    commands.close_images()
-
-
-@pytest.fixture(autouse=True)
-def _clean(bridge):
-    yield
-    bridge.close_dialogs()
-    bridge.close_images()
+pytestmark = pytest.mark.usefixtures("clean_bridge")
 
 
 def test_batch_mode_open_psf_deconvolve_save(bridge, tmp_path):

@@ -13,14 +13,6 @@ import pytest
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
-@pytest.fixture(scope="module")
-def bridge(ij1):
-    from fijidecon.fiji import commands
-
-    commands.install()
-    return commands
-
-
 @pytest.fixture
 def recorder(bridge, jvm):
     Recorder = jvm.jimport("ij.plugin.frame.Recorder")
