@@ -63,8 +63,14 @@ def _status(key):
 
 
 def peak_extra_bytes(fn):
-    """Resident high-water mark during fn() minus the resident set before (Linux)."""
+    """Resident high-water mark during fn() minus the resident set before (Linux).
+
+    Free heap memory is first returned to the system (glibc ``malloc_trim``), so that
+    memory freed by earlier work (e.g. scikit-image's run) is not reused unseen."""
     gc.collect()
+    lib = _fft._libc()
+    if lib is not None:
+        lib.malloc_trim(0)
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")

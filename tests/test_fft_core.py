@@ -57,6 +57,42 @@ def test_pyfftw_backend_agrees_within_float32_roundoff():
     np.testing.assert_allclose(r_fftw, r_ref, rtol=1e-4, atol=1e-4 * r_ref.max())
 
 
+BACKENDS = ["scipy"] + (["pyfftw"] if _fft.pyfftw_available() else [])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("shape, box", [((9, 12), (5, 7)), ((6, 10, 12), (4, 7, 9)), ((3, 4, 6, 8), (2, 3, 5, 6))])
+def test_plane_wise_ffts_compose_to_rfftn(backend, shape, box):
+    """rfft_planes + FFT along axis 0 == rfftn, for a full block and for a zero-padded
+    data box; irfft_planes inverts it, pruned to the rows asked for."""
+    rng = np.random.default_rng(2)
+    x = rng.random(shape, dtype=np.float32)
+    with _fft.backend(backend):
+        P = np.empty(_fft.rfft_shape(shape), np.complex64)
+        for a, b in ((0, 2), (2, shape[0])):  # two blocks of planes
+            _fft.rfft_planes(x[a:b], P[a:b], shape[-1])
+        _fft.fft_axis0(P)
+        ref = _fft.rfftn(x)
+        np.testing.assert_allclose(P, ref, atol=2e-5 * np.abs(ref).max())
+        # data box at the origin, zero-padded to the work grid
+        xb = x[tuple(slice(0, n) for n in box)].copy()
+        padded = np.zeros(shape, np.float32)
+        padded[tuple(slice(0, n) for n in box)] = xb
+        Pb = np.empty_like(P)
+        Pb[box[0]:] = 12345  # must not leak: planes beyond the box are not written here
+        _fft.rfft_planes(xb, Pb[:box[0]], shape[-1])
+        Pb[box[0]:] = 0
+        _fft.fft_axis0(Pb)
+        refb = _fft.rfftn(padded)
+        np.testing.assert_allclose(Pb, refb, atol=2e-5 * np.abs(refb).max())
+        # inverse: axis 0 first, then the planes, pruned to the box rows
+        _fft.fft_axis0(P, inverse=True)
+        back = _fft.irfft_planes(P, shape[-1], rows=box[1:-1])
+        assert back.dtype == np.float32
+        assert back.shape == (shape[0],) + tuple(box[1:-1]) + (shape[-1],)
+        np.testing.assert_allclose(back, x[(slice(None),) + tuple(slice(0, n) for n in box[1:-1])], atol=1e-5)
+
+
 def test_backend_rejects_unknown():
     with pytest.raises(ValueError, match="backend"):
         with _fft.backend("cufft"):

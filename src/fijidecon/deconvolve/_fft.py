@@ -136,6 +136,81 @@ def irfftn_box(f: np.ndarray, shape: Sequence[int], box: Sequence[int]) -> np.nd
         return sfft.irfft(a, n=shape[-1], axis=nd - 1, workers=n_workers())
 
 
+def _c2c_inplace(a: np.ndarray, axes: Sequence[int], inverse: bool, workers: int) -> None:
+    """Complex FFT of ``a`` over ``axes``, written back into ``a`` (in place when the
+    backend allows it, as pocketfft does for contiguous complex input)."""
+    if not axes:
+        return
+    with _ctx():
+        fn = sfft.ifftn if inverse else sfft.fftn
+        r = fn(a, axes=tuple(axes), workers=workers, overwrite_x=True)
+    if not np.shares_memory(r, a):
+        a[...] = r
+
+
+def rfft_planes(a: np.ndarray, out: np.ndarray, n_last: int, workers: int = 1) -> None:
+    """Write the FFT over axes 1.. of a block of real planes into ``out`` (no FFT along axis 0).
+
+    This is the plane-wise half of :func:`rfftn`: ``rfftn(x)`` equals
+    ``fft(P, axis=0)`` of ``P`` filled block by block with ``rfft_planes(x[a:b], P[a:b], ...)``.
+    ``a`` may be smaller than the work plane (the data box at the origin): it is
+    zero-padded along the last axis to ``n_last`` and along the other axes to
+    ``out``'s shape.  ``out`` (complex64, half spectrum) must be C-contiguous.
+
+    Example
+    -------
+    >>> import numpy as np, scipy.fft
+    >>> from fijidecon.deconvolve import _fft
+    >>> x = np.random.default_rng(0).random((4, 6, 8), dtype=np.float32)
+    >>> P = np.empty((4, 6, 5), np.complex64)
+    >>> _fft.rfft_planes(x, P, 8)
+    >>> bool(np.allclose(scipy.fft.fft(P, axis=0), _fft.rfftn(x), atol=1e-4))
+    True
+    """
+    nd = a.ndim
+    with _ctx():
+        t = sfft.rfft(a, n=int(n_last), axis=-1, workers=workers)
+    inner = tuple(slice(0, m) for m in a.shape[1:-1])
+    out[(slice(None),) + inner] = t
+    for k in range(1, nd - 1):
+        if a.shape[k] < out.shape[k]:
+            out[(slice(None),) * k + (slice(a.shape[k], None),)] = 0
+    _c2c_inplace(out, range(1, nd - 1), False, workers)
+
+
+def irfft_planes(f: np.ndarray, n_last: int, rows: Sequence[int] | None = None, workers: int = 1) -> np.ndarray:
+    """Inverse of :func:`rfft_planes` for a block of planes (``f`` is destroyed).
+
+    Returns the real planes, cropped to ``rows`` (the lengths of axes 1..nd-2 that are
+    needed, pruned: later axes are transformed only over them); the last axis is whole
+    (``n_last``).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> from fijidecon.deconvolve import _fft
+    >>> x = np.random.default_rng(0).random((4, 6, 8), dtype=np.float32)
+    >>> P = np.empty((4, 6, 5), np.complex64)
+    >>> _fft.rfft_planes(x, P, 8)
+    >>> bool(np.allclose(_fft.irfft_planes(P, 8, rows=(3,)), x[:, :3], atol=1e-5))
+    True
+    """
+    nd = f.ndim
+    a = f
+    for k in range(1, nd - 1):
+        _c2c_inplace(a, (k,), True, workers)
+        if rows is not None and rows[k - 1] < a.shape[k]:
+            a = a[(slice(None),) * k + (slice(0, int(rows[k - 1])),)]
+    with _ctx():
+        return sfft.irfft(a, n=int(n_last), axis=-1, workers=workers, overwrite_x=True)
+
+
+def fft_axis0(f: np.ndarray, inverse: bool = False, workers: int | None = None) -> None:
+    """In-place complex FFT of ``f`` along axis 0 (the other half of :func:`rfft_planes`)."""
+    if f.shape[0] > 1:
+        _c2c_inplace(f, (0,), inverse, n_workers() if workers is None else workers)
+
+
 def backend_name() -> str:
     """``"scipy"`` (pocketfft, the default) or ``"pyfftw"``."""
     return _BACKEND_NAME

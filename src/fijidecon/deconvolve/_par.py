@@ -17,6 +17,9 @@ import numpy as np
 from . import _fft
 
 CHUNK = 1 << 16
+#: Elements per block of planes in the fused FFT loops (1 MiB of float32): big enough
+#: that the Python-level calls per block are few, small enough to stay in cache.
+PLANE_BLOCK = 1 << 18
 _POOL: ThreadPoolExecutor | None = None
 _POOL_N = 0
 
@@ -48,15 +51,23 @@ def scratch(n: int, dtype=np.float32) -> np.ndarray:
     return b[:n]
 
 
-def run(n_units: int, fn: Callable[[int, int], Sequence[float] | None], unit_size: int = 1) -> np.ndarray:
+def threads(n_units: int, unit_size: int = 1, block: int = CHUNK) -> int:
+    """How many threads :func:`run` uses for this work (1 = ``fn`` runs in the caller's
+    thread, which may then use all cores itself, e.g. as FFT workers)."""
+    per = max(1, block // max(1, unit_size))
+    return min(_fft.n_workers(), max(1, n_units // per))
+
+
+def run(n_units: int, fn: Callable[[int, int], Sequence[float] | None], unit_size: int = 1,
+        block: int = CHUNK) -> np.ndarray:
     """Call ``fn(a, b)`` on consecutive unit ranges covering ``[0, n_units)``.
 
-    Each call should touch about :data:`CHUNK` elements (``unit_size`` is the number of
-    elements per unit).  ``fn`` may return a tuple of partial sums; their totals
+    Each call touches about ``block`` elements (default :data:`CHUNK`; ``unit_size`` is
+    the number of elements per unit), at least one unit.  ``fn`` may return a tuple of partial sums; their totals
     (float64) are returned.
     """
-    per = max(1, CHUNK // max(1, unit_size))
-    nthreads = min(_fft.n_workers(), max(1, n_units // per))
+    per = max(1, block // max(1, unit_size))
+    nthreads = threads(n_units, unit_size, block)
     bounds = np.linspace(0, n_units, nthreads + 1).astype(int)
 
     def work(lo: int, hi: int) -> np.ndarray | None:

@@ -370,12 +370,25 @@ def _stop_rule(stop: Any) -> Callable[[IterationFigures], bool] | None:
 
 
 class _RL:
-    """The iteration for one channel on one work grid (buffers reused, float32)."""
+    """The iteration for one channel on one work grid (float32, buffers reused).
+
+    Each blur (``H``, then ``H^T``) is split into plane-wise FFTs (axes 1.., one block
+    of planes along axis 0 at a time, :func:`_fft.rfft_planes`) and an FFT along axis
+    0 of the whole spectrum, between which the OTF is applied.  The element-wise work
+    of an iteration - the ratio ``g / (Hx + b)`` and the multiplicative update - is
+    done on each block of planes right after its inverse plane-wise FFT and before
+    its forward one, while the block is in cache; blocks are spread over threads.
+    Without acceleration, the update also starts the next iteration's forward
+    transform.  So the data, the estimate and the ratio are each read once per
+    iteration outside the FFTs, and no work-grid temporaries are allocated: the
+    spectrum buffer (4 bytes per work voxel) is kept for the whole run.
+    """
 
     def __init__(self, im, prep, edges, background, read_noise, regularization, weight, acceleration, voxel_size):
         self.geo = geo = _edges.geometry(edges, im.shape, prep.kernel.shape)
         self.work = geo.work_shape
         self.ndim = im.ndim
+        self.plane = int(np.prod(self.work[1:]))
         g = geo.data(im)
         s2 = float(read_noise) ** 2
         if s2 > 0:
@@ -387,7 +400,6 @@ class _RL:
         self.scale = max(self.g_sum / self.n_data, 1e-20)
         self.eps = np.float32(1e-6 * self.scale)
         self.otf = _otf.otf(prep.kernel, self.work)
-        self.otf_c = np.conjugate(self.otf)  # for the adjoint (see _cmul)
         self.reg, self.weight, self.accel = regularization, weight, acceleration
         self.spacing = None
         if voxel_size is not None:
@@ -398,7 +410,8 @@ class _RL:
         if not geo.full_box:
             mask = np.zeros(self.work, np.float32)
             mask[geo.box] = 1
-            w = self._backproject(mask)
+            w = self._apply(mask, conj=True)
+            del mask
             ok = w >= W_MIN
             winv = np.zeros(self.work, np.float32)
             np.divide(1, w, out=winv, where=ok)
@@ -408,7 +421,8 @@ class _RL:
                 self.w = w
             del w, ok
         self.key = (self.work, edges, acceleration, regularization, weight, float(self.b))
-        self.rbuf = None  # non-circulant: the ratio on the work grid (0 outside the box)
+        self.S = np.empty(_fft.rfft_shape(self.work), np.complex64)
+        self.S_holds_x = False  # S = plane-wise FFT of x (started by the last update)
         self.x = self.xprev = self.gprev = None
         self.alpha = 0.0
         self.track_deviance = True
@@ -426,6 +440,7 @@ class _RL:
         if self.winv is not None:
             x[self.winv == 0] = 0
         self.x = x
+        self.S_holds_x = False
 
     def restore(self, st: dict) -> None:
         if st["key"] != self.key:
@@ -436,92 +451,110 @@ class _RL:
         self.xprev = None if st["xprev"] is None else st["xprev"].copy()
         self.gprev = None if st["gprev"] is None else st["gprev"].copy()
         self.alpha = st["alpha"]
+        self.S_holds_x = False
 
     # -- operators -----------------------------------------------------------------
-    def _cmul(self, S: np.ndarray, conj: bool) -> None:
-        """``S *= otf`` (blur) or ``S *= conj(otf)`` (adjoint), in place.
-
-        The conjugate OTF is kept as a second array (4 bytes per work voxel): a
-        conjugate taken chunk by chunk costs a temporary and a pass per chunk.
-        """
-        s = S.reshape(-1)
-        o = (self.otf_c if conj else self.otf).reshape(-1)
+    def _cmul(self, S: np.ndarray, conj: bool = False) -> None:
+        """``S *= otf`` (the blur) or ``S *= conj(otf)`` (its adjoint) in place; the
+        conjugate is taken chunk by chunk in cache, not kept (saves 4 bytes per voxel)."""
+        s, ov = S.reshape(-1), self.otf.reshape(-1)
 
         def fn(a, b):
-            s[a:b] *= o[a:b]
+            if conj:
+                t = _par.scratch(b - a, np.complex64)
+                np.conjugate(ov[a:b], out=t)
+                s[a:b] *= t
+            else:
+                s[a:b] *= ov[a:b]
 
         _par.run(s.size, fn)
 
-    def _blur(self, x: np.ndarray) -> np.ndarray:
-        """``Hx`` on the work grid; for a data box smaller than the work grid only the
-        planes/rows the box needs (``Hx[:n0, ..., :n_{d-2}, :]``, pruned inverse FFT)."""
+    def _apply(self, x: np.ndarray, conj: bool = False) -> np.ndarray:
+        """``H x`` (or ``H^T x``) on the work grid, whole-array FFTs (set-up only)."""
         S = _fft.rfftn(x)
-        self._cmul(S, False)
-        if self.geo.full_box:
-            return _fft.irfftn(S, self.work, overwrite_x=True)
-        return _fft.irfftn_box(S, self.work, self.g.shape)
-
-    def _backproject(self, r: np.ndarray) -> np.ndarray:
-        S = _fft.rfftn(r)
-        del r
-        self._cmul(S, True)
+        self._cmul(S, conj)
         return _fft.irfftn(S, self.work, overwrite_x=True)
 
-    def _ratio(self, x: np.ndarray) -> tuple[np.ndarray, float]:
-        """``g / (Hx + b)`` in the data box, 0 outside; and the Poisson deviance of x.
+    def _planes(self, n: int, fn: Callable[[int, int, int], Any]) -> np.ndarray:
+        """``fn(a, b, fft_workers)`` over blocks of planes ``[a, b)`` covering ``[0, n)``.
 
-        Periodic/reflect: computed in place in the blurred array.  Non-circulant: the
-        blur is computed over the data box only and the ratio written into a work-grid
-        buffer kept by the engine, whose outside-box part is zero once and for all.
-        """
-        hf = self._blur(x)
-        g, b, eps = self.g, self.b, self.eps
-        full = self.geo.full_box
-        if full:
-            hv, gv, unit, n_units = hf.reshape(-1), g.reshape(-1), 1, hf.size
-            out = hf
-        else:  # one unit = one index along axis 0 of the data box
-            if self.rbuf is None:
-                self.rbuf = np.zeros(self.work, np.float32)
-            out = rv = self.rbuf
-            hv, gv = hf, g
-            unit, n_units = int(np.prod(hf.shape[1:])), g.shape[0]
-            inner = tuple(slice(0, n) for n in g.shape[1:])
+        Blocks are spread over threads that each run single-threaded FFTs; when there
+        is only one thread (few, big planes) its FFTs use all workers."""
+        w = 1 if _par.threads(n, self.plane, _par.PLANE_BLOCK) > 1 else _fft.n_workers()
+        return _par.run(n, lambda a, b: fn(a, b, w), self.plane, _par.PLANE_BLOCK)
 
+    def _spectral(self, conj: bool = False) -> None:
+        """The axis-0 half of a blur: ``S <- ifft0(otf * fft0(S))`` in place (or with
+        ``conj(otf)``); whole-array FFTs with all workers (measured as fast as blocks of
+        columns in cache)."""
+        _fft.fft_axis0(self.S)
+        self._cmul(self.S, conj)
+        _fft.fft_axis0(self.S, inverse=True)
+
+    def _forward(self, x: np.ndarray, xprev: np.ndarray | None = None, alpha: float = 0.0) -> None:
+        """``S <-`` plane-wise FFT of ``x``; with ``xprev``, of the extrapolation
+        ``y = max(x + alpha (x - xprev), 0)``, which is written into ``xprev``."""
+        S, n_last = self.S, self.work[-1]
+        al = np.float32(alpha)
+
+        def fn(a, b, w):
+            if xprev is None:
+                y = x[a:b]
+            else:
+                y = xprev[a:b]
+                y -= x[a:b]
+                y *= -al
+                y += x[a:b]
+                np.maximum(y, 0, out=y)
+            _fft.rfft_planes(y, S[a:b], n_last, w)
+
+        self._planes(self.work[0], fn)
+        self.S_holds_x = xprev is None
+
+    def _ratio(self) -> float:
+        """``S <-`` plane-wise FFT of ``g / (Hx + b)`` (0 outside the data box), given
+        ``S`` = the plane-wise FFT of ``Hx``; returns the Poisson deviance of x (NaN
+        unless tracked)."""
+        S, g, b, eps = self.S, self.g, self.b, self.eps
+        n_last, nx = self.work[-1], g.shape[-1]
+        rows = g.shape[1:-1]
+        nz = g.shape[0]
+        if nz < self.work[0]:
+            S[nz:] = 0
         tiny, one = np.float32(1e-30), np.float32(1)
         beps = np.float32(b + eps)
         track = self.track_deviance
 
-        def fn(a, c):
-            if not full:
-                d = hv[(slice(a, c),) + inner]
-                r = rv[(slice(a, c),) + inner]
-            else:
-                d = r = hv[a:c]
-            gg = gv[a:c]
+        def fn(a, c, w):
+            h = _fft.irfft_planes(S[a:c], n_last, rows, w)
+            d = h[..., :nx] if nx < n_last else h  # Hx over the data box
+            gg = g[a:c]
             # m = |Hx| + b + eps: Hx >= 0 up to FFT round-off; abs is 4x cheaper than maximum
             np.abs(d, out=d)
             d += beps
-            if not track:
-                np.divide(gg, d, out=r)
-                return None
-            msum = float(d.sum())
-            t = np.maximum(d, one)
-            np.reciprocal(t, out=t)
-            isum = float(t.sum())
-            np.divide(gg, d, out=r)
-            np.maximum(r, tiny, out=t)  # g log(g/m) with 0 log 0 = 0
-            np.log(t, out=t)
-            return (float(np.vdot(gg, t)), msum, isum)
+            sums = None
+            if track:
+                msum = float(d.sum())
+                t = np.maximum(d, one)
+                np.reciprocal(t, out=t)
+                isum = float(t.sum())
+                np.divide(gg, d, out=d)
+                np.maximum(d, tiny, out=t)  # g log(g/m) with 0 log 0 = 0
+                np.log(t, out=t)
+                sums = (float(np.vdot(gg, t)), msum, isum)
+            else:
+                np.divide(gg, d, out=d)
+            _fft.rfft_planes(d, S[a:c], n_last, w)
+            return sums
 
-        sums = _par.run(n_units, fn, unit)
+        sums = self._planes(nz, fn)
         if not track:
             self.expected = float("nan")
-            return out, float("nan")
+            return float("nan")
         kl, msum, isum = sums
         # expected deviance of Poisson data with these means: 1 + 1/(6m) + O(1/m^2) per voxel
         self.expected = 1.0 + isum / (6.0 * self.n_data)
-        return out, float(2.0 * (kl - self.g_sum + msum) / self.n_data)
+        return float(2.0 * (kl - self.g_sum + msum) / self.n_data)
 
     def _tv_div(self, x: np.ndarray) -> np.ndarray:
         """div(grad x / |grad x|) with forward differences (zero at the far edge)."""
@@ -557,47 +590,61 @@ class _RL:
         return div
 
     # -- one iteration ---------------------------------------------------------------
-    def step(self) -> tuple[float, float, float, float]:
+    def step(self, prefetch: bool = False) -> tuple[float, float, float, float]:
+        """One iteration.  ``prefetch``: another follows, so (without acceleration)
+        the update also computes the plane-wise FFT of the new estimate."""
         accel = self.accel is not None
         x = self.x
         alpha = self.alpha if accel else 0.0
-        gbuf = None
-        if accel and self.xprev is not None and alpha > 0:
-            y = self.xprev
-            xv, yv = x.reshape(-1), y.reshape(-1)
-            al = np.float32(alpha)
-
-            def extrap(a, b):
-                ys = yv[a:b]
-                ys -= xv[a:b]
-                ys *= -al
-                ys += xv[a:b]
-                np.maximum(ys, 0, out=ys)
-
-            _par.run(xv.size, extrap)
-            gbuf = y
+        if accel:
+            # buffers: y (the extrapolation, then the step g = x_new - y) and x_new
+            # reuse x_{k-1} and g_{k-1}, which are read chunk by chunk before being overwritten
+            gbuf = self.xprev if self.xprev is not None else np.empty_like(x)
+            xnew = self.gprev if self.gprev is not None else np.empty_like(x)
+            if self.xprev is not None and alpha > 0:
+                self._forward(x, gbuf, alpha)
+                y = gbuf
+            else:
+                self._forward(x)
+                y = x
         else:
-            y = x
-            if accel:
-                gbuf = self.xprev if self.xprev is not None else np.empty_like(x)
-        r, dev = self._ratio(y)
+            gbuf, xnew, y = None, x, x
+            if not self.S_holds_x:
+                self._forward(x)
+        self._spectral()
+        dev = self._ratio()
+        self._spectral(conj=True)
         div = self._tv_div(y) if self.reg == "tv" and self.weight > 0 else None
-        c = self._backproject(r)
-        del r
-        cv, xv, yv = c.reshape(-1), x.reshape(-1), y.reshape(-1)
+        sums = self._update(x, y, xnew, gbuf, div, prefetch and not accel)
+        if accel:
+            num, den = float(sums[3]), float(sums[4])
+            self.xprev, self.x, self.gprev = x, xnew, gbuf
+            self.alpha = min(max(num / den, 0.0), ALPHA_MAX) if den > 0 else 0.0
+        rel = float(np.sqrt(sums[0] / sums[1])) if sums[1] > 0 else float("inf")
+        return rel, dev, float(sums[2]), alpha
+
+    def _update(self, x, y, xnew, gbuf, div, prefetch) -> np.ndarray:
+        """``xnew <- y / w * H^T(ratio)`` (plus regularisation) block by block, given
+        ``S`` = the plane-wise FFT of ``H^T(ratio)``; returns the sums for the figures
+        (and for the acceleration factor)."""
+        S, n_last, P = self.S, self.work[-1], self.plane
+        xv, yv, nv = x.reshape(-1), y.reshape(-1), xnew.reshape(-1)
         winv = None if self.winv is None else self.winv.reshape(-1)
         wv = None if self.w is None else self.w.reshape(-1)
         dv = None if div is None else div.reshape(-1)
         gv = None if gbuf is None else gbuf.reshape(-1)
-        gp = None if self.gprev is None else self.gprev.reshape(-1)
+        gp = None if self.gprev is None or gbuf is None else self.gprev.reshape(-1)
         lam = np.float32(self.weight)
         tik = np.float32(self.weight / self.scale) if self.reg == "tikhonov" and self.weight > 0 else None
+        one = np.float32(1)
 
-        def update(a, b):
-            cs = cv[a:b]
+        def fn(pa, pb, w):
+            c = _fft.irfft_planes(S[pa:pb], n_last, None, w)
+            cs = c.reshape(-1)
+            a, b = pa * P, pb * P
             if dv is not None:
-                den = (wv[a:b] if wv is not None else np.float32(1)) - lam * dv[a:b]
-                floor = 0.1 * (wv[a:b] if wv is not None else np.float32(1))
+                den = (wv[a:b] if wv is not None else one) - lam * dv[a:b]
+                floor = 0.1 * (wv[a:b] if wv is not None else one)
                 np.maximum(den, floor, out=den)
                 np.divide(cs, den, out=cs, where=den > 0)
                 if wv is not None:
@@ -617,23 +664,20 @@ class _RL:
             out = [np.dot(d, d), np.dot(xs, xs), float(np.einsum("i->", cs))]
             if gv is not None:
                 gs = gv[a:b]
-                np.subtract(cs, yv[a:b], out=gs)
+                np.subtract(cs, yv[a:b], out=gs)  # may overwrite y: done with it
                 if gp is not None:
                     pg = gp[a:b]
                     out += [np.dot(gs, pg), np.dot(pg, pg)]
                 else:
                     out += [0.0, 0.0]
+            nv[a:b] = cs  # may overwrite x (no acceleration) or g_{k-1}: done with them
+            if prefetch:
+                _fft.rfft_planes(c, S[pa:pb], n_last, w)
             return out
 
-        sums = _par.run(cv.size, update)
-        if accel:
-            num, den = float(sums[3]), float(sums[4])
-            self.xprev, self.x, self.gprev = x, c, gbuf
-            self.alpha = min(max(num / den, 0.0), ALPHA_MAX) if den > 0 else 0.0
-        else:
-            self.x = c
-        rel = float(np.sqrt(sums[0] / sums[1])) if sums[1] > 0 else float("inf")
-        return rel, dev, float(sums[2]), alpha
+        sums = self._planes(self.work[0], fn)
+        self.S_holds_x = prefetch
+        return sums
 
     def image(self) -> np.ndarray:
         return self.x[self.geo.crop]
@@ -641,13 +685,14 @@ class _RL:
     def run(self, n, done0, snapshot_every, callback, stop_fn) -> dict:
         history, snaps = [], {}
         stopped = "iterations"
-        for k in range(done0 + 1, done0 + n + 1):
+        last = done0 + n
+        for k in range(done0 + 1, last + 1):
             t0 = time.perf_counter()
-            rel, dev, flux, alpha = self.step()
+            rel, dev, flux, alpha = self.step(prefetch=k < last)
             fig = IterationFigures(k, rel, dev, flux, alpha, time.perf_counter() - t0, self.expected)
             history.append(fig)
             if snapshot_every and k % snapshot_every == 0:
-                snaps[k] = np.ascontiguousarray(self.image())
+                snaps[k] = np.array(self.image(), dtype=np.float32, copy=True)
             if callback is not None and callback(fig, self.image()) is True:
                 stopped = "callback"
                 break
@@ -655,6 +700,7 @@ class _RL:
                 stopped = "stop"
                 break
         k_done = history[-1].iteration if history else done0
+        self.S = None  # the spectrum buffer is not part of the state
         state = dict(key=self.key, x=self.x, xprev=self.xprev, gprev=self.gprev, alpha=self.alpha)
-        out = np.ascontiguousarray(self.image(), dtype=np.float32)
+        out = np.array(self.image(), dtype=np.float32, copy=True)  # the caller's own array
         return dict(image=out, iterations=k_done, snapshots=snaps, history=history, stop_reason=stopped, state=state)
