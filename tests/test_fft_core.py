@@ -93,6 +93,28 @@ def test_plane_wise_ffts_compose_to_rfftn(backend, shape, box):
         np.testing.assert_allclose(back, x[(slice(None),) + tuple(slice(0, n) for n in box[1:-1])], atol=1e-5)
 
 
+@pytest.mark.skipif(not _fft.pyfftw_available(), reason="pyFFTW not installed")
+def test_pyfftw_plans_keep_no_caller_array_alive():
+    """The cached per-thread FFTW plans are pointed back at their own arrays after each
+    run, so a big work array is freed when its owner drops it."""
+    x = np.random.default_rng(4).random((4, 8, 10), dtype=np.float32)
+    P = np.empty(_fft.rfft_shape(x.shape), np.complex64)
+    with _fft.backend("pyfftw"):
+        _fft.rfft_planes(x, P, 10)
+        _fft.fft_axis0(P)
+        _fft.fft_axis0(P, inverse=True)
+        back = _fft.irfft_planes(P, 10)
+    np.testing.assert_allclose(back, x, atol=1e-5)
+    plans = _fft._TLS.plans
+    assert plans
+    for plan, pi, po in plans.values():
+        for arr in (plan.input_array, plan.output_array):
+            assert not any(np.shares_memory(arr, a) for a in (x, P, back))
+    with _fft.reuse_memory():  # the end of a run releases the plans and their arrays
+        assert plans
+    assert not plans
+
+
 def test_backend_rejects_unknown():
     with pytest.raises(ValueError, match="backend"):
         with _fft.backend("cufft"):

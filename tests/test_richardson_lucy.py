@@ -318,12 +318,19 @@ def _literal_rl(g, kernel, work, n, b=0.0):
     return x[box]
 
 
+@pytest.mark.parametrize("backend", ["scipy", "pyfftw"])
 @pytest.mark.parametrize("edges", ["periodic", "non-circulant"])
 @pytest.mark.parametrize("shape", [(40, 46), (12, 20, 18)])
-def test_fused_engine_equals_literal_richardson_lucy(monkeypatch, edges, shape):
+def test_fused_engine_equals_literal_richardson_lucy(monkeypatch, backend, edges, shape):
     """The fused plane-by-plane engine (blocks of one plane, spread over threads) gives
-    the textbook iteration to float32 round-off, periodic and non-circulant, 2D and 3D."""
+    the textbook iteration to float32 round-off, periodic and non-circulant, 2D and 3D,
+    with pocketfft and with pyFFTW's plans."""
     from fijidecon.deconvolve import _fft, _par
+    if backend == "pyfftw" and not _fft.pyfftw_available():
+        pytest.skip("pyFFTW not installed")
+    monkeypatch.setattr(_fft, "_BACKEND", _fft._BACKEND)  # restored after the test
+    monkeypatch.setattr(_fft, "_BACKEND_NAME", _fft._BACKEND_NAME)
+    _fft.use_pyfftw(backend == "pyfftw")
     monkeypatch.setattr(_par, "PLANE_BLOCK", 1)  # one plane per block: many blocks, all threads
     kernel = gauss((5, 7) if len(shape) == 2 else (5, 7, 7), (1.5, 2.0) if len(shape) == 2 else (1.5, 2.0, 2.0))
     assert kernel.min() / kernel.max() > 1e-3  # nothing cropped by the support threshold
