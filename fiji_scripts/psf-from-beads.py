@@ -11,6 +11,7 @@
 #@ Integer (label="Maximum number of beads (0 = all)", description="Average at most this many (brightest) beads.", value=0, min=0, persist=false) max_beads
 #@ Boolean (label="Reject saturated beads", description="Drop beads with saturated voxels when unsaturated ones exist (always warned).", value=false, persist=false) reject_saturated
 #@ Boolean (label="Register beads (sub-pixel cross-correlation)", description="Refine bead positions by cross-correlation with the average.", value=true, persist=false) register
+#@ Double (label="Diameter of the beads (0 = point-like)", description="Diameter of the beads (unit L); their size is removed from the average (10 Richardson-Lucy iterations with the bead as kernel). 0 = treat them as points.", value=0.0, min=0.0, persist=false) bead_diameter
 #@ String (label="Normalization", description="Sum of voxels = 1 (for deconvolution) or maximum = 1.", choices={"Sum of pixel values = 1", "Peak = 1"}, value="Sum of pixel values = 1", persist=false) normalize
 #@ String (label="Title", description="Title of the result window.", value="PSF", persist=false) title
 #@output ij.ImagePlus result

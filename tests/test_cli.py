@@ -143,6 +143,15 @@ def test_psf_beads_takes_the_image_calibration_and_writes_the_resampled_one(tmp_
     assert cal.unit == "nm" and cal.voxel_size() == pytest.approx((200, 130, 130))
     assert psf.shape == (12, 16, 16)
     assert np.unravel_index(np.argmax(psf), psf.shape) == (6, 8, 8)
+    # the bead size removed: a narrower PSF, same flux; a negative diameter is one clear error
+    out2 = tmp_path / "psf-small.tif"
+    r = run_cli("psf", "beads", tmp_path / "beads.tif", "--target-pixel-size", "130", "--target-slice-spacing",
+                "200", "--width", "16", "--height", "16", "--depth", "12", "--bead-diameter", "200", "-o", out2, "-q")
+    assert r.returncode == 0, r.stderr
+    small, _ = read_image(out2)
+    assert small.sum() == pytest.approx(psf.sum(), rel=1e-4) and small.max() > 1.05 * psf.max()
+    r = run_cli("psf", "beads", tmp_path / "beads.tif", "--bead-diameter", "-1", "-o", tmp_path / "x.tif")
+    assert r.returncode != 0 and "bead_diameter" in r.stderr and "Traceback" not in r.stderr
 
 
 @pytest.mark.parametrize("command,extra", [

@@ -134,6 +134,9 @@ PSF_FROM_BEADS = Command(
               help="Drop beads with saturated voxels when unsaturated ones exist (always warned)."),
         Param("register", "Register beads (sub-pixel cross-correlation)", "bool", True,
               help="Refine bead positions by cross-correlation with the average."),
+        Param("bead_diameter", "Diameter of the beads (0 = point-like)", "float", 0.0, unit="L", decimals=3, minimum=0.0,
+              help="Diameter of the beads (unit L); their size is removed from the average (10 Richardson-Lucy "
+                   "iterations with the bead as kernel). 0 = treat them as points."),
         _NORMALIZATION,
         _TITLE,
     ),

@@ -96,7 +96,8 @@ def widefield_psf(width: int = 64, height: int = 64, depth: int = 32, *, na: flo
 def beads_psf(image: np.ndarray, *, pixel_size: float = 0.0, slice_spacing: float = 0.0,
               target_pixel_size: float = 0.0, target_slice_spacing: float = 0.0, width: int = 0, height: int = 0,
               depth: int = 0, threshold: float = 0.25, max_beads: int = 0, reject_saturated: bool = False,
-              register: bool = True, normalize: str = "sum", calibration: Any = None) -> BeadPSF:
+              register: bool = True, bead_diameter: float = 0.0, normalize: str = "sum",
+              calibration: Any = None) -> BeadPSF:
     """:func:`~fijidecon.psf.psf_from_beads` with scalar spacings; ``0`` means automatic.
 
     ``pixel_size = 0`` / ``slice_spacing = 0`` take the spacing from ``calibration`` (a
@@ -104,7 +105,8 @@ def beads_psf(image: np.ndarray, *, pixel_size: float = 0.0, slice_spacing: floa
     or the CLI when they have one; an error without it); ``target_* = 0`` keeps the
     image's spacing; ``width = height = depth = 0`` takes the
     largest box around the brightest bead (otherwise all three must be given, ``depth``
-    ignored for a 2-D image); ``max_beads = 0`` uses every accepted bead.
+    ignored for a 2-D image); ``max_beads = 0`` uses every accepted bead;
+    ``bead_diameter = 0`` treats the beads as points (their size is not removed).
     """
     if not isinstance(image, np.ndarray):
         raise TypeError(f"image: expected a numpy array, got {type(image).__name__}")
@@ -133,5 +135,9 @@ def beads_psf(image: np.ndarray, *, pixel_size: float = 0.0, slice_spacing: floa
     else:
         shape = (sizes[1], sizes[0]) if nd == 2 else (sizes[2], sizes[1], sizes[0])
     mb = _int("max_beads", max_beads, 0) or None
+    bd = float(bead_diameter)
+    if not bd >= 0:
+        raise ValueError(f"bead_diameter: must be >= 0 (0 = point-like beads), got {bead_diameter!r}")
     return psf_from_beads(image, vox, target_voxel_size=tgt, shape=shape, threshold=threshold, max_beads=mb,
-                          reject_saturated=bool(reject_saturated), register=bool(register), normalize=normalize)
+                          reject_saturated=bool(reject_saturated), register=bool(register),
+                          bead_diameter=bd or None, normalize=normalize)
