@@ -123,10 +123,10 @@ def test_core_errors_are_imagej_messages_not_java_exceptions(bridge, jvm):
     from fijidecon.fiji import convert
 
     convert.to_imageplus(np.ones((4, 16, 16), np.float32), title="small").show()
-    convert.to_imageplus(np.load(DATA / "psfA_32x32x16.npy"), title="psfA").show()
-    r = bridge.run_macro('run("Iterative Deconvolve 3D", "image=small point=psfA output=X maximum=3");')
+    convert.to_imageplus(-np.load(DATA / "psfA_32x32x16.npy"), title="negative psf").show()
+    r = bridge.run_macro('run("Iterative Deconvolve 3D", "image=small point=[negative psf] output=X maximum=3");')
     assert not r.ok
-    assert r.error.startswith("Iterative Deconvolve 3D: psf is larger than the image")
+    assert r.error.startswith("Iterative Deconvolve 3D: psf must have a positive sum")
 
 
 def _start(bridge, code):

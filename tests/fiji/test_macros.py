@@ -89,3 +89,20 @@ def test_improved_mode_key_and_hyperstack_planes_as_z(bridge):
     got, _ = convert.from_imageplus(bridge.image(f"Imp_{want.iterations}"))
     assert got.shape == img.shape
     assert np.max(np.abs(got - want.image)) <= 1e-6 * np.max(np.abs(want.image))
+
+
+def test_psf_wider_than_the_image_is_accepted_as_by_the_original(bridge):
+    from fijidecon.deconvolve import iterative_deconvolve_3d
+    from fijidecon.fiji import convert
+
+    img = np.load(DATA / "input3d_40x36x12.npy")[:, :20, :20]
+    psf = np.load(DATA / "psfA_32x32x16.npy")
+    convert.to_imageplus(img, title="crop").show()
+    convert.to_imageplus(psf, title="wide psf").show()
+    r = bridge.run_macro('run("Iterative Deconvolve 3D", "image=crop point=[wide psf] output=W perform detect '
+                         'maximum=6 terminate=-1000");')
+    assert r.ok, r.error
+    want = iterative_deconvolve_3d(img, psf, max_iterations=6, terminate=-1000)
+    got, _ = convert.from_imageplus(bridge.image(f"W_{want.iterations}"))
+    assert got.shape == img.shape
+    assert np.max(np.abs(got - want.image)) <= 1e-6 * np.max(np.abs(want.image))

@@ -307,11 +307,6 @@ def iterative_deconvolve_3d(
     out_ndim = Y0.ndim
     Y = (Y0 if Y0.ndim == 3 else Y0[None]).astype(np.float32)  # always a copy
     A = (A0 if A0.ndim == 3 else A0[None]).astype(np.float32)
-    if A.shape[1] > Y.shape[1] or A.shape[2] > Y.shape[2]:
-        raise ValueError(
-            f"psf is larger than the image in y or x (psf {A.shape[1]}x{A.shape[2]}, "
-            f"image {Y.shape[1]}x{Y.shape[2]}); crop the PSF"
-        )
     if not np.isfinite(Y).all():
         raise ValueError("image contains NaN or infinite values")
     if not np.isfinite(A).all():
