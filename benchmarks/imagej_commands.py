@@ -53,6 +53,10 @@ def main() -> int:
          'run("Iterative Deconvolve 3D", "image=img3d point=psfA output=B perform detect wiener=0 low=1 '
          'z_direction=1 maximum=100 terminate=0.01"); close("B_74");',
          lambda: iterative_deconvolve_3d(img, psf)),
+        ("  the same with Show iteration",
+         'run("Iterative Deconvolve 3D", "image=img3d point=psfA output=B show perform detect wiener=0 low=1 '
+         'z_direction=1 maximum=100 terminate=0.01"); close("B_74");',
+         lambda: iterative_deconvolve_3d(img, psf)),
     ]
     print(f"{'case':40s} {'ImageJ macro s':>15s} {'Python API s':>13s} {'ratio':>7s}")
     for name, macro, api in cases:

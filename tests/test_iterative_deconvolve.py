@@ -245,3 +245,17 @@ def test_bad_input(image, psf, match, compat):
 def test_bad_parameters(kw, match):
     with pytest.raises((ValueError, TypeError), match=match):
         iterative_deconvolve_3d(IMG3, PSF_A, **kw)
+
+
+@pytest.mark.parametrize("compat", [True, False])
+def test_callback_naming_estimate_gets_the_padded_estimate(compat):
+    seen = []
+
+    def cb(iteration, change, estimate):
+        seen.append((iteration, estimate.shape, estimate.dtype, float(estimate.min())))
+
+    res = iterative_deconvolve_3d(IMG3, PSF_A, max_iterations=3, terminate=-1000, callback=cb, compat=compat)
+    plain = iterative_deconvolve_3d(IMG3, PSF_A, max_iterations=3, terminate=-1000, compat=compat)
+    assert [s[0] for s in seen] == [1, 2, 3]
+    assert all(s[1] == res.padded_shape and s[2] == np.float32 and s[3] >= 0 for s in seen)  # clipped estimate
+    np.testing.assert_array_equal(res.image, plain.image)  # display only

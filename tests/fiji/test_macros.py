@@ -106,3 +106,43 @@ def test_psf_wider_than_the_image_is_accepted_as_by_the_original(bridge):
     got, _ = convert.from_imageplus(bridge.image(f"W_{want.iterations}"))
     assert got.shape == img.shape
     assert np.max(np.abs(got - want.image)) <= 1e-6 * np.max(np.abs(want.image))
+
+
+def test_show_iteration_displays_the_padded_estimate_each_iteration(bridge, jvm, monkeypatch):
+    """"Show iteration" opens one window with the padded estimate, replaced after every
+    iteration (checked while it is on screen), and closes it at the end; without the
+    key no window appears. The result equals the API's."""
+    from fijidecon.deconvolve import iterative_deconvolve_3d
+    from fijidecon.fiji import commands, convert
+
+    img = np.load(DATA / "input3d_40x36x12.npy")
+    psf = np.load(DATA / "psfA_32x32x16.npy")
+    convert.to_imageplus(img, title="img").show()
+    convert.to_imageplus(psf, title="psf").show()
+    WindowManager = jvm.jimport("ij.WindowManager")
+    seen = []
+    real_show = commands._IterationWindow.show
+
+    def observed_show(self, estimate, iteration):
+        real_show(self, estimate, iteration)
+        imp = WindowManager.getImage(self.title)  # the real window, looked up by title
+        arr, _ = convert.from_imageplus(imp)
+        seen.append((iteration, bool(imp.isVisible()), np.array_equal(arr, estimate), int(WindowManager.getImageCount())))
+
+    monkeypatch.setattr(commands._IterationWindow, "show", observed_show)
+    r = bridge.run_macro('run("Iterative Deconvolve 3D", "image=img point=psf output=S show perform detect '
+                         'maximum=4 terminate=-1000");')
+    assert r.ok, r.error
+    want = iterative_deconvolve_3d(img, psf, max_iterations=4, terminate=-1000)
+    assert [s[0] for s in seen] == [1, 2, 3, 4]
+    assert all(vis and same for _, vis, same, _ in seen)
+    assert len({n for *_, n in seen}) == 1  # one window, replaced in place (not one per iteration)
+    assert WindowManager.getImage("S (iteration)") is None  # closed at the end
+    got, _ = convert.from_imageplus(bridge.image("S_4"))
+    np.testing.assert_array_equal(got.shape, img.shape)
+    assert np.max(np.abs(got - want.image)) <= 1e-6 * np.max(np.abs(want.image))
+    seen.clear()
+    r = bridge.run_macro('run("Iterative Deconvolve 3D", "image=img point=psf output=N perform detect '
+                         'maximum=2 terminate=-1000");')
+    assert r.ok, r.error
+    assert seen == []

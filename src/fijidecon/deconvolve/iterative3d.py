@@ -24,6 +24,7 @@ Gaussian low-pass, run on a mirror-padded FFT grid.  Each step is
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -270,7 +271,11 @@ def iterative_deconvolve_3d(
         1-based iteration number and that iteration's change figure.  Returning
         ``True`` stops the run (``stop_reason="cancelled"``), as for
         :func:`~fijidecon.deconvolve.richardson_lucy`; an exception raised by it
-        propagates.
+        propagates.  If the callback has a parameter named ``estimate`` (the way
+        ``scipy.optimize`` passes ``intermediate_result``), it also gets
+        ``estimate=``: the current estimate on the whole padded grid (float32, the
+        original's *Show iteration* display; valid during the call only - copy it to
+        keep it; compat mode then holds one more grid while the callback runs).
 
     Returns
     -------
@@ -336,6 +341,16 @@ def iterative_deconvolve_3d(
 # compatible mode (spec §3.3, step by step)
 # ----------------------------------------------------------------------------------
 
+def _wants_estimate(callback) -> bool:
+    """Whether ``callback`` takes an ``estimate`` argument (see ``callback`` above)."""
+    if callback is None:
+        return False
+    try:
+        return "estimate" in inspect.signature(callback).parameters
+    except (TypeError, ValueError):  # no signature (some builtins)
+        return False
+
+
 def _run_compat(Y, A, normalize, gamma, fxy, fz, n_max, T, anti_ringing, detect, callback, t0):
     seqsum = _quirks.float32_sequential_sum
     S = seqsum(A)  # step 1: the plain sum, sequential float32
@@ -375,6 +390,7 @@ def _run_compat(Y, A, normalize, gamma, fxy, fz, n_max, T, anti_ringing, detect,
     X = Yp.copy()
     prev = _quirks.FLT_MAX
     log: list[float] = []
+    show = _wants_estimate(callback)
     iterations, reason = n_max, ("max_iterations" if n_max else "filters_only")
     t1 = time.perf_counter()
     FX = _fft.rfftn(X)
@@ -399,13 +415,17 @@ def _run_compat(Y, A, normalize, gamma, fxy, fz, n_max, T, anti_ringing, detect,
         d_future = pool.submit(_quirks.float32_sequential_sum_inplace, delta)
         Psum = _quirks.float32_sequential_sum(X[crop])  # g. Σ X over the crop
         FX = _fft.rfftn(X)  # the next iteration's transform (also used at the end)
+        shown = X if show else None  # kept for the callback only
         X = None  # free it before the next inverse transform allocates a new one
         D = d_future.result()
         del delta
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             pc = np.float32(np.float32(100.0) * D) / Psum  # h.
         log.append(float(pc))
-        if callback is not None and callback(it + 1, float(pc)) is True:
+        stop = callback is not None and (callback(it + 1, float(pc), estimate=shown) if show
+                                         else callback(it + 1, float(pc))) is True
+        shown = None
+        if stop:
             iterations, reason = it + 1, "cancelled"
             break
         if float(np.float32(prev - pc)) < T:  # i. (D5)
@@ -472,6 +492,7 @@ def _run_improved(Y, A, normalize, gamma, fxy, fz, n_max, T, anti_ringing, detec
     X = Yp.copy()
     prev = math.inf
     log: list[float] = []
+    show = _wants_estimate(callback)
     iterations, reason = 0, ("max_iterations" if n_max else "filters_only")
     t1 = time.perf_counter()
     for it in range(n_max):
@@ -491,7 +512,8 @@ def _run_improved(Y, A, normalize, gamma, fxy, fz, n_max, T, anti_ringing, detec
             break
         X = Z
         iterations = it + 1
-        if callback is not None and callback(it + 1, change) is True:
+        if callback is not None and (callback(it + 1, change, estimate=X) if show
+                                     else callback(it + 1, change)) is True:
             reason = "cancelled"
             break
         if T > 0 and change < T:

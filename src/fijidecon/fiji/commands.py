@@ -278,12 +278,45 @@ def _report(title: str, message: str) -> None:
     IJ.error(title, message)
 
 
-def _progress_callback(cmd: Command, label: str, total: int | None) -> Callable[..., bool]:
-    """A ``callback`` for the core function: progress bar, status, optional Log line, Esc.
+class _IterationWindow:
+    """The original's *Show iteration*: one window showing the padded estimate after
+    each iteration (replaced in place), closed when the run ends."""
+
+    def __init__(self, title: str):
+        self.title = title
+        self.imp = None
+
+    def show(self, estimate: np.ndarray, iteration: int) -> None:
+        from fijidecon.fiji import convert
+
+        new = convert.to_imageplus(np.ascontiguousarray(estimate, dtype=np.float32), title=self.title)
+        if self.imp is None or self.imp.getWindow() is None:  # first time, or closed by the user
+            self.imp = new
+            self.imp.show()
+        else:
+            z = self.imp.getCurrentSlice()
+            self.imp.setStack(new.getStack())
+            self.imp.setSlice(min(z, int(self.imp.getStackSize())))
+            self.imp.resetDisplayRange()
+            self.imp.updateAndDraw()
+        self.imp.setProperty("Info", f"iteration {iteration}")
+
+    def close(self) -> None:
+        if self.imp is not None:
+            self.imp.changes = False
+            self.imp.close()
+            self.imp = None
+
+
+def _progress_callback(cmd: Command, label: str, total: int | None,
+                       window: _IterationWindow | None = None) -> Callable[..., bool]:
+    """A ``callback`` for the core function: progress bar, status, optional Log line, Esc,
+    and with ``window`` the estimate after each iteration (Show iteration).
 
     Two signatures exist in the core: ``callback(iteration, figure)`` (Iterative
-    Deconvolve 3D) and ``callback(figures, estimate)`` with ``figures.iteration``
-    (Richardson-Lucy); in both, returning ``True`` stops the run.
+    Deconvolve 3D, which passes ``estimate=`` to a callback that names it) and
+    ``callback(figures, estimate)`` with ``figures.iteration`` (Richardson-Lucy); in
+    both, returning ``True`` stops the run.
     """
     IJ = _j("ij.IJ")
 
@@ -304,7 +337,16 @@ def _progress_callback(cmd: Command, label: str, total: int | None) -> Callable[
             state.cancel_requested = True
         return stop
 
-    return cb
+    if window is None:
+        return cb
+
+    def cb_showing(*args, estimate=None) -> bool:  # the core passes estimate= because it is named
+        stop = cb(*args)
+        if estimate is not None and not stop:
+            window.show(estimate, state.iteration)
+        return stop
+
+    return cb_showing
 
 
 # ---------------------------------------------------------------------------------------
@@ -617,7 +659,10 @@ def execute(cmd: Command, values: Mapping[str, Any], imps: Mapping[str, Any], *,
             total = int(full[name])
             break
     state.log_iterations = progress and bool(full.get("log", False)) and cmd.id == "iterative-deconvolve-3d"
-    callback = _progress_callback(cmd, label, total) if progress else None
+    window = None
+    if progress and bool(full.get("show", False)) and cmd.id == "iterative-deconvolve-3d":
+        window = _IterationWindow(f"{full.get('output') or cmd.title} (iteration)")
+    callback = _progress_callback(cmd, label, total, window) if progress else None
     state.cancel_requested = False
     if progress:
         IJ.resetEscape()
@@ -640,6 +685,8 @@ def execute(cmd: Command, values: Mapping[str, Any], imps: Mapping[str, Any], *,
     finally:
         state.running = None
         state.log_iterations = False
+        if window is not None:
+            window.close()
         if progress:
             IJ.showProgress(1.0)
     state.last_seconds = time.perf_counter() - t0
