@@ -401,9 +401,12 @@ def _run_compat(Y, A, normalize, gamma, fxy, fz, n_max, T, anti_ringing, detect,
         pool = ThreadPoolExecutor(max_workers=1)
     for it in range(n_max):  # step 9
         np.multiply(FX, FAG, out=buf)
-        delta = _fft.irfftn(buf, shape)  # b. A'∗(G∗X)/aSum
+        # the inverse transforms run in place on spectra not needed afterwards (bit-identical
+        # to scipy's irfftn, which would first copy the whole spectrum)
+        delta = _fft.irfftn(buf, shape, overwrite_x=True)  # b. A'∗(G∗X)/aSum
         FX *= G
-        X = _fft.irfftn(FX, shape)  # c. G∗X
+        X = _fft.irfftn(FX, shape, overwrite_x=True)  # c. G∗X
+        FX = None  # destroyed; the next rfftn(X) reuses its memory
         np.subtract(Yp, delta, out=delta)  # d. δ = Ỹ − AX/aSum
         X += delta  # e.
         np.greater_equal(X, 0, out=kept)  # exact zeros count as kept
