@@ -92,50 +92,16 @@ def irfftn(f: np.ndarray, shape: Sequence[int], overwrite_x: bool = False) -> np
     temporary; the caller must not use ``f`` afterwards).  With scipy's pocketfft,
     whose ``irfftn`` ignores ``overwrite_x`` and copies the whole spectrum, this is
     done axis by axis instead: complex inverse FFTs in place over all axes but the
-    last, then the real inverse FFT of the last axis (:func:`irfftn_box`).
+    last, then the real inverse FFT of the last axis (:func:`fft_axis0` then
+    :func:`irfft_planes`; bit-identical to scipy's ``irfftn`` on power-of-two
+    grids such as compat mode's, within float32 round-off otherwise).
     """
     if (overwrite_x and _BACKEND is None and f.ndim >= 2 and np.iscomplexobj(f)
             and tuple(f.shape) == rfft_shape(shape)):
-        return irfftn_box(f, shape, shape)
+        fft_axis0(f, inverse=True)
+        return irfft_planes(f, int(shape[-1]), workers=n_workers())
     with _ctx():
         return sfft.irfftn(f, s=tuple(shape), workers=n_workers(), overwrite_x=overwrite_x)
-
-
-def irfftn_box(f: np.ndarray, shape: Sequence[int], box: Sequence[int]) -> np.ndarray:
-    """``irfftn(f, shape)[:box[0], ..., :box[-2], :]`` without computing the rest (pruned).
-
-    The inverse transform is done one axis at a time (complex, in place, over all
-    axes but the last; then real over the last axis), and after each axis only the
-    part of the array the box needs is carried on, so the later (and the real, last)
-    axes are transformed only over the box.  Same numbers as :func:`irfftn` within
-    float32 round-off.  ``f`` is destroyed.  (With the pyFFTW backend: the full
-    transform, cropped - a view.)  The last axis is returned whole (length
-    ``shape[-1]``); crop it with ``[..., :box[-1]]``.  ``f`` must have the half-spectrum
-    shape of ``shape`` (no zero-padding or cropping of the spectrum here).
-
-    Example
-    -------
-    >>> import numpy as np
-    >>> from fijidecon.deconvolve import _fft
-    >>> a = np.random.default_rng(0).random((8, 12), dtype=np.float32)
-    >>> b = _fft.irfftn_box(_fft.rfftn(a), a.shape, (5, 7))
-    >>> b.shape, bool(np.allclose(b[:, :7], a[:5, :7], atol=1e-5))
-    ((5, 12), True)
-    """
-    shape = tuple(int(n) for n in shape)
-    box = tuple(int(n) for n in box)
-    nd = len(shape)
-    if f.shape != rfft_shape(shape) or len(box) != nd:
-        raise ValueError(f"irfftn_box: spectrum {f.shape} / box {box} do not fit shape {shape}")
-    if _BACKEND is not None:  # pyFFTW's multi-axis transform beats axis-by-axis calls
-        full = irfftn(f, shape, overwrite_x=True)
-        return full[tuple(slice(0, n) for n in box[:-1])]
-    a = f
-    with _ctx():
-        for ax in range(nd - 1):
-            a = sfft.ifft(a, axis=ax, workers=n_workers(), overwrite_x=True)
-            a = a[(slice(None),) * ax + (slice(0, box[ax]),)]
-        return sfft.irfft(a, n=shape[-1], axis=nd - 1, workers=n_workers())
 
 
 def _c2c_inplace(a: np.ndarray, axes: Sequence[int], inverse: bool, workers: int) -> None:
