@@ -13,6 +13,33 @@ from typing import Sequence
 #: Axis letters in numpy order that we understand (ImageJ hyperstack order is TZCYX).
 AXES = "TZCYXS"
 
+#: Length units understood, in nanometres (ImageJ, OME and common spellings).
+UNIT_NM = {
+    "pm": 1e-3, "Å": 0.1, "angstrom": 0.1, "nm": 1.0, "nanometer": 1.0, "nanometre": 1.0,
+    "µm": 1e3, "\u03bcm": 1e3, "um": 1e3, "micron": 1e3, "microns": 1e3, "micrometer": 1e3, "micrometre": 1e3,
+    "mm": 1e6, "millimeter": 1e6, "millimetre": 1e6, "cm": 1e7, "m": 1e9, "meter": 1e9, "metre": 1e9,
+}
+
+
+def unit_factor(unit: str, to: str = "nm") -> float:
+    """How many ``to`` one ``unit`` is (``unit_factor("micron") == 1000.0``).
+
+    Raises
+    ------
+    ValueError
+        For ``"pixel"``, an empty or an unknown unit (the message names it).
+    """
+    a, b = _unit_nm(unit), _unit_nm(to)
+    return a / b
+
+
+def _unit_nm(unit: str) -> float:
+    u = str(unit).strip()
+    f = UNIT_NM.get(u, UNIT_NM.get(u.lower()))
+    if f is None:
+        raise ValueError(f"unit: {unit!r} is not a length unit (known: nm, µm/um/micron, mm, m, pm, Å)")
+    return f
+
 
 @dataclass(frozen=True)
 class Calibration:
@@ -67,8 +94,25 @@ class Calibration:
     def dz(self) -> float:
         return self.get("Z")
 
-    def voxel_size(self, axes: Sequence[str] = "ZYX") -> tuple[float, ...]:
-        return tuple(self.get(a) for a in axes)
+    def voxel_size(self, axes: Sequence[str] = "ZYX", unit: str | None = None) -> tuple[float, ...]:
+        """Spacing along ``axes``; with ``unit``, converted to that length unit.
+
+        Raises
+        ------
+        ValueError
+            When ``unit`` is given but this calibration's unit is not a length unit
+            (e.g. ``"pixel"``).
+        """
+        f = 1.0 if unit is None else unit_factor(self.unit, unit)
+        return tuple(self.get(a) * f for a in axes)
+
+    def has_length_unit(self) -> bool:
+        """Whether the unit is a known length unit (so spacings can be compared across files)."""
+        try:
+            _unit_nm(self.unit)
+        except ValueError:
+            return False
+        return True
 
     def with_axes(self, axes: str) -> "Calibration":
         return replace(self, axes=axes.upper())
