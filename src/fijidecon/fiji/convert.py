@@ -7,7 +7,10 @@ Conventions
   ImageJ 1.x hyperstacks are XYCZT (C fastest), i.e. numpy ``TZCYX``;
   :func:`from_imageplus` returns that order with the size-1 axes dropped.
 * ImageJ 1.x pixel types: 8-bit (``uint8``), 16-bit (``uint16``), 32-bit (``float32``),
-  RGB (``uint8`` with a trailing ``S`` axis of 3).  Other dtypes are converted once, here,
+  RGB (``uint8`` with a trailing ``S`` axis of 3).  Without ``axes=`` (or a calibration
+  whose axes fit), a ``uint8`` array of shape ``(Y, X, 3)`` or ``(Z, Y, X, 3)`` is taken as
+  RGB, what ``from_imageplus`` returns for an RGB image; any other array whose last axis has
+  length 3 or 4 is taken as X with an :class:`AmbiguousAxesWarning` naming ``axes=``.  Other dtypes are converted once, here,
   with a :class:`DtypeConversionWarning`: ``float64`` and other integer types →
   ``float32``; ``bool`` → ``uint8`` (True = 255, ImageJ's mask convention).
 * Calibration goes both ways: ``X``/``Y``/``Z`` spacing ↔ ``pixelWidth``/``pixelHeight``/
@@ -41,6 +44,7 @@ from fijidecon.fiji import runtime
 
 __all__ = [
     "DtypeConversionWarning",
+    "AmbiguousAxesWarning",
     "to_imageplus",
     "from_imageplus",
     "to_imageplus_xarray",
@@ -56,6 +60,10 @@ IJ_ORDER = "TZCYX"
 
 class DtypeConversionWarning(UserWarning):
     """A dtype was converted at the Java edge (e.g. float64 → float32)."""
+
+
+class AmbiguousAxesWarning(UserWarning):
+    """The array's axes were guessed from its shape and may be wrong: pass ``axes=``."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -124,6 +132,31 @@ def _resolve_axes(ndim: int, axes: str | None, calibration: Calibration | None) 
     return axes
 
 
+def _default_axes(array: np.ndarray) -> str | None:
+    """Axes for an array given without ``axes=``: RGB for ``uint8`` ``(Y, X, 3)`` and
+    ``(Z, Y, X, 3)``; ``None`` (the default by ``ndim``) otherwise, with an
+    :class:`AmbiguousAxesWarning` when the last axis looks like colour samples (3 or 4)."""
+    n = array.shape[-1]
+    if not 3 <= array.ndim <= 5 or n not in (3, 4):
+        return None
+    if n == 3 and array.dtype == np.uint8 and array.ndim in (3, 4):
+        return "ZYXS"[-array.ndim:]
+    default = Calibration.default(array.ndim).axes
+    if n == 4 and array.dtype == np.uint8:
+        why = "RGBA samples? ImageJ has no alpha: pass array[..., :3] with axes='" + "ZYXS"[-array.ndim:] + "'"
+    elif array.dtype == np.uint8:
+        why = "RGB samples? pass axes='TZYXS' or 'CZYXS' if the last axis is colour"
+    else:
+        why = f"RGB samples? an RGB image must be uint8 with axes ending in 'S'; this is {array.dtype}"
+    warnings.warn(
+        f"array: shape {array.shape} taken as axes={default!r}, i.e. an image {n} pixels wide ({why}); "
+        f"pass axes= to say which axis is which (this warning then goes away)",
+        AmbiguousAxesWarning,
+        stacklevel=3,
+    )
+    return None
+
+
 def _to_java_array(plane: np.ndarray):
     import jpype
 
@@ -163,13 +196,23 @@ def to_imageplus(
         Image title (default ``"image"``, or the DataArray's name).
     axes:
         One letter per dimension in numpy order, from ``T, Z, C, Y, X`` (``S`` = RGB
-        samples, size 3, ``uint8``).  Default: ``calibration.axes`` when its length fits,
-        else ``YX``/``ZYX``/``CZYX``/``TCZYX``.
+        samples, size 3, ``uint8``).  Default: ``calibration.axes`` when its length fits;
+        else ``YXS``/``ZYXS`` (RGB) for a ``uint8`` array whose last axis has length 3
+        (what :func:`from_imageplus` returns for RGB); else ``YX``/``ZYX``/``CZYX``/``TCZYX``.
 
     Returns
     -------
     ij.ImagePlus
         8-bit, 16-bit, 32-bit or RGB; a hyperstack when more than one of C, Z, T > 1.
+
+    Warns
+    -----
+    AmbiguousAxesWarning
+        When ``axes`` is guessed for an array whose last axis has length 3 or 4 but is not
+        taken as RGB (not ``uint8``, length 4, or 5D): it becomes X, an image 3 or 4 pixels
+        wide; the message names ``axes=``.
+    DtypeConversionWarning
+        When the dtype is converted (see *array*).
 
     Example
     -------
@@ -192,6 +235,8 @@ def to_imageplus(
         raise TypeError(f"title: expected a str, got {type(title).__name__}")
     if array.ndim < 2:
         raise ValueError(f"array: needs at least 2 dimensions (Y, X), got shape {array.shape}")
+    if axes is None and not (calibration is not None and len(calibration.axes) == array.ndim):
+        axes = _default_axes(array)
     ax = _resolve_axes(array.ndim, axes, calibration)
     rgb = "S" in ax
     if rgb and array.shape[ax.index("S")] != 3:
