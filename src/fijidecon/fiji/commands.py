@@ -42,12 +42,14 @@ Example
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import traceback
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -289,7 +291,8 @@ class _IterationWindow:
     def show(self, estimate: np.ndarray, iteration: int) -> None:
         from fijidecon.fiji import convert
 
-        new = convert.to_imageplus(np.ascontiguousarray(estimate, dtype=np.float32), title=self.title)
+        est = np.ascontiguousarray(estimate, dtype=np.float32)
+        new = convert.to_imageplus(est, title=self.title, axes="TCZYX"[-est.ndim:] if est.ndim > 3 else "ZYX"[-est.ndim:])
         if self.imp is None or self.imp.getWindow() is None:  # first time, or closed by the user
             self.imp = new
             self.imp.show()
@@ -469,6 +472,12 @@ def _show(v: Any) -> str:
 # running one command
 # ---------------------------------------------------------------------------------------
 def _input_array(cmd: Command, p, imp) -> tuple[np.ndarray, Calibration]:
+    """An image parameter's window as ``(array, Calibration)``, axes in ImageJ order.
+
+    Hyperstacks keep their C and T axes (``Calibration.axes`` says which, e.g. ``ZCYX`` or
+    ``TZCYX``): the core deconvolves each (T, C) volume separately.  This is also true for
+    the two ported commands, whose originals took the C/T planes of a hyperstack as z.
+    """
     from fijidecon.fiji import convert
 
     if int(imp.getBitDepth()) == 24:
@@ -476,11 +485,107 @@ def _input_array(cmd: Command, p, imp) -> tuple[np.ndarray, Calibration]:
             f"\"{p.label}\" ({p.key}={imp.getTitle()}): RGB images are not supported; "
             "convert to 8-bit, 16-bit or 32-bit first (Image > Type)"
         )
-    arr, cal = convert.from_imageplus(imp)
-    if cmd.id in _PORTED and arr.ndim > 3:  # the originals treat C/T planes as z
-        arr = arr.reshape((-1,) + arr.shape[-2:])
-        cal = Calibration(axes="ZYX", spacing=cal.spacing, unit=cal.unit)
-    return arr, cal
+    return convert.from_imageplus(imp)
+
+
+def _psf_per_channel(p, title: str, psf: tuple[np.ndarray, Calibration],
+                     image: tuple[np.ndarray, Calibration]):
+    """The PSF parameter's value for :func:`run_command`: the PSF as it is, or, for a
+    PSF hyperstack with C > 1, a list with one ``(array, Calibration)`` per channel.
+
+    Raises
+    ------
+    CommandError
+        A PSF with time frames, or whose number of channels is neither 1 nor the image's.
+    """
+    arr, cal = psf
+    if "T" in cal.axes:
+        raise CommandError(f"\"{p.label}\" ({p.key}={title}): a PSF cannot have time frames "
+                           f"({arr.shape[cal.axes.index('T')]}); use one stack for all channels or a PSF "
+                           "hyperstack with one channel per image channel")
+    if "C" not in cal.axes:
+        return psf
+    ci = cal.axes.index("C")
+    n_psf = arr.shape[ci]
+    n_img = image[0].shape[image[1].axes.index("C")] if "C" in image[1].axes else 1
+    if n_psf != n_img:
+        raise CommandError(f"\"{p.label}\" ({p.key}={title}): the PSF has {n_psf} channels but the image has "
+                           f"{n_img}; use one PSF stack for all channels or one PSF channel per image channel")
+    one = Calibration(axes=cal.axes.replace("C", ""), spacing=cal.spacing, unit=cal.unit)
+    return [(np.ascontiguousarray(np.take(arr, c, axis=ci)), one) for c in range(n_psf)]
+
+
+# ---------------------------------------------------------------------------------------
+# the core's notes (logging) in ImageJ's Log window
+# ---------------------------------------------------------------------------------------
+#: Threads now running a command (their own log records go to their own run's Log lines).
+_RUN_THREADS: set[int] = set()
+_LOG_LEVEL_USERS = [0, logging.NOTSET]  # runs that lowered the "fijidecon" logger's level, its level before
+
+
+class _ImageJLogHandler(logging.Handler):
+    """Writes the ``fijidecon`` logger's records (INFO and up) to ImageJ's Log window as
+    ``"<label>: <message>"`` (``"<label>: warning: <message>"`` from WARNING up).
+
+    Records from another command's thread are left to that command's handler; records
+    from worker threads (no command running on them) are taken."""
+
+    def __init__(self, label: str):
+        super().__init__(logging.INFO)
+        self.label = label
+        self.thread = threading.get_ident()
+        self.messages: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.thread == self.thread or record.thread not in _RUN_THREADS
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            msg = " ".join(record.getMessage().split())  # one line
+            self.messages.append(msg)
+            kind = "warning: " if record.levelno >= logging.WARNING else ""
+            line = f"{self.label}: {kind}{msg}"
+            state.notes.append(line)
+            _j("ij.IJ").log(line)
+        except Exception:  # never let logging break a run
+            self.handleError(record)
+
+
+@contextmanager
+def _log_to_imagej(label: str) -> Iterator[_ImageJLogHandler]:
+    """Show the ``fijidecon`` logger's INFO records in ImageJ's Log window during a run
+    (the logger's level is lowered to INFO meanwhile and restored afterwards)."""
+    logger = logging.getLogger("fijidecon")
+    handler = _ImageJLogHandler(label)
+    with _lock:
+        if _LOG_LEVEL_USERS[0] == 0:
+            _LOG_LEVEL_USERS[1] = logger.level
+            if logger.getEffectiveLevel() > logging.INFO:
+                logger.setLevel(logging.INFO)
+        _LOG_LEVEL_USERS[0] += 1
+        _RUN_THREADS.add(handler.thread)
+        logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        with _lock:
+            logger.removeHandler(handler)
+            _RUN_THREADS.discard(handler.thread)
+            _LOG_LEVEL_USERS[0] -= 1
+            if _LOG_LEVEL_USERS[0] == 0:
+                logger.setLevel(_LOG_LEVEL_USERS[1])
+
+
+def _log_wiener_choice(label: str, res: Any, logged: list[str]) -> None:
+    """Make sure Wiener's regularization and rule are in the Log (one line), also when the
+    core did not log them."""
+    if any("regulari" in m for m in logged) or getattr(res, "regularization", None) is None:
+        return
+    rho = res.regularization
+    text = ", ".join(f"{float(r):.3g}" for r in np.ravel(rho))
+    line = f"{label}: regularization {text} (rule {getattr(res, 'rule', '?')})"
+    state.notes.append(line)
+    _j("ij.IJ").log(line)
 
 
 def _result_title(cmd: Command, values: Mapping[str, Any], res: Any, input_title: str | None) -> str:
@@ -648,6 +753,8 @@ def execute(cmd: Command, values: Mapping[str, Any], imps: Mapping[str, Any], *,
         images[p.name] = _input_array(cmd, p, imp)
         if first_imp is None:
             first_title, first_imp = str(imp.getTitle()), imp
+        elif p.name == "psf":  # a PSF hyperstack: one PSF per channel
+            images[p.name] = _psf_per_channel(p, str(imp.getTitle()), images[p.name], images[image_params[0].name])
     try:
         full = cmd.resolve({k: v for k, v in values.items() if k not in images})
     except ValueError as e:
@@ -670,12 +777,17 @@ def execute(cmd: Command, values: Mapping[str, Any], imps: Mapping[str, Any], *,
     state.running = label
     t0 = time.perf_counter()
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        with _log_to_imagej(label) as handler, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             res, arr, out_cal = run_command(cmd, values, images, callback=callback, voxel_size_from_calibration=True)
         for w in caught:  # a Python warning would be invisible in ImageJ: put it in the Log
-            IJ.log(f"{label}: warning: {w.message}")
-            state.notes.append(f"{label}: warning: {w.message}")
+            msg = " ".join(str(w.message).split())
+            if msg in handler.messages:  # logged as well: once is enough
+                continue
+            IJ.log(f"{label}: warning: {msg}")
+            state.notes.append(f"{label}: warning: {msg}")
+        if cmd.id == "wiener":
+            _log_wiener_choice(label, res, handler.messages)
     except (ValueError, TypeError) as e:
         raise CommandError(str(e)) from None
     except MemoryError:
