@@ -96,3 +96,197 @@ def test_sidecar(tmp_path):
     assert len(sha256_file(out)) == 64
     with pytest.raises(FileExistsError):
         write_sidecar(out, {})
+
+
+# ---------------------------------------------------------------------------------------------
+# axes are data: every axis order a microscope file uses is read as it is, and written back
+# ---------------------------------------------------------------------------------------------
+def _hyperstack(tmp_path, axes, shape, name="h.tif", unit="um"):
+    """An ImageJ hyperstack written by tifffile (what Fiji and many scripts produce)."""
+    a = (np.arange(np.prod(shape)) % 4000).astype(np.uint16).reshape(shape)
+    p = tmp_path / name
+    tifffile.imwrite(p, a, imagej=True, resolution=(1 / 0.065, 1 / 0.065),
+                     metadata={"axes": axes, "spacing": 0.2, "unit": unit})
+    return p, a
+
+
+@pytest.mark.parametrize("axes,shape", [
+    ("ZCYX", (16, 2, 12, 10)),      # case 7: two-channel z-stack
+    ("TZCYX", (3, 10, 2, 8, 9)),    # case 8: 5D hyperstack
+    ("TCYX", (2, 3, 8, 9)), ("TZYX", (2, 5, 8, 9)), ("CYX", (3, 8, 9)), ("ZYX", (4, 8, 9)), ("YX", (8, 9)),
+])
+def test_imagej_hyperstack_axes_and_calibration_are_read(tmp_path, axes, shape):
+    p, a = _hyperstack(tmp_path, axes, shape)
+    b, cal = read_image(p)
+    assert cal.axes == axes and b.shape == shape
+    np.testing.assert_array_equal(a, b)
+    assert cal.unit == "micron" and cal.dx == pytest.approx(0.065) and cal.dy == pytest.approx(0.065)
+    if "Z" in axes:
+        assert cal.dz == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("axes,shape", [("CZYX", (2, 5, 8, 9)), ("TCZYX", (2, 2, 3, 8, 9)), ("ZCYX", (3, 2, 8, 9)),
+                                        ("CYX", (2, 8, 9)), ("ZYX", (3, 8, 9)), ("TZYX", (2, 3, 8, 9))])
+def test_ome_tiff_axes_are_read_in_their_own_order(tmp_path, axes, shape):
+    a = np.random.default_rng(1).integers(0, 999, shape).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "o.ome.tif", a, ome=True, metadata={
+        "axes": axes, "PhysicalSizeX": 65, "PhysicalSizeXUnit": "nm", "PhysicalSizeY": 65, "PhysicalSizeYUnit": "nm",
+        "PhysicalSizeZ": 0.2, "PhysicalSizeZUnit": "µm"})
+    b, cal = read_image(tmp_path / "o.ome.tif")
+    assert cal.axes == axes and b.shape == shape
+    np.testing.assert_array_equal(a, b)
+    assert cal.unit == "nm"  # one unit: the X unit, Z converted from µm
+    assert cal.dx == pytest.approx(65)
+    if "Z" in axes:
+        assert cal.dz == pytest.approx(200)
+
+
+def test_plain_tiffs_2d_and_3d(tmp_path):
+    tifffile.imwrite(tmp_path / "p2.tif", np.ones((7, 9), np.uint16))
+    tifffile.imwrite(tmp_path / "p3.tif", np.ones((4, 7, 9), np.float32), photometric="minisblack")
+    with tifffile.TiffWriter(tmp_path / "pages.tif") as w:  # pages without shape metadata (axes "IYX")
+        for _ in range(5):
+            w.write(np.ones((7, 9), np.uint16), metadata=None, photometric="minisblack")
+    for name, axes in (("p2.tif", "YX"), ("p3.tif", "ZYX"), ("pages.tif", "ZYX")):
+        a, cal = read_image(tmp_path / name)
+        assert cal.axes == axes and not cal.is_calibrated()
+
+
+def test_npy_axes_given_or_default(tmp_path):
+    np.save(tmp_path / "a4.npy", np.zeros((3, 2, 8, 9), np.float32))
+    np.save(tmp_path / "a3.npy", np.zeros((3, 8, 9), np.float32))
+    assert read_image(tmp_path / "a4.npy")[1].axes == "CZYX"
+    assert read_image(tmp_path / "a3.npy")[1].axes == "ZYX"
+    assert read_image(tmp_path / "a4.npy", axes="zcyx")[1].axes == "ZCYX"
+    assert read_image(tmp_path / "a3.npy", axes="CYX")[1].axes == "CYX"
+    # a file's own axes can be overridden, its calibration kept
+    p, _ = _hyperstack(tmp_path, "ZYX", (4, 8, 9))
+    a, cal = read_image(p, axes="TYX")
+    assert cal.axes == "TYX" and cal.unit == "micron" and cal.dx == pytest.approx(0.065)
+
+
+@pytest.mark.parametrize("axes,needle", [("ZYX", "3 letters"), ("CZYQ", "unknown axis"), ("CZZX", "repeated"),
+                                         ("TCZY", "needs both Y and X")])
+def test_bad_axes_are_one_line_errors(tmp_path, axes, needle):
+    np.save(tmp_path / "a4.npy", np.zeros((3, 2, 8, 9), np.float32))
+    with pytest.raises(ValueError, match=needle) as e:
+        read_image(tmp_path / "a4.npy", axes=axes)
+    assert "\n" not in str(e.value) and "axes" in str(e.value)
+
+
+@pytest.mark.parametrize("axes,shape", [("CZYX", (2, 5, 8, 9)), ("TCZYX", (2, 2, 3, 8, 9)), ("ZCYX", (3, 2, 8, 9)),
+                                        ("CTZYX", (2, 2, 3, 8, 9)), ("ZTYX", (3, 2, 8, 9)), ("CYX", (2, 8, 9)),
+                                        ("YXZ", (8, 9, 3))])
+def test_write_any_axes_as_imagej_hyperstack(tmp_path, axes, shape):
+    """Cases 9/10 and reliability 11: any axis order is written (transposed to ImageJ's TZCYX order)."""
+    a = np.random.default_rng(2).random(shape).astype(np.float32)
+    cal = Calibration.make(axes, unit="micron", Z=0.2, Y=0.065, X=0.07)
+    write_image(tmp_path / "w.tif", a, cal)
+    b, cal2 = read_image(tmp_path / "w.tif")
+    ij = "".join(x for x in "TZCYX" if x in axes)
+    assert cal2.axes == ij
+    np.testing.assert_array_equal(b, np.transpose(a, [axes.index(x) for x in ij]))
+    assert cal2 == cal.with_axes(ij)
+    with tifffile.TiffFile(tmp_path / "w.tif") as tif:
+        assert tif.is_imagej
+
+
+@pytest.mark.parametrize("axes,shape", [("CZYX", (2, 5, 8, 9)), ("TCZYX", (2, 2, 3, 8, 9)), ("ZCYX", (3, 2, 8, 9)),
+                                        ("YX", (8, 9)), ("TZYX", (2, 3, 8, 9))])
+@pytest.mark.parametrize("suffix", [".ome.tif", ".OME.TIFF"])
+def test_write_ome_tiff_keeps_axis_order_and_physical_sizes(tmp_path, axes, shape, suffix):
+    a = np.random.default_rng(3).integers(0, 60000, shape).astype(np.uint16)
+    cal = Calibration.make(axes, unit="micron", Z=0.2, Y=0.065, X=0.065)
+    p = write_image(tmp_path / ("w" + suffix), a, cal)
+    with tifffile.TiffFile(p) as tif:
+        assert tif.is_ome
+        assert 'PhysicalSizeXUnit="µm"' in tif.ome_metadata
+    b, cal2 = read_image(p)
+    assert cal2 == cal
+    np.testing.assert_array_equal(a, b)
+
+
+def test_write_ome_in_nm_and_uncalibrated(tmp_path):
+    a = np.ones((2, 3, 8, 9), np.float32)
+    cal = Calibration.make("CZYX", unit="nm", Z=250, Y=100, X=100)
+    assert read_image(write_image(tmp_path / "n.ome.tif", a, cal))[1] == cal
+    cal0 = Calibration.default(4)
+    assert read_image(write_image(tmp_path / "u.ome.tif", a, cal0))[1] == cal0
+
+
+def test_default_calibration_4d_and_5d_results_are_written(tmp_path):
+    """Reliability 11 / case 10: a (C, Z, Y, X) result with the default calibration."""
+    write_image(tmp_path / "r4.tif", np.zeros((2, 3, 4, 5), np.float32))
+    b, cal = read_image(tmp_path / "r4.tif")
+    assert cal.axes == "ZCYX" and b.shape == (3, 2, 4, 5)
+    write_image(tmp_path / "r5.tif", np.zeros((2, 2, 3, 4, 5), np.float32))
+    assert read_image(tmp_path / "r5.tif")[1].axes == "TZCYX"
+
+
+def test_empty_and_mismatched_arrays_are_refused(tmp_path):
+    """Reliability 12: an empty array is refused, nothing written."""
+    for empty in (np.zeros((3, 0)), np.zeros((0, 4, 4), np.float32)):
+        with pytest.raises(ValueError, match="empty") as e:
+            write_image(tmp_path / "e.tif", empty)
+        assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="calibration axes"):
+        write_image(tmp_path / "m.tif", np.zeros((2, 3, 4), np.float32), Calibration.make("CZYX"))
+    assert list(tmp_path.iterdir()) == []
+    np.save(tmp_path / "e.npy", np.zeros((0, 3)))
+    with pytest.raises(ValueError, match="empty"):
+        read_image(tmp_path / "e.npy")
+
+
+def test_check_output_refuses_before_any_work(tmp_path):
+    from fijidecon.io import check_output
+
+    assert check_output(tmp_path / "ok.tif", "CZYX") == tmp_path / "ok.tif"
+    assert check_output(tmp_path / "ok.ome.tiff", "TCZYX")
+    with pytest.raises(FileNotFoundError, match="output: folder"):
+        check_output(tmp_path / "missing" / "o.tif")
+    with pytest.raises(ValueError, match="not a .tif"):
+        check_output(tmp_path / "o.png")
+    with pytest.raises(ValueError, match="output axes"):
+        check_output(tmp_path / "o.tif", "CZZX")
+    with pytest.raises(IsADirectoryError):
+        check_output(tmp_path / "d.tif" if (tmp_path / "d.tif").mkdir() is None else None)
+    write_image(tmp_path / "x.tif", np.ones((4, 4), np.float32))
+    with pytest.raises(FileExistsError, match="exists"):
+        check_output(tmp_path / "x.tif")
+    check_output(tmp_path / "x.tif", overwrite=True)
+    write_sidecar(tmp_path / "y.tif", {})
+    with pytest.raises(FileExistsError, match="y.tif.json"):
+        check_output(tmp_path / "y.tif", sidecar=True)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        if not os.access(ro, os.W_OK):  # root can write anywhere
+            with pytest.raises(PermissionError, match="not writable"):
+                check_output(ro / "o.tif")
+    finally:
+        ro.chmod(0o755)
+
+
+def test_sidecars_are_strict_json(tmp_path):
+    """Case 15: NaN and inf become null; json.loads with a strict parser accepts the file."""
+    out = tmp_path / "r.tif"
+    write_sidecar(out, {"deviance": [float("nan"), 1.0, np.float32(np.inf)], "x": np.float64(-np.inf),
+                        "nested": {"a": (np.nan, 2)}, 3: np.bool_(True)})
+    text = sidecar_path(out).read_text()
+
+    def refuse(c):
+        raise ValueError(c)
+
+    rec = json.loads(text, parse_constant=refuse)
+    assert rec == {"deviance": [None, 1.0, None], "x": None, "nested": {"a": [None, 2]}, "3": True}
+
+
+@pytest.mark.parametrize("content", [b"", b"II*\x00" + bytes(range(256)) * 4, b"\x93NUMPY garbage"])
+@pytest.mark.parametrize("suffix", [".tif", ".npy"])
+def test_damaged_files_are_one_line_errors(tmp_path, content, suffix):
+    p = tmp_path / ("bad" + suffix)
+    p.write_bytes(content)
+    with pytest.raises(ValueError, match="image: .*bad") as e:
+        read_image(p)
+    assert "\n" not in str(e.value)

@@ -1,11 +1,15 @@
-"""TIFF files with calibration, and provenance sidecars.
+"""TIFF files with calibration and axes, and provenance sidecars.
 
-* :func:`read_image` reads ImageJ hyperstack TIFFs (spacing, unit, axes), OME-TIFFs
-  (physical sizes and their units) and plain TIFFs (resolution tags), plus ``.npy``.
-* :func:`write_image` writes an ImageJ hyperstack TIFF that ImageJ/Fiji open with the
-  right voxel size and unit, atomically (temporary file + rename) and never over an
-  existing file unless ``overwrite=True``.
-* :func:`write_sidecar` writes the JSON provenance record kept next to each output.
+* :func:`read_image` reads ImageJ hyperstack TIFFs (axes in ImageJ order, a subset of
+  TZCYX(S); ``spacing``, ``unit``), OME-TIFFs (any axis order of TCZYX(S); physical sizes,
+  their units converted to one length unit), plain 2D/3D TIFFs (resolution tags), and
+  ``.npy`` arrays (axes given by the caller, or the default for their number of axes).
+* :func:`write_image` writes any axes: an ImageJ hyperstack TIFF (transposed to ImageJ's
+  TZCYX(S) order) or, for a name ending in ``.ome.tif``/``.ome.tiff``, an OME-TIFF in the
+  array's own axis order with its physical sizes and unit.  Writes are atomic (temporary
+  file + rename) and never replace an existing file unless ``overwrite=True``.
+* :func:`check_output` checks, before a computation, that an output can be written.
+* :func:`write_sidecar` writes the strict-JSON provenance record kept next to each output.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import tempfile
 import warnings
@@ -23,19 +28,71 @@ from typing import Any, Mapping
 import numpy as np
 import tifffile
 
-from .calibration import Calibration
+from .calibration import Calibration, unit_factor
 
-__all__ = ["read_image", "write_image", "write_sidecar", "sidecar_path", "sha256_file", "atomic_write_bytes"]
+__all__ = ["read_image", "write_image", "check_output", "check_axes", "is_ome_path", "write_sidecar",
+           "sidecar_path", "sha256_file", "atomic_write_bytes", "jsonable", "IMAGEJ_AXES"]
 
-_OME_UNITS = {"µm": "micron", "um": "micron", "nm": "nm", "mm": "mm", "m": "m", "pm": "pm", "cm": "cm", "Å": "Å"}
+#: ImageJ hyperstack axis order (numpy order); a file holds a subset of it.
+IMAGEJ_AXES = "TZCYXS"
+#: Axis letters a file may carry (T time, C channel, Z, Y, X, S samples of an RGB pixel).
+_LETTERS = "TCZYXS"
+_MICRON_SPELLINGS = ("micron", "microns", "µm", "\u03bcm", "um", "\\u00B5m", "\\u00b5m", "micrometer",
+                     "micrometre")
 
 
 def sha256_file(path: str | os.PathLike) -> str:
+    """SHA-256 hex digest of a file's bytes."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def is_ome_path(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names an OME-TIFF (``.ome.tif`` or ``.ome.tiff``, any case)."""
+    name = Path(path).name.lower()
+    return name.endswith((".ome.tif", ".ome.tiff"))
+
+
+def check_axes(axes: str, ndim: int | None = None, name: str = "axes") -> str:
+    """Check axis letters and return them upper-cased.
+
+    Parameters
+    ----------
+    axes : str
+        One letter per array axis, numpy order, from ``T`` (time), ``C`` (channel),
+        ``Z``, ``Y``, ``X`` and ``S`` (RGB samples, last); ``Y`` and ``X`` are required.
+    ndim : int, optional
+        The array's number of dimensions, which ``axes`` must match.
+    name : str
+        The parameter named in error messages.
+
+    Raises
+    ------
+    ValueError
+        Unknown or repeated letters, ``Y`` or ``X`` missing, or a length other than ``ndim``.
+    """
+    if not isinstance(axes, str):
+        raise TypeError(f"{name}: expected a string of axis letters such as 'CZYX', got {type(axes).__name__}")
+    up = axes.strip().upper()
+    bad = sorted({a for a in up if a not in _LETTERS})
+    if bad:
+        raise ValueError(f"{name}: unknown axis letter(s) {''.join(bad)!r} in {axes!r} (use T, C, Z, Y, X, S)")
+    if len(set(up)) != len(up):
+        raise ValueError(f"{name}: repeated axis letter in {axes!r}")
+    if "Y" not in up or "X" not in up:
+        raise ValueError(f"{name}: {axes!r} needs both Y and X")
+    if ndim is not None and len(up) != ndim:
+        raise ValueError(f"{name}: {axes!r} has {len(up)} letters for an array with {ndim} dimensions")
+    return up
+
+
+def _length_unit(unit: str) -> str:
+    """A unit spelling as this package writes it (``micron`` for µm/um/…), else unchanged."""
+    u = str(unit).strip()
+    return "micron" if u in _MICRON_SPELLINGS or u.lower() in _MICRON_SPELLINGS else u
 
 
 def _resolution_spacing(page) -> tuple[float | None, float | None]:
@@ -52,100 +109,157 @@ def _resolution_spacing(page) -> tuple[float | None, float | None]:
     return one("XResolution"), one("YResolution")
 
 
-def read_image(path: str | os.PathLike) -> tuple[np.ndarray, Calibration]:
-    """Read an image and its calibration.
+def read_image(path: str | os.PathLike, axes: str | None = None) -> tuple[np.ndarray, Calibration]:
+    """Read an image, its axes and its calibration.
 
     Parameters
     ----------
     path : path-like
         A TIFF (ImageJ hyperstack, OME-TIFF or plain) or a ``.npy`` file.
+    axes : str, optional
+        One letter per array axis (e.g. ``"CZYX"``): the axes of a ``.npy`` array, or an
+        override of a TIFF's own axes.  Default: the file's axes; for ``.npy`` the
+        default by number of dimensions (2 ``YX``, 3 ``ZYX``, 4 ``CZYX``, 5 ``TCZYX``).
 
     Returns
     -------
     array : numpy.ndarray
-        The pixel data in numpy axis order (e.g. (z, y, x) or (t, z, c, y, x)).
+        The pixel data in the file's axis order: ImageJ hyperstacks in ImageJ order
+        (a subset of T, Z, C, Y, X, e.g. (z, c, y, x)), OME-TIFFs in their own order
+        (e.g. (c, z, y, x)), plain stacks (z, y, x).  The file's dtype.
     calibration : Calibration
-        Axis letters, voxel size per spatial axis and length unit.  Uncalibrated files
-        give unit ``"pixel"`` and spacing 1.
+        ``axes`` (one letter per array axis), voxel size per spatial axis and one length
+        unit (OME sizes in different units are converted to the X unit; µm is written
+        ``"micron"``).  Uncalibrated files give unit ``"pixel"`` and spacing 1.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        Not a readable TIFF/``.npy``, an empty array, axes that do not fit the array,
+        or axis letters this package does not know (give ``axes=``).
 
     Examples
     --------
     >>> arr, cal = read_image("stack.tif")  # doctest: +SKIP
-    >>> cal.voxel_size("ZYX"), cal.unit      # doctest: +SKIP
-    ((0.2, 0.065, 0.065), 'micron')
+    >>> cal.axes, cal.voxel_size("ZYX"), cal.unit      # doctest: +SKIP
+    ('ZCYX', (0.2, 0.065, 0.065), 'micron')
     """
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"image: no such file {str(p)!r}")
+    if p.is_dir():
+        raise IsADirectoryError(f"image: {str(p)!r} is a folder, not an image file")
     if p.suffix.lower() == ".npy":
+        arr, cal = _read_npy(p)
+    else:
+        arr, cal = _read_tiff(p)
+    if arr.size == 0:
+        raise ValueError(f"image: {str(p)!r} holds an empty array {arr.shape}")
+    if axes is not None:
+        cal = cal.with_axes(check_axes(axes, arr.ndim))
+    else:
+        try:
+            check_axes(cal.axes, arr.ndim)
+        except ValueError:
+            raise ValueError(f"image: {str(p)!r} has axes {cal.axes!r} for shape {arr.shape}; "
+                             "give its axes (axes=, --axes)") from None
+    return arr, cal
+
+
+def _read_npy(p: Path) -> tuple[np.ndarray, Calibration]:
+    try:
         arr = np.load(p, allow_pickle=False)
-        return arr, Calibration.default(arr.ndim)
+    except Exception as exc:  # EOFError, ValueError, OSError … for damaged files
+        raise ValueError(f"image: {str(p)!r} is not a readable .npy file ({type(exc).__name__}: {exc})") from None
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
+        raise ValueError(f"image: {str(p)!r} does not hold a numeric array")
+    if arr.ndim < 2 or arr.ndim > 5:
+        raise ValueError(f"image: {str(p)!r} has {arr.ndim} dimensions; expected 2 to 5")
+    return arr, Calibration.default(arr.ndim)
+
+
+def _read_tiff(p: Path) -> tuple[np.ndarray, Calibration]:
     try:
         tif = tifffile.TiffFile(p)
     except Exception as exc:  # tifffile raises several types for non-TIFF input
         raise ValueError(f"image: {str(p)!r} is not a readable TIFF ({exc})") from None
     with tif:
-        series = tif.series[0]
-        arr = series.asarray()
-        axes = series.axes.upper().replace("Q", "Z").replace("I", "Z")
-        spacing: dict[str, float] = {}
-        unit = "pixel"
-        if tif.is_ome and tif.ome_metadata:
-            spacing, unit = _ome_calibration(tif.ome_metadata)
-        else:
-            dx, dy = _resolution_spacing(tif.pages[0])
-            ij = tif.imagej_metadata or {}
-            if dx:
-                spacing["X"] = dx
-            if dy:
-                spacing["Y"] = dy
-            if ij.get("spacing"):
-                spacing["Z"] = float(ij["spacing"])
-            unit = str(ij.get("unit", "pixel" if not spacing else "pixel"))
-            if unit in ("\\u00B5m", "\u00b5m", "um"):
-                unit = "micron"
-            if not ij and "X" in spacing:  # plain TIFF: resolution unit tag
-                ru = tif.pages[0].tags.get("ResolutionUnit")
-                if ru is not None and int(ru.value) == 3:  # centimeter
-                    spacing = {k: v * 1e4 for k, v in spacing.items()}
-                    unit = "micron"
-                else:
-                    spacing, unit = {}, "pixel"
-        if len(axes) != arr.ndim:
-            axes = Calibration.default(arr.ndim).axes
-        if unit == "pixel" and all(abs(v - 1.0) < 1e-12 for v in spacing.values()):
-            spacing = {}
-        cal = Calibration.make(axes.replace("S", "S"), unit=unit, **{k: v for k, v in spacing.items() if v > 0})
+        try:
+            series = tif.series[0]
+            arr = series.asarray()
+            axes = _file_axes(series.axes)
+            if tif.is_ome and tif.ome_metadata:
+                spacing, unit = _ome_calibration(tif.ome_metadata)
+            else:
+                spacing, unit = _imagej_or_plain_calibration(tif)
+        except ValueError:
+            raise
+        except Exception as exc:  # damaged files: IndexError, struct.error, …
+            raise ValueError(f"image: {str(p)!r} is not a readable TIFF ({type(exc).__name__}: {exc})") from None
+    if axes is None or len(axes) != arr.ndim:
+        axes = Calibration.default(arr.ndim).axes if arr.ndim <= 5 else axes
+    if unit == "pixel" and all(abs(v - 1.0) < 1e-12 for v in spacing.values()):
+        spacing = {}
+    cal = Calibration(axes=axes or "", spacing=tuple(sorted((k, float(v)) for k, v in spacing.items() if v > 0)),
+                      unit=unit)
     return arr, cal
+
+
+def _file_axes(series_axes: str) -> str | None:
+    """tifffile's axis letters as this package's: I/Q (image sequence, unknown) are Z
+    when there is no Z; other letters tifffile uses (E, H, R, …) are not supported."""
+    axes = series_axes.upper()
+    for other in "IQ":
+        if other in axes and "Z" not in axes:
+            axes = axes.replace(other, "Z", 1)
+    return axes if all(a in _LETTERS for a in axes) and len(set(axes)) == len(axes) else None
+
+
+def _imagej_or_plain_calibration(tif) -> tuple[dict[str, float], str]:
+    spacing: dict[str, float] = {}
+    dx, dy = _resolution_spacing(tif.pages[0])
+    ij = tif.imagej_metadata or {}
+    if dx:
+        spacing["X"] = dx
+    if dy:
+        spacing["Y"] = dy
+    if ij.get("spacing"):
+        spacing["Z"] = float(ij["spacing"])
+    unit = _length_unit(str(ij.get("unit", "pixel")))
+    if not ij and "X" in spacing:  # plain TIFF: resolution unit tag
+        ru = tif.pages[0].tags.get("ResolutionUnit")
+        if ru is not None and int(ru.value) == 3:  # centimeter
+            spacing = {k: v * 1e4 for k, v in spacing.items()}
+            unit = "micron"
+        else:
+            spacing, unit = {}, "pixel"
+    return spacing, unit
 
 
 def _ome_calibration(xml: str) -> tuple[dict[str, float], str]:
     root = ET.fromstring(xml)
-    pixels = None
-    for el in root.iter():
-        if el.tag.endswith("Pixels"):
-            pixels = el
-            break
+    pixels = next((el for el in root.iter() if el.tag.endswith("Pixels")), None)
     spacing: dict[str, float] = {}
-    unit = "pixel"
     if pixels is None:
-        return spacing, unit
-    units = set()
+        return spacing, "pixel"
+    units: dict[str, str] = {}
     for ax in "XYZ":
         v = pixels.get(f"PhysicalSize{ax}")
-        if v is not None:
+        if v is not None and float(v) > 0:
             spacing[ax] = float(v)
-            units.add(pixels.get(f"PhysicalSize{ax}Unit", "µm"))
-    if units:
-        # convert everything to the X unit
-        factors = {"pm": 1e-6, "Å": 1e-4, "nm": 1e-3, "µm": 1.0, "um": 1.0, "mm": 1e3, "cm": 1e4, "m": 1e6}
-        ux = pixels.get("PhysicalSizeXUnit", "µm")
-        for ax in list(spacing):
-            ua = pixels.get(f"PhysicalSize{ax}Unit", "µm")
-            if ua != ux and ua in factors and ux in factors:
-                spacing[ax] *= factors[ua] / factors[ux]
-        unit = _OME_UNITS.get(ux, ux)
-    return spacing, unit
+            units[ax] = pixels.get(f"PhysicalSize{ax}Unit", "µm")  # the OME schema's default unit
+    if not units:
+        return spacing, "pixel"
+    target = units.get("X", next(iter(units.values())))
+    for ax, u in units.items():
+        if u != target:
+            try:
+                spacing[ax] *= unit_factor(u, target)
+            except ValueError:
+                raise ValueError(f"image: OME PhysicalSize{ax}Unit {u!r} cannot be converted to {target!r}") from None
+    return spacing, _length_unit(target)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, overwrite: bool = False) -> Path:
@@ -165,10 +279,57 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, overwrite: bool 
 
 
 def _check_target(p: Path, overwrite: bool) -> None:
+    if p.is_dir():
+        raise IsADirectoryError(f"output: {str(p)!r} is a folder")
     if p.exists() and not overwrite:
         raise FileExistsError(f"output: {str(p)!r} exists (use overwrite to replace it)")
-    if not p.parent.exists():
-        raise FileNotFoundError(f"output: folder {str(p.parent)!r} does not exist")
+    parent = p.parent
+    if not parent.exists():
+        raise FileNotFoundError(f"output: folder {str(parent)!r} does not exist")
+    if not parent.is_dir():
+        raise NotADirectoryError(f"output: {str(parent)!r} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"output: folder {str(parent)!r} is not writable")
+
+
+def check_output(path: str | os.PathLike, axes: str | None = None, *, overwrite: bool = False,
+                 sidecar: bool = False) -> Path:
+    """Check, before computing, that :func:`write_image` can write ``path``.
+
+    Parameters
+    ----------
+    path : path-like
+        The output file: a ``.tif``/``.tiff`` name (ImageJ hyperstack) or ``.ome.tif``/
+        ``.ome.tiff`` (OME-TIFF).
+    axes : str, optional
+        The result's axes (e.g. ``"CZYX"``); checked to be writable.
+    overwrite : bool
+        Whether an existing file may be replaced.
+    sidecar : bool
+        Also check the JSON sidecar ``<path>.json`` (see :func:`sidecar_path`).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    FileExistsError
+        The output (or its sidecar) exists and ``overwrite`` is false.
+    FileNotFoundError, NotADirectoryError, PermissionError, IsADirectoryError
+        The folder is missing, not a folder or not writable; the path is a folder.
+    ValueError
+        Not a TIFF name, or axes that cannot be written.
+    """
+    p = Path(path)
+    if p.suffix.lower() not in (".tif", ".tiff"):
+        raise ValueError(f"output: {str(p)!r} is not a .tif/.tiff (or .ome.tif) name")
+    _check_target(p, overwrite)
+    if sidecar:
+        _check_target(sidecar_path(p), overwrite)
+    if axes is not None:
+        check_axes(axes, name="output axes")
+    return p
 
 
 def _umask_mode() -> int:
@@ -195,6 +356,30 @@ def _finish(tmp: str, p: Path, overwrite: bool) -> None:
         os.unlink(tmp)
 
 
+def _writable_array(array: Any) -> np.ndarray:
+    a = np.asarray(array)
+    if a.size == 0:
+        raise ValueError(f"array: empty (shape {a.shape}); nothing to write")
+    if a.ndim < 2 or a.ndim > 6:
+        raise ValueError(f"array: expected 2 to 6 dimensions, got {a.ndim}")
+    if a.dtype not in (np.uint8, np.uint16, np.float32):
+        if a.dtype not in (np.float64, np.float16, np.int16, np.int32, np.uint32, np.int8, np.int64, np.uint64,
+                           np.bool_):
+            raise TypeError(f"array: dtype {a.dtype} cannot be written as a TIFF for ImageJ")
+        warnings.warn(f"write_image: {a.dtype} data converted to float32", stacklevel=3)
+        a = a.astype(np.float32)
+    return a
+
+
+def _ome_unit(unit: str) -> str | None:
+    """The OME spelling of a length unit (``micron`` → ``µm``), or None for pixels/unknown."""
+    try:
+        unit_factor(unit, "nm")
+    except ValueError:
+        return None
+    return "µm" if _length_unit(unit) == "micron" else unit
+
+
 def write_image(
     path: str | os.PathLike,
     array: np.ndarray,
@@ -203,56 +388,91 @@ def write_image(
     overwrite: bool = False,
     description: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write ``array`` as an ImageJ hyperstack TIFF with its calibration.
+    """Write ``array`` with its axes and calibration as an ImageJ hyperstack or OME-TIFF.
 
     Parameters
     ----------
     path : path-like
-        Output file (``.tif``/``.tiff``).  Its folder must exist.
+        Output file.  A name ending in ``.ome.tif``/``.ome.tiff`` gives an OME-TIFF in the
+        array's own axis order (``PhysicalSize{X,Y,Z}`` and their unit); any other name an
+        ImageJ hyperstack TIFF (the array is transposed to ImageJ's TZCYX(S) order;
+        ``spacing``, ``unit`` and resolution tags).  Its folder must exist.
     array : numpy.ndarray
-        uint8, uint16 or float32 data (float64 and other types are converted to
-        float32 with a warning; ImageJ has no float64 images).  Axis order as in
-        ``calibration.axes`` (default (z, y, x) for 3D).
+        Non-empty uint8, uint16 or float32 data (float64 and other numeric types are
+        converted to float32 with a warning; ImageJ has no float64 images), axes as in
+        ``calibration.axes`` (any order of T, C, Z, Y, X, S).
     calibration : Calibration, optional
-        Voxel size and unit written as ImageJ ``spacing``/``unit`` and resolution tags.
+        Axes, voxel size and unit.  Default: the axes by number of dimensions (2 ``YX``,
+        3 ``ZYX``, 4 ``CZYX``, 5 ``TCZYX``), uncalibrated.
     overwrite : bool
         Replace an existing file.  Otherwise an existing file raises
         ``FileExistsError`` and is left untouched.
     description : mapping, optional
-        Extra ImageJ ``Info`` properties.
+        Extra ImageJ ``Info`` properties (ImageJ hyperstacks) or OME ``Description``.
 
     Returns
     -------
     pathlib.Path
+
+    Raises
+    ------
+    ValueError
+        Empty array, wrong number of dimensions, axes that do not fit the array.
+    TypeError
+        A dtype that cannot be written (complex, object …).
+    FileExistsError, FileNotFoundError, PermissionError
+        See :func:`check_output`; nothing is written then.
+
+    Examples
+    --------
+    >>> cal = Calibration.make("CZYX", unit="micron", Z=0.2, Y=0.065, X=0.065)   # doctest: +SKIP
+    >>> write_image("out.tif", result_czyx, cal)       # ImageJ hyperstack, stored as ZCYX  # doctest: +SKIP
+    >>> write_image("out.ome.tif", result_czyx, cal)   # OME-TIFF, stored as CZYX           # doctest: +SKIP
     """
     p = Path(path)
-    a = np.asarray(array)
-    if a.ndim < 2 or a.ndim > 6:
-        raise ValueError(f"array: expected 2 to 6 dimensions, got {a.ndim}")
-    if a.dtype not in (np.uint8, np.uint16, np.float32):
-        if a.dtype not in (np.float64, np.int16, np.int32, np.uint32, np.int8, np.bool_):
-            raise TypeError(f"array: dtype {a.dtype} cannot be written as a TIFF for ImageJ")
-        warnings.warn(f"write_image: {a.dtype} data converted to float32", stacklevel=2)
-        a = a.astype(np.float32)
+    a = _writable_array(array)
     cal = calibration or Calibration.default(a.ndim)
-    axes = cal.axes if len(cal.axes) == a.ndim else Calibration.default(a.ndim).axes
+    axes = check_axes(cal.axes, a.ndim, name="calibration axes")
     _check_target(p, overwrite)
-    meta: dict[str, Any] = {"axes": axes}
-    if "Z" in axes:
-        meta["spacing"] = cal.dz
-    if cal.unit and cal.unit != "pixel":
-        meta["unit"] = cal.unit
-    if description:
-        meta["Info"] = "\n".join(f"{k} = {v}" for k, v in description.items())
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part.tif", dir=p.parent)
     os.close(fd)
     try:
-        tifffile.imwrite(tmp, a, imagej=True, resolution=(1.0 / cal.dx, 1.0 / cal.dy), metadata=meta)
+        if is_ome_path(p):
+            _write_ome(tmp, a, axes, cal, description)
+        else:
+            _write_imagej(tmp, a, axes, cal, description)
         _finish(tmp, p, overwrite)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return p
+
+
+def _write_imagej(tmp: str, a: np.ndarray, axes: str, cal: Calibration, description) -> None:
+    order = [axes.index(ax) for ax in IMAGEJ_AXES if ax in axes]
+    a = np.transpose(a, order)
+    ij_axes = "".join(axes[i] for i in order)
+    meta: dict[str, Any] = {"axes": ij_axes}
+    if "Z" in ij_axes or "Z" in dict(cal.spacing):
+        meta["spacing"] = cal.dz
+    if cal.unit and cal.unit != "pixel":
+        meta["unit"] = cal.unit
+    if description:
+        meta["Info"] = "\n".join(f"{k} = {v}" for k, v in description.items())
+    tifffile.imwrite(tmp, a, imagej=True, resolution=(1.0 / cal.dx, 1.0 / cal.dy), metadata=meta)
+
+
+def _write_ome(tmp: str, a: np.ndarray, axes: str, cal: Calibration, description) -> None:
+    meta: dict[str, Any] = {"axes": axes}
+    unit = _ome_unit(cal.unit)
+    if unit is not None:
+        for ax in "XYZ":
+            if ax in axes or ax in dict(cal.spacing):
+                meta[f"PhysicalSize{ax}"] = cal.get(ax)
+                meta[f"PhysicalSize{ax}Unit"] = unit
+    if description:
+        meta["Description"] = "; ".join(f"{k} = {v}" for k, v in description.items())
+    tifffile.imwrite(tmp, a, ome=True, photometric="rgb" if axes.endswith("S") else "minisblack", metadata=meta)
 
 
 def sidecar_path(output: str | os.PathLike) -> Path:
@@ -262,20 +482,37 @@ def sidecar_path(output: str | os.PathLike) -> Path:
 
 
 def write_sidecar(output: str | os.PathLike, record: Mapping[str, Any], *, overwrite: bool = False) -> Path:
-    """Write ``record`` as pretty JSON next to ``output`` (atomically)."""
-    data = json.dumps(record, indent=2, sort_keys=False, default=_json_default).encode() + b"\n"
+    """Write ``record`` as pretty, strict JSON next to ``output`` (atomically).
+
+    NaN and ±inf become ``null`` (strict JSON parsers reject ``NaN``); numpy scalars and
+    arrays, dataclasses, tuples and paths are converted (see :func:`jsonable`).
+    """
+    data = json.dumps(jsonable(record), indent=2, sort_keys=False, allow_nan=False).encode() + b"\n"
     return atomic_write_bytes(sidecar_path(output), data, overwrite=overwrite)
 
 
-def _json_default(o):
-    if dataclasses.is_dataclass(o) and not isinstance(o, type):
-        return dataclasses.asdict(o)
-    if isinstance(o, (np.integer,)):
+def jsonable(o: Any) -> Any:
+    """``o`` as plain JSON values: dicts (string keys), lists, str, int, finite float,
+    bool, None.  NaN/inf become None; numpy values, dataclasses and paths are converted;
+    anything else becomes its ``str``."""
+    if o is None or isinstance(o, (bool, str, int)) and not isinstance(o, np.generic):
+        return o
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, np.bool_):
+        return bool(o)
+    if isinstance(o, np.integer):
         return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
+    if isinstance(o, np.floating):
+        return jsonable(float(o))
     if isinstance(o, np.ndarray):
-        return o.tolist()
+        return jsonable(o.tolist())
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        return jsonable(dataclasses.asdict(o))
+    if isinstance(o, Mapping):
+        return {str(k): jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in o]
     if isinstance(o, Path):
         return str(o)
     return str(o)
