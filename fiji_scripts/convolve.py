@@ -1,8 +1,8 @@
 #@script (label="Convolve (FFT) (script)", menuPath="Plugins>Deconvolution>Scripts>Convolve (FFT)")
-#@ ij.ImagePlus (label="Image", description="The image (2D, 3D, or 4D C-Z-Y-X); any pixel type, computed in float32.") image
+#@ ij.ImagePlus (label="Image", description="The image: 2D, 3D or a hyperstack (T, C, Z, Y, X in any order: axes from the file or window); each (T, C) volume is deconvolved with its channel's PSF; computed in float32.") image
 #@ ij.ImagePlus (label="Kernel (PSF or smoothing kernel, e.g. a Gaussian PSF)", description="The kernel, same dimensionality, normalised to sum 1.") psf
 #@ String (label="Edges", description="How the image continues beyond its border.", choices={"Mirror", "Periodic", "Zero"}, value="Mirror", persist=false) edges
-#@ Boolean (label="Recenter PSF on its centroid", description="Move the PSF's centroid to its centre voxel (sub-voxel) so the result is not shifted.", value=true, persist=false) recenter
+#@ Boolean (label="Recenter PSF on its centroid", description="Move the PSF's centroid to its centre voxel when it is off by more than half a voxel.", value=true, persist=false) recenter
 #@ String (label="Title of the result", description="Title of the result window.", value="Convolved", persist=false) title
 #@output ij.ImagePlus result
 

@@ -1,16 +1,16 @@
 #@script (label="Richardson-Lucy Deconvolution (script)", menuPath="Plugins>Deconvolution>Scripts>Richardson-Lucy Deconvolution")
-#@ ij.ImagePlus (label="Image", description="The image (2D, 3D, or 4D C-Z-Y-X); any pixel type, computed in float32.") image
-#@ ij.ImagePlus (label="PSF (same voxel size as the image)", description="The PSF, centred near index n div 2; normalised to sum 1, cropped to its support and re-centred by its centroid.") psf
+#@ ij.ImagePlus (label="Image", description="The image: 2D, 3D or a hyperstack (T, C, Z, Y, X in any order: axes from the file or window); each (T, C) volume is deconvolved with its channel's PSF; computed in float32.") image
+#@ ij.ImagePlus (label="PSF", description="The PSF (Z, Y, X) or (Y, X), any size, centred at index n div 2 (moved only if off by more than half a voxel); one for every channel, or one per channel (a PSF hyperstack, or several files on the command line). Resampled to the image's voxel size when both are calibrated.") psf
 #@ Integer (label="Iterations (maximum if a stop rule is set)", description="Number of iterations; Imspector: normally not above 100.", value=30, min=0, persist=false) iterations
 #@ String (label="Edges", description="Non-circulant: no ringing at borders (default); periodic: fastest; mirror: padding.", choices={"Non-circulant (Bertero-Boccacci)", "Periodic", "Mirror"}, value="Non-circulant (Bertero-Boccacci)", persist=false) edges
 #@ String (label="Acceleration", description="Vector extrapolation: several times fewer iterations for the same result.", choices={"None", "Biggs-Andrews"}, value="None", persist=false) acceleration
 #@ String (label="Regularization", description="Smooths the result; TV keeps edges.", choices={"None", "Total variation", "Tikhonov (intensity)"}, value="None", persist=false) regularization
-#@ Double (label="Weight of the regularization (TV ~0.002, Tikhonov ~0.01)", description="Regularization weight (dimensionless).", value=0.002, min=0.0, persist=false) weight
+#@ String (label="Weight of the regularization (auto = TV 0.002, Tikhonov 0.01)", description="Regularization weight (dimensionless); auto = the default of the chosen regularization.", value="auto", persist=false) weight
 #@ Double (label="Background (same units as the image)", description="Constant background in the data, added to the model.", value=0.0, min=0.0, persist=false) background
 #@ Double (label="Read noise (standard deviation, same units)", description="Gaussian camera read noise; allows negative pixel values.", value=0.0, min=0.0, persist=false) read_noise
 #@ String (label="Stop rule", description="Discrepancy: stop when the Poisson deviance reaches its expected value (needs data in photo-electrons: offset subtracted, divided by the gain).", choices={"None (run all iterations)", "Discrepancy principle (data in photons)"}, value="None (run all iterations)", persist=false) stop
 #@ Integer (label="Snapshot every N iterations (0 = off)", description="Keep intermediate results every N iterations (Imspector: save every 10 and choose).", value=0, min=0, persist=false) snapshot_every
-#@ Boolean (label="Recenter PSF on its centroid", description="Move the PSF's centroid to its centre voxel (sub-voxel) so the result is not shifted.", value=true, persist=false) recenter
+#@ Boolean (label="Recenter PSF on its centroid", description="Move the PSF's centroid to its centre voxel when it is off by more than half a voxel.", value=true, persist=false) recenter
 #@ String (label="Title of the result", description="Title of the result window.", value="Deconvolved", persist=false) title
 #@output ij.ImagePlus result
 

@@ -1,10 +1,10 @@
 #@script (label="Wiener Deconvolution (script)", menuPath="Plugins>Deconvolution>Scripts>Wiener Deconvolution")
-#@ ij.ImagePlus (label="Image", description="The image (2D, 3D, or 4D C-Z-Y-X); any pixel type, computed in float32.") image
-#@ ij.ImagePlus (label="PSF (same voxel size as the image)", description="The PSF, centred near index n div 2; normalised to sum 1, cropped to its support and re-centred by its centroid.") psf
-#@ String (label="Regularization (auto = Imspector 10% rule, gcv, or a number such as 1e-4)", description="auto: smallest value whose most negative result stays within 10% of the maximum; gcv: generalised cross-validation; or a number relative to |OTF(0)|^2 = 1.", value="auto", persist=false) regularization
-#@ Double (label="Negative values allowed by auto (fraction of the maximum)", description="Tolerance of the automatic (Imspector) rule.", value=0.1, min=0.001, max=0.999, persist=false) negative_fraction
+#@ ij.ImagePlus (label="Image", description="The image: 2D, 3D or a hyperstack (T, C, Z, Y, X in any order: axes from the file or window); each (T, C) volume is deconvolved with its channel's PSF; computed in float32.") image
+#@ ij.ImagePlus (label="PSF", description="The PSF (Z, Y, X) or (Y, X), any size, centred at index n div 2 (moved only if off by more than half a voxel); one for every channel, or one per channel (a PSF hyperstack, or several files on the command line). Resampled to the image's voxel size when both are calibrated.") psf
+#@ String (label="Regularization (auto, gcv, imspector, or a number such as 1e-4)", description="auto: wiener()'s default rule (the value chosen is printed and logged); imspector: smallest value whose most negative result stays within the negative fraction of the maximum; gcv: generalised cross-validation; or a number relative to |OTF(0)|^2 = 1.", value="auto", persist=false) regularization
+#@ Double (label="Negative values allowed by the imspector rule (fraction of the maximum)", description="Tolerance of the Imspector rule.", value=0.1, min=0.001, max=0.999, persist=false) negative_fraction
 #@ String (label="Edges", description="Mirror padding (less ringing) or periodic (Imspector's behaviour).", choices={"Mirror", "Periodic"}, value="Mirror", persist=false) edges
-#@ Boolean (label="Recenter PSF on its centroid", description="Move the PSF's centroid to its centre voxel (sub-voxel) so the result is not shifted.", value=true, persist=false) recenter
+#@ Boolean (label="Recenter PSF on its centroid", description="Move the PSF's centroid to its centre voxel when it is off by more than half a voxel.", value=true, persist=false) recenter
 #@ String (label="Title of the result", description="Title of the result window.", value="Deconvolved", persist=false) title
 #@output ij.ImagePlus result
 

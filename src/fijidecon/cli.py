@@ -65,7 +65,7 @@ def _click_option(p) -> click.Option:
         return click.Option([p.cli_flag, p.name], type=click.Choice(names, case_sensitive=False),
                             default=default, show_default=True, help=help_text)
     typ = {"float": float, "int": int, "string": str}[p.kind]
-    return click.Option([p.cli_flag, p.name], type=typ, default=p.default, show_default=True, help=help_text)
+    return click.Option([p.cli_flag, p.name], type=typ, default=p.face_default, show_default=True, help=help_text)
 
 
 def _choice_value(p, text: str) -> Any:

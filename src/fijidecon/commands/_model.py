@@ -3,18 +3,46 @@
 A :class:`Command` lists its :class:`Param` objects once; the ImageJ dialog (label
 text and macro key), the macro option string, the CLI options and the ``#@`` script
 header are all derived from these objects, so the faces cannot drift apart.
+
+Defaults are defined once, in the core function's signature: a parameter described with
+``default=API`` takes the signature's default when the :class:`Command` is made (read
+with :func:`inspect.signature`), so the CLI, the dialogs, the macro keys and the ``#@``
+headers show exactly what ``function()`` does when the argument is left out.  Where
+the core function's default is ``None`` ("automatic"), the description names the word
+the faces show for it (``none="auto"``): typing it (or leaving the field empty) gives
+the core function ``None``.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import math
 import shlex
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 #: Parameter kinds understood by every face.
 KINDS = ("float", "int", "bool", "choice", "string", "image")
+
+
+class _ApiDefault:
+    """Marker: take the default from the core function's signature."""
+
+    _instance = None
+
+    def __new__(cls):
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "API"
+
+
+#: ``Param(..., default=API)``: the default is the core function's signature default.
+API = _ApiDefault()
 
 
 def macro_key(label: str) -> str:
@@ -42,7 +70,9 @@ class Param:
     kind:
         One of :data:`KINDS`.
     default:
-        Default value, in API terms (for choices: the API value, not the label).
+        Default value, in API terms (for choices: the API value, not the label), or
+        :data:`API` to take it from the core function's signature (resolved when the
+        :class:`Command` is made; prefer it for every parameter the function has).
     unit:
         Physical unit text shown with the value, or ``None``.
     choices:
@@ -58,6 +88,13 @@ class Param:
         are not passed to the core function.
     help:
         One sentence for ``--help`` and the script header.
+    none:
+        For a ``"string"`` parameter whose API value may be ``None`` (automatic): the
+        word every face shows for ``None`` (e.g. ``"auto"``).  That word, an empty field
+        or ``None`` convert to ``None``; a number converts to a float (range-checked).
+    numeric:
+        For a ``"string"`` parameter with ``none``: only numbers (or the ``none`` word)
+        are accepted.
     """
 
     name: str
@@ -72,12 +109,26 @@ class Param:
     api: bool = True
     help: str = ""
     flag: str | None = None
+    none: str | None = None
+    numeric: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"Param {self.name!r}: unknown kind {self.kind!r}")
         if self.kind == "choice" and not self.choices:
             raise ValueError(f"Param {self.name!r}: a choice needs choices")
+        if self.none is not None and self.kind != "string":
+            raise ValueError(f"Param {self.name!r}: none= needs a string parameter (a text field in every face)")
+
+    # -- face values ---------------------------------------------------------------
+    def face(self, value: Any) -> Any:
+        """The value a face shows for an API value (``None`` → the ``none`` word)."""
+        return self.none if value is None and self.none is not None else value
+
+    @property
+    def face_default(self) -> Any:
+        """The default as dialogs, macros, the CLI and ``#@`` headers show it."""
+        return self.face(self.default)
 
     # -- derived names -------------------------------------------------------------
     @property
@@ -122,9 +173,29 @@ class Param:
             raise ValueError(
                 f"{name}: {value!r} is not one of " + ", ".join(repr(c) for c in self.choice_labels)
             )
+        if self.kind == "string" and self.none is not None:
+            return self._convert_auto(value)
         if self.kind in ("string", "image"):
-            return value if not isinstance(value, str) else value
-        # numbers
+            return value
+        return self._number(value)
+
+    def _convert_auto(self, value: Any) -> Any:
+        """A text field standing for ``None`` (the ``none`` word), a number or another word."""
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", self.none.lower())):
+            return None
+        if isinstance(value, str):
+            try:
+                float(value)
+            except ValueError:
+                if self.numeric:
+                    raise ValueError(f"{self.name}: expected a number or {self.none!r}, got {value!r}") from None
+                return value.strip()
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{self.name}: expected a number or {self.none!r}, got {value!r}")
+        return float(self._number(value))
+
+    def _number(self, value: Any) -> Any:
+        name = self.name
         try:
             if isinstance(value, bool):
                 raise TypeError
@@ -145,6 +216,7 @@ class Param:
 
     def to_macro(self, value: Any) -> str:
         """This parameter's part of an ImageJ macro option string ('' for a false checkbox)."""
+        value = self.face(value)
         if self.kind == "bool":
             return self.key if value else ""
         if self.kind == "choice":
@@ -196,6 +268,22 @@ class Command:
         dup = {k for k in keys if keys.count(k) > 1}
         if dup:
             raise ValueError(f"Command {self.id!r}: duplicate macro keys {sorted(dup)}")
+        if any(p.default is API for p in self.params):
+            object.__setattr__(self, "params", tuple(self._from_signature()))
+
+    def _from_signature(self) -> list[Param]:
+        """The params with every ``default=API`` replaced by the core function's default."""
+        sig = inspect.signature(self.load())
+        out = []
+        for p in self.params:
+            if p.default is API:
+                q = sig.parameters.get(p.name)
+                if q is None or q.default is inspect.Parameter.empty:
+                    raise ValueError(f"Command {self.id!r}: {self.function} has no default for {p.name!r}; "
+                                     "give the description a default")
+                p = dataclasses.replace(p, default=q.default)
+            out.append(p)
+        return out
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -209,7 +297,9 @@ class Command:
         return getattr(importlib.import_module(mod), attr)
 
     def defaults(self) -> dict[str, Any]:
-        return {p.name: p.default for p in self.params}
+        """Every parameter's default as a face shows it (``none`` words for ``None``);
+        :meth:`resolve` turns these into API values."""
+        return {p.name: p.face_default for p in self.params}
 
     def resolve(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults overlaid with ``values`` (keyed by name), each converted and checked."""

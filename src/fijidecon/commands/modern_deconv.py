@@ -8,20 +8,30 @@ its command: ``image``, ``psf`` (``kernel`` for Convolve), ``edges``, ``iteratio
 
 The core functions of Wiener and Richardson-Lucy return result objects whose
 ``.image`` is the output array (both also convert with ``numpy.asarray``).
+
+Every default is the core function's (``API``); Richardson-Lucy's ``weight`` and Wiener's
+``regularization`` are ``None`` there (automatic), shown as ``auto`` in every face.
 """
 
 from __future__ import annotations
 
-from ._model import Command, Param
+from fijidecon.deconvolve.richardson_lucy import DEFAULT_WEIGHT
+
+from ._model import API, Command, Param
 
 _IMAGE = Param("image", "Image", "image", None,
-               help="The image (2D, 3D, or 4D C-Z-Y-X); any pixel type, computed in float32.")
-_PSF = Param("psf", "PSF (same voxel size as the image)", "image", None,
-             help="The PSF, centred near index n div 2; normalised to sum 1, cropped to its support and "
-                  "re-centred by its centroid.")
-_RECENTER = Param("recenter", "Recenter PSF on its centroid", "bool", True,
-                  help="Move the PSF's centroid to its centre voxel (sub-voxel) so the result is not shifted.")
+               help="The image: 2D, 3D or a hyperstack (T, C, Z, Y, X in any order: axes from the file or "
+                    "window); each (T, C) volume is deconvolved with its channel's PSF; computed in float32.")
+_PSF = Param("psf", "PSF", "image", None,
+             help="The PSF (Z, Y, X) or (Y, X), any size, centred at index n div 2 (moved only if off by more "
+                  "than half a voxel); one for every channel, or one per channel (a PSF hyperstack, or several "
+                  "files on the command line). Resampled to the image's voxel size when both are calibrated.")
+_RECENTER = Param("recenter", "Recenter PSF on its centroid", "bool", API,
+                  help="Move the PSF's centroid to its centre voxel when it is off by more than half a voxel.")
 _TITLE = Param("title", "Title of the result", "string", "Deconvolved", api=False, help="Title of the result window.")
+
+_NAMES = {"tv": "TV", "tikhonov": "Tikhonov"}
+_AUTO_WEIGHT = ", ".join(f"{_NAMES.get(k, k)} {v:g}" for k, v in DEFAULT_WEIGHT.items())
 
 CONVOLVE = Command(
     id="convolve",
@@ -34,7 +44,7 @@ CONVOLVE = Command(
         _IMAGE,
         Param("psf", "Kernel (PSF or smoothing kernel, e.g. a Gaussian PSF)", "image", None,
               help="The kernel, same dimensionality, normalised to sum 1."),
-        Param("edges", "Edges", "choice", "reflect",
+        Param("edges", "Edges", "choice", API,
               choices=(("Mirror", "reflect"), ("Periodic", "periodic"), ("Zero", "constant")),
               help="How the image continues beyond its border."),
         _RECENTER,
@@ -52,13 +62,15 @@ WIENER = Command(
     params=(
         _IMAGE,
         _PSF,
-        Param("regularization", "Regularization (auto = Imspector 10% rule, gcv, or a number such as 1e-4)",
-              "string", "auto",
-              help="auto: smallest value whose most negative result stays within 10% of the maximum; gcv: "
+        Param("regularization", "Regularization (auto, gcv, imspector, or a number such as 1e-4)",
+              "string", API, none="auto",
+              help="auto: wiener()'s default rule (the value chosen is printed and logged); imspector: smallest "
+                   "value whose most negative result stays within the negative fraction of the maximum; gcv: "
                    "generalised cross-validation; or a number relative to |OTF(0)|^2 = 1."),
-        Param("negative_fraction", "Negative values allowed by auto (fraction of the maximum)", "float", 0.10,
-              decimals=3, minimum=0.001, maximum=0.999, help="Tolerance of the automatic (Imspector) rule."),
-        Param("edges", "Edges", "choice", "reflect", choices=(("Mirror", "reflect"), ("Periodic", "periodic")),
+        Param("negative_fraction", "Negative values allowed by the imspector rule (fraction of the maximum)",
+              "float", API, decimals=3, minimum=0.001, maximum=0.999,
+              help="Tolerance of the Imspector rule."),
+        Param("edges", "Edges", "choice", API, choices=(("Mirror", "reflect"), ("Periodic", "periodic")),
               help="Mirror padding (less ringing) or periodic (Imspector's behaviour)."),
         _RECENTER,
         _TITLE,
@@ -77,25 +89,26 @@ RICHARDSON_LUCY = Command(
     params=(
         _IMAGE,
         _PSF,
-        Param("iterations", "Iterations (maximum if a stop rule is set)", "int", 30, decimals=0, minimum=0,
+        Param("iterations", "Iterations (maximum if a stop rule is set)", "int", API, decimals=0, minimum=0,
               help="Number of iterations; Imspector: normally not above 100."),
-        Param("edges", "Edges", "choice", "non-circulant",
+        Param("edges", "Edges", "choice", API,
               choices=(("Non-circulant (Bertero-Boccacci)", "non-circulant"), ("Periodic", "periodic"),
                        ("Mirror", "reflect")),
               help="Non-circulant: no ringing at borders (default); periodic: fastest; mirror: padding."),
-        Param("acceleration", "Acceleration", "choice", None,
+        Param("acceleration", "Acceleration", "choice", API,
               choices=(("None", None), ("Biggs-Andrews", "biggs-andrews")),
               help="Vector extrapolation: several times fewer iterations for the same result."),
-        Param("regularization", "Regularization", "choice", None,
+        Param("regularization", "Regularization", "choice", API,
               choices=(("None", None), ("Total variation", "tv"), ("Tikhonov (intensity)", "tikhonov")),
               help="Smooths the result; TV keeps edges."),
-        Param("weight", "Weight of the regularization (TV ~0.002, Tikhonov ~0.01)", "float", 0.002, decimals=4,
-              minimum=0.0, help="Regularization weight (dimensionless)."),
-        Param("background", "Background (same units as the image)", "float", 0.0, decimals=2, minimum=0.0,
+        Param("weight", "Weight of the regularization (auto = " + _AUTO_WEIGHT + ")", "string", API,
+              none="auto", numeric=True, minimum=0.0,
+              help="Regularization weight (dimensionless); auto = the default of the chosen regularization."),
+        Param("background", "Background (same units as the image)", "float", API, decimals=2, minimum=0.0,
               help="Constant background in the data, added to the model."),
-        Param("read_noise", "Read noise (standard deviation, same units)", "float", 0.0, decimals=2, minimum=0.0,
+        Param("read_noise", "Read noise (standard deviation, same units)", "float", API, decimals=2, minimum=0.0,
               help="Gaussian camera read noise; allows negative pixel values."),
-        Param("stop", "Stop rule", "choice", None,
+        Param("stop", "Stop rule", "choice", API,
               choices=(("None (run all iterations)", None),
                        ("Discrepancy principle (data in photons)", "discrepancy")),
               help="Discrepancy: stop when the Poisson deviance reaches its expected value (needs data in "

@@ -85,7 +85,7 @@ def _param_line(p: Param, persist: bool = False) -> str:
         attrs.append("choices={" + ", ".join(_q(c) for c in p.choice_labels) + "}")
         attrs.append(f"value={_q(p.choice_label(p.default))}")
     elif p.kind == "string":
-        attrs.append(f"value={_q(p.default if p.default is not None else '')}")
+        attrs.append(f"value={_q(p.face_default if p.face_default is not None else '')}")
     if p.kind != "image" and not persist:
         attrs.append("persist=false")
     return f"#@ {_TYPES[p.kind]} ({', '.join(attrs)}) {p.name}"
