@@ -96,6 +96,7 @@ class _State:
     menu_items: dict = field(default_factory=dict)  # label -> java.awt.MenuItem
     last_values: dict = field(default_factory=dict)  # command id -> {name: value} (interactive)
     last_error: str | None = None
+    reported_error: str | None = None  # the last error a command reported itself (macro error or IJ.error)
     last_status: str | None = None
     running: str | None = None
     iteration: int = 0
@@ -264,7 +265,7 @@ def _in_macro() -> bool:
 
 def _report(title: str, message: str) -> None:
     """Show an error: a macro error that aborts the running macro, else ``IJ.error``."""
-    state.last_error = f"{title}: {message}"
+    state.last_error = state.reported_error = f"{title}: {message}"
     IJ = _j("ij.IJ")
     IJ.showStatus("")
     IJ.showProgress(1.0)
@@ -932,7 +933,7 @@ def run_macro(code: str, arg: str = "", *, timeout: float = 600.0, ignore_errors
     Thread = _j("java.lang.Thread")
     if clear_log:
         IJ.log("\\Clear")
-    state.last_error = None
+    state.last_error = state.reported_error = None
     interp = Interpreter()
     if ignore_errors:
         interp.setIgnoreErrors(True)
@@ -964,6 +965,8 @@ def run_macro(code: str, arg: str = "", *, timeout: float = 600.0, ignore_errors
             break
     err = interp.getErrorMessage()
     error = str(err) if err is not None else None
+    if state.reported_error is not None:  # a command's own message; aborting inside a block
+        error = state.reported_error      # leaves the interpreter with e.g. "'}' expected"
     if error is None and "exception" in box:
         # "Macro canceled" is also how exit() ends a macro: an error only if one was reported
         error = box["exception"] if "Macro canceled" not in box["exception"] else state.last_error
