@@ -1,26 +1,33 @@
-"""The terminal face: ``fijidecon psf …``, ``fijidecon deconvolve …``, ``fijidecon demo``.
+"""The terminal face: ``fijidecon psf …``, ``fijidecon deconvolve …``, ``fijidecon info``, ``fijidecon demo``.
 
 Every PSF/deconvolution sub-command is generated from its description in
 :mod:`fijidecon.commands` (options, defaults, choices, help), so the CLI cannot drift
-from the ImageJ dialogs.  Errors print one line and exit with status 2; outputs are
-written atomically and an existing file is never replaced without ``--overwrite``.
+from the ImageJ dialogs.  Inputs keep their axes (ImageJ hyperstacks, OME-TIFF, ``.npy``
+with ``--axes``); results are written in the input's axes with its calibration.  Errors
+print one line and exit with status 2; an output that cannot be written is refused before
+any computation; outputs are written atomically and an existing file is never replaced
+without ``--overwrite``.  The package's notes (logger ``"fijidecon"``) are printed one per
+line and stored in the sidecar, Python warnings become one ``Warning: …`` line each.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import logging
 import os
 import sys
 import time
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import click
 import numpy as np
 
 from . import __version__
-from .calibration import Calibration
+from .calibration import Calibration, unit_factor
 from .commands import Command, all_commands
 from .commands.run import accepts, output_calibration, run_command  # noqa: F401  (accepts, output_calibration: re-exported)
 
@@ -32,6 +39,13 @@ _EXTRA_COMMANDS = (
     ("fijidecon.fiji.cli_imagej", "imagej"),
     ("fijidecon.fiji.cli_imagej", "macro"),
 )
+
+_AXES_HELP = ("Axes of the input image, one letter per axis in numpy order from T, C, Z, Y, X (e.g. CZYX): "
+              "needed for .npy arrays whose axes are not the default (2D YX, 3D ZYX, 4D CZYX, 5D TCZYX); "
+              "overrides a TIFF's own axes.")
+_PSF_HELP = ("PSF: one file used for every channel, or one file per channel in channel order "
+             "(IMAGE PSF1 PSF2 ...), or one PSF hyperstack with a C axis. Any size; resampled to the image's "
+             "voxel size when both files are calibrated.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -48,6 +62,68 @@ def psf() -> None:
 @cli.group()
 def deconvolve() -> None:
     """Deconvolve an image with a PSF."""
+
+
+# ----------------------------------------------------------------------------------
+# notes and warnings: one line each, kept for the sidecar
+# ----------------------------------------------------------------------------------
+
+def _one_line(text: Any) -> str:
+    return " ".join(str(text).split())
+
+
+class _Notes(logging.Handler):
+    """Collects the ``"fijidecon"`` logger's records and Python warnings of one run.
+
+    INFO records are notes (printed ``Note: …`` unless quiet); WARNING and above, and
+    Python warnings, are printed ``Warning: …`` (always, each distinct message once)."""
+
+    def __init__(self, quiet: bool) -> None:
+        super().__init__(logging.INFO)
+        self.quiet = quiet
+        self.notes: list[str] = []
+        self.warnings: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            msg = _one_line(record.getMessage())
+        except Exception:  # a bad format string must not end the run
+            msg = _one_line(record.msg)
+        if record.levelno >= logging.WARNING:
+            self.warn(msg)
+        elif msg not in self.notes:
+            self.notes.append(msg)
+            if not self.quiet:
+                click.echo(f"Note: {msg}", err=True)
+
+    def warn(self, msg: str) -> None:
+        if msg not in self.warnings:
+            self.warnings.append(msg)
+            click.echo(f"Warning: {msg}", err=True)
+
+    def showwarning(self, message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ARG002
+        self.warn(_one_line(message))
+
+
+@contextmanager
+def _collect_notes(quiet: bool) -> Iterator[_Notes]:
+    """Attach a :class:`_Notes` handler to the ``"fijidecon"`` logger (at INFO) and route
+    Python warnings to it, for the duration of the block."""
+    handler = _Notes(quiet)
+    logger = logging.getLogger("fijidecon")
+    old_level = logger.level
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", RuntimeWarning)
+            warnings.simplefilter("always", UserWarning)
+            warnings.showwarning = handler.showwarning
+            yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
 
 
 # ----------------------------------------------------------------------------------
@@ -75,42 +151,169 @@ def _choice_value(p, text: str) -> Any:
     raise click.BadParameter(text, param_hint=p.cli_flag)
 
 
+def _contains_array(v: Any) -> bool:
+    if isinstance(v, np.ndarray):
+        return True
+    if isinstance(v, dict):
+        return any(_contains_array(x) for x in v.values())
+    if isinstance(v, (list, tuple)):
+        return any(_contains_array(x) for x in v)
+    return False
+
+
 def _result_record(result: Any) -> dict[str, Any]:
+    """The result object's fields for the sidecar: everything but images and arrays (and
+    ``notes``, which the sidecar keeps at its top level)."""
     if isinstance(result, np.ndarray) or not dataclasses.is_dataclass(result):
         return {}
     rec: dict[str, Any] = {}
     for f in dataclasses.fields(result):
         v = getattr(result, f.name)
-        if f.name == "image" or isinstance(v, np.ndarray) or isinstance(v, dict):
-            continue
-        if isinstance(v, (list, tuple)) and any(isinstance(x, np.ndarray) for x in v):
+        if f.name in ("image", "notes") or _contains_array(v):
             continue
         rec[f.name] = v
     return rec
 
 
+def _like_targets(cmd: Command) -> dict[str, Any] | None:
+    """For a PSF command with a size and spacings: the parameters ``--like`` sets."""
+    names = {p.name for p in cmd.params}
+    spacing = cmd.extras.get("spacing")
+    if any(p.kind == "image" for p in cmd.params) or not spacing or not {"width", "height", "depth"} <= names:
+        return None
+    return {"size": ("width", "height", "depth"), "spacing": spacing}
+
+
 def _make_command(cmd: Command, name: str) -> click.Command:
     params: list[click.Parameter] = []
     images = [p for p in cmd.params if p.kind == "image"]
-    for p in images:
-        params.append(click.Argument([p.name], type=click.Path(exists=True, dir_okay=False)))
+    for i, p in enumerate(images):
+        several = p.name == "psf" and i == len(images) - 1 and len(images) > 1
+        params.append(click.Argument([p.name], nargs=-1 if several else 1, required=True,
+                                     type=click.Path(exists=True, dir_okay=False)))
     for p in cmd.params:
         if p.api and p.kind != "image":
             params.append(_click_option(p))
+    like = _like_targets(cmd)
+    if like:
+        params.append(click.Option(["--like"], type=click.Path(exists=True, dir_okay=False), metavar="IMAGE",
+                                   help="Make the PSF for this image: its width, height and depth in voxels, and "
+                                        "its voxel size (converted to this command's unit) when it is calibrated. "
+                                        "Options given on the command line win."))
+    if images or like:
+        params.append(click.Option(["--axes"], default=None, metavar="AXES",
+                                   help=_AXES_HELP if images else "Axes of the --like image (see deconvolve)."))
     params.append(click.Option(["-o", "--output", "output_path"], required=True, type=click.Path(dir_okay=False),
-                               help="Output TIFF (ImageJ hyperstack with calibration). A JSON sidecar "
-                                    "OUTPUT.json (e.g. result.tif.json) records parameters, input hashes, "
-                                    "iterations and timings."))
+                               help="Output TIFF: an ImageJ hyperstack (.tif) or, for a name ending in .ome.tif, "
+                                    "an OME-TIFF; written in the input's axes with its calibration. A JSON "
+                                    "sidecar OUTPUT.json (e.g. result.tif.json) records parameters, input "
+                                    "hashes, notes, warnings, iterations and timings."))
     if cmd.extras.get("spacing"):
         params.append(click.Option(["--unit"], default=cmd.extras.get("unit", "nm"), show_default=True,
                                    help="Length unit of the spacings, written into the TIFF calibration."))
     params.append(click.Option(["--overwrite"], is_flag=True, help="Replace existing output files."))
-    params.append(click.Option(["-q", "--quiet"], is_flag=True, help="No progress bar or summary."))
+    params.append(click.Option(["-q", "--quiet"], is_flag=True,
+                               help="No progress bar, notes or summary (warnings are still printed)."))
 
     def callback(**kw: Any) -> None:
         _run(cmd, kw)
 
-    return click.Command(name, params=params, callback=callback, help=cmd.summary, short_help=cmd.summary)
+    help_text = cmd.summary + ("\n\n" + _PSF_HELP if len(images) > 1 else "")
+    return click.Command(name, params=params, callback=callback, help=help_text, short_help=cmd.summary)
+
+
+def _input_record(parameter: str, path: str, arr: np.ndarray, cal: Calibration, channel: int | None = None):
+    from . import io
+
+    rec = {"parameter": parameter, "path": os.path.abspath(path), "sha256": io.sha256_file(path),
+           "shape": list(arr.shape), "dtype": str(arr.dtype), "calibration": dataclasses.asdict(cal)}
+    if channel is not None:
+        rec["channel"] = channel
+    return rec
+
+
+def _split_channels(arr: np.ndarray, cal: Calibration, path: str) -> list[tuple[np.ndarray, Calibration]]:
+    """A PSF file with a C axis as one (array, Calibration) per channel (Z, Y, X order kept)."""
+    if "T" in cal.axes:
+        raise click.ClickException(f"psf: {path} has a time axis ({cal.axes}); a PSF has channels at most")
+    c = cal.axes.index("C")
+    rest = cal.axes.replace("C", "")
+    return [(np.take(arr, i, axis=c), cal.with_axes(rest)) for i in range(arr.shape[c])]
+
+
+def _read_psfs(paths: tuple[str, ...], image_cal: Calibration, image_shape: tuple[int, ...], records: list):
+    """Read the PSF file(s): one (array, Calibration), or a list with one per channel."""
+    from . import io
+
+    n_channels = image_shape[image_cal.axes.index("C")] if "C" in image_cal.axes else 1
+    psfs: list[tuple[np.ndarray, Calibration]] = []
+    for i, path in enumerate(paths):
+        arr, cal = io.read_image(path)
+        records.append(_input_record("psf", path, arr, cal, channel=i if len(paths) > 1 else None))
+        if "C" in cal.axes:
+            if len(paths) > 1:
+                raise click.ClickException(f"psf: {path} has channels; give one PSF hyperstack or one file per "
+                                           "channel, not both")
+            psfs.extend(_split_channels(arr, cal, path))
+        else:
+            psfs.append((arr, cal))
+    if len(psfs) > 1 and len(psfs) != n_channels:
+        raise click.ClickException(f"psf: {len(psfs)} PSFs given for an image with {n_channels} channel(s) "
+                                   f"(axes {image_cal.axes}, shape {tuple(image_shape)})")
+    return psfs if len(psfs) > 1 else psfs[0]
+
+
+def _same_file(a: Path, b: str) -> bool:
+    try:
+        return a.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _apply_like(cmd: Command, kw: dict[str, Any], like: str, axes: str | None, unit: str | None) -> dict[str, Any]:
+    """Set width/height/depth and the spacings from the ``--like`` image (given options win)."""
+    from . import io
+
+    arr, cal = io.read_image(like, axes=axes)
+    ctx = click.get_current_context()
+    given = {n for n in kw if ctx.get_parameter_source(n) in (click.core.ParameterSource.COMMANDLINE,
+                                                                click.core.ParameterSource.ENVIRONMENT)}
+    shape = dict(zip(cal.axes, arr.shape))
+    taken: dict[str, Any] = {}
+    for name, ax in zip(("width", "height", "depth"), "XYZ"):
+        taken[name] = int(shape.get(ax, 1))
+    z_name, y_name, x_name = cmd.extras["spacing"]
+    why = ""
+    if cal.has_length_unit():
+        for name, ax in ((x_name, "X"), (y_name, "Y"), (z_name, "Z")):
+            if ax == "Z" and "Z" not in cal.axes:
+                continue
+            target = cmd.param(name).unit
+            target = target if target not in (None, "L") else (unit or "nm")
+            taken[name] = cal.get(ax) * unit_factor(cal.unit, target)
+    else:
+        why = f"; voxel size not taken: {Path(like).name} is not calibrated (unit {cal.unit!r})"
+    kept = sorted(n for n in taken if n in given)
+    used = {n: v for n, v in taken.items() if n not in given}
+    kw.update(used)
+
+    def show(n, v):
+        u = cmd.param(n).unit
+        u = u if u not in (None, "L", "px", "slices") else (unit or "") if u == "L" else ""
+        return f"{n} {v:g}{(' ' + u) if u else ''}" if isinstance(v, float) else f"{n} {v}"
+
+    kept_text = f" (given on the command line: {', '.join(cmd.param(n).cli_flag for n in kept)})" if kept else ""
+    line = f"from {Path(like).name}: " + ", ".join(show(n, v) for n, v in used.items()) + kept_text + why
+    return {"path": os.path.abspath(like), "taken": used, "kept": kept, "line": line}
+
+
+def _wiener_text(result: Any) -> str:
+    rho = getattr(result, "regularization", None)
+    if rho is None:
+        return ""
+    values = rho if isinstance(rho, (list, tuple)) else [rho]
+    text = ", ".join(f"{float(v):.4g}" for v in values)
+    return f", regularization {text} (rule {getattr(result, 'rule', '?')})"
 
 
 def _run(cmd: Command, kw: dict[str, Any]) -> None:
@@ -120,11 +323,10 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
     overwrite = kw.pop("overwrite")
     quiet = kw.pop("quiet")
     unit = kw.pop("unit", None)
-    for path in (out, io.sidecar_path(out)):  # refuse before computing anything
-        if path.exists() and not overwrite:
-            raise click.ClickException(f"{path} exists (use --overwrite to replace it)")
-    if not out.parent.exists():
-        raise click.ClickException(f"output folder {out.parent} does not exist")
+    axes = kw.pop("axes", None)
+    like = kw.pop("like", None)
+    io.check_output(out, overwrite=overwrite, sidecar=True)  # refuse before reading or computing anything
+    like_record = _apply_like(cmd, kw, like, axes, unit) if like else None
     values: dict[str, Any] = {}
     for p in cmd.params:
         if p.kind == "image" or not p.api:
@@ -132,19 +334,27 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
         v = kw[p.name]
         values[p.name] = _choice_value(p, v) if p.kind == "choice" else v
     kwargs = cmd.api_kwargs(values)
-    images: dict[str, tuple[np.ndarray, Calibration]] = {}
-    records = []
-    for p in (q for q in cmd.params if q.kind == "image"):
-        arr, cal = io.read_image(kw[p.name])
-        images[p.name] = (arr, cal)
-        records.append({"parameter": p.name, "path": os.path.abspath(kw[p.name]),
-                        "sha256": io.sha256_file(kw[p.name]), "shape": list(arr.shape), "dtype": str(arr.dtype),
-                        "calibration": dataclasses.asdict(cal)})
+    images: dict[str, Any] = {}
+    records: list[dict[str, Any]] = []
+    image_params = [q for q in cmd.params if q.kind == "image"]
+    for p in image_params:
+        paths = kw[p.name] if isinstance(kw[p.name], tuple) else (kw[p.name],)
+        for path in paths:
+            if _same_file(out, path):
+                raise click.ClickException(f"output: {out} is an input ({p.name}); choose another name")
+        if p.name == "psf" and len(image_params) > 1:
+            first = images[image_params[0].name]
+            images[p.name] = _read_psfs(paths, first[1], first[0].shape, records)
+        else:
+            arr, cal = io.read_image(paths[0], axes=axes if p is image_params[0] else None)
+            images[p.name] = (arr, cal)
+            records.append(_input_record(p.name, paths[0], arr, cal))
+    if image_params:
+        io.check_output(out, images[image_params[0].name][1].axes, overwrite=overwrite, sidecar=True)
     total = cmd.extras.get("progress")
-    t0 = time.perf_counter()
     bars: list[Any] = []  # created at the first iteration, so a failed set-up prints one line only
     callback = None
-    if total and not quiet and kwargs.get(total, 0) > 0:
+    if total and not quiet and (kwargs.get(total) or 0) > 0:
 
         def progress(first: Any, second: Any = None) -> None:
             # (iteration, figure) or (IterationFigures, estimate): see each core function
@@ -159,16 +369,20 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
             bars[0].update(it - bars[0].pos)
 
         callback = progress
-    try:
-        result, image, cal = run_command(cmd, values, images, callback=callback, unit=unit,
-                                         voxel_size_from_calibration=True)
-    finally:
-        for bar in bars:
-            bar.__exit__(None, None, None)
-    t1 = time.perf_counter()
-    io.write_image(out, image, cal, overwrite=overwrite,
-                   description={"fijidecon": __version__, "command": cmd.title})
-    t2 = time.perf_counter()
+    with _collect_notes(quiet) as notes:
+        if like_record and not quiet:
+            click.echo(like_record["line"], err=True)
+        t0 = time.perf_counter()
+        try:
+            result, image, cal = run_command(cmd, values, images, callback=callback, unit=unit,
+                                             voxel_size_from_calibration=True)
+        finally:
+            for bar in bars:
+                bar.__exit__(None, None, None)
+        t1 = time.perf_counter()
+        io.write_image(out, image, cal, overwrite=overwrite,
+                       description={"fijidecon": __version__, "command": cmd.title})
+        t2 = time.perf_counter()
     record = {
         "fijidecon_version": __version__,
         "command": cmd.title,
@@ -176,16 +390,21 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
         "parameters": kwargs,
         "inputs": records,
         "output": {"path": os.path.abspath(out), "shape": list(image.shape), "dtype": str(image.dtype),
-                   "calibration": dataclasses.asdict(cal)},
+                   "axes": cal.axes, "calibration": dataclasses.asdict(cal)},
         "result": _result_record(result),
+        "notes": notes.notes,
+        "warnings": notes.warnings,
         "timings_s": {"compute": t1 - t0, "write": t2 - t1},
     }
+    if like_record:
+        record["like"] = {k: like_record[k] for k in ("path", "taken", "kept")}
     io.write_sidecar(out, record, overwrite=overwrite)
     if not quiet:
         extra = ""
         if "iterations" in record["result"]:
             extra = f", {record['result']['iterations']} iterations ({record['result'].get('stop_reason', '')})"
-        click.echo(f"wrote {out} {tuple(image.shape)} {image.dtype}{extra} in {t1 - t0:.2f} s", err=True)
+        extra += _wiener_text(result)
+        click.echo(f"wrote {out} {tuple(image.shape)} {cal.axes} {image.dtype}{extra} in {t1 - t0:.2f} s", err=True)
 
 
 def _register_generated() -> None:
@@ -195,6 +414,55 @@ def _register_generated() -> None:
         group = {"psf": psf, "deconvolve": deconvolve}[group_name]
         if name not in group.commands:
             group.add_command(_make_command(cmd, name))
+
+
+# ----------------------------------------------------------------------------------
+# info: what a file holds
+# ----------------------------------------------------------------------------------
+
+def describe(path: str | os.PathLike, axes: str | None = None) -> str:
+    """A readable description of an image file: shape, axes, dtype, voxel size, values.
+
+    Raises the errors of :func:`fijidecon.io.read_image` for a file that cannot be read.
+    """
+    from . import io
+
+    arr, cal = io.read_image(path, axes=axes)
+    spatial = [a for a in "ZYX" if a in cal.axes]
+    if cal.is_calibrated():
+        size = " × ".join(f"{cal.get(a):.6g}" for a in spatial)
+        voxel = f"{size} {cal.unit} ({', '.join(a.lower() for a in spatial)})"
+    else:
+        voxel = "not calibrated (1 pixel)"
+    data = np.asarray(arr)
+    finite = data if data.dtype.kind in "biu" else data[np.isfinite(data)]
+    if finite.size:
+        values = (f"min {finite.min():.6g}, max {finite.max():.6g}, "
+                  f"mean {float(np.mean(finite, dtype=np.float64)):.6g}")
+    else:
+        values = "no finite values"
+    if finite.size != data.size:
+        values += f" ({data.size - finite.size} NaN/inf voxels)"
+    sizes = ", ".join(f"{a} {n}" for a, n in zip(cal.axes, arr.shape))
+    return (f"{path}\n"
+            f"  shape      {tuple(arr.shape)}   axes {cal.axes} ({sizes})   dtype {arr.dtype}\n"
+            f"  voxel size {voxel}\n"
+            f"  values     {values}")
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--axes", default=None, metavar="AXES", help="Axes of every FILE (e.g. CZYX for a .npy array).")
+def info(files: tuple[str, ...], axes: str | None) -> int:
+    """Print each file's shape, axes, dtype, calibration (voxel size, unit) and value range."""
+    bad = 0
+    for path in files:
+        try:
+            click.echo(describe(path, axes))
+        except (ValueError, TypeError, OSError) as exc:
+            click.echo(f"Error: {_one_line(exc)}", err=True)
+            bad += 1
+    return EXIT_USAGE if bad else 0
 
 
 # ----------------------------------------------------------------------------------
@@ -234,21 +502,21 @@ _register_extras()
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI; expected errors become one line and exit code 2."""
     try:
-        cli.main(args=argv, prog_name="fijidecon", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="fijidecon", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return 1
     except click.ClickException as exc:
-        click.echo(f"Error: {exc.format_message()}", err=True)
+        click.echo(f"Error: {_one_line(exc.format_message())}", err=True)
         return EXIT_USAGE if exc.exit_code in (1, 2) else exc.exit_code
     except (ValueError, TypeError, FileExistsError, FileNotFoundError, PermissionError, IsADirectoryError,
             NotADirectoryError, MemoryError) as exc:
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(f"Error: {_one_line(exc)}", err=True)
         return EXIT_USAGE
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         return 130
-    return 0
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover
