@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import os
+import time
 from importlib import resources
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
-from . import io
+from . import __version__, io
 from .calibration import Calibration
 from .deconvolve import iterative_deconvolve_3d
 from .psf import diffraction_psf_3d
@@ -21,8 +26,32 @@ def sample_path(name: str = "sample.tif") -> Path:
     return Path(str(resources.files("fijidecon") / "data" / name))
 
 
+def all_parameters(func: Callable[..., Any], given: dict[str, Any]) -> dict[str, Any]:
+    """Every keyword parameter of ``func`` with a value: ``given`` over its signature defaults
+    (arrays and callbacks left out)."""
+    out = {}
+    for name, q in inspect.signature(func).parameters.items():
+        if name in given:
+            out[name] = given[name]
+        elif q.default is not inspect.Parameter.empty and not callable(q.default) and name != "callback":
+            out[name] = q.default
+    return out
+
+
+def _file_record(parameter: str, path: Path, arr: np.ndarray, cal: Calibration) -> dict[str, Any]:
+    return {"parameter": parameter, "path": os.path.abspath(path), "sha256": io.sha256_file(path),
+            "shape": list(arr.shape), "dtype": str(arr.dtype), "calibration": dataclasses.asdict(cal)}
+
+
 def run(out_dir: Path, *, overwrite: bool = False) -> list[Path]:
-    """Write ``psf.tif``, ``deconvolved.tif`` (+ JSON sidecars) and ``demo.png`` into ``out_dir``."""
+    """Write ``psf.tif``, ``deconvolved.tif`` (+ JSON sidecars) and ``demo.png`` into ``out_dir``.
+
+    Each sidecar (``psf.tif.json``, ``deconvolved.tif.json``) carries ``fijidecon_version``,
+    ``command``, every parameter of the core function (``parameters``), the inputs (path,
+    SHA-256, shape, dtype, calibration), the output (shape, dtype, calibration) and, for the
+    deconvolution, its iterations, stop reason, per-iteration log and timings -- the same
+    fields as a CLI sidecar.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     targets = [out_dir / n for n in ("psf.tif", "deconvolved.tif", "demo.png")]
     for t in targets + [io.sidecar_path(t) for t in targets[:2]]:
@@ -30,23 +59,37 @@ def run(out_dir: Path, *, overwrite: bool = False) -> list[Path]:
             raise FileExistsError(f"output: {t} exists (use --overwrite to replace it)")
     image, cal = io.read_image(sample_path())
     truth, _ = io.read_image(sample_path("sample_truth.tif"))
-    psf = diffraction_psf_3d(width=32, height=32, depth=16, **SAMPLE_OPTICS)
+    psf_args = dict(width=32, height=32, depth=16, **SAMPLE_OPTICS)
+    t0 = time.perf_counter()
+    psf = diffraction_psf_3d(**psf_args)
+    t1 = time.perf_counter()
     psf_cal = Calibration.make("ZYX", unit="nm", Z=SAMPLE_OPTICS["slice_spacing"], Y=SAMPLE_OPTICS["pixel_spacing"],
                                X=SAMPLE_OPTICS["pixel_spacing"])
     io.write_image(targets[0], psf, psf_cal, overwrite=overwrite)
-    io.write_sidecar(targets[0], {"command": "Diffraction PSF 3D", "parameters": SAMPLE_OPTICS,
-                                  "shape": psf.shape}, overwrite=overwrite)
+    io.write_sidecar(targets[0], _record("Diffraction PSF 3D", all_parameters(diffraction_psf_3d, psf_args), [],
+                                         targets[0], psf, psf_cal, {}, t1 - t0), overwrite=overwrite)
+    t0 = time.perf_counter()
     res = iterative_deconvolve_3d(image, psf)
+    t1 = time.perf_counter()
     io.write_image(targets[1], res.image, cal, overwrite=overwrite)
-    io.write_sidecar(targets[1], {"command": "Iterative Deconvolve 3D", "input": str(sample_path()),
-                                  "input_sha256": io.sha256_file(sample_path()), "iterations": res.iterations,
-                                  "stop_reason": res.stop_reason, "log": res.log,
-                                  "setup_seconds": res.setup_seconds,
-                                  "iteration_seconds": res.iteration_seconds}, overwrite=overwrite)
+    inputs = [_file_record("image", sample_path(), image, cal), _file_record("psf", targets[0], psf, psf_cal)]
+    result = {"iterations": res.iterations, "stop_reason": res.stop_reason, "log": res.log,
+              "setup_seconds": res.setup_seconds, "iteration_seconds": res.iteration_seconds}
+    io.write_sidecar(targets[1], _record("Iterative Deconvolve 3D", all_parameters(iterative_deconvolve_3d, {}),
+                                         inputs, targets[1], res.image, cal, result, t1 - t0), overwrite=overwrite)
     save_panel(targets[2], image, psf, res.image, truth, overwrite=overwrite,
                title=f"Iterative Deconvolve 3D (compatible mode), {res.iterations} iterations",
                z_aspect=cal.dz / cal.dx)
     return targets
+
+
+def _record(command: str, parameters: dict[str, Any], inputs: list, out: Path, arr: np.ndarray, cal: Calibration,
+            result: dict[str, Any], seconds: float) -> dict[str, Any]:
+    return {"fijidecon_version": __version__, "command": command, "cli": "fijidecon demo", "parameters": parameters,
+            "inputs": inputs, "output": {"path": os.path.abspath(out), "shape": list(arr.shape),
+                                         "dtype": str(arr.dtype), "axes": cal.axes,
+                                         "calibration": dataclasses.asdict(cal)},
+            "result": result, "timings_s": {"compute": seconds}}
 
 
 def save_panel(path: Path, image, psf, result, truth=None, *, title: str = "", z_aspect: float = 1.0,
