@@ -239,8 +239,8 @@ def test_zero_iterations_returns_start(data2):
 
 
 def test_bad_input(data2):
-    with pytest.raises(ValueError, match="psf.*bigger than the image"):
-        richardson_lucy(data2[:8, :8], PSF2, 2)
+    # a PSF bigger than the image is used, not refused (see tests/test_psf_matching.py)
+    assert richardson_lucy(data2[:8, :8], PSF2, 2).image.shape == (8, 8)
     bad = data2.copy()
     bad[3, 3] = np.nan
     with pytest.raises(ValueError, match="image.*NaN"):

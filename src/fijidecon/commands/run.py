@@ -109,7 +109,13 @@ def run_command(cmd: Command, values: Mapping[str, Any], images: Mapping[str, tu
         converted and checked by its ``Param``; missing ones take their defaults.
         Entries named after image parameters are ignored (dialogs return window titles there).
     images:
-        ``{image parameter name: (array, Calibration)}`` -- one entry per image parameter.
+        ``{image parameter name: (array, Calibration)}`` -- one entry per image parameter;
+        the PSF may also be a list of them (one PSF per channel) or a PSF hyperstack (C
+        axis).  For the deconvolution commands the image's ``Calibration.axes`` become
+        ``axes=`` (every (T, C) volume on its own) and, when image and PSF both carry a
+        length unit, their voxel sizes become ``voxel_size=``/``psf_voxel_size=`` in the
+        image's unit (so a PSF of another voxel size is resampled); when only one side
+        is calibrated a ``RuntimeWarning`` says the PSF is taken at the image's voxel size.
     callback:
         Progress callback, passed when the core function takes ``callback``.
     unit:
@@ -146,7 +152,7 @@ def run_command(cmd: Command, values: Mapping[str, Any], images: Mapping[str, tu
     image_params = [p for p in cmd.params if p.kind == "image"]
     image_names = {p.name for p in image_params}
     for p in image_params:
-        if images.get(p.name) is None:
+        if images.get(p.name) is None or (isinstance(images[p.name], list) and not images[p.name]):
             raise ValueError(f"{p.name}: an image is required")
     unknown = set(images) - image_names
     if unknown:
@@ -154,10 +160,12 @@ def run_command(cmd: Command, values: Mapping[str, Any], images: Mapping[str, tu
     plain = {k: v for k, v in values.items() if k not in image_names}
     kwargs = cmd.api_kwargs(plain)
     full = cmd.resolve(plain)
-    inputs = [images[p.name] for p in image_params]
-    kwargs.update({p.name: images[p.name][0] for p in image_params})
+    inputs = [_first(images[p.name]) for p in image_params]
     func = cmd.load()
-    if inputs and accepts(func, "calibration"):
+    kwargs.update({p.name: _array_value(images[p.name]) for p in image_params})
+    if "psf" in image_names and "image" in image_names and accepts(func, "axes"):
+        kwargs.update(_hyperstack_kwargs(images["image"], images["psf"], func, voxel_size_from_calibration))
+    elif inputs and accepts(func, "calibration"):
         kwargs["calibration"] = inputs[0][1]
     elif (voxel_size_from_calibration and inputs and "voxel_size" not in kwargs and accepts(func, "voxel_size")
           and inputs[0][1].is_calibrated() and inputs[0][0].ndim in (2, 3)):
@@ -169,3 +177,71 @@ def run_command(cmd: Command, values: Mapping[str, Any], images: Mapping[str, tu
     cal = output_calibration(cmd, full, inputs, unit if unit is not None else cmd.extras.get("unit"), image.ndim,
                              result)
     return result, image, cal
+
+
+def _first(value: Any) -> tuple[np.ndarray, Calibration]:
+    return value[0] if isinstance(value, list) else value
+
+
+def _array_value(value: Any) -> Any:
+    """The array (or the list of per-channel arrays) of an image parameter's value."""
+    return [v[0] for v in value] if isinstance(value, list) else value[0]
+
+
+def _volume_axes(axes: str) -> str:
+    return "".join(a for a in axes if a in "ZYX")
+
+
+def split_psf(psf: tuple[np.ndarray, Calibration], name: str = "psf") -> Any:
+    """A PSF file/window as the core takes it: its spatial axes in (Z, Y, X) order, and a
+    PSF with a C axis (a PSF hyperstack) as a list of per-channel ``(array, Calibration)``.
+
+    Raises
+    ------
+    ValueError
+        A PSF with a T axis (time frames).
+    """
+    arr, cal = psf
+    axes = cal.axes if len(cal.axes) == arr.ndim else Calibration.default(arr.ndim).axes
+    if "T" in axes:
+        raise ValueError(f"{name}: a PSF cannot have time frames (axes {axes}); give one stack, or one channel "
+                         "per image channel")
+    vol = _volume_axes(axes)
+    one = Calibration(axes=vol, spacing=cal.spacing, unit=cal.unit)
+    if "C" not in axes:
+        return (np.transpose(arr, [axes.index(a) for a in vol]), one)
+    order = [axes.index("C")] + [axes.index(a) for a in vol]
+    stack = np.transpose(arr, order)
+    return [(np.ascontiguousarray(stack[c]), one) for c in range(stack.shape[0])]
+
+
+def _hyperstack_kwargs(image: Any, psf: Any, func: Any, voxel_from_cal: bool) -> dict[str, Any]:
+    """``axes``, the PSF(s) in (Z, Y, X) order, and the two voxel sizes in the image's
+    unit when both sides carry a length calibration (a warning when only one does)."""
+    import warnings
+
+    arr, cal = _first(image)
+    out: dict[str, Any] = {}
+    if len(cal.axes) == arr.ndim:
+        out["axes"] = cal.axes
+    psfs = [split_psf(p, f"psf[{i}]") for i, p in enumerate(psf)] if isinstance(psf, list) else split_psf(psf)
+    if isinstance(psfs, list):
+        psfs = [p for item in psfs for p in (item if isinstance(item, list) else [item])]
+        out["psf"] = [p[0] for p in psfs]
+        pcal = psfs[0][1]
+    else:
+        out["psf"] = psfs[0]
+        pcal = psfs[1]
+    vol = _volume_axes(out.get("axes", Calibration.default(arr.ndim).axes))
+    if not voxel_from_cal or len(vol) != len(pcal.axes):
+        return out
+    if cal.is_calibrated() and accepts(func, "voxel_size"):
+        out["voxel_size"] = cal.voxel_size(vol)
+    if cal.has_length_unit() and pcal.has_length_unit():
+        if accepts(func, "psf_voxel_size"):
+            out["psf_voxel_size"] = pcal.voxel_size(vol, unit=cal.unit)
+    elif cal.has_length_unit() != pcal.has_length_unit():
+        which, other = ("image", "psf") if cal.has_length_unit() else ("psf", "image")
+        warnings.warn(f"{other}: no voxel size (uncalibrated) while the {which} has one; the PSF is taken to be "
+                      f"sampled at the image's voxel size", RuntimeWarning, stacklevel=3)
+    return out

@@ -55,51 +55,23 @@ def as_image(image: object, name: str = "image", allow_negative: bool = True) ->
     return a
 
 
-def split_channels(image: np.ndarray, psf: object) -> tuple[list[tuple[np.ndarray, object]], bool]:
-    """Pair each channel with its PSF.
-
-    * 2D or 3D image: one PSF of the same dimensionality.
-    * 4D image (C, Z, Y, X): one 3D PSF for all channels, a 4D PSF array with ``C``
-      PSFs, or a list of ``C`` 3D PSFs.
-    * A list/tuple of PSFs always means one PSF per channel along the image's first
-      axis (so a (C, Y, X) stack with a list of 2D PSFs is C 2D images).
-
-    Returns the pairs and whether the image had a channel axis.
-    """
-    if image.ndim not in (2, 3, 4):
-        raise ValueError(f"image: expected a 2D (Y, X), 3D (Z, Y, X) or 4D (C, Z, Y, X) array, got shape {image.shape}")
-    if isinstance(psf, (list, tuple)):
-        if len(psf) != image.shape[0]:
-            raise ValueError(f"psf: {len(psf)} PSFs given for {image.shape[0]} channels (image shape {image.shape})")
-        for i, p in enumerate(psf):
-            if np.ndim(p) != image.ndim - 1:
-                raise ValueError(f"psf: PSF {i} is {np.ndim(p)}D but the channels of image {image.shape} are "
-                                 f"{image.ndim - 1}D (mismatched dimensionality)")
-        return [(image[i], psf[i]) for i in range(image.shape[0])], True
-    p = np.asarray(psf)
-    if image.ndim == 4:
-        if p.ndim == 3:
-            return [(image[i], p) for i in range(image.shape[0])], True
-        if p.ndim == 4 and p.shape[0] == image.shape[0]:
-            return [(image[i], p[i]) for i in range(image.shape[0])], True
-        raise ValueError(f"psf: for a (C, Z, Y, X) image {image.shape} give a 3D PSF, a 4D PSF with "
-                         f"{image.shape[0]} channels or a list of 3D PSFs; got shape {p.shape}")
-    if p.ndim != image.ndim:
-        raise ValueError(f"psf: {p.ndim}D PSF for a {image.ndim}D image (mismatched dimensionality; "
-                         f"psf shape {p.shape}, image shape {image.shape})")
-    return [(image, p)], False
-
-
 def check_edges(edges: str, allowed: Sequence[str] = EDGES) -> str:
     if not isinstance(edges, str) or edges.lower() not in allowed:
         raise ValueError(f"edges: expected one of {', '.join(map(repr, allowed))}, got {edges!r}")
     return edges.lower()
 
 
-def check_support(kernel_shape: tuple[int, ...], image_shape: tuple[int, ...], name: str = "psf") -> None:
-    if any(k > n for k, n in zip(kernel_shape, image_shape)):
-        raise ValueError(f"{name}: its support {kernel_shape} is bigger than the image {image_shape} "
-                         "on some axis; crop the PSF or use a bigger image")
+def kernel_limit(edges: str, image_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The largest PSF each edge model can use, per axis.
+
+    Non-circulant (and zero) edges see the whole linear blur: a PSF up to ``2 n - 1``
+    voxels touches every image voxel from every other.  Mirror edges mirror at most
+    ``n`` voxels on each side, so the same bound holds.  Periodic edges wrap around:
+    the PSF is cropped to the image box ``n``.
+    """
+    if edges == "periodic":
+        return tuple(int(n) for n in image_shape)
+    return tuple(2 * int(n) - 1 for n in image_shape)
 
 
 @dataclass(frozen=True)

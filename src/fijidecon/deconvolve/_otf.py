@@ -1,17 +1,31 @@
 """PSF preparation and the optical transfer function (OTF), computed once per run.
 
-:func:`prepare_psf` turns a user PSF into the kernel every algorithm uses:
+:func:`prepare_psf` turns a user PSF of **any size and parity** into the kernel every
+algorithm uses, in named stages, each reported (:class:`PreparedPSF` ``.notes``, one
+line each, also logged on the ``fijidecon`` logger at INFO):
 
-1. checked (finite, real, not all zero); negative values (background-subtracted
-   measurements) are set to zero with a warning;
-2. normalised to sum 1 (so deconvolution and convolution preserve flux);
-3. cropped to its *support*: the bounding box of the voxels above
-   ``threshold * max`` (default 1e-4), taken symmetric about the centre, so that the
-   work grid of the non-circulant method stays ``image + support - 1``;
-4. re-centred by its centroid with sub-voxel precision (cubic spline shift) so that the
-   centroid sits exactly on the centre voxel; a warning is issued if the centroid was
-   more than one voxel away from the array centre ``n // 2`` (an off-centre PSF shifts
-   every result by the same amount).
+1. ``check``: finite, real, not all zero;
+2. ``remove_offset``: a raw measured PSF sits on a constant camera offset.  The offset
+   is estimated as the median of the array's outer shell (the voxels on its faces);
+   when the PSF is at least 9 voxels wide in Y and X and that median is between 1 % and
+   50 % of the peak and flat (robust spread below half the offset and a tenth of the peak
+   above it, and the array's corners at the same level: a cut-off PSF tail is not flat),
+   it is subtracted and voxels within 3 noise standard deviations of it are set to 0
+   (the noise floor would otherwise add up to more than the PSF over a large crop).
+   A PSF whose peak stands less than 20 noise deviations above that offset gets a
+   ``RuntimeWarning`` ("mostly background").  Negative values (over-subtracted backgrounds) become 0;
+3. ``resample`` (when both voxel sizes are known and differ): one cubic-spline
+   interpolation to the image's voxel size that keeps the array centre ``n // 2`` on
+   the new centre ``m // 2`` (flux is kept by the normalisation of stage 6);
+4. ``centre``: the origin of the PSF is its array centre ``n // 2`` (the package's
+   convention, also for even sizes).  The PSF is moved only if both its peak and its
+   centroid are more than half a voxel away from that centre (then the centroid is put
+   on the centre, sub-voxel, with a note).  So a PSF made at ``n // 2`` is used as it is;
+5. ``crop``: to its *support* (the box, symmetric about the centre, of the voxels above
+   ``threshold * max``), then to what the method can use, ``max_shape`` (non-circulant
+   and mirror edges: up to ``2 * image - 1``; periodic edges: the image box).  A crop
+   that drops more than 1e-4 of the flux is reported with the fraction dropped;
+6. ``normalise`` to sum 1 (so deconvolution and convolution preserve flux).
 
 :func:`otf` places the kernel on a work grid with its centre at the origin and returns
 its real FFT (complex64).
@@ -22,22 +36,36 @@ Example
 >>> from fijidecon.deconvolve._otf import prepare_psf
 >>> z, y, x = np.mgrid[-8:9, -8:9, -8:9]
 >>> p = prepare_psf(np.exp(-(x**2 + y**2 + z**2) / 4.0))
->>> p.kernel.shape, float(p.kernel.sum()).__round__(5)
-((13, 13, 13), 1.0)
+>>> p.kernel.shape, float(p.kernel.sum()).__round__(5), p.notes
+((13, 13, 13), 1.0, ())
 """
 
 from __future__ import annotations
 
+import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 import numpy as np
 from scipy import ndimage
 
 from . import _fft
 
+log = logging.getLogger("fijidecon.psf")
+
 #: Sub-voxel offsets of the centroid below this (voxels) are not corrected.
 SHIFT_MIN = 0.05
+#: A PSF is re-centred only when its peak and centroid are further than this from n // 2 (voxels).
+CENTRE_TOLERANCE = 0.5
+#: Shell median above this fraction of the peak: a candidate camera offset.
+OFFSET_MIN = 0.01
+#: Offsets are looked for only in PSFs at least this wide in Y and X (measured crops; not small kernels).
+OFFSET_MIN_SIZE = 9
+#: Noise floor (in noise standard deviations) zeroed after removing an offset.
+NOISE_FLOOR = 3.0
+#: Crops that drop more flux than this are reported.
+FLUX_REPORT = 1e-4
 
 
 @dataclass(frozen=True)
@@ -47,16 +75,23 @@ class PreparedPSF:
     Attributes
     ----------
     kernel:
-        float32, sum 1, odd size on every axis, centroid on the centre voxel.
+        float32, sum 1, its origin at index ``k // 2`` on every axis.
     centroid:
-        Centroid of the input PSF (index units, input array coordinates).
+        Centroid of the PSF (index units, coordinates of the array given, after
+        resampling if any).
     shift:
-        Sub-voxel shift applied (``centre - centroid`` per axis, voxels).
+        Shift applied to re-centre it (voxels per axis; zeros when not moved).
+    notes:
+        One line per change made (offset removed, resampled, re-centred, cropped).
+    report:
+        The same as JSON-able values (shapes, offset, noise, shift, flux dropped, ...).
     """
 
     kernel: np.ndarray
     centroid: tuple[float, ...]
     shift: tuple[float, ...]
+    notes: tuple[str, ...] = ()
+    report: dict[str, Any] = field(default_factory=dict)
 
     @property
     def centre(self) -> tuple[int, ...]:
@@ -75,60 +110,88 @@ def check_psf(psf: object, name: str = "psf") -> np.ndarray:
     a = a.astype(np.float64)
     if not np.all(np.isfinite(a)):
         raise ValueError(f"{name}: contains NaN or infinite values")
-    if a.min() < 0:
-        neg = -a.min() / max(a.max(), np.finfo(float).tiny)
-        warnings.warn(f"{name}: negative values (down to {neg:.2g} of the maximum) were set to zero",
-                      RuntimeWarning, stacklevel=3)
+    if not a.max() > 0:
+        raise ValueError(f"{name}: the PSF is all zero or negative (max {a.max():g}); it must have a positive sum")
+    return a
+
+
+def _shell(a: np.ndarray) -> np.ndarray:
+    """The voxels on the faces of the array (all of it when it is too small to have an inside)."""
+    if a.ndim == 0 or min(a.shape) < 3:
+        return a.ravel()
+    inner = np.zeros(a.shape, bool)
+    inner[tuple(slice(1, -1) if n > 2 else slice(None) for n in a.shape)] = True
+    return a[~inner]
+
+
+def _corner_median(a: np.ndarray) -> float:
+    """Median of the array's corner blocks (an offset is there too; a cut-off PSF tail is not)."""
+    parts = []
+    for corner in np.ndindex(*(2,) * a.ndim):
+        sl = tuple(slice(0, max(2, n // 8)) if c == 0 else slice(n - max(2, n // 8), n) for c, n in zip(corner, a.shape))
+        parts.append(a[sl].ravel())
+    return float(np.median(np.concatenate(parts)))
+
+
+def remove_offset(a: np.ndarray, name: str, report: dict, notes: list[str]) -> np.ndarray:
+    """Stage 2: subtract a flat camera offset (see the module docstring); clip negatives."""
+    peak = float(a.max())
+    shell = _shell(a)
+    b = float(np.median(shell))
+    sigma = float(1.4826 * np.median(np.abs(shell - b)))
+    report.update(offset=0.0, noise=sigma)
+    flat = (min(a.shape[-2:]) >= OFFSET_MIN_SIZE and OFFSET_MIN * peak < b <= 0.5 * peak and sigma < 0.5 * b
+            and sigma < 0.1 * (peak - b) and abs(_corner_median(a) - b) <= 0.2 * b)
+    if flat:
+        a = a - b
+        floor = NOISE_FLOOR * sigma
+        a[a < floor] = 0.0
+        report.update(offset=b)
+        notes.append(f"{name}: camera offset {b:.4g} (median of its border voxels) removed; "
+                     f"voxels within {NOISE_FLOOR:g} noise SD ({sigma:.3g}) of it set to 0")
+        if peak - b < 20 * sigma:
+            warnings.warn(f"{name}: mostly background: its peak is only {(peak - b) / max(sigma, 1e-30):.1f} noise SD "
+                          "above the offset; average more beads or crop closer to the bead", RuntimeWarning,
+                          stacklevel=4)
+    elif a.min() < 0:
+        notes.append(f"{name}: negative values (down to {-a.min() / peak:.2g} of the maximum) set to 0")
         a = np.clip(a, 0, None)
-    s = a.sum()
-    if not s > 0:
-        raise ValueError(f"{name}: the PSF is all zero (sum {s:g}); it must have a positive sum")
-    return a / s
+    return a
 
 
-def prepare_psf(psf: object, *, threshold: float = 1e-4, recenter: bool = True, name: str = "psf") -> PreparedPSF:
-    """Check, normalise, crop to support and re-centre a PSF (see the module docstring).
+def resample(a: np.ndarray, psf_voxel_size: Sequence[float], voxel_size: Sequence[float],
+             max_shape: Sequence[int] | None = None) -> np.ndarray:
+    """Resample a PSF sampled at ``psf_voxel_size`` to ``voxel_size`` (same unit, same order).
 
-    Parameters
-    ----------
-    psf:
-        The PSF, any real dtype, centred near index ``n // 2`` on each axis.
-    threshold:
-        Voxels at or below ``threshold * max`` are outside the support.  0 keeps every
-        non-zero voxel.
-    recenter:
-        Shift the PSF so that its centroid is on the centre voxel (sub-voxel).  With
-        ``False`` the PSF's own centre ``n // 2`` is used as the origin.
-
-    Returns
-    -------
-    PreparedPSF
+    One cubic-spline interpolation; the array centre ``n // 2`` goes to the new centre
+    ``m // 2`` with ``m = round(n * psf_voxel / voxel)`` per axis (at most ``max_shape``).
+    Values are not normalised (the caller normalises the sum).
     """
-    if not 0 <= threshold < 1:
-        raise ValueError(f"threshold: must be in [0, 1), got {threshold!r}")
-    a = check_psf(psf, name)
-    mask = a > threshold * a.max()
-    w = np.where(mask, a, 0.0)
-    grids = np.indices(a.shape, sparse=True)
-    centroid = tuple(float((w * g).sum() / w.sum()) for g in grids)
-    geo = tuple(n // 2 for n in a.shape)
-    if recenter:
-        ci = tuple(int(round(c)) for c in centroid)
-        frac = tuple(c - i for c, i in zip(centroid, ci))
-        if max(abs(c - g) for c, g in zip(centroid, geo)) > 1.0:
-            warnings.warn(
-                f"{name}: its centroid {tuple(round(c, 2) for c in centroid)} is off the array centre {geo}; "
-                "it was re-centred (results are aligned with the centroid)", RuntimeWarning, stacklevel=3)
-    else:
-        ci, frac = geo, (0.0,) * a.ndim
-    need_shift = any(abs(f) > SHIFT_MIN for f in frac)
-    # half widths of the symmetric box around ci that holds the support
-    idx = np.nonzero(mask)
-    half = []
-    for ax in range(a.ndim):
-        lo, hi = int(idx[ax].min()), int(idx[ax].max())
-        h = max(ci[ax] - lo, hi - ci[ax], 0) + (1 if need_shift and a.shape[ax] > 1 else 0)
-        half.append(h)
+    ratio = np.array([float(v) / float(p) for p, v in zip(psf_voxel_size, voxel_size)])  # new step in old voxels
+    shape = [max(1, int(round(n / r))) for n, r in zip(a.shape, ratio)]
+    if max_shape is not None:
+        shape = [min(m, int(k)) for m, k in zip(shape, max_shape)]
+    c_old = np.array([n // 2 for n in a.shape], float)
+    c_new = np.array([m // 2 for m in shape], float)
+    out = ndimage.affine_transform(a, ratio, offset=c_old - ratio * c_new, output_shape=tuple(shape), order=3,
+                                   mode="constant", cval=0.0)
+    return np.clip(out, 0, None)
+
+
+def _centroid(w: np.ndarray, around: tuple[int, ...]) -> tuple[float, ...]:
+    """Centroid of ``w`` in the largest box symmetric about ``around`` (so a cut-off tail on
+    one side of an even-sized array does not pull it)."""
+    box = tuple(slice(c - min(c, n - 1 - c), c + min(c, n - 1 - c) + 1) for c, n in zip(around, w.shape))
+    sub = w[box]
+    tot = sub.sum()
+    if not tot > 0:
+        return tuple(float(c) for c in around)
+    grids = np.indices(sub.shape, sparse=True)
+    return tuple(float((sub * g).sum() / tot) + b.start for g, b in zip(grids, box))
+
+
+def _crop_box(a: np.ndarray, ci: Sequence[int], half: Sequence[int]) -> np.ndarray:
+    """The box ``ci - half .. ci + half`` of ``a`` (zero outside the array)."""
     box = np.zeros(tuple(2 * h + 1 for h in half))
     src, dst = [], []
     for ax in range(a.ndim):
@@ -137,12 +200,143 @@ def prepare_psf(psf: object, *, threshold: float = 1e-4, recenter: bool = True, 
         src.append(slice(a0, a1))
         dst.append(slice(a0 - s0, a1 - s0))
     box[tuple(dst)] = a[tuple(src)]
+    return box
+
+
+def _limit(box: np.ndarray, max_shape: Sequence[int] | None) -> np.ndarray:
+    """Crop a kernel (origin at k // 2) to at most ``max_shape``, keeping the origin at the new m // 2."""
+    if max_shape is None:
+        return box
+    sl = []
+    for k, m in zip(box.shape, max_shape):
+        m = max(1, min(int(m), k))
+        c = k // 2
+        sl.append(slice(c - m // 2, c - m // 2 + m))
+    return box[tuple(sl)]
+
+
+def prepare_psf(psf: object, *, threshold: float = 1e-4, recenter: bool = True, name: str = "psf",
+                max_shape: Sequence[int] | None = None, voxel_size: Sequence[float] | None = None,
+                psf_voxel_size: Sequence[float] | None = None) -> PreparedPSF:
+    """Check, clean, resample, centre, crop and normalise a PSF (see the module docstring).
+
+    Parameters
+    ----------
+    psf:
+        The PSF, any real dtype, any size; its origin is the array centre ``n // 2``.
+    threshold:
+        Voxels at or below ``threshold * max`` are outside the support.  0 keeps every
+        non-zero voxel.
+    recenter:
+        Move a PSF whose peak and centroid are both more than half a voxel off its centre
+        (``False``: never move it).
+    name:
+        Parameter name used in messages (``"psf"``, ``"psf[1]"``).
+    max_shape:
+        Largest kernel the method can use, per axis (``None``: no limit).
+    voxel_size, psf_voxel_size:
+        Voxel sizes of the image and of the PSF (same unit, same axis order as the PSF).
+        When both are given and differ by more than 0.1 %, the PSF is resampled.
+
+    Returns
+    -------
+    PreparedPSF
+
+    Raises
+    ------
+    TypeError, ValueError
+        A non-numeric, complex, empty, non-finite or all non-positive PSF; bad
+        ``threshold`` or voxel sizes.
+    """
+    from .. import _validate
+
+    threshold = _validate.check_float("psf_threshold", threshold, 0.0, 1.0)
+    if threshold >= 1:
+        raise ValueError(f"psf_threshold: expected a number in [0, 1), got {threshold!r}")
+    a = check_psf(psf, name)
+    notes: list[str] = []
+    report: dict[str, Any] = {"shape_given": list(a.shape)}
+    a = remove_offset(a, name, report, notes)
+    if not a.sum() > 0:
+        raise ValueError(f"{name}: nothing is left of the PSF after removing its background")
+    a = _match_voxel_size(a, name, voxel_size, psf_voxel_size, max_shape, report, notes)
+    centroid, ci, frac, moved = _centre(a, recenter, name, report, notes)
+    need_shift = any(abs(f) > SHIFT_MIN for f in frac)
+    mask = a > threshold * a.max()
+    idx = np.nonzero(mask)
+    half = [max(ci[ax] - int(idx[ax].min()), int(idx[ax].max()) - ci[ax], 0)
+            + (1 if need_shift and a.shape[ax] > 1 else 0) for ax in range(a.ndim)]
+    total = a.sum()
+    box = _crop_box(a, ci, half)
     if need_shift:
         box = ndimage.shift(box, [-f for f in frac], order=3, mode="constant", cval=0.0)
         np.clip(box, 0, None, out=box)
+    support = box.shape
+    box = _limit(box, max_shape)
+    dropped = 1.0 - float(box.sum() / total) if total > 0 else 0.0
+    report.update(support_shape=list(support), kernel_shape=list(box.shape), flux_dropped=max(dropped, 0.0))
+    if box.shape != support and dropped > FLUX_REPORT:
+        notes.append(f"{name}: cropped from its support {support} to {box.shape} (what these edges can use); "
+                     f"{100 * dropped:.2g} % of its flux was outside and is not used")
+    if not box.sum() > 0:
+        raise ValueError(f"{name}: nothing of the PSF is left inside {tuple(box.shape)}")
     box /= box.sum()
-    shift = tuple(g - c for g, c in zip(geo, centroid)) if recenter else (0.0,) * a.ndim
-    return PreparedPSF(box.astype(np.float32), centroid, shift)
+    shift = tuple(float(g - c) for g, c in zip((n // 2 for n in a.shape), centroid)) if moved else (0.0,) * a.ndim
+    report.update(shift=list(shift), recentred=moved)
+    for n in notes:
+        log.info(n)
+    return PreparedPSF(box.astype(np.float32), centroid, shift, tuple(notes), report)
+
+
+def _match_voxel_size(a, name, voxel_size, psf_voxel_size, max_shape, report, notes) -> np.ndarray:
+    if voxel_size is None or psf_voxel_size is None:
+        return a
+    from .. import _validate
+
+    vs = _validate.check_spacing("voxel_size", voxel_size, a.ndim)
+    ps = _validate.check_spacing("psf_voxel_size", psf_voxel_size, a.ndim)
+    if all(abs(p - v) <= 1e-3 * v for p, v in zip(ps, vs)):
+        return a
+    limit = None
+    if max_shape is not None:  # no need to compute more than the method can use (+ room to re-centre)
+        limit = [int(m) + 2 for m in max_shape]
+    n_out = [max(1, int(round(n * p / v))) for n, p, v in zip(a.shape, ps, vs)]
+    if limit is not None:
+        n_out = [min(n, m) for n, m in zip(n_out, limit)]
+    if float(np.prod(n_out, dtype=float)) * 8 > 2 ** 33:
+        raise ValueError(f"{name}: resampling from voxel size {ps} to {vs} would make a "
+                         f"{'x'.join(map(str, n_out))} PSF; check the voxel sizes")
+    out = resample(a, ps, vs, limit)
+    if not out.sum() > 0:
+        raise ValueError(f"{name}: nothing is left of the PSF after resampling from voxel size {ps} to {vs}")
+    report.update(resampled_from=list(ps), resampled_to=list(vs), shape_resampled=list(out.shape))
+    notes.append(f"{name}: resampled from voxel size {_fmt(ps)} to the image's {_fmt(vs)} "
+                 f"({'x'.join(map(str, a.shape))} -> {'x'.join(map(str, out.shape))})")
+    return out
+
+
+def _fmt(v: Sequence[float]) -> str:
+    return "(" + ", ".join(f"{x:.4g}" for x in v) + ")"
+
+
+def _centre(a, recenter, name, report, notes):
+    """Stage 4: where the PSF's origin is; returns (centroid, origin voxel, sub-voxel rest, moved)."""
+    geo = tuple(n // 2 for n in a.shape)
+    sm = ndimage.gaussian_filter(a, 1.0, mode="constant") if a.size > 1 else a
+    peak = tuple(int(i) for i in np.unravel_index(int(np.argmax(sm)), a.shape))
+    centroid = _centroid(a, geo)
+    report.update(centroid=list(centroid), peak=list(peak))
+    off_c = max(abs(c - g) for c, g in zip(centroid, geo))
+    off_p = max(abs(p - g) for p, g in zip(peak, geo))
+    if not recenter or off_c <= CENTRE_TOLERANCE or off_p <= CENTRE_TOLERANCE:
+        return centroid, geo, (0.0,) * a.ndim, False
+    centroid = _centroid(a, peak)  # measured about the peak: the array centre is not the PSF's
+    report.update(centroid=list(centroid))
+    ci = tuple(int(round(c)) for c in centroid)
+    frac = tuple(c - i for c, i in zip(centroid, ci))
+    notes.append(f"{name}: re-centred: its centroid {_fmt(centroid)} and peak {peak} are off the array centre "
+                 f"{geo} by {max(abs(c - g) for c, g in zip(centroid, geo)):.2f} voxels")
+    return centroid, ci, frac, True
 
 
 def place(kernel: np.ndarray, work_shape: tuple[int, ...]) -> np.ndarray:

@@ -7,44 +7,56 @@ can afford to lose, or the PSF itself (a matched filter).
 
 from __future__ import annotations
 
+from typing import Any, Sequence
+
 import numpy as np
 
-from . import _edges, _fft, _otf
+from . import _edges, _fft, _hyper, _otf
 
 
 def convolve(image: object, psf: object, *, edges: str = "reflect", recenter: bool = True,
-             psf_threshold: float = 1e-4) -> np.ndarray:
+             psf_threshold: float = 1e-4, axes: str | None = None, voxel_size: Sequence[float] | None = None,
+             psf_voxel_size: Sequence[float] | None = None) -> Any:
     """Convolve an image with a kernel (PSF), by real FFTs.
 
     Parameters
     ----------
     image:
-        2D (Y, X) or 3D (Z, Y, X) array, or 4D (C, Z, Y, X) with one PSF per channel
-        (see :func:`fijidecon.deconvolve._edges.split_channels`).  Any real dtype;
-        computed in float32.
+        2D (Y, X), 3D (Z, Y, X), or a hyperstack with ``axes`` (e.g. ``"TZCYX"``); an
+        ``xarray.DataArray`` with named dims.  Any real dtype; computed in float32.
     psf:
-        The kernel, same dimensionality, sampled on the image's voxel grid, centred
-        at ``n // 2``.  It is normalised to sum 1 (so the total intensity is kept),
-        cropped to its support and re-centred by its centroid (see
-        :func:`fijidecon.deconvolve._otf.prepare_psf`).
+        The kernel of the volume's dimensionality, any size and parity, origin at
+        ``n // 2`` (one for every channel, a stack with a leading channel axis, or a
+        list); sampled on the image's voxel grid unless ``psf_voxel_size`` says
+        otherwise.  It is normalised to sum 1 (so the total intensity is kept), cleaned
+        of a camera offset, cropped to its support and to ``2 n - 1`` (``n`` for
+        periodic edges) and re-centred only if it is off by more than half a voxel (see
+        :func:`fijidecon.deconvolve._otf.prepare_psf`; changes are logged on the
+        ``fijidecon`` logger).
     edges:
         ``"reflect"`` (mirror the image at its borders, the default),
         ``"periodic"`` (wrap around) or ``"constant"`` (zero outside the image).
     recenter:
-        Move the kernel's centroid to its centre voxel first (``False`` uses ``n // 2``).
+        Move a kernel that is off-centre by more than half a voxel (``False``: never).
     psf_threshold:
         Relative level defining the kernel's support.
+    axes:
+        Letters of the image's axes (``TCZYX``, any order); default by dimensionality
+        ``YX``, ``ZYX``, ``CZYX``, ``TCZYX``.
+    voxel_size, psf_voxel_size:
+        (Z, Y, X) or (Y, X) spacings of the image and of the kernel, same length unit;
+        when both are given and differ, the kernel is resampled to the image's.
 
     Returns
     -------
-    numpy.ndarray
-        float32, the image's shape.
+    numpy.ndarray or xarray.DataArray
+        float32, the image's shape and axes.
 
     Raises
     ------
-    ValueError
-        NaN/inf in the inputs, an all-zero kernel, a kernel whose support is bigger
-        than the image, mismatched dimensionality, unknown ``edges``.
+    ValueError, TypeError
+        NaN/inf in the inputs, an all-zero kernel, mismatched dimensionality or
+        channels, bad axes, unknown ``edges``.
 
     References
     ----------
@@ -62,16 +74,12 @@ def convolve(image: object, psf: object, *, edges: str = "reflect", recenter: bo
     (dtype('float32'), 1.0)
     """
     edges = _edges.check_edges(edges, ("reflect", "periodic", "constant"))
-    img = _edges.as_image(image)
-    pairs, channels = _edges.split_channels(img, psf)
-    outs = []
+    layout, vols = _hyper.split(image, psf, axes)
+    preps = _hyper.prepare_psfs(layout, vols, edges, threshold=psf_threshold, recenter=recenter,
+                                voxel_size=voxel_size, psf_voxel_size=psf_voxel_size)
     with _fft.reuse_memory():
-        for i, (im, p) in enumerate(pairs):
-            name = f"psf[{i}]" if channels else "psf"
-            prep = _otf.prepare_psf(p, threshold=psf_threshold, recenter=recenter, name=name)
-            _edges.check_support(prep.kernel.shape, im.shape, name)
-            outs.append(_convolve_one(im, prep.kernel, edges))
-    return np.stack(outs) if channels else outs[0]
+        outs = [_convolve_one(v.data, p.kernel, edges) for v, p in zip(vols, preps)]
+    return layout.merge(outs)
 
 
 def _convolve_one(im: np.ndarray, kernel: np.ndarray, edges: str) -> np.ndarray:

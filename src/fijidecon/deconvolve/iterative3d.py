@@ -25,16 +25,17 @@ Gaussian low-pass, run on a mirror-padded FFT grid.  Each step is
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
-from .. import _quirks
-from . import _fft
+from .. import _quirks, _validate
+from . import _fft, _hyper, _otf
 
 __all__ = ["IterativeResult", "iterative_deconvolve_3d"]
 
@@ -59,8 +60,11 @@ class IterativeResult:
         The per-iteration change figure (compat: the original's logged percentage;
         improved: mean |change| / mean estimate, in percent).
     stop_reason : str
-        ``"max_iterations"``, ``"converged"``, ``"diverged"``, ``"cancelled"`` or
-        ``"filters_only"``.
+        ``"max_iterations"``, ``"converged"`` (the change figure fell by less than
+        ``terminate``), ``"change_increased"`` (compat mode: the figure rose, which the
+        original's test also takes as the end), ``"diverged"`` (``detect_divergence``:
+        the change grew), ``"cancelled"`` or ``"filters_only"``.  Per volume (a list)
+        for hyperstacks.
     padded_shape : tuple of int
         The FFT grid the iteration ran on.
     setup_seconds, iteration_seconds : float
@@ -74,6 +78,7 @@ class IterativeResult:
     padded_shape: tuple[int, ...] = ()
     setup_seconds: float = 0.0
     iteration_seconds: float = 0.0
+    notes: list = field(default_factory=list)
 
     @property
     def updates(self) -> int:
@@ -225,6 +230,9 @@ def iterative_deconvolve_3d(
     db: bool = False,
     compat: bool = True,
     callback: Callable[[int, float], object] | None = None,
+    axes: str | None = None,
+    voxel_size: Sequence[float] | None = None,
+    psf_voxel_size: Sequence[float] | None = None,
 ) -> IterativeResult:
     """Deconvolve a 2D or 3D image (port of *Iterative Deconvolve 3D*, DAMAS3).
 
@@ -277,10 +285,23 @@ def iterative_deconvolve_3d(
         original's *Show iteration* display; valid during the call only - copy it to
         keep it; compat mode then holds one more grid while the callback runs).
 
+    axes : str, optional
+        Letters of the image's axes (``TCZYX``, any order, e.g. ``"ZCYX"`` for an ImageJ
+        hyperstack).  With a T or C axis every (T, C) volume is deconvolved on its own
+        with its channel's PSF (one PSF, a stack with a leading channel axis, or a
+        list), and ``iterations``, ``log`` and ``stop_reason`` become per-volume lists.
+        The original plugin would have taken all planes of a hyperstack as z; compat
+        mode reproduces the original *per volume*, not that.
+    voxel_size, psf_voxel_size : sequence of float, optional
+        (Z, Y, X) or (Y, X) spacings of the image and of the PSF, one length unit.  When
+        both are given and differ, the PSF is resampled to the image's voxel size (one
+        cubic-spline interpolation, centre ``n // 2`` and sum kept; a note says so) -
+        the original assumed they were equal.
+
     Returns
     -------
     IterativeResult
-        ``.image`` (float32, the image's shape), ``.iterations``, ``.log``, ...
+        ``.image`` (float32, the image's shape and axes), ``.iterations``, ``.log``, ...
 
     References
     ----------
@@ -301,6 +322,67 @@ def iterative_deconvolve_3d(
     >>> res.image.shape, res.image.dtype, res.iterations
     ((10, 24, 24), dtype('float32'), 5)
     """
+    opts = dict(normalize=normalize, gamma=gamma, lowpass_xy=lowpass_xy, lowpass_z=lowpass_z,
+                max_iterations=max_iterations, terminate=terminate, anti_ringing=anti_ringing,
+                detect_divergence=detect_divergence, db=db, compat=compat, callback=callback)
+    for name in ("normalize", "anti_ringing", "detect_divergence", "db", "compat"):
+        _validate.check_bool(name, opts[name])
+    if _is_hyperstack(image, axes):
+        return _hyperstack(image, psf, axes, voxel_size, psf_voxel_size, opts)
+    if axes is not None:
+        image = np.asarray(image)
+        _validate.check_axes("axes", axes, image.ndim, "ZYX")
+    notes: list[str] = []
+    psf = _match_voxel_size(psf, voxel_size, psf_voxel_size, notes)
+    res = _volume(image, psf, **opts)
+    res.notes = notes
+    return res
+
+
+def _is_hyperstack(image, axes) -> bool:
+    if type(image).__name__ == "DataArray":
+        return True
+    if axes is not None:
+        return any(a in str(axes).upper() for a in "TC")
+    return np.ndim(image) > 3
+
+
+def _match_voxel_size(psf, voxel_size, psf_voxel_size, notes: list[str], name: str = "psf"):
+    """The PSF resampled to the image's voxel size when both are known and differ (sum kept)."""
+    if voxel_size is None or psf_voxel_size is None:
+        return psf
+    a = _as_volume(name, psf).astype(np.float64)
+    vs = _validate.check_spacing("voxel_size", voxel_size, a.ndim)
+    ps = _validate.check_spacing("psf_voxel_size", psf_voxel_size, a.ndim)
+    if all(abs(p - v) <= 1e-3 * v for p, v in zip(ps, vs)):
+        return psf
+    out = _otf.resample(a, ps, vs)
+    if not out.sum() > 0:
+        raise ValueError(f"{name}: nothing is left after resampling from voxel size {ps} to {vs}")
+    out *= a.sum() / out.sum()
+    note = f"{name}: resampled from voxel size {ps} to the image's {vs} ({a.shape} -> {out.shape}), sum kept"
+    notes.append(note)
+    logging.getLogger("fijidecon.psf").info(note)
+    return out.astype(np.float32)
+
+
+def _hyperstack(image, psf, axes, voxel_size, psf_voxel_size, opts) -> IterativeResult:
+    """Each (T, C) volume on its own (see ``axes``); results merged into the input's axes."""
+    layout, vols = _hyper.split(image, psf, axes)
+    notes: list[str] = []
+    psfs = {}
+    for v in vols:
+        if v.c not in psfs:
+            psfs[v.c] = _match_voxel_size(v.psf, voxel_size, psf_voxel_size, notes, _hyper.psf_name(layout, v))
+    rs = [_volume(v.data, psfs[v.c], **opts) for v in vols]
+    return IterativeResult(layout.merge([r.image for r in rs]), [r.iterations for r in rs], [r.log for r in rs],
+                           [r.stop_reason for r in rs], rs[0].padded_shape, sum(r.setup_seconds for r in rs),
+                           sum(r.iteration_seconds for r in rs), notes)
+
+
+def _volume(image, psf, *, normalize, gamma, lowpass_xy, lowpass_z, max_iterations, terminate, anti_ringing,
+            detect_divergence, db, compat, callback) -> IterativeResult:
+    """One 2D/3D volume (the original plugin's whole job)."""
     t0 = time.perf_counter()
     Y0 = _as_volume("image", image)
     A0 = _as_volume("psf", psf)
@@ -432,7 +514,7 @@ def _run_compat(Y, A, normalize, gamma, fxy, fz, n_max, T, anti_ringing, detect,
             iterations, reason = it + 1, "cancelled"
             break
         if float(np.float32(prev - pc)) < T:  # i. (D5)
-            iterations, reason = it, "converged"
+            iterations, reason = it, ("change_increased" if pc > prev else "converged")
             break
         if detect and prev < pc:  # j.
             iterations, reason = it, "diverged"

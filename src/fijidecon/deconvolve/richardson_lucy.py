@@ -77,7 +77,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from . import _edges, _fft, _otf, _par
+from .. import _validate
+from . import _edges, _fft, _hyper, _otf, _par
 
 ACCELERATIONS = (None, "biggs-andrews")
 REGULARIZATIONS = (None, "tv", "tikhonov")
@@ -142,7 +143,13 @@ class RichardsonLucyResult:
     edges, acceleration, regularization, weight:
         The settings used.
     psf_shift:
-        Sub-voxel shift applied to re-centre the PSF (per channel for 4D input).
+        Shift applied to re-centre the PSF (voxels; zeros when it was used as given;
+        per channel for hyperstacks).
+    notes:
+        One line per change made to the PSF (offset removed, resampled, re-centred,
+        cropped); also logged on the ``fijidecon`` logger.
+    psf_report:
+        The PSF preparation as JSON-able values (one dict, or one per channel).
     """
 
     image: np.ndarray
@@ -155,6 +162,8 @@ class RichardsonLucyResult:
     regularization: str | None = None
     weight: float = 0.0
     psf_shift: Any = None
+    notes: list = field(default_factory=list)
+    psf_report: Any = None
     _state: Any = field(default=None, repr=False)
 
     def figures(self, name: str) -> np.ndarray:
@@ -182,18 +191,25 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
                     background: float = 0.0, read_noise: float = 0.0,
                     voxel_size: Sequence[float] | None = None,
                     track_deviance: bool | None = None, recenter: bool = True,
-                    psf_threshold: float = 1e-4) -> RichardsonLucyResult:
+                    psf_threshold: float = 1e-4, axes: str | None = None,
+                    psf_voxel_size: Sequence[float] | None = None) -> RichardsonLucyResult:
     """Richardson-Lucy deconvolution (see the module docstring for the model).
 
     Parameters
     ----------
     image:
-        2D (Y, X), 3D (Z, Y, X) or 4D (C, Z, Y, X) data, non-negative (see
-        ``read_noise``).  Any real dtype; computed in float32.  Not modified.
+        2D (Y, X), 3D (Z, Y, X), or a hyperstack whose ``axes`` say which axes are T and
+        C (default 4D ``CZYX``, 5D ``TCZYX``), or an ``xarray.DataArray`` with named
+        dims; non-negative (see ``read_noise``).  Any real dtype; computed in float32.
+        Not modified.  Every (T, C) volume is deconvolved on its own.
     psf:
-        PSF on the same voxel grid (same dimensionality; for 4D input one 3D PSF, a 4D
-        stack or a list, one per channel).  Normalised to sum 1, cropped to its
-        support (``psf_threshold``) and re-centred by its centroid (``recenter``).
+        The PSF of the volume's dimensionality, any size and parity, origin at
+        ``n // 2``: one for every channel, a stack with a leading channel axis, or a
+        list.  It is cleaned of a camera offset, resampled when ``psf_voxel_size``
+        differs from ``voxel_size``, re-centred only when it is off by more than half a
+        voxel (``recenter``), cropped to its support (``psf_threshold``) and to
+        ``2 n - 1`` voxels (``n`` for periodic edges), and normalised to sum 1; see
+        :func:`fijidecon.deconvolve._otf.prepare_psf` and ``result.notes``.
     iterations:
         Number of iterations (the maximum if ``stop`` is given); 0 returns the start.
     regularization:
@@ -224,7 +240,15 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
     read_noise:
         Gaussian read-noise standard deviation in the data's units (>= 0).
     voxel_size:
-        Spacing per axis (used by TV to weight gradients; any length unit).
+        The image's (Z, Y, X) or (Y, X) spacing, any length unit (TV weights its
+        gradients with it; with ``psf_voxel_size`` the PSF is matched to it).
+    psf_voxel_size:
+        The PSF's spacing in the same unit; when it differs from ``voxel_size`` the
+        PSF is resampled to the image's voxel size (one cubic-spline interpolation,
+        centre and flux kept; a note says from what to what).
+    axes:
+        Letters of the image's axes, any order of ``T``, ``C``, ``Z``, ``Y``, ``X``
+        (e.g. ``"ZCYX"`` for an ImageJ hyperstack); the result has the same axes.
     track_deviance:
         Compute the Poisson deviance every iteration (a logarithm per voxel: 10-20 % of
         an iteration on 2 cores).  ``None`` (default) computes it only for
@@ -238,8 +262,8 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
     Raises
     ------
     ValueError
-        NaN/inf, negative data, zero PSF, PSF support bigger than the image, mismatched
-        dimensionality, ``iterations < 0``, unknown options, a ``start`` that does
+        NaN/inf, negative data, zero PSF, mismatched dimensionality or channels, bad
+        axes or voxel sizes, ``iterations < 0``, unknown options, a ``start`` that does
         not fit.
     TypeError
         Non-numeric input or a non-integer ``iterations``.
@@ -290,41 +314,18 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
     if callback is not None and not callable(callback):
         raise TypeError("callback: expected a callable or None")
 
-    img = _edges.as_image(image, allow_negative=read_noise > 0)
-    pairs, channels = _edges.split_channels(img, psf)
-    ndim = pairs[0][0].ndim
+    layout, vols = _hyper.split(image, psf, axes, allow_negative=read_noise > 0)
+    ndim = len(layout.vol_axes)
     if voxel_size is not None:
-        voxel_size = tuple(float(v) for v in voxel_size)
-        if len(voxel_size) != ndim or not all(v > 0 for v in voxel_size):
-            raise ValueError(f"voxel_size: expected {ndim} positive spacings, got {voxel_size!r}")
-
-    states: list[Any] = [None] * len(pairs)
-    starts: list[Any] = [None] * len(pairs)
-    done0 = 0
-    if isinstance(start, RichardsonLucyResult):
-        st = start._state
-        if st is None:
-            raise ValueError("start: this result's state was dropped; pass start=result.image to restart from it")
-        st = st if isinstance(st, list) else [st]
-        if len(st) != len(pairs):
-            raise ValueError(f"start: result has {len(st)} channels, image has {len(pairs)}")
-        states = st
-        done0 = start.iterations
-    elif start is not None:
-        s = _edges.as_image(start, "start", allow_negative=False)
-        if s.shape != img.shape:
-            raise ValueError(f"start: shape {s.shape} differs from the image's {img.shape}")
-        starts = [s[i] for i in range(s.shape[0])] if channels else [s]
-
+        voxel_size = _validate.check_spacing("voxel_size", voxel_size, ndim)
+    states, starts, done0 = _starts(start, layout, len(vols))
+    preps = _hyper.prepare_psfs(layout, vols, edges, threshold=psf_threshold, recenter=recenter,
+                                voxel_size=voxel_size, psf_voxel_size=psf_voxel_size)
     results = []
-    preps = []
-    for i, (im, p) in enumerate(pairs):  # check every channel's PSF before any work
-        name = f"psf[{i}]" if channels else "psf"
-        preps.append(_otf.prepare_psf(p, threshold=psf_threshold, recenter=recenter, name=name))
-        _edges.check_support(preps[-1].kernel.shape, im.shape, name)
     with _fft.reuse_memory():
-        for i, ((im, _), prep) in enumerate(zip(pairs, preps)):
-            eng = _RL(im, prep, edges, background, read_noise, regularization, weight, acceleration, voxel_size)
+        for i, (vol, prep) in enumerate(zip(vols, preps)):
+            eng = _RL(vol.data, prep, edges, background, read_noise, regularization, weight, acceleration,
+                      voxel_size)
             eng.track_deviance = track_deviance
             if states[i] is not None:
                 eng.restore(states[i])
@@ -333,21 +334,42 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
             results.append(eng.run(iterations, done0, snapshot_every, callback, stop_fn))
             results[-1]["psf_shift"] = prep.shift
             del eng
+    return _result(layout, results, preps, edges=edges, acceleration=acceleration, regularization=regularization,
+                   weight=weight)
 
-    common = dict(edges=edges, acceleration=acceleration, regularization=regularization, weight=weight)
-    if not channels:
+
+def _starts(start: Any, layout: "_hyper.Layout", n: int) -> tuple[list[Any], list[Any], int]:
+    """Per-volume resume states, start arrays and the iterations already done."""
+    if isinstance(start, RichardsonLucyResult):
+        st = start._state
+        if st is None:
+            raise ValueError("start: this result's state was dropped; pass start=result.image to restart from it")
+        st = st if isinstance(st, list) else [st]
+        if len(st) != n:
+            raise ValueError(f"start: result has {len(st)} volumes, image has {n}")
+        return st, [None] * n, start.iterations
+    if start is None:
+        return [None] * n, [None] * n, 0
+    vols = layout.split_like(start, "start")
+    return [None] * n, [_edges.as_image(v, "start", allow_negative=False) for v in vols], 0
+
+
+def _result(layout: "_hyper.Layout", results: list[dict], preps: list[Any], **common: Any) -> RichardsonLucyResult:
+    notes = _hyper.notes_of(preps)
+    report = _hyper.reports_of(layout, preps)
+    if layout.single:
         r = results[0]
         return RichardsonLucyResult(r["image"], r["iterations"], r["snapshots"], r["history"], r["stop_reason"],
-                                    psf_shift=r["psf_shift"], _state=r["state"], **common)
-    its = [r["iterations"] for r in results]
+                                    psf_shift=r["psf_shift"], notes=notes, psf_report=report, _state=r["state"],
+                                    **common)
     snaps = {}
     for k in results[0]["snapshots"]:
         if all(k in r["snapshots"] for r in results):
-            snaps[k] = np.stack([r["snapshots"][k] for r in results])
-    stopped = results[0]["stop_reason"] if len({r["stop_reason"] for r in results}) == 1 else "mixed"
-    return RichardsonLucyResult(np.stack([r["image"] for r in results]), max(its), snaps,
-                                [r["history"] for r in results], stopped,
-                                psf_shift=[r["psf_shift"] for r in results],
+            snaps[k] = layout.merge([r["snapshots"][k] for r in results])
+    reasons = {r["stop_reason"] for r in results}
+    return RichardsonLucyResult(layout.merge([r["image"] for r in results]), max(r["iterations"] for r in results),
+                                snaps, [r["history"] for r in results], reasons.pop() if len(reasons) == 1 else "mixed",
+                                psf_shift=[r["psf_shift"] for r in results], notes=notes, psf_report=report,
                                 _state=[r["state"] for r in results], **common)
 
 

@@ -34,11 +34,12 @@ a good ridge parameter", Technometrics 21, 215-223 (1979).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 import numpy as np
 
-from . import _edges, _fft, _otf
+from . import _edges, _fft, _hyper, _otf
 
 log = logging.getLogger(__name__)
 
@@ -62,30 +63,40 @@ class WienerResult:
         was used instead (a warning is logged).
     negative_fraction:
         ``-min / max`` of the estimate (per channel).
+    notes, psf_report:
+        What was done to the PSF (see :class:`~fijidecon.deconvolve.RichardsonLucyResult`).
     """
 
     image: np.ndarray
     regularization: float | list[float]
     rule: str
     negative_fraction: float | list[float]
+    notes: list = field(default_factory=list)
+    psf_report: Any = None
 
     def __array__(self, dtype=None, copy=None):
         return self.image if dtype is None else self.image.astype(dtype)
 
 
 def wiener(image: object, psf: object, regularization: float | str | None = None, *, edges: str = "reflect",
-           negative_fraction: float = 0.10, recenter: bool = True, psf_threshold: float = 1e-4) -> WienerResult:
+           negative_fraction: float = 0.10, recenter: bool = True, psf_threshold: float = 1e-4,
+           axes: str | None = None, voxel_size: Sequence[float] | None = None,
+           psf_voxel_size: Sequence[float] | None = None) -> WienerResult:
     """Wiener deconvolution; ``regularization=None`` picks the parameter automatically.
 
     Parameters
     ----------
     image:
-        2D, 3D, or 4D (C, Z, Y, X) array (any real dtype; computed in float32).
-        Negative values are allowed (the filter is linear).
+        2D (Y, X), 3D (Z, Y, X), or a hyperstack with ``axes`` (default 4D ``CZYX``,
+        5D ``TCZYX``), or an ``xarray.DataArray`` with named dims (any real dtype;
+        computed in float32).  Negative values are allowed (the filter is linear).
+        Every (T, C) volume is filtered on its own; the result has the input's axes.
     psf:
-        PSF sampled on the image's voxel grid (anisotropic voxels are fine as long as
-        the PSF uses the same spacing); normalised, cropped and re-centred as in
-        :func:`fijidecon.deconvolve._otf.prepare_psf`.
+        The PSF of the volume's dimensionality, any size and parity, origin at
+        ``n // 2`` (one for every channel, a stack with a leading channel axis, or a
+        list); cleaned, resampled, re-centred, cropped and normalised as in
+        :func:`fijidecon.deconvolve._otf.prepare_psf` (``result.notes`` says what was
+        changed).
     regularization:
         ``None``/``"imspector"``/``"auto"`` (Imspector's 10 % rule), ``"gcv"``, or a number
         (numeric strings such as ``"1e-3"`` are accepted)
@@ -96,6 +107,13 @@ def wiener(image: object, psf: object, regularization: float | str | None = None
         ``"periodic"`` (Imspector's behaviour: the image is one period).
     negative_fraction:
         Tolerance of the Imspector rule (0.10 = 10 %).
+    recenter, psf_threshold:
+        As for :func:`fijidecon.deconvolve.richardson_lucy`.
+    axes:
+        Letters of the image's axes (``TCZYX``, any order).
+    voxel_size, psf_voxel_size:
+        (Z, Y, X) or (Y, X) spacings of the image and the PSF in one length unit; when
+        both are given and differ, the PSF is resampled to the image's voxel size.
 
     Returns
     -------
@@ -136,20 +154,19 @@ def wiener(image: object, psf: object, regularization: float | str | None = None
         rho = None
     if not 0 < negative_fraction < 1:
         raise ValueError(f"negative_fraction: must be in (0, 1), got {negative_fraction!r}")
-    img = _edges.as_image(image)
-    pairs, channels = _edges.split_channels(img, psf)
+    layout, vols = _hyper.split(image, psf, axes)
+    preps = _hyper.prepare_psfs(layout, vols, edges, threshold=psf_threshold, recenter=recenter,
+                                voxel_size=voxel_size, psf_voxel_size=psf_voxel_size)
+    pairs = [(v.data, p) for v, p in zip(vols, preps)]
     with _fft.reuse_memory():
-        return _wiener(pairs, channels, rule, rho if rule == "given" else None, edges, negative_fraction,
+        return _wiener(pairs, layout, rule, rho if rule == "given" else None, edges, negative_fraction,
                        recenter, psf_threshold)
 
 
 def _wiener(pairs, channels, rule, rho, edges, negative_fraction, recenter, psf_threshold) -> WienerResult:
     outs, rhos, negs = [], [], []
     used = rule
-    for i, (im, p) in enumerate(pairs):
-        name = f"psf[{i}]" if channels else "psf"
-        prep = _otf.prepare_psf(p, threshold=psf_threshold, recenter=recenter, name=name)
-        _edges.check_support(prep.kernel.shape, im.shape, name)
+    for im, prep in pairs:
         geo = _edges.geometry(edges, im.shape, prep.kernel.shape)
         G = _fft.rfftn(geo.data(im))
         H = _otf.otf(prep.kernel, geo.work_shape)
@@ -181,9 +198,12 @@ def _wiener(pairs, channels, rule, rho, edges, negative_fraction, recenter, psf_
         outs.append(out)
         rhos.append(float(r))
         negs.append(max(neg, 0.0))
-    if channels:
-        return WienerResult(np.stack(outs), rhos, used, negs)
-    return WienerResult(outs[0], rhos[0], used, negs[0])
+    layout = channels
+    preps = [p for _, p in pairs]
+    extra = dict(notes=_hyper.notes_of(preps), psf_report=_hyper.reports_of(layout, preps))
+    if not layout.single:
+        return WienerResult(layout.merge(outs), rhos, used, negs, **extra)
+    return WienerResult(outs[0], rhos[0], used, negs[0], **extra)
 
 
 def _negfrac(a: np.ndarray) -> float:

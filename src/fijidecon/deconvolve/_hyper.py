@@ -1,0 +1,230 @@
+"""Hyperstacks: any axis order in, each (T, C) volume deconvolved with its channel's PSF, same axes out.
+
+Every deconvolution function takes its image through :func:`split` and gives its
+result back through :meth:`Layout.merge`:
+
+* the image is a numpy array with ``axes`` (letters from ``TCZYX`` in any order, Y and X
+  required; default by dimensionality: ``YX``, ``ZYX``, ``CZYX``, ``TCZYX``) or an
+  ``xarray.DataArray`` whose dimension names say the axes (``t``/``time``,
+  ``c``/``ch``/``channel``, ``z``/``pln``, ``y``/``row``, ``x``/``col``);
+* the PSF is one PSF for every channel (the volume's dimensionality), one more leading
+  axis with one PSF per channel, a list/tuple of per-channel PSFs, or a DataArray with
+  a ``c`` dimension;
+* the result has the input's axes, in the input's order (a DataArray with the input's
+  dims, coords and attrs for DataArray input).
+
+Pure numpy (xarray is used only when the caller passes a DataArray).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .. import _validate
+from . import _edges
+
+#: Dimension names understood on DataArrays (pyimagej's names included).
+DIM_ALIASES = {
+    "t": "T", "time": "T", "c": "C", "ch": "C", "channel": "C", "z": "Z", "pln": "Z", "plane": "Z",
+    "y": "Y", "row": "Y", "x": "X", "col": "X",
+}
+DEFAULT_AXES = {2: "YX", 3: "ZYX", 4: "CZYX", 5: "TCZYX"}
+
+
+def _is_xarray(obj: Any) -> bool:
+    return type(obj).__name__ == "DataArray" and hasattr(obj, "dims") and hasattr(obj, "values")
+
+
+def _dims_to_axes(dims: Sequence[Any], name: str) -> str:
+    out = []
+    for d in dims:
+        a = DIM_ALIASES.get(str(d).lower())
+        if a is None:
+            raise ValueError(f"{name}: unknown dimension {d!r}; name dims t, c, z, y, x (or time, channel, ...)")
+        out.append(a)
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class Volume:
+    """One (T, C) volume: its index in (T, C), the data (float32, (Z, Y, X) or (Y, X)) and its PSF."""
+
+    t: int
+    c: int
+    data: np.ndarray
+    psf: Any
+
+    @property
+    def label(self) -> str:
+        return f"t={self.t}, c={self.c}"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How the input's axes map to (T, C, volume axes), to put results back."""
+
+    axes: str
+    shape: tuple[int, ...]
+    vol_axes: str
+    n_t: int
+    n_c: int
+    template: Any = None  # the input DataArray, if any
+
+    @property
+    def volumes(self) -> int:
+        return self.n_t * self.n_c
+
+    @property
+    def single(self) -> bool:
+        """Whether there is one volume and no T/C axis (results are then plain volumes)."""
+        return self.volumes == 1 and "T" not in self.axes and "C" not in self.axes
+
+    def merge(self, outputs: Sequence[np.ndarray], dtype: Any = np.float32) -> Any:
+        """Stack per-volume outputs (in :func:`split`'s order) back into the input's axes."""
+        vol_shape = outputs[0].shape
+        canon = np.empty((self.n_t, self.n_c) + vol_shape, dtype)
+        for i, o in enumerate(outputs):
+            canon[i // self.n_c, i % self.n_c] = o
+        present = [a for a in "TC" if a in self.axes] + list(self.vol_axes)
+        canon = canon.reshape(tuple(canon.shape[k] for k, a in enumerate("TC") if a in self.axes) + vol_shape)
+        order = [present.index(a) for a in self.axes]
+        out = np.ascontiguousarray(np.transpose(canon, order))
+        if self.template is not None:
+            return self.template.copy(data=out)
+        return out
+
+    def split_like(self, array: Any, name: str) -> list[np.ndarray]:
+        """Split another array of the input's shape (e.g. a ``start`` estimate) into volumes."""
+        a = np.asarray(array.values if _is_xarray(array) else array)
+        if a.shape != self.shape:
+            raise ValueError(f"{name}: shape {a.shape} differs from the image's {self.shape}")
+        return list(_volumes_of(a, self.axes, self.vol_axes))
+
+
+def _volumes_of(a: np.ndarray, axes: str, vol_axes: str):
+    order = [axes.index(x) for x in "TC" if x in axes] + [axes.index(x) for x in vol_axes]
+    canon = np.transpose(a, order)
+    lead = tuple(a.shape[axes.index(x)] if x in axes else 1 for x in "TC")
+    canon = canon.reshape(lead + canon.shape[len(order) - len(vol_axes):])
+    for t in range(lead[0]):
+        for c in range(lead[1]):
+            yield canon[t, c]
+
+
+def image_axes(image: Any, axes: str | None, psf: Any = None, name: str = "image") -> tuple[np.ndarray, str, Any]:
+    """The image as an array, its axes (checked) and the DataArray template (or None)."""
+    template = None
+    if _is_xarray(image):
+        template = image
+        dim_axes = _dims_to_axes(image.dims, name)
+        if axes is not None and _validate.check_axes("axes", axes, image.ndim) != dim_axes:
+            raise ValueError(f"axes: {axes!r} contradicts the DataArray's dims {tuple(image.dims)}")
+        axes, image = dim_axes, image.values
+    a = np.asarray(image)
+    if axes is None:
+        if a.ndim == 3 and isinstance(psf, (list, tuple)) and all(np.ndim(p) == 2 for p in psf):
+            axes = "CYX"  # a list of 2D PSFs: the first axis holds channels
+        elif a.ndim in DEFAULT_AXES:
+            axes = DEFAULT_AXES[a.ndim]
+        else:
+            raise ValueError(f"{name}: expected a 2D (Y, X) to 5D (T, C, Z, Y, X) array, got shape {a.shape}; "
+                             "name its axes with axes=")
+    return a, _validate.check_axes("axes", axes, a.ndim), template
+
+
+def split(image: Any, psf: Any, axes: str | None = None, *, allow_negative: bool = True,
+          name: str = "image") -> tuple[Layout, list[Volume]]:
+    """Check the image and pair each (T, C) volume with its channel's PSF (see the module docstring).
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad axes, an image that is not a real finite array, or PSFs that do not match the
+        channels or the volume's dimensionality (messages name ``image``, ``axes`` or ``psf``).
+    """
+    a, axes, template = image_axes(image, axes, psf, name)
+    img = _edges.as_image(a, name, allow_negative=allow_negative)
+    vol_axes = "".join(x for x in axes if x in "ZYX")
+    n_t = img.shape[axes.index("T")] if "T" in axes else 1
+    n_c = img.shape[axes.index("C")] if "C" in axes else 1
+    layout = Layout(axes, img.shape, vol_axes, n_t, n_c, template)
+    psfs = channel_psfs(psf, n_c, len(vol_axes), "C" in axes)
+    vols = [Volume(i // n_c, i % n_c, np.ascontiguousarray(v), psfs[i % n_c])
+            for i, v in enumerate(_volumes_of(img, axes, vol_axes))]
+    return layout, vols
+
+
+def channel_psfs(psf: Any, n_c: int, vol_ndim: int, has_c: bool) -> list[Any]:
+    """One PSF per channel from a single PSF, a stack with a leading channel axis, or a list."""
+    if _is_xarray(psf):
+        pax = _dims_to_axes(psf.dims, "psf")
+        order = [pax.index(x) for x in "C" + "ZYX" if x in pax]
+        if len(order) != len(pax):
+            raise ValueError(f"psf: dims {tuple(psf.dims)} must be c (optional), z, y, x")
+        psf = np.transpose(psf.values, order)
+    if isinstance(psf, (list, tuple)):
+        if len(psf) != n_c:
+            raise ValueError(f"psf: {len(psf)} PSFs given for {n_c} channel(s)")
+        for i, p in enumerate(psf):
+            if np.ndim(p) != vol_ndim:
+                raise ValueError(f"psf: PSF {i} is {np.ndim(p)}D but the image's volumes are {vol_ndim}D "
+                                 "(mismatched dimensionality)")
+        return list(psf)
+    p = np.asarray(psf)
+    if p.ndim == vol_ndim:
+        return [p] * n_c
+    if p.ndim == vol_ndim + 1 and (has_c or p.shape[0] == 1):
+        if p.shape[0] == n_c:
+            return [p[i] for i in range(n_c)]
+        raise ValueError(f"psf: shape {p.shape} holds {p.shape[0]} channel PSFs (first axis) but the image has "
+                         f"{n_c} channel(s)")
+    what = "a (Z, Y, X) PSF" if vol_ndim == 3 else "a (Y, X) PSF"
+    raise ValueError(f"psf: {p.ndim}D PSF (shape {p.shape}) for {vol_ndim}D volumes: give {what}, one per channel "
+                     "with a leading channel axis, or a list (mismatched dimensionality)")
+
+
+def psf_name(layout: Layout, vol: Volume) -> str:
+    """``psf`` for one channel, ``psf[c]`` when there are several."""
+    return f"psf[{vol.c}]" if layout.n_c > 1 else "psf"
+
+
+def for_each(layout: Layout, vols: Sequence[Volume], fn: Callable[[Volume], Any]) -> list[Any]:
+    """``fn`` on every volume, in order (one place to add progress or parallelism later)."""
+    return [fn(v) for v in vols]
+
+
+def prepare_psfs(layout: Layout, vols: Sequence[Volume], edges: str, *, threshold: float, recenter: bool,
+                 voxel_size: Sequence[float] | None = None, psf_voxel_size: Sequence[float] | None = None,
+                 limit: bool = True) -> list[Any]:
+    """The :class:`~fijidecon.deconvolve._otf.PreparedPSF` of each volume, prepared once per channel
+    (before any iteration, so a bad PSF of the last channel fails first)."""
+    from . import _otf
+
+    _validate.check_bool("recenter", recenter)
+    by_channel: dict[int, Any] = {}
+    for v in vols:
+        if v.c not in by_channel:
+            max_shape = _edges.kernel_limit(edges, v.data.shape) if limit else None
+            by_channel[v.c] = _otf.prepare_psf(v.psf, threshold=threshold, recenter=recenter,
+                                               name=psf_name(layout, v), max_shape=max_shape,
+                                               voxel_size=voxel_size, psf_voxel_size=psf_voxel_size)
+    return [by_channel[v.c] for v in vols]
+
+
+def notes_of(preps: Sequence[Any]) -> list[str]:
+    """The PSF notes of every channel, each once, in order."""
+    seen: list[str] = []
+    for p in preps:
+        for n in p.notes:
+            if n not in seen:
+                seen.append(n)
+    return seen
+
+
+def reports_of(layout: Layout, preps: Sequence[Any]) -> Any:
+    """The PSF report (one dict, or one per channel)."""
+    per_c = [preps[c].report for c in range(layout.n_c)]
+    return per_c[0] if layout.n_c == 1 else per_c
