@@ -354,7 +354,7 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
     total = cmd.extras.get("progress")
     bars: list[Any] = []  # created at the first iteration, so a failed set-up prints one line only
     callback = None
-    if total and not quiet and (kwargs.get(total) or 0) > 0:
+    if total and not quiet and (kwargs.get(total) or 0) > 0 and sys.stderr.isatty():
 
         def progress(first: Any, second: Any = None) -> None:
             # (iteration, figure) or (IterationFigures, estimate): see each core function

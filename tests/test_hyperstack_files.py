@@ -1,0 +1,207 @@
+"""Hyperstacks through the command line, end to end (real-data cases 7, 8, 9, 10 and the real files).
+
+Each channel is deconvolved with its own PSF (one file per channel, or a PSF hyperstack), every
+(T, C) volume separately; the result is written in the input's axes with its calibration: an ImageJ
+hyperstack comes back as the same hyperstack, an OME-TIFF (``.ome.tif`` out) in its own axis order.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from conftest import SHARED
+from fijidecon.calibration import Calibration
+from fijidecon.cli import main
+from fijidecon.deconvolve import convolve, richardson_lucy, wiener
+from fijidecon.io import read_image, write_image
+from fijidecon.psf import gaussian
+
+REAL = SHARED / "data" / "real"
+CAL = dict(unit="micron", Z=0.2, Y=0.065, X=0.065)
+VOXEL_NM = (200.0, 65.0, 65.0)
+
+
+def _psfs():
+    """Two channels, two PSFs (the second wider, as for a longer wavelength)."""
+    return [gaussian((11, 21, 21), fwhm=(700.0, 250.0, 250.0), voxel_size=VOXEL_NM).astype(np.float32),
+            gaussian((11, 21, 21), fwhm=(900.0, 330.0, 330.0), voxel_size=VOXEL_NM).astype(np.float32)]
+
+
+def _truth(shift=0):
+    t = np.zeros((12, 40, 40), np.float32)
+    t[6, 12 + shift, 12], t[5, 26, 28 - shift] = 2e4, 1e4
+    t[3:9, 18:22, 6:34] = 150
+    return t + 2.0
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A 2-timepoint, 2-channel uint16 ImageJ hyperstack (TZCYX; channel 2 = 5 x channel 1 before the blur,
+    each channel blurred with its own PSF), the same data as a CZYX OME-TIFF, and the PSFs as files."""
+    d = tmp_path_factory.mktemp("hyper")
+    psfs = _psfs()
+    tczyx = np.stack([np.stack([convolve(k * _truth(t), p, edges="constant") for k, p in zip((1, 5), psfs)])
+                      for t in range(2)])
+    tczyx = np.round(tczyx).clip(0, 65535).astype(np.uint16)
+    tifffile.imwrite(d / "tzcyx.tif", np.ascontiguousarray(tczyx.transpose(0, 2, 1, 3, 4)), imagej=True,
+                     resolution=(1 / 0.065, 1 / 0.065), metadata={"axes": "TZCYX", "spacing": 0.2, "unit": "um"})
+    tifffile.imwrite(d / "czyx.ome.tif", tczyx[0], ome=True, metadata={
+        "axes": "CZYX", "PhysicalSizeX": 0.065, "PhysicalSizeY": 0.065, "PhysicalSizeZ": 0.2})
+    for c, p in enumerate(psfs):
+        write_image(d / f"psf{c + 1}.tif", p, Calibration.make("ZYX", **CAL))
+    write_image(d / "psf_zcyx.tif", np.stack(psfs, axis=1), Calibration.make("ZCYX", **CAL))  # PSF hyperstack
+    return d, tczyx, psfs
+
+
+def _ratio(vol_c1, vol_c2):
+    return float(vol_c2.sum(dtype=np.float64) / vol_c1.sum(dtype=np.float64))
+
+
+def _channels(arr, axes):
+    """The (T, C, Z, Y, X) view of an array with the given axes (T added when absent)."""
+    order = [axes.index(a) for a in "TCZYX" if a in axes]
+    a = np.transpose(arr, order)
+    return a if "T" in axes else a[None]
+
+
+@pytest.mark.parametrize("method,args,api", [
+    ("richardson-lucy", ["--iterations", "8"], lambda im, p: richardson_lucy(im, p, iterations=8).image),
+    ("wiener", ["--regularization", "1e-3"], lambda im, p: wiener(im, p, regularization=1e-3).image),
+    ("convolve", [], lambda im, p: convolve(im, p)),
+])
+@pytest.mark.parametrize("psf_form", ["files", "hyperstack"])
+def test_imagej_hyperstack_round_trip(files, tmp_path, capsys, method, args, api, psf_form):
+    d, tczyx, psfs = files
+    psf_args = [str(d / "psf1.tif"), str(d / "psf2.tif")] if psf_form == "files" else [str(d / "psf_zcyx.tif")]
+    out = tmp_path / "out.tif"
+    assert main(["deconvolve", method, str(d / "tzcyx.tif"), *psf_args, "-o", str(out), *args]) == 0, \
+        capsys.readouterr().err
+    res, cal = read_image(out)
+    src, src_cal = read_image(d / "tzcyx.tif")
+    assert cal == src_cal and cal.axes == "TZCYX" and res.shape == src.shape  # same hyperstack, same calibration
+    got = _channels(res, cal.axes)
+    for t in range(2):
+        for c in range(2):  # each (T, C) volume with its own channel's PSF
+            want = api(tczyx[t, c].astype(np.float32), psfs[c])
+            np.testing.assert_allclose(got[t, c], want, rtol=1e-4, atol=1e-4 * float(np.abs(want).max()))
+        assert _ratio(got[t, 0], got[t, 1]) == pytest.approx(5.0, rel=0.02)
+    rec = json.loads((tmp_path / "out.tif.json").read_text())
+    assert rec["output"]["axes"] == "TZCYX" and rec["output"]["calibration"]["unit"] == "micron"
+    assert [i["parameter"] for i in rec["inputs"]] == ["image"] + ["psf"] * len(psf_args)
+
+
+@pytest.mark.parametrize("method,args", [("richardson-lucy", ["--iterations", "8"]),
+                                         ("wiener", ["--regularization", "1e-3"])])
+def test_ome_tiff_round_trip_keeps_czyx(files, tmp_path, capsys, method, args):
+    d, tczyx, psfs = files
+    out = tmp_path / "out.ome.tif"
+    assert main(["deconvolve", method, str(d / "czyx.ome.tif"), str(d / "psf1.tif"), str(d / "psf2.tif"),
+                 "-o", str(out), *args]) == 0, capsys.readouterr().err
+    with tifffile.TiffFile(out) as tif:
+        assert tif.is_ome
+    res, cal = read_image(out)
+    src, src_cal = read_image(d / "czyx.ome.tif")
+    assert cal == src_cal and cal.axes == "CZYX" and res.shape == src.shape
+    assert _ratio(res[0], res[1]) == pytest.approx(5.0, rel=0.02)
+    # an ImageJ TIFF name gives the hyperstack of the same data (ImageJ order), calibration kept
+    out2 = tmp_path / "out.tif"
+    assert main(["deconvolve", method, str(d / "czyx.ome.tif"), str(d / "psf1.tif"), str(d / "psf2.tif"),
+                 "-o", str(out2), *args, "-q"]) == 0
+    res2, cal2 = read_image(out2)
+    assert cal2 == src_cal.with_axes("ZCYX")
+    np.testing.assert_array_equal(res2, res.transpose(1, 0, 2, 3))
+
+
+def test_case7_zcyx_two_channels_and_case8_5d(tmp_path, capsys):
+    """The cases' own files: ZCYX (Z=16, C=2) and TZCYX (T=3, Z=10, C=2), one PSF for both channels."""
+    psf = gaussian((11, 21, 21), fwhm=(700.0, 250.0, 250.0), voxel_size=VOXEL_NM).astype(np.float32)
+    truth = np.zeros((16, 48, 48))
+    truth[8, 12, 12] = truth[8, 30, 36] = 2e5
+    truth[4:12, 20:26, 5:40] = 1e3
+    ch = convolve(truth.astype(np.float32), psf, edges="constant")
+    czyx = np.stack([ch, 5 * ch]).round().clip(0, 65535).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "zcyx.tif", czyx.transpose(1, 0, 2, 3), imagej=True,
+                     resolution=(1 / 0.065, 1 / 0.065), metadata={"axes": "ZCYX", "spacing": 0.2, "unit": "um"})
+    tzcyx = np.stack([czyx[:, :10], czyx[:, 3:13], czyx[:, 6:16]]).transpose(0, 2, 1, 3, 4)
+    tifffile.imwrite(tmp_path / "tzcyx.tif", np.ascontiguousarray(tzcyx), imagej=True,
+                     resolution=(1 / 0.065, 1 / 0.065), metadata={"axes": "TZCYX", "spacing": 0.2, "unit": "um"})
+    write_image(tmp_path / "psf.tif", psf, Calibration.make("ZYX", **CAL))
+    for name, axes in (("zcyx.tif", "ZCYX"), ("tzcyx.tif", "TZCYX")):
+        for method in ("richardson-lucy", "wiener", "convolve"):
+            out = tmp_path / f"{method}-{name}"
+            assert main(["deconvolve", method, str(tmp_path / name), str(tmp_path / "psf.tif"), "-o", str(out),
+                         "-q"] + (["--iterations", "5"] if method == "richardson-lucy" else [])) == 0, \
+                capsys.readouterr().err
+            res, cal = read_image(out)
+            assert cal.axes == axes and cal == read_image(tmp_path / name)[1]
+            v = _channels(res, axes)
+            for t in range(v.shape[0]):
+                assert _ratio(v[t, 0], v[t, 1]) == pytest.approx(5.0, rel=0.02)
+
+
+def test_npy_input_with_axes(files, tmp_path, capsys):
+    d, tczyx, psfs = files
+    np.save(tmp_path / "zcyx.npy", tczyx[0].transpose(1, 0, 2, 3).astype(np.float32))
+    out = tmp_path / "r.tif"
+    assert main(["deconvolve", "convolve", str(tmp_path / "zcyx.npy"), str(d / "psf1.tif"), str(d / "psf2.tif"),
+                 "--axes", "ZCYX", "-o", str(out), "-q"]) == 0, capsys.readouterr().err
+    res, cal = read_image(out)
+    assert cal.axes == "ZCYX" and res.shape == (12, 2, 40, 40)
+    assert "no voxel size" in capsys.readouterr().err  # .npy has no calibration: said, in one line
+    # without --axes a 4D .npy is C, Z, Y, X: 12 "channels" for 2 PSFs is refused before computing
+    assert main(["deconvolve", "convolve", str(tmp_path / "zcyx.npy"), str(d / "psf1.tif"), str(d / "psf2.tif"),
+                 "-o", str(tmp_path / "bad.tif")]) == 2
+    err = capsys.readouterr().err
+    assert "2 PSFs given for an image with 12 channel(s)" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "bad.tif").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# the real files (shared/data/real)
+# ---------------------------------------------------------------------------------------------
+def _real(*parts):
+    p = REAL.joinpath(*parts)
+    if not p.exists():
+        pytest.skip("shared data not available")
+    return p
+
+
+def test_dapi_with_a_same_size_diffraction_psf_made_like_it(tmp_path, capsys):
+    """Real-data case 2: dapi_001.tif (40, 201, 101) and a Diffraction PSF 3D of exactly its size."""
+    dapi = _real("deconwolf_demo", "dapi_001.tif")
+    psf = tmp_path / "psf.tif"
+    assert main(["psf", "diffraction", "--like", str(dapi), "--index", "1.512", "--na", "1.45", "--wavelength", "461",
+                 "--pixel-spacing", "130", "--slice-spacing", "300", "--mode", "improved", "-o", str(psf)]) == 0
+    err = capsys.readouterr().err
+    assert "from dapi_001.tif: width 101, height 201, depth 40" in err and "not calibrated" in err
+    assert read_image(psf)[0].shape == (40, 201, 101)
+    for method, extra in (("richardson-lucy", ["--iterations", "3"]), ("wiener", [])):
+        out = tmp_path / f"{method}.tif"
+        assert main(["deconvolve", method, str(dapi), str(psf), "-o", str(out), *extra]) == 0
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "RuntimeWarning" not in err
+        res, cal = read_image(out)
+        assert res.shape == (40, 201, 101) and np.isfinite(res).all()
+        rec = json.loads((tmp_path / f"{method}.tif.json").read_text())
+        assert isinstance(rec["notes"], list) and isinstance(rec["warnings"], list)
+        if method == "wiener":
+            assert "regularization" in err and "(rule " in err
+
+
+def test_light_sheet_psf_larger_than_a_40_plane_image(tmp_path, capsys):
+    """Real-data case 3: the 61-plane lattice light-sheet bead PSF (offset, off-centre) on a 40-plane image."""
+    psf = _real("pycudadecon_lls_psf", "psf.tif")
+    dapi = _real("deconwolf_demo", "dapi_001.tif")
+    for method, extra in (("richardson-lucy", ["--iterations", "3"]), ("wiener", [])):
+        out = tmp_path / f"{method}.tif"
+        assert main(["deconvolve", method, str(dapi), str(psf), "-o", str(out), *extra]) == 0
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        assert all(line.startswith(("Note: ", "Warning: ", "wrote ")) for line in err.strip().splitlines()), err
+        res, _ = read_image(out)
+        assert res.shape == (40, 201, 101) and np.isfinite(res).all()
+        rec = json.loads((tmp_path / f"{method}.tif.json").read_text())
+        assert rec["notes"] == [ln[len("Note: "):] for ln in err.splitlines() if ln.startswith("Note: ")]
