@@ -194,3 +194,158 @@ def test_modern_deconvolution_commands(tmp_path, command, extra):
     if command == "richardson-lucy":
         assert meta["result"]["iterations"] == 7
         assert "7 iterations" in r.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# info, --like, outputs refused before computing, notes and warnings
+# ---------------------------------------------------------------------------------------------
+def test_info_prints_shape_axes_dtype_calibration_and_values(tmp_path, capsys):
+    a = np.arange(2 * 3 * 4 * 5, dtype=np.uint16).reshape(2, 3, 4, 5)
+    write_image(tmp_path / "h.ome.tif", a, Calibration.make("CZYX", unit="micron", Z=0.2, Y=0.065, X=0.065))
+    np.save(tmp_path / "a.npy", np.full((3, 4), 2.5, np.float32))
+    assert main(["info", str(tmp_path / "h.ome.tif"), str(tmp_path / "a.npy")]) == 0
+    out = capsys.readouterr().out
+    assert "(2, 3, 4, 5)" in out and "axes CZYX" in out and "uint16" in out
+    assert "0.2 × 0.065 × 0.065 micron" in out
+    assert f"min 0, max {a.max()}, mean {a.mean():.6g}" in out
+    assert "axes YX" in out and "not calibrated" in out and "min 2.5, max 2.5" in out
+    (tmp_path / "bad.tif").write_bytes(b"II*\x00garbage")
+    assert main(["info", str(tmp_path / "bad.tif"), str(tmp_path / "a.npy")]) == 2
+    cap = capsys.readouterr()
+    assert cap.err.count("\n") == 1 and "bad.tif" in cap.err and "Traceback" not in cap.err
+    assert "axes YX" in cap.out  # the good file is still described
+    assert main(["info", str(tmp_path / "a.npy"), "--axes", "ZYX"]) == 2
+    assert "axes" in capsys.readouterr().err
+
+
+def test_psf_like_takes_size_and_voxel_size_converted_to_the_commands_unit(tmp_path, capsys):
+    img = np.zeros((9, 20, 30), np.uint16)
+    write_image(tmp_path / "img.tif", img, Calibration.make("ZYX", unit="micron", Z=0.3, Y=0.13, X=0.13))
+    # diffraction: any length unit -> the --unit (nm by default); explicit options win
+    out = tmp_path / "p.tif"
+    assert main(["psf", "diffraction", "--like", str(tmp_path / "img.tif"), "--depth", "5", "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "from img.tif: width 30, height 20, pixel_spacing 130 nm, slice_spacing 300 nm" in err
+    assert "given on the command line: --depth" in err
+    psf, cal = read_image(out)
+    assert psf.shape == (5, 20, 30) and cal.unit == "nm" and cal.voxel_size() == pytest.approx((300, 130, 130))
+    rec = json.loads((tmp_path / "p.tif.json").read_text())
+    assert rec["parameters"]["pixel_spacing"] == pytest.approx(130) and rec["like"]["kept"] == ["depth"]
+    # --unit micron: the spacings stay in micron
+    out = tmp_path / "pu.tif"
+    assert main(["psf", "gaussian", "--like", str(tmp_path / "img.tif"), "--unit", "micron", "--fwhm-xy", "0.25",
+                 "--fwhm-z", "0.7", "-o", str(out), "-q"]) == 0
+    psf, cal = read_image(out)
+    assert psf.shape == (9, 20, 30) and cal.unit == "micron" and cal.voxel_size() == pytest.approx((0.3, 0.13, 0.13))
+    # widefield: always nm
+    out = tmp_path / "pw.tif"
+    assert main(["psf", "widefield", "--like", str(tmp_path / "img.tif"), "--na", "1.2", "--pixel-size-nm", "100",
+                 "-o", str(out)]) == 0
+    assert "pixel_size_nm" not in capsys.readouterr().err.split("(given")[0]
+    psf, cal = read_image(out)
+    assert psf.shape == (9, 20, 30) and cal.voxel_size() == pytest.approx((300, 100, 100))
+
+
+def test_psf_like_an_uncalibrated_image_takes_only_its_size(tmp_path, capsys):
+    np.save(tmp_path / "img.npy", np.zeros((2, 7, 20, 30), np.float32))
+    out = tmp_path / "p.tif"
+    assert main(["psf", "gaussian", "--like", str(tmp_path / "img.npy"), "--axes", "CZYX", "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "width 30, height 20, depth 7; voxel size not taken: img.npy is not calibrated" in err
+    psf, cal = read_image(out)
+    assert psf.shape == (7, 20, 30) and cal.voxel_size() == pytest.approx((200, 65, 65))  # the defaults
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_computing(tmp_path, capsys):
+    write_image(tmp_path / "img.tif", load("input3d_40x36x12.npy"))
+    write_image(tmp_path / "psf.tif", load("psfA_32x32x16.npy"))
+    base = ["deconvolve", "richardson-lucy", str(tmp_path / "img.tif"), str(tmp_path / "psf.tif")]
+    cases = [
+        (["-o", str(tmp_path / "no" / "r.tif")], "does not exist"),
+        (["-o", str(tmp_path / "r.png")], "not a .tif"),
+        (["-o", str(tmp_path / "img.tif"), "--overwrite"], "is an input"),
+        (["-o", str(tmp_path / "psf.tif"), "--overwrite"], "is an input"),
+    ]
+    (tmp_path / "old.tif.json").write_text("{}")
+    cases.append((["-o", str(tmp_path / "old.tif")], "old.tif.json"))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for extra, needle in cases:
+        assert main(base + extra + ["--iterations", "1000000"]) == 2, extra  # would run for hours if not refused
+        err = capsys.readouterr().err
+        assert needle in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert read_image(tmp_path / "img.tif")[0].shape == (12, 36, 40)
+
+
+def test_psf_channel_count_and_psf_hyperstack_errors(tmp_path, capsys):
+    img = np.ones((2, 4, 16, 16), np.float32)
+    write_image(tmp_path / "img.tif", img, Calibration.make("CZYX"))
+    write_image(tmp_path / "p.tif", np.ones((3, 5, 5), np.float32))
+    write_image(tmp_path / "p2c.tif", np.ones((3, 2, 5, 5), np.float32), Calibration.make("ZCYX"))
+    write_image(tmp_path / "p3c.tif", np.ones((3, 3, 5, 5), np.float32), Calibration.make("ZCYX"))
+    base = ["deconvolve", "convolve", str(tmp_path / "img.tif")]
+    for psfs, needle in (([tmp_path / "p.tif"] * 3, "3 PSFs given for an image with 2 channel(s)"),
+                         ([tmp_path / "p3c.tif"], "3 PSFs given for an image with 2 channel(s)"),
+                         ([tmp_path / "p2c.tif", tmp_path / "p.tif"], "not both")):
+        assert main(base + [str(p) for p in psfs] + ["-o", str(tmp_path / "o.tif")]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and err.count("\n") == 1
+    assert main(base + [str(tmp_path / "p2c.tif"), "-o", str(tmp_path / "o.tif"), "-q"]) == 0
+    assert read_image(tmp_path / "o.tif")[1].axes == "ZCYX"
+
+
+def test_warnings_are_one_clean_line_and_go_into_the_sidecar(tmp_path, capsys):
+    """A Python warning raised during a run: 'Warning: <message>', never 'file:line: RuntimeWarning'."""
+    import warnings
+
+    from fijidecon import cli as cli_mod
+
+    real = cli_mod.run_command
+
+    def noisy(*a, **k):
+        warnings.warn("psf: mostly background\n(second line)", RuntimeWarning)
+        warnings.warn("psf: mostly background\n(second line)", RuntimeWarning)  # said once
+        import logging
+        logging.getLogger("fijidecon.test").info("psf: a note")
+        return real(*a, **k)
+
+    write_image(tmp_path / "img.tif", load("input3d_40x36x12.npy"))
+    write_image(tmp_path / "psf.tif", load("psfA_32x32x16.npy"))
+    cli_mod.run_command = noisy
+    try:
+        assert main(["deconvolve", "convolve", str(tmp_path / "img.tif"), str(tmp_path / "psf.tif"), "-o",
+                     str(tmp_path / "o.tif")]) == 0
+    finally:
+        cli_mod.run_command = real
+    err = capsys.readouterr().err
+    assert err.count("Warning: psf: mostly background (second line)\n") == 1
+    assert "Note: psf: a note" in err
+    assert "RuntimeWarning" not in err and ".py:" not in err
+    rec = json.loads((tmp_path / "o.tif.json").read_text())
+    assert rec["warnings"] == ["psf: mostly background (second line)"] and "psf: a note" in rec["notes"]
+    # -q: notes and summary hidden, warnings still shown
+    cli_mod.run_command = noisy
+    try:
+        assert main(["deconvolve", "convolve", str(tmp_path / "img.tif"), str(tmp_path / "psf.tif"), "-o",
+                     str(tmp_path / "o.tif"), "--overwrite", "-q"]) == 0
+    finally:
+        cli_mod.run_command = real
+    err = capsys.readouterr().err
+    assert err == "Warning: psf: mostly background (second line)\n"
+
+
+def test_notes_of_the_core_are_printed_and_stored(tmp_path, capsys):
+    """A raw bead PSF with a camera offset (real-data case 16's kind): the core's notes reach the terminal."""
+    from fijidecon.psf import gaussian
+
+    raw = gaussian((15, 31, 31), fwhm=(700.0, 250.0, 250.0), voxel_size=(200.0, 65.0, 65.0), normalize="peak")
+    raw = np.random.default_rng(0).poisson(raw * 300 + 140).astype(np.uint16)
+    write_image(tmp_path / "psf.tif", raw)
+    write_image(tmp_path / "img.tif", load("input3d_40x36x12.npy"))
+    assert main(["deconvolve", "richardson-lucy", str(tmp_path / "img.tif"), str(tmp_path / "psf.tif"),
+                 "--iterations", "2", "-o", str(tmp_path / "o.tif")]) == 0
+    err = capsys.readouterr().err
+    notes = [ln[len("Note: "):] for ln in err.splitlines() if ln.startswith("Note: ")]
+    assert any("offset" in n for n in notes), err
+    rec = json.loads((tmp_path / "o.tif.json").read_text())
+    assert rec["notes"] == notes
