@@ -589,13 +589,23 @@ def _log_wiener_choice(label: str, res: Any, logged: list[str]) -> None:
     _j("ij.IJ").log(line)
 
 
+def _iterations(res: Any) -> int | None:
+    """The iteration count for the result's title: ``res.iterations``, or for a hyperstack
+    (one count per (T, C) volume) the largest one."""
+    it = getattr(res, "iterations", None)
+    if it is None:
+        return None
+    counts = [int(v) for v in np.ravel(it)]
+    return max(counts) if counts else None
+
+
 def _result_title(cmd: Command, values: Mapping[str, Any], res: Any, input_title: str | None) -> str:
     names = {p.name: p for p in cmd.params}
     if "title" in names and names["title"].kind == "string" and values.get("title"):
         return str(values["title"])
     if "output" in names and names["output"].kind == "string":
         base = str(values.get("output") or cmd.title)
-        it = getattr(res, "iterations", None)
+        it = _iterations(res)
         return f"{base}_{it}" if it is not None else base
     if input_title:
         return f"{cmd.title} of {input_title}"
@@ -806,7 +816,13 @@ def execute(cmd: Command, values: Mapping[str, Any], imps: Mapping[str, Any], *,
     if getattr(res, "stop_reason", None) == "cancelled" or (progress and (state.cancel_requested or (
             not total and bool(IJ.escapePressed())))):
         return None, res
-    if progress and bool(full.get("log", False)) and cmd.id == "iterative-deconvolve-3d":
+    if cmd.id == "iterative-deconvolve-3d" and np.size(getattr(res, "iterations", 0)) > 1:
+        counts = [int(v) for v in np.ravel(res.iterations)]
+        if len(set(counts)) > 1:  # the title shows the largest; say what each volume did
+            line = f"{label}: iterations per (T, C) volume: {counts}"
+            IJ.log(line)
+            state.notes.append(line)
+    elif progress and bool(full.get("log", False)) and cmd.id == "iterative-deconvolve-3d":
         if getattr(res, "stop_reason", "") in ("converged", "diverged"):
             IJ.log(f"Automatically terminated after {res.iterations} iterations.")
 

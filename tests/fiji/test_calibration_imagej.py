@@ -1,0 +1,147 @@
+"""Calibration from ImageJ windows to the core, and the core's notes in ImageJ's Log window
+(real ImageJ 1.54p, Xvfb).
+
+The image's and the PSF's calibrations reach the core unchanged: a PSF sampled at another
+voxel size (another unit, too) is resampled to the image's, and the one-line note the core
+logs ("fijidecon" logger, INFO) is in the Log; when only one side is calibrated, the
+warning is; Wiener's chosen regularization is one Log line."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from fijidecon.calibration import Calibration
+
+pytestmark = pytest.mark.usefixtures("clean_bridge")
+
+LABELS = {"richardson-lucy": "Richardson-Lucy Deconvolution", "wiener": "Wiener Deconvolution",
+          "convolve": "Convolve (FFT)", "iterative-deconvolve-3d": "Iterative Deconvolve 3D"}
+PSF_OPTS = ("index=1.33 numerical=1.2 wavelength=520 longitudinal=0 width,=33 height,=33 depth,=17 "
+            "normalization=[Sum of pixel values = 1]")
+RUNS = {
+    "richardson-lucy": ('run("Richardson-Lucy Deconvolution", "image=img psf=psf iterations=3 title=OUT");',
+                        {"iterations": 3}),
+    "wiener": ('run("Wiener Deconvolution", "image=img psf=psf regularization=1e-3 title=OUT");',
+               {"regularization": "1e-3"}),
+    "convolve": ('run("Convolve (FFT)", "image=img kernel=psf title=OUT");', {}),
+    "iterative-deconvolve-3d": ('run("Iterative Deconvolve 3D", "image=img point=psf output=OUT wiener=0 low=1 '
+                                'z_direction=1 maximum=3 terminate=-1000");',  # absent checkboxes are off
+                                {"max_iterations": 3, "terminate": -1000, "anti_ringing": False,
+                                 "detect_divergence": False}),
+}
+
+
+def _beads(shape=(16, 48, 40), seed=5):
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(seed)
+    obj = np.zeros(shape)
+    for _ in range(6):
+        obj[tuple(rng.integers(4, n - 4) for n in shape)] = 1000
+    return (gaussian_filter(obj, (1.5, 2.0, 2.0)) + 10).astype(np.float32)
+
+
+def _show(array, title, cal):
+    from fijidecon.fiji import convert
+
+    imp = convert.to_imageplus(array, cal, title=title)
+    imp.show()
+    return imp
+
+
+def _out(bridge):
+    from fijidecon.fiji import convert
+
+    WindowManager = __import__("fijidecon.fiji.runtime", fromlist=["x"]).jimport("ij.WindowManager")
+    titles = [str(t) for t in WindowManager.getImageTitles() if str(t).startswith("OUT")]
+    assert len(titles) == 1, titles
+    return convert.from_imageplus(bridge.image(titles[0]))
+
+
+def _api(cmd_id, image, psf, values, **kw):
+    from fijidecon.commands import get_command
+
+    cmd = get_command(cmd_id)
+    res = cmd.load()(image=image, psf=psf, **cmd.api_kwargs(values), **kw)
+    return res if isinstance(res, np.ndarray) else res.image
+
+
+@pytest.mark.parametrize("cmd_id", list(RUNS))
+def test_psf_at_another_voxel_size_and_unit_is_resampled_with_a_log_note(bridge, cmd_id):
+    """Image in micron (0.25, 0.1, 0.1); PSF made by Diffraction PSF 3D at half that voxel
+    size, in nm: the core resamples it (a note in the Log naming the command) and the
+    result equals the API given both voxel sizes, not the API without them."""
+    from fijidecon.psf import diffraction_psf_3d
+
+    img = _beads()
+    _show(img, "img", Calibration.make("ZYX", unit="micron", Z=0.25, Y=0.1, X=0.1))
+    code, values = RUNS[cmd_id]
+    r = bridge.run_macro(f'run("Diffraction PSF 3D", "{PSF_OPTS} image=50 slice=125 title=psf");' + code,
+                         clear_log=True)
+    assert r.ok, r.error
+    label = LABELS[cmd_id]
+    notes = [line for line in r.log.splitlines() if line.startswith(label + ": ")]
+    assert any("resampl" in line.lower() for line in notes), r.log
+    got, cal = _out(bridge)
+    assert cal.unit == "micron" and cal.voxel_size() == pytest.approx((0.25, 0.1, 0.1))
+    psf = diffraction_psf_3d(index=1.33, na=1.2, wavelength=520, pixel_spacing=50, slice_spacing=125,
+                             width=33, height=33, depth=17)
+    want = _api(cmd_id, img, psf, values, voxel_size=(0.25, 0.1, 0.1), psf_voxel_size=(0.125, 0.05, 0.05))
+    assert np.max(np.abs(got - want)) <= 1e-5 * np.max(np.abs(want))
+    unmatched = _api(cmd_id, img, psf, values)
+    assert np.max(np.abs(got - unmatched)) > 1e-2 * np.max(np.abs(want))
+
+
+def test_same_voxel_size_in_another_unit_is_not_resampled(bridge):
+    img = _beads()
+    _show(img, "img", Calibration.make("ZYX", unit="micron", Z=0.25, Y=0.1, X=0.1))
+    code, _ = RUNS["richardson-lucy"]
+    r = bridge.run_macro(f'run("Diffraction PSF 3D", "{PSF_OPTS} image=100 slice=250 title=psf");' + code,
+                         clear_log=True)
+    assert r.ok, r.error
+    assert "resampl" not in r.log.lower(), r.log
+
+
+@pytest.mark.parametrize("calibrated", ["image", "psf"])
+def test_only_one_side_calibrated_warns_in_the_log(bridge, calibrated):
+    from fijidecon.fiji import convert
+
+    img = _beads()
+    nm = Calibration.make("ZYX", unit="nm", Z=250, Y=100, X=100)
+    _show(img, "img", nm if calibrated == "image" else None)
+    psf = np.zeros((9, 15, 15), np.float32)
+    psf[4, 7, 7] = 1
+    convert.to_imageplus(psf, nm if calibrated == "psf" else None, title="psf").show()
+    r = bridge.run_macro(RUNS["richardson-lucy"][0], clear_log=True)
+    assert r.ok, r.error
+    warned = [line for line in r.log.splitlines() if line.startswith("Richardson-Lucy Deconvolution: warning:")]
+    assert warned, r.log
+    assert any("calibrat" in line.lower() or "voxel" in line.lower() for line in warned), warned
+
+
+def test_wiener_choice_is_one_log_line(bridge):
+    img = _beads()
+    _show(img, "img", Calibration.make("ZYX", unit="micron", Z=0.25, Y=0.1, X=0.1))
+    r = bridge.run_macro(f'run("Diffraction PSF 3D", "{PSF_OPTS} image=100 slice=250 title=psf");'
+                         'run("Wiener Deconvolution", "image=img psf=psf title=OUT");', clear_log=True)
+    assert r.ok, r.error
+    lines = [line for line in r.log.splitlines() if line.startswith("Wiener Deconvolution: ")
+             and "regularization" in line]
+    assert len(lines) == 1, r.log
+
+
+def test_log_handler_is_removed_and_the_logger_level_restored(bridge):
+    from fijidecon.fiji import commands
+
+    logger = logging.getLogger("fijidecon")
+    level, handlers = logger.level, list(logger.handlers)
+    img = _beads()
+    _show(img, "img", None)
+    _show(np.ones((3, 5, 5), np.float32), "psf", None)
+    r = bridge.run_macro(RUNS["convolve"][0])
+    assert r.ok, r.error
+    assert logger.level == level and logger.handlers == handlers
+    assert not commands._RUN_THREADS
