@@ -141,7 +141,11 @@ def _click_option(p) -> click.Option:
         return click.Option([p.cli_flag, p.name], type=click.Choice(names, case_sensitive=False),
                             default=default, show_default=True, help=help_text)
     typ = {"float": float, "int": int, "string": str}[p.kind]
-    return click.Option([p.cli_flag, p.name], type=typ, default=p.face_default, show_default=True, help=help_text)
+    metavar = None
+    if p.none is not None:  # a number (or a word) or the automatic default
+        metavar = f"{'NUMBER' if p.numeric else 'TEXT'}|{p.none}"
+    return click.Option([p.cli_flag, p.name], type=typ, default=p.face_default, show_default=True, help=help_text,
+                        metavar=metavar)
 
 
 def _choice_value(p, text: str) -> Any:

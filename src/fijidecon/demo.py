@@ -54,9 +54,10 @@ def run(out_dir: Path, *, overwrite: bool = False) -> list[Path]:
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     targets = [out_dir / n for n in ("psf.tif", "deconvolved.tif", "demo.png")]
-    for t in targets + [io.sidecar_path(t) for t in targets[:2]]:
-        if t.exists() and not overwrite:
-            raise FileExistsError(f"output: {t} exists (use --overwrite to replace it)")
+    for t in targets[:2]:  # refuse before computing anything
+        io.check_output(t, "ZYX", overwrite=overwrite, sidecar=True)
+    if targets[2].exists() and not overwrite:
+        raise FileExistsError(f"output: {targets[2]} exists (use --overwrite to replace it)")
     image, cal = io.read_image(sample_path())
     truth, _ = io.read_image(sample_path("sample_truth.tif"))
     psf_args = dict(width=32, height=32, depth=16, **SAMPLE_OPTICS)

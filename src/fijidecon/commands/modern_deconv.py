@@ -103,7 +103,8 @@ RICHARDSON_LUCY = Command(
               help="Smooths the result; TV keeps edges."),
         Param("weight", "Weight of the regularization (auto = " + _AUTO_WEIGHT + ")", "string", API,
               none="auto", numeric=True, minimum=0.0,
-              help="Regularization weight (dimensionless); auto = the default of the chosen regularization."),
+              help="Regularization weight (dimensionless); auto = the default of the chosen regularization (" +
+                   _AUTO_WEIGHT + ")."),
         Param("background", "Background (same units as the image)", "float", API, decimals=2, minimum=0.0,
               help="Constant background in the data, added to the model."),
         Param("read_noise", "Read noise (standard deviation, same units)", "float", API, decimals=2, minimum=0.0,
