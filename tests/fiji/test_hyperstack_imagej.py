@@ -1,7 +1,7 @@
 """ImageJ hyperstack windows through every deconvolution command (real ImageJ 1.54p, Xvfb).
 
 A 2-channel, 2-timepoint uint16 hyperstack (ImageJ order TZCYX, calibrated in micron,
-channel 2 = 5 x channel 1) and a CZYX OME-TIFF read by ``fijidecon.io.read_image``: each
+channel 2 = 5 x channel 1 in the object, each channel blurred with its own PSF) and a CZYX OME-TIFF read by ``fijidecon.io.read_image``: each
 (T, C) volume is deconvolved with its channel's PSF (a PSF hyperstack, or one stack for all
 channels); the result window has the input's dimensions, order and calibration, keeps the
 channel intensity ratio within 2 % and equals the Python API on the same arrays.  The two
@@ -32,21 +32,21 @@ def _psfs():
     return [_psf(520), _psf(600)]
 
 
-def _hyperstack(nt=2, nz=12, ny=40, nx=36, seed=3):
-    """(T, Z, C, Y, X) uint16: points blurred with the 520 nm PSF on a background of 20;
-    channel 2 = 5 x channel 1."""
+def _hyperstack(nt=2, nz=20, ny=40, nx=36, seed=3):
+    """(T, Z, C, Y, X) uint16: the same points in both channels, 5 x brighter in channel 2, each
+    channel blurred with its own PSF (520 and 600 nm) on a background of 20 (100 in channel 2),
+    with Poisson noise."""
     from scipy.signal import fftconvolve
 
     rng = np.random.default_rng(seed)
-    psf = _psf(520)
     out = np.empty((nt, nz, 2, ny, nx), np.uint16)
     for t in range(nt):
         obj = np.zeros((nz, ny, nx))
         for _ in range(5):
             obj[rng.integers(4, nz - 4), rng.integers(8, ny - 8), rng.integers(8, nx - 8)] = rng.uniform(4e3, 8e3)
-        blurred = np.clip(fftconvolve(obj, psf, mode="same"), 0, None) + 20
-        out[t, :, 0] = np.round(blurred).astype(np.uint16)
-        out[t, :, 1] = 5 * out[t, :, 0]
+        for c, (psf, gain) in enumerate(zip(_psfs(), (1, 5))):
+            blurred = np.clip(fftconvolve(obj, psf, mode="same"), 0, None) + 20
+            out[t, :, c] = rng.poisson(gain * blurred).astype(np.uint16)  # photon noise
     return out
 
 
@@ -63,7 +63,8 @@ def _dims(imp):
     c = imp.getCalibration()
     return ((int(imp.getNChannels()), int(imp.getNSlices()), int(imp.getNFrames()), int(imp.getWidth()),
              int(imp.getHeight())),
-            (float(c.pixelWidth), float(c.pixelHeight), float(c.pixelDepth), str(c.getUnit())))
+            (float(c.pixelWidth), float(c.pixelHeight), float(c.pixelDepth), str(c.getUnit()),
+             float(c.frameInterval)))
 
 
 def _api(cmd_id, image, psf, axes, values, voxel=(0.25, 0.1, 0.1), psf_voxel=(0.25, 0.1, 0.1)):
@@ -101,7 +102,8 @@ def test_2c_2t_hyperstack_with_a_psf_per_channel(bridge, cmd_id):
 
     data = _hyperstack()
     psfs = _psfs()
-    imp = _show(data, "TZCYX", "hyper")
+    imp = _show(data, "TZCYX", "hyper", T=2.5, **VOXEL)
+    assert float(imp.getCalibration().frameInterval) == 2.5
     _show(np.stack(psfs, axis=1), "ZCYX", "psf hyper")  # (Z, C, Y, X): ImageJ's order
     code, values = MACROS[cmd_id]
     r = bridge.run_macro(code, clear_log=True)
@@ -225,3 +227,51 @@ def test_psf_hyperstack_that_does_not_fit_is_refused(bridge, psf_shape, axes, ma
     assert not r.ok
     assert match in r.error and "psf=bad psf" in r.error, r.error
     assert bridge.image("OUT") is None
+
+
+@pytest.mark.parametrize("axes", ["ZCYX", "TZYX", "CYX", "TCYX", "TZCYX"])
+@pytest.mark.parametrize("cmd_id", ["richardson-lucy", "iterative-deconvolve-3d"])
+def test_every_hyperstack_layout(bridge, axes, cmd_id):
+    """C only, T only, 2D planes with C and/or T: the result window has the input's layout and
+    each (T, C) volume equals the API on it (2D planes: a 2D PSF per channel)."""
+    from fijidecon.deconvolve import iterative_deconvolve_3d
+    from fijidecon.fiji import convert
+
+    full = _hyperstack(nt=2)  # (T, Z, C, Y, X)
+    index = tuple(slice(None) if a in axes else 0 for a in "TZCYX")
+    data = np.ascontiguousarray(full[index])
+    planar = "Z" not in axes
+    psfs = [p[p.shape[0] // 2] if planar else p for p in _psfs()]
+    imp = _show(data, axes, "hyper")
+    if "C" in axes:
+        _show(np.stack(psfs, axis=-3), ("" if planar else "Z") + "CYX", "psf")
+    else:
+        _show(psfs[0], "YX" if planar else "ZYX", "psf")
+    if cmd_id == "richardson-lucy":
+        code = 'run("Richardson-Lucy Deconvolution", "image=hyper psf=psf iterations=3 title=OUT");'
+    else:
+        code = ('run("Iterative Deconvolve 3D", "image=hyper point=psf output=OUT wiener=0 low=1 z_direction=1 '
+                'maximum=3 terminate=-1000");')
+    r = bridge.run_macro(code, clear_log=True)
+    assert r.ok, r.error
+    out = bridge.image("OUT" if cmd_id == "richardson-lucy" else "OUT_3")
+    assert out is not None, r.log
+    assert _dims(out) == _dims(imp)
+    got, cal = convert.from_imageplus(out)
+    assert cal.axes == axes and got.shape == data.shape
+    if cmd_id == "richardson-lucy":
+        voxel = (0.1, 0.1) if planar else (0.25, 0.1, 0.1)
+        want = _image(_api(cmd_id, data, psfs if "C" in axes else psfs[0], axes, {"iterations": 3},
+                           voxel=voxel, psf_voxel=voxel))
+        assert np.max(np.abs(got - want)) <= 1e-5 * np.max(want)
+    else:  # every volume: the compatible run on that single-channel stack
+        vol_axes = "".join(a for a in axes if a in "ZYX")
+        lead = [a for a in axes if a in "TC"]
+        vols = np.moveaxis(data, [axes.index(a) for a in lead], range(len(lead)))
+        res = np.moveaxis(got, [axes.index(a) for a in lead], range(len(lead)))
+        for idx in np.ndindex(*vols.shape[:len(lead)]):
+            c = idx[lead.index("C")] if "C" in lead else 0
+            want = iterative_deconvolve_3d(vols[idx], psfs[c], max_iterations=3, terminate=-1000,
+                                           anti_ringing=False, detect_divergence=False)
+            assert want.image.ndim == len(vol_axes)
+            assert np.max(np.abs(res[idx] - want.image)) <= 1e-6 * np.max(want.image), idx
