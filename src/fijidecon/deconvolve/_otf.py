@@ -7,13 +7,13 @@ line each, also logged on the ``fijidecon`` logger at INFO):
 1. ``check``: finite, real, not all zero;
 2. ``remove_offset``: a raw measured PSF sits on a constant camera offset.  The offset
    is estimated as the median of the array's outer shell (the voxels on its faces);
-   when the PSF is at least 9 voxels wide in Y and X and that median is between 1 % and
-   50 % of the peak and flat (robust spread below half the offset and a tenth of the peak
+   when the PSF is at least 15 voxels wide in Y and X and that median is above 1 % of
+   the peak and flat (robust spread below half the offset and a tenth of the peak
    above it, and the array's corners at the same level: a cut-off PSF tail is not flat),
    it is subtracted and voxels within 3 noise standard deviations of it are set to 0
    (the noise floor would otherwise add up to more than the PSF over a large crop).
-   A PSF whose peak stands less than 20 noise deviations above that offset gets a
-   ``RuntimeWarning`` ("mostly background").  Negative values (over-subtracted backgrounds) become 0;
+   A PSF whose peak stands less than 20 noise deviations above such a flat border level
+   gets a ``RuntimeWarning`` ("mostly background").  Negative values (over-subtracted backgrounds) become 0;
 3. ``resample`` (when both voxel sizes are known and differ): one cubic-spline
    interpolation to the image's voxel size that keeps the array centre ``n // 2`` on
    the new centre ``m // 2`` (flux is kept by the normalisation of stage 6);
@@ -58,10 +58,12 @@ log = logging.getLogger("fijidecon.psf")
 SHIFT_MIN = 0.05
 #: A PSF is re-centred only when its peak and centroid are further than this from n // 2 (voxels).
 CENTRE_TOLERANCE = 0.5
+#: A PSF that is moved is centred on the centroid of its voxels above this fraction of its peak.
+RECENTRE_LEVEL = 0.02
 #: Shell median above this fraction of the peak: a candidate camera offset.
 OFFSET_MIN = 0.01
 #: Offsets are looked for only in PSFs at least this wide in Y and X (measured crops; not small kernels).
-OFFSET_MIN_SIZE = 9
+OFFSET_MIN_SIZE = 15
 #: Noise floor (in noise standard deviations) zeroed after removing an offset.
 NOISE_FLOOR = 3.0
 #: Crops that drop more flux than this are reported.
@@ -140,8 +142,13 @@ def remove_offset(a: np.ndarray, name: str, report: dict, notes: list[str]) -> n
     b = float(np.median(shell))
     sigma = float(1.4826 * np.median(np.abs(shell - b)))
     report.update(offset=0.0, noise=sigma)
-    flat = (min(a.shape[-2:]) >= OFFSET_MIN_SIZE and OFFSET_MIN * peak < b <= 0.5 * peak and sigma < 0.5 * b
-            and sigma < 0.1 * (peak - b) and abs(_corner_median(a) - b) <= 0.2 * b)
+    level = (min(a.shape[-2:]) >= OFFSET_MIN_SIZE and OFFSET_MIN * peak < b and sigma < 0.5 * b
+             and abs(_corner_median(a) - b) <= 0.2 * b)
+    if level and peak - b < 20 * sigma:
+        warnings.warn(f"{name}: mostly background: its peak is only {(peak - b) / max(sigma, 1e-30):.1f} noise SD "
+                      f"above its border level {b:.4g}; average more beads or crop closer to the bead",
+                      RuntimeWarning, stacklevel=4)
+    flat = level and sigma < 0.1 * (peak - b)
     if flat:
         a = a - b
         floor = NOISE_FLOOR * sigma
@@ -149,10 +156,6 @@ def remove_offset(a: np.ndarray, name: str, report: dict, notes: list[str]) -> n
         report.update(offset=b)
         notes.append(f"{name}: camera offset {b:.4g} (median of its border voxels) removed; "
                      f"voxels within {NOISE_FLOOR:g} noise SD ({sigma:.3g}) of it set to 0")
-        if peak - b < 20 * sigma:
-            warnings.warn(f"{name}: mostly background: its peak is only {(peak - b) / max(sigma, 1e-30):.1f} noise SD "
-                          "above the offset; average more beads or crop closer to the bead", RuntimeWarning,
-                          stacklevel=4)
     elif a.min() < 0:
         notes.append(f"{name}: negative values (down to {-a.min() / peak:.2g} of the maximum) set to 0")
         a = np.clip(a, 0, None)
@@ -330,7 +333,9 @@ def _centre(a, recenter, name, report, notes):
     off_p = max(abs(p - g) for p, g in zip(peak, geo))
     if not recenter or off_c <= CENTRE_TOLERANCE or off_p <= CENTRE_TOLERANCE:
         return centroid, geo, (0.0,) * a.ndim, False
-    centroid = _centroid(a, peak)  # measured about the peak: the array centre is not the PSF's
+    core = np.where(a > RECENTRE_LEVEL * a.max(), a, 0.0)  # the PSF's core: truncated tails do not pull it
+    centroid = _centroid(core, peak)  # measured about the peak: the array centre is not the PSF's
+    centroid = _centroid(core, tuple(int(round(c)) for c in centroid))
     report.update(centroid=list(centroid))
     ci = tuple(int(round(c)) for c in centroid)
     frac = tuple(c - i for c, i in zip(centroid, ci))
