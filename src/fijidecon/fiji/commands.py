@@ -823,8 +823,8 @@ def execute(cmd: Command, values: Mapping[str, Any], imps: Mapping[str, Any], *,
             IJ.log(line)
             state.notes.append(line)
     elif progress and bool(full.get("log", False)) and cmd.id == "iterative-deconvolve-3d":
-        if getattr(res, "stop_reason", "") in ("converged", "diverged"):
-            IJ.log(f"Automatically terminated after {res.iterations} iterations.")
+        if getattr(res, "stop_reason", "") in ("converged", "diverged", "change_increased"):
+            IJ.log(f"Automatically terminated after {res.iterations} iterations.")  # the original's words
 
     from fijidecon.fiji import convert
 
