@@ -311,6 +311,19 @@ def _apply_like(cmd: Command, kw: dict[str, Any], like: str, axes: str | None, u
     return {"path": os.path.abspath(like), "taken": used, "kept": kept, "line": line}
 
 
+def _iterations_text(rec: dict[str, Any]) -> str:
+    """', 12 iterations (converged)', or per volume of a hyperstack when they differ."""
+    if "iterations" not in rec:
+        return ""
+    its, why = rec["iterations"], rec.get("stop_reason", "")
+    its = list(its) if isinstance(its, (list, tuple)) else [its]
+    why = list(why) if isinstance(why, (list, tuple)) else [why]
+    if len(set(map(str, its))) == 1 and len(set(map(str, why))) == 1:
+        each = " each" if len(its) > 1 else ""
+        return f", {its[0]} iterations{each} ({why[0]})"
+    return ", iterations per volume " + ", ".join(f"{i} ({w})" for i, w in zip(its, why * len(its)))
+
+
 def _wiener_text(result: Any) -> str:
     rho = getattr(result, "regularization", None)
     if rho is None:
@@ -404,10 +417,7 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
         record["like"] = {k: like_record[k] for k in ("path", "taken", "kept")}
     io.write_sidecar(out, record, overwrite=overwrite)
     if not quiet:
-        extra = ""
-        if "iterations" in record["result"]:
-            extra = f", {record['result']['iterations']} iterations ({record['result'].get('stop_reason', '')})"
-        extra += _wiener_text(result)
+        extra = _iterations_text(record["result"]) + _wiener_text(result)
         click.echo(f"wrote {out} {tuple(image.shape)} {cal.axes} {image.dtype}{extra} in {t1 - t0:.2f} s", err=True)
 
 
