@@ -275,3 +275,25 @@ def test_every_hyperstack_layout(bridge, axes, cmd_id):
                                            anti_ringing=False, detect_divergence=False)
             assert want.image.ndim == len(vol_axes)
             assert np.max(np.abs(res[idx] - want.image)) <= 1e-6 * np.max(want.image), idx
+
+
+def test_iteration_log_of_a_hyperstack_names_each_volume(bridge):
+    """With "log", each (T, C) volume's change figures follow a "volume k/n" line and equal
+    the figures of the compatible run on that volume alone."""
+    from fijidecon.deconvolve import iterative_deconvolve_3d
+
+    data = _hyperstack(nt=1)[0]  # (Z, C, Y, X)
+    psfs = _psfs()
+    _show(data, "ZCYX", "hyper")
+    _show(np.stack(psfs, axis=1), "ZCYX", "psf hyper")
+    r = bridge.run_macro('run("Iterative Deconvolve 3D", "image=hyper point=[psf hyper] output=ID log wiener=0 '
+                         'low=1 z_direction=1 maximum=3 terminate=-1000");', clear_log=True)
+    assert r.ok, r.error
+    lines = r.log.splitlines()
+    heads = [i for i, line in enumerate(lines) if line.startswith("Iterative Deconvolve 3D: volume ")]
+    assert [lines[i] for i in heads] == ["Iterative Deconvolve 3D: volume 1/2", "Iterative Deconvolve 3D: volume 2/2"]
+    for c, i in enumerate(heads):
+        want = iterative_deconvolve_3d(data[:, c], psfs[c], max_iterations=3, terminate=-1000, anti_ringing=False,
+                                       detect_divergence=False)
+        figures = [float(x) for x in lines[i + 1:i + 4]]
+        assert figures == pytest.approx([float(np.float32(v)) for v in want.log], rel=1e-6)

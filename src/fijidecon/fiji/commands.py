@@ -313,27 +313,38 @@ class _IterationWindow:
 
 
 def _progress_callback(cmd: Command, label: str, total: int | None,
-                       window: _IterationWindow | None = None) -> Callable[..., bool]:
+                       window: _IterationWindow | None = None, volumes: int = 1) -> Callable[..., bool]:
     """A ``callback`` for the core function: progress bar, status, optional Log line, Esc,
     and with ``window`` the estimate after each iteration (Show iteration).
 
     Two signatures exist in the core: ``callback(iteration, figure)`` (Iterative
     Deconvolve 3D, which passes ``estimate=`` to a callback that names it) and
     ``callback(figures, estimate)`` with ``figures.iteration`` (Richardson-Lucy); in
-    both, returning ``True`` stops the run.
+    both, returning ``True`` stops the run.  For a hyperstack (``volumes`` > 1) the core
+    runs each (T, C) volume in turn and the iteration count starts again: the status
+    says "volume k/n", the progress bar covers all volumes, and with the Log option a
+    "volume k/n" line precedes each volume's figures.
     """
     IJ = _j("ij.IJ")
+    seen = {"volume": 0, "last": None}
 
     def cb(*args) -> bool:
         first = args[0] if args else None
         numeric = isinstance(first, (int, np.integer))
         iteration = int(first) if numeric else int(getattr(first, "iteration", state.iteration + 1))
+        if seen["last"] is None or iteration <= seen["last"]:  # the first call of a volume
+            seen["volume"] += 1
+            if volumes > 1 and state.log_iterations:
+                IJ.log(f"{label}: volume {seen['volume']}/{volumes}")
+        seen["last"] = iteration
         state.iteration = iteration
+        k = min(seen["volume"], volumes)
+        where = f"volume {k}/{volumes}, " if volumes > 1 else ""
         if total:
-            IJ.showProgress(iteration, int(total))
-            IJ.showStatus(f"{label}: iteration {iteration}/{total}  (Esc to cancel)")
+            IJ.showProgress((k - 1) * int(total) + min(iteration, int(total)), volumes * int(total))
+            IJ.showStatus(f"{label}: {where}iteration {iteration}/{total}  (Esc to cancel)")
         else:
-            IJ.showStatus(f"{label}: iteration {iteration}  (Esc to cancel)")
+            IJ.showStatus(f"{label}: {where}iteration {iteration}  (Esc to cancel)")
         if state.log_iterations and numeric and len(args) > 1:
             IJ.log(str(np.float32(args[1])))
         stop = bool(IJ.escapePressed())
@@ -780,7 +791,11 @@ def execute(cmd: Command, values: Mapping[str, Any], imps: Mapping[str, Any], *,
     window = None
     if progress and bool(full.get("show", False)) and cmd.id == "iterative-deconvolve-3d":
         window = _IterationWindow(f"{full.get('output') or cmd.title} (iteration)")
-    callback = _progress_callback(cmd, label, total, window) if progress else None
+    volumes = 1
+    if image_params:  # a hyperstack: one run of the core per (T, C) volume
+        arr0, cal0 = images[image_params[0].name]
+        volumes = int(np.prod([n for a, n in zip(cal0.axes, arr0.shape) if a in "TC"], dtype=np.int64))
+    callback = _progress_callback(cmd, label, total, window, volumes) if progress else None
     state.cancel_requested = False
     if progress:
         IJ.resetEscape()
