@@ -290,3 +290,24 @@ def test_damaged_files_are_one_line_errors(tmp_path, content, suffix):
     with pytest.raises(ValueError, match="image: .*bad") as e:
         read_image(p)
     assert "\n" not in str(e.value)
+
+
+def test_npy_rgb_and_colour_like_last_axes(tmp_path):
+    """Real-data case 14's file side: a (40, 30, 3) uint8 array is RGB, not 40 slices 3 pixels wide."""
+    rgb = np.random.default_rng(0).integers(0, 255, (40, 30, 3), dtype=np.uint8)
+    np.save(tmp_path / "rgb.npy", rgb)
+    np.save(tmp_path / "zrgb.npy", np.stack([rgb, rgb]))
+    assert read_image(tmp_path / "rgb.npy")[1].axes == "YXS"
+    assert read_image(tmp_path / "zrgb.npy")[1].axes == "ZYXS"
+    write_image(tmp_path / "rgb.tif", rgb, read_image(tmp_path / "rgb.npy")[1])
+    b, cal = read_image(tmp_path / "rgb.tif")
+    assert cal.axes == "YXS" and np.array_equal(b, rgb)
+    for arr in (rgb.astype(np.float32), np.zeros((40, 30, 4), np.uint8)):
+        np.save(tmp_path / "c.npy", arr)
+        with pytest.warns(UserWarning, match="axes="):
+            assert read_image(tmp_path / "c.npy")[1].axes == "ZYX"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_image(tmp_path / "c.npy", axes="YXS")[1].axes == "YXS"  # axes given: no warning

@@ -470,12 +470,13 @@ def describe(path: str | os.PathLike, axes: str | None = None) -> str:
 def info(files: tuple[str, ...], axes: str | None) -> int:
     """Print each file's shape, axes, dtype, calibration (voxel size, unit) and value range."""
     bad = 0
-    for path in files:
-        try:
-            click.echo(describe(path, axes))
-        except (ValueError, TypeError, OSError) as exc:
-            click.echo(f"Error: {_one_line(exc)}", err=True)
-            bad += 1
+    with _collect_notes(quiet=True):  # a warning (e.g. ambiguous .npy axes) is one line
+        for path in files:
+            try:
+                click.echo(describe(path, axes))
+            except (ValueError, TypeError, OSError) as exc:
+                click.echo(f"Error: {_one_line(exc)}", err=True)
+                bad += 1
     return EXIT_USAGE if bad else 0
 
 

@@ -152,7 +152,7 @@ def read_image(path: str | os.PathLike, axes: str | None = None) -> tuple[np.nda
     if p.is_dir():
         raise IsADirectoryError(f"image: {str(p)!r} is a folder, not an image file")
     if p.suffix.lower() == ".npy":
-        arr, cal = _read_npy(p)
+        arr, cal = _read_npy(p, guess=axes is None)
     else:
         arr, cal = _read_tiff(p)
     if arr.size == 0:
@@ -168,7 +168,7 @@ def read_image(path: str | os.PathLike, axes: str | None = None) -> tuple[np.nda
     return arr, cal
 
 
-def _read_npy(p: Path) -> tuple[np.ndarray, Calibration]:
+def _read_npy(p: Path, guess: bool = True) -> tuple[np.ndarray, Calibration]:
     try:
         arr = np.load(p, allow_pickle=False)
     except Exception as exc:  # EOFError, ValueError, OSError … for damaged files
@@ -177,7 +177,23 @@ def _read_npy(p: Path) -> tuple[np.ndarray, Calibration]:
         raise ValueError(f"image: {str(p)!r} does not hold a numeric array")
     if arr.ndim < 2 or arr.ndim > 5:
         raise ValueError(f"image: {str(p)!r} has {arr.ndim} dimensions; expected 2 to 5")
-    return arr, Calibration.default(arr.ndim)
+    default = Calibration.default(arr.ndim)
+    return arr, default.with_axes(_npy_axes(arr, p)) if guess else default
+
+
+def _npy_axes(arr: np.ndarray, p: Path) -> str:
+    """Default axes of a ``.npy`` array: by ``ndim``, except RGB for ``uint8`` ``(Y, X, 3)`` and
+    ``(Z, Y, X, 3)`` (as :func:`fijidecon.fiji.convert.to_imageplus`); any other last axis of 3 or 4
+    values is taken as X with a warning that names ``axes=``."""
+    default = Calibration.default(arr.ndim).axes
+    n = arr.shape[-1]
+    if arr.ndim < 3 or n not in (3, 4):
+        return default
+    if n == 3 and arr.dtype == np.uint8 and arr.ndim in (3, 4):
+        return "ZYXS"[-arr.ndim:]
+    warnings.warn(f"image: {p.name} {arr.shape} {arr.dtype} taken as axes {default!r}, i.e. {n} pixels wide "
+                  f"(colour samples?); give its axes (axes=, --axes) to say which axis is which", stacklevel=3)
+    return default
 
 
 def _read_tiff(p: Path) -> tuple[np.ndarray, Calibration]:
