@@ -347,7 +347,7 @@ def _progress_callback(cmd: Command, label: str, total: int | None,
             IJ.showStatus(f"{label}: {where}iteration {iteration}  (Esc to cancel)")
         if state.log_iterations and numeric and len(args) > 1:
             IJ.log(str(np.float32(args[1])))
-        stop = bool(IJ.escapePressed())
+        stop = state.cancel_requested or bool(IJ.escapePressed())  # once cancelled, every later volume stops too
         if stop:
             state.cancel_requested = True
         return stop
