@@ -297,3 +297,41 @@ def test_iteration_log_of_a_hyperstack_names_each_volume(bridge):
                                        detect_divergence=False)
         figures = [float(x) for x in lines[i + 1:i + 4]]
         assert figures == pytest.approx([float(np.float32(v)) for v in want.log], rel=1e-6)
+
+
+@pytest.mark.parametrize("cmd_id", ["richardson-lucy", "iterative-deconvolve-3d"])
+def test_progress_and_escape_on_a_hyperstack(bridge, jvm, cmd_id):
+    """The status bar names the volume; Esc during the first volume cancels the whole run
+    (every later volume stops at its first iteration) and leaves no result window."""
+    import threading
+    import time
+
+    data = _hyperstack(nt=2)
+    _show(data, "TZCYX", "hyper")
+    _show(np.stack(_psfs(), axis=1), "ZCYX", "psf hyper")
+    if cmd_id == "richardson-lucy":
+        code = 'run("Richardson-Lucy Deconvolution", "image=hyper psf=[psf hyper] iterations=5000 title=Long");'
+    else:
+        code = ('run("Iterative Deconvolve 3D", "image=hyper point=[psf hyper] output=Long wiener=0 low=1 '
+                'z_direction=1 maximum=5000 terminate=-1000");')
+    IJ = jvm.jimport("ij.IJ")
+    IJ.resetEscape()
+    bridge.state.iteration = 0
+    box = {}
+    th = threading.Thread(target=lambda: box.setdefault("r", bridge.run_macro(code + 'print("after");')))
+    th.start()
+    end = time.monotonic() + 60
+    while bridge.state.iteration < 3 and time.monotonic() < end:
+        time.sleep(0.02)
+    status = str(jvm.jimport("ij.ImageJ").getStatusBarText())
+    assert "volume 1/4, iteration " in status and "/5000" in status, status
+    KeyEvent = jvm.jimport("java.awt.event.KeyEvent")
+    ij = IJ.getInstance()
+    ij.keyPressed(KeyEvent(ij, KeyEvent.KEY_PRESSED, 0, 0, KeyEvent.VK_ESCAPE, chr(27)))
+    th.join(60)
+    assert not th.is_alive()
+    assert bridge.state.last_status == "cancelled"
+    assert bridge.state.iteration <= 2  # the last volume stopped at once
+    assert not any(str(t).startswith("Long") for t in jvm.jimport("ij.WindowManager").getImageTitles())
+    assert "after" not in box["r"].log
+    IJ.resetEscape()
