@@ -49,8 +49,10 @@ def check_int(name: str, value: Any, minimum: int | None = None, maximum: int | 
     what = f"a whole number{_bounds(minimum, maximum)}"
     if isinstance(value, (bool, np.bool_, str, bytes)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name}: expected {what}, got {got(value)}")
-    if not math.isfinite(float(value)) or float(value) != int(value):
+    if not math.isfinite(float(value)):
         raise ValueError(f"{name}: expected {what}, got {got(value)}")
+    if float(value) != int(value):
+        raise TypeError(f"{name}: expected {what}, got {got(value)}")
     v = int(value)
     if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
         raise ValueError(f"{name}: expected {what}, got {v}")

@@ -281,38 +281,21 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
     >>> more.iterations
     30
     """
-    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)):
-        raise TypeError(f"iterations: expected a whole number, got {iterations!r}")
-    iterations = int(iterations)
-    if iterations < 0:
-        raise ValueError(f"iterations: must be >= 0, got {iterations}")
+    iterations = _validate.check_int("iterations", iterations, 0)
     edges = _edges.check_edges(edges)
-    if isinstance(acceleration, str):
-        acceleration = acceleration.lower()
-    if acceleration not in ACCELERATIONS:
-        raise ValueError(f"acceleration: expected None or 'biggs-andrews', got {acceleration!r}")
-    if isinstance(regularization, str):
-        regularization = regularization.lower()
-    if regularization not in REGULARIZATIONS:
-        raise ValueError(f"regularization: expected None, 'tv' or 'tikhonov', got {regularization!r}")
-    if weight is None:
-        weight = DEFAULT_WEIGHT.get(regularization, 0.0)
-    weight = float(weight)
-    if not (weight >= 0 and np.isfinite(weight)):
-        raise ValueError(f"weight: must be a finite number >= 0, got {weight!r}")
-    for nm, v in (("background", background), ("read_noise", read_noise)):
-        if not (np.isfinite(v) and v >= 0):
-            raise ValueError(f"{nm}: must be a finite number >= 0, got {v!r}")
-    if snapshot_every is not None and (isinstance(snapshot_every, bool) or int(snapshot_every) != snapshot_every
-                                       or snapshot_every < 0):
-        raise ValueError(f"snapshot_every: expected a whole number >= 0 or None, got {snapshot_every!r}")
-    snapshot_every = int(snapshot_every) if snapshot_every else None
+    acceleration = _validate.check_choice("acceleration", acceleration, ACCELERATIONS)
+    regularization = _validate.check_choice("regularization", regularization, REGULARIZATIONS)
+    weight = DEFAULT_WEIGHT.get(regularization, 0.0) if weight is None else _validate.check_float("weight", weight, 0)
+    background = _validate.check_float("background", background, 0)
+    read_noise = _validate.check_float("read_noise", read_noise, 0)
+    if snapshot_every is not None:
+        snapshot_every = _validate.check_int("snapshot_every", snapshot_every, 0) or None
     stop_fn = _stop_rule(stop)
     if isinstance(stop, str) and stop.lower() == "discrepancy":
         track_deviance = True
-    track_deviance = bool(track_deviance)
+    track_deviance = False if track_deviance is None else _validate.check_bool("track_deviance", track_deviance)
     if callback is not None and not callable(callback):
-        raise TypeError("callback: expected a callable or None")
+        raise TypeError(f"callback: expected a callable or None, got {_validate.got(callback)}")
 
     layout, vols = _hyper.split(image, psf, axes, allow_negative=read_noise > 0)
     ndim = len(layout.vol_axes)
