@@ -311,3 +311,18 @@ def test_npy_rgb_and_colour_like_last_axes(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert read_image(tmp_path / "c.npy", axes="YXS")[1].axes == "YXS"  # axes given: no warning
+
+
+@pytest.mark.parametrize("imagej", [True, False])
+def test_truncated_stack_is_an_error_not_one_plane(tmp_path, imagej):
+    """Reliability case 3: a 16-slice TIFF cut to 60 % of its bytes is not read as one plane."""
+    a = np.random.default_rng(0).random((16, 32, 32)).astype(np.float32)
+    if imagej:
+        tifffile.imwrite(tmp_path / "t.tif", a, imagej=True, metadata={"axes": "ZYX"})
+    else:
+        tifffile.imwrite(tmp_path / "t.tif", a, photometric="minisblack")
+    data = (tmp_path / "t.tif").read_bytes()
+    (tmp_path / "cut.tif").write_bytes(data[: int(len(data) * 0.6)])
+    with pytest.raises(ValueError, match=r"image: .*cut.tif.*(truncated|not a readable)") as e:
+        read_image(tmp_path / "cut.tif")
+    assert "\n" not in str(e.value)

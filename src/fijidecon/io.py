@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 import os
 import tempfile
@@ -196,11 +197,44 @@ def _npy_axes(arr: np.ndarray, p: Path) -> str:
     return default
 
 
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(" ".join(record.getMessage().split()))
+
+
 def _read_tiff(p: Path) -> tuple[np.ndarray, Calibration]:
+    log = logging.getLogger("tifffile")
+    collect = _Collect()
+    log.addHandler(collect)  # tifffile logs damage; it becomes an error or one warning below
+    try:
+        arr, axes, spacing, unit, images = _read_tiff_parts(p)
+    finally:
+        log.removeHandler(collect)
+    planes = int(np.prod([n for a, n in zip(axes or "", arr.shape) if a not in "YXS"] or [1]))
+    if images and images > planes:
+        raise ValueError(f"image: {str(p)!r} is truncated or damaged: its ImageJ header says {images} images, "
+                         f"{planes} could be read")
+    for msg in dict.fromkeys(collect.messages):
+        warnings.warn(f"image: {p.name}: {msg}", stacklevel=3)
+    if axes is None or len(axes) != arr.ndim:
+        axes = Calibration.default(arr.ndim).axes if arr.ndim <= 5 else axes
+    if unit == "pixel" and all(abs(v - 1.0) < 1e-12 for v in spacing.values()):
+        spacing = {}
+    cal = Calibration(axes=axes or "", spacing=tuple(sorted((k, float(v)) for k, v in spacing.items() if v > 0)),
+                      unit=unit)
+    return arr, cal
+
+
+def _read_tiff_parts(p: Path):
+    """Pixels, axes, spacing, unit and the ImageJ header's image count of a TIFF."""
     try:
         tif = tifffile.TiffFile(p)
     except Exception as exc:  # tifffile raises several types for non-TIFF input
-        raise ValueError(f"image: {str(p)!r} is not a readable TIFF ({exc})") from None
+        raise ValueError(f"image: {str(p)!r} is not a readable TIFF ({_short(exc)})") from None
     with tif:
         try:
             series = tif.series[0]
@@ -210,17 +244,16 @@ def _read_tiff(p: Path) -> tuple[np.ndarray, Calibration]:
                 spacing, unit = _ome_calibration(tif.ome_metadata)
             else:
                 spacing, unit = _imagej_or_plain_calibration(tif)
-        except ValueError:
-            raise
-        except Exception as exc:  # damaged files: IndexError, struct.error, …
-            raise ValueError(f"image: {str(p)!r} is not a readable TIFF ({type(exc).__name__}: {exc})") from None
-    if axes is None or len(axes) != arr.ndim:
-        axes = Calibration.default(arr.ndim).axes if arr.ndim <= 5 else axes
-    if unit == "pixel" and all(abs(v - 1.0) < 1e-12 for v in spacing.values()):
-        spacing = {}
-    cal = Calibration(axes=axes or "", spacing=tuple(sorted((k, float(v)) for k, v in spacing.items() if v > 0)),
-                      unit=unit)
-    return arr, cal
+            images = int((tif.imagej_metadata or {}).get("images", 0) or 0)
+        except Exception as exc:  # damaged files: IndexError, struct.error, short reads …
+            if str(exc).startswith("image: "):
+                raise
+            raise ValueError(f"image: {str(p)!r} is not a readable TIFF ({_short(exc)})") from None
+    return arr, axes, spacing, unit, images
+
+
+def _short(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
 def _file_axes(series_axes: str) -> str | None:
