@@ -145,3 +145,30 @@ def test_log_handler_is_removed_and_the_logger_level_restored(bridge):
     assert r.ok, r.error
     assert logger.level == level and logger.handlers == handlers
     assert not commands._RUN_THREADS
+
+
+@pytest.mark.parametrize("unit, scale", [("nm", 1.0), ("µm", 1e-3), ("100 nm", 1e-2)])
+def test_diffraction_psf_in_any_length_unit_gives_the_same_result(bridge, unit, scale):
+    """The original's lengths are in any unit L ("perhaps in nm"); macros in µm must still
+    work now that a PSF window's calibration can trigger resampling: the window's unit follows
+    the wavelength's magnitude (nm, µm), and for any other unit the PSF has no length unit and
+    is taken at the image's voxel size (a warning says so). Same result every time."""
+    img = _beads()
+    _show(img, "img", Calibration.make("ZYX", unit="micron", Z=0.25, Y=0.1, X=0.1))
+    opts = (f"index=1.33 numerical=1.2 wavelength={520 * scale:g} longitudinal=0 width,=33 height,=33 depth,=17 "
+            f"normalization=[Sum of pixel values = 1] image={100 * scale:g} slice={250 * scale:g} title=psf")
+    r = bridge.run_macro(f'run("Diffraction PSF 3D", "{opts}");' + RUNS["richardson-lucy"][0], clear_log=True)
+    assert r.ok, r.error
+    assert "resampl" not in r.log.lower(), r.log
+    if unit == "µm":
+        assert "Diffraction PSF 3D: wavelength 0.52 taken as µm" in r.log
+    if unit == "100 nm":
+        assert "neither nm nor µm" in r.log
+        assert "Richardson-Lucy Deconvolution: warning:" in r.log
+    got, _ = _out(bridge)
+    from fijidecon.psf import diffraction_psf_3d
+
+    psf = diffraction_psf_3d(index=1.33, na=1.2, wavelength=520, pixel_spacing=100, slice_spacing=250,
+                             width=33, height=33, depth=17)
+    want = _api("richardson-lucy", img, psf, RUNS["richardson-lucy"][1])
+    assert np.max(np.abs(got - want)) <= 1e-4 * np.max(want)

@@ -600,6 +600,29 @@ def _log_wiener_choice(label: str, res: Any, logged: list[str]) -> None:
     _j("ij.IJ").log(line)
 
 
+def _psf_length_unit(cmd: Command, values: Mapping[str, Any], cal: Calibration, label: str) -> Calibration:
+    """The length unit of a *Diffraction PSF 3D* window, from the magnitude of its wavelength.
+
+    The original's lengths are in "any unit L, the same for every length" (its label:
+    "Wavelength (perhaps in nm)"), and macros written in µm exist.  Now that a PSF window's
+    calibration decides whether the PSF is resampled to an image's voxel size, the unit
+    must not be guessed blindly: a wavelength of 100-2500 is nm (the description's unit),
+    0.1-2.5 is µm (a Log line says so), anything else leaves the PSF without a length
+    unit (a Log line says so, and the deconvolution commands then take it at the image's
+    voxel size, with a warning)."""
+    if cmd.id != "diffraction-psf-3d" or cal.unit != "nm" or "wavelength" not in values:
+        return cal
+    w = float(values["wavelength"])
+    if 100 <= w <= 2500:
+        return cal
+    unit = "micron" if 0.1 <= w <= 2.5 else "pixel"
+    line = (f"{label}: wavelength {w:g} taken as µm: the PSF is calibrated in micron" if unit == "micron" else
+            f"{label}: wavelength {w:g} is neither nm nor µm: the PSF gets no length unit")
+    _j("ij.IJ").log(line)
+    state.notes.append(line)
+    return Calibration(axes=cal.axes, spacing=cal.spacing, unit=unit)
+
+
 def _iterations(res: Any) -> int | None:
     """The iteration count for the result's title: ``res.iterations``, or for a hyperstack
     (one count per (T, C) volume) the largest one."""
@@ -845,6 +868,7 @@ def execute(cmd: Command, values: Mapping[str, Any], imps: Mapping[str, Any], *,
 
     if arr.dtype != np.float32 and arr.dtype not in (np.uint8, np.uint16):
         arr = arr.astype(np.float32)
+    out_cal = _psf_length_unit(cmd, full, out_cal, label)
     title = _result_title(cmd, full, res, first_title)
     out = convert.to_imageplus(np.ascontiguousarray(arr), out_cal, title=title)
     nz = int(out.getNSlices())
