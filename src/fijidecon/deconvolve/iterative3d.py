@@ -104,23 +104,11 @@ def _as_volume(name: str, a) -> np.ndarray:
     if arr.ndim not in (2, 3):
         raise ValueError(
             f"{name} must be 2D (y, x) or 3D (z, y, x); got {arr.ndim}D with shape {arr.shape}"
-            + (" (split channels/time points and deconvolve each)" if arr.ndim > 3 else "")
+            + (" (name the axes of a hyperstack with axes=, e.g. \"TZCYX\")" if arr.ndim > 3 else "")
         )
     if 0 in arr.shape:
         raise ValueError(f"{name} is empty (shape {arr.shape})")
     return arr
-
-
-def _check_number(name: str, v, *, minimum: float | None = None, integer: bool = False):
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {v!r}")
-    if integer and int(v) != v:
-        raise TypeError(f"{name} must be a whole number, got {v!r}")
-    if not math.isfinite(float(v)):
-        raise ValueError(f"{name} must be finite, got {v!r}")
-    if minimum is not None and v < minimum:
-        raise ValueError(f"{name} must be >= {minimum:g}, got {v!r}")
-    return int(v) if integer else float(v)
 
 
 # ----------------------------------------------------------------------------------
@@ -386,11 +374,11 @@ def _volume(image, psf, *, normalize, gamma, lowpass_xy, lowpass_z, max_iteratio
     t0 = time.perf_counter()
     Y0 = _as_volume("image", image)
     A0 = _as_volume("psf", psf)
-    gamma = _check_number("gamma", gamma, minimum=0.0)
-    lowpass_xy = _check_number("lowpass_xy", lowpass_xy, minimum=0.0)
-    lowpass_z = _check_number("lowpass_z", lowpass_z, minimum=0.0)
-    max_iterations = _check_number("max_iterations", max_iterations, minimum=0, integer=True)
-    terminate = _check_number("terminate", terminate)
+    gamma = _validate.check_float("gamma", gamma, 0.0)
+    lowpass_xy = _validate.check_float("lowpass_xy", lowpass_xy, 0.0)
+    lowpass_z = _validate.check_float("lowpass_z", lowpass_z, 0.0)
+    max_iterations = _validate.check_int("max_iterations", max_iterations, 0)
+    terminate = _validate.check_float("terminate", terminate)
     out_ndim = Y0.ndim
     Y = (Y0 if Y0.ndim == 3 else Y0[None]).astype(np.float32)  # always a copy
     A = (A0 if A0.ndim == 3 else A0[None]).astype(np.float32)
