@@ -326,3 +326,11 @@ def test_truncated_stack_is_an_error_not_one_plane(tmp_path, imagej):
     with pytest.raises(ValueError, match=r"image: .*cut.tif.*(truncated|not a readable)") as e:
         read_image(tmp_path / "cut.tif")
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("name", ["t.tif", "t.ome.tif"])
+def test_frame_interval_is_kept(tmp_path, name):
+    """The T spacing (frame interval, seconds) survives both formats, as ImageJ's finterval / OME TimeIncrement."""
+    cal = Calibration.make("TZYX", unit="micron", T=2.5, Z=0.3, Y=0.1, X=0.1)
+    write_image(tmp_path / name, np.zeros((2, 3, 8, 9), np.float32), cal)
+    assert read_image(tmp_path / name)[1] == cal

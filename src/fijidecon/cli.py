@@ -443,11 +443,13 @@ def describe(path: str | os.PathLike, axes: str | None = None) -> str:
 
     arr, cal = io.read_image(path, axes=axes)
     spatial = [a for a in "ZYX" if a in cal.axes]
-    if cal.is_calibrated():
+    if cal.has_length_unit() or any(cal.get(a) != 1.0 for a in spatial):
         size = " × ".join(f"{cal.get(a):.6g}" for a in spatial)
         voxel = f"{size} {cal.unit} ({', '.join(a.lower() for a in spatial)})"
     else:
         voxel = "not calibrated (1 pixel)"
+    if "T" in dict(cal.spacing):
+        voxel += f"; frame interval {cal.get('T'):.6g} s"
     data = np.asarray(arr)
     finite = data if data.dtype.kind in "biu" else data[np.isfinite(data)]
     if finite.size:

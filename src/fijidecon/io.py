@@ -38,6 +38,7 @@ __all__ = ["read_image", "write_image", "check_output", "check_axes", "is_ome_pa
 IMAGEJ_AXES = "TZCYXS"
 #: Axis letters a file may carry (T time, C channel, Z, Y, X, S samples of an RGB pixel).
 _LETTERS = "TCZYXS"
+_TIME_S = {"s": 1.0, "ms": 1e-3, "µs": 1e-6, "min": 60.0, "h": 3600.0}
 _MICRON_SPELLINGS = ("micron", "microns", "µm", "\u03bcm", "um", "\\u00B5m", "\\u00b5m", "micrometer",
                      "micrometre")
 
@@ -276,6 +277,8 @@ def _imagej_or_plain_calibration(tif) -> tuple[dict[str, float], str]:
         spacing["Y"] = dy
     if ij.get("spacing"):
         spacing["Z"] = float(ij["spacing"])
+    if ij.get("finterval"):
+        spacing["T"] = float(ij["finterval"])  # frame interval (ImageJ's time unit), as from_imageplus
     unit = _length_unit(str(ij.get("unit", "pixel")))
     if not ij and "X" in spacing:  # plain TIFF: resolution unit tag
         ru = tif.pages[0].tags.get("ResolutionUnit")
@@ -299,6 +302,9 @@ def _ome_calibration(xml: str) -> tuple[dict[str, float], str]:
         if v is not None and float(v) > 0:
             spacing[ax] = float(v)
             units[ax] = pixels.get(f"PhysicalSize{ax}Unit", "µm")  # the OME schema's default unit
+    t = pixels.get("TimeIncrement")
+    if t is not None and float(t) > 0:  # frame interval, in seconds
+        spacing["T"] = float(t) * _TIME_S.get(pixels.get("TimeIncrementUnit", "s"), 1.0)
     if not units:
         return spacing, "pixel"
     target = units.get("X", next(iter(units.values())))
@@ -506,6 +512,8 @@ def _write_imagej(tmp: str, a: np.ndarray, axes: str, cal: Calibration, descript
         meta["spacing"] = cal.dz
     if cal.unit and cal.unit != "pixel":
         meta["unit"] = cal.unit
+    if "T" in dict(cal.spacing):
+        meta["finterval"] = cal.get("T")
     if description:
         meta["Info"] = "\n".join(f"{k} = {v}" for k, v in description.items())
     tifffile.imwrite(tmp, a, imagej=True, resolution=(1.0 / cal.dx, 1.0 / cal.dy), metadata=meta)
@@ -519,6 +527,8 @@ def _write_ome(tmp: str, a: np.ndarray, axes: str, cal: Calibration, description
             if ax in axes or ax in dict(cal.spacing):
                 meta[f"PhysicalSize{ax}"] = cal.get(ax)
                 meta[f"PhysicalSize{ax}Unit"] = unit
+    if "T" in dict(cal.spacing):
+        meta["TimeIncrement"], meta["TimeIncrementUnit"] = cal.get("T"), "s"
     if description:
         meta["Description"] = "; ".join(f"{k} = {v}" for k, v in description.items())
     tifffile.imwrite(tmp, a, ome=True, photometric="rgb" if axes.endswith("S") else "minisblack", metadata=meta)
