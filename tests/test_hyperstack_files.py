@@ -47,7 +47,8 @@ def files(tmp_path_factory):
                       for t in range(2)])
     tczyx = np.round(tczyx).clip(0, 65535).astype(np.uint16)
     tifffile.imwrite(d / "tzcyx.tif", np.ascontiguousarray(tczyx.transpose(0, 2, 1, 3, 4)), imagej=True,
-                     resolution=(1 / 0.065, 1 / 0.065), metadata={"axes": "TZCYX", "spacing": 0.2, "unit": "um"})
+                     resolution=(1 / 0.065, 1 / 0.065),
+                     metadata={"axes": "TZCYX", "spacing": 0.2, "unit": "um", "finterval": 30.0})
     tifffile.imwrite(d / "czyx.ome.tif", tczyx[0], ome=True, metadata={
         "axes": "CZYX", "PhysicalSizeX": 0.065, "PhysicalSizeY": 0.065, "PhysicalSizeZ": 0.2})
     for c, p in enumerate(psfs):
@@ -82,6 +83,7 @@ def test_imagej_hyperstack_round_trip(files, tmp_path, capsys, method, args, api
     res, cal = read_image(out)
     src, src_cal = read_image(d / "tzcyx.tif")
     assert cal == src_cal and cal.axes == "TZCYX" and res.shape == src.shape  # same hyperstack, same calibration
+    assert cal.get("T") == 30.0 and cal.voxel_size("ZYX") == pytest.approx((0.2, 0.065, 0.065))
     got = _channels(res, cal.axes)
     for t in range(2):
         for c in range(2):  # each (T, C) volume with its own channel's PSF
