@@ -10,22 +10,64 @@ ringing and negative values, large ``rho`` = smooth.
 
 Choosing ``rho``
 ----------------
-``regularization=None`` (or ``"imspector"``)
+``regularization=None`` / ``"auto"`` / ``"snr"`` (the default): the signal-to-noise rule
+    The Wiener filter that minimises the mean squared error has the gain
+    ``|H|^2 / (|H|^2 + S_n / S_f(k))`` (Wiener 1949; Helstrom 1967): it passes a
+    frequency where the data's signal power ``|H|^2 S_f`` exceeds the noise power
+    ``S_n`` and stops it where the noise wins, with gain 1/2 where the two are equal.
+    A single ``rho`` reproduces that gain exactly at the frequencies where
+    ``|H|^2 = rho``, so the rule puts ``rho`` at the level of ``|H|^2`` where the
+    data's signal power falls to the noise power:
+
+    1. the noise power ``sigma^2`` is measured where the data can only hold noise,
+       beyond the OTF support (``|H|^2 <= 1e-6``; Poisson and read noise are white,
+       so their power is the same at every frequency): the median of ``|G|^2 / N``
+       there, divided by ``ln 2``;
+    2. frequencies are ranked by decreasing ``|H|^2`` and grouped; in each group the
+       SNR is read at the upper quartile of the power (a line or a bar puts its power
+       in a few directions only), and ``rho`` is the ``|H|^2`` of the first group from
+       which the SNR stays below 1;
+    3. sharpness cap: a point in the result has the width of the effective PSF
+       ``irfftn(|H|^2 / (|H|^2 + rho))``; if it is wider than the PSF itself on any
+       axis (FWHM), ``rho`` is lowered until it is not (``rule="snr->fwhm"``), so the
+       result is never blurrier than the data.
+
+    It is measured on the image's own grid (the periodic component of the image,
+    Moisan 2011, so that its borders do not read as signal; the OTF at the same
+    frequencies) for every edge model, with three forward FFTs and no inverse FFT.
+    On a real 8-bit PSF and data (RedLionfish's 27 cubes) it gives ``rho ~ 2e-6`` and
+    spots 3-5 voxels wide where Imspector's rule gave ``rho ~ 0.3`` and spots wider
+    than in the data; on the synthetic phantoms of ``benchmarks/quality.py`` it beats
+    the data's NMSE on every phantom.
+``"imspector"``
     Imspector's rule of thumb: the smallest ``rho`` for which the most negative value
     of the result is no more than 10 % (``negative_fraction``) of its maximum.  Found
-    by bisection on ``log10(rho)`` in [1e-12, 10] (one inverse FFT per step).
+    by bisection on ``log10(rho)`` in [1e-12, 10] (one inverse FFT per step).  On
+    isolated bright objects over a dark background the ringing of any sharpening
+    filter is more negative than that, so the rule smooths until the result is
+    blurrier than the data; use it to reproduce Imspector.  When no ``rho`` meets it
+    (background subtracted too far) the SNR rule is used (``rule="imspector->snr"``).
 ``"gcv"``
     Generalised cross-validation (Golub, Heath & Wahba 1979): minimises
     ``N * sum |1 - phi|^2 |G|^2 / (sum (1 - phi))^2`` with ``phi = |H|^2 / (|H|^2 + rho)``,
-    evaluated in Fourier space (no inverse FFT), a statistical choice that needs no
-    threshold and suits Gaussian-like noise.
+    evaluated in Fourier space (no inverse FFT).  Good on white Gaussian noise and
+    an exactly known PSF; it can pick far too small a value when the noise is not
+    white (clipped or quantised data, mirror padding) and then amplifies noise.
 a number
     Used as is.
 
-The value used is returned in :attr:`WienerResult.regularization` and logged.
+The value used is returned in :attr:`WienerResult.regularization` (and ``.rule``) and
+logged at INFO on the ``fijidecon`` logger, one line per volume, e.g.
+``wiener: regularization 1.75e-06 chosen by the SNR rule (...)``.
 
 References
 ----------
+N. Wiener, *Extrapolation, Interpolation, and Smoothing of Stationary Time Series*
+(MIT Press, 1949).
+C. W. Helstrom, "Image restoration by the method of least squares", J. Opt. Soc. Am.
+57, 297-303 (1967).
+L. Moisan, "Periodic plus smooth image decomposition", J. Math. Imaging Vis. 39,
+161-179 (2011).
 Imspector documentation, "Image Deconvolution / Wiener Filtering".
 G. H. Golub, M. Heath, G. Wahba, "Generalized cross-validation as a method for choosing
 a good ridge parameter", Technometrics 21, 215-223 (1979).
@@ -55,12 +97,15 @@ class WienerResult:
     image:
         float32 estimate, the input's shape.
     regularization:
-        The ``rho`` used (one per channel for (C, Z, Y, X) input).
+        The ``rho`` used (a list, one per volume, for hyperstacks).
     rule:
-        ``"imspector"``, ``"gcv"``, ``"given"``, or ``"imspector->gcv"`` when the
-        Imspector rule could not be met at any ``rho`` (noise alone gives negative
-        values beyond the tolerance, e.g. after subtracting the background) and GCV
-        was used instead (a warning is logged).
+        How it was chosen: ``"snr"`` (the default rule), ``"snr->fwhm"`` (the SNR
+        rule's value lowered by its sharpness cap), ``"imspector"``, ``"gcv"``,
+        ``"given"``, or ``"imspector->snr"`` when the Imspector rule could not be met
+        at any ``rho`` (noise alone gives negative values beyond the tolerance, e.g.
+        after subtracting the background) and the SNR rule was used instead (a
+        warning is logged).  For hyperstacks: the first volume's rule, or a fallback
+        (``"->"``) if any volume needed one.
     negative_fraction:
         ``-min / max`` of the estimate (per channel).
     notes, psf_report:
@@ -82,7 +127,7 @@ def wiener(image: object, psf: object, regularization: float | str | None = None
            negative_fraction: float = 0.10, recenter: bool = True, psf_threshold: float = 1e-4,
            axes: str | None = None, voxel_size: Sequence[float] | None = None,
            psf_voxel_size: Sequence[float] | None = None) -> WienerResult:
-    """Wiener deconvolution; ``regularization=None`` picks the parameter automatically.
+    """Wiener deconvolution; by default the regularization is chosen from the data's own noise.
 
     Parameters
     ----------
@@ -98,10 +143,13 @@ def wiener(image: object, psf: object, regularization: float | str | None = None
         :func:`fijidecon.deconvolve._otf.prepare_psf` (``result.notes`` says what was
         changed).
     regularization:
-        ``None``/``"imspector"``/``"auto"`` (Imspector's 10 % rule), ``"gcv"``, or a number
-        (numeric strings such as ``"1e-3"`` are accepted)
-        ``rho > 0`` relative to ``|H(0)|^2 = 1``.  Imspector suggests trying 1e-1 ...
-        1e-10 on a logarithmic scale.
+        ``None``/``"auto"``/``"snr"`` (default): ``rho = |H|^2`` where the data's signal
+        power falls to its noise power (estimated beyond the OTF support), lowered if
+        needed so that points never get wider than in the data (see the module
+        docstring); ``"imspector"`` (Imspector's 10 % negative rule); ``"gcv"``; or a
+        number ``rho > 0`` relative to ``|H(0)|^2 = 1`` (numeric strings such as
+        ``"1e-3"`` are accepted).  Imspector suggests trying 1e-1 ... 1e-10 on a
+        logarithmic scale.
     edges:
         ``"reflect"`` (default; mirror padding reduces border ringing) or
         ``"periodic"`` (Imspector's behaviour: the image is one period).
@@ -118,7 +166,13 @@ def wiener(image: object, psf: object, regularization: float | str | None = None
     Returns
     -------
     WienerResult
-        ``.image`` (float32), ``.regularization`` (the value used), ``.rule``.
+        ``.image`` (float32), ``.regularization`` (the value used), ``.rule`` (how it
+        was chosen).  The choice is also logged at INFO on the ``fijidecon`` logger.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming ``regularization``, ``edges``, ``negative_fraction``, ``image`` or ``psf``.
 
     Example
     -------
@@ -126,32 +180,15 @@ def wiener(image: object, psf: object, regularization: float | str | None = None
     >>> from fijidecon.deconvolve import convolve, wiener
     >>> y, x = np.mgrid[-6:7, -6:7]; psf = np.exp(-(x**2 + y**2) / 4.0)
     >>> img = np.zeros((48, 48), np.float32); img[20:28, 20:28] = 100
-    >>> res = wiener(convolve(img, psf, edges="periodic"), psf, edges="periodic")
-    >>> res.rule, res.image.dtype, bool(res.negative_fraction <= 0.1 + 1e-6)
-    ('imspector', dtype('float32'), True)
+    >>> data = np.random.default_rng(0).poisson(convolve(img, psf, edges="periodic") + 5.0) - 5.0
+    >>> res = wiener(data, psf, edges="periodic")
+    >>> res.rule, res.image.dtype, bool(1e-6 < res.regularization < 1.0)
+    ('snr', dtype('float32'), True)
+    >>> wiener(data, psf, "imspector", edges="periodic").negative_fraction <= 0.1 + 1e-6
+    True
     """
     edges = _edges.check_edges(edges, ("reflect", "periodic"))
-    if regularization is None:
-        rule = "imspector"
-    elif isinstance(regularization, str) and regularization.strip().lower() in ("imspector", "gcv", "auto", ""):
-        rule = regularization.strip().lower()
-        rule = "imspector" if rule in ("auto", "") else rule
-    else:
-        if isinstance(regularization, str):  # a number typed in a dialog or on the command line
-            try:
-                regularization = float(regularization)
-            except ValueError:
-                raise ValueError(f"regularization: expected a number, None, 'auto'/'imspector' or 'gcv', "
-                                 f"got {regularization!r}") from None
-        try:
-            rho = float(regularization)
-        except (TypeError, ValueError):
-            raise TypeError(f"regularization: expected a number, None or 'gcv', got {regularization!r}") from None
-        if not (rho > 0 and np.isfinite(rho)):
-            raise ValueError(f"regularization: must be a positive finite number, got {regularization!r}")
-        rule = "given"
-    if rule != "given":
-        rho = None
+    rule, rho = _parse_regularization(regularization)
     if not 0 < negative_fraction < 1:
         raise ValueError(f"negative_fraction: must be in (0, 1), got {negative_fraction!r}")
     layout, vols = _hyper.split(image, psf, axes)
@@ -172,6 +209,7 @@ def _wiener(pairs, channels, rule, rho, edges, negative_fraction, recenter, psf_
         H = _otf.otf(prep.kernel, geo.work_shape)
         H2 = (H.real * H.real + H.imag * H.imag).astype(np.float32)
         r_gcv = _gcv(G, H2, geo.work_shape) if rule == "gcv" else None
+        r_snr = _snr_rule(im, prep.kernel) if rule == "snr" else None
         np.conjugate(H, out=H)
         G *= H  # G conj(H)
         del H
@@ -180,21 +218,13 @@ def _wiener(pairs, channels, rule, rho, edges, negative_fraction, recenter, psf_
             spec = G / (H2 + np.float32(r))
             return _fft.irfftn(spec, geo.work_shape, overwrite_x=True)[geo.crop]
 
-        if rule == "given":
-            r = rho
-        elif rule == "gcv":
-            r = r_gcv
-        else:
-            r = _imspector_rule(solve, negative_fraction)
-            if r is None:
-                used = "imspector->gcv"
-                log.warning("wiener: the noise alone has negative values beyond %.0f %% of the maximum at any rho "
-                            "(background subtracted too far?); using GCV instead", 100 * negative_fraction)
-                r = _gcv(_fft.rfftn(geo.data(im)), H2, geo.work_shape)
+        r, how, why = _choose(rule, rho, r_gcv, r_snr, solve, negative_fraction,
+                              lambda: _snr_rule(im, prep.kernel))
+        used = how if how != rule else used
         out = np.ascontiguousarray(solve(r), dtype=np.float32)
-        mx = float(out.max())
-        neg = float(-out.min() / mx) if mx > 0 else float("inf")
-        log.info("wiener: rule %s, regularization %.3g, negative fraction %.3f", rule, r, neg)
+        neg = _negfrac(out)
+        where = "" if channels.single else f"[{len(outs)}]"
+        log.info("wiener%s: regularization %.3g %s; negative fraction %.3f", where, r, why, neg)
         outs.append(out)
         rhos.append(float(r))
         negs.append(max(neg, 0.0))
@@ -274,3 +304,310 @@ def _gcv(G: np.ndarray, H2: np.ndarray, work_shape: tuple[int, ...]) -> float:
         if b - a < 0.01:
             break
     return float(10.0 ** (0.5 * (a + b)))
+
+
+_RULES = {"auto": "snr", "": "snr", "snr": "snr", "imspector": "imspector", "gcv": "gcv"}
+
+
+def _parse_regularization(regularization: object) -> tuple[str, float | None]:
+    """``(rule, rho)``: a rule name (``rho`` None) or ``("given", rho)``; raises naming ``regularization``."""
+    if regularization is None:
+        return "snr", None
+    if isinstance(regularization, str) and regularization.strip().lower() in _RULES:
+        return _RULES[regularization.strip().lower()], None
+    if isinstance(regularization, str):  # a number typed in a dialog or on the command line
+        try:
+            regularization = float(regularization)
+        except ValueError:
+            raise ValueError(f"regularization: expected a number, None, 'auto', 'snr', 'imspector' or 'gcv', "
+                             f"got {regularization!r}") from None
+    if isinstance(regularization, bool):
+        raise TypeError(f"regularization: expected a number, None or a rule name, got {regularization!r}")
+    try:
+        rho = float(regularization)
+    except (TypeError, ValueError):
+        raise TypeError(f"regularization: expected a number, None or a rule name, got {regularization!r}") from None
+    if not (rho > 0 and np.isfinite(rho)):
+        raise ValueError(f"regularization: must be a positive finite number, got {regularization!r}")
+    return "given", rho
+
+
+@dataclass(frozen=True)
+class SnrChoice:
+    """What the ``"snr"`` rule measured (see the module docstring).
+
+    Attributes
+    ----------
+    rho:
+        The value chosen.
+    noise_power:
+        ``sigma^2``: mean noise power per voxel, from the spectrum beyond the OTF support
+        (intensity units squared).
+    noise_fraction:
+        Fraction of the spectrum used for ``sigma^2`` (``|H|^2 <= 1e-6``, or the 5 %
+        with the smallest ``|H|^2`` when fewer qualify).
+    crossing:
+        ``|H|^2`` at which the data's signal power falls to the noise power.
+    capped:
+        True when ``crossing`` would have blurred points (see :func:`_sharpness_cap`)
+        and ``rho`` was lowered until it does not.
+    """
+
+    rho: float
+    noise_power: float
+    noise_fraction: float
+    crossing: float
+    capped: bool
+
+
+def _choose(rule, rho, r_gcv, choice, solve, negative_fraction, snr_later) -> tuple[float, str, str]:
+    """``(rho, rule used, text for the log line)`` for one volume."""
+    if rule == "given":
+        return rho, "given", "given"
+    if rule == "gcv":
+        return r_gcv, "gcv", "chosen by GCV"
+    if rule == "snr":
+        return choice.rho, ("snr->fwhm" if choice.capped else "snr"), _snr_text(choice)
+    r = _imspector_rule(solve, negative_fraction)
+    if r is not None:
+        return r, "imspector", f"chosen by Imspector's {100 * negative_fraction:.0f} % negative rule"
+    log.warning("wiener: the noise alone has negative values beyond %.0f %% of the maximum at any rho "
+                "(background subtracted too far?); using the SNR rule instead", 100 * negative_fraction)
+    choice = snr_later()
+    return choice.rho, "imspector->snr", _snr_text(choice)
+
+
+def _snr_text(c: SnrChoice) -> str:
+    text = (f"chosen by the SNR rule (noise power {c.noise_power:.3g} from {100 * c.noise_fraction:.0f} % of the "
+            f"spectrum; signal = noise at |OTF|^2 = {c.crossing:.2g}")
+    if c.capped:
+        text += "; lowered so that points get no wider than in the data"
+    return text + ")"
+
+
+#: ``|H|^2`` at or below which a frequency is taken as beyond the OTF support (pure noise).
+NOISE_OTF2 = 1e-6
+#: At most this many spectrum samples are used by the SNR rule (a seeded random subset).
+SNR_SAMPLES = 1 << 20
+
+
+def _snr_rule(image: np.ndarray, kernel: np.ndarray) -> SnrChoice:
+    """The default rule: ``rho = |H|^2`` where the data's signal power falls to the noise power.
+
+    Measured on the image's own grid, whatever the edges: the spectrum of the image's
+    periodic component (:func:`_periodic_spectrum`; mirror padding would add kinks and
+    mirrored, correlated noise) and the OTF sampled at the same frequencies (the kernel
+    folded onto the grid).  Three forward FFTs of the image's size, no inverse FFT.
+    ``image``: 2D/3D float array; ``kernel``: the prepared PSF (sum 1, centre ``n // 2``).
+    """
+    shape = image.shape
+    data = np.asarray(image, np.float32)
+    H = _fft.rfftn(_fold(kernel, shape), overwrite_x=True)
+    H2 = (H.real * H.real + H.imag * H.imag).astype(np.float32)
+    del H
+    data = _apodize(data)
+    power, h2 = _spectrum_sample(_periodic_spectrum(data, _fft.rfftn(data)), H2, shape)
+    if power.size == 0:  # a single voxel: nothing to measure
+        return SnrChoice(RHO_RANGE[0], 0.0, 0.0, RHO_RANGE[0], False)
+    noise, frac = _noise_power(power, h2)
+    crossing = _snr_crossing(power, h2, noise)
+    rho = float(np.clip(crossing, *RHO_RANGE))
+    capped = _sharpness_cap(H2, rho, shape, kernel)
+    return SnrChoice(capped if capped is not None else rho, noise, frac, crossing, capped is not None)
+
+
+def _fold(kernel: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The kernel wrapped onto a periodic grid of ``shape`` with its centre ``n // 2`` at index 0.
+
+    Its DFT is the OTF sampled exactly at the grid's frequencies, for a kernel of any size.
+    """
+    out = np.zeros(shape, np.float32)
+    idx = [(np.arange(k) - k // 2) % n for k, n in zip(kernel.shape, shape)]
+    np.add.at(out, np.ix_(*idx), np.asarray(kernel, np.float32))
+    return out
+
+
+#: Fraction of each axis (both ends together) tapered by :func:`_apodize`; axes shorter than TAPER_MIN are not.
+TAPER = 0.25
+TAPER_MIN = 16
+
+
+def _apodize(a: np.ndarray) -> np.ndarray:
+    """``a`` times a separable Tukey window (cosine tapers over ``TAPER / 2`` of each end).
+
+    Bright objects cut by the image border are kinks that spread power over every
+    frequency; tapered, they do not.  The rule compares signal and noise in the same
+    windowed spectrum, so the window's loss of power cancels out.
+    """
+    from scipy.signal.windows import tukey
+
+    out = np.array(a, np.float32)
+    for ax, n in enumerate(a.shape):
+        if n >= TAPER_MIN:
+            shape = [1] * a.ndim
+            shape[ax] = n
+            out *= tukey(n, TAPER).astype(np.float32).reshape(shape)
+    return out
+
+
+def _periodic_spectrum(data: np.ndarray, G: np.ndarray) -> np.ndarray:
+    """Spectrum of the periodic component of ``data`` (Moisan's periodic + smooth decomposition).
+
+    The jumps where the work grid wraps around (image borders, or the ends of the mirror
+    padding) spread power over every frequency, which would read as signal far beyond
+    the OTF; the periodic component has none of it.  ``G = rfftn(data)``; returns a new
+    array (``G`` is not modified).
+    """
+    a = np.asarray(data, np.float32)
+    v = np.zeros(a.shape, np.float32)  # boundary image: the jump across each face
+    for ax, n in enumerate(a.shape):
+        if n < 2:
+            continue
+        first = [slice(None)] * a.ndim
+        last = [slice(None)] * a.ndim
+        first[ax], last[ax] = 0, n - 1
+        jump = a[tuple(last)] - a[tuple(first)]
+        v[tuple(first)] += jump
+        v[tuple(last)] -= jump
+    V = _fft.rfftn(v, overwrite_x=True)
+    denom = np.zeros(V.shape, np.float64)
+    for ax, n in enumerate(a.shape):
+        k = np.arange(V.shape[ax])
+        shape = [1] * a.ndim
+        shape[ax] = -1
+        denom = denom + (2.0 - 2.0 * np.cos(2.0 * np.pi * k / n)).reshape(shape)
+    denom.reshape(-1)[0] = 1.0  # the mean belongs to the periodic component
+    V /= denom.astype(np.float32)
+    V.reshape(-1)[0] = 0.0
+    return G + V  # G minus the smooth component's spectrum, -V / denom
+
+
+def _spectrum_sample(G: np.ndarray, H2: np.ndarray, work_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Power ``|G|^2 / N`` and ``|H|^2`` (float64, 1D) of the half spectrum without its DC term."""
+    g = G.reshape(-1)
+    h = H2.reshape(-1)
+    idx = np.arange(1, g.size)
+    if idx.size > SNR_SAMPLES:
+        idx = np.sort(np.random.default_rng(0).choice(idx, SNR_SAMPLES, replace=False))
+    gs = g[idx]
+    power = (gs.real.astype(np.float64) ** 2 + gs.imag.astype(np.float64) ** 2) / float(np.prod(work_shape))
+    return power, h[idx].astype(np.float64)
+
+
+def _noise_power(power: np.ndarray, h2: np.ndarray, min_fraction: float = 0.05) -> tuple[float, float]:
+    """``(sigma^2, fraction used)`` from the frequencies beyond the OTF support.
+
+    There the data hold only noise; the median of ``|G|^2 / N`` over them divided by
+    ``ln 2`` is ``sigma^2`` for white noise (``|G|^2`` is exponentially distributed) and
+    ignores the few frequencies a signal may still reach.
+    """
+    need = min(max(int(min_fraction * h2.size), 1), h2.size)
+    beyond = h2 <= NOISE_OTF2
+    if beyond.sum() >= need:
+        sel = power[beyond]
+    else:  # the OTF covers (almost) every frequency: use the least transmitted ones
+        sel = power[np.argpartition(h2, need - 1)[:need]]
+    return float(np.median(sel) / np.log(2.0)), sel.size / h2.size
+
+
+def _snr_crossing(power: np.ndarray, h2: np.ndarray, noise: float, level: float = 1.0, q: float = 0.75,
+                  groups: int = 200, min_group: int = 64, run: int = 2) -> float:
+    """``|H|^2`` at which the signal-to-noise ratio of the data's power spectrum falls to ``level``.
+
+    Frequencies are ranked by decreasing ``|H|^2`` and cut into groups of equal size; in
+    each group the SNR is estimated at the upper quartile (``q``) of the power, so that
+    a signal filling a quarter of the frequencies (lines, bars) still counts:
+    ``SNR = Q_q(|G|^2 / N) / (sigma^2 ln(1 / (1 - q))) - 1``.  The first group that
+    starts ``run`` groups in a row below ``level`` gives the median ``|H|^2`` returned.
+    """
+    if not noise > 0:  # noise-free data: nothing to protect against
+        return RHO_RANGE[0]
+    if h2.size == 0:
+        return RHO_RANGE[0]
+    order = np.argsort(h2)[::-1]
+    size = min(max(min_group, h2.size // groups), h2.size)
+    n = h2.size // size
+    p = power[order[:n * size]].reshape(n, size)
+    snr = np.quantile(p, q, axis=1) / (noise * np.log(1.0 / (1.0 - q))) - 1.0
+    level_h2 = np.median(h2[order[:n * size]].reshape(n, size), axis=1)
+    below = snr < level
+    for i in range(n):
+        if below[i:i + run].all():
+            return float(level_h2[i])
+    return float(level_h2[-1])
+
+
+def _sharpness_cap(H2: np.ndarray, rho: float, work_shape: tuple[int, ...], kernel: np.ndarray) -> float | None:
+    """None if points filtered with ``rho`` are no wider than in the data, else the largest ``rho`` that is.
+
+    A point in the data has the PSF's width; in the result it has the width of the
+    effective PSF ``irfftn(|H|^2 / (|H|^2 + rho))``.  Both are measured along every axis
+    (FWHM through the maximum, linear interpolation) and ``log10(rho)`` is bisected.
+    """
+    target = _psf_fwhm(kernel)
+    if np.all(_effective_fwhm(H2, rho, work_shape) <= target):
+        return None
+    lo, hi = np.log10(RHO_RANGE[0]), np.log10(rho)
+    if np.any(_effective_fwhm(H2, 10.0 ** lo, work_shape) > target):
+        log.warning("wiener: points stay wider than in the data at any regularization; keeping %.3g", rho)
+        return None
+    while hi - lo > 0.05:
+        mid = 0.5 * (lo + hi)
+        if np.all(_effective_fwhm(H2, 10.0 ** mid, work_shape) <= target):
+            lo = mid
+        else:
+            hi = mid
+    return float(10.0 ** lo)
+
+
+def _fwhm(profile: np.ndarray, i: int) -> float:
+    """Full width at half maximum (voxels) of a 1D profile around its maximum at ``i``; inf if it does not fall."""
+    half = 0.5 * profile[i]
+    width = 0.0
+    for step in (-1, 1):
+        j = i
+        while 0 <= j + step < profile.size and profile[j + step] > half:
+            j += step
+        if not 0 <= j + step < profile.size:
+            return float("inf")
+        a, b = profile[j], profile[j + step]
+        width += abs(j - i) + (a - half) / (a - b)
+    return width
+
+
+def _psf_fwhm(kernel: np.ndarray) -> np.ndarray:
+    """FWHM of the PSF along every axis through its maximum (inf for axes of length 1)."""
+    k = np.asarray(kernel, np.float64)
+    peak = np.unravel_index(int(np.argmax(k)), k.shape)
+    out = []
+    for ax in range(k.ndim):
+        line = list(peak)
+        line[ax] = slice(None)
+        out.append(_fwhm(k[tuple(line)], peak[ax]) if k.shape[ax] > 1 else float("inf"))
+    return np.array(out)
+
+
+def _effective_fwhm(H2: np.ndarray, rho: float, work_shape: tuple[int, ...]) -> np.ndarray:
+    """FWHM along every axis of the effective PSF of the filter, from projections of its spectrum.
+
+    The profile of ``irfftn(T)`` through the origin along an axis is the 1D inverse DFT
+    of ``T`` summed over the other axes (no full inverse FFT).  Axes of length 1 give 0.
+    """
+    T = H2 / (H2 + np.float32(rho))
+    nd = len(work_shape)
+    w = np.full(T.shape[-1], 2.0, np.float32)  # interior columns of the half spectrum count twice
+    w[0] = 1.0
+    if work_shape[-1] % 2 == 0:
+        w[-1] = 1.0
+    out = []
+    for ax in range(nd):
+        if work_shape[ax] == 1:
+            out.append(0.0)
+            continue
+        others = tuple(a for a in range(nd) if a != ax)
+        if ax == nd - 1:
+            prof = np.fft.irfft(T.sum(axis=others, dtype=np.float64), work_shape[ax])
+        else:
+            prof = np.fft.ifft((T * w).sum(axis=others, dtype=np.float64)).real
+        out.append(_fwhm(np.fft.fftshift(prof), work_shape[ax] // 2))
+    return np.array(out)
