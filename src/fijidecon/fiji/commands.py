@@ -28,6 +28,16 @@ a macro error naming the parameter; a Python exception never reaches Java (which
 show a Java exception window).  Results are new image windows carrying the input's
 calibration.
 
+Hyperstacks (C and/or T > 1) keep their axes all the way: the core deconvolves each
+(T, C) volume with its channel's PSF (one PSF stack for every channel, or a PSF hyperstack
+with one channel per image channel) and the result has the input's dimensions, order and
+calibration; this holds for the two ported commands too (the originals took C/T planes
+as z; not reproduced).  The image's and the PSF's calibrations reach the core, which
+resamples a PSF of another voxel size.  While a command runs, the ``fijidecon`` logger's
+records (INFO and up: the notes on what was done to the PSF, Wiener's regularization)
+and Python warnings are written to the Log window, one line each, prefixed with the
+command's name.
+
 If a command with the same label is already installed (e.g. the original OptiNav
 plugin in a Fiji), ours is installed as ``"<title> (Python)"`` and a line in the Log
 window says so.
