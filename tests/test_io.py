@@ -334,3 +334,33 @@ def test_frame_interval_is_kept(tmp_path, name):
     cal = Calibration.make("TZYX", unit="micron", T=2.5, Z=0.3, Y=0.1, X=0.1)
     write_image(tmp_path / name, np.zeros((2, 3, 8, 9), np.float32), cal)
     assert read_image(tmp_path / name)[1] == cal
+
+
+def test_image_and_sidecar_are_written_together_or_not_at_all(tmp_path):
+    """Reliability cases 4 and 6: no output that looks complete without its sidecar, never a new image with an
+    old sidecar."""
+    import errno
+
+    from fijidecon.io import write_image_and_sidecar
+
+    out = tmp_path / "r.tif"
+    write_image_and_sidecar(out, np.ones((4, 5), np.float32), None, lambda s: {"iterations": 5, "write_s": s})
+    assert read_image(out)[0].shape == (4, 5)
+    assert json.loads(sidecar_path(out).read_text())["iterations"] == 5
+    old_image, old_side = out.read_bytes(), sidecar_path(out).read_bytes()
+
+    def disk_full(seconds):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    for target, overwrite in ((tmp_path / "new.tif", False), (out, True)):
+        with pytest.raises(OSError, match="No space"):
+            write_image_and_sidecar(target, np.zeros((4, 5), np.float32), None, disk_full, overwrite=overwrite)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.tif", "r.tif.json"]  # nothing new, no temporaries
+    assert out.read_bytes() == old_image and sidecar_path(out).read_bytes() == old_side
+    # an existing sidecar alone also refuses the pair, before anything is written
+    (tmp_path / "s.tif.json").write_text("{}")
+    with pytest.raises(FileExistsError, match="s.tif.json"):
+        write_image_and_sidecar(tmp_path / "s.tif", np.ones((4, 5), np.float32), None, {})
+    assert not (tmp_path / "s.tif").exists()
+    write_image_and_sidecar(out, np.zeros((4, 5), np.float32), None, {"iterations": 20}, overwrite=True)
+    assert read_image(out)[0].max() == 0 and json.loads(sidecar_path(out).read_text()) == {"iterations": 20}

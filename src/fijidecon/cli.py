@@ -397,28 +397,38 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
             for bar in bars:
                 bar.__exit__(None, None, None)
         t1 = time.perf_counter()
-        io.write_image(out, image, cal, overwrite=overwrite,
-                       description={"fijidecon": __version__, "command": cmd.title})
-        t2 = time.perf_counter()
+        record = _record(cmd, kwargs, records, out, image, cal, result, notes, like_record, t1 - t0)
+
+        def with_write_time(seconds: float) -> dict[str, Any]:
+            record["timings_s"]["write"] = seconds
+            return record
+
+        io.write_image_and_sidecar(out, image, cal, with_write_time, overwrite=overwrite,
+                                   description={"fijidecon": __version__, "command": cmd.title})
+    if not quiet:
+        extra = _iterations_text(record["result"]) + _wiener_text(result)
+        click.echo(f"wrote {out} {tuple(image.shape)} {cal.axes} {image.dtype}{extra} in {t1 - t0:.2f} s", err=True)
+
+
+def _record(cmd: Command, kwargs: dict[str, Any], inputs: list, out: Path, image: np.ndarray, cal: Calibration,
+            result: Any, notes: _Notes, like_record: dict[str, Any] | None, seconds: float) -> dict[str, Any]:
+    """The sidecar record of a run (its ``notes``/``warnings`` lists keep filling until it is written)."""
     record = {
         "fijidecon_version": __version__,
         "command": cmd.title,
         "cli": " ".join(sys.argv[1:]) if sys.argv else "",
         "parameters": kwargs,
-        "inputs": records,
+        "inputs": inputs,
         "output": {"path": os.path.abspath(out), "shape": list(image.shape), "dtype": str(image.dtype),
                    "axes": cal.axes, "calibration": dataclasses.asdict(cal)},
         "result": _result_record(result),
         "notes": notes.notes,
         "warnings": notes.warnings,
-        "timings_s": {"compute": t1 - t0, "write": t2 - t1},
+        "timings_s": {"compute": seconds},
     }
     if like_record:
         record["like"] = {k: like_record[k] for k in ("path", "taken", "kept")}
-    io.write_sidecar(out, record, overwrite=overwrite)
-    if not quiet:
-        extra = _iterations_text(record["result"]) + _wiener_text(result)
-        click.echo(f"wrote {out} {tuple(image.shape)} {cal.axes} {image.dtype}{extra} in {t1 - t0:.2f} s", err=True)
+    return record
 
 
 def _register_generated() -> None:

@@ -9,7 +9,8 @@
   array's own axis order with its physical sizes and unit.  Writes are atomic (temporary
   file + rename) and never replace an existing file unless ``overwrite=True``.
 * :func:`check_output` checks, before a computation, that an output can be written.
-* :func:`write_sidecar` writes the strict-JSON provenance record kept next to each output.
+* :func:`write_sidecar` writes the strict-JSON provenance record kept next to each output;
+  :func:`write_image_and_sidecar` writes an image and its sidecar together (both or neither).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import logging
 import math
 import os
 import tempfile
+import time
 import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -31,7 +33,7 @@ import tifffile
 
 from .calibration import Calibration, unit_factor
 
-__all__ = ["read_image", "write_image", "check_output", "check_axes", "is_ome_path", "write_sidecar",
+__all__ = ["read_image", "write_image", "write_image_and_sidecar", "check_output", "check_axes", "is_ome_path", "write_sidecar",
            "sidecar_path", "sha256_file", "atomic_write_bytes", "jsonable", "IMAGEJ_AXES"]
 
 #: ImageJ hyperstack axis order (numpy order); a file holds a subset of it.
@@ -485,6 +487,17 @@ def write_image(
     >>> write_image("out.ome.tif", result_czyx, cal)   # OME-TIFF, stored as CZYX           # doctest: +SKIP
     """
     p = Path(path)
+    tmp = _image_part(p, array, calibration, overwrite, description)
+    try:
+        _finish(tmp, p, overwrite)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return p
+
+
+def _image_part(p: Path, array: Any, calibration: Calibration | None, overwrite: bool, description) -> str:
+    """Write the image to a temporary file next to ``p``; return its path (removed on error)."""
     a = _writable_array(array)
     cal = calibration or Calibration.default(a.ndim)
     axes = check_axes(cal.axes, a.ndim, name="calibration axes")
@@ -496,10 +509,45 @@ def write_image(
             _write_ome(tmp, a, axes, cal, description)
         else:
             _write_imagej(tmp, a, axes, cal, description)
-        _finish(tmp, p, overwrite)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return tmp
+
+
+def write_image_and_sidecar(path: str | os.PathLike, array: np.ndarray, calibration: Calibration | None,
+                            record: Mapping[str, Any] | Any, *, overwrite: bool = False,
+                            description: Mapping[str, Any] | None = None) -> Path:
+    """Write an image and its sidecar together: both or neither.
+
+    Both files are first written to temporary files in the output folder (a full disk or
+    an interruption leaves no output that looks complete); then the sidecar and the image
+    are renamed into place.  ``record`` is the sidecar record, or a callable that gets the
+    seconds the image took to write and returns it.  Arguments as for :func:`write_image`
+    and :func:`write_sidecar`.
+    """
+    p = Path(path)
+    side = sidecar_path(p)
+    _check_target(side, overwrite)
+    t0 = time.perf_counter()
+    tmp_image = _image_part(p, array, calibration, overwrite, description)
+    tmp_side = None
+    try:
+        rec = record(time.perf_counter() - t0) if callable(record) else record
+        data = json.dumps(jsonable(rec), indent=2, sort_keys=False, allow_nan=False).encode() + b"\n"
+        fd, tmp_side = tempfile.mkstemp(prefix=f".{side.name}.", suffix=".part", dir=p.parent)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        _finish(tmp_side, side, overwrite)
+        try:
+            _finish(tmp_image, p, overwrite)
+        except BaseException:
+            side.unlink(missing_ok=True)  # the image could not be put in place: no sidecar without it
+            raise
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        for t in (tmp_image, tmp_side):
+            if t and os.path.exists(t):
+                os.unlink(t)
     return p
 
 
