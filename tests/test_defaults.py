@@ -164,3 +164,30 @@ def test_cli_wiener_default_is_the_apis(small_pair, tmp_path, capsys):
     np.testing.assert_allclose(got, want.image, rtol=1e-5, atol=1e-5 * float(np.abs(want.image).max()))
     err = capsys.readouterr().err
     assert f"{want.regularization:.4g}" in err and str(want.rule) in err
+
+
+def test_auto_fields_take_numbers_words_and_auto():
+    from fijidecon.commands import get_command
+
+    rl, wn = get_command("richardson-lucy"), get_command("wiener")
+    weight, reg = rl.param("weight"), wn.param("regularization")
+    for text in ("auto", "AUTO", "", " auto ", None):
+        assert weight.convert(text) is None and reg.convert(text) is None
+    assert weight.convert("0.05") == 0.05 and weight.convert(0.05) == 0.05 and weight.convert("0") == 0.0
+    assert reg.convert("1e-4") == 1e-4 and reg.convert("gcv") == "gcv" and reg.convert("imspector") == "imspector"
+    for bad, needle in (("abc", "expected a number or 'auto'"), ("-1", "below the minimum"), ("nan", "NaN"),
+                        (True, "expected a number")):
+        with pytest.raises(ValueError, match=needle):
+            weight.convert(bad)
+    assert rl.parse_macro("weight=0.05")["weight"] == 0.05 and rl.parse_macro("weight=[]")["weight"] is None
+    assert rl.to_macro({}).count("weight=auto") == 1 and rl.to_macro({"weight": 0.05}).count("weight=0.05") == 1
+    assert wn.to_macro({}).count("regularization=auto") == 1
+
+
+def test_cli_auto_field_errors_are_one_line(small_pair, tmp_path, capsys):
+    d, _, _ = small_pair
+    assert main(["deconvolve", "richardson-lucy", str(d / "img.tif"), str(d / "psf.tif"), "-o", str(tmp_path / "r.tif"),
+                 "--regularization", "tv", "--weight", "abc"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "weight: expected a number or 'auto', got 'abc'" in err
+    assert not (tmp_path / "r.tif").exists()
