@@ -349,3 +349,24 @@ def test_notes_of_the_core_are_printed_and_stored(tmp_path, capsys):
     assert any("offset" in n for n in notes), err
     rec = json.loads((tmp_path / "o.tif.json").read_text())
     assert rec["notes"] == notes
+
+
+@pytest.mark.parametrize("sig,code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_interrupted_run_exits_130_or_143_and_leaves_nothing(tmp_path, sig, code):
+    """Reliability case 16: Ctrl-C exits 130 (not 1 "Aborted."), SIGTERM 143, no output or temporary left."""
+    import signal
+    import time
+
+    np.save(tmp_path / "img.npy", np.random.default_rng(0).random((32, 128, 128)).astype(np.float32))
+    np.save(tmp_path / "psf.npy", load("psfA_32x32x16.npy")[4:12, 8:24, 8:24])
+    p = subprocess.Popen([sys.executable, "-m", "fijidecon.cli", "deconvolve", "iterative3d", str(tmp_path / "img.npy"),
+                          str(tmp_path / "psf.npy"), "-o", str(tmp_path / "out.tif"), "--max-iterations", "100000",
+                          "--terminate", "-1000", "--no-detect-divergence", "--mode", "improved", "-q"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    assert p.poll() is None, p.communicate()
+    p.send_signal(getattr(signal, sig))
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == code, err
+    assert "Traceback" not in err and err.strip() in ("Interrupted.", "Terminated.")
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["img.npy", "psf.npy"]

@@ -16,6 +16,7 @@ import dataclasses
 import importlib
 import logging
 import os
+import signal
 import sys
 import time
 import warnings
@@ -526,11 +527,42 @@ _register_generated()
 _register_extras()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the CLI; expected errors become one line and exit code 2."""
+class _Terminated(SystemExit):
+    """SIGTERM, raised in the main thread so that temporary files are removed on the way out."""
+
+
+def _on_sigterm(signum, frame) -> None:  # noqa: ARG001
+    raise _Terminated(128 + signal.SIGTERM)
+
+
+@contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """While the CLI runs in the main thread, SIGTERM unwinds (``finally`` blocks run) instead of
+    killing the process where it stands."""
     try:
-        rv = cli.main(args=argv, prog_name="fijidecon", standalone_mode=False)
-    except click.exceptions.Abort:
+        old = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI; expected errors become one line and exit code 2; Ctrl-C
+    gives 130 and SIGTERM 143, both after removing temporary files."""
+    try:
+        with _sigterm_unwinds():
+            rv = cli.main(args=argv, prog_name="fijidecon", standalone_mode=False)
+    except _Terminated as exc:
+        click.echo("Terminated.", err=True)
+        return int(exc.code)
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+            click.echo("Interrupted.", err=True)
+            return 130
         click.echo("Aborted.", err=True)
         return 1
     except click.ClickException as exc:
