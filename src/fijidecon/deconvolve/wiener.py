@@ -405,8 +405,9 @@ def _snr_rule(image: np.ndarray, kernel: np.ndarray) -> SnrChoice:
     H = _fft.rfftn(_fold(kernel, shape), overwrite_x=True)
     H2 = (H.real * H.real + H.imag * H.imag).astype(np.float32)
     del H
-    data = _apodize(data)
+    data, energy = _apodize(data)
     power, h2 = _spectrum_sample(_periodic_spectrum(data, _fft.rfftn(data)), H2, shape)
+    power /= energy  # per voxel of the image, as without the window
     if power.size == 0:  # a single voxel: nothing to measure
         return SnrChoice(RHO_RANGE[0], 0.0, 0.0, RHO_RANGE[0], False)
     noise, frac = _noise_power(power, h2)
@@ -432,22 +433,26 @@ TAPER = 0.25
 TAPER_MIN = 16
 
 
-def _apodize(a: np.ndarray) -> np.ndarray:
-    """``a`` times a separable Tukey window (cosine tapers over ``TAPER / 2`` of each end).
+def _apodize(a: np.ndarray) -> tuple[np.ndarray, float]:
+    """``(a * window, mean(window^2))`` for a separable Tukey window (cosine tapers over ``TAPER / 2`` of each end).
 
     Bright objects cut by the image border are kinks that spread power over every
     frequency; tapered, they do not.  The rule compares signal and noise in the same
-    windowed spectrum, so the window's loss of power cancels out.
+    windowed spectrum, so the window's loss of power cancels out; dividing the power by
+    ``mean(window^2)`` keeps the noise power in the image's units (for the log).
     """
     from scipy.signal.windows import tukey
 
     out = np.array(a, np.float32)
+    energy = 1.0
     for ax, n in enumerate(a.shape):
         if n >= TAPER_MIN:
             shape = [1] * a.ndim
             shape[ax] = n
-            out *= tukey(n, TAPER).astype(np.float32).reshape(shape)
-    return out
+            w = tukey(n, TAPER)
+            out *= w.astype(np.float32).reshape(shape)
+            energy *= float(np.mean(w * w))
+    return out, energy
 
 
 def _periodic_spectrum(data: np.ndarray, G: np.ndarray) -> np.ndarray:
