@@ -1,0 +1,740 @@
+"""Images bigger than memory, file to file: lazy reads, OME-Zarr, plane-by-plane TIFF.
+
+* :func:`read_lazy` opens a TIFF (ImageJ hyperstack, OME-TIFF, plain), an OME-Zarr
+  (NGFF 0.4 or 0.5) or a ``.npy`` file as a :class:`dask.array.Array` plus its
+  :class:`~fijidecon.calibration.Calibration`, reading nothing but the metadata.
+* :func:`write_ome_zarr` writes a numpy or dask array as an OME-Zarr (NGFF 0.4, one
+  resolution level), chunk by chunk, so a lazy result is never held whole in memory.
+* :func:`write_tiff_lazy` writes an ImageJ hyperstack (or OME-TIFF) plane by plane from a
+  dask array.
+
+Every write is atomic: the data go to a hidden sibling ``.<name>.partial-<pid>`` that is
+renamed to ``<name>`` only when complete; an exception, Ctrl-C or SIGTERM removes it, and
+partials left by killed processes are removed by the next write of the same name.  An
+existing output is never replaced unless ``overwrite=True``.
+
+This module needs the ``big`` extra (``pip install fijidecon[big]``: zarr, ome-zarr, dask).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import signal
+import threading
+import warnings
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+import tifffile
+
+from . import io as _io
+from .calibration import Calibration, unit_factor
+
+__all__ = ["read_lazy", "write_ome_zarr", "write_tiff_lazy", "is_zarr_path", "remove_stale_partials",
+           "NGFF_VERSION"]
+
+#: The OME-Zarr (NGFF) version written.  0.4 (Zarr v2) is what napari-ome-zarr, Fiji's
+#: n5-zarr/MoBIE and most other readers open today; :func:`read_lazy` also reads 0.5.
+NGFF_VERSION = "0.4"
+#: Default chunk (brick) edge along Z, Y, X when writing OME-Zarr.
+BRICK = {"Z": 64, "Y": 256, "X": 256}
+#: Length units as NGFF (UDUNITS-2) names, by size in nanometres.
+_NGFF_LENGTH = {1e-3: "picometer", 0.1: "angstrom", 1.0: "nanometer", 1e3: "micrometer", 1e6: "millimeter",
+                1e7: "centimeter", 1e9: "meter"}
+#: NGFF length names as this package spells units.
+_FROM_NGFF = {"picometer": "pm", "angstrom": "Å", "nanometer": "nm", "micrometer": "micron", "millimeter": "mm",
+              "centimeter": "cm", "meter": "m"}
+_NGFF_TIME_S = {"second": 1.0, "millisecond": 1e-3, "microsecond": 1e-6, "nanosecond": 1e-9, "minute": 60.0,
+                "hour": 3600.0, "day": 86400.0}
+_PARTIAL = ".partial-"
+
+
+def _dask():
+    try:
+        import dask.array as da
+    except ImportError:  # pragma: no cover - the extra is missing
+        raise ImportError("big files need dask, zarr and ome-zarr: pip install 'fijidecon[big]'") from None
+    return da
+
+
+def is_zarr_path(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a Zarr store (``.zarr`` or ``.ome.zarr``, any case, trailing slash allowed)."""
+    return str(path).rstrip("/\\").lower().endswith(".zarr")
+
+
+# ---------------------------------------------------------------------------------------- reading
+
+
+class _FileArray:
+    """A picklable, lazily opened array source for :func:`dask.array.from_array`.
+
+    Holds only the path and how to open it, so a task graph that reads a file can be sent
+    to other processes (``dask.distributed`` workers) without the pixels: each process
+    opens the file on first access (a memory map, or tifffile's Zarr store of the TIFF).
+    """
+
+    def __init__(self, path: str, kind: str, shape: tuple[int, ...], dtype: np.dtype, series: int = 0):
+        self.path, self.kind, self.series = path, kind, series
+        self.shape, self.dtype, self.ndim = tuple(shape), np.dtype(dtype), len(shape)
+        self._array: Any = None
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k not in ("_array", "_lock")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._array, self._lock = None, threading.Lock()
+
+    def _open(self) -> Any:
+        with self._lock:
+            if self._array is None:
+                if self.kind == "npy":
+                    self._array = np.load(self.path, mmap_mode="r", allow_pickle=False)
+                elif self.kind == "tiff-memmap":
+                    self._array = tifffile.memmap(self.path, series=self.series, mode="r")
+                else:  # compressed or scattered TIFF: tifffile's Zarr store, one chunk per page/tile
+                    import zarr
+
+                    store = tifffile.imread(self.path, aszarr=True, series=self.series, level=0)
+                    self._array = zarr.open_array(store, mode="r")
+            return self._array
+
+    def __getitem__(self, key) -> np.ndarray:
+        return np.asarray(self._open()[key])
+
+
+def read_lazy(path: str | os.PathLike, axes: str | None = None, *, level: int = 0,
+              plane_chunks: int = 1) -> tuple[Any, Calibration]:
+    """Open an image lazily: a dask array and its calibration, reading only metadata now.
+
+    Parameters
+    ----------
+    path : path-like
+        A TIFF (ImageJ hyperstack, OME-TIFF or plain; uncompressed contiguous files are
+        memory-mapped, others read through tifffile's Zarr store), an OME-Zarr folder
+        (``.zarr``; NGFF 0.4 or 0.5, or a bioformats2raw layout: its first image) or a
+        ``.npy`` file (memory-mapped).
+    axes : str, optional
+        One letter per array axis (``"CZYX"`` …): the axes of a ``.npy`` array, or an
+        override of the file's own axes.  Default: the file's axes (as
+        :func:`fijidecon.io.read_image`; OME-Zarr: from the NGFF axes' types and names).
+    level : int
+        Resolution level of a multiscale OME-Zarr (0 = full resolution).
+    plane_chunks : int
+        TIFF and ``.npy``: planes (Y, X slices) per dask chunk.
+
+    Returns
+    -------
+    array : dask.array.Array
+        The pixels in the file's axis order and dtype (TIFF: as :func:`fijidecon.io.read_image`;
+        OME-Zarr: its own order, a subset of T, C, Z, Y, X), chunked by plane (TIFF, ``.npy``)
+        or by the store's chunks (OME-Zarr).
+    calibration : Calibration
+        Axes letters in the array's order, voxel size per spatial axis in one length unit
+        (NGFF ``micrometer`` is ``"micron"``, ``nanometer`` ``"nm"``), the T spacing in
+        seconds for OME-Zarr; ``"pixel"`` when the file has no length unit.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file or folder.
+    ValueError
+        Unreadable or damaged file, no image in a Zarr store, axes that do not fit, or
+        axes this package does not know (give ``axes=``).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"image: no such file {str(p)!r}")
+    if is_zarr_path(p) or p.is_dir():
+        arr, cal = _read_ome_zarr(p, level)
+    elif p.suffix.lower() == ".npy":
+        arr, cal = _read_npy_lazy(p, axes is None, plane_chunks)
+    else:
+        arr, cal = _read_tiff_lazy(p, plane_chunks)
+    if arr.size == 0:
+        raise ValueError(f"image: {str(p)!r} holds an empty array {arr.shape}")
+    if axes is not None:
+        return arr, cal.with_axes(_io.check_axes(axes, arr.ndim))
+    try:
+        _io.check_axes(cal.axes, arr.ndim)
+    except ValueError:
+        raise ValueError(f"image: {str(p)!r} has axes {cal.axes!r} for shape {arr.shape}; "
+                         "give its axes (axes=, --axes)") from None
+    return arr, cal
+
+
+def _plane_chunks(shape: tuple[int, ...], n_inner: int, planes: int) -> tuple[int, ...]:
+    """Chunks of whole planes: ``planes`` along the last leading axis, 1 along the others."""
+    lead = len(shape) - n_inner
+    return tuple([1] * max(lead - 1, 0) + ([max(1, planes)] if lead else []) + list(shape[lead:]))
+
+
+def _from_source(src: _FileArray, chunks: tuple[int, ...]) -> Any:
+    da = _dask()
+    name = f"read-{src.kind}-{abs(hash((src.path, os.path.getmtime(src.path), src.shape)))}"
+    return da.from_array(src, chunks=chunks, name=name, lock=False, asarray=True,
+                         meta=np.empty((0,) * src.ndim, src.dtype))
+
+
+def _read_npy_lazy(p: Path, guess: bool, planes: int) -> tuple[Any, Calibration]:
+    try:
+        mm = np.load(p, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:  # damaged header, pickled objects …
+        raise ValueError(f"image: {str(p)!r} is not a readable .npy file ({_io._short(exc)})") from None
+    if mm.dtype.kind not in "biuf" or not 2 <= mm.ndim <= 5:
+        raise ValueError(f"image: {str(p)!r} does not hold a numeric array of 2 to 5 dimensions")
+    default = Calibration.default(mm.ndim)
+    cal = default.with_axes(_io._npy_axes(mm, p)) if guess else default
+    n_inner = 3 if cal.axes.endswith("S") else 2
+    src = _FileArray(str(p), "npy", mm.shape, mm.dtype)
+    return _from_source(src, _plane_chunks(mm.shape, n_inner, planes)), cal
+
+
+def _read_tiff_lazy(p: Path, planes: int) -> tuple[Any, Calibration]:
+    try:
+        tif = tifffile.TiffFile(p)
+    except Exception as exc:  # tifffile raises several types for non-TIFF input
+        raise ValueError(f"image: {str(p)!r} is not a readable TIFF ({_io._short(exc)})") from None
+    with tif:
+        try:
+            series = tif.series[0]
+            shape, dtype, axes = tuple(series.shape), series.dtype, _io._file_axes(series.axes)
+            if tif.is_ome and tif.ome_metadata:
+                spacing, unit = _io._ome_calibration(tif.ome_metadata)
+            else:
+                spacing, unit = _io._imagej_or_plain_calibration(tif)
+            images = int((tif.imagej_metadata or {}).get("images", 0) or 0)
+            contiguous = series.dataoffset is not None and tif.pages[0].compression == 1
+            filesize = tif.filehandle.size
+            end = (series.dataoffset or 0) + int(np.prod(shape)) * np.dtype(dtype).itemsize
+        except Exception as exc:  # damaged files
+            if str(exc).startswith("image: "):
+                raise
+            raise ValueError(f"image: {str(p)!r} is not a readable TIFF ({_io._short(exc)})") from None
+    if axes is None or len(axes) != len(shape):
+        axes = Calibration.default(len(shape)).axes if len(shape) <= 5 else ""
+    planes_in = int(np.prod([n for a, n in zip(axes, shape) if a not in "YXS"] or [1]))
+    if (images and images > planes_in) or (contiguous and end > filesize):
+        raise ValueError(f"image: {str(p)!r} is truncated or damaged: it should hold {max(images, planes_in)} "
+                         f"images of {shape[-2:]} {dtype}, the file is too short")
+    if unit == "pixel" and all(abs(v - 1.0) < 1e-12 for v in spacing.values()):
+        spacing = {}
+    cal = Calibration(axes=axes, spacing=tuple(sorted((k, float(v)) for k, v in spacing.items() if v > 0)),
+                      unit=unit)
+    src = _FileArray(str(p), "tiff-memmap" if contiguous else "tiff-zarr", shape, dtype)
+    n_inner = 3 if axes.endswith("S") else 2
+    return _from_source(src, _plane_chunks(shape, n_inner, planes)), cal
+
+
+def _read_ome_zarr(p: Path, level: int) -> tuple[Any, Calibration]:
+    from ome_zarr.format import FormatV04, FormatV05
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Multiscales, Reader
+
+    fmt = FormatV04() if (p / ".zattrs").exists() or (p / ".zgroup").exists() else FormatV05()
+    try:
+        loc = parse_url(str(p), mode="r", fmt=fmt)
+        nodes = list(Reader(loc)()) if loc is not None else []
+    except Exception as exc:  # invalid NGFF metadata, damaged store
+        raise ValueError(f"image: {str(p)!r} is not a readable OME-Zarr ({_io._short(exc)})") from None
+    node = next((n for n in nodes if n.load(Multiscales) is not None and n.data), None)
+    if node is None:
+        raise ValueError(f"image: {str(p)!r} holds no OME-Zarr image (no 'multiscales' metadata)")
+    if not 0 <= level < len(node.data):
+        raise ValueError(f"level: {str(p)!r} has resolution levels 0 to {len(node.data) - 1}, got {level}")
+    transforms = (node.metadata.get("coordinateTransformations") or [None] * len(node.data))[level] or []
+    return node.data[level], _ngff_calibration(p, node.metadata.get("axes") or [], transforms)
+
+
+def _ngff_letter(axis: Mapping[str, Any]) -> str:
+    name, kind = str(axis.get("name", "")).upper(), str(axis.get("type", "")).lower()
+    if kind == "time" or (not kind and name == "T"):
+        return "T"
+    if kind == "channel" or (not kind and name == "C"):
+        return "C"
+    if kind in ("space", "") and name in ("Z", "Y", "X"):
+        return name
+    return "?"
+
+
+def _ngff_calibration(p: Path, axes: list, transforms: list) -> Calibration:
+    """Axes letters, voxel size and unit from NGFF ``axes`` and one dataset's transformations."""
+    axes = [a if isinstance(a, Mapping) else {"name": a} for a in axes]
+    letters = "".join(_ngff_letter(a) for a in axes)
+    scale = [1.0] * len(axes)
+    for t in transforms:  # translations do not change the voxel size
+        if t.get("type") == "scale":
+            scale = [s * float(v) for s, v in zip(scale, t["scale"])]
+    spacing: dict[str, float] = {}
+    units: dict[str, str] = {}
+    for letter, a, s in zip(letters, axes, scale):
+        u = a.get("unit")
+        if letter in "ZYX" and letter != "?":
+            spacing[letter] = s
+            if u:
+                units[letter] = _FROM_NGFF.get(u, u)
+        elif letter == "T" and s != 1.0 or letter == "T" and u:
+            spacing["T"] = s * _NGFF_TIME_S.get(str(u or "second"), 1.0)
+    unit = "pixel"
+    if units:
+        unit = units.get("X", next(iter(units.values())))
+        for ax, u in units.items():
+            if u != unit:
+                try:
+                    spacing[ax] *= unit_factor(u, unit)
+                except ValueError:
+                    raise ValueError(f"image: {str(p)!r}: axis {ax} unit {u!r} cannot be converted to "
+                                     f"{unit!r}") from None
+        unit = _io._length_unit(unit)
+    if unit == "pixel" and all(abs(v - 1.0) < 1e-12 for k, v in spacing.items() if k != "T"):
+        spacing = {k: v for k, v in spacing.items() if k == "T"}
+    return Calibration(axes=letters, spacing=tuple(sorted((k, float(v)) for k, v in spacing.items() if v > 0)),
+                       unit=unit)
+
+
+# ---------------------------------------------------------------------------------- atomic output
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+#: Temporary outputs this process is writing now (never removed as stale).
+_ACTIVE: set[str] = set()
+
+
+def remove_stale_partials(path: str | os.PathLike) -> list[Path]:
+    """Remove partial outputs of ``path`` left by killed or failed writes.
+
+    A partial is a sibling named ``.<name>.partial-<pid>``; it is stale when that process
+    no longer runs, or when it is this process's and no write of it is in progress.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The partials removed.
+    """
+    p = Path(path)
+    removed = []
+    if not p.parent.is_dir():
+        return removed
+    for q in p.parent.glob(f".{p.name}{_PARTIAL}*"):
+        pid_text = q.name.rsplit(_PARTIAL, 1)[-1].split(".")[0]
+        if not pid_text.isdigit() or str(q) in _ACTIVE:
+            continue
+        pid = int(pid_text)
+        if pid == os.getpid() or not _pid_alive(pid):
+            _remove(q)
+            removed.append(q)
+    return removed
+
+
+def _remove(q: Path) -> None:
+    if q.is_dir() and not q.is_symlink():
+        shutil.rmtree(q, ignore_errors=True)
+    else:
+        q.unlink(missing_ok=True)
+
+
+def _check_target(p: Path, overwrite: bool) -> None:
+    if p.exists() and not overwrite:
+        raise FileExistsError(f"output: {str(p)!r} exists (use overwrite to replace it)")
+    parent = p.parent
+    if not parent.is_dir():
+        raise FileNotFoundError(f"output: folder {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"output: folder {str(parent)!r} is not writable")
+
+
+class _Terminated(SystemExit):
+    """SIGTERM during a write: unwinds like Ctrl-C so the partial output is removed."""
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """While writing in the main thread with SIGTERM's default action, make SIGTERM raise
+    (exit status 143) instead of killing the process on the spot, so ``finally`` blocks run."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def handler(signum, frame):  # noqa: ARG001
+        raise _Terminated(128 + signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def _atomic_output(p: Path, overwrite: bool) -> Iterator[Path]:
+    """Yield a temporary sibling of ``p`` to write; rename it to ``p`` when the block ends
+    normally, remove it on any exception (Ctrl-C and SIGTERM included)."""
+    _check_target(p, overwrite)
+    remove_stale_partials(p)
+    tmp = p.with_name(f".{p.name}{_PARTIAL}{os.getpid()}")
+    _remove(tmp)
+    _ACTIVE.add(str(tmp))
+    try:
+        with _sigterm_unwinds():
+            yield tmp
+            _put_in_place(tmp, p, overwrite)
+    finally:
+        _ACTIVE.discard(str(tmp))
+        if os.path.lexists(tmp):
+            _remove(tmp)  # a task still running elsewhere may write a chunk later: see remove_stale_partials
+
+
+def _put_in_place(tmp: Path, p: Path, overwrite: bool) -> None:
+    if os.path.lexists(p):
+        if not overwrite:
+            raise FileExistsError(f"output: {str(p)!r} exists (use overwrite to replace it)")
+        old = p.with_name(f".{p.name}.old-{os.getpid()}")
+        os.replace(p, old)  # keep the old output until the new one is in place
+        try:
+            os.replace(tmp, p)
+        except BaseException:
+            os.replace(old, p)
+            raise
+        _remove(old)
+    else:
+        os.rename(tmp, p)
+
+
+# -------------------------------------------------------------------------------------- OME-Zarr
+
+
+def _ngff_unit(unit: str) -> str | None:
+    """The NGFF (UDUNITS-2) name of a length unit (``micron`` → ``micrometer``), or None."""
+    try:
+        nm = unit_factor(unit, "nm")
+    except ValueError:
+        return None
+    return next((name for f, name in _NGFF_LENGTH.items() if math.isclose(f, nm, rel_tol=1e-9)), None)
+
+
+def _check_array(array: Any, name: str = "array") -> None:
+    shape = getattr(array, "shape", None)
+    dtype = getattr(array, "dtype", None)
+    if shape is None or dtype is None:
+        raise TypeError(f"{name}: expected a numpy or dask array, got {type(array).__name__}")
+    if int(np.prod(shape)) == 0:
+        raise ValueError(f"{name}: empty (shape {tuple(shape)}); nothing to write")
+    if np.dtype(dtype).kind not in "biuf":
+        raise TypeError(f"{name}: dtype {dtype} cannot be written (numeric data only)")
+
+
+def _ngff_order(axes: str) -> tuple[str, list[int]]:
+    """NGFF axis letters (T, C, Z, Y, X order; S, the RGB samples, become C) and the transpose to them."""
+    if "S" in axes and "C" in axes:
+        raise ValueError(f"calibration axes: {axes!r} has both C and S; OME-Zarr has one channel axis")
+    as_c = axes.replace("S", "C")
+    order = [as_c.index(a) for a in "TCZYX" if a in as_c]
+    return "".join(as_c[i] for i in order), order
+
+
+def _default_chunks(arr: Any, letters: str) -> tuple[int, ...]:
+    """One (T, C) volume per chunk, bricks of at most :data:`BRICK` in Z, Y, X, each brick
+    inside one chunk of a dask input where possible (so writing never merges input chunks)."""
+    out = []
+    for i, a in enumerate(letters):
+        if a in "TC":
+            out.append(1)
+            continue
+        n, brick = arr.shape[i], BRICK[a]
+        sizes = [c for c in arr.chunks[i][:-1]] or [arr.chunks[i][0]]
+        step = math.gcd(*sizes) if len(sizes) > 1 else sizes[0]
+        fit = max(k for k in range(1, min(brick, step) + 1) if step % k == 0)
+        out.append(fit if fit * 4 >= min(brick, step) else min(brick, n))
+    return tuple(out)
+
+
+def write_ome_zarr(path: str | os.PathLike, array: Any, calibration: Calibration | None = None, *,
+                   chunks: tuple[int, ...] | None = None, overwrite: bool = False, name: str | None = None) -> Path:
+    """Write an array as an OME-Zarr image (NGFF 0.4, one resolution level), chunk by chunk.
+
+    Parameters
+    ----------
+    path : path-like
+        The output folder, ending in ``.zarr`` (e.g. ``result.ome.zarr``).  Its parent must exist.
+    array : numpy.ndarray or dask.array.Array
+        Numeric data (dtype kept), axes as in ``calibration.axes`` (any order of T, C, Z, Y,
+        X, S).  A dask array is computed chunk by chunk by the current dask scheduler
+        (threads, processes or a ``dask.distributed`` client), each chunk written as soon as
+        it is computed: memory stays near (worker threads) × (one input chunk).
+    calibration : Calibration, optional
+        Axes, voxel size and unit.  Default: axes by number of dimensions, uncalibrated.
+        Stored as NGFF axes (``t`` time in seconds, ``c`` channel, ``z``/``y``/``x`` space
+        with the unit's NGFF name: ``micron`` → ``micrometer``, ``nm`` → ``nanometer``) and a
+        ``scale`` transformation.  The array is stored in NGFF order (T, C, Z, Y, X); an RGB
+        sample axis S becomes C.
+    chunks : tuple of int, optional
+        Zarr chunk shape in the *stored* (T, C, Z, Y, X) order.  Default: one (T, C) volume
+        per chunk and bricks of at most 64×256×256 in Z, Y, X, split from the dask chunks.
+    overwrite : bool
+        Replace an existing output (only once the new one is complete).
+    name : str, optional
+        The image name in the metadata (default: the file name without ``.zarr``).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    ValueError
+        Not a ``.zarr`` name, empty array, axes that do not fit, both C and S axes.
+    TypeError
+        Not a numeric numpy/dask array.
+    FileExistsError, FileNotFoundError, PermissionError
+        Existing output (without ``overwrite``), missing or read-only folder; checked before
+        any computation, and nothing is written then.
+
+    Notes
+    -----
+    Atomic: written to ``.<name>.partial-<pid>`` next to ``path`` and renamed at the end.  A
+    failed, interrupted (Ctrl-C) or terminated (SIGTERM) write leaves no ``path``.
+    """
+    import zarr
+    from ome_zarr.format import FormatV04
+    from ome_zarr.writer import write_multiscales_metadata
+    from numcodecs import Blosc
+
+    p = Path(path)
+    if not is_zarr_path(p):
+        raise ValueError(f"output: {str(p)!r} is not a .zarr name (e.g. result.ome.zarr)")
+    _check_array(array)
+    cal = calibration or Calibration.default(len(array.shape))
+    axes = _io.check_axes(cal.axes, len(array.shape), name="calibration axes")
+    letters, order = _ngff_order(axes)
+    _check_target(p, overwrite)
+    if chunks is not None and len(chunks) != len(letters):
+        raise ValueError(f"chunks: {tuple(chunks)} has {len(chunks)} values for the {len(letters)} axes {letters}")
+    da = _dask()
+    is_dask = isinstance(array, da.Array)
+    arr = (array if is_dask else np.asarray(array)).transpose(order)
+    if chunks is not None:
+        store_chunks = tuple(int(c) for c in chunks)
+    elif is_dask:
+        store_chunks = _default_chunks(arr, letters)
+    else:
+        store_chunks = tuple(1 if a in "TC" else min(BRICK[a], n) for a, n in zip(letters, arr.shape))
+    arr = arr.rechunk(store_chunks) if is_dask else da.from_array(arr, chunks=store_chunks)
+    axes_meta, datasets = _ngff_metadata(letters, cal)
+    with _atomic_output(p, overwrite) as tmp:
+        group = zarr.open_group(str(tmp), mode="w-", zarr_format=2)
+        target = group.create_array("s0", shape=arr.shape, dtype=arr.dtype, chunks=store_chunks, fill_value=0,
+                                    compressors=Blosc(cname="zstd", clevel=3, shuffle=Blosc.SHUFFLE),
+                                    chunk_key_encoding={"name": "v2", "separator": "/"})
+        with _GuardedTarget(target) as guarded:
+            da.store(arr, guarded, lock=False, compute=True)
+        # metadata last: the (hidden) partial is never a readable OME-Zarr
+        write_multiscales_metadata(group, datasets=datasets, fmt=FormatV04(), axes=axes_meta,
+                                   name=name or p.name.rsplit(".zarr", 1)[0].removesuffix(".ome"))
+    return p
+
+
+_NGFF_TYPE = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
+
+
+def _ngff_metadata(letters: str, cal: Calibration) -> tuple[list[dict], list[dict]]:
+    """NGFF ``axes`` (name, type, unit) and the one dataset's ``scale`` for axes ``letters``."""
+    spacing = dict(cal.spacing)
+    unit = _ngff_unit(cal.unit)
+    axes, scale = [], []
+    for a in letters:
+        d = a.lower()
+        ax: dict[str, str] = {"name": d, "type": _NGFF_TYPE[d]}
+        if d in "zyx" and unit:
+            ax["unit"] = unit
+        if d == "t" and "T" in spacing:
+            ax["unit"] = "second"
+        axes.append(ax)
+        scale.append(float(spacing.get(a, 1.0)) if d in "tzyx" else 1.0)
+    return axes, [{"path": "s0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}]
+
+
+class _GuardedTarget:
+    """A ``da.store`` target that stops writing once its ``with`` block is left by an error.
+
+    Dask tasks already running in threads when an error or Ctrl-C reaches the caller would
+    otherwise write their chunk into the temporary output after it has been removed; here
+    they are dropped, and leaving the block waits (briefly) for writes in progress.
+    """
+
+    def __init__(self, target: Any):
+        self.target, self.shape, self.dtype, self.ndim = target, target.shape, target.dtype, target.ndim
+        self._cond, self._busy, self._stopped = threading.Condition(), 0, False
+
+    def __getstate__(self) -> dict:  # on dask.distributed workers the guard is not shared
+        return {"target": self.target}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["target"])
+
+    def __setitem__(self, key, value) -> None:
+        with self._cond:
+            if self._stopped:
+                return
+            self._busy += 1
+        try:
+            self.target[key] = value
+        finally:
+            with self._cond:
+                self._busy -= 1
+                self._cond.notify_all()
+
+    def __enter__(self) -> "_GuardedTarget":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.wait_for(lambda: self._busy == 0, timeout=60)
+
+
+# ---------------------------------------------------------------------------------- plane-by-plane TIFF
+
+
+def _tiff_dtype(arr: Any) -> Any:
+    if arr.dtype in (np.uint8, np.uint16, np.float32):
+        return arr
+    warnings.warn(f"write_tiff_lazy: {arr.dtype} data converted to float32", stacklevel=3)
+    return arr.astype(np.float32)
+
+
+def _planes(arr: Any, n_lead: int) -> Iterator[np.ndarray]:
+    """The planes of ``arr`` (leading axes first, C order), each slab of dask chunks computed once.
+
+    A slab is one dask chunk along the first leading axis whose chunks hold more than one
+    plane, single indices before it and whole axes after it: memory is one such slab.
+    """
+    da = _dask()
+    lead = arr.shape[:n_lead]
+    if not isinstance(arr, da.Array):
+        for idx in np.ndindex(*lead):
+            yield np.ascontiguousarray(arr[idx])
+        return
+    split = next((i for i in range(n_lead) if max(arr.chunks[i]) > 1), n_lead - 1 if n_lead else None)
+    if split is None:  # a single plane
+        yield np.ascontiguousarray(arr.compute())
+        return
+    bounds = np.cumsum((0,) + arr.chunks[split])
+    for outer in np.ndindex(*lead[:split]):
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            slab = np.asarray(arr[outer + (slice(int(lo), int(hi)),)].compute())
+            for idx in np.ndindex(*slab.shape[:n_lead - split]):
+                yield np.ascontiguousarray(slab[idx])
+            del slab
+
+
+def write_tiff_lazy(path: str | os.PathLike, array: Any, calibration: Calibration | None = None, *,
+                    overwrite: bool = False, bigtiff: bool | None = None,
+                    description: Mapping[str, Any] | None = None) -> Path:
+    """Write an ImageJ hyperstack (or OME-TIFF) plane by plane, from a numpy or dask array.
+
+    Parameters
+    ----------
+    path : path-like
+        Output ``.tif``/``.tiff`` (ImageJ hyperstack, axes transposed to ImageJ's TZCYX(S)
+        order, ``spacing``/``unit``/``finterval`` and resolution tags) or ``.ome.tif``
+        (OME-TIFF in the array's own order, physical sizes).  Its folder must exist.
+    array : numpy.ndarray or dask.array.Array
+        uint8, uint16 or float32 (other numeric types are converted to float32 with a
+        warning), axes as in ``calibration.axes``.  Dask input is computed one slab of
+        chunks at a time (see Notes) and written plane by plane.
+    calibration : Calibration, optional
+        Axes, voxel size and unit (default: by number of dimensions, uncalibrated).
+    overwrite : bool
+        Replace an existing file (only once the new one is complete).
+    bigtiff : bool, optional
+        Write BigTIFF.  Default: OME-TIFF switches to BigTIFF above 4 GB; an ImageJ
+        hyperstack stays a classic TIFF that, above 4 GB, holds one IFD and contiguous
+        pixels (as ImageJ writes and reads such files; other readers see one plane).
+        ``True`` writes a BigTIFF ImageJ hyperstack (Bio-Formats and tifffile read it, ImageJ's
+        own TIFF reader does not).
+    description : mapping, optional
+        Extra ImageJ ``Info`` properties (ImageJ) or OME ``Description``.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    ValueError, TypeError, FileExistsError, FileNotFoundError, PermissionError
+        As :func:`fijidecon.io.write_image`; checked before any computation.
+
+    Notes
+    -----
+    Memory: one slab — one dask chunk along the outermost axis (in the file's order) whose
+    chunks hold more than one plane, with every inner axis whole (e.g. for Z chunks of 16
+    planes and 3 channels, 16×3 planes).  Atomic as :func:`write_ome_zarr`.
+    """
+    p = Path(path)
+    if p.suffix.lower() not in (".tif", ".tiff"):
+        raise ValueError(f"output: {str(p)!r} is not a .tif/.tiff (or .ome.tif) name")
+    _check_array(array)
+    arr = _tiff_dtype(array)
+    cal = calibration or Calibration.default(len(arr.shape))
+    axes = _io.check_axes(cal.axes, len(arr.shape), name="calibration axes")
+    _check_target(p, overwrite)
+    ome = _io.is_ome_path(p)
+    if ome:
+        meta = _ome_metadata(axes, cal, description)
+    else:
+        order = [axes.index(ax) for ax in _io.IMAGEJ_AXES if ax in axes]
+        arr = arr.transpose(order)
+        axes = "".join(axes[i] for i in order)
+        meta = _imagej_metadata(axes, cal, description)
+    n_lead = len(axes) - (3 if axes.endswith("S") else 2)
+    kw: dict[str, Any] = {"ome": True, "photometric": "rgb" if axes.endswith("S") else "minisblack"} if ome else \
+        {"imagej": True, "resolution": (1.0 / cal.dx, 1.0 / cal.dy)}
+    if bigtiff is None:
+        bigtiff = ome and int(np.prod(arr.shape)) * arr.dtype.itemsize > 2**32 - 2**25
+    with _atomic_output(p, overwrite) as tmp, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(truncating ImageJ file|nonconformant BigTIFF ImageJ)")
+        tifffile.imwrite(tmp, _planes(arr, n_lead), shape=tuple(arr.shape), dtype=arr.dtype, metadata=meta,
+                         bigtiff=bool(bigtiff), **kw)
+    return p
+
+
+def _imagej_metadata(axes: str, cal: Calibration, description) -> dict[str, Any]:
+    meta: dict[str, Any] = {"axes": axes}
+    if "Z" in axes or "Z" in dict(cal.spacing):
+        meta["spacing"] = cal.dz
+    if cal.unit and cal.unit != "pixel":
+        meta["unit"] = cal.unit
+    if "T" in dict(cal.spacing):
+        meta["finterval"] = cal.get("T")
+    if description:
+        meta["Info"] = "\n".join(f"{k} = {v}" for k, v in description.items())
+    return meta
+
+
+def _ome_metadata(axes: str, cal: Calibration, description) -> dict[str, Any]:
+    meta: dict[str, Any] = {"axes": axes}
+    unit = _io._ome_unit(cal.unit)
+    if unit is not None:
+        for ax in "XYZ":
+            if ax in axes or ax in dict(cal.spacing):
+                meta[f"PhysicalSize{ax}"], meta[f"PhysicalSize{ax}Unit"] = cal.get(ax), unit
+    if "T" in dict(cal.spacing):
+        meta["TimeIncrement"], meta["TimeIncrementUnit"] = cal.get("T"), "s"
+    if description:
+        meta["Description"] = "; ".join(f"{k} = {v}" for k, v in description.items())
+    return meta
