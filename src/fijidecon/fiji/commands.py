@@ -761,6 +761,53 @@ def _run(cmd: Command, label: str) -> None:
     IJ.showStatus(f"{label}: {out.getTitle()} in {state.last_seconds:.2f} s")
 
 
+def _input_images(cmd: Command, image_params: list, imps: Mapping[str, Any]) -> dict[str, Any]:
+    """``{name: (array, Calibration)}`` for :func:`run_command`, copied from the windows; a
+    PSF hyperstack becomes a list with one ``(array, Calibration)`` per channel."""
+    images: dict[str, Any] = {}
+    for k, p in enumerate(image_params):
+        imp = imps.get(p.name)
+        if imp is None:
+            raise CommandError(f"\"{p.label}\" ({p.name}): no image given")
+        images[p.name] = _input_array(cmd, p, imp)
+        if k > 0 and p.name == "psf":
+            images[p.name] = _psf_per_channel(p, str(imp.getTitle()), images[p.name], images[image_params[0].name])
+    return images
+
+
+def _volume_count(image: tuple[np.ndarray, Calibration]) -> int:
+    """How many (T, C) volumes the core runs one after the other for this image."""
+    arr, cal = image
+    return int(np.prod([n for a, n in zip(cal.axes, arr.shape) if a in "TC"], dtype=np.int64))
+
+
+def _log_warnings(label: str, caught: list, logged: list[str]) -> None:
+    """Python warnings of a run in the Log (invisible in ImageJ otherwise), one line each;
+    one already logged through the ``fijidecon`` logger is not repeated."""
+    IJ = _j("ij.IJ")
+    for w in caught:
+        msg = " ".join(str(w.message).split())
+        if msg in logged:
+            continue
+        IJ.log(f"{label}: warning: {msg}")
+        state.notes.append(f"{label}: warning: {msg}")
+
+
+def _log_termination(label: str, res: Any, log: bool) -> None:
+    """Iterative Deconvolve 3D's closing Log line: the original's "Automatically terminated
+    after N iterations." (with the ``log`` option) for one volume; for a hyperstack whose
+    volumes stopped at different counts, the counts (the title shows the largest)."""
+    IJ = _j("ij.IJ")
+    if np.size(getattr(res, "iterations", 0)) > 1:
+        counts = [int(v) for v in np.ravel(res.iterations)]
+        if len(set(counts)) > 1:
+            line = f"{label}: iterations per (T, C) volume: {counts}"
+            IJ.log(line)
+            state.notes.append(line)
+    elif log and getattr(res, "stop_reason", "") in ("converged", "diverged", "change_increased"):
+        IJ.log(f"Automatically terminated after {res.iterations} iterations.")  # the original's words
+
+
 def execute(cmd: Command, values: Mapping[str, Any], imps: Mapping[str, Any], *, label: str | None = None,
             progress: bool = False):
     """Run a command on ``ImagePlus`` inputs and return its result as a new ``ImagePlus``.
@@ -798,18 +845,9 @@ def execute(cmd: Command, values: Mapping[str, Any], imps: Mapping[str, Any], *,
     IJ = _j("ij.IJ")
     label = label or cmd.title
     image_params = [p for p in cmd.params if p.kind == "image"]
-    images: dict[str, tuple[np.ndarray, Calibration]] = {}
-    first_title: str | None = None
-    first_imp = None
-    for p in image_params:
-        imp = imps.get(p.name)
-        if imp is None:
-            raise CommandError(f"\"{p.label}\" ({p.name}): no image given")
-        images[p.name] = _input_array(cmd, p, imp)
-        if first_imp is None:
-            first_title, first_imp = str(imp.getTitle()), imp
-        elif p.name == "psf":  # a PSF hyperstack: one PSF per channel
-            images[p.name] = _psf_per_channel(p, str(imp.getTitle()), images[p.name], images[image_params[0].name])
+    images = _input_images(cmd, image_params, imps)
+    first_imp = imps[image_params[0].name] if image_params else None
+    first_title = str(first_imp.getTitle()) if first_imp is not None else None
     try:
         full = cmd.resolve({k: v for k, v in values.items() if k not in images})
     except ValueError as e:
@@ -824,10 +862,7 @@ def execute(cmd: Command, values: Mapping[str, Any], imps: Mapping[str, Any], *,
     window = None
     if progress and bool(full.get("show", False)) and cmd.id == "iterative-deconvolve-3d":
         window = _IterationWindow(f"{full.get('output') or cmd.title} (iteration)")
-    volumes = 1
-    if image_params:  # a hyperstack: one run of the core per (T, C) volume
-        arr0, cal0 = images[image_params[0].name]
-        volumes = int(np.prod([n for a, n in zip(cal0.axes, arr0.shape) if a in "TC"], dtype=np.int64))
+    volumes = _volume_count(images[image_params[0].name]) if image_params else 1
     callback = _progress_callback(cmd, label, total, window, volumes) if progress else None
     state.cancel_requested = False
     if progress:
@@ -839,12 +874,7 @@ def execute(cmd: Command, values: Mapping[str, Any], imps: Mapping[str, Any], *,
         with _log_to_imagej(label) as handler, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             res, arr, out_cal = run_command(cmd, values, images, callback=callback, voxel_size_from_calibration=True)
-        for w in caught:  # a Python warning would be invisible in ImageJ: put it in the Log
-            msg = " ".join(str(w.message).split())
-            if msg in handler.messages:  # logged as well: once is enough
-                continue
-            IJ.log(f"{label}: warning: {msg}")
-            state.notes.append(f"{label}: warning: {msg}")
+        _log_warnings(label, caught, handler.messages)
         if cmd.id == "wiener":
             _log_wiener_choice(label, res, handler.messages)
     except (ValueError, TypeError) as e:
@@ -861,18 +891,11 @@ def execute(cmd: Command, values: Mapping[str, Any], imps: Mapping[str, Any], *,
         if progress:
             IJ.showProgress(1.0)
     state.last_seconds = time.perf_counter() - t0
-    if getattr(res, "stop_reason", None) == "cancelled" or (progress and (state.cancel_requested or (
-            not total and bool(IJ.escapePressed())))):
+    if "cancelled" in np.ravel(getattr(res, "stop_reason", None)).tolist() or (progress and (
+            state.cancel_requested or (not total and bool(IJ.escapePressed())))):
         return None, res
-    if cmd.id == "iterative-deconvolve-3d" and np.size(getattr(res, "iterations", 0)) > 1:
-        counts = [int(v) for v in np.ravel(res.iterations)]
-        if len(set(counts)) > 1:  # the title shows the largest; say what each volume did
-            line = f"{label}: iterations per (T, C) volume: {counts}"
-            IJ.log(line)
-            state.notes.append(line)
-    elif progress and bool(full.get("log", False)) and cmd.id == "iterative-deconvolve-3d":
-        if getattr(res, "stop_reason", "") in ("converged", "diverged", "change_increased"):
-            IJ.log(f"Automatically terminated after {res.iterations} iterations.")  # the original's words
+    if cmd.id == "iterative-deconvolve-3d":
+        _log_termination(label, res, progress and bool(full.get("log", False)))
 
     from fijidecon.fiji import convert
 
