@@ -110,6 +110,9 @@ def test_2c_2t_hyperstack_with_a_psf_per_channel(bridge, cmd_id):
     assert r.ok, r.error
     out = bridge.image("OUT")
     assert out is not None and bool(out.isHyperStack())
+    if cmd_id == "wiener":  # the chosen regularization: one Log line per (T, C) volume
+        lines = [x for x in r.log.splitlines() if x.startswith("Wiener Deconvolution: ") and "regularization" in x]
+        assert len(lines) == 4, r.log
     assert _dims(out) == _dims(imp)
     got, cal = convert.from_imageplus(out)
     assert cal.axes == "TZCYX" and got.shape == data.shape
