@@ -339,3 +339,20 @@ def test_progress_and_escape_on_a_hyperstack(bridge, jvm, cmd_id):
     assert not any(str(t).startswith("Long") for t in jvm.jimport("ij.WindowManager").getImageTitles())
     assert "after" not in box["r"].log
     IJ.resetEscape()
+
+
+def test_script_face_on_a_hyperstack(bridge):
+    """The `#@` scripts' body (fijidecon.fiji.scripts.run_script, what Fiji runs) takes the
+    same path: a hyperstack in, the same hyperstack layout out, equal to the macro's result."""
+    from fijidecon.fiji import convert, scripts
+
+    data = _hyperstack(nt=2)
+    imp = _show(data, "TZCYX", "hyper")
+    psf_imp = _show(np.stack(_psfs(), axis=1), "ZCYX", "psf hyper")
+    out = scripts.run_script("richardson-lucy", {"image": imp, "psf": psf_imp, "iterations": 4})
+    assert _dims(out) == _dims(imp)
+    r = bridge.run_macro(MACROS["richardson-lucy"][0])
+    assert r.ok, r.error
+    a, _ = convert.from_imageplus(out)
+    b, _ = convert.from_imageplus(bridge.image("OUT"))
+    assert np.array_equal(a, b)
