@@ -172,3 +172,33 @@ def test_diffraction_psf_in_any_length_unit_gives_the_same_result(bridge, unit, 
                              width=33, height=33, depth=17)
     want = _api("richardson-lucy", img, psf, RUNS["richardson-lucy"][1])
     assert np.max(np.abs(got - want)) <= 1e-4 * np.max(want)
+
+
+@pytest.mark.parametrize("image_unit, image_voxel, psf_unit, psf_voxel", [
+    ("nm", (250, 100, 100), "micron", (0.125, 0.05, 0.05)),
+    ("µm", (0.25, 0.1, 0.1), "nm", (125, 50, 50)),
+    ("um", (0.25, 0.1, 0.1), "mm", (0.000125, 0.00005, 0.00005)),
+    ("micron", (0.25, 0.1, 0.1), "micron", (0.5, 0.05, 0.05)),  # coarser in z, finer in x/y
+])
+def test_units_and_voxel_sizes_of_both_windows_reach_the_core(bridge, image_unit, image_voxel, psf_unit, psf_voxel):
+    """Any pair of length units (ImageJ spells "um" as "µm"): the PSF is resampled to the
+    image's voxel size in the image's unit, as the API does with both voxel sizes."""
+    from fijidecon.calibration import unit_factor
+    from fijidecon.fiji import convert
+    from fijidecon.psf import gaussian
+
+    img = _beads()
+    _show(img, "img", Calibration.make("ZYX", unit=image_unit, **dict(zip("ZYX", image_voxel))))
+    f = unit_factor(psf_unit, "nm")
+    psf = np.asarray(gaussian((17, 33, 33), (700, 260, 260), (psf_voxel[0] * f, psf_voxel[1] * f, psf_voxel[2] * f)),
+                     np.float32)  # the same optics (FWHM in nm) on the PSF's grid
+    convert.to_imageplus(psf, Calibration.make("ZYX", unit=psf_unit, **dict(zip("ZYX", psf_voxel))), title="psf").show()
+    r = bridge.run_macro(RUNS["richardson-lucy"][0], clear_log=True)
+    assert r.ok, r.error
+    assert "Richardson-Lucy Deconvolution: psf: resampled" in r.log, r.log
+    got, cal = _out(bridge)
+    assert cal.voxel_size() == pytest.approx(image_voxel)
+    to_image = unit_factor(psf_unit, "nm") / unit_factor("micron" if image_unit in ("µm", "um") else image_unit, "nm")
+    want = _api("richardson-lucy", img, psf, RUNS["richardson-lucy"][1], voxel_size=tuple(map(float, image_voxel)),
+                psf_voxel_size=tuple(v * to_image for v in psf_voxel))
+    assert np.max(np.abs(got - want)) <= 1e-5 * np.max(want)
