@@ -370,3 +370,13 @@ def test_interrupted_run_exits_130_or_143_and_leaves_nothing(tmp_path, sig, code
     assert p.returncode == code, err
     assert "Traceback" not in err and err.strip() in ("Interrupted.", "Terminated.")
     assert sorted(x.name for x in tmp_path.iterdir()) == ["img.npy", "psf.npy"]
+
+
+def test_widefield_lengths_are_nm_only(tmp_path, capsys):
+    """The widefield model's lengths are nm: no --unit that would mislabel them in the calibration."""
+    assert main(["psf", "widefield", "--unit", "micron", "--width", "8", "--height", "8", "--depth", "4",
+                 "-o", str(tmp_path / "w.tif")]) == 2
+    assert "--unit" in capsys.readouterr().err and not (tmp_path / "w.tif").exists()
+    assert main(["psf", "widefield", "--width", "8", "--height", "8", "--depth", "4", "--oversample", "1",
+                 "-o", str(tmp_path / "w.tif"), "-q"]) == 0
+    assert read_image(tmp_path / "w.tif")[1].unit == "nm"

@@ -180,6 +180,20 @@ def _result_record(result: Any) -> dict[str, Any]:
     return rec
 
 
+def _fixed_unit(cmd: Command) -> str | None:
+    """The length unit of a command whose spacings have one (widefield: nm), else None
+    (the spacings are in "any length unit L", chosen with ``--unit``)."""
+    units = {cmd.param(n).unit for n in cmd.extras.get("spacing", ())}
+    if len(units) == 1:
+        (u,) = units
+        try:
+            unit_factor(u, "nm")
+        except (ValueError, TypeError):
+            return None
+        return u
+    return None
+
+
 def _like_targets(cmd: Command) -> dict[str, Any] | None:
     """For a PSF command with a size and spacings: the parameters ``--like`` sets."""
     names = {p.name for p in cmd.params}
@@ -213,7 +227,7 @@ def _make_command(cmd: Command, name: str) -> click.Command:
                                     "an OME-TIFF; written in the input's axes with its calibration. A JSON "
                                     "sidecar OUTPUT.json (e.g. result.tif.json) records parameters, input "
                                     "hashes, notes, warnings, iterations and timings."))
-    if cmd.extras.get("spacing"):
+    if cmd.extras.get("spacing") and not _fixed_unit(cmd):
         params.append(click.Option(["--unit"], default=cmd.extras.get("unit", "nm"), show_default=True,
                                    help="Length unit of the spacings, written into the TIFF calibration."))
     params.append(click.Option(["--overwrite"], is_flag=True, help="Replace existing output files."))
