@@ -4,7 +4,9 @@
 * :func:`convolve`, :func:`wiener`, :func:`richardson_lucy` — the modern engine
 """
 
+from ._bricks import BrickFigures, CancelledError
 from ._fft import use_pyfftw
+from ._memory import available_memory, default_memory_limit, estimate_memory, parse_memory
 from .convolve import convolve
 from .iterative3d import IterativeResult, iterative_deconvolve_3d
 from .richardson_lucy import IterationFigures, RichardsonLucyResult, richardson_lucy
@@ -20,4 +22,10 @@ __all__ = [
     "RichardsonLucyResult",
     "IterationFigures",
     "use_pyfftw",
+    "BrickFigures",
+    "CancelledError",
+    "estimate_memory",
+    "available_memory",
+    "default_memory_limit",
+    "parse_memory",
 ]
