@@ -129,13 +129,24 @@ def test_compressed_tiff_is_read_through_the_zarr_store(tmp_path):
     np.testing.assert_array_equal(lazy.compute(), a)
 
 
-def test_npy_is_memory_mapped_with_axes(tmp_path):
+def test_npy_is_read_lazily_with_axes(tmp_path):
     a = _data("CZYX", np.float32)
     np.save(tmp_path / "a.npy", a)
     lazy, cal = read_lazy(tmp_path / "a.npy")
     assert cal.axes == "CZYX" and lazy.chunksize == (1, 1, 24, 31)
     lazy2, cal2 = read_lazy(tmp_path / "a.npy", axes="ZCYX")
     assert cal2.axes == "ZCYX"
+    np.testing.assert_array_equal(lazy.compute(), a)
+    np.testing.assert_array_equal(lazy[1, ::2, 3:7].compute(), a[1, ::2, 3:7])  # any selection
+    np.save(tmp_path / "f.npy", np.asfortranarray(a))
+    np.testing.assert_array_equal(read_lazy(tmp_path / "f.npy")[0].compute(), a)
+
+
+def test_big_endian_tiff_reads_as_native(tmp_path):
+    a = _data("ZYX")
+    tifffile.imwrite(tmp_path / "be.tif", a, byteorder=">", imagej=True)
+    lazy, _ = read_lazy(tmp_path / "be.tif", plane_chunks=2)
+    assert lazy.dtype == np.uint16 and lazy.dtype.isnative
     np.testing.assert_array_equal(lazy.compute(), a)
 
 
@@ -403,3 +414,66 @@ def test_sigkill_leaves_only_a_hidden_partial_that_the_next_write_removes(tmp_pa
         read_lazy(next(tmp_path.glob(".kill.ome.zarr.partial-*")))
     write_ome_zarr(out, np.ones((2, 4, 4), np.float32))
     assert not list(tmp_path.glob(".kill.ome.zarr.partial-*")) and out.is_dir()
+
+
+# ------------------------------------------------------------------------ through fijidecon.io
+
+
+def test_io_reads_and_writes_ome_zarr_and_writes_dask_arrays(tmp_path):
+    from fijidecon.io import check_output, write_image_and_sidecar
+
+    a = _data("ZCYX", np.float32)
+    cal = Calibration.make("ZCYX", unit="micron", Z=0.3, Y=0.1, X=0.1)
+    assert check_output(tmp_path / "r.ome.zarr", sidecar=True) == tmp_path / "r.ome.zarr"
+    write_image(tmp_path / "r.ome.zarr", a, cal, description={"method": "test"})
+    attrs = json.loads((tmp_path / "r.ome.zarr" / ".zattrs").read_text())
+    assert attrs["fijidecon"] == {"method": "test"}
+    b, bcal = read_image(tmp_path / "r.ome.zarr")
+    assert isinstance(b, np.ndarray) and bcal.axes == "CZYX" and bcal.voxel_size() == cal.voxel_size()
+    np.testing.assert_array_equal(b, np.moveaxis(a, 1, 0))
+    with pytest.raises(FileExistsError):
+        check_output(tmp_path / "r.ome.zarr")
+    lazy = da.from_array(a, chunks=(2, 1, 24, 31))
+    write_image(tmp_path / "d.tif", lazy, cal)  # a dask array: plane by plane
+    np.testing.assert_array_equal(read_image(tmp_path / "d.tif")[0], a)
+    write_image_and_sidecar(tmp_path / "s.zarr", lazy, cal, lambda seconds: {"write_s": seconds})
+    assert json.loads((tmp_path / "s.zarr.json").read_text())["write_s"] >= 0
+    np.testing.assert_array_equal(read_image(tmp_path / "s.zarr")[0], np.moveaxis(a, 1, 0))
+    with pytest.raises(ZeroDivisionError):  # the sidecar cannot be made: no image either
+        write_image_and_sidecar(tmp_path / "t.zarr", lazy, cal, lambda seconds: {"a": 1 / 0})
+    assert not (tmp_path / "t.zarr").exists() and not (tmp_path / "t.zarr.json").exists()
+
+
+@pytest.mark.slow
+def test_big_tiff_to_ome_zarr_to_tiff_file_to_file_with_bounded_memory(tmp_path):
+    """A 256 MiB TIFF goes to OME-Zarr and back to TIFF in a child process whose peak RSS
+    grows by far less than the file (the issue's "file bigger than the budget" check)."""
+    shape = (64, 1024, 1024)
+    proc = _child(tmp_path, tmp_path / "src.tif", shape, (4, 1024, 1024))
+    assert proc.wait(timeout=240) == 0, proc.stderr.read()
+    script = tmp_path / "convert.py"
+    script.write_text(textwrap.dedent("""
+        import resource, sys
+        from fijidecon.lazy_io import read_lazy, write_ome_zarr, write_tiff_lazy
+        d = sys.argv[1]
+        arr, cal = read_lazy(d + "/src.tif", plane_chunks=4)
+        write_ome_zarr(d + "/warm.zarr", arr[:4], cal)  # imports, thread pool, compressors
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        write_ome_zarr(d + "/mid.ome.zarr", arr, cal)
+        z, zcal = read_lazy(d + "/mid.ome.zarr")
+        write_tiff_lazy(d + "/out.tif", z, zcal)
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        print(after - before, after)
+    """))
+    out = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr
+    increment, peak = (int(v) for v in out.stdout.split())
+    size = int(np.prod(shape)) * 4
+    print(f"TIFF -> OME-Zarr -> TIFF of {size / 2**20:.0f} MiB: peak RSS {peak / 2**20:.0f} MiB "
+          f"(+{increment / 2**20:.0f} MiB)")
+    assert increment < size / 3
+    src, scal = read_lazy(tmp_path / "src.tif")
+    back, bcal = read_lazy(tmp_path / "out.tif")
+    assert bcal == scal and back.shape == shape
+    for z in (0, 33, 63):
+        np.testing.assert_array_equal(back[z].compute(), src[z].compute())

@@ -9,6 +9,8 @@
   array's own axis order with its physical sizes and unit.  Writes are atomic (temporary
   file + rename) and never replace an existing file unless ``overwrite=True``.
 * :func:`check_output` checks, before a computation, that an output can be written.
+* OME-Zarr (``.zarr``/``.ome.zarr`` names) and dask arrays go through
+  :mod:`fijidecon.lazy_io` (the ``big`` extra): read, written chunk by chunk or plane by plane.
 * :func:`write_sidecar` writes the strict-JSON provenance record kept next to each output;
   :func:`write_image_and_sidecar` writes an image and its sidecar together (both or neither).
 """
@@ -52,6 +54,11 @@ def sha256_file(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _is_zarr(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a Zarr folder (``.zarr``, ``.ome.zarr``)."""
+    return str(path).rstrip("/\\").lower().endswith(".zarr")
 
 
 def is_ome_path(path: str | os.PathLike) -> bool:
@@ -119,7 +126,8 @@ def read_image(path: str | os.PathLike, axes: str | None = None) -> tuple[np.nda
     Parameters
     ----------
     path : path-like
-        A TIFF (ImageJ hyperstack, OME-TIFF or plain) or a ``.npy`` file.
+        A TIFF (ImageJ hyperstack, OME-TIFF or plain), a ``.npy`` file, or an OME-Zarr
+        folder (``.zarr``; read by :func:`fijidecon.lazy_io.read_lazy`, then loaded).
     axes : str, optional
         One letter per array axis (e.g. ``"CZYX"``): the axes of a ``.npy`` array, or an
         override of a TIFF's own axes.  Default: the file's axes; for ``.npy`` the
@@ -153,6 +161,10 @@ def read_image(path: str | os.PathLike, axes: str | None = None) -> tuple[np.nda
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"image: no such file {str(p)!r}")
+    if _is_zarr(p):  # OME-Zarr: read through fijidecon.lazy_io (the 'big' extra)
+        from .lazy_io import read_lazy
+        arr, cal = read_lazy(p, axes)
+        return arr.compute(), cal
     if p.is_dir():
         raise IsADirectoryError(f"image: {str(p)!r} is a folder, not an image file")
     if p.suffix.lower() == ".npy":
@@ -356,8 +368,8 @@ def check_output(path: str | os.PathLike, axes: str | None = None, *, overwrite:
     Parameters
     ----------
     path : path-like
-        The output file: a ``.tif``/``.tiff`` name (ImageJ hyperstack) or ``.ome.tif``/
-        ``.ome.tiff`` (OME-TIFF).
+        The output file: a ``.tif``/``.tiff`` name (ImageJ hyperstack), ``.ome.tif``/
+        ``.ome.tiff`` (OME-TIFF) or ``.zarr``/``.ome.zarr`` (OME-Zarr folder).
     axes : str, optional
         The result's axes (e.g. ``"CZYX"``); checked to be writable.
     overwrite : bool
@@ -379,9 +391,13 @@ def check_output(path: str | os.PathLike, axes: str | None = None, *, overwrite:
         Not a TIFF name, or axes that cannot be written.
     """
     p = Path(path)
-    if p.suffix.lower() not in (".tif", ".tiff"):
-        raise ValueError(f"output: {str(p)!r} is not a .tif/.tiff (or .ome.tif) name")
-    _check_target(p, overwrite)
+    if _is_zarr(p):  # an OME-Zarr folder (fijidecon.lazy_io)
+        from .lazy_io import _check_target as _check_folder_target
+        _check_folder_target(p, overwrite)
+    elif p.suffix.lower() not in (".tif", ".tiff"):
+        raise ValueError(f"output: {str(p)!r} is not a .tif/.tiff (or .ome.tif, .ome.zarr) name")
+    else:
+        _check_target(p, overwrite)
     if sidecar:
         _check_target(sidecar_path(p), overwrite)
     if axes is not None:
@@ -453,7 +469,9 @@ def write_image(
         Output file.  A name ending in ``.ome.tif``/``.ome.tiff`` gives an OME-TIFF in the
         array's own axis order (``PhysicalSize{X,Y,Z}`` and their unit); any other name an
         ImageJ hyperstack TIFF (the array is transposed to ImageJ's TZCYX(S) order;
-        ``spacing``, ``unit`` and resolution tags).  Its folder must exist.
+        ``spacing``, ``unit`` and resolution tags).  Its folder must exist.  A ``.zarr``
+        name writes an OME-Zarr (:func:`fijidecon.lazy_io.write_ome_zarr`); a dask
+        ``array`` is written plane by plane (:func:`fijidecon.lazy_io.write_tiff_lazy`).
     array : numpy.ndarray
         Non-empty uint8, uint16 or float32 data (float64 and other numeric types are
         converted to float32 with a warning; ImageJ has no float64 images), axes as in
@@ -487,6 +505,9 @@ def write_image(
     >>> write_image("out.ome.tif", result_czyx, cal)   # OME-TIFF, stored as CZYX           # doctest: +SKIP
     """
     p = Path(path)
+    if _is_zarr(p) or hasattr(array, "__dask_graph__"):  # OME-Zarr or a dask array: fijidecon.lazy_io
+        from .lazy_io import write_big
+        return write_big(p, array, calibration, overwrite=overwrite, description=description)
     tmp = _image_part(p, array, calibration, overwrite, description)
     try:
         _finish(tmp, p, overwrite)
@@ -527,6 +548,9 @@ def write_image_and_sidecar(path: str | os.PathLike, array: np.ndarray, calibrat
     and :func:`write_sidecar`.
     """
     p = Path(path)
+    if _is_zarr(p) or hasattr(array, "__dask_graph__"):  # OME-Zarr or a dask array: fijidecon.lazy_io
+        from .lazy_io import write_big_and_sidecar
+        return write_big_and_sidecar(p, array, calibration, record, overwrite=overwrite, description=description)
     side = sidecar_path(p)
     _check_target(side, overwrite)
     t0 = time.perf_counter()

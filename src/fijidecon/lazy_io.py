@@ -34,8 +34,8 @@ import tifffile
 from . import io as _io
 from .calibration import Calibration, unit_factor
 
-__all__ = ["read_lazy", "write_ome_zarr", "write_tiff_lazy", "is_zarr_path", "remove_stale_partials",
-           "NGFF_VERSION"]
+__all__ = ["read_lazy", "write_ome_zarr", "write_tiff_lazy", "write_big", "write_big_and_sidecar", "is_zarr_path",
+           "is_lazy", "remove_stale_partials", "NGFF_VERSION"]
 
 #: The OME-Zarr (NGFF) version written.  0.4 (Zarr v2) is what napari-ome-zarr, Fiji's
 #: n5-zarr/MoBIE and most other readers open today; :func:`read_lazy` also reads 0.5.
@@ -63,7 +63,12 @@ def _dask():
 
 def is_zarr_path(path: str | os.PathLike) -> bool:
     """Whether ``path`` names a Zarr store (``.zarr`` or ``.ome.zarr``, any case, trailing slash allowed)."""
-    return str(path).rstrip("/\\").lower().endswith(".zarr")
+    return _io._is_zarr(path)
+
+
+def is_lazy(array: Any) -> bool:
+    """Whether ``array`` is a dask (or other lazy, dask-collection) array."""
+    return hasattr(array, "__dask_graph__")
 
 
 # ---------------------------------------------------------------------------------------- reading
@@ -72,14 +77,22 @@ def is_zarr_path(path: str | os.PathLike) -> bool:
 class _FileArray:
     """A picklable, lazily opened array source for :func:`dask.array.from_array`.
 
-    Holds only the path and how to open it, so a task graph that reads a file can be sent
-    to other processes (``dask.distributed`` workers) without the pixels: each process
-    opens the file on first access (a memory map, or tifffile's Zarr store of the TIFF).
+    Holds only the path and how to read it, so a task graph that reads a file can be sent
+    to other processes (``dask.distributed`` workers) without the pixels.  ``kind``:
+
+    * ``"raw"``: C-order pixels at byte ``offset`` (uncompressed contiguous TIFFs, ``.npy``):
+      a chunk of whole consecutive planes is one positional read, so only the pixels asked
+      for enter memory (a memory map would also count every page touched in the RSS);
+      other selections go through a read-only memory map.
+    * ``"tiff-zarr"``: compressed or scattered TIFFs, through tifffile's Zarr store
+      (``imread(..., aszarr=True)`` opened with zarr), decoded chunk by chunk.
     """
 
-    def __init__(self, path: str, kind: str, shape: tuple[int, ...], dtype: np.dtype, series: int = 0):
-        self.path, self.kind, self.series = path, kind, series
-        self.shape, self.dtype, self.ndim = tuple(shape), np.dtype(dtype), len(shape)
+    def __init__(self, path: str, kind: str, shape: tuple[int, ...], file_dtype: np.dtype, n_lead: int,
+                 offset: int = 0):
+        self.path, self.kind, self.offset, self.n_lead = path, kind, int(offset), n_lead
+        self.file_dtype = np.dtype(file_dtype)
+        self.shape, self.dtype, self.ndim = tuple(shape), self.file_dtype.newbyteorder("="), len(shape)
         self._array: Any = None
         self._lock = threading.Lock()
 
@@ -93,19 +106,42 @@ class _FileArray:
     def _open(self) -> Any:
         with self._lock:
             if self._array is None:
-                if self.kind == "npy":
-                    self._array = np.load(self.path, mmap_mode="r", allow_pickle=False)
-                elif self.kind == "tiff-memmap":
-                    self._array = tifffile.memmap(self.path, series=self.series, mode="r")
-                else:  # compressed or scattered TIFF: tifffile's Zarr store, one chunk per page/tile
+                if self.kind == "raw":
+                    self._array = np.memmap(self.path, self.file_dtype, "r", self.offset, self.shape)
+                else:
                     import zarr
 
-                    store = tifffile.imread(self.path, aszarr=True, series=self.series, level=0)
+                    store = tifffile.imread(self.path, aszarr=True, series=0, level=0)
                     self._array = zarr.open_array(store, mode="r")
             return self._array
 
+    def _planes(self, key) -> tuple[int, int] | None:
+        """(first plane, number of planes) when ``key`` selects whole consecutive planes."""
+        if not isinstance(key, tuple) or len(key) != self.ndim or not all(isinstance(k, slice) for k in key):
+            return None
+        idx = [k.indices(n) for k, n in zip(key, self.shape)]
+        if any(i != (0, n, 1) for i, n in zip(idx[self.n_lead:], self.shape[self.n_lead:])):
+            return None
+        if self.n_lead == 0:
+            return 0, 1
+        if any(b - a != 1 for a, b, _ in idx[:self.n_lead - 1]) or idx[self.n_lead - 1][2] != 1:
+            return None
+        first = int(np.ravel_multi_index([i[0] for i in idx[:self.n_lead]], self.shape[:self.n_lead]))
+        return first, max(0, idx[self.n_lead - 1][1] - idx[self.n_lead - 1][0])
+
     def __getitem__(self, key) -> np.ndarray:
-        return np.asarray(self._open()[key])
+        planes = self._planes(key) if self.kind == "raw" else None
+        if planes is None:
+            return np.array(self._open()[key], dtype=self.dtype)
+        first, n = planes
+        plane = int(np.prod(self.shape[self.n_lead:])) * self.file_dtype.itemsize
+        out_shape = tuple(len(range(*k.indices(d))) for k, d in zip(key, self.shape))
+        with open(self.path, "rb") as f:
+            f.seek(self.offset + first * plane)
+            data = np.fromfile(f, self.file_dtype, count=n * plane // self.file_dtype.itemsize)
+        if data.size * self.file_dtype.itemsize != n * plane:
+            raise ValueError(f"image: {self.path!r} is truncated (short read)")
+        return data.reshape(out_shape).astype(self.dtype, copy=False)
 
 
 def read_lazy(path: str | os.PathLike, axes: str | None = None, *, level: int = 0,
@@ -116,9 +152,9 @@ def read_lazy(path: str | os.PathLike, axes: str | None = None, *, level: int = 
     ----------
     path : path-like
         A TIFF (ImageJ hyperstack, OME-TIFF or plain; uncompressed contiguous files are
-        memory-mapped, others read through tifffile's Zarr store), an OME-Zarr folder
+        read plane by plane at their offsets, others through tifffile's Zarr store), an OME-Zarr folder
         (``.zarr``; NGFF 0.4 or 0.5, or a bioformats2raw layout: its first image) or a
-        ``.npy`` file (memory-mapped).
+        ``.npy`` file (read plane by plane at its offset).
     axes : str, optional
         One letter per array axis (``"CZYX"`` …): the axes of a ``.npy`` array, or an
         override of the file's own axes.  Default: the file's axes (as
@@ -191,7 +227,10 @@ def _read_npy_lazy(p: Path, guess: bool, planes: int) -> tuple[Any, Calibration]
     default = Calibration.default(mm.ndim)
     cal = default.with_axes(_io._npy_axes(mm, p)) if guess else default
     n_inner = 3 if cal.axes.endswith("S") else 2
-    src = _FileArray(str(p), "npy", mm.shape, mm.dtype)
+    src = _FileArray(str(p), "raw" if mm.flags.c_contiguous else "tiff-zarr", mm.shape, mm.dtype,
+                     mm.ndim - n_inner, mm.offset)
+    if not mm.flags.c_contiguous:  # Fortran-order .npy: memory map
+        return _dask().from_array(mm, chunks=_plane_chunks(mm.shape, n_inner, planes)), cal
     return _from_source(src, _plane_chunks(mm.shape, n_inner, planes)), cal
 
 
@@ -210,6 +249,8 @@ def _read_tiff_lazy(p: Path, planes: int) -> tuple[Any, Calibration]:
                 spacing, unit = _io._imagej_or_plain_calibration(tif)
             images = int((tif.imagej_metadata or {}).get("images", 0) or 0)
             contiguous = series.dataoffset is not None and tif.pages[0].compression == 1
+            dataoffset = series.dataoffset or 0
+            dtype = np.dtype(dtype).newbyteorder(tif.byteorder)
             filesize = tif.filehandle.size
             end = (series.dataoffset or 0) + int(np.prod(shape)) * np.dtype(dtype).itemsize
         except Exception as exc:  # damaged files
@@ -226,8 +267,8 @@ def _read_tiff_lazy(p: Path, planes: int) -> tuple[Any, Calibration]:
         spacing = {}
     cal = Calibration(axes=axes, spacing=tuple(sorted((k, float(v)) for k, v in spacing.items() if v > 0)),
                       unit=unit)
-    src = _FileArray(str(p), "tiff-memmap" if contiguous else "tiff-zarr", shape, dtype)
     n_inner = 3 if axes.endswith("S") else 2
+    src = _FileArray(str(p), "raw" if contiguous else "tiff-zarr", shape, dtype, len(shape) - n_inner, dataoffset)
     return _from_source(src, _plane_chunks(shape, n_inner, planes)), cal
 
 
@@ -464,7 +505,8 @@ def _default_chunks(arr: Any, letters: str) -> tuple[int, ...]:
 
 
 def write_ome_zarr(path: str | os.PathLike, array: Any, calibration: Calibration | None = None, *,
-                   chunks: tuple[int, ...] | None = None, overwrite: bool = False, name: str | None = None) -> Path:
+                   chunks: tuple[int, ...] | None = None, overwrite: bool = False, name: str | None = None,
+                   description: Mapping[str, Any] | None = None) -> Path:
     """Write an array as an OME-Zarr image (NGFF 0.4, one resolution level), chunk by chunk.
 
     Parameters
@@ -489,6 +531,9 @@ def write_ome_zarr(path: str | os.PathLike, array: Any, calibration: Calibration
         Replace an existing output (only once the new one is complete).
     name : str, optional
         The image name in the metadata (default: the file name without ``.zarr``).
+    description : mapping, optional
+        Extra properties, stored as the group attribute ``"fijidecon"`` (beside the NGFF
+        ``"multiscales"``).
 
     Returns
     -------
@@ -543,6 +588,8 @@ def write_ome_zarr(path: str | os.PathLike, array: Any, calibration: Calibration
         with _GuardedTarget(target) as guarded:
             da.store(arr, guarded, lock=False, compute=True)
         # metadata last: the (hidden) partial is never a readable OME-Zarr
+        if description:
+            group.attrs["fijidecon"] = {str(k): str(v) for k, v in description.items()}
         write_multiscales_metadata(group, datasets=datasets, fmt=FormatV04(), axes=axes_meta,
                                    name=name or p.name.rsplit(".zarr", 1)[0].removesuffix(".ome"))
     return p
@@ -738,3 +785,36 @@ def _ome_metadata(axes: str, cal: Calibration, description) -> dict[str, Any]:
     if description:
         meta["Description"] = "; ".join(f"{k} = {v}" for k, v in description.items())
     return meta
+
+
+# ---------------------------------------------------------------------------- one entry for fijidecon.io
+
+
+def write_big(path: str | os.PathLike, array: Any, calibration: Calibration | None = None, *,
+              overwrite: bool = False, description: Mapping[str, Any] | None = None) -> Path:
+    """Write ``array`` by the output's name: ``.zarr`` → :func:`write_ome_zarr`, else
+    :func:`write_tiff_lazy` (what :func:`fijidecon.io.write_image` calls for a ``.zarr`` name
+    or a dask array)."""
+    if is_zarr_path(path):
+        return write_ome_zarr(path, array, calibration, overwrite=overwrite, description=description)
+    return write_tiff_lazy(path, array, calibration, overwrite=overwrite, description=description)
+
+
+def write_big_and_sidecar(path: str | os.PathLike, array: Any, calibration: Calibration | None, record: Any, *,
+                          overwrite: bool = False, description: Mapping[str, Any] | None = None) -> Path:
+    """:func:`write_big`, then the JSON sidecar (:func:`fijidecon.io.write_sidecar`); if the
+    sidecar cannot be written the new image is removed again (both or neither).  ``record``
+    is the sidecar record, or a callable that gets the seconds the image took to write."""
+    import time
+
+    p = Path(path)
+    _check_target(_io.sidecar_path(p), overwrite)
+    t0 = time.perf_counter()
+    write_big(p, array, calibration, overwrite=overwrite, description=description)
+    try:
+        rec = record(time.perf_counter() - t0) if callable(record) else record
+        _io.write_sidecar(p, rec, overwrite=overwrite)
+    except BaseException:
+        _remove(p)
+        raise
+    return p
