@@ -209,7 +209,7 @@ def _wiener(pairs, channels, rule, rho, edges, negative_fraction, recenter, psf_
         H = _otf.otf(prep.kernel, geo.work_shape)
         H2 = (H.real * H.real + H.imag * H.imag).astype(np.float32)
         r_gcv = _gcv(G, H2, geo.work_shape) if rule == "gcv" else None
-        r_snr = _snr_rule(im, prep.kernel) if rule == "snr" else None
+        r_snr = _snr_rule(im, prep.kernel, _edge_power(G, H2, geo, im)) if rule == "snr" else None
         np.conjugate(H, out=H)
         G *= H  # G conj(H)
         del H
@@ -219,7 +219,7 @@ def _wiener(pairs, channels, rule, rho, edges, negative_fraction, recenter, psf_
             return _fft.irfftn(spec, geo.work_shape, overwrite_x=True)[geo.crop]
 
         r, how, why = _choose(rule, rho, r_gcv, r_snr, solve, negative_fraction,
-                              lambda: _snr_rule(im, prep.kernel))
+                              lambda: _snr_rule(im, prep.kernel, _edge_power(_fft.rfftn(geo.data(im)), H2, geo, im)))
         used = how if how != rule else used
         out = np.ascontiguousarray(solve(r), dtype=np.float32)
         neg = _negfrac(out)
@@ -346,8 +346,14 @@ class SnrChoice:
     noise_fraction:
         Fraction of the spectrum used for ``sigma^2`` (``|H|^2 <= 1e-6``, or the 5 %
         with the smallest ``|H|^2`` when fewer qualify).
+    edge_power:
+        Mean power beyond the OTF support of what the filter is given (the image,
+        mirror-padded for ``"reflect"``): the noise plus the artifacts of the borders
+        (objects cut by the border, where the periodic or mirror model fails).  Used
+        instead of ``noise_power`` when larger: the filter amplifies those artifacts
+        as it amplifies noise.
     crossing:
-        ``|H|^2`` at which the data's signal power falls to the noise power.
+        ``|H|^2`` at which the data's signal power falls to the noise (or edge) power.
     capped:
         True when ``crossing`` would have blurred points (see :func:`_sharpness_cap`)
         and ``rho`` was lowered until it does not.
@@ -358,6 +364,7 @@ class SnrChoice:
     noise_fraction: float
     crossing: float
     capped: bool
+    edge_power: float = 0.0
 
 
 def _choose(rule, rho, r_gcv, choice, solve, negative_fraction, snr_later) -> tuple[float, str, str]:
@@ -379,7 +386,10 @@ def _choose(rule, rho, r_gcv, choice, solve, negative_fraction, snr_later) -> tu
 
 def _snr_text(c: SnrChoice) -> str:
     text = (f"chosen by the SNR rule (noise power {c.noise_power:.3g} from {100 * c.noise_fraction:.0f} % of the "
-            f"spectrum; signal = noise at |OTF|^2 = {c.crossing:.2g}")
+            f"spectrum")
+    if c.edge_power > c.noise_power:
+        text += f", border artifacts raise it to {c.edge_power:.3g}"
+    text += f"; signal = noise at |OTF|^2 = {c.crossing:.2g}"
     if c.capped:
         text += "; lowered so that points get no wider than in the data"
     return text + ")"
@@ -391,14 +401,16 @@ NOISE_OTF2 = 1e-6
 SNR_SAMPLES = 1 << 20
 
 
-def _snr_rule(image: np.ndarray, kernel: np.ndarray) -> SnrChoice:
+def _snr_rule(image: np.ndarray, kernel: np.ndarray, edge_power: float = 0.0) -> SnrChoice:
     """The default rule: ``rho = |H|^2`` where the data's signal power falls to the noise power.
 
     Measured on the image's own grid, whatever the edges: the spectrum of the image's
     periodic component (:func:`_periodic_spectrum`; mirror padding would add kinks and
     mirrored, correlated noise) and the OTF sampled at the same frequencies (the kernel
     folded onto the grid).  Three forward FFTs of the image's size, no inverse FFT.
-    ``image``: 2D/3D float array; ``kernel``: the prepared PSF (sum 1, centre ``n // 2``).
+    ``image``: 2D/3D float array; ``kernel``: the prepared PSF (sum 1, centre ``n // 2``);
+    ``edge_power``: :func:`_edge_power` of the filter's input, the noise level used
+    when it is larger than the noise measured here.
     """
     shape = image.shape
     data = np.asarray(image, np.float32)
@@ -411,10 +423,32 @@ def _snr_rule(image: np.ndarray, kernel: np.ndarray) -> SnrChoice:
     if power.size == 0:  # a single voxel: nothing to measure
         return SnrChoice(RHO_RANGE[0], 0.0, 0.0, RHO_RANGE[0], False)
     noise, frac = _noise_power(power, h2)
-    crossing = _snr_crossing(power, h2, noise)
+    crossing = _snr_crossing(power, h2, max(noise, edge_power))
     rho = float(np.clip(crossing, *RHO_RANGE))
     capped = _sharpness_cap(H2, rho, shape, kernel)
-    return SnrChoice(capped if capped is not None else rho, noise, frac, crossing, capped is not None)
+    return SnrChoice(capped if capped is not None else rho, noise, frac, crossing, capped is not None, edge_power)
+
+
+def _edge_power(G: np.ndarray, H2: np.ndarray, geo: Any, image: np.ndarray, min_fraction: float = 0.05) -> float:
+    """Mean of ``|G|^2 / N`` beyond the OTF support (``|H|^2 <= 1e-6``) of the filter's input spectrum ``G``.
+
+    Noise alone gives its power there; the jumps and kinks of objects cut by the
+    image border (where the periodic or mirror model fails) add theirs, in every
+    direction, and the filter amplifies them like noise.  A mean, not a median: those
+    artifacts sit on a few lines of the spectrum.  With mirror padding the ends of the
+    padding wrap onto each other outside the image; those jumps are removed first
+    (:func:`_periodic_spectrum`), as what the filter makes of them is mostly cropped
+    away.  0 when less than ``min_fraction`` of the spectrum is beyond the OTF.
+    ``geo``: the :class:`~fijidecon.deconvolve._edges.Geometry` of ``G``; ``image``:
+    the volume (float32).
+    """
+    if geo.data_shape != tuple(image.shape):
+        G = _periodic_spectrum(np.asarray(geo.data(image), np.float32), G)
+    power, h2 = _spectrum_sample(G, H2, geo.work_shape)
+    beyond = h2 <= NOISE_OTF2
+    if beyond.sum() < max(min_fraction * h2.size, 1):
+        return 0.0
+    return float(power[beyond].mean())
 
 
 def _fold(kernel: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -499,18 +533,22 @@ def _spectrum_sample(G: np.ndarray, H2: np.ndarray, work_shape: tuple[int, ...])
     return power, h[idx].astype(np.float64)
 
 
-def _noise_power(power: np.ndarray, h2: np.ndarray, min_fraction: float = 0.05) -> tuple[float, float]:
+def _noise_power(power: np.ndarray, h2: np.ndarray, min_fraction: float = 0.05, fallback: float = 0.2,
+                 min_count: int = 256) -> tuple[float, float]:
     """``(sigma^2, fraction used)`` from the frequencies beyond the OTF support.
 
     There the data hold only noise; the median of ``|G|^2 / N`` over them divided by
     ``ln 2`` is ``sigma^2`` for white noise (``|G|^2`` is exponentially distributed) and
-    ignores the few frequencies a signal may still reach.
+    ignores the few frequencies a signal may still reach.  When fewer than
+    ``min_fraction`` of the frequencies (or ``min_count``) are beyond the OTF (a PSF of
+    about 2 voxels), the ``fallback`` fraction least transmitted is used: some signal is
+    counted as noise, which errs towards a smoother result (the sharpness cap still holds).
     """
-    need = min(max(int(min_fraction * h2.size), 1), h2.size)
     beyond = h2 <= NOISE_OTF2
-    if beyond.sum() >= need:
+    if beyond.sum() >= max(min_fraction * h2.size, min(min_count, h2.size)):
         sel = power[beyond]
-    else:  # the OTF covers (almost) every frequency: use the least transmitted ones
+    else:
+        need = min(max(int(fallback * h2.size), min_count), h2.size)
         sel = power[np.argpartition(h2, need - 1)[:need]]
     return float(np.median(sel) / np.log(2.0)), sel.size / h2.size
 
