@@ -194,18 +194,19 @@ def _rl(image: tuple[int, ...], kernel_in: tuple[int, ...], o: dict) -> tuple[tu
     w4, spec = _nbytes(W, 4), _half(W)
     accel = o.get("acceleration") is not None
     reg = o.get("regularization")
-    base = [("otf (half spectrum, complex64)", spec)]
+    data = [("otf (half spectrum, complex64)", spec)]
     if any(a or b for a, b in geo.pad):
-        base.append(("mirror-padded data (float32)", _nbytes(D, 4)))
+        data.append(("mirror-padded data (float32)", _nbytes(D, 4)))
     if float(o.get("read_noise") or 0) > 0:
-        base.append(("data + read_noise^2 (float32)", _nbytes(D, 4)))
+        data.append(("data + read_noise^2 (float32)", _nbytes(D, 4)))
+    base = list(data)
+    setup = []
     if not geo.full_box:
-        base.append(("1 / w, w = H^T 1 (float32)", w4))
+        base.append(("1 / w, w = H^T 1 on the data box (float32)", w4))
         if reg == "tv":
             base.append(("w for TV (float32)", w4))
-    setup = list(base)
-    if not geo.full_box:
-        setup += [("set-up: mask, H^T mask and its spectrum", 2 * w4 + spec)]
+        # w = H^T mask: the mask, its spectrum and w are alive together
+        setup = data + [("set-up: data-box mask, its spectrum, w (float32, complex64)", 2 * w4 + spec)]
     run = base + [("spectrum S (complex64)", spec), ("estimate x (float32)", w4)]
     if accel:
         run.append(("x_k-1 and g_k-1 (acceleration, float32)", 2 * w4))
@@ -213,7 +214,7 @@ def _rl(image: tuple[int, ...], kernel_in: tuple[int, ...], o: dict) -> tuple[tu
     # complex block, the scratch of the update (and the deviance's temporary)
     per = 18 if o.get("track_deviance") or o.get("stop") == "discrepancy" else 14
     run.append(("per-thread blocks of planes", _plane_blocks(W, _threads(o.get("threads")), per)))
-    phases = [setup, run]
+    phases = [p for p in (setup, run) if p]
     if reg == "tv" and float(o.get("weight") if o.get("weight") is not None else 1) > 0:
         nd = sum(1 for n in W if n > 1)
         phases.append(run + [("TV: gradients, norm, divergence, temporaries", (nd + 4) * w4)])
@@ -354,7 +355,7 @@ def memory_model(method: str, image_shape: Sequence[int], psf_shape: Sequence[in
     method = _check_method(method)
     _check_options(method, options)
     axes = options.get("axes")
-    full = _check_shape("image_shape", image_shape, (2, 3) if axes is None else (len(str(axes)),))
+    full = _check_shape("image_shape", image_shape, (2, 3, 4, 5))
     vol, n_vol, moved = _hyper_shape(full, axes)
     psf = _check_shape("psf_shape", psf_shape, (len(vol),))
     work, buffers = _MODELS[method](vol, psf, options)
