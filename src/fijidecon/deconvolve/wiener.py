@@ -597,7 +597,8 @@ def _sharpness_cap(H2: np.ndarray, rho: float, work_shape: tuple[int, ...], kern
         return None
     lo, hi = np.log10(RHO_RANGE[0]), np.log10(rho)
     if np.any(_effective_fwhm(H2, 10.0 ** lo, work_shape) > target):
-        log.warning("wiener: points stay wider than in the data at any regularization; keeping %.3g", rho)
+        log.warning("wiener: points stay wider than in the data at any rho down to %.0e; keeping %.3g",
+                    RHO_RANGE[0], rho)
         return None
     while hi - lo > 0.05:
         mid = 0.5 * (lo + hi)
