@@ -18,6 +18,7 @@ Pure numpy (xarray is used only when the caller passes a DataArray).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -25,6 +26,8 @@ import numpy as np
 
 from .. import _validate
 from . import _edges
+
+log = logging.getLogger("fijidecon.deconvolve")
 
 #: Dimension names understood on DataArrays (pyimagej's names included).
 DIM_ALIASES = {

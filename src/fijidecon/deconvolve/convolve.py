@@ -11,12 +11,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import _edges, _fft, _hyper, _otf
+from . import _bricks, _edges, _fft, _hyper, _otf
 
 
 def convolve(image: object, psf: object, *, edges: str = "reflect", recenter: bool = True,
              psf_threshold: float = 1e-4, axes: str | None = None, voxel_size: Sequence[float] | None = None,
-             psf_voxel_size: Sequence[float] | None = None) -> Any:
+             psf_voxel_size: Sequence[float] | None = None, memory_limit: Any = None,
+             bricks: Sequence[int] | None = None, halo: Any = None) -> Any:
     """Convolve an image with a kernel (PSF), by real FFTs.
 
     Parameters
@@ -46,10 +47,14 @@ def convolve(image: object, psf: object, *, edges: str = "reflect", recenter: bo
     voxel_size, psf_voxel_size:
         (Z, Y, X) or (Y, X) spacings of the image and of the kernel, same length unit;
         when both are given and differ, the kernel is resampled to the image's.
+    memory_limit, bricks, halo:
+        As for :func:`fijidecon.deconvolve.richardson_lucy`: a volume over the budget is
+        convolved in bricks (exact with the default halo, half the kernel or more).
+        A ``dask.array.Array`` image gives a lazy Dask array.
 
     Returns
     -------
-    numpy.ndarray or xarray.DataArray
+    numpy.ndarray, xarray.DataArray or dask.array.Array
         float32, the image's shape and axes.
 
     Raises
@@ -74,12 +79,38 @@ def convolve(image: object, psf: object, *, edges: str = "reflect", recenter: bo
     (dtype('float32'), 1.0)
     """
     edges = _edges.check_edges(edges, ("reflect", "periodic", "constant"))
+    if _bricks.is_dask(image):
+        return _lazy(image, psf, axes, edges, psf_threshold, recenter, voxel_size, psf_voxel_size, memory_limit,
+                     bricks, halo)
     layout, vols = _hyper.split(image, psf, axes)
     preps = _hyper.prepare_psfs(layout, vols, edges, threshold=psf_threshold, recenter=recenter,
                                 voxel_size=voxel_size, psf_voxel_size=psf_voxel_size)
+    plans = _bricks.plan_volumes("convolve", layout, vols, preps, {"edges": edges}, memory_limit, bricks, halo,
+                                 np.asarray(image).nbytes)
     with _fft.reuse_memory():
-        outs = [_convolve_one(v.data, p.kernel, edges) for v, p in zip(vols, preps)]
+        outs = []
+        for v, p, plan in zip(vols, preps, plans):
+            if plan is None:
+                outs.append(_convolve_one(v.data, p.kernel, edges))
+                continue
+            _hyper.log.info(f"convolve: bricked: {plan.describe()}")
+            outs.append(_bricks.run_numpy(v.data, plan, _brick_fn(p, edges), _bricks.Decisions()))
     return layout.merge(outs)
+
+
+def _brick_fn(prep: Any, edges: str) -> Any:
+    return lambda data, dec: _convolve_one(data, prep.kernel, edges)
+
+
+def _lazy(image, psf, axes, edges, psf_threshold, recenter, voxel_size, psf_voxel_size, memory_limit, bricks, halo):
+    """A Dask array in: a lazy Dask array out (one task per brick and (T, C) volume)."""
+    lv, means = _bricks.lazy_volumes(image, psf, axes)
+    vol_shape = tuple(lv.canon.shape[2:])
+    preps = [_otf.prepare_psf(p, threshold=psf_threshold, recenter=recenter, name=f"psf[{c}]" if lv.n_c > 1 else "psf",
+                              max_shape=_edges.kernel_limit(edges, vol_shape), voxel_size=voxel_size,
+                              psf_voxel_size=psf_voxel_size) for c, p in enumerate(lv.psfs)]
+    plans = _bricks.lazy_plans("convolve", vol_shape, preps, {"edges": edges}, memory_limit, bricks, halo)
+    return _bricks.lazy_run(lv, means, preps, plans, lambda p: _brick_fn(p, edges), lambda *a: _bricks.Decisions())
 
 
 def _convolve_one(im: np.ndarray, kernel: np.ndarray, edges: str) -> np.ndarray:

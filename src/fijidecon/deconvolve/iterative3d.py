@@ -35,7 +35,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .. import _quirks, _validate
-from . import _fft, _hyper, _otf
+from . import _bricks, _fft, _hyper, _otf
 
 __all__ = ["IterativeResult", "iterative_deconvolve_3d"]
 
@@ -221,6 +221,9 @@ def iterative_deconvolve_3d(
     axes: str | None = None,
     voxel_size: Sequence[float] | None = None,
     psf_voxel_size: Sequence[float] | None = None,
+    memory_limit=None,
+    bricks: Sequence[int] | None = None,
+    halo=None,
 ) -> IterativeResult:
     """Deconvolve a 2D or 3D image (port of *Iterative Deconvolve 3D*, DAMAS3).
 
@@ -280,6 +283,12 @@ def iterative_deconvolve_3d(
         list), and ``iterations``, ``log`` and ``stop_reason`` become per-volume lists.
         The original plugin would have taken all planes of a hyperstack as z; compat
         mode reproduces the original *per volume*, not that.
+    memory_limit, bricks, halo : optional
+        As for :func:`~fijidecon.deconvolve.richardson_lucy`.  Improved mode processes a
+        volume over the memory budget in bricks (the central brick runs with the stopping
+        rule and decides the iteration count of the others); compat mode reproduces the
+        original on the whole volume only and raises ``MemoryError`` (before allocating)
+        when that does not fit.
     voxel_size, psf_voxel_size : sequence of float, optional
         (Z, Y, X) or (Y, X) spacings of the image and of the PSF, one length unit.  When
         both are given and differ, the PSF is resampled to the image's voxel size (one
@@ -315,16 +324,63 @@ def iterative_deconvolve_3d(
                 detect_divergence=detect_divergence, db=db, compat=compat, callback=callback)
     for name in ("normalize", "anti_ringing", "detect_divergence", "db", "compat"):
         _validate.check_bool(name, opts[name])
+    mem = dict(limit=_bricks.budget(memory_limit), bricks=bricks, halo=halo, resident=np.asarray(image).nbytes * 3)
     if _is_hyperstack(image, axes):
-        return _hyperstack(image, psf, axes, voxel_size, psf_voxel_size, opts)
+        return _hyperstack(image, psf, axes, voxel_size, psf_voxel_size, opts, mem)
     if axes is not None:
         image = np.asarray(image)
         _validate.check_axes("axes", axes, image.ndim, "ZYX")
     notes: list[str] = []
     psf = _match_voxel_size(psf, voxel_size, psf_voxel_size, notes)
-    res = _volume(image, psf, **opts)
+    res = _checked_volume(image, psf, opts, mem, notes)
     res.notes = notes
     return res
+
+
+def _checked_volume(image, psf, opts: dict, mem: dict, notes: list[str]) -> IterativeResult:
+    """One volume, whole when its memory estimate fits the budget, else in bricks (improved
+    mode only: compat mode must reproduce the original on the whole volume)."""
+    shape, kshape = np.shape(image), np.shape(psf)
+    ndim = len(shape)
+    if len(kshape) != ndim or ndim not in (2, 3):  # the original's 2D/3D combinations: whole, checked there
+        return _volume(image, psf, **opts)
+    est = dict(compat=opts["compat"])
+    if opts["compat"]:
+        if mem["bricks"] is not None:
+            raise ValueError("bricks: compat mode runs on the whole volume only (it reproduces the original); "
+                             "use compat=False")
+        need = _bricks.estimate("iterative-deconvolve-3d", shape, kshape, **est) + mem["resident"]
+        if mem["limit"] is not None and need > mem["limit"]:
+            raise MemoryError(f"memory_limit: compat mode reproduces the original on the whole volume and needs about "
+                              f"{_bricks._mib(need)}, over the budget of {_bricks._mib(mem['limit'])}; use "
+                              "compat=False (processed in bricks) or raise memory_limit")
+        return _volume(image, psf, **opts)
+    plan = _bricks.plan_volume("iterative-deconvolve-3d", shape, kshape, est, mem["limit"], mem["resident"],
+                               _bricks.check_core(mem["bricks"], ndim), _bricks.check_halo(mem["halo"], ndim))
+    if plan is None:
+        return _volume(image, psf, **opts)
+    return _bricked(np.asarray(image), psf, plan, opts, notes)
+
+
+def _bricked(image, psf, plan, opts: dict, notes: list[str]) -> IterativeResult:
+    """Improved mode in bricks: the central brick runs with the stopping rule and decides the
+    number of iterations of every other brick."""
+    pilot = plan.pilot()
+    first = _volume(np.ascontiguousarray(image[pilot.outer]), psf, **opts)
+    fixed = dict(opts, max_iterations=first.iterations, terminate=0.0, detect_divergence=False, callback=None)
+
+    def fn(data, dec):
+        return _volume(data, psf, **fixed).image
+
+    t0 = time.perf_counter()
+    out = _bricks.run_numpy(image, plan, fn, _bricks.Decisions(iterations=first.iterations),
+                            pilot_result=(pilot, first.image))
+    note = f"iterative-deconvolve-3d: bricked: {plan.describe()}; {first.iterations} iterations decided on the " \
+           "central brick"
+    notes.append(note)
+    logging.getLogger("fijidecon.deconvolve").info(note)
+    return IterativeResult(out, first.iterations, first.log, first.stop_reason, first.padded_shape,
+                           first.setup_seconds, time.perf_counter() - t0)
 
 
 def _is_hyperstack(image, axes) -> bool:
@@ -354,7 +410,7 @@ def _match_voxel_size(psf, voxel_size, psf_voxel_size, notes: list[str], name: s
     return out.astype(np.float32)
 
 
-def _hyperstack(image, psf, axes, voxel_size, psf_voxel_size, opts) -> IterativeResult:
+def _hyperstack(image, psf, axes, voxel_size, psf_voxel_size, opts, mem) -> IterativeResult:
     """Each (T, C) volume on its own (see ``axes``); results merged into the input's axes."""
     layout, vols = _hyper.split(image, psf, axes)
     notes: list[str] = []
@@ -362,7 +418,7 @@ def _hyperstack(image, psf, axes, voxel_size, psf_voxel_size, opts) -> Iterative
     for v in vols:
         if v.c not in psfs:
             psfs[v.c] = _match_voxel_size(v.psf, voxel_size, psf_voxel_size, notes, _hyper.psf_name(layout, v))
-    rs = [_volume(v.data, psfs[v.c], **opts) for v in vols]
+    rs = [_checked_volume(v.data, psfs[v.c], opts, mem, notes) for v in vols]
     return IterativeResult(layout.merge([r.image for r in rs]), [r.iterations for r in rs], [r.log for r in rs],
                            [r.stop_reason for r in rs], rs[0].padded_shape, sum(r.setup_seconds for r in rs),
                            sum(r.iteration_seconds for r in rs), notes)

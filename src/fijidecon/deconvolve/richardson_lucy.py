@@ -78,7 +78,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .. import _validate
-from . import _edges, _fft, _hyper, _otf, _par
+from . import _bricks, _edges, _fft, _hyper, _otf, _par
 
 ACCELERATIONS = (None, "biggs-andrews")
 REGULARIZATIONS = (None, "tv", "tikhonov")
@@ -192,7 +192,8 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
                     voxel_size: Sequence[float] | None = None,
                     track_deviance: bool | None = None, recenter: bool = True,
                     psf_threshold: float = 1e-4, axes: str | None = None,
-                    psf_voxel_size: Sequence[float] | None = None) -> RichardsonLucyResult:
+                    psf_voxel_size: Sequence[float] | None = None, memory_limit: Any = None,
+                    bricks: Sequence[int] | None = None, halo: Any = None) -> RichardsonLucyResult:
     """Richardson-Lucy deconvolution (see the module docstring for the model).
 
     Parameters
@@ -200,8 +201,10 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
     image:
         2D (Y, X), 3D (Z, Y, X), or a hyperstack whose ``axes`` say which axes are T and
         C (default 4D ``CZYX``, 5D ``TCZYX``), or an ``xarray.DataArray`` with named
-        dims; non-negative (see ``read_noise``).  Any real dtype; computed in float32.
-        Not modified.  Every (T, C) volume is deconvolved on its own.
+        dims, or a ``dask.array.Array`` (then ``result.image`` is a lazy Dask array: one
+        task per brick and per (T, C) volume, computed on any Dask scheduler);
+        non-negative (see ``read_noise``).  Any real dtype; computed in float32.  Not
+        modified.  Every (T, C) volume is deconvolved on its own.
     psf:
         The PSF of the volume's dimensionality, any size and parity, origin at
         ``n // 2``: one for every channel, a stack with a leading channel axis, or a
@@ -249,6 +252,20 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
     axes:
         Letters of the image's axes, any order of ``T``, ``C``, ``Z``, ``Y``, ``X``
         (e.g. ``"ZCYX"`` for an ImageJ hyperstack); the result has the same axes.
+    memory_limit:
+        Bytes (or ``"4GB"``) the run may use; ``None`` (default): a safe fraction of the
+        memory available now; ``False``: no check.  A volume whose estimate
+        (:func:`~fijidecon.deconvolve.estimate_memory`) exceeds it is processed in bricks
+        (a note says so); when even one brick cannot fit, ``MemoryError`` before any
+        allocation.
+    bricks:
+        Force bricks of this core size (Z, Y, X) (default: only when needed, as big as fit).
+    halo:
+        Voxels read around each brick (one number, or one per axis); default: the prepared
+        PSF's full width per axis.  Bricked runs keep a fixed iteration count, decided on the
+        central brick when ``stop`` is given; ``start``, ``snapshot_every`` and per-iteration
+        callbacks are not available (the callback gets a ``BrickFigures`` after each brick,
+        and returning ``True`` raises ``CancelledError``).
     track_deviance:
         Compute the Poisson deviance every iteration (a logarithm per voxel: 10-20 % of
         an iteration on 2 cores).  ``None`` (default) computes it only for
@@ -297,13 +314,23 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
     if callback is not None and not callable(callback):
         raise TypeError(f"callback: expected a callable or None, got {_validate.got(callback)}")
 
+    opts = dict(edges=edges, background=background, read_noise=read_noise, regularization=regularization,
+                weight=weight, acceleration=acceleration)
+    if _bricks.is_dask(image):
+        return _lazy(image, psf, axes, iterations, stop_fn, opts, voxel_size, psf_voxel_size, psf_threshold,
+                     recenter, bricks, halo, memory_limit, start, snapshot_every)
     layout, vols = _hyper.split(image, psf, axes, allow_negative=read_noise > 0)
     ndim = len(layout.vol_axes)
     if voxel_size is not None:
         voxel_size = _validate.check_spacing("voxel_size", voxel_size, ndim)
-    states, starts, done0 = _starts(start, layout, len(vols))
     preps = _hyper.prepare_psfs(layout, vols, edges, threshold=psf_threshold, recenter=recenter,
                                 voxel_size=voxel_size, psf_voxel_size=psf_voxel_size)
+    plans = _bricks.plan_volumes("richardson-lucy", layout, vols, preps, _memory_options(opts, snapshot_every,
+                                 iterations), memory_limit, bricks, halo, np.asarray(image).nbytes)
+    if any(p is not None for p in plans):
+        _bricks.refuse_with_bricks(start=start, snapshot_every=snapshot_every)
+        return _run_bricked(layout, vols, preps, plans, iterations, stop_fn, opts, voxel_size, callback)
+    states, starts, done0 = _starts(start, layout, len(vols))
     results = []
     with _fft.reuse_memory():
         for i, (vol, prep) in enumerate(zip(vols, preps)):
@@ -319,6 +346,105 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
             del eng
     return _result(layout, results, preps, edges=edges, acceleration=acceleration, regularization=regularization,
                    weight=weight)
+
+
+def _memory_options(opts: dict, snapshot_every: int | None, iterations: int) -> dict:
+    """The options that change how much memory a run needs (see ``estimate_memory``)."""
+    return dict(edges=opts["edges"], acceleration=opts["acceleration"], regularization=opts["regularization"],
+                snapshot_every=snapshot_every, iterations=iterations)
+
+
+def _brick_fn(prep: Any, opts: dict, voxel_size: Any) -> "_bricks.BrickFn":
+    """Richardson-Lucy on one brick with the volume's decisions (mean, iteration count)."""
+    def fn(data: np.ndarray, dec: "_bricks.Decisions") -> np.ndarray:
+        eng = _RL(data, prep, opts["edges"], opts["background"], opts["read_noise"], opts["regularization"],
+                  opts["weight"], opts["acceleration"], voxel_size, scale=dec.mean)
+        eng.track_deviance = False
+        eng.alphas = dec.extra.get("alphas")
+        eng.init(None)
+        return eng.run(int(dec.iterations), 0, None, None, None)["image"]
+    return fn
+
+
+def _level(data: np.ndarray, read_noise: float) -> float:
+    """The mean of the data as the engine sees it (``read_noise**2`` added, clipped at 0)."""
+    s2 = float(read_noise) ** 2
+    if s2 == 0:
+        return float(np.mean(data, dtype=np.float64))
+    return float(np.mean(np.maximum(data + np.float32(s2), 0), dtype=np.float64))
+
+
+def _decide(pilot: np.ndarray, mean: float, prep: Any, opts: dict, voxel_size: Any, iterations: int,
+            stop_fn: Any) -> tuple["_bricks.Decisions", dict]:
+    """A volume's decisions: its ``mean`` and, with a stopping rule, the iteration count at
+    which the rule stops on the ``pilot`` brick (the central one; its run is returned)."""
+    mean = max(float(mean), 1e-20)
+    eng = _RL(np.ascontiguousarray(pilot, dtype=np.float32), prep, opts["edges"], opts["background"],
+              opts["read_noise"], opts["regularization"], opts["weight"], opts["acceleration"], voxel_size, scale=mean)
+    eng.track_deviance = stop_fn is not None
+    eng.init(None)
+    r = eng.run(iterations, 0, None, None, stop_fn)
+    alphas = {f.iteration: f.acceleration for f in r["history"]}
+    return _bricks.Decisions(mean=mean, iterations=r["iterations"], extra={"alphas": alphas}), r
+
+
+def _run_bricked(layout, vols, preps, plans, iterations, stop_fn, opts, voxel_size, callback) -> RichardsonLucyResult:
+    """Each volume in bricks (whole when its plan is None), decisions taken per volume."""
+    t0 = time.perf_counter()
+    total = sum(p.n if p is not None else 1 for p in plans)
+    done = [0]
+    outs, its, reasons, notes = [], [], [], []
+    with _fft.reuse_memory():
+        for vol, prep, plan in zip(vols, preps, plans):
+            plan = plan or _bricks.Plan(vol.data.shape, vol.data.shape, (0,) * vol.data.ndim)
+            mean = _level(vol.data, opts["read_noise"])
+            dec, r = _decide(vol.data[plan.pilot().outer], mean, prep, opts, voxel_size, iterations, stop_fn)
+            outs.append(_bricks.run_numpy(vol.data, plan, _brick_fn(prep, opts, voxel_size), dec, done=done,
+                                          total=total, t0=t0, callback=callback,
+                                          pilot_result=(plan.pilot(), r["image"])))
+            its.append(dec.iterations)
+            reasons.append(r["stop_reason"])
+            note = f"{'psf' if layout.n_c == 1 else f'volume t={vol.t}, c={vol.c}'}: bricked: {plan.describe()}"
+            notes.append(note)
+            _hyper.log.info(note)
+    image = outs[0] if layout.single else layout.merge(outs)
+    return RichardsonLucyResult(image, max(its), {}, [], reasons[0] if len(set(reasons)) == 1 else "mixed",
+                                notes=_hyper.notes_of(preps) + notes, psf_report=_hyper.reports_of(layout, preps),
+                                **{k: opts[k] for k in ("edges", "acceleration", "regularization", "weight")})
+
+
+def _lazy(image, psf, axes, iterations, stop_fn, opts, voxel_size, psf_voxel_size, psf_threshold, recenter,
+          bricks, halo, memory_limit, start, snapshot_every) -> RichardsonLucyResult:
+    """A Dask array in: a lazy Dask array out, one task per brick and (T, C) volume."""
+    _bricks.refuse_with_bricks(start=start, snapshot_every=snapshot_every)
+    lv, means = _bricks.lazy_volumes(image, psf, axes, allow_negative=opts["read_noise"] > 0,
+                                     offset=opts["read_noise"] ** 2)
+    ndim = len(lv.vol_axes)
+    if voxel_size is not None:
+        voxel_size = _validate.check_spacing("voxel_size", voxel_size, ndim)
+    vol_shape = tuple(lv.canon.shape[2:])
+    preps = [_otf.prepare_psf(p, threshold=psf_threshold, recenter=_validate.check_bool("recenter", recenter),
+                              name=f"psf[{c}]" if lv.n_c > 1 else "psf",
+                              max_shape=_edges.kernel_limit(opts["edges"], vol_shape), voxel_size=voxel_size,
+                              psf_voxel_size=psf_voxel_size) for c, p in enumerate(lv.psfs)]
+    plans = _bricks.lazy_plans("richardson-lucy", vol_shape, preps, _memory_options(opts, None, iterations),
+                               memory_limit, bricks, halo)
+    counts: list[int] = []
+
+    def decide(vol, plan, prep, mean):
+        if stop_fn is None and opts["acceleration"] is None:
+            dec = _bricks.Decisions(mean=max(mean, 1e-20), iterations=iterations)
+        else:  # the central brick decides (iterations, extrapolation factors), computed now
+            pilot = np.asarray(vol[plan.pilot().outer], dtype=np.float32)
+            dec = _decide(pilot, mean, prep, opts, voxel_size, iterations, stop_fn)[0]
+        counts.append(dec.iterations)
+        return dec
+
+    lazy = _bricks.lazy_run(lv, means, preps, plans, lambda prep: _brick_fn(prep, opts, voxel_size), decide)
+    notes = _hyper.notes_of(preps) + [f"bricked (lazy): {plans[0].describe()}"]
+    return RichardsonLucyResult(lazy, max(counts), {}, [], "iterations" if stop_fn is None else "stop", notes=notes,
+                                psf_report=[p.report for p in preps] if len(preps) > 1 else preps[0].report,
+                                **{k: opts[k] for k in ("edges", "acceleration", "regularization", "weight")})
 
 
 def _starts(start: Any, layout: "_hyper.Layout", n: int) -> tuple[list[Any], list[Any], int]:
@@ -389,7 +515,8 @@ class _RL:
     spectrum buffer (4 bytes per work voxel) is kept for the whole run.
     """
 
-    def __init__(self, im, prep, edges, background, read_noise, regularization, weight, acceleration, voxel_size):
+    def __init__(self, im, prep, edges, background, read_noise, regularization, weight, acceleration, voxel_size,
+                 scale=None):
         self.geo = geo = _edges.geometry(edges, im.shape, prep.kernel.shape)
         self.work = geo.work_shape
         self.ndim = im.ndim
@@ -402,7 +529,8 @@ class _RL:
         self.b = np.float32(background + s2)
         self.n_data = self.g.size
         self.g_sum = float(self.g.sum(dtype=np.float64))
-        self.scale = max(self.g_sum / self.n_data, 1e-20)
+        # the data's mean level (eps, start level, Tikhonov); a bricked run gives the whole volume's
+        self.scale = max(self.g_sum / self.n_data, 1e-20) if scale is None else float(scale)
         self.eps = np.float32(1e-6 * self.scale)
         self.otf = _otf.otf(prep.kernel, self.work)
         self.reg, self.weight, self.accel = regularization, weight, acceleration
@@ -430,6 +558,7 @@ class _RL:
         self.S_holds_x = False  # S = plane-wise FFT of x (started by the last update)
         self.x = self.xprev = self.gprev = None
         self.alpha = 0.0
+        self.alphas = None  # a bricked run: the central brick's extrapolation factors, used by every brick
         self.track_deviance = True
         self.expected = float("nan")
 
@@ -625,6 +754,8 @@ class _RL:
             num, den = float(sums[3]), float(sums[4])
             self.xprev, self.x, self.gprev = x, xnew, gbuf
             self.alpha = min(max(num / den, 0.0), ALPHA_MAX) if den > 0 else 0.0
+            if self.alphas is not None:  # the factor the next iteration uses, as decided on the central brick
+                self.alpha = self.alphas.get(self.k + 1, 0.0)
         rel = float(np.sqrt(sums[0] / sums[1])) if sums[1] > 0 else float("inf")
         return rel, dev, float(sums[2]), alpha
 
@@ -693,6 +824,7 @@ class _RL:
         last = done0 + n
         for k in range(done0 + 1, last + 1):
             t0 = time.perf_counter()
+            self.k = k
             rel, dev, flux, alpha = self.step(prefetch=k < last)
             fig = IterationFigures(k, rel, dev, flux, alpha, time.perf_counter() - t0, self.expected)
             history.append(fig)

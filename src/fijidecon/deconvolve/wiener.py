@@ -86,7 +86,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import _edges, _fft, _hyper, _otf
+from . import _bricks, _edges, _fft, _hyper, _otf
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,8 @@ class WienerResult:
 def wiener(image: object, psf: object, regularization: float | str | None = None, *, edges: str = "reflect",
            negative_fraction: float = 0.10, recenter: bool = True, psf_threshold: float = 1e-4,
            axes: str | None = None, voxel_size: Sequence[float] | None = None,
-           psf_voxel_size: Sequence[float] | None = None) -> WienerResult:
+           psf_voxel_size: Sequence[float] | None = None, memory_limit: Any = None,
+           bricks: Sequence[int] | None = None, halo: Any = None) -> WienerResult:
     """Wiener deconvolution; by default the regularization is chosen from the data's own noise.
 
     Parameters
@@ -196,13 +197,89 @@ def wiener(image: object, psf: object, regularization: float | str | None = None
     rule, rho = _parse_regularization(regularization)
     if not 0 < negative_fraction < 1:
         raise ValueError(f"negative_fraction: must be in (0, 1), got {negative_fraction!r}")
+    given = rho if rule == "given" else None
+    choose = dict(rule=rule, rho=given, edges=edges, negative_fraction=negative_fraction)
+    if _bricks.is_dask(image):
+        return _lazy(image, psf, axes, choose, psf_threshold, recenter, voxel_size, psf_voxel_size, memory_limit,
+                     bricks, halo)
     layout, vols = _hyper.split(image, psf, axes)
     preps = _hyper.prepare_psfs(layout, vols, edges, threshold=psf_threshold, recenter=recenter,
                                 voxel_size=voxel_size, psf_voxel_size=psf_voxel_size)
+    plans = _bricks.plan_volumes("wiener", layout, vols, preps, {"edges": edges, "regularization": regularization},
+                                 memory_limit, bricks, halo, np.asarray(image).nbytes)
+    if any(p is not None for p in plans):
+        return _run_bricked(layout, vols, preps, plans, choose)
     pairs = [(v.data, p) for v, p in zip(vols, preps)]
     with _fft.reuse_memory():
-        return _wiener(pairs, layout, rule, rho if rule == "given" else None, edges, negative_fraction,
-                       recenter, psf_threshold)
+        return _wiener(pairs, layout, rule, given, edges, negative_fraction, recenter, psf_threshold)
+
+
+def _one(data: np.ndarray, prep: Any, choose: dict) -> WienerResult:
+    """Wiener on one volume or brick, the regularization chosen by ``choose["rule"]``."""
+    shape = data.shape
+    single = _hyper.Layout("ZYX"[-data.ndim:], shape, "ZYX"[-data.ndim:], 1, 1)
+    return _wiener([(data, prep)], single, choose["rule"], choose["rho"], choose["edges"],
+                   choose["negative_fraction"], True, 0.0)
+
+
+def _decide(pilot: np.ndarray, prep: Any, choose: dict) -> tuple["_bricks.Decisions", WienerResult]:
+    """The regularization of a volume, chosen on its central brick (whose result is kept)."""
+    first = _one(np.ascontiguousarray(pilot, dtype=np.float32), prep, choose)
+    return _bricks.Decisions(regularization=float(first.regularization), extra={"rule": first.rule}), first
+
+
+def _brick_fn(prep: Any, choose: dict) -> "_bricks.BrickFn":
+    def fn(data: np.ndarray, dec: "_bricks.Decisions") -> np.ndarray:
+        return _one(data, prep, dict(choose, rule="given", rho=dec.regularization)).image
+    return fn
+
+
+def _run_bricked(layout, vols, preps, plans, choose) -> WienerResult:
+    """Each volume in bricks (whole when its plan is None), one regularization per volume."""
+    outs, rhos, negs, notes, rule = [], [], [], [], choose["rule"]
+    with _fft.reuse_memory():
+        for vol, prep, plan in zip(vols, preps, plans):
+            plan = plan or _bricks.Plan(vol.data.shape, vol.data.shape, (0,) * vol.data.ndim)
+            dec, first = _decide(vol.data[plan.pilot().outer], prep, choose)
+            out = _bricks.run_numpy(vol.data, plan, _brick_fn(prep, choose), dec,
+                                    pilot_result=(plan.pilot(), first.image))
+            outs.append(out)
+            rhos.append(dec.regularization)
+            negs.append(max(_negfrac(out), 0.0))
+            rule = dec.extra["rule"]
+            notes.append(f"wiener: bricked: {plan.describe()}; regularization {dec.regularization:.3g} "
+                         "chosen on the central brick")
+            log.info(notes[-1])
+    extra = dict(notes=_hyper.notes_of(preps) + notes, psf_report=_hyper.reports_of(layout, preps))
+    if layout.single:
+        return WienerResult(outs[0], rhos[0], rule, negs[0], **extra)
+    return WienerResult(layout.merge(outs), rhos, rule, negs, **extra)
+
+
+def _lazy(image, psf, axes, choose, psf_threshold, recenter, voxel_size, psf_voxel_size, memory_limit, bricks,
+          halo) -> WienerResult:
+    """A Dask array in: ``result.image`` is a lazy Dask array (the regularization of each
+    volume is chosen now, on its central brick)."""
+    lv, means = _bricks.lazy_volumes(image, psf, axes)
+    vol_shape = tuple(lv.canon.shape[2:])
+    preps = [_otf.prepare_psf(p, threshold=psf_threshold, recenter=recenter, name=f"psf[{c}]" if lv.n_c > 1 else "psf",
+                              max_shape=_edges.kernel_limit(choose["edges"], vol_shape), voxel_size=voxel_size,
+                              psf_voxel_size=psf_voxel_size) for c, p in enumerate(lv.psfs)]
+    plans = _bricks.lazy_plans("wiener", vol_shape, preps, {"edges": choose["edges"]}, memory_limit, bricks, halo)
+    rhos: list[float] = []
+
+    def decide(vol, plan, prep, mean):
+        if choose["rule"] == "given":
+            dec = _bricks.Decisions(regularization=choose["rho"])
+        else:
+            dec = _decide(np.asarray(vol[plan.pilot().outer], dtype=np.float32), prep, choose)[0]
+        rhos.append(dec.regularization)
+        return dec
+
+    lazy = _bricks.lazy_run(lv, means, preps, plans, lambda p: _brick_fn(p, choose), decide)
+    rule = choose["rule"]
+    return WienerResult(lazy, rhos[0] if len(rhos) == 1 else rhos, rule, float("nan"),
+                        notes=[f"wiener: lazy: {plans[0].describe()}"] + [n for p in preps for n in p.notes])
 
 
 def _wiener(pairs, channels, rule, rho, edges, negative_fraction, recenter, psf_threshold) -> WienerResult:

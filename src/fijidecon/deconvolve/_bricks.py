@@ -1,0 +1,434 @@
+"""Bricked deconvolution: volumes bigger than a memory budget, and Dask arrays.
+
+A volume is cut into *bricks* along Z, Y and X.  Each brick is read with a *halo*
+(extra voxels on every side, derived from the PSF support), deconvolved on its own with
+the method's edge model - non-circulant edges for Richardson-Lucy, so the brick's
+border is treated as "data unknown beyond", not as a wall - and only its core is kept.
+Cores tile the volume without overlap, so bricks can be computed in any order, in
+parallel, and written straight into chunked files.
+
+Everything a whole-volume run decides from the whole data is decided once per volume
+and passed to every brick (:class:`Decisions`): the data's mean (Richardson-Lucy's scale
+and start level), the number of iterations when a stopping rule is on and the Wiener
+regularization - the last two on the central brick (the *pilot*), whose result is kept.
+
+Two drivers share the plan and the per-brick function:
+
+* :func:`run_numpy` - an in-memory volume, bricks one after the other (the working set is
+  one brick), the output assembled in a float32 array;
+* :func:`lazy` - a ``dask.array.Array`` (any axes, any chunks): ``map_overlap`` with the
+  halo as depth, one task per brick and per (T, C) volume, on whatever scheduler computes
+  it (threads, processes, ``dask.distributed``).
+
+The halo trades accuracy for work: ``benchmarks/scale.py`` prints the difference to the
+whole-volume run for several halos.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+#: Default halo, in units of the prepared PSF's full width per axis.
+HALO_WIDTHS = 1.0
+#: Bricks are never smaller than this core size per axis (or the volume).
+MIN_CORE = 16
+
+
+class CancelledError(RuntimeError):
+    """A bricked run was cancelled by its callback (nothing is returned or written)."""
+
+
+@dataclass(frozen=True)
+class BrickFigures:
+    """What a bricked run reports after each brick (the ``callback`` argument).
+
+    Attributes
+    ----------
+    brick, bricks:
+        Bricks done so far (all volumes), and in all.
+    seconds:
+        Wall time since the start.
+    eta_seconds:
+        Estimated time left (``seconds`` per brick so far times the bricks left).
+    """
+
+    brick: int
+    bricks: int
+    seconds: float
+
+    @property
+    def eta_seconds(self) -> float:
+        return self.seconds / self.brick * (self.bricks - self.brick) if self.brick else math.inf
+
+    # the fields the CLI progress bars read from iteration figures
+    @property
+    def iteration(self) -> int:
+        return self.brick
+
+
+@dataclass(frozen=True)
+class Brick:
+    """One brick: its ``core`` (what it contributes) and ``outer`` region (core + halo,
+    clipped to the volume), both as slices of the volume; ``inner`` is the core within
+    ``outer``."""
+
+    index: tuple[int, ...]
+    core: tuple[slice, ...]
+    outer: tuple[slice, ...]
+
+    @property
+    def inner(self) -> tuple[slice, ...]:
+        return tuple(slice(c.start - o.start, c.stop - o.start) for c, o in zip(self.core, self.outer))
+
+    @property
+    def outer_shape(self) -> tuple[int, ...]:
+        return tuple(o.stop - o.start for o in self.outer)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Bricks of a volume of ``shape``: cores of ``core`` voxels (the last ones smaller),
+    read with ``halo`` voxels on each side."""
+
+    shape: tuple[int, ...]
+    core: tuple[int, ...]
+    halo: tuple[int, ...]
+
+    @property
+    def counts(self) -> tuple[int, ...]:
+        return tuple(math.ceil(n / c) for n, c in zip(self.shape, self.core))
+
+    @property
+    def n(self) -> int:
+        return int(np.prod(self.counts))
+
+    @property
+    def outer(self) -> tuple[int, ...]:
+        """The largest outer (core + 2 halo) shape of a brick."""
+        return tuple(min(n, c + 2 * h) for n, c, h in zip(self.shape, self.core, self.halo))
+
+    def bricks(self) -> list[Brick]:
+        out = []
+        for idx in np.ndindex(*self.counts):
+            core, outer = [], []
+            for i, n, c, h in zip(idx, self.shape, self.core, self.halo):
+                a, b = i * c, min((i + 1) * c, n)
+                core.append(slice(a, b))
+                outer.append(slice(max(a - h, 0), min(b + h, n)))
+            out.append(Brick(tuple(int(i) for i in idx), tuple(core), tuple(outer)))
+        return out
+
+    def pilot(self) -> Brick:
+        """The central brick (global decisions are taken on it)."""
+        mid = tuple(k // 2 for k in self.counts)
+        return next(b for b in self.bricks() if b.index == mid)
+
+    def describe(self) -> str:
+        return (f"{self.n} brick(s) of {'x'.join(map(str, self.core))} voxels "
+                f"({'x'.join(map(str, self.counts))}) with a halo of {'x'.join(map(str, self.halo))}")
+
+
+def default_halo(kernel_shape: Sequence[int], widths: float = HALO_WIDTHS) -> tuple[int, ...]:
+    """The halo for a prepared PSF: ``widths`` times its full width per axis (0 for size 1)."""
+    return tuple(int(math.ceil(widths * k)) if k > 1 else 0 for k in kernel_shape)
+
+
+def check_halo(halo: Any, ndim: int) -> tuple[int, ...] | None:
+    from .. import _validate
+
+    if halo is None:
+        return None
+    if isinstance(halo, (int, np.integer)) and not isinstance(halo, bool):
+        halo = (int(halo),) * ndim
+    if isinstance(halo, (str, bytes)) or not isinstance(halo, Sequence) or len(halo) != ndim:
+        raise TypeError(f"halo: expected {ndim} whole numbers >= 0 (or one for every axis), got {_validate.got(halo)}")
+    return tuple(_validate.check_int(f"halo[{i}]", h, 0) for i, h in enumerate(halo))
+
+
+def make_plan(shape: Sequence[int], halo: Sequence[int], fits: Callable[[tuple[int, ...]], bool],
+              core: Sequence[int] | None = None) -> Plan:
+    """The plan with the biggest bricks that fit (``fits(outer_shape)``), or the given ``core``.
+
+    Bricks are halved along the axis whose core is largest relative to its halo (so thin
+    axes with big halos are cut last) until one brick fits.
+
+    Raises
+    ------
+    MemoryError
+        When even the smallest bricks (``MIN_CORE`` voxels per axis) do not fit.
+    """
+    shape = tuple(int(n) for n in shape)
+    if core is not None:
+        return Plan(shape, tuple(max(1, min(int(c), n)) for c, n in zip(core, shape)), tuple(halo))
+    cur = list(shape)
+    while True:
+        plan = Plan(shape, tuple(cur), tuple(halo))
+        if fits(plan.outer):
+            return plan
+        can = [i for i, c in enumerate(cur) if c > MIN_CORE]
+        if not can:
+            raise MemoryError(f"even one brick of {'x'.join(map(str, plan.outer))} voxels (core "
+                              f"{'x'.join(map(str, cur))} + halo) does not fit the memory budget")
+        ax = max(can, key=lambda i: cur[i] / max(halo[i], 1))
+        cur[ax] = max(MIN_CORE, math.ceil(cur[ax] / 2))
+
+
+@dataclass
+class Decisions:
+    """Values decided once per volume and given to every brick (see the module docstring)."""
+
+    mean: float = 0.0
+    iterations: int | None = None
+    regularization: float | None = None
+    extra: dict = field(default_factory=dict)
+
+
+#: fn(outer data (float32, contiguous), decisions) -> result of the outer shape (float32)
+BrickFn = Callable[[np.ndarray, Decisions], np.ndarray]
+
+
+def run_numpy(volume: np.ndarray, plan: Plan, fn: BrickFn, decisions: Decisions, *,
+              done: list[int] | None = None, total: int | None = None, t0: float | None = None,
+              callback: Callable[[BrickFigures], Any] | None = None,
+              pilot_result: tuple[Brick, np.ndarray] | None = None) -> np.ndarray:
+    """Every brick of an in-memory volume in turn; returns the assembled float32 volume.
+
+    ``done``/``total``/``t0`` count bricks across volumes for the callback; a callback
+    returning ``True`` raises :class:`CancelledError`."""
+    out = np.empty(volume.shape, np.float32)
+    done = [0] if done is None else done
+    total = plan.n if total is None else total
+    t0 = time.perf_counter() if t0 is None else t0
+    for b in plan.bricks():
+        if pilot_result is not None and b.index == pilot_result[0].index:
+            res = pilot_result[1]
+        else:
+            res = fn(np.ascontiguousarray(volume[b.outer], dtype=np.float32), decisions)
+        out[b.core] = res[b.inner]
+        done[0] += 1
+        if callback is not None and callback(BrickFigures(done[0], total, time.perf_counter() - t0)) is True:
+            raise CancelledError(f"cancelled after {done[0]} of {total} bricks")
+    return out
+
+
+def is_dask(obj: Any) -> bool:
+    return type(obj).__module__.startswith("dask.") and type(obj).__name__ == "Array"
+
+
+def lazy(dvol: Any, plan: Plan, fn: BrickFn, decisions: Decisions) -> Any:
+    """A lazy ``dask.array.Array``: ``fn`` on every brick of a dask volume (``map_overlap``
+    with the halo as depth, no padding beyond the volume's border, cores kept)."""
+    import dask.array as da
+
+    vol = dvol.astype(np.float32).rechunk(plan.core)
+
+    def one(block: np.ndarray) -> np.ndarray:
+        return fn(np.ascontiguousarray(block, dtype=np.float32), decisions)
+
+    return da.map_overlap(one, vol, depth=dict(enumerate(plan.halo)), boundary="none", trim=True,
+                          dtype=np.float32, meta=np.empty((0,) * vol.ndim, np.float32))
+
+
+# -- memory budget ----------------------------------------------------------------------------------
+
+def budget(memory_limit: Any) -> int | None:
+    """The memory budget in bytes: ``None`` -> the default (a safe fraction of the memory
+    available now), ``False`` -> no limit (``None``), a number of bytes or a text such as
+    ``"1GB"``."""
+    from . import _memory
+
+    if memory_limit is False:
+        return None
+    if memory_limit is None:
+        return int(_memory.default_memory_limit())
+    return int(_memory.parse_memory(memory_limit))
+
+
+def estimate(method: str, shape: Sequence[int], kernel_shape: Sequence[int], **options: Any) -> int:
+    """Bytes one volume (or brick) of ``shape`` needs (see :func:`fijidecon.deconvolve.estimate_memory`)."""
+    from . import _memory
+
+    return int(_memory.estimate_memory(method, tuple(shape), tuple(kernel_shape), **options))
+
+
+def plan_volume(method: str, shape: Sequence[int], kernel_shape: Sequence[int], options: dict, limit: int | None,
+                resident: int, core: Sequence[int] | None, halo: Sequence[int] | None) -> Plan | None:
+    """The brick plan of one volume, or ``None`` when the whole volume fits (and no ``core``
+    was asked for).  ``resident``: bytes already held for the run (input, output).
+
+    Raises
+    ------
+    MemoryError
+        With the estimate, the budget and the remedy, when even one brick does not fit.
+    """
+    h = tuple(halo) if halo is not None else default_halo(kernel_shape)
+    if core is None:
+        need = estimate(method, shape, kernel_shape, **options)
+        if limit is None or need + resident <= limit:
+            return None
+    room = None if limit is None else limit - resident
+
+    def fits(outer: tuple[int, ...]) -> bool:
+        return room is None or estimate(method, outer, kernel_shape, **options) <= room
+
+    try:
+        return make_plan(shape, h, fits, core)
+    except MemoryError as e:
+        whole = estimate(method, shape, kernel_shape, **options)
+        raise MemoryError(f"memory_limit: {method} on {'x'.join(map(str, shape))} needs about {_mib(whole)} whole; "
+                          f"{e} ({_mib(limit or 0)} budget, {_mib(resident)} already held by the input and output); "
+                          "raise memory_limit, use a smaller halo, or work from a file (OME-Zarr) with the CLI") \
+            from None
+
+
+def _mib(n: float) -> str:
+    return f"{n / 2**20:,.0f} MiB" if n < 2**30 else f"{n / 2**30:,.2f} GiB"
+
+
+def check_core(core: Any, ndim: int) -> tuple[int, ...] | None:
+    """``bricks=``: the core size of a brick per axis, or ``None`` (automatic)."""
+    from .. import _validate
+
+    if core is None:
+        return None
+    if isinstance(core, (str, bytes)) or not isinstance(core, Sequence) or len(core) != ndim:
+        raise TypeError(f"bricks: expected the brick size as {ndim} whole numbers (Z, Y, X order), got "
+                        f"{_validate.got(core)}")
+    return tuple(_validate.check_int(f"bricks[{i}]", c, 1) for i, c in enumerate(core))
+
+
+def plan_volumes(method: str, layout: Any, vols: Sequence[Any], preps: Sequence[Any], options: dict,
+                 memory_limit: Any, core: Any, halo: Any, input_bytes: int) -> list[Plan | None]:
+    """One plan (or ``None``: whole) per volume; the input, its float32 copy and the output
+    count as held for the whole run."""
+    ndim = len(layout.vol_axes)
+    core, halo = check_core(core, ndim), check_halo(halo, ndim)
+    limit = budget(memory_limit)
+    n = int(np.prod(layout.shape))
+    resident = int(input_bytes) + 4 * n + (0 if input_bytes == 4 * n else 4 * n)
+    plans: dict[int, Plan | None] = {}
+    out = []
+    for v, p in zip(vols, preps):
+        if v.c not in plans:
+            plans[v.c] = plan_volume(method, v.data.shape, p.kernel.shape, options, limit, resident, core, halo)
+        out.append(plans[v.c])
+    if any(p is not None for p in out):
+        refuse_periodic(options.get("edges", ""))
+    return out
+
+
+def refuse_with_bricks(**given: Any) -> None:
+    """One-line errors for options a bricked run cannot honour."""
+    for name, value in given.items():
+        if value:
+            raise ValueError(f"{name}: not available when the volume is processed in bricks (it does not fit the "
+                             "memory budget, or bricks=/a Dask array was given); raise memory_limit or drop it")
+
+
+@dataclass
+class LazyVolumes:
+    """A Dask hyperstack seen as (T, C) volumes, to build one lazy result."""
+
+    axes: str
+    vol_axes: str
+    canon: Any  # dask array (T, C) + volume
+    psfs: list
+
+    @property
+    def n_t(self) -> int:
+        return int(self.canon.shape[0])
+
+    @property
+    def n_c(self) -> int:
+        return int(self.canon.shape[1])
+
+    def volume(self, t: int, c: int) -> Any:
+        return self.canon[t, c]
+
+    def merge(self, results: Sequence[Any]) -> Any:
+        """Per-volume lazy results (t-major) back into the input's axes."""
+        import dask.array as da
+
+        rows = [da.stack(results[t * self.n_c:(t + 1) * self.n_c]) for t in range(self.n_t)]
+        canon = da.stack(rows)
+        present = [a for a in "TC" if a in self.axes]
+        idx = tuple(slice(None) if a in present else 0 for a in "TC")
+        canon = canon[idx]
+        order = [(present + list(self.vol_axes)).index(a) for a in self.axes]
+        return canon.transpose(order)
+
+
+def lazy_volumes(image: Any, psf: Any, axes: str | None, *, allow_negative: bool = True,
+                 offset: float = 0.0) -> tuple[LazyVolumes, list]:
+    """Check a Dask hyperstack (one pass over the data: finite, minimum) and pair its volumes
+    with their channel's PSF; returns the volumes and each volume's mean (t-major) of
+    ``max(data + offset, 0)``."""
+    import dask
+    import dask.array as da
+
+    from . import _hyper
+
+    from .. import _validate
+
+    if image.dtype.kind not in "uifb":
+        raise TypeError(f"image: expected a real numeric array, got dtype {image.dtype}")
+    if axes is None:
+        axes = _hyper.DEFAULT_AXES.get(image.ndim)
+        if axes is None:
+            raise ValueError(f"image: expected a 2D (Y, X) to 5D (T, C, Z, Y, X) array, got shape {image.shape}; "
+                             "name its axes with axes=")
+    axes = _validate.check_axes("axes", axes, image.ndim)
+    vol_axes = "".join(a for a in axes if a in "ZYX")
+    order = [axes.index(a) for a in "TC" if a in axes] + [axes.index(a) for a in vol_axes]
+    lead = tuple(image.shape[axes.index(a)] if a in axes else 1 for a in "TC")
+    canon = image.transpose(order).reshape(lead + tuple(image.shape[axes.index(a)] for a in vol_axes))
+    canon = canon.rechunk({0: 1, 1: 1})
+    spatial = tuple(range(2, canon.ndim))
+    level = canon.astype(np.float64)
+    if offset:
+        level = da.maximum(level + offset, 0)
+    finite, lo, means = dask.compute(da.isfinite(canon).all(), canon.min(), level.mean(axis=spatial))
+    if not finite:
+        raise ValueError("image: contains NaN or infinite values")
+    if not allow_negative and float(lo) < 0:
+        raise ValueError(f"image: Richardson-Lucy needs non-negative data, but the minimum is {float(lo):g}")
+    psfs = _hyper.channel_psfs(psf, int(canon.shape[1]), len(vol_axes), "C" in axes)
+    return LazyVolumes(axes, vol_axes, canon, psfs), [float(m) for m in np.ravel(means)]
+
+
+def lazy_run(lv: LazyVolumes, means: Sequence[float], preps: Sequence[Any], plans: Sequence[Plan],
+             make_fn: Callable[[Any], BrickFn], decide: Callable[[Any, Plan, Any, float], Decisions]) -> Any:
+    """The lazy result: every (T, C) volume through :func:`lazy` with its own decisions."""
+    out = []
+    for i in range(lv.n_t * lv.n_c):
+        c = i % lv.n_c
+        vol = lv.volume(i // lv.n_c, c)
+        dec = decide(vol, plans[c], preps[c], means[i])
+        out.append(lazy(vol, plans[c], make_fn(preps[c]), dec))
+    return lv.merge(out)
+
+
+def refuse_periodic(edges: str) -> None:
+    if edges == "periodic":
+        raise ValueError("edges: periodic edges wrap the whole volume around and cannot be computed in bricks; "
+                         "use 'reflect' or 'non-circulant'/'constant', or raise memory_limit")
+
+
+def lazy_plans(method: str, vol_shape: tuple[int, ...], preps: Sequence[Any], options: dict, memory_limit: Any,
+               core: Any, halo: Any) -> list[Plan]:
+    """One plan per channel for a lazy run (a single brick per volume when it fits)."""
+    ndim = len(vol_shape)
+    core, halo = check_core(core, ndim), check_halo(halo, ndim)
+    limit = budget(memory_limit)
+    plans = []
+    for p in preps:
+        plan = plan_volume(method, vol_shape, p.kernel.shape, options, limit, 0, core, halo)
+        plans.append(plan or Plan(vol_shape, vol_shape, halo or default_halo(p.kernel.shape)))
+    if any(p.n > 1 for p in plans):
+        refuse_periodic(options.get("edges", ""))
+    return plans
