@@ -413,6 +413,17 @@ def lazy_run(lv: LazyVolumes, means: Sequence[float], preps: Sequence[Any], plan
     return lv.merge(out)
 
 
+def concurrency() -> int:
+    """How many bricks the local Dask scheduler computes at once (``num_workers`` or the CPU count)."""
+    try:
+        import dask
+        import dask.system
+
+        return max(1, int(dask.config.get("num_workers", None) or dask.system.CPU_COUNT))
+    except ImportError:  # pragma: no cover - dask arrays imply dask
+        return 1
+
+
 def refuse_periodic(edges: str) -> None:
     if edges == "periodic":
         raise ValueError("edges: periodic edges wrap the whole volume around and cannot be computed in bricks; "
@@ -421,10 +432,15 @@ def refuse_periodic(edges: str) -> None:
 
 def lazy_plans(method: str, vol_shape: tuple[int, ...], preps: Sequence[Any], options: dict, memory_limit: Any,
                core: Any, halo: Any) -> list[Plan]:
-    """One plan per channel for a lazy run (a single brick per volume when it fits)."""
+    """One plan per channel for a lazy run (a single brick per volume when it fits).
+
+    ``memory_limit`` is per task (brick); by default the default budget divided by the
+    number of bricks the local scheduler computes at once (:func:`concurrency`)."""
     ndim = len(vol_shape)
     core, halo = check_core(core, ndim), check_halo(halo, ndim)
     limit = budget(memory_limit)
+    if limit is not None and memory_limit is None:  # the default budget is shared by the tasks run at once
+        limit //= concurrency()
     plans = []
     for p in preps:
         plan = plan_volume(method, vol_shape, p.kernel.shape, options, limit, 0, core, halo)
