@@ -477,3 +477,38 @@ def test_big_tiff_to_ome_zarr_to_tiff_file_to_file_with_bounded_memory(tmp_path)
     assert bcal == scal and back.shape == shape
     for z in (0, 33, 63):
         np.testing.assert_array_equal(back[z].compute(), src[z].compute())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("FIJIDECON_TEST_4GB") != "1", reason="writes 8 GB to disk; set FIJIDECON_TEST_4GB=1")
+def test_imagej_hyperstack_above_4gb_is_written_and_read_back_lazily(tmp_path):
+    shape = (1040, 1024, 1024)  # 4.06 GiB float32
+    proc = _child(tmp_path, tmp_path / "big.tif", shape, (8, 1024, 1024))
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr
+    peak = int(stdout.split("PEAK")[-1])
+    assert peak < 600 * 2**20
+    with tifffile.TiffFile(tmp_path / "big.tif") as tif:
+        assert tif.is_imagej and not tif.is_bigtiff and tif.series[0].shape == shape
+    back, cal = read_lazy(tmp_path / "big.tif", plane_chunks=16)
+    np.testing.assert_array_equal(back[1039, :, 7].compute(), 1039 * 1000 + np.arange(1024, dtype=np.float32))
+    write_tiff_lazy(tmp_path / "big2.tif", back, cal, bigtiff=True)
+    with tifffile.TiffFile(tmp_path / "big2.tif") as tif:
+        assert tif.is_imagej and tif.is_bigtiff and len(tif.pages) == shape[0]
+
+
+def test_docs_example_runs_as_written(tmp_path, monkeypatch):
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "big-files.md").read_text()
+    block = next(c for c in re.findall(r"```python\n(.*?)```", text, re.S) if "read_lazy" in c)
+    a = _data("TZCYX")
+    cal = Calibration.make("TZCYX", unit="micron", T=3.0, Z=0.5, Y=0.1, X=0.1)
+    write_image(tmp_path / "timelapse.tif", a, cal)
+    monkeypatch.chdir(tmp_path)
+    ns: dict = {}
+    exec(compile(block, "docs/big-files.md", "exec"), ns)
+    assert ns["z"].shape == (3, 2, 5, 24, 31) and ns["zcal"].axes == "TCZYX"
+    back, bcal = read_image(tmp_path / "back.tif")
+    assert bcal == cal
+    np.testing.assert_array_equal(back, a)
