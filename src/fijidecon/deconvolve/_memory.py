@@ -269,11 +269,38 @@ def _wiener(image, kernel_in, o):
         phases.append(base + [("GCV: |G|^2, |H|^2, weights (float64)", 3 * spec),
                               ("GCV: score temporaries (float64)", 3 * 8 * sub)])
     if rule == "snr":
-        n4, nspec = _nbytes(image, 4), _half(image)
-        phases.append(base + [("SNR rule: apodized image, boundary image (float32)", 2 * n4),
-                              ("SNR rule: OTF^2, spectra, periodic spectrum", 5 * nspec),
-                              ("SNR rule: Poisson-solver denominator (float64)", 2 * nspec)])
+        phases += _wiener_snr(image, geo, base, w4, spec)
     return W, max(phases, key=_sum)
+
+
+#: Bytes per spectrum sample of the SNR rule (at most ``wiener.SNR_SAMPLES``): indices,
+#: powers and |H|^2 in float64, their sorting and quantiles.
+SNR_BYTES_PER_SAMPLE = 40
+
+
+def _wiener_snr(image, geo, base, w4, spec) -> list:
+    """The phases of the default (SNR) rule: the periodic component of the padded data on
+    the work grid (its edge power), the same on the image grid, and the spectrum samples."""
+    n4, nspec = _nbytes(image, 4), _half(image)
+    phases = []
+    sample = [("SNR rule: spectrum indices (int64)", spec)]
+    nh = spec // 8
+    if nh > (1 << 20):
+        sample.append(("SNR rule: random choice of samples (int64)", spec))
+    sample.append(("SNR rule: samples (float64, sorted)", min(nh, 1 << 20) * SNR_BYTES_PER_SAMPLE))
+    if geo.data_shape != tuple(image):  # mirror padding: its periodic component on the work grid
+        periodic = [("SNR rule: padded data, boundary image (float32)", 2 * w4),
+                    ("SNR rule: boundary spectrum, its float64 denominator", 2 * spec),
+                    ("SNR rule: periodic spectrum (complex64)", spec)]
+        phases.append(base + periodic)
+        phases.append(base + [("SNR rule: periodic spectrum (complex64)", spec)] + sample)
+    else:
+        phases.append(base + sample)
+    on_image = [("SNR rule: |H|^2 on the image grid (float32)", nspec // 2),
+                ("SNR rule: apodized image, boundary image (float32)", 2 * n4),
+                ("SNR rule: image spectrum, boundary spectrum, denominator, periodic spectrum", 4 * nspec)]
+    phases.append(base + on_image)
+    return phases
 
 
 def _wiener_rule(reg: Any) -> str:
@@ -297,8 +324,8 @@ def _id3d_shape(image, psf, o) -> tuple[int, ...]:
     from .. import _quirks
     from .iterative3d import _improved_len
 
-    im3 = image if len(image) == 3 else (1,) + tuple(image)
-    ps3 = psf if len(psf) == 3 else (1,) + tuple(psf)
+    im3 = tuple(image) if len(image) == 3 else (1,) + tuple(image)
+    ps3 = tuple(psf) if len(psf) == 3 else (1,) + tuple(psf)
     if o.get("compat", True):
         return tuple(_quirks.d1_fft_size(n, k, ax == 0) for ax, (n, k) in enumerate(zip(im3, ps3)))
     fz, fxy = float(o.get("lowpass_z", 1.0)), float(o.get("lowpass_xy", 1.0))
@@ -357,7 +384,11 @@ def memory_model(method: str, image_shape: Sequence[int], psf_shape: Sequence[in
     axes = options.get("axes")
     full = _check_shape("image_shape", image_shape, (2, 3, 4, 5))
     vol, n_vol, moved = _hyper_shape(full, axes)
-    psf = _check_shape("psf_shape", psf_shape, (len(vol),))
+    psf = _check_shape("psf_shape", psf_shape, (2, 3) if method == "iterative-deconvolve-3d" else (len(vol),))
+    try:
+        options["dtype"] = np.dtype(options.get("dtype", np.float32))
+    except TypeError:
+        raise ValueError(f"dtype: not a numpy dtype: {options['dtype']!r}") from None
     work, buffers = _MODELS[method](vol, psf, options)
     buffers = [(n, int(b)) for n, b in buffers if b]
     buffers = _whole_run(method, vol, work, buffers, n_vol, moved, options)
