@@ -4,6 +4,7 @@
 #@ String (label="Edges", description="How the image continues beyond its border.", choices={"Mirror", "Periodic", "Zero"}, value="Mirror", persist=false) edges
 #@ Boolean (label="Recenter PSF on its centroid", description="Move the PSF's centroid to its centre voxel when it is off by more than half a voxel.", value=true, persist=false) recenter
 #@ String (label="Title of the result", description="Title of the result window.", value="Convolved", persist=false) title
+#@ String (label="Memory limit (auto, or a size such as 1GB, 512MiB; over it: bricks)", description="Memory budget of the run: auto = a safe fraction (70 %) of the memory available now (in ImageJ also what the Java heap needs for the result), or a size such as 1GB, 512MiB or a number of bytes. A volume whose memory estimate does not fit is deconvolved in bricks; when even one brick does not fit, the run stops with an error before computing.", value="auto", persist=false) memory_limit
 #@output ij.ImagePlus result
 
 """Convolve an image with a PSF or smoothing kernel (Imspector's Linear ... convolve).

@@ -14,6 +14,7 @@
 #@ Integer (label="Maximum number of iterations (suggest 100, 0 for filters only)", description="Maximum number of iterations; 0 applies the filters only.", value=100, min=0, persist=false) max_iterations
 #@ Double (label="Terminate iteration if mean delta < x% (suggest 0.01, 0 to turn off)", description="Stopping threshold in percent (see the README for each mode).", value=0.01, persist=false) terminate
 #@ String (label="Mode (fijidecon: Compatible reproduces the original exactly)", description="Compatible reproduces the original plugin bit for bit; Improved is the accurate version.", choices={"Compatible", "Improved"}, value="Compatible", persist=false) compat
+#@ String (label="Memory limit (auto, or a size such as 1GB, 512MiB; over it: bricks)", description="Memory budget of the run: auto = a safe fraction (70 %) of the memory available now (in ImageJ also what the Java heap needs for the result), or a size such as 1GB, 512MiB or a number of bytes. A volume whose memory estimate does not fit is deconvolved in bricks; when even one brick does not fit, the run stops with an error before computing.", value="auto", persist=false) memory_limit
 #@output ij.ImagePlus result
 
 """Wiener-preconditioned, positivity-clipped Landweber deconvolution (port of OptiNav's Iterative Deconvolve 3D).

@@ -12,6 +12,7 @@
 #@ Integer (label="Snapshot every N iterations (0 = off)", description="Keep intermediate results every N iterations (Imspector: save every 10 and choose).", value=0, min=0, persist=false) snapshot_every
 #@ Boolean (label="Recenter PSF on its centroid", description="Move the PSF's centroid to its centre voxel when it is off by more than half a voxel.", value=true, persist=false) recenter
 #@ String (label="Title of the result", description="Title of the result window.", value="Deconvolved", persist=false) title
+#@ String (label="Memory limit (auto, or a size such as 1GB, 512MiB; over it: bricks)", description="Memory budget of the run: auto = a safe fraction (70 %) of the memory available now (in ImageJ also what the Java heap needs for the result), or a size such as 1GB, 512MiB or a number of bytes. A volume whose memory estimate does not fit is deconvolved in bricks; when even one brick does not fit, the run stops with an error before computing.", value="auto", persist=false) memory_limit
 #@output ij.ImagePlus result
 
 """Richardson-Lucy with non-circulant edges, optional Biggs-Andrews acceleration, TV or Tikhonov regularization and a Poisson discrepancy stopping rule.

@@ -95,6 +95,10 @@ class Param:
     numeric:
         For a ``"string"`` parameter with ``none``: only numbers (or the ``none`` word)
         are accepted.
+    check:
+        Optional validator of a converted value that is not ``None``: it raises
+        ``ValueError`` (one line naming the parameter) for a bad value, so every face
+        refuses it before any computation (e.g. ``memory_limit``: ``parse_memory``).
     """
 
     name: str
@@ -111,6 +115,7 @@ class Param:
     flag: str | None = None
     none: str | None = None
     numeric: bool = False
+    check: Callable[[Any], Any] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -174,7 +179,10 @@ class Param:
                 f"{name}: {value!r} is not one of " + ", ".join(repr(c) for c in self.choice_labels)
             )
         if self.kind == "string" and self.none is not None:
-            return self._convert_auto(value)
+            value = self._convert_auto(value)
+            if value is not None and self.check is not None:
+                self.check(value)
+            return value
         if self.kind in ("string", "image"):
             return value
         return self._number(value)

@@ -3,13 +3,16 @@
 The labels are the originals' exactly (spec ``dougherty-plugins.md`` §2.1 and §3.1), so
 the macro keys derived from them (``index``, ``numerical``, ``width,`` …, ``image``,
 ``point``, ``wiener`` …) are the keys recorded macros already use.  One field is added
-at the end of each dialog: ``mode`` (Compatible / Improved).  A macro written for the
-original plugin does not contain it and therefore gets the default, Compatible.
+at the end of each dialog: ``mode`` (Compatible / Improved), and Iterative Deconvolve 3D
+has a second one after it, ``memory`` (the memory budget; Improved mode deconvolves a
+volume over it in bricks, Compatible mode refuses it).  A macro written for the original
+plugin contains neither and therefore gets the defaults, Compatible and ``auto``.
 """
 
 from __future__ import annotations
 
 from ._model import API, Command, Param
+from .modern_deconv import MEMORY_LIMIT
 
 MODE = Param(
     "compat",
@@ -93,6 +96,7 @@ ITERATIVE_DECONVOLVE_3D = Command(
         Param("terminate", "Terminate iteration if mean delta < x% (suggest 0.01, 0 to turn off)", "float",
               API, unit="%", decimals=3, help="Stopping threshold in percent (see the README for each mode)."),
         MODE,
+        MEMORY_LIMIT,
     ),
 )
 

@@ -4,17 +4,19 @@ Imspector's three "Analysis/Deconvolution" operations on one FFT core
 (:mod:`fijidecon.deconvolve`).  Each label's first word (its macro key) is unique within
 its command: ``image``, ``psf`` (``kernel`` for Convolve), ``edges``, ``iterations``,
 ``acceleration``, ``regularization``, ``weight``, ``background``, ``read``, ``stop``,
-``snapshot``, ``recenter``, ``negative``, ``title``.
+``snapshot``, ``recenter``, ``negative``, ``title``, ``memory``.
 
 The core functions of Wiener and Richardson-Lucy return result objects whose
 ``.image`` is the output array (both also convert with ``numpy.asarray``).
 
 Every default is the core function's (``API``); Richardson-Lucy's ``weight`` and Wiener's
-``regularization`` are ``None`` there (automatic), shown as ``auto`` in every face.
+``regularization`` are ``None`` there (automatic), shown as ``auto`` in every face; so is ``memory_limit`` (``auto``: the default budget, see
+:func:`fijidecon.deconvolve.default_memory_limit`).
 """
 
 from __future__ import annotations
 
+from fijidecon.deconvolve._memory import parse_memory
 from fijidecon.deconvolve.richardson_lucy import DEFAULT_WEIGHT
 
 from ._model import API, Command, Param
@@ -29,6 +31,14 @@ _PSF = Param("psf", "PSF", "image", None,
 _RECENTER = Param("recenter", "Recenter PSF on its centroid", "bool", API,
                   help="Move the PSF's centroid to its centre voxel when it is off by more than half a voxel.")
 _TITLE = Param("title", "Title of the result", "string", "Deconvolved", api=False, help="Title of the result window.")
+#: The memory budget (every deconvolution command; the last field of each dialog).
+MEMORY_LIMIT = Param(
+    "memory_limit", "Memory limit (auto, or a size such as 1GB, 512MiB; over it: bricks)", "string", API,
+    none="auto", check=parse_memory,
+    help="Memory budget of the run: auto = a safe fraction (70 %) of the memory available now (in ImageJ also "
+         "what the Java heap needs for the result), or a size such as 1GB, 512MiB or a number of bytes. A volume "
+         "whose memory estimate does not fit is deconvolved in bricks; when even one brick does not fit, the run "
+         "stops with an error before computing.")
 
 _NAMES = {"tv": "TV", "tikhonov": "Tikhonov"}
 _AUTO_WEIGHT = ", ".join(f"{_NAMES.get(k, k)} {v:g}" for k, v in DEFAULT_WEIGHT.items())
@@ -49,6 +59,7 @@ CONVOLVE = Command(
               help="How the image continues beyond its border."),
         _RECENTER,
         Param("title", "Title of the result", "string", "Convolved", api=False, help="Title of the result window."),
+        MEMORY_LIMIT,
     ),
 )
 
@@ -74,6 +85,7 @@ WIENER = Command(
               help="Mirror padding (less ringing) or periodic (Imspector's behaviour)."),
         _RECENTER,
         _TITLE,
+        MEMORY_LIMIT,
     ),
 )
 
@@ -118,6 +130,7 @@ RICHARDSON_LUCY = Command(
               help="Keep intermediate results every N iterations (Imspector: save every 10 and choose)."),
         _RECENTER,
         _TITLE,
+        MEMORY_LIMIT,
     ),
 )
 
