@@ -224,7 +224,7 @@ def test_reads_ngff_05_from_ome_zarr_with_mixed_units(tmp_path):
 
     a = np.arange(3 * 4 * 16 * 16, dtype=np.uint8).reshape(3, 4, 16, 16)
     group = zarr.open_group(str(tmp_path / "v5.zarr"), mode="w-")  # Zarr v3, NGFF 0.5
-    ome_write_image(a, group, axes=["c", "z", "y", "x"], scale_factors=(2,), scale={"z": 500, "y": 0.1, "x": 0.1},
+    ome_write_image(a, group, axes=["c", "z", "y", "x"], scale_factors=(2,), scale={"c": 1.0, "z": 500, "y": 0.1, "x": 0.1},
                     axes_units={"z": "nanometer", "y": "micrometer", "x": "micrometer"})
     lazy, cal = read_lazy(tmp_path / "v5.zarr")
     assert cal.axes == "CZYX" and cal.unit == "micron"
@@ -512,3 +512,22 @@ def test_docs_example_runs_as_written(tmp_path, monkeypatch):
     back, bcal = read_image(tmp_path / "back.tif")
     assert bcal == cal
     np.testing.assert_array_equal(back, a)
+
+
+@pytest.mark.slow
+def test_file_to_file_on_a_local_cluster_of_worker_processes(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    a = _data("TZCYX")
+    cal = Calibration.make("TZCYX", unit="nm", T=2.0, Z=500.0, Y=100.0, X=100.0)
+    write_image(tmp_path / "raw.tif", a, cal)
+    tifffile.imwrite(tmp_path / "zlib.tif", a, imagej=True, compression="zlib", metadata={"axes": "TZCYX"})
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
+            distributed.Client(cl):
+        for name in ("raw.tif", "zlib.tif"):
+            lazy, lcal = read_lazy(tmp_path / name)
+            write_ome_zarr(tmp_path / f"{name}.zarr", lazy, lcal)
+            z, zcal = read_lazy(tmp_path / f"{name}.zarr")
+            write_tiff_lazy(tmp_path / f"{name}.back.tif", z, zcal)
+            back, bcal = read_image(tmp_path / f"{name}.back.tif")
+            np.testing.assert_array_equal(back, a)
+            assert bcal == (cal if name == "raw.tif" else Calibration(axes="TZCYX"))

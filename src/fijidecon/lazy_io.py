@@ -319,7 +319,7 @@ def _ngff_calibration(p: Path, axes: list, transforms: list) -> Calibration:
             spacing[letter] = s
             if u:
                 units[letter] = _FROM_NGFF.get(u, u)
-        elif letter == "T" and s != 1.0 or letter == "T" and u:
+        elif letter == "T" and (s != 1.0 or u):
             spacing["T"] = s * _NGFF_TIME_S.get(str(u or "second"), 1.0)
     unit = "pixel"
     if units:
@@ -504,6 +504,20 @@ def _default_chunks(arr: Any, letters: str) -> tuple[int, ...]:
     return tuple(out)
 
 
+def _chunked(array: Any, order: list[int], letters: str, chunks) -> tuple[Any, tuple[int, ...]]:
+    """``array`` in NGFF order as a dask array whose chunks are the store's chunks."""
+    da = _dask()
+    is_dask = isinstance(array, da.Array)
+    arr = (array if is_dask else np.asarray(array)).transpose(order)
+    if chunks is not None:
+        store_chunks = tuple(int(c) for c in chunks)
+    elif is_dask:
+        store_chunks = _default_chunks(arr, letters)
+    else:
+        store_chunks = tuple(1 if a in "TC" else min(BRICK[a], n) for a, n in zip(letters, arr.shape))
+    return (arr.rechunk(store_chunks) if is_dask else da.from_array(arr, chunks=store_chunks)), store_chunks
+
+
 def write_ome_zarr(path: str | os.PathLike, array: Any, calibration: Calibration | None = None, *,
                    chunks: tuple[int, ...] | None = None, overwrite: bool = False, name: str | None = None,
                    description: Mapping[str, Any] | None = None) -> Path:
@@ -570,15 +584,7 @@ def write_ome_zarr(path: str | os.PathLike, array: Any, calibration: Calibration
     if chunks is not None and len(chunks) != len(letters):
         raise ValueError(f"chunks: {tuple(chunks)} has {len(chunks)} values for the {len(letters)} axes {letters}")
     da = _dask()
-    is_dask = isinstance(array, da.Array)
-    arr = (array if is_dask else np.asarray(array)).transpose(order)
-    if chunks is not None:
-        store_chunks = tuple(int(c) for c in chunks)
-    elif is_dask:
-        store_chunks = _default_chunks(arr, letters)
-    else:
-        store_chunks = tuple(1 if a in "TC" else min(BRICK[a], n) for a, n in zip(letters, arr.shape))
-    arr = arr.rechunk(store_chunks) if is_dask else da.from_array(arr, chunks=store_chunks)
+    arr, store_chunks = _chunked(array, order, letters, chunks)
     axes_meta, datasets = _ngff_metadata(letters, cal)
     with _atomic_output(p, overwrite) as tmp:
         group = zarr.open_group(str(tmp), mode="w-", zarr_format=2)
