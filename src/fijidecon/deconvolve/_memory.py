@@ -186,6 +186,13 @@ def _plane_blocks(work: tuple[int, ...], threads: int, per_element: int) -> int:
 
 # -- the methods -------------------------------------------------------------------------------
 
+def _psf_prep(psf: tuple[int, ...]) -> list:
+    """The PSF preparation (:func:`._otf.prepare_psf`, before any work grid exists): a float64
+    copy of the PSF, its support mask and the indices of the support (int64 per axis)."""
+    return [("PSF preparation: float64 copy, support mask and indices", _nbytes(psf, 9 + 8 * len(psf)))]
+
+
+
 def _rl(image: tuple[int, ...], kernel_in: tuple[int, ...], o: dict) -> tuple[tuple[int, ...], list]:
     edges = _edges.check_edges(o.get("edges", "non-circulant"))
     kernel = _kernel(edges, image, kernel_in)
@@ -214,7 +221,7 @@ def _rl(image: tuple[int, ...], kernel_in: tuple[int, ...], o: dict) -> tuple[tu
     # complex block, the scratch of the update (and the deviance's temporary)
     per = 18 if o.get("track_deviance") or o.get("stop") == "discrepancy" else 14
     run.append(("per-thread blocks of planes", _plane_blocks(W, _threads(o.get("threads")), per)))
-    phases = [p for p in (setup, run) if p]
+    phases = [p for p in (setup, run, _psf_prep(kernel_in)) if p]
     if reg == "tv" and float(o.get("weight") if o.get("weight") is not None else 1) > 0:
         nd = sum(1 for n in W if n > 1)
         phases.append(run + [("TV: gradients, norm, divergence, temporaries", (nd + 4) * w4)])
@@ -243,7 +250,7 @@ def _convolve(image, kernel_in, o):
     phases = [data + [("spectrum of the data (complex64)", spec), ("otf (complex64)", spec),
                       ("kernel on the work grid (float32)", w4)],
               data + [("spectrum of the data (complex64)", spec), ("result on the work grid (float32)", w4),
-                      ("result cropped to the image (float32)", _nbytes(image, 4))]]
+                      ("result cropped to the image (float32)", _nbytes(image, 4))], _psf_prep(kernel_in)]
     return W, max(phases, key=_sum)
 
 
@@ -256,7 +263,7 @@ def _wiener(image, kernel_in, o):
     rule = _wiener_rule(o.get("regularization"))
     base = [("spectrum G of the data (complex64)", spec), ("otf H (complex64)", spec),
             ("|H|^2 (float32)", spec // 2)]
-    phases = [base + [("|H|^2 temporaries (float32)", spec)]]
+    phases = [base + [("|H|^2 temporaries (float32)", spec)], _psf_prep(kernel_in)]
     solve = [("spectrum G conj(H) (complex64)", spec), ("|H|^2 (float32)", spec // 2),
              ("G / (|H|^2 + rho) (complex64)", spec), ("result on the work grid (float32)", w4),
              ("result cropped to the image (float32; heap fragmentation when periodic)", _nbytes(image, 4))]
@@ -404,10 +411,12 @@ def _whole_run(method, vol, work, volume, n_vol, moved, o) -> list[tuple[str, in
     n4 = _nbytes(vol, 4)
     dtype = np.dtype(o.get("dtype", np.float32))
     held = []
+    if n_vol == 1 and o.get("axes") is None:
+        if method == "iterative-deconvolve-3d" or dtype == np.float32:  # ID3D converts the volume itself
+            return volume
+        return volume + [(f"float32 copy of the {dtype} input", n4)]
     if dtype != np.float32:
         held.append((f"float32 copy of the {dtype} input", n_vol * n4))
-    if n_vol == 1 and o.get("axes") is None:
-        return held + volume
     if moved:
         held.append(("volumes copied out of the hyperstack (float32)", n_vol * n4))
     state = 0
