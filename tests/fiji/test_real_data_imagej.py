@@ -145,9 +145,9 @@ def test_psf_from_the_raw_bead_file(run):
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "the default Wiener rule (SNR, fb64cb6) amplifies noise on real data: dapi 0.1/99.9 percentiles "
-    "-107250/156509 for data 1758..21980 (negative fraction 0.74); RFI crop -1717/1689 for data 0..240. "
-    "Imspector's rule stays in range (-2185/24904, -59/483). Remove this marker when the default is fixed."))
+    "the default Wiener rule (SNR) amplifies noise on real data: dapi 0.1/99.9 percentiles -76846/110458 "
+    "for data 1758..21980 (rho 3.0e-4, negative fraction 0.69); RFI crop -1717/1689 for data 0..240 "
+    "(rho 1.8e-6). Imspector's rule stays in range (-2185/24904, -59/483). Remove this marker when fixed."))
 @pytest.mark.parametrize("name, data", [("dapi_wiener.tif", FILES[0]), ("rfi_wiener.tif", "rfi_crop")])
 def test_default_wiener_on_real_data_stays_in_the_data_range(run, name, data):
     """A linear deconvolution whose output is several times beyond the data's range (both
