@@ -187,3 +187,19 @@ def test_available_memory_follows_the_address_space_limit():
     assert p.returncode == 0, p.stderr
     room = json.loads(p.stdout)
     assert 250 * 2**20 < room <= 300 * 2**20
+
+
+def test_cgroup_limit_files(tmp_path):
+    assert _memory._cgroup_limit(str(tmp_path)) is None  # no cgroup files
+    (tmp_path / "memory.max").write_text("max\n")
+    assert _memory._cgroup_limit(str(tmp_path)) is None  # v2 without a limit
+    (tmp_path / "memory.max").write_text(f"{4 * 2**30}\n")
+    (tmp_path / "memory.current").write_text(f"{2**30}\n")
+    assert _memory._cgroup_limit(str(tmp_path)) == 3 * 2**30
+    v1 = tmp_path / "v1"
+    (v1 / "memory").mkdir(parents=True)
+    (v1 / "memory" / "memory.limit_in_bytes").write_text(f"{2**31}\n")
+    (v1 / "memory" / "memory.usage_in_bytes").write_text(f"{2**30}\n")
+    assert _memory._cgroup_limit(str(v1)) == 2**30
+    (v1 / "memory" / "memory.limit_in_bytes").write_text("9223372036854771712\n")  # v1's "no limit"
+    assert _memory._cgroup_limit(str(v1)) is None

@@ -485,10 +485,11 @@ def estimate_memory(method: str, image_shape: Sequence[int], psf_shape: Sequence
 
 # -- memory available --------------------------------------------------------------------------
 
-def _cgroup_limit() -> int | None:
+def _cgroup_limit(root: str = "/sys/fs/cgroup") -> int | None:
     """The cgroup memory limit minus what the cgroup uses, or None (v2 ``memory.max``, v1 ``limit_in_bytes``)."""
-    for lim, cur in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                     ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+    for lim, cur in (("memory.max", "memory.current"),
+                     ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes")):
+        lim, cur = os.path.join(root, lim), os.path.join(root, cur)
         try:
             with open(lim) as f:
                 text = f.read().strip()
