@@ -261,3 +261,28 @@ def test_iterative_deconvolve_stop_reason_says_the_change_increased():
     rose = len(res.log) >= 2 and res.log[-1] > res.log[-2]
     assert res.stop_reason == ("change_increased" if rose else "converged") or res.stop_reason == "max_iterations"
     assert rose == (res.stop_reason == "change_increased")
+
+
+def test_a_thousandfold_voxel_size_difference_is_a_unit_mix_up_not_a_resampling():
+    """A PSF labelled nm with µm numbers (or the reverse) must not be shrunk 1000x to one voxel."""
+    img = np.ones((8, 32, 32), np.float32)
+    psf = _gauss((9, 15, 15), (1.5, 2.0, 2.0))
+    for fn in (lambda **k: richardson_lucy(img, psf, 1, **k).notes, lambda **k: wiener(img, psf, 1e-3, **k).notes,
+               lambda **k: iterative_deconvolve_3d(img, psf, max_iterations=1, **k).notes):
+        with pytest.warns(RuntimeWarning, match="unit mix-up"):
+            notes = fn(voxel_size=(250, 100, 100), psf_voxel_size=(0.25, 0.1, 0.1))
+        assert not any("resampled" in n for n in notes)
+
+
+def test_round_off_negatives_of_a_computed_image_are_accepted_by_richardson_lucy():
+    """A convolved image has negatives of FFT round-off (-8e-7); RL takes it, real negatives are refused."""
+    img = np.zeros((8, 32, 32), np.float32)
+    img[4, 16, 16] = 1000
+    blurred = convolve(img, _gauss((5, 9, 9), 1.5), edges="periodic")
+    blurred[0, 0, 0] = -1e-4
+    before = blurred.copy()
+    assert richardson_lucy(blurred, _gauss((5, 9, 9), 1.5), 2).image.min() >= 0
+    np.testing.assert_array_equal(blurred, before)  # the input is not clipped in place
+    blurred[0, 0, 0] = -1.0
+    with pytest.raises(ValueError, match="non-negative"):
+        richardson_lucy(blurred, _gauss((5, 9, 9), 1.5), 2)

@@ -33,6 +33,10 @@ from . import _fft
 EDGES = ("non-circulant", "periodic", "reflect")
 
 
+#: Negative values down to this fraction of the maximum are FFT round-off (e.g. a convolved image), not data.
+ROUND_OFF = 1e-5
+
+
 def as_image(image: object, name: str = "image", allow_negative: bool = True) -> np.ndarray:
     """Check an image and return it as float32 (no copy when it already is float32)."""
     a = np.asarray(image)
@@ -47,6 +51,8 @@ def as_image(image: object, name: str = "image", allow_negative: bool = True) ->
         raise ValueError(f"{name}: contains NaN or infinite values")
     if not allow_negative:
         mn = float(a.min())
+        if 0 > mn >= -ROUND_OFF * max(float(a.max()), 0.0):  # FFT round-off of a computed image: clipped (a copy)
+            return np.clip(a, 0, None)
         if mn < 0:
             raise ValueError(
                 f"{name}: Richardson-Lucy needs non-negative data, but the minimum is {mn:g}; subtract less "

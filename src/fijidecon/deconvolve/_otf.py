@@ -16,7 +16,9 @@ line each, also logged on the ``fijidecon`` logger at INFO):
    gets a ``RuntimeWarning`` ("mostly background").  Negative values (over-subtracted backgrounds) become 0;
 3. ``resample`` (when both voxel sizes are known and differ): one cubic-spline
    interpolation to the image's voxel size that keeps the array centre ``n // 2`` on
-   the new centre ``m // 2`` (flux is kept by the normalisation of stage 6);
+   the new centre ``m // 2`` (flux is kept by the normalisation of stage 6).  Sizes that
+   differ about 1000x on every axis are a unit mix-up (nm vs µm), not a sampling
+   difference: a warning, and no resampling;
 4. ``centre``: the origin of the PSF is its array centre ``n // 2`` (the package's
    convention, also for even sizes).  The PSF is moved only if both its peak and its
    centroid are more than half a voxel away from that centre (then the centroid is put
@@ -300,6 +302,11 @@ def _match_voxel_size(a, name, voxel_size, psf_voxel_size, max_shape, report, no
     ps = _validate.check_spacing("psf_voxel_size", psf_voxel_size, a.ndim)
     if all(abs(p - v) <= 1e-3 * v for p, v in zip(ps, vs)):
         return a
+    if unit_mixup(ps, vs):
+        warnings.warn(f"{name}: its voxel size {_fmt(ps)} and the image's {_fmt(vs)} differ about "
+                      f"{max(max(p / v, v / p) for p, v in zip(ps, vs)):.0f}x: probably a unit mix-up (nm vs µm); "
+                      "the PSF is used at the image's voxel size, not resampled", RuntimeWarning, stacklevel=5)
+        return a
     limit = None
     if max_shape is not None:  # no need to compute more than the method can use (+ room to re-centre)
         limit = [int(m) + 2 for m in max_shape]
@@ -316,6 +323,12 @@ def _match_voxel_size(a, name, voxel_size, psf_voxel_size, max_shape, report, no
     notes.append(f"{name}: resampled from voxel size {_fmt(ps)} to the image's {_fmt(vs)} "
                  f"({'x'.join(map(str, a.shape))} -> {'x'.join(map(str, out.shape))})")
     return out
+
+
+def unit_mixup(psf_voxel_size: Sequence[float], voxel_size: Sequence[float]) -> bool:
+    """Whether two voxel sizes differ by about 1000x on every axis (a nm/µm or µm/mm mix-up,
+    never a real sampling difference)."""
+    return all(300 < max(p / v, v / p) < 3000 for p, v in zip(psf_voxel_size, voxel_size))
 
 
 def _fmt(v: Sequence[float]) -> str:

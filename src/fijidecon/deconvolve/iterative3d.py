@@ -400,6 +400,13 @@ def _match_voxel_size(psf, voxel_size, psf_voxel_size, notes: list[str], name: s
     ps = _validate.check_spacing("psf_voxel_size", psf_voxel_size, a.ndim)
     if all(abs(p - v) <= 1e-3 * v for p, v in zip(ps, vs)):
         return psf
+    if _otf.unit_mixup(ps, vs):
+        import warnings
+
+        warnings.warn(f"{name}: its voxel size {ps} and the image's {vs} differ about 1000x: probably a unit mix-up "
+                      "(nm vs µm); the PSF is used at the image's voxel size, not resampled", RuntimeWarning,
+                      stacklevel=4)
+        return psf
     out = _otf.resample(a, ps, vs)
     if not out.sum() > 0:
         raise ValueError(f"{name}: nothing is left after resampling from voxel size {ps} to {vs}")
