@@ -668,8 +668,12 @@ def _sharpness_cap(H2: np.ndarray, rho: float, work_shape: tuple[int, ...], kern
     A point in the data has the PSF's width; in the result it has the width of the
     effective PSF ``irfftn(|H|^2 / (|H|^2 + rho))``.  Both are measured along every axis
     (FWHM through the maximum, linear interpolation) and ``log10(rho)`` is bisected.
+    Axes on which the PSF is narrower than ``UNDERSAMPLED`` voxels are left out: there
+    the voxel, not the optics, sets the width, and no ``rho`` short of an inverse filter
+    (noise amplified without bound) makes a point narrower.
     """
     target = _psf_fwhm(kernel)
+    target[target < UNDERSAMPLED] = np.inf
     if np.all(_effective_fwhm(H2, rho, work_shape) <= target):
         return None
     lo, hi = np.log10(RHO_RANGE[0]), np.log10(rho)
@@ -684,6 +688,10 @@ def _sharpness_cap(H2: np.ndarray, rho: float, work_shape: tuple[int, ...], kern
         else:
             hi = mid
     return float(10.0 ** lo)
+
+
+#: PSF widths (FWHM, voxels) below which an axis is undersampled and the sharpness cap ignores it.
+UNDERSAMPLED = 2.0
 
 
 def _fwhm(profile: np.ndarray, i: int) -> float:
