@@ -33,7 +33,9 @@ Choosing ``rho``
     3. sharpness cap: a point in the result has the width of the effective PSF
        ``irfftn(|H|^2 / (|H|^2 + rho))``; if it is wider than the PSF itself on any
        axis (FWHM), ``rho`` is lowered until it is not (``rule="snr->fwhm"``), so the
-       result is never blurrier than the data.
+       result is never blurrier than the data.  Axes on which the PSF is under 2
+       voxels wide (undersampled) are left out: there no ``rho`` short of an inverse
+       filter makes a point narrower.
 
     Signal and noise are measured on the image's own grid for every edge model: the
     image tapered at its borders (Tukey window) and made periodic (Moisan 2011), so
