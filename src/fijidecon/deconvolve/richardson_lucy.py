@@ -55,6 +55,11 @@ Stopping (``stop=``)
     drops below ``tol``.  This says the iteration has slowed down, not that the result
     is optimal (RL slows down long before it stops fitting noise).
     a callable ``stop(figures) -> bool`` receiving the :class:`IterationFigures`.
+    ``"auto"``: the count is chosen from the data alone before the run, by binomial
+    thinning cross-validation of the Poisson likelihood (:mod:`._autostop`; ``gain=`` and
+    ``offset=`` convert the data to photo-electrons, estimated when not given); then the
+    full data are deconvolved to that count; ``result.auto_stop`` holds the choice and its
+    curve.
     ``iterations`` is always the upper bound.
 
 References
@@ -78,13 +83,16 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .. import _validate
-from . import _bricks, _edges, _fft, _hyper, _otf, _par
+from . import _backproject, _bricks, _edges, _fft, _hyper, _otf, _par
 
-ACCELERATIONS = (None, "biggs-andrews")
+ACCELERATIONS = (None, "biggs-andrews", "momentum")
 REGULARIZATIONS = (None, "tv", "tikhonov")
 DEFAULT_WEIGHT = {"tv": 0.002, "tikhonov": 0.01}
-#: Upper bound of the Biggs-Andrews extrapolation factor.
+#: Upper bound of the Biggs-Andrews and momentum extrapolation factors.
 ALPHA_MAX = 0.95
+#: Momentum: the extrapolated point is floored at this fraction of the data's mean level
+#: (deconwolf's positivity floor: a voxel that reaches 0 would stay 0 in a multiplicative update).
+MOMENTUM_FLOOR = 1e-4
 #: Voxels of the extended grid with ``w = H^T 1 <`` this are not observed and kept at 0.
 W_MIN = 1e-3
 
@@ -140,8 +148,8 @@ class RichardsonLucyResult:
         One :class:`IterationFigures` per iteration (per channel: a list of lists).
     stop_reason:
         ``"iterations"``, ``"stop"`` (the stopping rule) or ``"callback"``.
-    edges, acceleration, regularization, weight:
-        The settings used.
+    edges, acceleration, regularization, weight, back_projector:
+        The settings used (``back_projector``: its kind, ``"array"`` for a user kernel).
     psf_shift:
         Shift applied to re-centre the PSF (voxels; zeros when it was used as given;
         per channel for hyperstacks).
@@ -150,6 +158,10 @@ class RichardsonLucyResult:
         cropped); also logged on the ``fijidecon`` logger.
     psf_report:
         The PSF preparation as JSON-able values (one dict, or one per channel).
+    auto_stop:
+        With ``stop="auto"``: the chosen ``iteration``, the held-out ``curve``
+        (``[[k, L(k)], ...]``), the ``method`` and the camera model (see
+        :func:`fijidecon.deconvolve._autostop.choose_iterations`); else ``None``.
     """
 
     image: np.ndarray
@@ -161,9 +173,11 @@ class RichardsonLucyResult:
     acceleration: str | None = None
     regularization: str | None = None
     weight: float = 0.0
+    back_projector: str = "matched"
     psf_shift: Any = None
     notes: list = field(default_factory=list)
     psf_report: Any = None
+    auto_stop: dict | None = None
     _state: Any = field(default=None, repr=False)
 
     def figures(self, name: str) -> np.ndarray:
@@ -193,7 +207,11 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
                     track_deviance: bool | None = None, recenter: bool = True,
                     psf_threshold: float = 1e-4, axes: str | None = None,
                     psf_voxel_size: Sequence[float] | None = None, memory_limit: Any = None,
-                    bricks: Sequence[int] | None = None, halo: Any = None) -> RichardsonLucyResult:
+                    bricks: Sequence[int] | None = None, halo: Any = None,
+                    back_projector: "str | np.ndarray | None" = None, bp_alpha: float | None = None,
+                    bp_beta: float = _backproject.DEFAULT_BETA,
+                    bp_order: int = _backproject.DEFAULT_ORDER, gain: float | None = None,
+                    offset: float | None = None) -> RichardsonLucyResult:
     """Richardson-Lucy deconvolution (see the module docstring for the model).
 
     Parameters
@@ -266,6 +284,11 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
         central brick when ``stop`` is given; ``start``, ``snapshot_every`` and per-iteration
         callbacks are not available (the callback gets a ``BrickFigures`` after each brick,
         and returning ``True`` raises ``CancelledError``).
+    gain, offset:
+        With ``stop="auto"`` only: the camera's gain (photo-electrons per image unit) and
+        offset (image units), to convert the data to photo-electrons for the thinning;
+        ``None``: estimated from the image's noise (a warning says when the image does not
+        look like photo-electrons).
     track_deviance:
         Compute the Poisson deviance every iteration (a logarithm per voxel: 10-20 % of
         an iteration on 2 cores).  ``None`` (default) computes it only for
@@ -298,6 +321,16 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
     >>> more.iterations
     30
     """
+    if isinstance(stop, str) and stop.strip().lower() == "auto":
+        from ._autostop import run_auto
+        return run_auto(richardson_lucy, image, psf, iterations, gain, offset, dict(
+            regularization=regularization, weight=weight, acceleration=acceleration, edges=edges, start=start,
+            snapshot_every=snapshot_every, callback=callback, background=background, read_noise=read_noise,
+            voxel_size=voxel_size, track_deviance=track_deviance, recenter=recenter, psf_threshold=psf_threshold,
+            axes=axes, psf_voxel_size=psf_voxel_size, memory_limit=memory_limit, bricks=bricks, halo=halo,
+            back_projector=back_projector, bp_alpha=bp_alpha, bp_beta=bp_beta, bp_order=bp_order))
+    if gain is not None or offset is not None:
+        raise ValueError("gain: gain= and offset= are used only with stop='auto'")
     iterations = _validate.check_int("iterations", iterations, 0)
     edges = _edges.check_edges(edges)
     acceleration = _validate.check_choice("acceleration", acceleration, ACCELERATIONS)
@@ -307,6 +340,7 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
     read_noise = _validate.check_float("read_noise", read_noise, 0)
     if snapshot_every is not None:
         snapshot_every = _validate.check_int("snapshot_every", snapshot_every, 0) or None
+    bp = _backproject.check(back_projector, bp_alpha, bp_beta, bp_order)
     stop_fn = _stop_rule(stop)
     if isinstance(stop, str) and stop.lower() == "discrepancy":
         track_deviance = True
@@ -315,12 +349,13 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
         raise TypeError(f"callback: expected a callable or None, got {_validate.got(callback)}")
 
     opts = dict(edges=edges, background=background, read_noise=read_noise, regularization=regularization,
-                weight=weight, acceleration=acceleration)
+                weight=weight, acceleration=acceleration, back_projector=bp)
     if _bricks.is_dask(image):
         return _lazy(image, psf, axes, iterations, stop_fn, opts, voxel_size, psf_voxel_size, psf_threshold,
                      recenter, bricks, halo, memory_limit, start, snapshot_every)
     layout, vols = _hyper.split(image, psf, axes, allow_negative=read_noise > 0)
     ndim = len(layout.vol_axes)
+    _backproject.check(back_projector, bp_alpha, bp_beta, bp_order, ndim)
     if voxel_size is not None:
         voxel_size = _validate.check_spacing("voxel_size", voxel_size, ndim)
     preps = _hyper.prepare_psfs(layout, vols, edges, threshold=psf_threshold, recenter=recenter,
@@ -335,7 +370,7 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
     with _fft.reuse_memory():
         for i, (vol, prep) in enumerate(zip(vols, preps)):
             eng = _RL(vol.data, prep, edges, background, read_noise, regularization, weight, acceleration,
-                      voxel_size)
+                      voxel_size, bp=bp)
             eng.track_deviance = track_deviance
             if states[i] is not None:
                 eng.restore(states[i])
@@ -344,21 +379,34 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
             results.append(eng.run(iterations, done0, snapshot_every, callback, stop_fn))
             results[-1]["psf_shift"] = prep.shift
             del eng
-    return _result(layout, results, preps, edges=edges, acceleration=acceleration, regularization=regularization,
-                   weight=weight)
+    result = _result(layout, results, preps, edges=edges, acceleration=acceleration,
+                     regularization=regularization, weight=weight, back_projector=bp.kind)
+    result.notes += _bp_notes(bp, preps)
+    return result
+
+
+def _bp_notes(bp: "_backproject.BackProjector", preps: list) -> list[str]:
+    """The back projector's note (per distinct PSF), logged like the PSF notes."""
+    notes = []
+    for prep in preps:
+        line = _backproject.note(bp, prep.kernel)
+        if line is not None and line not in notes:
+            notes.append(line)
+            _hyper.log.info(line)
+    return notes
 
 
 def _memory_options(opts: dict, snapshot_every: int | None, iterations: int) -> dict:
     """The options that change how much memory a run needs (see ``estimate_memory``)."""
     return dict(edges=opts["edges"], acceleration=opts["acceleration"], regularization=opts["regularization"],
-                snapshot_every=snapshot_every, iterations=iterations)
+                snapshot_every=snapshot_every, iterations=iterations, back_projector=opts["back_projector"].kind)
 
 
 def _brick_fn(prep: Any, opts: dict, voxel_size: Any) -> "_bricks.BrickFn":
     """Richardson-Lucy on one brick with the volume's decisions (mean, iteration count)."""
     def fn(data: np.ndarray, dec: "_bricks.Decisions") -> np.ndarray:
         eng = _RL(data, prep, opts["edges"], opts["background"], opts["read_noise"], opts["regularization"],
-                  opts["weight"], opts["acceleration"], voxel_size, scale=dec.mean)
+                  opts["weight"], opts["acceleration"], voxel_size, scale=dec.mean, bp=opts["back_projector"])
         eng.track_deviance = False
         eng.alphas = dec.extra.get("alphas")
         eng.init(None)
@@ -380,7 +428,8 @@ def _decide(pilot: np.ndarray, mean: float, prep: Any, opts: dict, voxel_size: A
     which the rule stops on the ``pilot`` brick (the central one; its run is returned)."""
     mean = max(float(mean), 1e-20)
     eng = _RL(np.ascontiguousarray(pilot, dtype=np.float32), prep, opts["edges"], opts["background"],
-              opts["read_noise"], opts["regularization"], opts["weight"], opts["acceleration"], voxel_size, scale=mean)
+              opts["read_noise"], opts["regularization"], opts["weight"], opts["acceleration"], voxel_size, scale=mean,
+              bp=opts["back_projector"])
     eng.track_deviance = stop_fn is not None
     eng.init(None)
     r = eng.run(iterations, 0, None, None, stop_fn)
@@ -409,7 +458,8 @@ def _run_bricked(layout, vols, preps, plans, iterations, stop_fn, opts, voxel_si
             _hyper.log.info(note)
     image = outs[0] if layout.single else layout.merge(outs)
     return RichardsonLucyResult(image, max(its), {}, [], reasons[0] if len(set(reasons)) == 1 else "mixed",
-                                notes=_hyper.notes_of(preps) + notes, psf_report=_hyper.reports_of(layout, preps),
+                                notes=_hyper.notes_of(preps) + notes + _bp_notes(opts["back_projector"], preps),
+                                psf_report=_hyper.reports_of(layout, preps), back_projector=opts["back_projector"].kind,
                                 **{k: opts[k] for k in ("edges", "acceleration", "regularization", "weight")})
 
 
@@ -441,9 +491,11 @@ def _lazy(image, psf, axes, iterations, stop_fn, opts, voxel_size, psf_voxel_siz
         return dec
 
     lazy = _bricks.lazy_run(lv, means, preps, plans, lambda prep: _brick_fn(prep, opts, voxel_size), decide)
-    notes = _hyper.notes_of(preps) + [f"bricked (lazy): {plans[0].describe()}"]
+    notes = _hyper.notes_of(preps) + [f"bricked (lazy): {plans[0].describe()}"] + \
+        _bp_notes(opts["back_projector"], preps)
     return RichardsonLucyResult(lazy, max(counts), {}, [], "iterations" if stop_fn is None else "stop", notes=notes,
                                 psf_report=[p.report for p in preps] if len(preps) > 1 else preps[0].report,
+                                back_projector=opts["back_projector"].kind,
                                 **{k: opts[k] for k in ("edges", "acceleration", "regularization", "weight")})
 
 
@@ -490,7 +542,7 @@ def _stop_rule(stop: Any) -> Callable[[IterationFigures], bool] | None:
     if isinstance(stop, str):
         if stop.lower() == "discrepancy":
             return lambda f: f.deviance <= f.deviance_expected
-        raise ValueError(f"stop: expected None, 'discrepancy', a tolerance or a callable, got {stop!r}")
+        raise ValueError(f"stop: expected None, 'discrepancy', 'auto', a tolerance or a callable, got {stop!r}")
     try:
         tol = float(stop)
     except (TypeError, ValueError):
@@ -516,7 +568,7 @@ class _RL:
     """
 
     def __init__(self, im, prep, edges, background, read_noise, regularization, weight, acceleration, voxel_size,
-                 scale=None):
+                 scale=None, bp=None):
         self.geo = geo = _edges.geometry(edges, im.shape, prep.kernel.shape)
         self.work = geo.work_shape
         self.ndim = im.ndim
@@ -533,6 +585,8 @@ class _RL:
         self.scale = max(self.g_sum / self.n_data, 1e-20) if scale is None else float(scale)
         self.eps = np.float32(1e-6 * self.scale)
         self.otf = _otf.otf(prep.kernel, self.work)
+        bp_spec = None if bp is None else _backproject.spectrum(bp, self.otf, self.work, prep.kernel)
+        self.bp = None  # set below: the observed voxels are found with the matched adjoint
         self.reg, self.weight, self.accel = regularization, weight, acceleration
         self.spacing = None
         if voxel_size is not None:
@@ -547,17 +601,27 @@ class _RL:
             del mask
             ok = w >= W_MIN
             winv = np.zeros(self.work, np.float32)
+            if bp_spec is not None:
+                # unmatched: B^T 1 rings (negative outside the box, far from 1 inside it), so the
+                # ratio is taken as 1 outside the data box (B^T 1 = 1) and w is the observed-voxel mask
+                w = ok.astype(np.float32)
             np.divide(1, w, out=winv, where=ok)
             self.winv = winv
             if regularization == "tv":
                 w[~ok] = 0
                 self.w = w
             del w, ok
+        # an unmatched back projector's spectrum replaces conj(otf) in every adjoint (4 bytes per work voxel)
+        self.bp = bp_spec
+        self.neutral = bp_spec is not None and not geo.full_box  # ratio - 1 is back-projected, then 1 added
         self.key = (self.work, edges, acceleration, regularization, weight, float(self.b))
+        if bp is not None and not bp.matched:
+            self.key += (bp.key(),)
         self.S = np.empty(_fft.rfft_shape(self.work), np.complex64)
         self.S_holds_x = False  # S = plane-wise FFT of x (started by the last update)
         self.x = self.xprev = self.gprev = None
         self.alpha = 0.0
+        self.mom_k = 0  # momentum: iterations since the last (re)start
         self.alphas = None  # a bricked run: the central brick's extrapolation factors, used by every brick
         self.track_deviance = True
         self.expected = float("nan")
@@ -585,16 +649,21 @@ class _RL:
         self.xprev = None if st["xprev"] is None else st["xprev"].copy()
         self.gprev = None if st["gprev"] is None else st["gprev"].copy()
         self.alpha = st["alpha"]
+        self.mom_k = st.get("mom_k", 0)
         self.S_holds_x = False
 
     # -- operators -----------------------------------------------------------------
     def _cmul(self, S: np.ndarray, conj: bool = False) -> None:
         """``S *= otf`` (the blur) or ``S *= conj(otf)`` (its adjoint) in place; the
-        conjugate is taken chunk by chunk in cache, not kept (saves 4 bytes per voxel)."""
+        conjugate is taken chunk by chunk in cache, not kept (saves 4 bytes per voxel).
+        With an unmatched back projector, the adjoint is ``S *= bp``."""
         s, ov = S.reshape(-1), self.otf.reshape(-1)
+        bv = None if self.bp is None else self.bp.reshape(-1)
 
         def fn(a, b):
-            if conj:
+            if conj and bv is not None:
+                s[a:b] *= bv[a:b]
+            elif conj:
                 t = _par.scratch(b - a, np.complex64)
                 np.conjugate(ov[a:b], out=t)
                 s[a:b] *= t
@@ -625,11 +694,12 @@ class _RL:
         self._cmul(self.S, conj)
         _fft.fft_axis0(self.S, inverse=True)
 
-    def _forward(self, x: np.ndarray, xprev: np.ndarray | None = None, alpha: float = 0.0) -> None:
+    def _forward(self, x: np.ndarray, xprev: np.ndarray | None = None, alpha: float = 0.0,
+                 floor: float = 0.0) -> None:
         """``S <-`` plane-wise FFT of ``x``; with ``xprev``, of the extrapolation
-        ``y = max(x + alpha (x - xprev), 0)``, which is written into ``xprev``."""
+        ``y = max(x + alpha (x - xprev), floor)``, which is written into ``xprev``."""
         S, n_last = self.S, self.work[-1]
-        al = np.float32(alpha)
+        al, fl = np.float32(alpha), np.float32(floor)
 
         def fn(a, b, w):
             if xprev is None:
@@ -639,7 +709,7 @@ class _RL:
                 y -= x[a:b]
                 y *= -al
                 y += x[a:b]
-                np.maximum(y, 0, out=y)
+                np.maximum(y, fl, out=y)
             _fft.rfft_planes(y, S[a:b], n_last, w)
 
         self._planes(self.work[0], fn)
@@ -658,6 +728,7 @@ class _RL:
         tiny, one = np.float32(1e-30), np.float32(1)
         beps = np.float32(b + eps)
         track = self.track_deviance
+        neutral = self.neutral
 
         def fn(a, c, w):
             h = _fft.irfft_planes(S[a:c], n_last, rows, w)
@@ -678,6 +749,8 @@ class _RL:
                 sums = (float(np.vdot(gg, t)), msum, isum)
             else:
                 np.divide(gg, d, out=d)
+            if neutral:
+                d -= one
             _fft.rfft_planes(d, S[a:c], n_last, w)
             return sums
 
@@ -736,7 +809,8 @@ class _RL:
             gbuf = self.xprev if self.xprev is not None else np.empty_like(x)
             xnew = self.gprev if self.gprev is not None else np.empty_like(x)
             if self.xprev is not None and alpha > 0:
-                self._forward(x, gbuf, alpha)
+                floor = MOMENTUM_FLOOR * self.scale if self.accel == "momentum" else 0.0
+                self._forward(x, gbuf, alpha, floor)
                 y = gbuf
             else:
                 self._forward(x)
@@ -751,9 +825,15 @@ class _RL:
         div = self._tv_div(y) if self.reg == "tv" and self.weight > 0 else None
         sums = self._update(x, y, xnew, gbuf, div, prefetch and not accel)
         if accel:
-            num, den = float(sums[3]), float(sums[4])
             self.xprev, self.x, self.gprev = x, xnew, gbuf
-            self.alpha = min(max(num / den, 0.0), ALPHA_MAX) if den > 0 else 0.0
+            if self.accel == "momentum":
+                # restart when the step opposes the momentum: <g, y - x> = <g, x_new - x> - <g, g> < 0
+                restart = alpha > 0 and float(sums[5]) - float(sums[6]) < 0
+                self.mom_k = 0 if restart else self.mom_k + 1
+                self.alpha = min(self.mom_k / (self.mom_k + 3.0), ALPHA_MAX)
+            else:
+                num, den = float(sums[3]), float(sums[4])
+                self.alpha = min(max(num / den, 0.0), ALPHA_MAX) if den > 0 else 0.0
             if self.alphas is not None:  # the factor the next iteration uses, as decided on the central brick
                 self.alpha = self.alphas.get(self.k + 1, 0.0)
         rel = float(np.sqrt(sums[0] / sums[1])) if sums[1] > 0 else float("inf")
@@ -773,11 +853,16 @@ class _RL:
         lam = np.float32(self.weight)
         tik = np.float32(self.weight / self.scale) if self.reg == "tikhonov" and self.weight > 0 else None
         one = np.float32(1)
+        momentum = self.accel == "momentum"
+        unmatched = self.bp is not None
+        neutral = self.neutral
 
         def fn(pa, pb, w):
             c = _fft.irfft_planes(S[pa:pb], n_last, None, w)
             cs = c.reshape(-1)
             a, b = pa * P, pb * P
+            if neutral:
+                cs += one
             if dv is not None:
                 den = (wv[a:b] if wv is not None else one) - lam * dv[a:b]
                 floor = 0.1 * (wv[a:b] if wv is not None else one)
@@ -788,7 +873,10 @@ class _RL:
             elif winv is not None:
                 cs *= winv[a:b]
             cs *= yv[a:b]  # cs is now the new estimate
-            np.abs(cs, out=cs)  # >= 0 (only FFT round-off can make it negative)
+            if unmatched:  # an unmatched back projector has negative lobes: positivity by clipping
+                np.maximum(cs, 0, out=cs)
+            else:
+                np.abs(cs, out=cs)  # >= 0 (only FFT round-off can make it negative)
             if tik is not None:
                 t = np.sqrt(1 + 2 * tik * cs)
                 t += 1
@@ -806,6 +894,8 @@ class _RL:
                     out += [np.dot(gs, pg), np.dot(pg, pg)]
                 else:
                     out += [0.0, 0.0]
+                if momentum:  # <g, x_new - x> and <g, g> for the restart rule
+                    out += [np.dot(gs, d), np.dot(gs, gs)]
             nv[a:b] = cs  # may overwrite x (no acceleration) or g_{k-1}: done with them
             if prefetch:
                 _fft.rfft_planes(c, S[pa:pb], n_last, w)
@@ -838,6 +928,6 @@ class _RL:
                 break
         k_done = history[-1].iteration if history else done0
         self.S = None  # the spectrum buffer is not part of the state
-        state = dict(key=self.key, x=self.x, xprev=self.xprev, gprev=self.gprev, alpha=self.alpha)
+        state = dict(key=self.key, x=self.x, xprev=self.xprev, gprev=self.gprev, alpha=self.alpha, mom_k=self.mom_k)
         out = np.array(self.image(), dtype=np.float32, copy=True)  # the caller's own array
         return dict(image=out, iterations=k_done, snapshots=snaps, history=history, stop_reason=stopped, state=state)
