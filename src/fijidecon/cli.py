@@ -33,6 +33,8 @@ from .commands import Command, all_commands
 from .commands.run import accepts, output_calibration, run_command  # noqa: F401  (accepts, output_calibration: re-exported)
 
 EXIT_USAGE = 2
+#: Commands whose core function takes a Dask array (lazy, bricked, any Dask scheduler).
+_LAZY_COMMANDS = ("convolve", "wiener", "richardson-lucy")
 
 # optional faces contributed by fijidecon.fiji (imported lazily; no JVM is started)
 _EXTRA_COMMANDS = (
@@ -209,7 +211,7 @@ def _make_command(cmd: Command, name: str) -> click.Command:
     for i, p in enumerate(images):
         several = p.name == "psf" and i == len(images) - 1 and len(images) > 1
         params.append(click.Argument([p.name], nargs=-1 if several else 1, required=True,
-                                     type=click.Path(exists=True, dir_okay=False)))
+                                     type=click.Path(exists=True, dir_okay=True)))
     for p in cmd.params:
         if p.api and p.kind != "image":
             params.append(_click_option(p))
@@ -222,11 +224,13 @@ def _make_command(cmd: Command, name: str) -> click.Command:
     if images or like:
         params.append(click.Option(["--axes"], default=None, metavar="AXES",
                                    help=_AXES_HELP if images else "Axes of the --like image (see deconvolve)."))
-    params.append(click.Option(["-o", "--output", "output_path"], required=True, type=click.Path(dir_okay=False),
-                               help="Output TIFF: an ImageJ hyperstack (.tif) or, for a name ending in .ome.tif, "
-                                    "an OME-TIFF; written in the input's axes with its calibration. A JSON "
-                                    "sidecar OUTPUT.json (e.g. result.tif.json) records parameters, input "
-                                    "hashes, notes, warnings, iterations and timings."))
+    params.append(click.Option(["-o", "--output", "output_path"], required=True, type=click.Path(),
+                               help="Output: an ImageJ hyperstack (.tif), an OME-TIFF (.ome.tif) or an OME-Zarr "
+                                    "folder (.zarr, written brick by brick); written in the input's axes with its "
+                                    "calibration. A JSON sidecar OUTPUT.json (e.g. result.tif.json) records "
+                                    "parameters, input hashes, notes, warnings, iterations and timings."))
+    if cmd.id in _LAZY_COMMANDS:
+        params += _big_options()
     if cmd.extras.get("spacing") and not _fixed_unit(cmd):
         params.append(click.Option(["--unit"], default=cmd.extras.get("unit", "nm"), show_default=True,
                                    help="Length unit of the spacings, written into the TIFF calibration."))
@@ -235,10 +239,27 @@ def _make_command(cmd: Command, name: str) -> click.Command:
                                help="No progress bar, notes or summary (warnings are still printed)."))
 
     def callback(**kw: Any) -> None:
-        _run(cmd, kw)
+        if cmd.id in _LAZY_COMMANDS or any(q.name == "memory_limit" for q in cmd.params):
+            from . import cli_big
+
+            cli_big.run(cmd, kw)
+        else:
+            _run(cmd, kw)
 
     help_text = cmd.summary + ("\n\n" + _PSF_HELP if len(images) > 1 else "")
     return click.Command(name, params=params, callback=callback, help=help_text, short_help=cmd.summary)
+
+
+def _big_options() -> list[click.Option]:
+    return [
+        click.Option(["--workers"], type=click.IntRange(min=1), default=None, metavar="N",
+                     help="Compute on a local Dask cluster of N worker processes (one thread each), the "
+                          "input read lazily and the result written brick by brick."),
+        click.Option(["--scheduler"], default=None, metavar="ADDRESS",
+                     help="Compute on an existing Dask distributed cluster (e.g. tcp://host:8786, started with "
+                          "'dask scheduler' and 'dask worker', or dask-jobqueue); the workers must see the input "
+                          "and output paths. --memory-limit is then the budget of each worker."),
+    ]
 
 
 def _input_record(parameter: str, path: str, arr: np.ndarray, cal: Calibration, channel: int | None = None):

@@ -52,24 +52,31 @@ def _takes_any_keyword(func: Any) -> bool:
         return False
 
 
-def result_image(result: Any) -> np.ndarray:
+def _is_array(v: Any) -> bool:
+    """A numpy array, or a lazy (Dask) array: what a core function given a Dask image returns."""
+    return isinstance(v, np.ndarray) or (hasattr(v, "__dask_graph__") and hasattr(v, "shape")
+                                         and hasattr(v, "dtype"))
+
+
+def result_image(result: Any) -> Any:
     """The image array in a core function's result (the array itself, or its
-    ``image``/``psf``/``result``/``data`` attribute, or the first array of a tuple).
+    ``image``/``psf``/``result``/``data`` attribute, or the first array of a tuple); a
+    ``dask.array.Array`` when the core was given one (a lazy result).
 
     Raises
     ------
     TypeError
         When the result holds no array.
     """
-    if isinstance(result, np.ndarray):
+    if _is_array(result):
         return result
     for attr in ("image", "psf", "result", "data"):
         v = getattr(result, attr, None)
-        if isinstance(v, np.ndarray):
+        if _is_array(v):
             return v
     if isinstance(result, (tuple, list)):
         for v in result:
-            if isinstance(v, np.ndarray):
+            if _is_array(v):
                 return v
     raise TypeError(f"the command returned {type(result).__name__}, not an image")
 
@@ -109,7 +116,9 @@ def run_command(cmd: Command, values: Mapping[str, Any], images: Mapping[str, tu
         converted and checked by its ``Param``; missing ones take their defaults.
         Entries named after image parameters are ignored (dialogs return window titles there).
     images:
-        ``{image parameter name: (array, Calibration)}`` -- one entry per image parameter;
+        ``{image parameter name: (array, Calibration)}`` -- one entry per image parameter
+        (the image may be a ``dask.array.Array`` for the commands whose core takes one: the
+        result image is then lazy);
         the PSF may also be a list of them (one PSF per channel) or a PSF hyperstack (C
         axis).  For the deconvolution commands the image's ``Calibration.axes`` become
         ``axes=`` (every (T, C) volume on its own) and, when image and PSF both carry a

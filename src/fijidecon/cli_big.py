@@ -1,0 +1,453 @@
+"""The CLI's runs of the deconvolution commands within a memory budget, file to file.
+
+:func:`run` is what ``fijidecon deconvolve convolve|wiener|richardson-lucy|iterative3d``
+call.  Before reading any pixels it compares the run's memory estimate
+(:func:`fijidecon.deconvolve.estimate_memory` of the whole input, plus the input itself)
+with the budget (``--memory-limit``; ``auto`` = :func:`fijidecon.deconvolve.default_memory_limit`):
+
+* it fits, and nothing asks for Dask: the input is read into memory and the command runs as
+  before (the core still bricks a volume it finds over the budget, with a bar of bricks);
+* it does not fit, the output is an OME-Zarr (``.zarr``), or ``--workers``/``--scheduler``
+  is given (Convolve, Wiener, Richardson-Lucy): the input is opened lazily
+  (:func:`fijidecon.lazy_io.read_lazy`), the core returns a lazy Dask array (one task per
+  brick and (T, C) volume) and :func:`fijidecon.io.write_image_and_sidecar` writes it brick by
+  brick (OME-Zarr) or slab by slab (TIFF), atomically.
+
+Where the bricks are computed:
+
+* default: Dask's threaded scheduler with one thread (each brick already uses every core
+  for its FFTs); the budget is what the run adds to the process (Python and its imports
+  not counted, as in ``estimate_memory``): the I/O slabs are taken off it (see
+  :func:`io_reserve`) and the rest is the budget of one brick;
+* ``--workers N``: a :class:`distributed.LocalCluster` of N worker processes, one thread
+  each, each brick's FFTs on ``cores / N`` threads; the budget is shared by the N workers;
+* ``--scheduler ADDRESS``: a :class:`distributed.Client` on an existing cluster;
+  ``--memory-limit`` is then each worker's budget (default: 70 % of the smallest worker's
+  Dask memory limit), shared by its threads.
+
+Progress: a tqdm bar of bricks done with the ETA on stderr (``-q``: none), fed by an
+identity task after every brick (in-process counter; on a distributed cluster the
+workers' ``log_event`` on a topic the client subscribes to).  Ctrl-C stops the scheduler,
+removes the partial output and exits with status 130 (see :func:`fijidecon.cli.main`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import click
+import numpy as np
+
+from . import __version__
+from .commands import Command
+from .commands.run import run_command
+
+#: Commands whose core function takes a Dask array.
+LAZY_COMMANDS = ("convolve", "wiener", "richardson-lucy")
+#: Options of the core functions that change their memory (passed to ``estimate_memory``).
+_MEMORY_OPTIONS = ("edges", "acceleration", "regularization", "weight", "iterations", "snapshot_every",
+                   "read_noise", "compat", "anti_ringing", "gamma", "lowpass_xy", "lowpass_z")
+#: Fraction of a distributed worker's own Dask memory limit a run uses by default.
+WORKER_FRACTION = 0.7
+
+
+# ------------------------------------------------------------------------------------------ budget
+
+def budget(memory_limit: Any) -> int:
+    """``--memory-limit`` in bytes (``None``/auto: the default budget of this process)."""
+    from .deconvolve import default_memory_limit, parse_memory
+
+    return int(default_memory_limit() if memory_limit is None else parse_memory(memory_limit))
+
+
+def whole_need(cmd: Command, kwargs: dict[str, Any], shape: tuple[int, ...], dtype: Any, axes: str,
+               psf_shape: tuple[int, ...]) -> int:
+    """Bytes an in-memory run of the whole input needs: the method's estimate (with the
+    float32 copy, other volumes' results and the merged output of a hyperstack) plus the
+    input array itself."""
+    from .deconvolve import estimate_memory
+
+    opts = {k: kwargs[k] for k in _MEMORY_OPTIONS if k in kwargs}
+    vol = "".join(a for a in axes if a in "ZYX")
+    if len(axes) == len(shape) and axes != vol:
+        opts["axes"] = axes
+    psf_shape = tuple(psf_shape)[-len(vol):]
+    est = estimate_memory(cmd.id, tuple(shape), psf_shape, dtype=np.dtype(dtype), **opts)
+    return int(est + int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize)
+
+
+def _rss() -> int:
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
+
+
+def io_reserve(shape: tuple[int, ...], axes: str, room: int) -> int:
+    """Bytes kept for I/O: an input and an output slab of one (T, C) volume in float32 (a
+    brick needs every plane of its Z range; a TIFF is written plane by plane), at most half
+    of ``room``."""
+    vol = int(np.prod([n for a, n in zip(axes, shape) if a in "ZYX"], dtype=np.int64)) * 4
+    return int(max(0, min(2 * vol, room // 2)))
+
+
+def task_budget(limit: int, held: int, reserve: int, concurrency: int) -> int:
+    """The budget of one brick: what is left of ``limit`` after the bytes ``held`` (distributed
+    workers: their current size) and the I/O ``reserve``, shared by the bricks computed at once.
+
+    Raises
+    ------
+    MemoryError
+        Nothing is left (naming ``memory_limit``).
+    """
+    room = (int(limit) - int(held) - int(reserve)) // max(int(concurrency), 1)
+    if room <= 0:
+        raise MemoryError(f"memory_limit: {_size(limit)} leaves nothing for the bricks ({_size(held)} already held by "
+                          f"the process(es), {_size(reserve)} for reading and writing); raise --memory-limit")
+    return room
+
+
+def _size(n: float) -> str:
+    return f"{n / 2**20:,.0f} MiB" if n < 2**30 else f"{n / 2**30:,.2f} GiB"
+
+
+# --------------------------------------------------------------------------------------- schedulers
+
+class Scheduler:
+    """Where the bricks run: ``client`` (distributed) or ``None`` (threads), how many run at
+    once, the bytes the worker processes already hold, and a topic for progress events."""
+
+    def __init__(self, client: Any = None, concurrency: int = 1, held: int = 0, per_worker: int | None = None,
+                 description: str = "threads") -> None:
+        self.client = client
+        self.concurrency = concurrency
+        self.held = held
+        self.per_worker = per_worker
+        self.description = description
+        self.topic = f"fijidecon-bricks-{uuid.uuid4().hex[:12]}"
+
+
+@contextlib.contextmanager
+def scheduler(workers: int | None, address: str | None) -> Iterator[Scheduler]:
+    """The Dask scheduler of a run, set as the default for the block (see the module docs).
+
+    Raises
+    ------
+    click.ClickException
+        ``--scheduler``: no scheduler at that address (one line, after 10 s at most).
+    """
+    import dask
+
+    if address:
+        with _client(address) as client:
+            info = client.scheduler_info()["workers"].values()
+            if not info:
+                raise click.ClickException(f"scheduler: {address} has no workers")
+            limits = [w.get("memory_limit") or 0 for w in info]
+            threads = max(int(w.get("nthreads", 1)) for w in info)
+            per = int(WORKER_FRACTION * min(limits)) if min(limits) > 0 else None
+            held = max(int(w.get("metrics", {}).get("memory", 0)) for w in info)
+            yield Scheduler(client, threads, held, per, f"{len(info)} workers at {address}")
+        return
+    if workers:
+        from distributed import Client, LocalCluster
+
+        fft = str(max(1, (os.cpu_count() or 1) // workers))
+        old = os.environ.get("FIJIDECON_FFT_WORKERS")
+        os.environ["FIJIDECON_FFT_WORKERS"] = fft  # the worker processes inherit it
+        try:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        finally:
+            if old is None:
+                os.environ.pop("FIJIDECON_FFT_WORKERS", None)
+            else:
+                os.environ["FIJIDECON_FFT_WORKERS"] = old
+        with cluster, Client(cluster) as client:
+            held = sum(client.run(_rss).values())
+            yield Scheduler(client, workers, held, None, f"local cluster of {workers} worker processes")
+        return
+    with dask.config.set(scheduler="threads", num_workers=1):
+        yield Scheduler(None, 1, 0, None, "Dask threads, one brick at a time")
+
+
+@contextlib.contextmanager
+def _client(address: str) -> Iterator[Any]:
+    from distributed import Client
+
+    try:
+        client = Client(address, timeout="10s")
+    except Exception as exc:  # OSError, TimeoutError, ValueError for a malformed address
+        msg = " ".join(str(exc).split()) or type(exc).__name__
+        raise click.ClickException(f"scheduler: cannot connect to {address!r}: {msg}") from None
+    with client:
+        yield client
+
+
+# ----------------------------------------------------------------------------------------- progress
+
+_COUNT = {"done": 0}
+_COUNT_LOCK = threading.Lock()
+
+
+def _tick(block: np.ndarray, topic: str | None = None) -> np.ndarray:
+    """Identity task after each brick: counts it (in this process, or as an event of a
+    distributed worker)."""
+    if topic is None:
+        with _COUNT_LOCK:
+            _COUNT["done"] += 1
+    else:
+        from distributed import get_worker
+
+        get_worker().log_event(topic, 1)
+    return block
+
+
+def with_ticks(image: Any, sched: Scheduler) -> Any:
+    """``image`` (lazy) with a counting identity after every brick."""
+    import functools
+
+    topic = sched.topic if sched.client is not None else None
+    return image.map_blocks(functools.partial(_tick, topic=topic), dtype=image.dtype,
+                            name=f"fijidecon-brick-done-{uuid.uuid4().hex[:8]}")
+
+
+@contextlib.contextmanager
+def brick_bar(total: int, sched: Scheduler, quiet: bool, label: str) -> Iterator[None]:
+    """A tqdm bar of bricks done (with the ETA) on stderr while the block computes."""
+    with _COUNT_LOCK:
+        _COUNT["done"] = 0
+    events = {"done": 0}
+    if sched.client is not None:
+        def on_event(event: Any) -> None:
+            events["done"] += 1
+
+        sched.client.subscribe_topic(sched.topic, on_event)
+    if quiet:
+        yield
+        return
+    from tqdm import tqdm
+
+    stop = threading.Event()
+    bar = tqdm(total=total, desc=label, unit="brick", file=click.get_text_stream("stderr"), mininterval=0.5,
+               dynamic_ncols=True)
+
+    def watch() -> None:
+        while not stop.wait(0.25):
+            done = events["done"] if sched.client is not None else _COUNT["done"]
+            if done > bar.n:
+                bar.update(min(done, total) - bar.n)
+
+    t = threading.Thread(target=watch, name="fijidecon-progress", daemon=True)
+    t.start()
+    ok = False
+    try:
+        yield
+        ok = True
+    finally:
+        stop.set()
+        t.join()
+        if ok:
+            bar.update(total - bar.n)
+        bar.close()
+        if sched.client is not None:
+            with contextlib.suppress(Exception):
+                sched.client.unsubscribe_topic(sched.topic)
+
+
+class _BrickBar:
+    """A ``callback`` for in-memory bricked runs: a tqdm bar of :class:`BrickFigures` (and
+    the iteration bar of :func:`fijidecon.cli._run` for other figures, on a terminal)."""
+
+    def __init__(self, label: str, iteration_cb: Any) -> None:
+        self.label = label
+        self.iteration_cb = iteration_cb
+        self.bar = None
+
+    def __call__(self, first: Any, second: Any = None) -> None:
+        from .deconvolve import BrickFigures
+
+        if isinstance(first, BrickFigures):
+            if self.bar is None:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=first.bricks, desc=self.label, unit="brick", mininterval=0.5,
+                                file=click.get_text_stream("stderr"), dynamic_ncols=True)
+            self.bar.update(first.brick - self.bar.n)
+        elif self.iteration_cb is not None:
+            self.iteration_cb(first, second)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ---------------------------------------------------------------------------------------------- run
+
+def run(cmd: Command, kw: dict[str, Any]) -> None:
+    """``fijidecon deconvolve …`` for a command with ``memory_limit`` (see the module docs)."""
+    from . import cli, io
+
+    out = Path(kw.pop("output_path"))
+    overwrite, quiet = kw.pop("overwrite"), kw.pop("quiet")
+    axes = kw.pop("axes", None)
+    workers, address = kw.pop("workers", None), kw.pop("scheduler", None)
+    if workers and address:
+        raise click.UsageError("--workers, --scheduler: give one of them (a local cluster, or an existing one)")
+    io.check_output(out, overwrite=overwrite, sidecar=True)  # refuse before reading or computing anything
+    values = {p.name: (cli._choice_value(p, kw[p.name]) if p.kind == "choice" else kw[p.name])
+              for p in cmd.params if p.kind != "image" and p.api}
+    kwargs = cmd.api_kwargs(values)  # every value checked (memory_limit too) before any pixel is read
+    limit = budget(kwargs.get("memory_limit"))
+    image_path, psf_paths = kw["image"], tuple(kw["psf"]) if isinstance(kw["psf"], tuple) else (kw["psf"],)
+    for name, paths in (("image", (image_path,)), ("psf", psf_paths)):
+        for path in paths:
+            if cli._same_file(out, path) or Path(out).resolve() == Path(path).resolve():
+                raise click.ClickException(f"output: {out} is an input ({name}); choose another name")
+    lazy_img, cal = _open_lazy(image_path, axes)
+    records = [_record_input("image", image_path, lazy_img, cal)]
+    psf = cli._read_psfs(psf_paths, cal, tuple(lazy_img.shape), records)
+    io.check_output(out, cal.axes, overwrite=overwrite, sidecar=True)
+    psf_shape = np.shape((psf[0] if isinstance(psf, list) else psf)[0])
+    need = whole_need(cmd, kwargs, tuple(lazy_img.shape), lazy_img.dtype, cal.axes, psf_shape)
+    lazy = cmd.id in LAZY_COMMANDS and bool(workers or address or io._is_zarr(out) or need > limit)
+    info = {"memory_limit_bytes": limit, "estimate_whole_bytes": need}
+    with cli._collect_notes(quiet) as notes:
+        if lazy:
+            why = ("--workers" if workers else "--scheduler" if address else "OME-Zarr output" if io._is_zarr(out)
+                   else f"about {_size(need)} needed, budget {_size(limit)}")
+            _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, quiet, notes,
+                      workers, address, limit, info, why)
+        else:
+            _run_in_memory(cmd, values, kwargs, image_path, axes, psf, records, out, overwrite, quiet, notes,
+                           info, need > limit)
+
+
+def _open_lazy(path: str, axes: str | None) -> tuple[Any, Any]:
+    try:
+        from .lazy_io import read_lazy
+    except ImportError:  # pragma: no cover - the 'big' extra is a test dependency
+        raise click.ClickException("image: big runs need the 'big' extra: pip install 'fijidecon[big]'") from None
+    return read_lazy(path, axes=axes)
+
+
+def _record_input(parameter: str, path: str, arr: Any, cal: Any) -> dict[str, Any]:
+    import dataclasses
+
+    from . import io
+
+    digest = io.sha256_file(path) if Path(path).is_file() else None  # an OME-Zarr folder: no single file hash
+    return {"parameter": parameter, "path": os.path.abspath(path), "sha256": digest, "shape": list(arr.shape),
+            "dtype": str(arr.dtype), "calibration": dataclasses.asdict(cal)}
+
+
+def _run_in_memory(cmd, values, kwargs, image_path, axes, psf, records, out, overwrite, quiet, notes, info,
+                   over_budget) -> None:
+    import sys
+
+    from . import cli, io
+
+    arr, cal = io.read_image(image_path, axes=axes)
+    iteration_cb = _iteration_bar(cmd, kwargs) if (not quiet and sys.stderr.isatty()) else None
+    bar = _BrickBar(cmd.title, iteration_cb) if (not quiet and over_budget) else None
+    callback = bar if bar is not None else iteration_cb
+    t0 = time.perf_counter()
+    try:
+        result, image, ocal = run_command(cmd, values, {"image": (arr, cal), "psf": psf}, callback=callback,
+                                          voxel_size_from_calibration=True)
+    finally:
+        if bar is not None:
+            bar.close()
+        if iteration_cb is not None:
+            iteration_cb.close()
+    del arr
+    line = _finish(cmd, kwargs, records, out, image, ocal, result, notes, t0, overwrite, info)
+    if not quiet:
+        click.echo(line, err=True)
+
+
+def _iteration_bar(cmd: Command, kwargs: dict[str, Any]) -> Any:
+    """The click bar of iterations of :func:`fijidecon.cli._run` (a terminal only)."""
+    import sys
+
+    total = cmd.extras.get("progress")
+    if not total or (kwargs.get(total) or 0) <= 0:
+        return None
+
+    class Bar:
+        bar = None
+
+        def __call__(self, first: Any, second: Any = None) -> None:
+            if isinstance(first, (int, np.integer)):
+                it, figure = int(first), float(second)
+            else:
+                it, figure = int(first.iteration), float(getattr(first, "relative_change", float("nan")))
+            if self.bar is None:
+                self.bar = click.progressbar(length=int(kwargs[total]), label=cmd.title, file=sys.stderr)
+                self.bar.__enter__()
+            self.bar.label = f"{cmd.title} (change {figure:.4g})"
+            self.bar.update(it - self.bar.pos)
+
+        def close(self) -> None:
+            if self.bar is not None:
+                self.bar.__exit__(None, None, None)
+
+    return Bar()
+
+
+def _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, quiet, notes, workers, address,
+              limit, info, why) -> None:
+    t0 = time.perf_counter()
+    explicit = kwargs.get("memory_limit") is not None
+    with scheduler(workers, address) as sched:
+        if address:  # each worker's budget: --memory-limit, or a fraction of its Dask memory limit
+            per_worker = limit if explicit else (sched.per_worker or limit)
+            task = task_budget(per_worker, sched.held, 0, sched.concurrency)
+        else:  # what the run adds to the process(es): the I/O slabs and the bricks computed at once
+            reserve = io_reserve(tuple(lazy_img.shape), cal.axes, limit)
+            task = task_budget(limit, 0, reserve, sched.concurrency)
+        info.update(task_memory_limit_bytes=task, scheduler=sched.description)
+        if not quiet:
+            click.echo(f"Note: lazy run ({why}) on {sched.description}; {_size(task)} per brick", err=True)
+        result, image, ocal = run_command(cmd, dict(values, memory_limit=task), {"image": (lazy_img, cal),
+                                                                                  "psf": psf},
+                                          voxel_size_from_calibration=True)
+        for n in getattr(result, "notes", []) or []:
+            if "brick" in str(n) and str(n) not in notes.notes:
+                notes.notes.append(str(n))
+                if not quiet:
+                    click.echo(f"Note: {n}", err=True)
+        t1 = time.perf_counter()
+        ticked = with_ticks(image, sched)
+        with brick_bar(int(ticked.npartitions), sched, quiet, cmd.title):
+            line = _finish(cmd, kwargs, records, out, ticked, ocal, result, notes, t0, overwrite, info,
+                           setup_seconds=t1 - t0)
+    if not quiet:
+        click.echo(line, err=True)
+
+
+def _finish(cmd, kwargs, records, out, image, ocal, result, notes, t0, overwrite, info,
+            setup_seconds: float | None = None) -> str:
+    """Write the image and its sidecar (both or neither); returns the one-line summary."""
+    from . import cli, io
+
+    t1 = time.perf_counter()
+    record = cli._record(cmd, kwargs, records, out, image, ocal, result, notes, None, t1 - t0)
+    record["memory"] = info
+    lazy = hasattr(image, "__dask_graph__")
+
+    def with_write_time(seconds: float) -> dict[str, Any]:
+        if lazy:  # the bricks are computed while writing
+            record["timings_s"] = {"setup": setup_seconds, "compute_and_write": seconds}
+        else:
+            record["timings_s"]["write"] = seconds
+        return record
+
+    io.write_image_and_sidecar(out, image, ocal, with_write_time, overwrite=overwrite,
+                               description={"fijidecon": __version__, "command": cmd.title})
+    extra = cli._iterations_text(record["result"]) + cli._wiener_text(result)
+    return f"wrote {out} {tuple(image.shape)} {ocal.axes} {image.dtype}{extra} in {time.perf_counter() - t0:.2f} s"

@@ -1,0 +1,170 @@
+"""The CLI beyond memory: lazy file-to-file runs under --memory-limit, OME-Zarr in and out,
+--workers (a real dask.distributed LocalCluster), --scheduler, progress, Ctrl-C, one-line errors.
+
+Peak memory is measured in the child process that runs the CLI (``ru_maxrss`` minus its size
+after the imports), never in the pytest process.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from fijidecon.calibration import Calibration
+from fijidecon.cli import main
+from fijidecon.deconvolve import convolve, estimate_memory, richardson_lucy
+from fijidecon.io import read_image, write_image
+from fijidecon.psf import gaussian
+
+pytest.importorskip("distributed")
+pytest.importorskip("tqdm")
+
+BIG = (48, 768, 768)  # float32: 108 MiB
+PSF = (15, 31, 31)
+CAL = Calibration.make("ZYX", unit="micron", Z=0.3, Y=0.1, X=0.1)
+
+# The CLI in a child: the size after the imports, the run, the peak (ru_maxrss) on stderr.
+_PEAK = r"""
+import os, resource, sys
+import dask.array, tifffile, tqdm, zarr  # noqa: F401  (imports are not the run's memory)
+import fijidecon.cli_big  # noqa: F401
+from fijidecon.cli import main
+base = int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+rc = main(sys.argv[1:])
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(f"PEAK-INCREMENT {peak - base}", file=sys.stderr)
+sys.exit(rc)
+"""
+
+
+def _cli_child(*args, **kw):
+    return subprocess.run([sys.executable, "-c", _PEAK, *map(str, args)], capture_output=True, text=True,
+                          timeout=300, **kw)
+
+
+def _increment(stderr: str) -> int:
+    return int(next(line for line in stderr.splitlines() if line.startswith("PEAK-INCREMENT")).split()[1])
+
+
+def _rel_l2(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory):
+    d = tmp_path_factory.mktemp("big")
+    rng = np.random.default_rng(7)
+    img = rng.random(BIG, dtype=np.float32) * 100 + 10
+    write_image(d / "big.tif", img, CAL)
+    write_image(d / "psf.tif", gaussian(PSF, (4.0, 2.0, 2.0)), CAL)
+    return d
+
+
+def test_file_bigger_than_the_budget_tiff_to_zarr_to_tiff(big):
+    """RL (TIFF -> OME-Zarr) then Convolve (OME-Zarr -> TIFF) under --memory-limit 150MB: bricked,
+    lazy, peak RSS increment far below what the whole-volume runs need, results equal to the
+    in-memory API within 1e-3 (relative L2)."""
+    z, t = big / "rl.ome.zarr", big / "back.tif"
+    r = _cli_child("deconvolve", "richardson-lucy", big / "big.tif", big / "psf.tif", "-o", z, "--iterations", 3,
+                   "--memory-limit", "150MB")
+    assert r.returncode == 0, r.stderr
+    assert "lazy run" in r.stderr and "bricked" in r.stderr and "brick" in r.stderr  # notes and the bar
+    inc1 = _increment(r.stderr)
+    r2 = _cli_child("deconvolve", "convolve", z, big / "psf.tif", "-o", t, "--memory-limit", "150MB")
+    assert r2.returncode == 0, r2.stderr
+    inc2 = _increment(r2.stderr)
+    whole_rl = estimate_memory("richardson-lucy", BIG, PSF, iterations=3) + 4 * np.prod(BIG)
+    whole_cv = estimate_memory("convolve", BIG, PSF) + 4 * np.prod(BIG)
+    print(f"peak increments: RL {inc1 / 2**20:.0f} MiB (whole {whole_rl / 2**20:.0f}), convolve "
+          f"{inc2 / 2**20:.0f} MiB (whole {whole_cv / 2**20:.0f})")
+    assert inc1 < 0.5 * whole_rl and inc2 < 0.6 * whole_cv
+    meta = json.loads((big / "rl.ome.zarr.json").read_text())
+    assert meta["memory"]["memory_limit_bytes"] == 150_000_000 and meta["memory"]["task_memory_limit_bytes"] > 0
+    img, _ = read_image(big / "big.tif")
+    psf, _ = read_image(big / "psf.tif")
+    want = convolve(richardson_lucy(img, psf, 3, memory_limit=False).image, psf, memory_limit=False)
+    got, cal = read_image(t)
+    assert cal.axes == "ZYX" and cal.unit == "micron" and cal.voxel_size() == pytest.approx((0.3, 0.1, 0.1))
+    assert _rel_l2(got, want) < 1e-3
+
+
+def _hyperstack(d):
+    rng = np.random.default_rng(3)
+    img = rng.poisson(40, (2, 2, 16, 80, 72)).astype(np.float32)  # T, C, Z, Y, X
+    cal = Calibration.make("TCZYX", unit="micron", Z=0.3, Y=0.1, X=0.1)
+    write_image(d / "hs.tif", img, cal)
+    write_image(d / "psf.tif", gaussian((9, 15, 15), (4.0, 2.0, 2.0)), cal.with_axes("ZYX"))
+    return img
+
+
+def test_workers_local_cluster_on_a_hyperstack_equals_the_in_memory_run(tmp_path):
+    img = _hyperstack(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "fijidecon.cli", "deconvolve", "richardson-lucy", tmp_path / "hs.tif",
+                        tmp_path / "psf.tif", "-o", tmp_path / "out.tif", "--iterations", "4", "--workers", "2"],
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    assert "local cluster of 2 worker processes" in r.stderr and "4/4" in r.stderr  # 4 volumes = 4 bricks done
+    got, cal = read_image(tmp_path / "out.tif")
+    psf, _ = read_image(tmp_path / "psf.tif")
+    want = richardson_lucy(img, psf, 4, axes="TCZYX", voxel_size=(0.3, 0.1, 0.1),
+                           psf_voxel_size=(0.3, 0.1, 0.1), memory_limit=False).image
+    order = [cal.axes.index(a) for a in "TCZYX"]
+    np.testing.assert_allclose(np.transpose(got, order), want, rtol=1e-4, atol=1e-3)
+    meta = json.loads((tmp_path / "out.tif.json").read_text())
+    assert meta["memory"]["scheduler"] == "local cluster of 2 worker processes"
+
+
+def test_ctrl_c_mid_run_exits_130_and_leaves_no_output(big):
+    out = big / "cancelled.ome.zarr"
+    p = subprocess.Popen([sys.executable, "-m", "fijidecon.cli", "deconvolve", "richardson-lucy", big / "big.tif",
+                          big / "psf.tif", "-o", out, "--iterations", "3", "--memory-limit", "150MB"],
+                         stderr=subprocess.PIPE, text=True, bufsize=1)
+    seen = ""
+    t0 = time.time()
+    while "1/16" not in seen and "2/16" not in seen and time.time() - t0 < 120:  # a brick is done: mid-run
+        seen += p.stderr.read(1)
+    assert p.poll() is None, seen
+    p.send_signal(signal.SIGINT)
+    rest = p.stderr.read()
+    assert p.wait(timeout=120) == 130, seen + rest
+    assert "Interrupted." in rest
+    left = [f for f in os.listdir(big) if f.startswith(("cancelled", ".cancelled"))]
+    assert left == []  # no OME-Zarr, no sidecar, no partial folder
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--workers", "0"], "--workers"),
+    (["--workers", "two"], "--workers"),
+    (["--memory-limit", "12parsec"], "memory_limit"),
+    (["--memory-limit", "-1GB"], "memory_limit"),
+    (["--scheduler", "tcp://127.0.0.1:9"], "scheduler: cannot connect"),
+    (["--scheduler", "tcp://127.0.0.1:9", "--workers", "2"], "--workers, --scheduler"),
+])
+def test_bad_options_are_one_line_errors_before_any_computation(tmp_path, capsys, args, message):
+    _hyperstack(tmp_path)
+    out = tmp_path / "out.ome.zarr"
+    rc = main(["deconvolve", "richardson-lucy", str(tmp_path / "hs.tif"), str(tmp_path / "psf.tif"), "-o", str(out),
+               *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("Error:") and message in err[0], err
+    assert not out.exists() and not (tmp_path / "out.ome.zarr.json").exists()
+
+
+def test_in_memory_bricked_run_shows_a_bar_of_bricks(tmp_path):
+    """Iterative Deconvolve 3D (improved) has no Dask path: over the budget it is bricked in memory."""
+    rng = np.random.default_rng(5)
+    write_image(tmp_path / "img.tif", rng.random((24, 160, 160), dtype=np.float32) + 1, CAL)
+    write_image(tmp_path / "psf.tif", gaussian((9, 15, 15), (4.0, 2.0, 2.0)), CAL)
+    r = subprocess.run([sys.executable, "-m", "fijidecon.cli", "deconvolve", "iterative3d", tmp_path / "img.tif",
+                        tmp_path / "psf.tif", "-o", tmp_path / "out.tif", "--mode", "improved", "--max-iterations",
+                        "3", "--memory-limit", "25MB"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "bricked" in r.stderr
+    meta = json.loads((tmp_path / "out.tif.json").read_text())
+    assert meta["memory"]["estimate_whole_bytes"] > 25_000_000
