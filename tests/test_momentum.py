@@ -1,0 +1,65 @@
+"""Scaled heavy-ball momentum for Richardson-Lucy (issue 10): keeps improving past the iteration
+where Biggs-Andrews starts to degrade, on the bars phantom of ``benchmarks/quality.py``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fijidecon.deconvolve import convolve, richardson_lucy
+
+SHAPE, MARGIN, SIGMA, BACKGROUND, READ_NOISE, PEAK = (24, 96, 96), 10, (2.0, 1.4, 1.4), 10.0, 2.0, 200.0
+
+
+def _psf():
+    shape = tuple(2 * int(np.ceil(4 * s)) + 1 for s in SIGMA)
+    g = np.indices(shape, dtype=float)
+    p = np.exp(-0.5 * sum(((gi - n // 2) / s) ** 2 for gi, n, s in zip(g, shape, SIGMA)))
+    return (p / p.sum()).astype(np.float32)
+
+
+def _bars():
+    """The bars phantom of benchmarks/quality.py (2-voxel bars, gaps 1-5), Poisson + read noise."""
+    t = np.zeros(tuple(n + 2 * MARGIN for n in SHAPE), np.float32)
+    z0, y0, x = MARGIN + SHAPE[0] // 2 - 3, MARGIN + 12, MARGIN + 8
+    for gap in (1, 2, 3, 4, 5):
+        for _ in range(3):
+            t[z0:z0 + 6, y0:y0 + 72, x:x + 2] = PEAK
+            x += 2 + gap
+        x += 6
+    rng = np.random.default_rng(7)
+    blurred = np.clip(convolve(t, _psf(), edges="constant"), 0, None)
+    fov = tuple(slice(MARGIN, MARGIN + n) for n in SHAPE)
+    data = rng.poisson(blurred[fov] + BACKGROUND).astype(np.float32)
+    data += rng.normal(0, READ_NOISE, data.shape).astype(np.float32)
+    return t[fov].astype(np.float64), data
+
+
+def _curve(data, truth, acceleration, n):
+    t2 = float(np.sum(truth ** 2))
+    curve = []
+    r = richardson_lucy(data, _psf(), n, background=BACKGROUND, read_noise=READ_NOISE, acceleration=acceleration,
+                        callback=lambda f, e: curve.append(float(np.sum((e - truth) ** 2)) / t2))
+    return np.array(curve), r
+
+
+def test_momentum_keeps_improving_where_biggs_andrews_degrades():
+    truth, data = _bars()
+    ba, _ = _curve(data, truth, "biggs-andrews", 60)
+    mo, r = _curve(data, truth, "momentum", 60)
+    kb = int(np.argmin(ba)) + 1  # Biggs-Andrews' best iteration (~30)
+    assert ba[kb + 9] > ba[kb - 1] * 1.05  # Biggs-Andrews degrades after its best ...
+    assert mo[kb + 4] < mo[kb - 1]  # ... where momentum still improves
+    assert mo[kb + 9] < ba[kb + 9]
+    assert mo.min() <= ba.min() * 1.1
+    alphas = r.figures("acceleration")
+    assert alphas[0] == 0 and 0 < alphas[1] <= 0.95 and alphas.max() <= 0.95
+
+
+def test_momentum_restarts_when_the_step_opposes_it():
+    truth, data = _bars()
+    _, r = _curve(data, truth, "momentum", 40)
+    a = r.figures("acceleration")
+    # the factor follows k / (k + 3) and drops back to 0 at a restart
+    k = np.arange(len(a))
+    rising = np.isclose(a[:8], np.minimum(k[:8] / (k[:8] + 3.0), 0.95)) | (a[:8] == 0)
+    assert rising.all()
