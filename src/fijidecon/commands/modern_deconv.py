@@ -97,7 +97,7 @@ RICHARDSON_LUCY = Command(
     menu="Plugins>Deconvolution",
     extras={"progress": "iterations"},
     summary="Richardson-Lucy with non-circulant edges, optional Biggs-Andrews acceleration, TV or Tikhonov "
-            "regularization and a Poisson discrepancy stopping rule.",
+            "regularization, a Poisson discrepancy stopping rule and an automatic (cross-validated) iteration count.",
     params=(
         _IMAGE,
         _PSF,
@@ -123,9 +123,18 @@ RICHARDSON_LUCY = Command(
               help="Gaussian camera read noise; allows negative pixel values."),
         Param("stop", "Stop rule", "choice", API,
               choices=(("None (run all iterations)", None),
-                       ("Discrepancy principle (data in photons)", "discrepancy")),
+                       ("Discrepancy principle (data in photons)", "discrepancy"),
+                       ("Automatic (cross-validation on thinned photons)", "auto")),
               help="Discrepancy: stop when the Poisson deviance reaches its expected value (needs data in "
-                   "photo-electrons: offset subtracted, divided by the gain)."),
+                   "photo-electrons: offset subtracted, divided by the gain). Automatic: the count is chosen "
+                   "by splitting the photons in two (binomial thinning) and scoring RL on one half with the "
+                   "other; the iterations are the maximum."),
+        Param("gain", "Gain of the camera (e-/ADU, auto = from the noise; stop auto)", "string", API, none="auto",
+              numeric=True, minimum=0.0,
+              help="With stop auto: photo-electrons per image unit; auto = estimated from the image's noise."),
+        Param("offset", "Offset of the camera (ADU, auto = from the noise; stop auto)", "string", API, none="auto",
+              numeric=True,
+              help="With stop auto: the camera offset in the image; auto = estimated from the image's noise."),
         Param("snapshot_every", "Snapshot every N iterations (0 = off)", "int", 0, decimals=0, minimum=0,
               help="Keep intermediate results every N iterations (Imspector: save every 10 and choose)."),
         _RECENTER,

@@ -1,0 +1,387 @@
+"""``stop="auto"``: the Richardson-Lucy iteration count chosen from the data alone.
+
+Binomial thinning (data fission) of Poisson counts
+    If ``y ~ Poisson(m)``, then ``y1 ~ Binomial(y, p)`` and ``y2 = y - y1`` are
+    *independent* Poisson variables with means ``p m`` and ``(1 - p) m`` (Leiner,
+    Duan, Wasserman & Ramdas, JASA 2023, "Data fission"; Neufeld, Dharamshi, Gao &
+    Witten, JMLR 2024, "Data thinning").  So RL run on ``y1`` (background ``p b``)
+    can be scored on ``y2``, which it never saw: the held-out Poisson negative
+    log-likelihood of iterate ``k``,
+
+        L(k) = sum( m_k - y2 log m_k ),   m_k = (1 - p) / p * (H x_k + p b),
+
+    is an unbiased (up to a constant) estimate of the Kullback-Leibler prediction risk
+    of ``x_k``; it falls while RL recovers the object and rises once it fits noise.
+    Its minimum ``k1`` is the count chosen for the fraction ``p`` of the photons.
+
+From the thinned run to the full data
+    RL on fewer photons reaches its best iterate sooner.  The count for the full data
+    is ``k = round(k1 * c)`` with ``c = AUTO_FACTOR[p]``, measured on the phantoms of
+    ``benchmarks/quality.py`` (see ``docs/deconvolution.md``, "Choosing the iteration
+    count"); the full data are then deconvolved to ``k`` by the normal path.  Cost:
+    one thinned run (stopped early once ``L`` has risen well past its minimum), one
+    convolution per scored iterate (every iterate up to 20, then about 20 per doubling)
+    and the final run.
+
+Counts must be photo-electrons
+    ``gain`` (e-/ADU) and ``offset`` (ADU) convert the image to photo-electrons,
+    ``e = gain * (image - offset)``; read noise (``read_noise``, image units) is
+    handled by the shifted-Poisson approximation (``e + s**2`` with ``s`` in e-).
+    When they are not given, they are estimated from the image (photon-transfer
+    curve, :func:`estimate_camera`): the variance of a noise-only residual (a
+    discrete Laplacian in each plane) in blocks of 8 x 8 pixels against the blocks'
+    means; a line ``var = a mean + c`` through the bins' medians gives the gain
+    ``1 / a`` and an effective offset ``-c / a`` that includes the read-noise shift.
+    A warning says so when the image does not look like photo-electrons (gain outside
+    0.7-1.45: structure left in the residual makes the gain read low, by 10-20 % on
+    sharp phantoms; or a significant offset).  When no line can be fitted (flat images,
+    too few blocks), gain 1 and offset 0 are used, with a warning.
+    Assumptions: pixel noise independent (no binning/filtering after the camera),
+    Poisson plus Gaussian read noise, the same gain and offset everywhere (sCMOS
+    pixel-to-pixel variations are ignored).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.fft
+
+from .. import _validate
+from . import _hyper
+
+log = logging.getLogger("fijidecon")
+
+#: Default thinning fraction: the photons RL is run on (the rest score it).
+DEFAULT_FRACTION = 0.8
+#: Count for the full data per count chosen on the fraction p (measured, see the module docstring).
+AUTO_FACTOR = {0.8: 1.0}
+#: Iterates scored one by one up to here, then about ``SCORES_PER_DOUBLING`` per doubling.
+DENSE_UNTIL = 20
+SCORES_PER_DOUBLING = 20
+#: The thinned run stops when no new minimum for this factor times the best count (and 10 more).
+PATIENCE = 1.6
+#: Blocks of the photon-transfer estimate (pixels per side, in each plane).
+BLOCK = 8
+
+
+@dataclass(frozen=True)
+class Camera:
+    """Conversion of image units to photo-electrons: ``e = gain * (image - offset)``.
+
+    ``offset`` is the effective offset (ADU) of the shifted-Poisson model (read noise
+    included) when estimated; ``source`` says ``"given"``, ``"estimated"`` or
+    ``"assumed"`` (gain 1, offset 0); ``fit`` holds the photon-transfer line
+    ``(a, c)`` of ``var = a mean + c`` when estimated.
+    """
+
+    gain: float
+    offset: float
+    source: str
+    fit: tuple[float, float] | None = None
+    shift: float = 0.0
+
+
+def _laplacian_residual(vol: np.ndarray) -> np.ndarray:
+    """In-plane discrete Laplacian scaled to keep the variance of white noise, (Z, Y-2, X-2)."""
+    v = vol.reshape((-1,) + vol.shape[-2:]).astype(np.float64)
+    c = v[:, 1:-1, 1:-1]
+    r = 4 * c - v[:, :-2, 1:-1] - v[:, 2:, 1:-1] - v[:, 1:-1, :-2] - v[:, 1:-1, 2:]
+    return r / math.sqrt(20.0), c
+
+
+def estimate_camera(image: np.ndarray, block: int = BLOCK, bins: int = 16) -> Camera | None:
+    """Gain and offset from the noise of one image (photon-transfer curve).
+
+    Parameters
+    ----------
+    image:
+        (Y, X) or (Z, Y, X) raw camera image (any real dtype), not modified.
+    block:
+        Side of the square blocks (pixels) in each plane.
+    bins:
+        Number of mean-level bins (quantiles of the blocks' means).
+
+    Returns
+    -------
+    Camera or None
+        ``Camera(gain, offset, "estimated", (a, c))`` with ``var = a mean + c`` fitted
+        through the bins' median variances; ``None`` when there are fewer than 32
+        blocks, the means span too narrow a range, or the slope is not positive.
+    """
+    r, c = _laplacian_residual(np.asarray(image))
+    nz, ny, nx = r.shape
+    by, bx = ny // block, nx // block
+    if nz * by * bx < 32:
+        return None
+    sl = (slice(None), slice(0, by * block), slice(0, bx * block))
+    shp = (nz, by, block, bx, block)
+    var = (r[sl] ** 2).reshape(shp).mean(axis=(2, 4)).ravel()
+    mean = c[sl].reshape(shp).mean(axis=(2, 4)).ravel()
+    edges = np.quantile(mean, np.linspace(0, 1, bins + 1))
+    idx = np.clip(np.searchsorted(edges, mean, side="right") - 1, 0, bins - 1)
+    mb, vb, nb = [], [], []
+    for i in range(bins):
+        sel = idx == i
+        if sel.sum() >= 4:
+            mb.append(float(np.median(mean[sel])))
+            vb.append(float(np.median(var[sel])))
+            nb.append(int(sel.sum()))
+    mb, vb = np.array(mb), np.array(vb)
+    if len(mb) < 3 or not (mb.max() - mb.min()) > 0.5 * math.sqrt(max(np.median(vb), 1e-12)):
+        return None
+    # a median of a mean of n squares of Gaussian noise is ~(1 - 2/(9n))^3 of the variance
+    n = block * block
+    vb = vb / (1 - 2 / (9 * n)) ** 3
+    a, c0 = np.polyfit(mb, vb, 1)
+    if not a > 0:
+        return None
+    return Camera(float(1 / a), float(-c0 / a), "estimated", (float(a), float(c0)))
+
+
+def _camera(vol: np.ndarray, gain: Any, offset: Any, read_noise: float) -> Camera:
+    """The camera model used for thinning: given, estimated or assumed (with a warning).
+
+    ``shift`` (e-) is added to the converted counts: the read-noise variance when the
+    offset is given or assumed; 0 when it is estimated (it then includes the shift)."""
+    if gain is not None and offset is not None:
+        return Camera(gain, offset, "given", shift=(gain * read_noise) ** 2)
+    est = estimate_camera(vol)
+    if est is None:
+        g, off = (1.0 if gain is None else gain), (0.0 if offset is None else offset)
+        _warn("stop='auto': the image's noise level could not be measured (too flat or too small); taking "
+              f"gain {g:g} e-/ADU and offset {off:g} - pass gain= and offset= (camera values) "
+              "if the image is not in photo-electrons")
+        return Camera(g, off, "assumed", shift=(g * read_noise) ** 2)
+    g = est.gain if gain is None else gain
+    if offset is None:  # var = a mean + c: counts g (image + c g) have variance = mean (shifted Poisson)
+        off, shift = -est.fit[1] * g, 0.0
+    else:
+        off, shift = offset, (g * read_noise) ** 2
+    level = float(np.mean(vol))
+    if (gain is None and not 0.7 <= g <= 1.45) or (offset is None and abs(off) > 0.05 * max(level, 1.0) + 2 +
+                                                   2 * read_noise ** 2):
+        _warn(f"stop='auto': the image does not look like photo-electrons: its noise variance is "
+              f"{est.fit[0]:.3g} x mean {est.fit[1]:+.3g}, i.e. gain {g:.3g} e-/ADU and offset {off:.3g} "
+              "(estimated and used to choose the iteration count); pass gain= and offset= (camera values) to use "
+              "those instead")
+    return Camera(float(g), float(off), "estimated", est.fit, shift)
+
+
+def _warn(msg: str) -> None:
+    log.warning(msg)
+    warnings.warn(msg, UserWarning, stacklevel=4)
+
+
+def thin(counts: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Split counts into independent Poisson parts: ``y1 ~ Binomial(y, p)``, ``y2 = y - y1``.
+
+    Non-integer counts are rounded stochastically first (``floor(y) + Bernoulli(frac)``),
+    negative ones set to 0.  Returns two float32 arrays of ``counts``' shape.
+    """
+    y = np.maximum(np.asarray(counts, np.float64), 0)
+    fl = np.floor(y)
+    y = fl + (rng.random(y.shape) < (y - fl))
+    n = y.astype(np.int64)
+    y1 = rng.binomial(n, fraction)
+    return y1.astype(np.float32), (n - y1).astype(np.float32)
+
+
+class _Scorer:
+    """Held-out Poisson negative log-likelihood of an estimate, on the voxels where ``H x``
+    is known from the image box alone (all of them for periodic edges)."""
+
+    def __init__(self, y2: np.ndarray, kernel: np.ndarray, scale: float, bg: float, periodic: bool):
+        self.kernel = np.asarray(kernel, np.float32)
+        self.shape = y2.shape
+        self.periodic = periodic
+        ks = self.kernel.shape
+        if periodic:
+            self.grid = y2.shape
+            k = np.zeros(y2.shape, np.float32)
+            k[tuple(slice(0, n) for n in ks)] = self.kernel
+            k = np.roll(k, tuple(-(n // 2) for n in ks), axis=tuple(range(k.ndim)))
+            self.box = tuple(slice(0, n) for n in y2.shape)
+        else:
+            lo = [n - 1 - n // 2 for n in ks]
+            hi = [s - n // 2 for s, n in zip(y2.shape, ks)]
+            if any(h <= l for l, h in zip(lo, hi)):  # PSF as wide as the image: no voxel is fully known
+                lo = [min(l, s // 4) for l, s in zip(lo, y2.shape)]
+                hi = [max(h, s - s // 4) for h, s in zip(hi, y2.shape)]
+                hi = [max(h, l + 1) for l, h in zip(lo, hi)]
+            self.box = tuple(slice(l, h) for l, h in zip(lo, hi))
+            self.grid = tuple(scipy.fft.next_fast_len(s + n - 1, real=True) for s, n in zip(y2.shape, ks))
+            k = self.kernel
+        self.otf = scipy.fft.rfftn(k, self.grid, workers=-1)
+        self.y2 = np.asarray(y2[self.box], np.float64)
+        self.scale, self.bg = scale, bg
+        self.voxels = self.y2.size
+
+    def blur(self, x: np.ndarray) -> np.ndarray:
+        """``H x`` over the scored box."""
+        h = scipy.fft.irfftn(scipy.fft.rfftn(x, self.grid, workers=-1) * self.otf, self.grid, workers=-1)
+        if self.periodic:
+            return h[self.box]
+        off = [n // 2 for n in self.kernel.shape]
+        return h[tuple(slice(b.start + o, b.stop + o) for b, o in zip(self.box, off))]
+
+    def __call__(self, x: np.ndarray) -> float:
+        m = self.scale * (np.maximum(self.blur(x), 0) + self.bg)
+        m = np.maximum(m, 1e-12)
+        return float(np.sum(m - self.y2 * np.log(m)) / self.voxels)
+
+
+def _scored(k: int) -> bool:
+    """Whether iterate ``k`` is scored: all up to DENSE_UNTIL, then about SCORES_PER_DOUBLING per doubling."""
+    if k <= DENSE_UNTIL:
+        return True
+    step = max(1, int(round(k * math.log(2) / SCORES_PER_DOUBLING)))
+    return k % step == 0
+
+
+def check_options(gain: Any, offset: Any, fraction: Any, seed: Any) -> tuple[Any, Any, float, Any]:
+    """The auto-stop parameters checked (one-line errors naming them)."""
+    if gain is not None:
+        gain = _validate.check_float("gain", gain, positive=True)
+    if offset is not None:
+        offset = _validate.check_float("offset", offset)
+    fraction = _validate.check_float("auto_fraction", fraction, positive=True)
+    if not fraction < 1:
+        raise ValueError(f"auto_fraction: expected a fraction of the photons strictly between 0 and 1, got {fraction!r}")
+    if seed is not None:
+        seed = _validate.check_int("seed", seed, 0)
+    return gain, offset, fraction, seed
+
+
+def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | None = None,
+                      offset: float | None = None, fraction: float = DEFAULT_FRACTION, seed: int | None = 0,
+                      **options: Any) -> dict:
+    """The Richardson-Lucy iteration count for ``image`` chosen by binomial-thinning cross-validation.
+
+    Parameters
+    ----------
+    image:
+        2D (Y, X), 3D (Z, Y, X) or a hyperstack with ``axes`` (in ``options``), in
+        camera units; not modified.  Each (T, C) volume gets its own choice and the
+        median is returned.
+    psf:
+        As for :func:`~fijidecon.deconvolve.richardson_lucy`.
+    iterations:
+        The largest count considered (>= 1).
+    gain, offset:
+        Camera gain (photo-electrons per image unit, > 0) and offset (image units);
+        ``None``: estimated from the image (see the module docstring).
+    fraction:
+        Thinning fraction ``p`` the thinned RL run gets (0 < p < 1; default 0.5).
+    seed:
+        Seed of the thinning (``None``: a fresh random split).
+    **options:
+        Every other :func:`richardson_lucy` option of the final run (acceleration,
+        regularization, edges, background, read_noise, voxel_size, axes, ...); the
+        thinned run uses the same ones, with background and read noise converted.
+
+    Returns
+    -------
+    dict
+        ``iteration`` (the count for the full data), ``thinned_iteration`` (the
+        minimum of the curve), ``curve`` (``[[k, L(k)], ...]`` per volume for several
+        volumes), ``method``, ``fraction``, ``factor``, ``gain``, ``offset``,
+        ``camera`` (``"given"``, ``"estimated"`` or ``"assumed"``), ``seed``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Bad ``gain``, ``offset``, ``fraction`` (as ``auto_fraction``), ``seed`` or
+        ``iterations``, a Dask image, or any error of :func:`richardson_lucy`.
+    """
+    from .richardson_lucy import richardson_lucy
+
+    iterations = _validate.check_int("iterations", iterations, 1)
+    gain, offset, fraction, seed = check_options(gain, offset, fraction, seed)
+    if type(image).__name__ == "Array" and hasattr(image, "dask"):
+        raise ValueError("stop: 'auto' needs an in-memory image (choose the count on a numpy crop with "
+                         "choose_iterations, then pass iterations=)")
+    bg = _validate.check_float("background", options.get("background", 0.0), 0)
+    rn = _validate.check_float("read_noise", options.get("read_noise", 0.0), 0)
+    axes = options.get("axes")
+    layout, vols = _hyper.split(image, psf, axes, allow_negative=True)
+    edges = options.get("edges", "non-circulant")
+    preps = _hyper.prepare_psfs(layout, vols, edges, threshold=options.get("psf_threshold", 1e-4),
+                                recenter=options.get("recenter", True), voxel_size=options.get("voxel_size"),
+                                psf_voxel_size=options.get("psf_voxel_size"))
+    factor = AUTO_FACTOR.get(round(fraction, 6), 1.0)
+    rng = np.random.default_rng(seed)
+    inner = {k: v for k, v in options.items() if k not in ("axes", "psf_voxel_size", "recenter", "background",
+                                                           "read_noise", "callback", "stop", "snapshot_every", "psf_threshold",
+                                                           "start", "track_deviance")}
+    picks, curves, cams = [], [], []
+    for vol, prep in zip(vols, preps):
+        cam = _camera(vol.data, gain, offset, rn)
+        counts = cam.gain * (vol.data.astype(np.float64) - cam.offset) + cam.shift
+        b_e = cam.gain * (bg - cam.offset) + cam.shift
+        if b_e < -0.05 * max(float(counts.mean()), 1.0):
+            _warn(f"stop='auto': background {bg:g} is below the camera offset {cam.offset:.3g}: the RL model "
+                  "image = H x + background ignores part of the offset; subtract the offset from the image or "
+                  "add it to background")
+        b_e = max(b_e, 0.0)
+        y1, y2 = thin(counts, fraction, rng)
+        scorer = _Scorer(y2, prep.kernel, (1 - fraction) / fraction, fraction * b_e, edges == "periodic")
+        curve: list[list[float]] = []
+        best = [math.inf, 0]
+
+        def score(fig: Any, est: np.ndarray) -> bool:
+            if not hasattr(fig, "iteration"):  # a bricked run: no per-iteration estimate
+                raise MemoryError("stop: 'auto' needs the thinned run in one piece but the volume is over "
+                                  "memory_limit; choose the count on a crop with choose_iterations")
+            k = int(fig.iteration)
+            if _scored(k):
+                v = scorer(est)
+                curve.append([k, v])
+                if v < best[0]:
+                    best[:] = [v, k]
+            return k >= 10 + PATIENCE * max(best[1], 1) and k > best[1] + 10
+
+        richardson_lucy(y1, prep.kernel, iterations, callback=score, background=fraction * b_e, recenter=False,
+                        psf_threshold=0.0, **inner)
+        k1 = int(best[1])
+        picks.append(k1)
+        curves.append(curve)
+        cams.append(cam)
+    k1 = int(np.median(picks))
+    k = int(min(iterations, max(1, round(k1 * factor))))
+    cam = cams[0]
+    out = dict(iteration=k, thinned_iteration=k1, curve=curves[0] if len(curves) == 1 else curves,
+               method=f"binomial thinning cross-validation (p={fraction:g}, Poisson held-out likelihood)",
+               fraction=fraction, factor=factor, gain=cam.gain, offset=cam.offset, camera=cam.source, seed=seed,
+               maximum=iterations)
+    if len(picks) > 1:
+        out["per_volume"] = picks
+    log.info("richardson-lucy: stop=auto chose %d iterations (held-out likelihood minimum at %d of %d on %g of "
+             "the photons; gain %.3g e-/ADU, offset %.3g, %s)", k, k1, iterations, fraction, cam.gain,
+             cam.offset, cam.source)
+    return out
+
+
+def run_auto(rl: Any, image: Any, psf: Any, iterations: Any, gain: Any, offset: Any, opts: dict) -> Any:
+    """``richardson_lucy(..., stop="auto")``: choose the count, then the normal run to it.
+
+    ``rl`` is :func:`richardson_lucy`; ``opts`` its other options.  The result is that
+    run's, with ``auto_stop`` (the choice, see :func:`choose_iterations`) and
+    ``stop_reason="auto"``.  ``start`` is refused (the choice counts from the first
+    iteration); ``callback`` and ``snapshot_every`` apply to the final run only.
+    """
+    if opts.get("start") is not None:
+        raise ValueError("start: not available with stop='auto' (the count is chosen from the first iteration); "
+                         "resume with stop=None")
+    choose = {k: v for k, v in opts.items() if k not in ("start", "snapshot_every", "callback", "track_deviance",
+                                                         "bricks", "halo")}
+    auto = choose_iterations(image, psf, iterations, gain=gain, offset=offset, **choose)
+    res = rl(image, psf, auto["iteration"], stop=None, **opts)
+    res.auto_stop = auto
+    res.stop_reason = "auto"
+    return res

@@ -1,0 +1,199 @@
+"""stop="auto": the Richardson-Lucy count chosen by binomial-thinning cross-validation."""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from fijidecon.deconvolve import convolve, richardson_lucy
+from fijidecon.deconvolve import _autostop as A
+
+SHAPE = (16, 64, 64)
+MARGIN = 8
+SIGMA = (2.0, 1.4, 1.4)
+BG, RN, PEAK = 10.0, 2.0, 200.0
+
+
+def _psf():
+    shape = tuple(2 * int(np.ceil(4 * s)) + 1 for s in SIGMA)
+    g = np.indices(shape, dtype=float)
+    p = np.exp(-0.5 * sum(((gi - n // 2) / s) ** 2 for gi, n, s in zip(g, shape, SIGMA)))
+    return (p / p.sum()).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def bars():
+    """Bars 2 voxels wide with 1-5 voxel gaps (benchmarks/quality.py's resolution target, smaller)."""
+    rng = np.random.default_rng(3)
+    big = np.zeros(tuple(n + 2 * MARGIN for n in SHAPE), np.float32)
+    z0, x = MARGIN + SHAPE[0] // 2 - 3, MARGIN + 4
+    for gap in (1, 2, 3, 4, 5):
+        for _ in range(2):
+            big[z0:z0 + 6, MARGIN + 8:MARGIN + 56, x:x + 2] = PEAK
+            x += 2 + gap
+        x += 3
+    psf = _psf()
+    fov = tuple(slice(MARGIN, MARGIN + n) for n in SHAPE)
+    mean = np.clip(convolve(big, psf, edges="constant"), 0, None)[fov] + BG
+    data = (rng.poisson(mean) + rng.normal(0, RN, mean.shape)).astype(np.float32)
+    return data, psf, big[fov]
+
+
+def _nmse_path(data, psf, truth, k, **kw):
+    t2 = float(np.mean(truth.astype(np.float64) ** 2))
+    path = []
+    richardson_lucy(data, psf, k, callback=lambda f, e: path.append(float(np.mean((e - truth) ** 2) / t2)), **kw)
+    return np.array(path)
+
+
+@pytest.mark.parametrize("accel,k_max", [(None, 120), ("biggs-andrews", 60), ("momentum", 60)])
+def test_auto_lands_near_the_best_nmse(bars, accel, k_max):
+    data, psf, truth = bars
+    kw = dict(background=BG, read_noise=RN, acceleration=accel)
+    path = _nmse_path(data, psf, truth, k_max, **kw)
+    best = path.min()
+    res = richardson_lucy(data, psf, k_max, stop="auto", gain=1.0, offset=0.0, **kw)
+    k = res.iterations
+    assert res.stop_reason == "auto" and res.auto_stop["iteration"] == k
+    assert path[k - 1] <= max(1.05 * best, best + 0.02), (k, path[k - 1], int(path.argmin()) + 1, best)
+    # the returned image is the full-data iterate k (the normal path)
+    ref = richardson_lucy(data, psf, k, **kw)
+    np.testing.assert_array_equal(res.image, ref.image)
+    curve = np.array(res.auto_stop["curve"])
+    assert curve[:, 0].min() == 1 and res.auto_stop["thinned_iteration"] == int(curve[np.argmin(curve[:, 1]), 0])
+
+
+def test_auto_biggs_andrews_stops_before_overfitting(bars):
+    """BA over-fits after its best iterate: auto must not take the maximum."""
+    data, psf, truth = bars
+    kw = dict(background=BG, read_noise=RN, acceleration="biggs-andrews")
+    path = _nmse_path(data, psf, truth, 150, **kw)
+    assert path[-1] > 1.2 * path.min()  # the case really over-fits
+    res = richardson_lucy(data, psf, 150, stop="auto", **kw)
+    assert res.iterations < 100 and path[res.iterations - 1] <= max(1.05 * path.min(), path.min() + 0.02)
+
+
+def test_back_projector_variant(bars):
+    data, psf, truth = bars
+    try:
+        res = richardson_lucy(data, psf, 15, stop="auto", back_projector="wiener-butterworth", background=BG,
+                              read_noise=RN, gain=1.0, offset=0.0)
+    except TypeError as e:  # the back projector is not in this build
+        pytest.skip(str(e))
+    path = _nmse_path(data, psf, truth, 15, back_projector="wiener-butterworth", background=BG, read_noise=RN)
+    assert path[res.iterations - 1] <= max(1.05 * path.min(), path.min() + 0.02)
+
+
+def test_logs_one_info_line_and_estimates_camera(bars, caplog):
+    data, psf, _ = bars
+    with caplog.at_level(logging.INFO, logger="fijidecon"):
+        res = richardson_lucy(data, psf, 30, stop="auto", acceleration="biggs-andrews", background=BG, read_noise=RN)
+    lines = [r.getMessage() for r in caplog.records if "stop=auto chose" in r.getMessage()]
+    assert len(lines) == 1 and f"chose {res.iterations} iterations" in lines[0]
+    assert res.auto_stop["camera"] == "estimated" and 0.7 < res.auto_stop["gain"] < 1.3
+
+
+def test_estimate_camera_recovers_gain_and_offset():
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:128, 0:128]
+    e = 5 + 400 * np.exp(-((yy - 64) ** 2 + (xx - 64) ** 2) / (2 * 30.0 ** 2))  # smooth, wide range
+    e = np.broadcast_to(e, (6, 128, 128))
+    adu = rng.poisson(e) / 2.5 + 100.0  # gain 2.5 e-/ADU, offset 100 ADU, no read noise
+    cam = A.estimate_camera(adu)
+    assert cam is not None and abs(cam.gain - 2.5) < 0.15 and abs(cam.offset - 100) < 3
+
+
+def test_offset_data_without_camera_values_warn(bars):
+    data, psf, _ = bars
+    adu = data / 4.0 + 100.0  # gain 4 e-/ADU, offset 100: not photo-electrons
+    with pytest.warns(UserWarning, match="does not look like photo-electrons.*gain=.*offset="):
+        res = richardson_lucy(adu, psf, 20, stop="auto", background=100 + BG / 4)
+    assert res.auto_stop["camera"] == "estimated" and 3 < res.auto_stop["gain"] < 5.5
+    assert abs(res.auto_stop["offset"] - 100) < 5
+
+
+def test_background_below_offset_warns(bars):
+    data, psf, _ = bars
+    with pytest.warns(UserWarning, match="below the camera offset"):
+        richardson_lucy(data + 100, psf, 10, stop="auto", gain=1.0, offset=100.0, background=0)
+
+
+def test_flat_image_warns_and_assumes_gain_1():
+    rng = np.random.default_rng(1)
+    img = rng.poisson(50.0, (12, 12)).astype(np.float32)  # too small to measure the noise
+    with pytest.warns(UserWarning, match="could not be measured"):
+        res = richardson_lucy(img, np.ones((3, 3)), 5, stop="auto", edges="periodic")
+    assert res.auto_stop["camera"] == "assumed" and res.auto_stop["gain"] == 1.0
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(gain=0), "gain"), (dict(gain=-1.0), "gain"), (dict(gain="x"), "gain"), (dict(offset=float("nan")), "offset"),
+    (dict(iterations=0), "iterations"), (dict(start=np.ones((16, 64, 64))), "start"),
+])
+def test_bad_parameters_one_line_errors(bars, kw, match):
+    data, psf, _ = bars
+    kw = dict(kw)
+    its = kw.pop("iterations", 10)
+    with pytest.raises((ValueError, TypeError), match=f"^{match}") as e:
+        richardson_lucy(data, psf, its, stop="auto", **kw)
+    assert "\n" not in str(e.value)
+
+
+def test_gain_without_auto_is_refused(bars):
+    data, psf, _ = bars
+    with pytest.raises(ValueError, match="^gain: .*stop='auto'"):
+        richardson_lucy(data, psf, 5, gain=2.0)
+
+
+def test_choose_iterations_fraction_checked(bars):
+    data, psf, _ = bars
+    with pytest.raises(ValueError, match="^auto_fraction"):
+        A.choose_iterations(data, psf, 10, fraction=1.0)
+
+
+def test_thin_halves_are_poisson_and_sum_back():
+    rng = np.random.default_rng(0)
+    y = rng.poisson(30.0, 200000).astype(np.float64)
+    y1, y2 = A.thin(y, 0.8, rng)
+    np.testing.assert_array_equal(y1 + y2, y)
+    assert abs(y1.mean() - 24) < 0.1 and abs(y1.var() / y1.mean() - 1) < 0.03
+    assert abs(np.corrcoef(y1, y2)[0, 1]) < 0.01  # independent parts
+
+
+def test_hyperstack_gets_one_count(bars):
+    data, psf, _ = bars
+    stack = np.stack([data, data])
+    res = richardson_lucy(stack, psf, 20, stop="auto", axes="CZYX", gain=1.0, offset=0.0, background=BG,
+                          read_noise=RN, acceleration="biggs-andrews")
+    assert res.image.shape == stack.shape and len(res.auto_stop["per_volume"]) == 2
+    assert res.iterations == res.auto_stop["iteration"]
+
+
+def test_cli_stop_auto_records_choice(bars, tmp_path):
+    import tifffile
+
+    from fijidecon.cli import cli
+
+    data, psf, _ = bars
+    tifffile.imwrite(tmp_path / "img.tif", data[:, :48, :48])
+    tifffile.imwrite(tmp_path / "psf.tif", psf)
+    out = tmp_path / "out.tif"
+    r = CliRunner().invoke(cli, ["deconvolve", "richardson-lucy", str(tmp_path / "img.tif"), str(tmp_path / "psf.tif"),
+                                  "-o", str(out), "--iterations", "40", "--stop", "auto", "--acceleration",
+                                  "biggs-andrews", "--background", "10", "--read-noise", "2", "--gain", "1",
+                                  "--offset", "0"])
+    assert r.exit_code == 0, r.output
+    rec = json.loads((tmp_path / "out.tif.json").read_text())
+    auto = rec["result"]["auto_stop"]
+    assert rec["result"]["iterations"] == auto["iteration"] and rec["result"]["stop_reason"] == "auto"
+    assert len(auto["curve"]) >= min(auto["iteration"], 20) and auto["camera"] == "given"
+    assert any("stop=auto chose" in n for n in rec["notes"])
+    assert "(auto)" in r.output
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert tifffile.imread(out).shape == (16, 48, 48)
