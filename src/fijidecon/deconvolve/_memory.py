@@ -202,6 +202,9 @@ def _rl(image: tuple[int, ...], kernel_in: tuple[int, ...], o: dict) -> tuple[tu
     accel = o.get("acceleration") is not None
     reg = o.get("regularization")
     data = [("otf (half spectrum, complex64)", spec)]
+    if o.get("back_projector") is not None and not (isinstance(o["back_projector"], str)
+                                                      and o["back_projector"].lower() == "matched"):
+        data.append(("back projector spectrum (half spectrum, complex64)", spec))
     if any(a or b for a, b in geo.pad):
         data.append(("mirror-padded data (float32)", _nbytes(D, 4)))
     if float(o.get("read_noise") or 0) > 0:
@@ -269,8 +272,9 @@ def _wiener(image, kernel_in, o):
             ("|H|^2 (float32)", spec // 2)]
     phases = [base + [("|H|^2 temporaries (float32)", spec)], _psf_prep(kernel_in)]
     solve = [("spectrum G conj(H) (complex64)", spec), ("|H|^2 (float32)", spec // 2),
-             ("G / (|H|^2 + rho) (complex64)", spec), ("result on the work grid (float32)", w4),
-             ("result cropped to the image (float32; heap fragmentation when periodic)", _nbytes(image, 4))]
+             ("G / (|H|^2 + rho) (complex64)", spec), ("result on the work grid (float32)", w4)]
+    if edges == "periodic":  # measured: the two freed halves of |H|^2's sum are too small for a spectrum
+        solve.append(("|H|^2 temporaries, freed but kept by the heap (float32)", spec))
     phases.append(solve)
     if rule == "gcv":
         # |G|^2, |H|^2 and the half-spectrum weights in float64 (3 x 8 bytes per spectrum
