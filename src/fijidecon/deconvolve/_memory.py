@@ -92,9 +92,9 @@ class MemoryModel:
 
     def table(self) -> str:
         """The buffers as text lines, ``name  MiB``."""
-        rows = [f"{name:<48s} {b / MiB:10.1f} MiB" for name, b in self.buffers]
-        rows.append(f"{'fixed overhead':<48s} {self.overhead / MiB:10.1f} MiB")
-        rows.append(f"{'total':<48s} {self.total / MiB:10.1f} MiB")
+        rows = [f"{name:<64s} {b / MiB:10.1f} MiB" for name, b in self.buffers]
+        rows.append(f"{'fixed overhead':<64s} {self.overhead / MiB:10.1f} MiB")
+        rows.append(f"{'total':<64s} {self.total / MiB:10.1f} MiB")
         return "\n".join(rows)
 
 
@@ -213,8 +213,8 @@ def _rl(image: tuple[int, ...], kernel_in: tuple[int, ...], o: dict) -> tuple[tu
     setup = []
     if not geo.full_box:
         base.append(("1 / w, w = H^T 1 on the data box (float32)", w4))
-        # w >= W_MIN and winv == 0 (bool): freed after the set-up, but below malloc's mmap
-        # threshold (32 MiB during a run) glibc keeps their pages for later reuse
+        # w >= W_MIN and winv == 0 (bool): freed after the set-up, but during a run malloc's
+        # thresholds are raised (_fft.reuse_memory: 1 GiB on glibc 2.36) and the heap keeps their pages
         base.append(("set-up masks w >= W_MIN, 1/w == 0 (bool, kept by the heap)", w4 // 4))
         if reg == "tv":
             base.append(("w for TV (float32)", w4))
