@@ -198,19 +198,8 @@ def wiener_butterworth(otf: np.ndarray, work: tuple[int, ...], kernel: np.ndarra
 def otf_masked_wiener(otf: np.ndarray, work: tuple[int, ...], bp: BackProjector) -> np.ndarray:
     a = np.abs(otf)
     a0 = float(a.flat[0])
-    # each half-spectrum value stands for two of the full spectrum except the last axis' 0 (and Nyquist)
-    mult = np.full(a.shape[-1], 2.0)
-    mult[0] = 1.0
-    if work[-1] % 2 == 0:
-        mult[-1] = 1.0
-    vals = a.reshape(-1, a.shape[-1])
-    order = np.argsort(vals, axis=None)[::-1]
-    sorted_vals = vals.ravel()[order]
-    cum = np.cumsum(sorted_vals * np.broadcast_to(mult, vals.shape).ravel()[order])
-    i = int(np.searchsorted(cum, OMW_CUMULATIVE * cum[-1]))
-    thr = max(float(sorted_vals[min(i, sorted_vals.size - 1)]) / a0, OMW_MIN_THRESHOLD) * a0
+    thr = max(_cumulative_level(a, a0, work[-1] % 2 == 0), OMW_MIN_THRESHOLD) * a0
     support = a > thr
-    del order, sorted_vals, cum, vals
     freqs = _freqs(work)
     nd = len(work)
     # the support's extent along each axis (an axis it fills entirely is not limited)
@@ -232,6 +221,20 @@ def otf_masked_wiener(otf: np.ndarray, work: tuple[int, ...], bp: BackProjector)
     w = _wiener(otf, bp.alpha)
     w *= win
     return _normalise(w)
+
+
+def _cumulative_level(a: np.ndarray, a0: float, even_last: bool, bins: int = 1 << 16) -> float:
+    """The level (relative to ``a0``) at which the values of ``|H|`` sorted in decreasing order
+    reach ``OMW_CUMULATIVE`` of their sum, over the full spectrum that the half spectrum ``a``
+    stands for (a histogram of ``bins`` levels: no sorted copy of the spectrum)."""
+    def hist(v):
+        return np.histogram(v, bins=bins, range=(0.0, a0), weights=v)[0]
+    h = 2 * hist(a) - hist(a[..., 0])  # every half-spectrum value counts twice, but the 0 column
+    if even_last and a.shape[-1] > 1:
+        h -= hist(a[..., -1])  # ... and the Nyquist column
+    cum = np.cumsum(h[::-1])
+    i = int(np.searchsorted(cum, OMW_CUMULATIVE * cum[-1]))
+    return (bins - 1 - min(i, bins - 1)) / bins
 
 
 def _normalise(b: np.ndarray) -> np.ndarray:
