@@ -3,7 +3,11 @@
 #@ ij.ImagePlus (label="PSF", description="The PSF (Z, Y, X) or (Y, X), any size, centred at index n div 2 (moved only if off by more than half a voxel); one for every channel, or one per channel (a PSF hyperstack, or several files on the command line). Resampled to the image's voxel size when both are calibrated.") psf
 #@ Integer (label="Iterations (maximum if a stop rule is set)", description="Number of iterations; Imspector: normally not above 100.", value=30, min=0, persist=false) iterations
 #@ String (label="Edges", description="Non-circulant: no ringing at borders (default); periodic: fastest; mirror: padding.", choices={"Non-circulant (Bertero-Boccacci)", "Periodic", "Mirror"}, value="Non-circulant (Bertero-Boccacci)", persist=false) edges
-#@ String (label="Acceleration", description="Vector extrapolation: several times fewer iterations for the same result.", choices={"None", "Biggs-Andrews"}, value="None", persist=false) acceleration
+#@ String (label="Acceleration", description="Extrapolation: several times fewer iterations for the same result. Momentum keeps improving for longer before fitting noise; Biggs-Andrews is best earlier.", choices={"None", "Biggs-Andrews", "Momentum (scaled heavy-ball)"}, value="None", persist=false) acceleration
+#@ String (label="Back projector", description="Unmatched back projectors do most of Richardson-Lucy's work in 2-5 iterations; they are not maximum likelihood and over-iterating amplifies noise (it can diverge): use 2-5 iterations.", choices={"Matched (plain Richardson-Lucy)", "Wiener-Butterworth", "OTF-masked Wiener"}, value="Matched (plain Richardson-Lucy)", persist=false) back_projector
+#@ String (label="Alpha of the back projector's Wiener filter (auto = 0.001 WB, 0.005 OTF-masked)", description="Wiener parameter of the back projector; larger is smoother.", value="auto", persist=false) bp_alpha
+#@ Double (label="Beta of the Wiener-Butterworth (gain at the cutoff)", description="Wiener-Butterworth only, in (0, 1): larger passes more high frequencies (sharper, noisier).", value=0.001, min=0.0, persist=false) bp_beta
+#@ Integer (label="Order of the Wiener-Butterworth filter", description="Wiener-Butterworth only: order of the Butterworth filter.", value=10, min=1, persist=false) bp_order
 #@ String (label="Regularization", description="Smooths the result; TV keeps edges.", choices={"None", "Total variation", "Tikhonov (intensity)"}, value="None", persist=false) regularization
 #@ String (label="Weight of the regularization (auto = TV 0.002, Tikhonov 0.01)", description="Regularization weight (dimensionless); auto = the default of the chosen regularization (TV 0.002, Tikhonov 0.01).", value="auto", persist=false) weight
 #@ Double (label="Background (same units as the image)", description="Constant background in the data, added to the model.", value=0.0, min=0.0, persist=false) background
@@ -17,7 +21,7 @@
 #@ String (label="Memory limit (auto, or a size such as 1GB, 512MiB; over it: bricks)", description="Memory budget of the run: auto = a safe fraction (70 %) of the memory available now (in ImageJ also what the Java heap needs for the result), or a size such as 1GB, 512MiB or a number of bytes. A volume whose memory estimate does not fit is deconvolved in bricks; when even one brick does not fit, the run stops with an error before computing.", value="auto", persist=false) memory_limit
 #@output ij.ImagePlus result
 
-"""Richardson-Lucy with non-circulant edges, optional Biggs-Andrews acceleration, TV or Tikhonov regularization, a Poisson discrepancy stopping rule and an automatic (cross-validated) iteration count.
+"""Richardson-Lucy with non-circulant edges, optional Biggs-Andrews or momentum acceleration, unmatched (Wiener-Butterworth, OTF-masked Wiener) back projectors, TV or Tikhonov regularization, a Poisson discrepancy stopping rule and an automatic (cross-validated) iteration count.
 
 Generated from fijidecon.commands by `python -m fijidecon.fiji.scripts --write fiji_scripts`;
 do not edit.  Needs a Fiji that runs Python 3 scripts with fijidecon installed.
