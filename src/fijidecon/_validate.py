@@ -1,7 +1,7 @@
 """Argument checks shared by every public function: one module, one message style.
 
-Every check raises ``TypeError`` (wrong kind of value) or ``ValueError`` (right kind,
-wrong value) with a one-line message that starts with the parameter's name::
+Every check raises :class:`~fijidecon.errors.InputTypeError` (a ``TypeError``: wrong kind of
+value) or :class:`~fijidecon.errors.InputError` (a ``ValueError``: right kind, wrong value) with a one-line message that starts with the parameter's name::
 
     iterations: expected a whole number >= 0, got 'ten' (str)
 
@@ -16,7 +16,10 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["check_bool", "check_int", "check_float", "check_choice", "check_spacing", "check_axes", "got"]
+from .errors import InputError, InputTypeError, ResourceError
+
+__all__ = ["check_bool", "check_int", "check_float", "check_choice", "check_spacing", "check_axes", "check_per_axis",
+           "check_shape", "check_array", "check_count", "check_memory", "format_bytes", "got"]
 
 
 def got(value: Any) -> str:
@@ -41,21 +44,21 @@ def check_bool(name: str, value: Any) -> bool:
     """``value`` as a bool; only ``True``/``False`` (and numpy bools) are accepted."""
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
-    raise TypeError(f"{name}: expected True or False, got {got(value)}")
+    raise InputTypeError(f"{name}: expected True or False, got {got(value)}")
 
 
 def check_int(name: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:
     """``value`` as an int (whole-valued floats accepted, bools and strings not)."""
     what = f"a whole number{_bounds(minimum, maximum)}"
     if isinstance(value, (bool, np.bool_, str, bytes)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name}: expected {what}, got {got(value)}")
+        raise InputTypeError(f"{name}: expected {what}, got {got(value)}")
     if not math.isfinite(float(value)):
-        raise ValueError(f"{name}: expected {what}, got {got(value)}")
+        raise InputError(f"{name}: expected {what}, got {got(value)}")
     if float(value) != int(value):
-        raise TypeError(f"{name}: expected {what}, got {got(value)}")
+        raise InputTypeError(f"{name}: expected {what}, got {got(value)}")
     v = int(value)
     if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
-        raise ValueError(f"{name}: expected {what}, got {v}")
+        raise InputError(f"{name}: expected {what}, got {v}")
     return v
 
 
@@ -64,11 +67,11 @@ def check_float(name: str, value: Any, minimum: float | None = None, maximum: fl
     """``value`` as a finite float in range (``positive``: strictly > 0)."""
     what = "a finite number" + (" > 0" if positive else "") + _bounds(minimum, maximum)
     if isinstance(value, (bool, np.bool_, str, bytes)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name}: expected {what}, got {got(value)}")
+        raise InputTypeError(f"{name}: expected {what}, got {got(value)}")
     v = float(value)
     if (not math.isfinite(v) or (positive and not v > 0) or (minimum is not None and v < minimum)
             or (maximum is not None and v > maximum)):
-        raise ValueError(f"{name}: expected {what}, got {value!r}")
+        raise InputError(f"{name}: expected {what}, got {value!r}")
     return v
 
 
@@ -79,33 +82,135 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
     for c in choices:
         if key == (c.lower() if isinstance(c, str) else c) and not (isinstance(key, str) != isinstance(c, str)):
             return c
-    raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {got(value)}")
+    raise InputError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {got(value)}")
 
 
 def check_spacing(name: str, value: Any, ndim: int) -> tuple[float, ...]:
     """A voxel size: ``ndim`` positive finite numbers, (Z, Y, X) or (Y, X) order."""
     what = f"{ndim} positive spacings ({', '.join('ZYX'[-ndim:])})"
     if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
-        raise TypeError(f"{name}: expected {what}, got {got(value)}")
+        raise InputTypeError(f"{name}: expected {what}, got {got(value)}")
     vals = list(value)
     if len(vals) != ndim:
-        raise ValueError(f"{name}: expected {what}, got {len(vals)} values {tuple(vals)!r}")
+        raise InputError(f"{name}: expected {what}, got {len(vals)} values {tuple(vals)!r}")
     return tuple(check_float(f"{name}[{i}]", v, positive=True) for i, v in enumerate(vals))
 
 
 def check_axes(name: str, axes: Any, ndim: int, allowed: str = "TCZYX") -> str:
     """Axis letters, one per array axis, each once, from ``allowed``; Y and X required."""
     if not isinstance(axes, str):
-        raise TypeError(f"{name}: expected a string of axis letters such as 'ZYX' or 'TZCYX', got {got(axes)}")
+        raise InputTypeError(f"{name}: expected a string of axis letters such as 'ZYX' or 'TZCYX', got {got(axes)}")
     a = axes.strip().upper()
     bad = [c for c in a if c not in allowed]
     if bad:
         extra = " (RGB images: convert to 8/16-bit or split the colours first)" if "S" in bad else ""
-        raise ValueError(f"{name}: unknown axis letter(s) {''.join(bad)!r} in {axes!r}; use {allowed}{extra}")
+        raise InputError(f"{name}: unknown axis letter(s) {''.join(bad)!r} in {axes!r}; use {allowed}{extra}")
     if len(set(a)) != len(a):
-        raise ValueError(f"{name}: repeated axis letter in {axes!r}")
+        raise InputError(f"{name}: repeated axis letter in {axes!r}")
     if len(a) != ndim:
-        raise ValueError(f"{name}: {axes!r} names {len(a)} axes but the array has {ndim}")
+        raise InputError(f"{name}: {axes!r} names {len(a)} axes but the array has {ndim}")
     if "Y" not in a or "X" not in a:
-        raise ValueError(f"{name}: {axes!r} must contain Y and X")
+        raise InputError(f"{name}: {axes!r} must contain Y and X")
     return a
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_per_axis(name: str, value: Any, ndim: int, *, scalar: bool = True, minimum: float | None = None,
+                   positive: bool = True) -> tuple[float, ...]:
+    """One finite number per axis (numpy order): a sequence of ``ndim`` numbers.
+
+    ``scalar=True`` also takes one bare number for every axis (only where the function
+    documents it).  Each value is checked as :func:`check_float` with the name
+    ``name[i]``: ``positive`` (> 0, the default) or ``>= minimum``.
+    """
+    what = (f"one number or {ndim} numbers (one per axis, numpy order)" if scalar
+            else f"{ndim} numbers (one per axis, numpy order)")
+    if _is_number(value) or (isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf"):
+        if not scalar:
+            raise InputTypeError(f"{name}: expected {what}, got the bare number {got(value)}")
+        return (check_float(name, value.item() if isinstance(value, np.ndarray) else value, minimum,
+                            positive=positive and minimum is None),) * ndim
+    if isinstance(value, (str, bytes, dict, set)) or not isinstance(value, (Sequence, np.ndarray)):
+        raise InputTypeError(f"{name}: expected {what}, got {got(value)}")
+    if isinstance(value, np.ndarray) and value.ndim != 1:
+        raise InputError(f"{name}: expected {what}, got an array of shape {value.shape}")
+    vals = value.tolist() if isinstance(value, np.ndarray) else list(value)
+    if len(vals) != ndim:
+        raise InputError(f"{name}: expected {what}, got {len(vals)} values")
+    return tuple(check_float(f"{name}[{i}]", v, minimum, positive=positive and minimum is None)
+                 for i, v in enumerate(vals))
+
+
+def check_shape(name: str, value: Any, ndims: Sequence[int] = (1, 2, 3), minimum: int = 1) -> tuple[int, ...]:
+    """An array shape: a sequence of whole numbers ``>= minimum`` whose length is in ``ndims``."""
+    allowed = " or ".join(str(n) for n in ndims)
+    if _is_number(value):
+        raise InputTypeError(f"{name}: expected a tuple of {allowed} sizes such as (32, 64, 64), got the bare "
+                             f"number {got(value)}")
+    if isinstance(value, (str, bytes, dict, set)) or not isinstance(value, (Sequence, np.ndarray)):
+        raise InputTypeError(f"{name}: expected a tuple of {allowed} sizes such as (32, 64, 64), got {got(value)}")
+    vals = value.tolist() if isinstance(value, np.ndarray) else list(value)
+    if len(vals) not in tuple(ndims):
+        raise InputError(f"{name}: expected {allowed} sizes, got {len(vals)} ({tuple(vals)!r})")
+    return tuple(check_int(f"{name}[{i}]", v, minimum) for i, v in enumerate(vals))
+
+
+def check_array(name: str, value: Any, ndims: Sequence[int] | None = None, kinds: str = "uif", *,
+                finite: bool = True, min_size: int = 1) -> np.ndarray:
+    """A numpy array with an allowed number of axes and dtype kind, every axis ``>= min_size``.
+
+    ``finite`` refuses NaN and infinite values.  Returns the array itself (not a copy).
+    """
+    if not isinstance(value, np.ndarray):
+        raise InputTypeError(f"{name}: expected a numpy array, got {type(value).__name__}")
+    if ndims is not None and value.ndim not in tuple(ndims):
+        allowed = " or ".join(f"{n}-D" for n in ndims)
+        raise InputError(f"{name}: expected a {allowed} array, got shape {value.shape}")
+    if value.dtype.kind not in kinds:
+        raise InputTypeError(f"{name}: expected a real numeric array, got dtype {value.dtype}")
+    if value.ndim and min(value.shape) < min_size:
+        raise InputError(f"{name}: every axis needs at least {min_size} voxel(s), got shape {value.shape}")
+    if finite and value.dtype.kind == "f" and not np.isfinite(value).all():
+        raise InputError(f"{name}: contains NaN or infinite values")
+    return value
+
+
+def check_count(name: str, count: float, limit: float, what: str, remedy: str = "") -> None:
+    """Refuse a size the parameters imply (nodes, samples, voxels) above ``limit``, before allocating.
+
+    For sizes that are absurd whatever the machine (a wavelength in the wrong unit).
+    """
+    if not count <= limit:  # also NaN
+        tail = f"; {remedy}" if remedy else ""
+        raise InputError(f"{name}: {what} would be {count:.3g}, more than the {limit:.3g} allowed{tail}")
+
+
+def format_bytes(n: float) -> str:
+    """``n`` bytes as ``"1.5 GiB"``."""
+    for unit, size in (("PiB", 2.0**50), ("TiB", 2.0**40), ("GiB", 2.0**30), ("MiB", 2.0**20), ("KiB", 2.0**10)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n:.0f} B"
+
+
+def check_memory(name: str, nbytes: float, what: str, remedy: str = "") -> None:
+    """Refuse, before allocating, work that would need more than the memory budget.
+
+    The budget is :func:`fijidecon.deconvolve.default_memory_limit` (0.7 of the memory
+    this process can still allocate).  Raises :class:`~fijidecon.errors.ResourceError`
+    (a ``MemoryError``) starting with ``name``.
+    """
+    from .deconvolve._memory import default_memory_limit  # lazy: deconvolve imports this module
+
+    if nbytes != nbytes or nbytes > 2.0**62:  # beyond any machine: no need to ask the system
+        budget = None
+    else:
+        budget = default_memory_limit()
+        if nbytes <= budget:
+            return
+    tail = f"; {remedy}" if remedy else ""
+    have = "" if budget is None else f", the memory budget is {format_bytes(budget)}"
+    raise ResourceError(f"{name}: {what} would need about {format_bytes(nbytes)}{have}{tail}")

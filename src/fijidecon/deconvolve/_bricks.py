@@ -33,6 +33,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..errors import ResourceError
+
 #: Default halo, in units of the prepared PSF's full width per axis.
 HALO_WIDTHS = 1.0
 #: Bricks are never smaller than this core size per axis (or the volume).
@@ -172,7 +174,7 @@ def make_plan(shape: Sequence[int], halo: Sequence[int], fits: Callable[[tuple[i
             return plan
         can = [i for i, c in enumerate(cur) if c > MIN_CORE]
         if not can:
-            raise MemoryError(f"even one brick of {'x'.join(map(str, plan.outer))} voxels (core "
+            raise ResourceError(f"even one brick of {'x'.join(map(str, plan.outer))} voxels (core "
                               f"{'x'.join(map(str, cur))} + halo) does not fit the memory budget")
         ax = max(can, key=lambda i: cur[i] / max(halo[i], 1))
         cur[ax] = max(MIN_CORE, math.ceil(cur[ax] / 2))
@@ -280,7 +282,7 @@ def plan_volume(method: str, shape: Sequence[int], kernel_shape: Sequence[int], 
         return make_plan(shape, h, fits, core)
     except MemoryError as e:
         whole = estimate(method, shape, kernel_shape, **options)
-        raise MemoryError(f"memory_limit: {method} on {'x'.join(map(str, shape))} needs about {_mib(whole)} whole; "
+        raise ResourceError(f"memory_limit: {method} on {'x'.join(map(str, shape))} needs about {_mib(whole)} whole; "
                           f"{e} ({_mib(limit or 0)} budget, {_mib(resident)} already held by the input and output); "
                           "raise memory_limit, use a smaller halo, or work from a file (OME-Zarr) with the CLI") \
             from None

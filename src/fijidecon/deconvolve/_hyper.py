@@ -75,6 +75,7 @@ class Layout:
     n_t: int
     n_c: int
     template: Any = None  # the input DataArray, if any
+    scale: float = 1.0  # the volumes hold the image times this (extreme values); merge divides it out
 
     @property
     def volumes(self) -> int:
@@ -85,8 +86,18 @@ class Layout:
         """Whether there is one volume and no T/C axis (results are then plain volumes)."""
         return self.volumes == 1 and "T" not in self.axes and "C" not in self.axes
 
-    def merge(self, outputs: Sequence[np.ndarray], dtype: Any = np.float32) -> Any:
-        """Stack per-volume outputs (in :func:`split`'s order) back into the input's axes."""
+    def merge(self, outputs: Sequence[np.ndarray], dtype: Any = np.float32, method: str = "result") -> Any:
+        """Stack per-volume outputs (in :func:`split`'s order) back into the input's axes,
+        undo the internal scale, and check the result is finite.
+
+        Raises
+        ------
+        NumericalError
+            When the result holds NaN or infinite values (never returned silently).
+        """
+        outputs = [self.finish(o, method) for o in outputs]
+        if self.single and self.template is None:
+            return outputs[0]
         vol_shape = outputs[0].shape
         canon = np.empty((self.n_t, self.n_c) + vol_shape, dtype)
         for i, o in enumerate(outputs):
@@ -105,6 +116,39 @@ class Layout:
         if a.shape != self.shape:
             raise ValueError(f"{name}: shape {a.shape} differs from the image's {self.shape}")
         return list(_volumes_of(a, self.axes, self.vol_axes))
+
+
+    def finish(self, out: np.ndarray, method: str = "result") -> np.ndarray:
+        """One volume's output with the internal scale undone, checked finite."""
+        if self.scale != 1.0:
+            with np.errstate(over="ignore"):
+                out = (out.astype(np.float64) / self.scale).astype(np.float32)
+        check_finite(out, method)
+        return out
+
+
+#: Data whose largest magnitude is above this (or below its inverse) are scaled for the float32 FFTs.
+SAFE_RANGE = 1e20
+
+
+def data_scale(img: np.ndarray) -> float:
+    """1, or the factor that brings the largest magnitude of ``img`` to 1 when it is beyond
+    :data:`SAFE_RANGE` either way (float32 FFT sums would overflow or lose everything)."""
+    m = float(np.max(np.abs(img))) if img.size else 0.0
+    if m > SAFE_RANGE or 0.0 < m < 1.0 / SAFE_RANGE:
+        return 1.0 / m
+    return 1.0
+
+
+def check_finite(out: np.ndarray, method: str) -> None:
+    """Raise :class:`~fijidecon.errors.NumericalError` when ``out`` holds NaN or infinity."""
+    if not np.isfinite(out).all():
+        from ..errors import NumericalError
+
+        bad = int(np.size(out) - np.count_nonzero(np.isfinite(out)))
+        raise NumericalError(f"{method}: {bad} of {np.size(out)} result values are NaN or infinite; the likely cause "
+                             "is data or a PSF beyond float32's range (about 1e38) or a regularization of 0 - "
+                             "rescale the data or check the PSF")
 
 
 def _volumes_of(a: np.ndarray, axes: str, vol_axes: str):
@@ -150,10 +194,13 @@ def split(image: Any, psf: Any, axes: str | None = None, *, allow_negative: bool
     """
     a, axes, template = image_axes(image, axes, psf, name)
     img = _edges.as_image(a, name, allow_negative=allow_negative)
+    scale = data_scale(img)
+    if scale != 1.0:  # values that float32 FFTs would overflow (or underflow): computed at max 1, scaled back
+        img = img * np.float32(scale)
     vol_axes = "".join(x for x in axes if x in "ZYX")
     n_t = img.shape[axes.index("T")] if "T" in axes else 1
     n_c = img.shape[axes.index("C")] if "C" in axes else 1
-    layout = Layout(axes, img.shape, vol_axes, n_t, n_c, template)
+    layout = Layout(axes, img.shape, vol_axes, n_t, n_c, template, scale)
     psfs = channel_psfs(psf, n_c, len(vol_axes), "C" in axes)
     vols = [Volume(i // n_c, i % n_c, np.ascontiguousarray(v), psfs[i % n_c])
             for i, v in enumerate(_volumes_of(img, axes, vol_axes))]

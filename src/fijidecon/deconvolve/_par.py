@@ -2,8 +2,9 @@
 
 numpy ufuncs release the GIL, so a few threads each walking their share of a big
 array in chunks of ~64 k elements run the element-wise parts of an iteration on all
-cores, and the several passes a step needs stay in cache.  Partial sums are added in a
-fixed order, so results do not depend on thread timing.
+cores, and the several passes a step needs stay in cache.  The blocks are the same
+whatever the number of threads, and their partial sums are added in block order, so
+results are bit-identical with 1 or N threads (``FIJIDECON_FFT_WORKERS``).
 """
 
 from __future__ import annotations
@@ -68,26 +69,23 @@ def run(n_units: int, fn: Callable[[int, int], Sequence[float] | None], unit_siz
     """
     per = max(1, block // max(1, unit_size))
     nthreads = threads(n_units, unit_size, block)
-    bounds = np.linspace(0, n_units, nthreads + 1).astype(int)
+    starts = list(range(0, n_units, per))  # the same blocks whatever the number of threads
+    results: list = [None] * len(starts)
 
-    def work(lo: int, hi: int) -> np.ndarray | None:
-        acc = None
-        for a in range(lo, hi, per):
-            r = fn(a, min(hi, a + per))
-            if r is not None:
-                r = np.asarray(r, dtype=np.float64)
-                acc = r if acc is None else acc + r
-        return acc
+    def work(lo: int, hi: int) -> None:  # blocks lo..hi-1
+        for k in range(lo, hi):
+            r = fn(starts[k], min(n_units, starts[k] + per))
+            results[k] = None if r is None else np.asarray(r, dtype=np.float64)
 
     if nthreads == 1:
-        parts = [work(0, n_units)]
+        work(0, len(starts))
     else:
+        bounds = np.linspace(0, len(starts), nthreads + 1).astype(int)
         futs = [_pool(nthreads).submit(work, int(bounds[i]), int(bounds[i + 1])) for i in range(nthreads)]
-        parts = [f.result() for f in futs]
-    parts = [p for p in parts if p is not None]
-    if not parts:
-        return np.zeros(0)
-    out = parts[0]
-    for p in parts[1:]:
-        out = out + p
-    return out
+        for f in futs:
+            f.result()
+    out = None
+    for r in results:  # block order: bit-identical sums for 1 or N threads
+        if r is not None:
+            out = r if out is None else out + r
+    return np.zeros(0) if out is None else out

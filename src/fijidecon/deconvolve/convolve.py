@@ -95,7 +95,7 @@ def convolve(image: object, psf: object, *, edges: str = "reflect", recenter: bo
                 continue
             _hyper.log.info(f"convolve: bricked: {plan.describe()}")
             outs.append(_bricks.run_numpy(v.data, plan, _brick_fn(p, edges), _bricks.Decisions()))
-    return layout.merge(outs)
+    return layout.merge(outs, method="convolve")
 
 
 def _brick_fn(prep: Any, edges: str) -> Any:

@@ -34,6 +34,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..errors import ResourceError
+
 from .. import _quirks, _validate
 from . import _bricks, _fft, _hyper, _otf
 
@@ -351,7 +353,7 @@ def _checked_volume(image, psf, opts: dict, mem: dict, notes: list[str]) -> Iter
                              "use compat=False")
         need = _bricks.estimate("iterative-deconvolve-3d", shape, kshape, **est) + mem["resident"]
         if mem["limit"] is not None and need > mem["limit"]:
-            raise MemoryError(f"memory_limit: compat mode reproduces the original on the whole volume and needs about "
+            raise ResourceError(f"memory_limit: compat mode reproduces the original on the whole volume and needs about "
                               f"{_bricks._mib(need)}, over the budget of {_bricks._mib(mem['limit'])}; use "
                               "compat=False (processed in bricks) or raise memory_limit")
         return _volume(image, psf, **opts)
@@ -381,6 +383,18 @@ def _bricked(image, psf, plan, opts: dict, notes: list[str]) -> IterativeResult:
     logging.getLogger("fijidecon.deconvolve").info(note)
     return IterativeResult(out, first.iterations, first.log, first.stop_reason, first.padded_shape,
                            first.setup_seconds, time.perf_counter() - t0)
+
+
+#: Sums of |image| or of the PSF beyond this (or below its inverse) would overflow float32 in the FFTs
+#: (their product is the largest spectral value, |OTF|² the PSF sum squared).
+SAFE_SUM = 1e15
+
+
+def _safe_scale(total: float, largest: float | None = None) -> float:
+    """1, or the factor bringing ``largest`` (default ``total``) to 1 when ``total`` is out of range."""
+    if total > SAFE_SUM or 0.0 < total < 1.0 / SAFE_SUM:
+        return 1.0 / (largest if largest else total)
+    return 1.0
 
 
 def _is_hyperstack(image, axes) -> bool:
@@ -458,11 +472,17 @@ def _volume(image, psf, *, normalize, gamma, lowpass_xy, lowpass_z, max_iteratio
     if psf_total <= 0:
         raise ValueError(f"psf must have a positive sum, got {psf_total:g}")
 
+    sy, sa = _safe_scale(float(np.abs(Y).sum(dtype=np.float64)), float(np.abs(Y).max())), _safe_scale(psf_total)
+    if sy != 1.0 or sa != 1.0:  # beyond float32's range in the FFTs: computed scaled, scaled back below
+        Y, A = Y * np.float32(sy), A * np.float32(sa)
     run = _run_compat if compat else _run_improved
     with _fft.reuse_memory():
         res = run(Y, A, normalize, gamma, lowpass_xy, lowpass_z, max_iterations, terminate,
                   anti_ringing, detect_divergence, callback, t0)
     out = res.image
+    if sy != 1.0 or sa != 1.0:  # A' O' = Y' with A' = sa A, Y' = sy Y (normalize: A / sum A is unchanged)
+        out = (out.astype(np.float64) * ((1.0 if normalize else sa) / sy)).astype(np.float32)
+    _hyper.check_finite(out, "iterative_deconvolve_3d")
     if db:
         with np.errstate(divide="ignore", invalid="ignore"):
             out = np.where(out > 1e-9, 10.0 * np.log10(out.astype(np.float64)), -90.0).astype(np.float32)

@@ -48,12 +48,14 @@ Back projectors (``back_projector=``, ``bp_alpha=``, ``bp_beta=``, ``bp_order=``
     likelihood maximum; ``sum(Hx) = sum(g)`` no longer holds exactly); positivity is kept
     by clipping ``B(ratio)`` at 0; it reaches plain RL's quality in 1-3 iterations (of the
     same cost, plus 4 bytes per work voxel for ``B``'s spectrum) and over-iterating
-    amplifies noise fast (the OTF-masked Wiener diverges after ~5-10 iterations), so use
-    2-5 iterations.  With non-circulant edges ``w = B^T 1`` rings (negative outside the
-    data box, 0.3-1.5 inside it), so the ratio is taken as 1 outside the data box instead
-    (then ``B^T 1 = 1``) and only the unobserved voxels (``H^T 1 < W_MIN``) are kept at 0;
-    the flipped PSF as ``B`` then equals plain RL away from the border only (exactly, to
-    float32 round-off, with periodic or mirror edges).
+    amplifies noise fast, so use 2-5 iterations.  With non-circulant edges ``w = B^T 1`` rings (negative outside the
+    data box, 0.3-1.5 inside it) and dividing by it diverges, so the ratio is taken as 1
+    outside the data box instead (then ``B^T 1 = 1``) and the update is
+    ``x <- x * (1 + w B(ratio - 1))`` with ``w = H^T 1`` (1 where fully observed, less
+    where partly observed: undamped, the partly observed voxels outside the box grow
+    without bound); the unobserved voxels (``w < W_MIN``) are kept at 0.  The flipped PSF
+    as ``B`` then equals plain RL away from the border only (exactly, to float32
+    round-off, with periodic or mirror edges).
 
 Regularisation (``regularization=``, ``weight=``)
     ``"tv"``: total variation, Dey et al. (2006): the update is divided by
@@ -131,6 +133,9 @@ ALPHA_MAX = 0.95
 MOMENTUM_FLOOR = 1e-4
 #: Voxels of the extended grid with ``w = H^T 1 <`` this are not observed and kept at 0.
 W_MIN = 1e-3
+#: Unmatched back projector, non-circulant edges: the update is ``1 + w^p B(ratio - 1)`` with
+#: ``w = H^T 1`` (1 where fully observed): partly observed voxels are corrected less (stability).
+NEUTRAL_POWER = 1.0
 
 
 @dataclass(frozen=True)
@@ -655,9 +660,12 @@ class _RL:
             winv = np.zeros(self.work, np.float32)
             if bp_spec is not None:
                 # unmatched: B^T 1 rings (negative outside the box, far from 1 inside it), so the
-                # ratio is taken as 1 outside the data box (B^T 1 = 1) and w is the observed-voxel mask
+                # ratio is taken as 1 outside the data box (B^T 1 = 1); the correction B(ratio - 1)
+                # is damped by (H^T 1)^NEUTRAL_POWER where voxels are only partly observed
+                np.power(w, NEUTRAL_POWER, out=winv, where=ok)
                 w = ok.astype(np.float32)
-            np.divide(1, w, out=winv, where=ok)
+            else:
+                np.divide(1, w, out=winv, where=ok)
             self.winv = winv
             if regularization == "tv":
                 w[~ok] = 0
@@ -666,6 +674,7 @@ class _RL:
         # an unmatched back projector's spectrum replaces conj(otf) in every adjoint (4 bytes per work voxel)
         self.bp = bp_spec
         self.neutral = bp_spec is not None and not geo.full_box  # ratio - 1 is back-projected, then 1 added
+        self.observed = None if not self.neutral else (self.winv > 0).astype(np.float32).reshape(-1)
         self.key = (self.work, edges, acceleration, regularization, weight, float(self.b))
         if bp is not None and not bp.matched:
             self.key += (bp.key(),)
@@ -908,13 +917,15 @@ class _RL:
         momentum = self.accel == "momentum"
         unmatched = self.bp is not None
         neutral = self.neutral
+        ok = self.observed
 
         def fn(pa, pb, w):
             c = _fft.irfft_planes(S[pa:pb], n_last, None, w)
             cs = c.reshape(-1)
             a, b = pa * P, pb * P
-            if neutral:
-                cs += one
+            if neutral:  # 1 + (H^T 1)^p B(ratio - 1); 0 where unobserved
+                cs *= winv[a:b]
+                cs += ok[a:b]
             if dv is not None:
                 den = (wv[a:b] if wv is not None else one) - lam * dv[a:b]
                 floor = 0.1 * (wv[a:b] if wv is not None else one)
@@ -922,7 +933,7 @@ class _RL:
                 np.divide(cs, den, out=cs, where=den > 0)
                 if wv is not None:
                     cs[den <= 0] = 0
-            elif winv is not None:
+            elif winv is not None and not neutral:
                 cs *= winv[a:b]
             cs *= yv[a:b]  # cs is now the new estimate
             if unmatched:  # an unmatched back projector has negative lobes: positivity by clipping

@@ -254,8 +254,8 @@ def _run_bricked(layout, vols, preps, plans, choose) -> WienerResult:
             log.info(notes[-1])
     extra = dict(notes=_hyper.notes_of(preps) + notes, psf_report=_hyper.reports_of(layout, preps))
     if layout.single:
-        return WienerResult(outs[0], rhos[0], rule, negs[0], **extra)
-    return WienerResult(layout.merge(outs), rhos, rule, negs, **extra)
+        return WienerResult(layout.merge(outs, method="wiener"), rhos[0], rule, negs[0], **extra)
+    return WienerResult(layout.merge(outs, method="wiener"), rhos, rule, negs, **extra)
 
 
 def _lazy(image, psf, axes, choose, psf_threshold, recenter, voxel_size, psf_voxel_size, memory_limit, bricks,
@@ -316,8 +316,8 @@ def _wiener(pairs, channels, rule, rho, edges, negative_fraction, recenter, psf_
     preps = [p for _, p in pairs]
     extra = dict(notes=_hyper.notes_of(preps), psf_report=_hyper.reports_of(layout, preps))
     if not layout.single:
-        return WienerResult(layout.merge(outs), rhos, used, negs, **extra)
-    return WienerResult(outs[0], rhos[0], used, negs[0], **extra)
+        return WienerResult(layout.merge(outs, method="wiener"), rhos, used, negs, **extra)
+    return WienerResult(layout.merge(outs, method="wiener"), rhos[0], used, negs[0], **extra)
 
 
 def _negfrac(a: np.ndarray) -> float:

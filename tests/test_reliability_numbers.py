@@ -1,0 +1,84 @@
+"""Numbers that cannot go silently wrong (reliability cases 7 and 15).
+
+* data or PSFs beyond float32's range in the FFTs are computed scaled and scaled back;
+* every method checks its result is finite and raises ``NumericalError`` naming the cause;
+* results are bit-identical with 1 or 2 FFT/element-wise worker threads.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fijidecon.deconvolve import convolve, iterative_deconvolve_3d, richardson_lucy, wiener
+from fijidecon.errors import FijideconError, NumericalError
+from fijidecon.psf import diffraction_psf_3d, gaussian
+
+PSF = gaussian((5, 9, 9), fwhm=(700, 250, 250), voxel_size=(200, 65, 65))
+
+
+@pytest.mark.parametrize("level", [1e36, 1e25, 1e-36])
+def test_extreme_values_come_back_scaled_not_nan(level):
+    """Case 7: np.full((8, 8, 8), 1e36) gave all-NaN output from RL, convolve and Wiener."""
+    img = np.full((8, 8, 8), level, np.float32)
+    for out in (richardson_lucy(img, PSF, 3).image, convolve(img, PSF), wiener(img, PSF, 1e-3).image):
+        assert np.isfinite(out).all()
+        np.testing.assert_allclose(out, level, rtol=5e-3)  # Wiener rho=1e-3: 0.1 % at corners
+    rng = np.random.default_rng(0)
+    small = rng.random((8, 16, 16)).astype(np.float32) + 1
+    ref = richardson_lucy(small, PSF, 5, background=0.5).image
+    got = richardson_lucy(small * np.float32(level), PSF, 5, background=0.5 * level).image
+    np.testing.assert_allclose(got / np.float32(level), ref, rtol=1e-4)
+
+
+def test_iterative_deconvolve_beyond_float32_range():
+    """Case 7: Iterative Deconvolve 3D from 1e35 data, and a PSF times 1e20 with the Wiener step."""
+    psf = diffraction_psf_3d(width=16, height=16, depth=8, index=1.33, na=1.2, wavelength=520, pixel_spacing=100,
+                             slice_spacing=250)
+    img = np.random.default_rng(0).random((10, 24, 24)).astype(np.float32) + 1
+    for compat in (True, False):
+        ref = iterative_deconvolve_3d(img, psf, max_iterations=3, gamma=0.1, compat=compat).image
+        big_psf = iterative_deconvolve_3d(img, psf * 1e20, max_iterations=3, gamma=0.1, compat=compat).image
+        np.testing.assert_allclose(big_psf * 1e20, ref, rtol=1e-3, atol=1e-4 * ref.max())
+        big_img = iterative_deconvolve_3d(img * 1e35, psf, max_iterations=3, compat=compat).image
+        want = iterative_deconvolve_3d(img, psf, max_iterations=3, compat=compat).image
+        np.testing.assert_allclose(big_img / 1e35, want, rtol=1e-3, atol=1e-4 * want.max())
+
+
+def test_a_non_finite_result_raises_naming_the_cause():
+    from fijidecon.deconvolve import _hyper
+
+    with pytest.raises(NumericalError, match="^wiener: 1 of 4 result values are NaN or infinite; the likely cause"):
+        _hyper.check_finite(np.array([1, 2, np.inf, 3], np.float32), "wiener")
+    assert issubclass(NumericalError, ValueError) and issubclass(NumericalError, FijideconError)
+
+
+_DETERMINISM = """
+import sys, numpy as np
+from fijidecon.deconvolve import richardson_lucy, convolve, wiener
+from fijidecon.psf import gaussian
+rng = np.random.default_rng(0)
+psf = gaussian((11, 21, 21), (700, 250, 250), (200, 65, 65))
+obj = np.zeros((24, 96, 96), np.float32)
+obj[tuple(rng.integers(0, n, 150) for n in obj.shape)] = 1000
+img = rng.poisson(convolve(obj, psf, edges="constant") + 5).astype(np.float32)
+outs = [richardson_lucy(img, psf, 8, acceleration="biggs-andrews", background=5).image,
+        richardson_lucy(img, psf, 4, regularization="tv", background=5).image,
+        wiener(img, psf).image, convolve(img, psf)]
+np.save(sys.argv[1], np.stack(outs))
+"""
+
+
+def test_results_are_bit_identical_with_one_or_two_threads(tmp_path):
+    """Case 15: Biggs-Andrews RL differed by 1.6e-5 of the max between FIJIDECON_FFT_WORKERS=1 and 2."""
+    outs = []
+    for workers in ("1", "2"):
+        path = tmp_path / f"w{workers}.npy"
+        env = dict(os.environ, FIJIDECON_FFT_WORKERS=workers)
+        subprocess.run([sys.executable, "-c", _DETERMINISM, str(path)], check=True, env=env, timeout=300)
+        outs.append(np.load(path))
+    np.testing.assert_array_equal(outs[0], outs[1])
