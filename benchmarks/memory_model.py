@@ -22,6 +22,9 @@ SIZES = [(32, 128, 128), (64, 256, 256), (64, 512, 512)]
 CASES = [
     ("richardson-lucy", {}),
     ("richardson-lucy", {"acceleration": "biggs-andrews"}),
+    ("richardson-lucy", {"acceleration": "momentum"}),
+    ("richardson-lucy", {"back_projector": "wiener-butterworth"}),
+    ("richardson-lucy", {"back_projector": "wiener-butterworth", "edges": "periodic"}),
     ("richardson-lucy", {"regularization": "tv"}),
     ("richardson-lucy", {"edges": "periodic"}),
     ("richardson-lucy", {"edges": "reflect"}),
