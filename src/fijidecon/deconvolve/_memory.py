@@ -464,8 +464,8 @@ def estimate_memory(method: str, image_shape: Sequence[int], psf_shape: Sequence
         ``2 n - 1`` voxels per axis, ``n`` for periodic edges).
     **options:
         The method's own keyword arguments (those that change memory are used:
-        ``edges``, ``acceleration``, ``regularization``, ``weight``, ``iterations`` with
-        ``snapshot_every``, ``read_noise``, ``compat``, ``anti_ringing``, ``gamma``,
+        ``edges``, ``acceleration``, ``regularization``, ``weight``, ``back_projector``,
+        ``iterations`` with ``snapshot_every``, ``read_noise``, ``compat``, ``anti_ringing``, ``gamma``,
         ``lowpass_xy``/``lowpass_z``; the others, e.g. ``track_deviance``, are accepted and
         cost nothing measurable), plus ``dtype`` (the input's dtype; a non-float32 input
         is converted: one more copy), ``axes`` (see ``image_shape``) and ``threads``
