@@ -150,10 +150,24 @@ def test_gain_without_auto_is_refused(bars):
         richardson_lucy(data, psf, 5, gain=2.0)
 
 
-def test_choose_iterations_fraction_checked(bars):
+@pytest.mark.parametrize("kw,match", [(dict(fraction=1.0), "auto_fraction"), (dict(fraction=0), "auto_fraction"),
+                                      (dict(criterion="gcv"), "criterion"), (dict(folds=0), "folds"),
+                                      (dict(seed=-1), "seed")])
+def test_choose_iterations_options_checked(bars, kw, match):
     data, psf, _ = bars
-    with pytest.raises(ValueError, match="^auto_fraction"):
-        A.choose_iterations(data, psf, 10, fraction=1.0)
+    with pytest.raises((ValueError, TypeError), match=f"^{match}"):
+        A.choose_iterations(data, psf, 10, **kw)
+
+
+def test_folds_average_and_likelihood_criterion(bars):
+    data, psf, _ = bars
+    kw = dict(background=BG, read_noise=RN, acceleration="biggs-andrews", gain=1.0, offset=0.0)
+    one = A.choose_iterations(data, psf, 40, seed=5, **kw)
+    two = A.choose_iterations(data, psf, 40, seed=5, folds=2, **kw)
+    assert two["folds"] == 2 and two["curve"] != one["curve"]
+    # the first fold of two is the single fold: same thinning, so the average differs from it only by fold 2
+    lik = A.choose_iterations(data, psf, 40, seed=5, criterion="likelihood", **kw)
+    assert lik["curve"][:5] == one["likelihood_curve"][:5] and lik["criterion"] == "likelihood"
 
 
 def test_thin_halves_are_poisson_and_sum_back():

@@ -43,6 +43,7 @@ Counts must be photo-electrons
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import warnings
@@ -60,7 +61,11 @@ log = logging.getLogger("fijidecon")
 #: Default thinning fraction: the photons RL is run on (the rest score it).
 DEFAULT_FRACTION = 0.8
 #: Count for the full data per count chosen on the fraction p (measured, see the module docstring).
-AUTO_FACTOR = {0.8: 1.0}
+AUTO_FACTOR = {("deblurred", 0.8): 1.0, ("likelihood", 0.8): 1.0}
+#: The scores of the held-out data (see ``choose_iterations``).
+CRITERIA = {"deblurred": "held-out residual after a Wiener inverse", "likelihood": "held-out Poisson likelihood"}
+#: Regularisation of the Wiener inverse of the "deblurred" score, relative to |OTF(0)|^2 = 1.
+DEBLUR_EPS = 1e-3
 #: Iterates scored one by one up to here, then about ``SCORES_PER_DOUBLING`` per doubling.
 DENSE_UNTIL = 20
 SCORES_PER_DOUBLING = 20
@@ -68,6 +73,10 @@ SCORES_PER_DOUBLING = 20
 PATIENCE = 1.6
 #: Blocks of the photon-transfer estimate (pixels per side, in each plane).
 BLOCK = 8
+#: The quantile of the blocks' residual variances taken per mean bin.
+QUANTILE = 0.1
+#: The PSF passes nothing at frequencies where |OTF| < this (the spectral noise estimate).
+OTF_STOP = 1e-4
 
 
 @dataclass(frozen=True)
@@ -95,26 +104,82 @@ def _laplacian_residual(vol: np.ndarray) -> np.ndarray:
     return r / math.sqrt(20.0), c
 
 
-def estimate_camera(image: np.ndarray, block: int = BLOCK, bins: int = 16) -> Camera | None:
+@functools.lru_cache(maxsize=None)
+def _quantile_of_noise(block: int, q: float) -> float:
+    """The ``q`` quantile of the blocks' residual variance for white noise of variance 1
+    (the Laplacian's neighbours are correlated: measured, not from a chi-square law)."""
+    rng = np.random.default_rng(12345)
+    r, _ = _laplacian_residual(rng.standard_normal((8, 32 * block + 2, 32 * block + 2)))
+    v = (r ** 2).reshape(8, 32, block, 32, block).mean(axis=(2, 4))
+    return float(np.quantile(v, q))
+
+
+def estimate_camera(image: np.ndarray, kernel: np.ndarray | None = None, block: int = BLOCK, bins: int = 16,
+                    quantile: float = QUANTILE) -> Camera | None:
     """Gain and offset from the noise of one image (photon-transfer curve).
 
     Parameters
     ----------
     image:
         (Y, X) or (Z, Y, X) raw camera image (any real dtype), not modified.
+    kernel:
+        The PSF on the image's grid (origin at ``n // 2``).  With it, the noise is
+        measured in the frequencies the PSF does not pass (``|OTF| < OTF_STOP``), where the
+        object leaves nothing; without it (or when it passes nearly every frequency), in
+        an in-plane discrete Laplacian of the image.
     block:
         Side of the square blocks (pixels) in each plane.
     bins:
         Number of mean-level bins (quantiles of the blocks' means).
+    quantile:
+        The blocks' residual variance taken in each bin (a low quantile: blocks with
+        structure read high), scaled by the same quantile of white noise.
 
     Returns
     -------
     Camera or None
         ``Camera(gain, offset, "estimated", (a, c))`` with ``var = a mean + c`` fitted
-        through the bins' median variances; ``None`` when there are fewer than 32
-        blocks, the means span too narrow a range, or the slope is not positive.
+        through the bins' variances; ``None`` when there are fewer than 32 blocks, the
+        means span too narrow a range, or the slope is not positive.
     """
+    if kernel is not None:
+        rc = _spectral_residual(np.asarray(image), np.asarray(kernel))
+        if rc is not None:
+            return _fit_camera(*rc, block, bins, None, 1.0)
     r, c = _laplacian_residual(np.asarray(image))
+    return _fit_camera(r, c, block, bins, quantile, _quantile_of_noise(block, quantile))
+
+
+def _spectral_residual(image: np.ndarray, kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The image's frequencies where the PSF passes nothing (``|OTF| < OTF_STOP``), scaled
+    to the variance of white noise, and the image itself, cropped of a border where the
+    periodic wrap leaks (``None`` when the PSF passes more than 95 % of the frequencies)."""
+    v = image.reshape((-1,) + image.shape[-2:]).astype(np.float32)
+    k = kernel.reshape((-1,) + kernel.shape[-2:]) if kernel.ndim == image.ndim else None
+    if k is None or k.ndim != v.ndim:
+        return None
+    n = v.shape
+    v = np.concatenate([v, v[:, ::-1]], axis=1)  # mirrored in Y and X: no wrap-around step at the borders
+    v = np.concatenate([v, v[:, :, ::-1]], axis=2)
+    otf = np.abs(_folded_otf(k.astype(np.float64) / k.sum(), v.shape))
+    mask = otf < OTF_STOP
+    weight = np.full(mask.shape, 2.0)
+    weight[..., 0] = 1
+    if v.shape[-1] % 2 == 0:
+        weight[..., -1] = 1
+    frac = float((weight * mask).sum() / weight.sum())
+    if frac < 0.05:
+        return None
+    r = scipy.fft.irfftn(scipy.fft.rfftn(v, workers=-1) * mask, v.shape, workers=-1) / math.sqrt(frac)
+    bz = 2 if n[0] > 8 else 0
+    crop = (slice(bz, n[0] - bz), slice(2, n[1] - 2), slice(2, n[2] - 2))
+    return r[crop].astype(np.float64), v[crop].astype(np.float64)
+
+
+def _fit_camera(r: np.ndarray, c: np.ndarray, block: int, bins: int, quantile: float | None,
+                q_noise: float) -> Camera | None:
+    """``var = a mean + c`` through the bins of blocks (see :func:`estimate_camera`); per bin the
+    blocks' mean variance (``quantile=None``) or that quantile divided by ``q_noise``."""
     nz, ny, nx = r.shape
     by, bx = ny // block, nx // block
     if nz * by * bx < 32:
@@ -125,33 +190,29 @@ def estimate_camera(image: np.ndarray, block: int = BLOCK, bins: int = 16) -> Ca
     mean = c[sl].reshape(shp).mean(axis=(2, 4)).ravel()
     edges = np.quantile(mean, np.linspace(0, 1, bins + 1))
     idx = np.clip(np.searchsorted(edges, mean, side="right") - 1, 0, bins - 1)
-    mb, vb, nb = [], [], []
+    mb, vb = [], []
     for i in range(bins):
         sel = idx == i
         if sel.sum() >= 4:
             mb.append(float(np.median(mean[sel])))
-            vb.append(float(np.median(var[sel])))
-            nb.append(int(sel.sum()))
-    mb, vb = np.array(mb), np.array(vb)
+            vb.append(float(np.mean(var[sel]) if quantile is None else np.quantile(var[sel], quantile)))
+    mb, vb = np.array(mb), np.array(vb) / q_noise
     if len(mb) < 3 or not (mb.max() - mb.min()) > 0.5 * math.sqrt(max(np.median(vb), 1e-12)):
         return None
-    # a median of a mean of n squares of Gaussian noise is ~(1 - 2/(9n))^3 of the variance
-    n = block * block
-    vb = vb / (1 - 2 / (9 * n)) ** 3
     a, c0 = np.polyfit(mb, vb, 1)
     if not a > 0:
         return None
     return Camera(float(1 / a), float(-c0 / a), "estimated", (float(a), float(c0)))
 
 
-def _camera(vol: np.ndarray, gain: Any, offset: Any, read_noise: float) -> Camera:
+def _camera(vol: np.ndarray, gain: Any, offset: Any, read_noise: float, kernel: np.ndarray) -> Camera:
     """The camera model used for thinning: given, estimated or assumed (with a warning).
 
     ``shift`` (e-) is added to the converted counts: the read-noise variance when the
     offset is given or assumed; 0 when it is estimated (it then includes the shift)."""
     if gain is not None and offset is not None:
         return Camera(gain, offset, "given", shift=(gain * read_noise) ** 2)
-    est = estimate_camera(vol)
+    est = estimate_camera(vol, kernel)
     if est is None:
         g, off = (1.0 if gain is None else gain), (0.0 if offset is None else offset)
         _warn("stop='auto': the image's noise level could not be measured (too flat or too small); taking "
@@ -192,35 +253,46 @@ def thin(counts: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple
     return y1.astype(np.float32), (n - y1).astype(np.float32)
 
 
-class _Scorer:
-    """Held-out Poisson negative log-likelihood of an estimate, on the voxels where ``H x``
-    is known from the image box alone (all of them for periodic edges)."""
+def _folded_otf(kernel: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The real-FFT OTF of ``kernel`` (origin at ``n // 2``) wrapped onto a periodic grid ``shape``."""
+    k = np.zeros(shape, np.float64)
+    idx = np.indices(kernel.shape).reshape(kernel.ndim, -1)
+    np.add.at(k, tuple((idx[d] - kernel.shape[d] // 2) % shape[d] for d in range(kernel.ndim)), kernel.ravel())
+    return scipy.fft.rfftn(k, workers=-1)
 
-    def __init__(self, y2: np.ndarray, kernel: np.ndarray, scale: float, bg: float, periodic: bool):
+
+class _Scorer:
+    """Held-out scores of an estimate ``x`` of the thinned run, on the voxels where ``H x`` is
+    known from the image box alone (all of them for periodic edges).
+
+    ``__call__`` returns ``(deblurred, likelihood)``: the squared norm of the held-out
+    residual ``r = H x + p b - p / (1 - p) y2`` after the Wiener inverse
+    ``conj(H) / (|H|^2 + eps)`` (per voxel), and the held-out Poisson negative
+    log-likelihood (per voxel, up to a constant)."""
+
+    def __init__(self, y2: np.ndarray, kernel: np.ndarray, scale: float, bg: float, periodic: bool,
+                 eps: float):
         self.kernel = np.asarray(kernel, np.float32)
-        self.shape = y2.shape
-        self.periodic = periodic
         ks = self.kernel.shape
+        self.periodic = periodic
         if periodic:
-            self.grid = y2.shape
-            k = np.zeros(y2.shape, np.float32)
-            k[tuple(slice(0, n) for n in ks)] = self.kernel
-            k = np.roll(k, tuple(-(n // 2) for n in ks), axis=tuple(range(k.ndim)))
             self.box = tuple(slice(0, n) for n in y2.shape)
+            self.grid = y2.shape
+            self.otf = _folded_otf(self.kernel, y2.shape).astype(np.complex64)
         else:
             lo = [n - 1 - n // 2 for n in ks]
             hi = [s - n // 2 for s, n in zip(y2.shape, ks)]
-            if any(h <= l for l, h in zip(lo, hi)):  # PSF as wide as the image: no voxel is fully known
+            if any(h - l < 2 for l, h in zip(lo, hi)):  # PSF about as wide as the image: no voxel fully known
                 lo = [min(l, s // 4) for l, s in zip(lo, y2.shape)]
-                hi = [max(h, s - s // 4) for h, s in zip(hi, y2.shape)]
-                hi = [max(h, l + 1) for l, h in zip(lo, hi)]
+                hi = [max(h, s - s // 4, l + 2) for l, h, s in zip(lo, hi, y2.shape)]
             self.box = tuple(slice(l, h) for l, h in zip(lo, hi))
             self.grid = tuple(scipy.fft.next_fast_len(s + n - 1, real=True) for s, n in zip(y2.shape, ks))
-            k = self.kernel
-        self.otf = scipy.fft.rfftn(k, self.grid, workers=-1)
-        self.y2 = np.asarray(y2[self.box], np.float64)
+            self.otf = scipy.fft.rfftn(self.kernel, self.grid, workers=-1).astype(np.complex64)
+        self.y2 = np.asarray(y2[self.box], np.float32)
         self.scale, self.bg = scale, bg
         self.voxels = self.y2.size
+        hb = _folded_otf(self.kernel, self.y2.shape)
+        self.inverse = (np.conj(hb) / (np.abs(hb) ** 2 + eps)).astype(np.complex64)
 
     def blur(self, x: np.ndarray) -> np.ndarray:
         """``H x`` over the scored box."""
@@ -230,10 +302,15 @@ class _Scorer:
         off = [n // 2 for n in self.kernel.shape]
         return h[tuple(slice(b.start + o, b.stop + o) for b, o in zip(self.box, off))]
 
-    def __call__(self, x: np.ndarray) -> float:
-        m = self.scale * (np.maximum(self.blur(x), 0) + self.bg)
-        m = np.maximum(m, 1e-12)
-        return float(np.sum(m - self.y2 * np.log(m)) / self.voxels)
+    def __call__(self, x: np.ndarray) -> tuple[float, float]:
+        hx = np.maximum(self.blur(x), 0)
+        hx += np.float32(self.bg)
+        r = scipy.fft.rfftn(hx - self.y2 / np.float32(self.scale), workers=-1)
+        r *= self.inverse
+        deblurred = float(np.vdot(r, r).real) / self.voxels ** 2
+        m = np.maximum(np.float32(self.scale) * hx, np.float32(1e-12))
+        nll = float(np.sum(m, dtype=np.float64) - np.vdot(self.y2, np.log(m)))
+        return deblurred, nll / self.voxels
 
 
 def _scored(k: int) -> bool:
@@ -244,7 +321,8 @@ def _scored(k: int) -> bool:
     return k % step == 0
 
 
-def check_options(gain: Any, offset: Any, fraction: Any, seed: Any) -> tuple[Any, Any, float, Any]:
+def check_options(gain: Any, offset: Any, fraction: Any, seed: Any, criterion: Any = "deblurred",
+                  folds: Any = 1) -> tuple[Any, Any, float, Any, str, int]:
     """The auto-stop parameters checked (one-line errors naming them)."""
     if gain is not None:
         gain = _validate.check_float("gain", gain, positive=True)
@@ -255,12 +333,42 @@ def check_options(gain: Any, offset: Any, fraction: Any, seed: Any) -> tuple[Any
         raise ValueError(f"auto_fraction: expected a fraction of the photons strictly between 0 and 1, got {fraction!r}")
     if seed is not None:
         seed = _validate.check_int("seed", seed, 0)
-    return gain, offset, fraction, seed
+    criterion = _validate.check_choice("criterion", criterion, CRITERIA)
+    folds = _validate.check_int("folds", folds, 1, 16)
+    return gain, offset, fraction, seed, criterion, folds
+
+
+def _fold_curve(rl: Any, y1: np.ndarray, kernel: np.ndarray, scorer: _Scorer, iterations: int, col: int,
+                background: float, inner: dict) -> list[list[float]]:
+    """RL on the thinned counts ``y1``, scored by ``scorer``: ``[[k, deblurred, likelihood], ...]``,
+    stopped once column ``col`` has had no new minimum for a while (``PATIENCE``)."""
+    rows: list[list[float]] = []
+    best = [math.inf, 0]
+
+    def score(fig: Any, est: np.ndarray) -> bool:
+        if not hasattr(fig, "iteration"):  # a bricked run: no per-iteration estimate
+            raise MemoryError("stop: 'auto' needs the thinned run in one piece but the volume is over "
+                              "memory_limit; choose the count on a crop with choose_iterations")
+        k = int(fig.iteration)
+        if _scored(k):
+            rows.append([k, *scorer(est)])
+            if rows[-1][col] < best[0]:
+                best[:] = [rows[-1][col], k]
+        return k >= 10 + PATIENCE * max(best[1], 1) and k > best[1] + 10
+
+    rl(y1, kernel, iterations, callback=score, background=background, recenter=False, psf_threshold=0.0, **inner)
+    return rows
+
+
+def _average(folds: list[list[list[float]]]) -> np.ndarray:
+    """The folds' curves averaged over the iterations every fold scored."""
+    common = set.intersection(*({r[0] for r in f} for f in folds))
+    return np.array([np.mean([r for f in folds for r in f if r[0] == k], axis=0) for k in sorted(common)])
 
 
 def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | None = None,
                       offset: float | None = None, fraction: float = DEFAULT_FRACTION, seed: int | None = 0,
-                      **options: Any) -> dict:
+                      criterion: str = "deblurred", folds: int = 1, **options: Any) -> dict:
     """The Richardson-Lucy iteration count for ``image`` chosen by binomial-thinning cross-validation.
 
     Parameters
@@ -277,9 +385,15 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
         Camera gain (photo-electrons per image unit, > 0) and offset (image units);
         ``None``: estimated from the image (see the module docstring).
     fraction:
-        Thinning fraction ``p`` the thinned RL run gets (0 < p < 1; default 0.5).
+        Thinning fraction ``p`` the thinned RL run gets (0 < p < 1; default 0.8).
     seed:
         Seed of the thinning (``None``: a fresh random split).
+    criterion:
+        ``"deblurred"`` (default: the held-out residual after a Wiener inverse, an
+        estimate of the object-space error in the PSF's pass band) or ``"likelihood"``
+        (the held-out Poisson likelihood: the data-space prediction risk).
+    folds:
+        Independent thinnings whose curves are averaged (each costs one thinned run).
     **options:
         Every other :func:`richardson_lucy` option of the final run (acceleration,
         regularization, edges, background, read_noise, voxel_size, axes, ...); the
@@ -289,39 +403,41 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
     -------
     dict
         ``iteration`` (the count for the full data), ``thinned_iteration`` (the
-        minimum of the curve), ``curve`` (``[[k, L(k)], ...]`` per volume for several
-        volumes), ``method``, ``fraction``, ``factor``, ``gain``, ``offset``,
-        ``camera`` (``"given"``, ``"estimated"`` or ``"assumed"``), ``seed``.
+        minimum of the curve), ``curve`` (``[[k, score], ...]``; per volume for several
+        volumes), ``likelihood_curve`` (the other score), ``method``, ``criterion``,
+        ``fraction``, ``factor``, ``folds``, ``gain``, ``offset``, ``camera``
+        (``"given"``, ``"estimated"`` or ``"assumed"``), ``seed``, ``maximum``.
 
     Raises
     ------
     ValueError, TypeError
-        Bad ``gain``, ``offset``, ``fraction`` (as ``auto_fraction``), ``seed`` or
-        ``iterations``, a Dask image, or any error of :func:`richardson_lucy`.
+        Bad ``gain``, ``offset``, ``fraction`` (as ``auto_fraction``), ``seed``,
+        ``criterion``, ``folds`` or ``iterations``, a Dask image, or any error of
+        :func:`richardson_lucy`.
     """
     from .richardson_lucy import richardson_lucy
 
     iterations = _validate.check_int("iterations", iterations, 1)
-    gain, offset, fraction, seed = check_options(gain, offset, fraction, seed)
+    gain, offset, fraction, seed, criterion, folds = check_options(gain, offset, fraction, seed, criterion, folds)
     if type(image).__name__ == "Array" and hasattr(image, "dask"):
         raise ValueError("stop: 'auto' needs an in-memory image (choose the count on a numpy crop with "
                          "choose_iterations, then pass iterations=)")
     bg = _validate.check_float("background", options.get("background", 0.0), 0)
     rn = _validate.check_float("read_noise", options.get("read_noise", 0.0), 0)
-    axes = options.get("axes")
-    layout, vols = _hyper.split(image, psf, axes, allow_negative=True)
+    layout, vols = _hyper.split(image, psf, options.get("axes"), allow_negative=True)
     edges = options.get("edges", "non-circulant")
     preps = _hyper.prepare_psfs(layout, vols, edges, threshold=options.get("psf_threshold", 1e-4),
                                 recenter=options.get("recenter", True), voxel_size=options.get("voxel_size"),
                                 psf_voxel_size=options.get("psf_voxel_size"))
-    factor = AUTO_FACTOR.get(round(fraction, 6), 1.0)
+    factor = AUTO_FACTOR.get((criterion, round(fraction, 6)), 1.0)
+    col = 1 if criterion == "deblurred" else 2
     rng = np.random.default_rng(seed)
-    inner = {k: v for k, v in options.items() if k not in ("axes", "psf_voxel_size", "recenter", "background",
-                                                           "read_noise", "callback", "stop", "snapshot_every", "psf_threshold",
-                                                           "start", "track_deviance")}
+    inner = {k: v for k, v in options.items() if k not in (
+        "axes", "psf_voxel_size", "recenter", "background", "read_noise", "callback", "stop", "snapshot_every",
+        "psf_threshold", "start", "track_deviance", "bricks", "halo")}
     picks, curves, cams = [], [], []
     for vol, prep in zip(vols, preps):
-        cam = _camera(vol.data, gain, offset, rn)
+        cam = _camera(vol.data, gain, offset, rn, prep.kernel)
         counts = cam.gain * (vol.data.astype(np.float64) - cam.offset) + cam.shift
         b_e = cam.gain * (bg - cam.offset) + cam.shift
         if b_e < -0.05 * max(float(counts.mean()), 1.0):
@@ -329,41 +445,36 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
                   "image = H x + background ignores part of the offset; subtract the offset from the image or "
                   "add it to background")
         b_e = max(b_e, 0.0)
-        y1, y2 = thin(counts, fraction, rng)
-        scorer = _Scorer(y2, prep.kernel, (1 - fraction) / fraction, fraction * b_e, edges == "periodic")
-        curve: list[list[float]] = []
-        best = [math.inf, 0]
-
-        def score(fig: Any, est: np.ndarray) -> bool:
-            if not hasattr(fig, "iteration"):  # a bricked run: no per-iteration estimate
-                raise MemoryError("stop: 'auto' needs the thinned run in one piece but the volume is over "
-                                  "memory_limit; choose the count on a crop with choose_iterations")
-            k = int(fig.iteration)
-            if _scored(k):
-                v = scorer(est)
-                curve.append([k, v])
-                if v < best[0]:
-                    best[:] = [v, k]
-            return k >= 10 + PATIENCE * max(best[1], 1) and k > best[1] + 10
-
-        richardson_lucy(y1, prep.kernel, iterations, callback=score, background=fraction * b_e, recenter=False,
-                        psf_threshold=0.0, **inner)
-        k1 = int(best[1])
-        picks.append(k1)
+        runs = []
+        for _ in range(folds):
+            y1, y2 = thin(counts, fraction, rng)
+            scorer = _Scorer(y2, prep.kernel, (1 - fraction) / fraction, fraction * b_e, edges == "periodic",
+                             DEBLUR_EPS)
+            runs.append(_fold_curve(richardson_lucy, y1, prep.kernel, scorer, iterations, col, fraction * b_e,
+                                    inner))
+        curve = _average(runs)
+        picks.append(int(curve[int(np.argmin(curve[:, col])), 0]))
         curves.append(curve)
         cams.append(cam)
     k1 = int(np.median(picks))
     k = int(min(iterations, max(1, round(k1 * factor))))
     cam = cams[0]
-    out = dict(iteration=k, thinned_iteration=k1, curve=curves[0] if len(curves) == 1 else curves,
-               method=f"binomial thinning cross-validation (p={fraction:g}, Poisson held-out likelihood)",
-               fraction=fraction, factor=factor, gain=cam.gain, offset=cam.offset, camera=cam.source, seed=seed,
-               maximum=iterations)
-    if len(picks) > 1:
+
+    def pairs(c: np.ndarray, j: int) -> list:
+        return [[int(r[0]), float(r[j])] for r in c]
+
+    one = len(curves) == 1
+    out = dict(iteration=k, thinned_iteration=k1,
+               curve=pairs(curves[0], col) if one else [pairs(c, col) for c in curves],
+               likelihood_curve=pairs(curves[0], 2) if one else [pairs(c, 2) for c in curves],
+               method=f"binomial thinning cross-validation (p={fraction:g}, {folds} fold(s), {CRITERIA[criterion]})",
+               criterion=criterion, fraction=fraction, factor=factor, folds=folds, gain=cam.gain, offset=cam.offset,
+               camera=cam.source, seed=seed, maximum=iterations)
+    if not one:
         out["per_volume"] = picks
-    log.info("richardson-lucy: stop=auto chose %d iterations (held-out likelihood minimum at %d of %d on %g of "
-             "the photons; gain %.3g e-/ADU, offset %.3g, %s)", k, k1, iterations, fraction, cam.gain,
-             cam.offset, cam.source)
+    log.info("richardson-lucy: stop=auto chose %d iterations (%s minimum at %d of %d on %g of the photons; "
+             "gain %.3g e-/ADU, offset %.3g, %s)", k, criterion, k1, iterations, fraction, cam.gain, cam.offset,
+             cam.source)
     return out
 
 
