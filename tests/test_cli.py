@@ -114,42 +114,6 @@ def test_main_returns_status_in_process(tmp_path, capsys):
     assert "width" in capsys.readouterr().err
 
 
-def test_demo_writes_the_main_job(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "fijidecon.cli", "demo", "-o", str(tmp_path / "d")],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    for name in ("psf.tif", "deconvolved.tif", "demo.png", "deconvolved.tif.json"):
-        assert (tmp_path / "d" / name).stat().st_size > 0
-    png = (tmp_path / "d" / "demo.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    res, cal = read_image(tmp_path / "d" / "deconvolved.tif")
-    assert cal.unit == "nm" and res.shape == (12, 36, 40)
-    # the sidecars carry the version and every parameter, as the README says, in strict JSON
-    import inspect
-
-    from fijidecon import __version__
-    from fijidecon.deconvolve import iterative_deconvolve_3d
-    from fijidecon.psf import diffraction_psf_3d
-
-    def strict(path):
-        return json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"{path.name}: {c}"))
-
-    for name, func, want in (("psf.tif", diffraction_psf_3d, {"width": 32, "depth": 16, "na": 1.2}),
-                             ("deconvolved.tif", iterative_deconvolve_3d, {"max_iterations": 100})):
-        rec = strict(tmp_path / "d" / f"{name}.json")
-        assert rec["fijidecon_version"] == __version__ and rec["command"]
-        sig = {n for n, q in inspect.signature(func).parameters.items()
-               if q.default is not inspect.Parameter.empty and n != "callback"}
-        assert sig <= set(rec["parameters"]) and want.items() <= rec["parameters"].items()
-        assert rec["output"]["calibration"]["unit"] == "nm"
-    rec = strict(tmp_path / "d" / "deconvolved.tif.json")
-    assert [i["parameter"] for i in rec["inputs"]] == ["image", "psf"] and len(rec["inputs"][0]["sha256"]) == 64
-    assert rec["result"]["iterations"] > 0 and rec["result"]["stop_reason"]
-    r2 = subprocess.run([sys.executable, "-m", "fijidecon.cli", "demo", "-o", str(tmp_path / "d")],
-                        capture_output=True, text=True)
-    assert r2.returncode == 2 and "exists" in r2.stderr
-
-
 def test_psf_beads_takes_the_image_calibration_and_writes_the_resampled_one(tmp_path):
     from fijidecon.psf import gaussian
 

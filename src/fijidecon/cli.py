@@ -529,7 +529,7 @@ def info(files: tuple[str, ...], axes: str | None) -> int:
 
 
 # ----------------------------------------------------------------------------------
-# demo: the main job end to end on the bundled sample
+# demo: the main job end to end on a synthetic widefield sample (fijidecon.demo)
 # ----------------------------------------------------------------------------------
 
 @cli.command()
@@ -537,7 +537,7 @@ def info(files: tuple[str, ...], axes: str | None) -> int:
               type=click.Path(file_okay=False), help="Folder for the outputs (created).")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 def demo(out_dir: str, overwrite: bool) -> None:
-    """Make a PSF, deconvolve the bundled sample stack, write TIFFs and a PNG panel."""
+    """Simulate a widefield stack with known truth, deconvolve it, write TIFFs and a PNG panel."""
     from . import demo as demo_mod
 
     paths = demo_mod.run(Path(out_dir), overwrite=overwrite)
