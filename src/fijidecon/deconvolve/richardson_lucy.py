@@ -50,7 +50,7 @@ Back projectors (``back_projector=``, ``bp_alpha=``, ``bp_beta=``, ``bp_order=``
     cost (plus 4 bytes per work voxel for ``B``'s spectrum), and over-iterating amplifies
     noise fast, so use 2-5 iterations.  On the Gaussian-PSF phantoms of
     ``benchmarks/quality.py`` (bars: NMSE 0.237 at 2 iterations with the OTF-masked
-    Wiener, where plain RL needs ~30) they approach but do not reach plain RL's best; the
+    Wiener, where plain RL needs ~35) they approach but do not reach plain RL's best; the
     paper's beta = 1e-3 cuts a Gaussian OTF early (bars: 0.45 at 5), beta ~0.2 is faster
     (0.174 at 10).  With non-circulant edges ``w = B^T 1`` rings (negative outside the
     data box, 0.3-1.5 inside it) and dividing by it diverges, so the ratio is taken as 1
