@@ -89,6 +89,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import _bricks, _edges, _fft, _hyper, _otf
+from .. import _validate
+from ..errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -197,8 +199,11 @@ def wiener(image: object, psf: object, regularization: float | str | None = None
     """
     edges = _edges.check_edges(edges, ("reflect", "periodic"))
     rule, rho = _parse_regularization(regularization)
+    negative_fraction = _validate.check_float("negative_fraction", negative_fraction, 0.0, 1.0)
     if not 0 < negative_fraction < 1:
-        raise ValueError(f"negative_fraction: must be in (0, 1), got {negative_fraction!r}")
+        raise InputError(f"negative_fraction: expected a number in (0, 1), got {negative_fraction!r}")
+    recenter = _validate.check_bool("recenter", recenter)
+    psf_threshold = _validate.check_float("psf_threshold", psf_threshold, 0.0, 1.0)
     given = rho if rule == "given" else None
     choose = dict(rule=rule, rho=given, edges=edges, negative_fraction=negative_fraction)
     if _bricks.is_dask(image):

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from .. import _validate
+from ..errors import InputError, InputTypeError
 from .beads import BeadPSF, psf_from_beads
 from .idealized import gaussian, lorentzian
 from .widefield import widefield
@@ -22,30 +24,17 @@ __all__ = ["gaussian_psf", "lorentzian_psf", "widefield_psf", "beads_psf"]
 
 
 def _int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{name}: expected an int, got {value!r}")
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name}: expected an int, got {value!r}") from None
-    if f != int(f) or f < minimum:
-        raise ValueError(f"{name}: expected a whole number >= {minimum}, got {value!r}")
-    return int(f)
+    return _validate.check_int(name, value, minimum)
 
 
 def _spacing(name: str, value: Any, calibration: Any, axis: str) -> float:
     """A spacing; 0 means 'from the image calibration' (which must then be known)."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name}: expected a number, got {value!r}") from None
-    if v < 0 or v != v:
-        raise ValueError(f"{name}: must be > 0, or 0 to take it from the image calibration; got {value!r}")
+    v = _validate.check_float(name, value, 0.0)
     if v > 0:
         return v
     if calibration is not None and calibration.is_calibrated():
         return float(calibration.get(axis))
-    raise ValueError(f"{name}: 0 means 'from the image calibration', but the image has none; give the spacing")
+    raise InputError(f"{name}: 0 means 'from the image calibration', but the image has none; give the spacing")
 
 
 def _stack(width, height, depth):
@@ -109,17 +98,14 @@ def beads_psf(image: np.ndarray, *, pixel_size: float = 0.0, slice_spacing: floa
     ``bead_diameter = 0`` treats the beads as points (their size is not removed).
     """
     if not isinstance(image, np.ndarray):
-        raise TypeError(f"image: expected a numpy array, got {type(image).__name__}")
+        raise InputTypeError(f"image: expected a numpy array, got {type(image).__name__}")
     image = np.squeeze(image) if image.ndim > 3 else image
     nd = image.ndim
     pixel_size = _spacing("pixel_size", pixel_size, calibration, "X")
     slice_spacing = _spacing("slice_spacing", slice_spacing, calibration, "Z") if nd == 3 else 1.0
     vox = (pixel_size, pixel_size) if nd == 2 else (slice_spacing, pixel_size, pixel_size)
-    tp = float(target_pixel_size) if target_pixel_size else None
-    ts = float(target_slice_spacing) if target_slice_spacing else None
-    for name, v in (("target_pixel_size", target_pixel_size), ("target_slice_spacing", target_slice_spacing)):
-        if v is not None and float(v) < 0:
-            raise ValueError(f"{name}: must be >= 0 (0 = unchanged), got {v!r}")
+    tp = _validate.check_float("target_pixel_size", target_pixel_size, 0.0) or None
+    ts = _validate.check_float("target_slice_spacing", target_slice_spacing, 0.0) or None
     tgt = None
     if tp is not None or ts is not None:
         tp = tp or float(pixel_size)
@@ -131,13 +117,12 @@ def beads_psf(image: np.ndarray, *, pixel_size: float = 0.0, slice_spacing: floa
     if all(s == 0 for s in sizes):
         shape = None
     elif any(s == 0 for s in sizes):
-        raise ValueError("width: give width, height and depth (for a 3-D image) together, or all 0 for automatic")
+        raise InputError("width: give width, height and depth (for a 3-D image) together, or all 0 for automatic")
     else:
         shape = (sizes[1], sizes[0]) if nd == 2 else (sizes[2], sizes[1], sizes[0])
     mb = _int("max_beads", max_beads, 0) or None
-    bd = float(bead_diameter)
-    if not bd >= 0:
-        raise ValueError(f"bead_diameter: must be >= 0 (0 = point-like beads), got {bead_diameter!r}")
+    bd = _validate.check_float("bead_diameter", bead_diameter, 0.0)
     return psf_from_beads(image, vox, target_voxel_size=tgt, shape=shape, threshold=threshold, max_beads=mb,
-                          reject_saturated=bool(reject_saturated), register=bool(register),
+                          reject_saturated=_validate.check_bool("reject_saturated", reject_saturated),
+                          register=_validate.check_bool("register", register),
                           bead_diameter=bd or None, normalize=normalize)

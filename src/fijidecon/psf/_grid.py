@@ -7,10 +7,12 @@ and :mod:`fijidecon.psf.beads` use it so that they check and name their inputs t
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any, Sequence
 
 import numpy as np
+
+from .. import _validate
+from ..errors import InputError, InputTypeError, NumericalError
 
 #: Centre conventions: "fft" = index n div 2 (FFT-centred: ``ifftshift`` moves it to 0;
 #: the convention of the ported Dougherty plugins and of the deconvolution code);
@@ -23,88 +25,70 @@ NORMALIZATIONS = ("sum", "peak", None)
 
 def check_shape(shape: Any, name: str = "shape", ndims: Sequence[int] = (1, 2, 3)) -> tuple[int, ...]:
     """A tuple of positive ints with an allowed length."""
-    if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
-        raise TypeError(f"{name}: expected a tuple of sizes such as (64, 64) or (32, 64, 64), got the int {shape!r}")
-    try:
-        items = tuple(shape)
-    except TypeError:
-        raise TypeError(f"{name}: expected a tuple of ints, got {type(shape).__name__}") from None
-    if len(items) not in ndims:
-        allowed = " or ".join(str(n) for n in ndims)
-        raise ValueError(f"{name}: expected {allowed} sizes, got {len(items)} ({items!r})")
-    out = []
-    for v in items:
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-            if isinstance(v, float) and v.is_integer():
-                v = int(v)
-            else:
-                raise TypeError(f"{name}: sizes must be ints, got {v!r}")
-        if v < 1:
-            raise ValueError(f"{name}: sizes must be >= 1, got {items!r}")
-        out.append(int(v))
-    return tuple(out)
+    return _validate.check_shape(name, shape, ndims)
 
 
 def per_axis(value: Any, ndim: int, name: str, *, allow_zero: bool = False, allow_inf: bool = False) -> tuple[float, ...]:
     """A scalar or a sequence of ``ndim`` numbers -> tuple of floats, each checked positive.
 
-    Per-axis sequences are in numpy order ((z,) y, x).
+    Per-axis sequences are in numpy order ((z,) y, x).  Strict types: no strings, no
+    bools; NaN and infinities refused (``allow_inf``: ``+inf`` allowed).
     """
-    if isinstance(value, (str, bytes)) or value is None:
-        raise TypeError(f"{name}: expected a number or a sequence of {ndim} numbers, got {value!r}")
-    if np.ndim(value) == 0:
-        items = (value,) * ndim
-    else:
-        items = tuple(np.asarray(value).ravel().tolist())
-        if len(items) != ndim:
-            raise ValueError(f"{name}: expected one number or {ndim} numbers (one per axis, numpy order), got {len(items)}")
-    out = []
-    for v in items:
-        if isinstance(v, bool):
-            raise TypeError(f"{name}: expected a number, got {v!r}")
-        try:
-            f = float(v)
-        except (TypeError, ValueError):
-            raise TypeError(f"{name}: expected a number, got {v!r}") from None
-        if math.isnan(f):
-            raise ValueError(f"{name}: NaN is not allowed")
-        if math.isinf(f) and not (allow_inf and f > 0):
-            raise ValueError(f"{name}: must be finite, got {v!r}")
-        if f < 0 or (f == 0 and not allow_zero):
-            raise ValueError(f"{name}: must be {'>= 0' if allow_zero else 'positive'}, got {v!r}")
-        out.append(f)
-    return tuple(out)
+    if allow_inf and ndim == 1 and isinstance(value, (float, np.floating)) and value == math.inf:
+        return (math.inf,)
+    return _validate.check_per_axis(name, value, ndim, minimum=0.0 if allow_zero else None)
 
 
 def check_positive(value: Any, name: str, *, allow_zero: bool = False) -> float:
-    return per_axis(value, 1, name, allow_zero=allow_zero)[0]
+    """One finite number > 0 (``allow_zero``: >= 0); strict types."""
+    if allow_zero:
+        return _validate.check_float(name, value, 0.0)
+    return _validate.check_float(name, value, positive=True)
 
 
 def check_centre(centre: Any) -> str:
-    if not isinstance(centre, str) or centre.lower() not in CENTRES:
-        raise ValueError(f"centre: expected one of {CENTRES}, got {centre!r}")
-    return centre.lower()
+    if not isinstance(centre, str):
+        raise InputTypeError(f"centre: expected one of {CENTRES}, got {_validate.got(centre)}")
+    return _validate.check_choice("centre", centre, CENTRES)
 
 
 def check_normalize(normalize: Any) -> str | None:
     if normalize is None:
         return None
     value = getattr(normalize, "value", normalize)  # accept an Enum such as diffraction.Normalization
-    if isinstance(value, str) and value.lower() in ("sum", "peak"):
-        return value.lower()
-    if isinstance(value, str) and value.lower() == "none":
+    if isinstance(value, str) and value.strip().lower() in ("sum", "peak"):
+        return value.strip().lower()
+    if isinstance(value, str) and value.strip().lower() == "none":
         return None
-    raise ValueError(f"normalize: expected 'sum', 'peak' or None, got {normalize!r}")
+    err = InputError if isinstance(value, str) else InputTypeError
+    raise err(f"normalize: expected 'sum', 'peak' or None, got {_validate.got(normalize)}")
 
 
 def check_dtype(dtype: Any) -> np.dtype:
+    if isinstance(dtype, (bool, int, float)) or dtype is None:
+        raise InputTypeError(f"dtype: expected a float dtype (float32 or float64), got {_validate.got(dtype)}")
     try:
         dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"dtype: not a numpy dtype: {dtype!r}") from None
-    if dt.kind != "f":
-        raise TypeError(f"dtype: expected a floating dtype (float32 or float64), got {dt}")
+    except (TypeError, ValueError):
+        raise InputTypeError(f"dtype: not a numpy dtype: {_validate.got(dtype)}") from None
+    if dt.kind != "f" or dt.itemsize < 4:
+        raise InputTypeError(f"dtype: expected a floating dtype (float32 or float64), got {dt}")
     return dt
+
+
+def check_oversample(oversample: Any) -> int:
+    """An odd whole number >= 1 of sub-samples per voxel and axis."""
+    if isinstance(oversample, (float, np.floating)):
+        raise InputTypeError(f"oversample: expected an odd int >= 1, got {_validate.got(oversample)}")
+    m = _validate.check_int("oversample", oversample, 1)
+    if m % 2 == 0:
+        raise InputError(f"oversample: expected an odd int >= 1, got {m}")
+    return m
+
+
+#: Most float64 evaluations a PSF model may make (about a minute of work): beyond it the
+#: parameters are absurd (a length in the wrong unit) rather than merely large.
+MAX_EVALUATIONS = 2e10
 
 
 def centre_index(n: int, centre: str) -> float:
@@ -123,7 +107,7 @@ def normalize_array(a: np.ndarray, normalize: str | None, name: str = "PSF") -> 
         return a
     ref = float(np.sum(a, dtype=np.float64)) if normalize == "sum" else float(np.max(a))
     if not ref > 0 or not math.isfinite(ref):
-        raise ValueError(f"normalize: the {name} has {'sum' if normalize == 'sum' else 'maximum'} {ref!r}, "
+        raise NumericalError(f"normalize: the {name} has {'sum' if normalize == 'sum' else 'maximum'} {ref!r}, "
                          "cannot normalize (is the grid far too coarse or too small?)")
     a /= ref
     return a

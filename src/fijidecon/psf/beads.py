@@ -40,6 +40,8 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import ndimage
 
+from .. import _validate
+from ..errors import InputError, InputTypeError
 from ._grid import centre_index, check_centre, check_dtype, check_normalize, check_shape, normalize_array, per_axis
 
 __all__ = ["BeadPSF", "bead_kernel", "psf_from_beads", "SaturationWarning"]
@@ -106,7 +108,7 @@ def _saturation_mask(image: np.ndarray, saturation: Any) -> tuple[np.ndarray | N
         return None, None
     if isinstance(saturation, str):
         if saturation.lower() != "auto":
-            raise ValueError(f"saturation: expected 'auto', None or a number, got {saturation!r}")
+            raise InputError(f"saturation: expected 'auto', None or a number, got {saturation!r}")
         if image.dtype.kind not in "ui":
             return None, None
         vmax = int(image.max())
@@ -203,12 +205,43 @@ def _fwhm_axis(a: np.ndarray, axis: int) -> float:
     return float(edges[0] - edges[1])
 
 
+#: Most voxels a bead PSF box may have (a 256**3 box): beyond that the voxel sizes are
+#: in different units or the shape is absurd.
+MAX_BOX_VOXELS = 2.0**24
+#: Most a target voxel may be finer than the image's along an axis (upsampling creates no
+#: detail; far beyond this the two voxel sizes are in different units).
+MAX_UPSAMPLING = 32.0
+#: Most evaluations of the bead kernel (see :func:`bead_kernel`).
+MAX_EVALUATIONS = 2e10
+
+
+def _check_box(shape, scale, bd, tgt, bead_iterations, resampled) -> None:
+    """Refuse, before sampling, a PSF box or a bead kernel that is absurd or does not fit."""
+    voxels = float(np.prod(shape, dtype=np.float64))
+    ratio = float(np.max(1.0 / scale))
+    if resampled and ratio > MAX_UPSAMPLING:
+        raise InputError(f"target_voxel_size: {'x'.join(f'{v:g}' for v in tgt)} is {ratio:.3g}x finer than the "
+                         f"image's voxel size (at most {MAX_UPSAMPLING:g}x); are voxel_size and target_voxel_size "
+                         "in one unit?")
+    if voxels > MAX_BOX_VOXELS:
+        name = "target_voxel_size" if resampled and ratio > 1 else "shape"
+        raise InputError(f"{name}: the PSF box would be {'x'.join(map(str, shape))} voxels (more than "
+                         f"{MAX_BOX_VOXELS:.3g}); target voxels {ratio:.3g}x finer than the image's: are "
+                         "voxel_size and target_voxel_size in one unit?")
+    if bd is not None and bead_iterations:
+        ks = _kernel_shape(bd, tgt)
+        if any(k > m for k, m in zip(ks, shape)):
+            raise InputError(f"bead_diameter: the bead ({'x'.join(map(str, ks))} voxels of "
+                             f"{'x'.join(f'{v:g}' for v in tgt)}) does not fit in the PSF box "
+                             f"{'x'.join(map(str, shape))}; is bead_diameter in the unit of voxel_size?")
+
+
 def _remove_bead(mean: np.ndarray, kernel: np.ndarray, iterations: int) -> np.ndarray:
     """Richardson-Lucy deconvolution of the bead average by the bead kernel."""
     if kernel.size == 1:
         return mean
     if any(k > m for k, m in zip(kernel.shape, mean.shape)):
-        raise ValueError(f"bead_diameter: the bead ({kernel.shape} voxels) does not fit in the PSF box {mean.shape}")
+        raise InputError(f"bead_diameter: the bead ({kernel.shape} voxels) does not fit in the PSF box {mean.shape}")
     from ..deconvolve import richardson_lucy  # the numerical core only
 
     m = np.clip(mean, 0.0, None).astype(np.float32)
@@ -228,6 +261,12 @@ def _shell_median(crop: np.ndarray, width: int = 2) -> float:
     inner = tuple(slice(width, n - width) if n > 2 * width + 2 else slice(0, 0) for n in crop.shape)
     mask[inner] = False
     return float(np.median(crop[mask]))
+
+
+def _kernel_shape(diameter: float, vox: Sequence[float]) -> tuple[int, ...]:
+    """Odd shape of the voxelized bead (:func:`bead_kernel`), computed without allocating."""
+    r = diameter / 2.0
+    return tuple(2 * int(min(math.ceil(r / v - 0.5), 2**40)) + 1 for v in vox)
 
 
 def bead_kernel(diameter: float, voxel_size: float | Sequence[float], ndim: int | None = None,
@@ -256,17 +295,26 @@ def bead_kernel(diameter: float, voxel_size: float | Sequence[float], ndim: int 
     >>> k.shape, round(float(k.sum()), 6), bool(np.allclose(k, k[::-1, ::-1, ::-1]))
     ((3, 5, 5), 1.0, True)
     """
-    n = ndim if ndim is not None else (len(voxel_size) if isinstance(voxel_size, Sequence) else 3)
+    if ndim is None:
+        n = len(voxel_size) if isinstance(voxel_size, (Sequence, np.ndarray)) and np.ndim(voxel_size) else 3
+    else:
+        n = _validate.check_int("ndim", ndim, 2, 3)
     if n not in (2, 3):
-        raise ValueError(f"ndim: expected 2 or 3, got {n!r}")
+        raise InputError(f"voxel_size: expected 2 or 3 values (or one number), got {n}")
     d = per_axis(diameter, 1, "bead_diameter")[0]
     vox = np.array(per_axis(voxel_size, n, "voxel_size"))
-    sub = int(subsamples)
-    if sub < 1:
-        raise ValueError(f"subsamples: expected a positive int, got {subsamples!r}")
+    if isinstance(subsamples, (float, np.floating)):
+        raise InputTypeError(f"subsamples: expected a whole number >= 1, got {_validate.got(subsamples)}")
+    sub = _validate.check_int("subsamples", subsamples, 1, 101)
     r = d / 2.0
-    half = [int(math.ceil(r / v - 0.5)) for v in vox]
-    shape = tuple(2 * h + 1 for h in half)
+    shape = _kernel_shape(d, vox)
+    half = [(m - 1) // 2 for m in shape]
+    _validate.check_count("bead_diameter", float(np.prod(shape, dtype=np.float64)) * sub**n, MAX_EVALUATIONS,
+                          f"the bead kernel's sample points ({'x'.join(map(str, shape))} voxels x {sub}**{n})",
+                          "give bead_diameter and voxel_size in one unit")
+    _validate.check_memory("bead_diameter", float(np.prod(shape, dtype=np.float64)) * sub**n * 18.0,
+                           f"a {'x'.join(map(str, shape))}-voxel bead kernel", "give bead_diameter and voxel_size "
+                           "in one unit, or fewer subsamples")
     offs = (np.arange(sub) + 0.5) / sub - 0.5
     # squared distance of every sample point, summed per axis: (voxel, sample) grids
     axes_r2 = [(((np.arange(m) - h)[:, None] + offs[None, :]) * v) ** 2 for m, h, v in zip(shape, half, vox)]
@@ -371,8 +419,16 @@ def psf_from_beads(
 
     Raises
     ------
-    ValueError, TypeError
-        Bad arguments (message names the parameter), or no usable bead found.
+    fijidecon.errors.InputError, fijidecon.errors.InputTypeError
+        Bad arguments (a ``ValueError``/``TypeError`` whose message starts with the
+        parameter's name: strings for numbers or bools, NaN, out-of-range values), no
+        usable bead found (``image: ...``), a target voxel more than
+        :data:`MAX_UPSAMPLING` times finer than the image's, a PSF box over
+        :data:`MAX_BOX_VOXELS` voxels, or a bead (``bead_diameter``) larger than the box,
+        all before any large allocation.
+    fijidecon.errors.ResourceError
+        The bead crops would not fit the memory budget
+        (:func:`fijidecon.deconvolve.default_memory_limit`).
 
     Warns
     -----
@@ -399,14 +455,7 @@ def psf_from_beads(
     ((15, 21, 21), [12, 24, 32])
     """
     # -- arguments ------------------------------------------------------------------------
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"image: expected a numpy array, got {type(image).__name__}")
-    if image.ndim not in (2, 3):
-        raise ValueError(f"image: expected a 2-D or 3-D array, got {image.ndim} dimensions")
-    if image.dtype.kind not in "uif":
-        raise TypeError(f"image: expected a real numeric array, got dtype {image.dtype}")
-    if min(image.shape) < 3:
-        raise ValueError(f"image: every axis needs at least 3 voxels, got shape {image.shape}")
+    _validate.check_array("image", image, (2, 3), "uif", min_size=3)
     nd = image.ndim
     vox = np.array(per_axis(voxel_size, nd, "voxel_size"))
     tgt = vox.copy() if target_voxel_size is None else np.array(per_axis(target_voxel_size, nd, "target_voxel_size"))
@@ -414,21 +463,39 @@ def psf_from_beads(
         shape = check_shape(shape, ndims=(nd,))
     thr = per_axis(threshold, 1, "threshold", allow_zero=True)[0]
     if thr > 1:
-        raise ValueError(f"threshold: a fraction of the brightest bead, expected 0..1, got {threshold!r}")
+        raise InputError(f"threshold: a fraction of the brightest bead, expected 0..1, got {threshold!r}")
     snr = per_axis(min_snr, 1, "min_snr", allow_zero=True)[0]
-    if max_beads is not None and (isinstance(max_beads, bool) or not isinstance(max_beads, (int, np.integer)) or max_beads < 1):
-        raise ValueError(f"max_beads: expected a positive int or None, got {max_beads!r}")
-    if average not in ("weighted", "median"):
-        raise ValueError(f"average: expected 'weighted' or 'median', got {average!r}")
+    if max_beads is not None:
+        if isinstance(max_beads, (float, np.floating)):
+            raise InputTypeError(f"max_beads: expected a positive int or None, got {_validate.got(max_beads)}")
+        max_beads = _validate.check_int("max_beads", max_beads, 1)
+    local_background = _validate.check_bool("local_background", local_background)
+    reject_saturated = _validate.check_bool("reject_saturated", reject_saturated)
+    register = _validate.check_bool("register", register)
+    if not isinstance(average, str):
+        raise InputTypeError(f"average: expected 'weighted' or 'median', got {_validate.got(average)}")
+    average = _validate.check_choice("average", average, ("weighted", "median"))
     centre = check_centre(centre)
     bd = None if bead_diameter is None else per_axis(bead_diameter, 1, "bead_diameter")[0]
-    if isinstance(bead_iterations, bool) or not isinstance(bead_iterations, (int, np.integer)) or bead_iterations < 0:
-        raise ValueError(f"bead_iterations: expected a whole number >= 0, got {bead_iterations!r}")
+    if isinstance(bead_iterations, (float, np.floating)):
+        raise InputTypeError(f"bead_iterations: expected a whole number >= 0, got {_validate.got(bead_iterations)}")
+    bead_iterations = _validate.check_int("bead_iterations", bead_iterations, 0, 10**6)
     normalize = check_normalize(normalize)
     dt = check_dtype(dtype)
+    if isinstance(background, str):
+        _validate.check_choice("background", background, ("auto",))
+    elif background is None or isinstance(background, (bool, np.bool_)) or not isinstance(
+            background, (int, float, np.integer, np.floating)):
+        raise InputTypeError(f"background: expected 'auto' or a number, got {_validate.got(background)}")
+    else:
+        _validate.check_float("background", background, 0.0)
+    if isinstance(saturation, str):
+        _validate.check_choice("saturation", saturation, ("auto",))
+    elif saturation is not None and saturation is not False:
+        _validate.check_float("saturation", saturation, positive=True)
+    if min_distance is not None:
+        per_axis(min_distance, 1, "min_distance")
     data = np.asarray(image, dtype=np.float64)  # a copy for integer input; never written to
-    if not np.all(np.isfinite(data)):
-        raise ValueError("image: contains NaN or infinite values")
     notes: list[str] = []
 
     def warn(msg: str, cat: type[Warning] = UserWarning) -> None:
@@ -437,8 +504,6 @@ def psf_from_beads(
 
     # -- background, noise, saturation ------------------------------------------------------
     if isinstance(background, str):
-        if background != "auto":
-            raise ValueError(f"background: expected 'auto' or a number, got {background!r}")
         bg = float(np.median(data))
     else:
         bg = per_axis(background, 1, "background", allow_zero=True)[0]
@@ -454,18 +519,19 @@ def psf_from_beads(
 
     floor = max(thr * float(sm.max()), snr * sig_sm, 0.0)
     if not float(sm.max()) > floor:
-        raise ValueError(
+        raise InputError(
             f"image: no bead found (brightest smoothed peak {float(sm.max()):.4g} above background {bg:.4g}, "
             f"noise σ {sig:.3g}); lower threshold/min_snr or check background")
     brightest = np.unravel_index(int(np.argmax(sm)), sm.shape)
     if shape is None:
         h_in = np.array([min(brightest[k], image.shape[k] - 1 - brightest[k]) for k in range(nd)], dtype=float)
-        h_out = np.floor(h_in / scale + 1e-9).astype(int)
+        h_out = np.floor(np.minimum(h_in / scale + 1e-9, 2.0**40)).astype(np.int64)
         if np.any(h_out < 1):
-            raise ValueError(
+            raise InputError(
                 f"shape: the brightest maximum at {tuple(int(i) for i in brightest)} is on the image edge; "
                 "give shape explicitly or crop the image")
         shape = tuple(int(2 * h + 1) for h in h_out)
+    _check_box(shape, scale, bd, tgt, bead_iterations, target_voxel_size is not None)
     c_out = np.array([centre_index(n, centre) for n in shape])
     lo_in = c_out * scale  # extent of a crop in input voxels below the bead ...
     hi_in = (np.array(shape) - 1 - c_out) * scale  # ... and above it
@@ -473,11 +539,11 @@ def psf_from_beads(
         foot = np.maximum(2, np.floor(np.minimum(lo_in, hi_in) / 2.0)).astype(int)
     else:
         md = per_axis(min_distance, 1, "min_distance")[0]
-        foot = np.maximum(1, np.ceil(md / vox)).astype(int)
+        foot = np.maximum(1, np.ceil(np.minimum(md / vox, np.array(image.shape)))).astype(int)
     maxed = ndimage.maximum_filter(sm, size=tuple(2 * foot + 1), mode="nearest")
     peaks = np.argwhere((sm == maxed) & (sm > floor))
     if len(peaks) == 0:
-        raise ValueError(
+        raise InputError(
             f"image: no bead found (brightest smoothed peak {float(sm.max()):.4g} above background {bg:.4g}, "
             f"noise σ {sig:.3g}); lower threshold/min_snr or check background")
     order = np.argsort([-sm[tuple(p)] for p in peaks], kind="stable")
@@ -501,7 +567,7 @@ def psf_from_beads(
     if n_edge:
         warn(f"{n_edge} bead(s) rejected: their {shape} crop box leaves the image")
     if not accepted:
-        raise ValueError(
+        raise InputError(
             f"image: {len(peaks)} maxima found but none usable ({'; '.join(sorted({r for _, r in rejected}))}); "
             "give a smaller shape")
 
@@ -531,6 +597,9 @@ def psf_from_beads(
     if len(accepted) == 1 and len(peaks) >= 1:
         notes.append("one bead used: no averaging, the PSF keeps that bead's noise")
 
+    _validate.check_memory("shape", float(np.prod(shape, dtype=np.float64)) * 8.0 * (2 * len(accepted) + nd + 8),
+                           f"{len(accepted)} bead crops of {'x'.join(map(str, shape))} voxels",
+                           "give a smaller shape or max_beads")
     # -- sampling grid: anti-alias when the output voxel is coarser ------------------------
     src = work
     # lateral axes (the last two) are camera pixels: a coarser pixel integrates more; the

@@ -29,6 +29,8 @@ import numpy as np
 from scipy.special import j0 as _j0_exact, roots_legendre
 
 from .. import _quirks
+from .._validate import check_bool, check_choice, check_count, check_float, check_int, check_memory, got
+from ..errors import InputError, InputTypeError
 
 __all__ = ["Normalization", "diffraction_psf_3d"]
 
@@ -41,25 +43,51 @@ class Normalization(str, enum.Enum):
     PEAK255 = "peak255"  #: maximum = 255 (values above 255 clipped)
 
 
-def _check_positive(name: str, value: float) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return v
+#: Most Simpson cycles / Gauss-Legendre node groups one radial integral may need: the
+#: integrand oscillates this many times when the stack spans that many wavelengths, far
+#: beyond any microscope PSF (a 2048-pixel stack at 100 nm and NA 1.4 needs about 700).
+MAX_CYCLES = 1e5
+#: float32 numbers below this underflow: the compat-mode profile (float32, as the original)
+#: would be all zeros.
+_FLOAT32_TINY = 1e-30
 
 
-def _check_size(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) and not (
-        isinstance(value, float) and value.is_integer()
-    ):
-        raise TypeError(f"{name} must be a whole number, got {value!r}")
-    v = int(value)
-    if v < 1:
-        raise ValueError(f"{name} must be at least 1, got {value!r}")
-    return v
+def _check_work(W, H, D, n, na, lam, sa, dxy, dz, compat) -> None:
+    """Refuse, before any allocation, parameters that imply absurd or too large work.
+
+    The quadrature needs a number of nodes proportional to the oscillations of the
+    integrand (stack extent and aberration in wavelengths); the error names the length
+    that is out of proportion (``wavelength`` when several are), e.g. a wavelength in
+    metres with spacings in nm.
+    """
+    K = 2.0 * math.pi * n / lam
+    U = math.tan(math.asin(na / n))
+    rmax = 2 + math.floor(math.hypot(W // 2, H // 2))
+    terms = {"pixel_spacing": K * rmax * dxy * U / 3.0,
+             "slice_spacing": K * (D // 2) * dz * 0.36 * U / 6.0,
+             "spherical_aberration": K * abs(sa) * 0.36 * U / 6.0}
+    cycles = 1.0 + max(terms.values())
+    big = [k for k, v in terms.items() if v > MAX_CYCLES]
+    name = big[0] if len(big) == 1 else "wavelength"
+    check_count(name, cycles, MAX_CYCLES, f"the oscillations of the PSF integrand (wavelength={lam:g}, "
+                f"pixel_spacing={dxy:g}, slice_spacing={dz:g}, spherical_aberration={sa:g})", "give every length in one unit")
+    if compat:
+        nodes = 16.0 * cycles + 1
+        rows = float(rmax)  # one (radii x nodes) matrix per slice; float64 arg, J0 and temporaries
+        per = 48.0
+        if U ** 4 / 16.0 < _FLOAT32_TINY:
+            raise InputError(f"na: na/index = {na / n:.3g} is too small: compat mode computes in float32 as the "
+                             "original did and the PSF would underflow to 0; use compat=False")
+    else:
+        sin_max, cos_max = U / math.sqrt(1 + U * U), 1 / math.sqrt(1 + U * U)
+        c = K * rmax * dxy * sin_max / math.pi + K * ((D // 2) * dz + abs(sa)) * (1 - cos_max) / (2 * math.pi)
+        nodes = (64.0 + 6.0 * c) * 1.5 ** 7  # the refinement may multiply the count by up to 1.5**7
+        rows = min(float(W * H), (W // 2 + 1) * (H // 2 + 1) * 2.0)  # distinct radii
+        per = 24.0
+    name = "width" if W * H >= D * max(W, H) else "depth"
+    check_memory(name, rows * nodes * per + float(W) * H * D * 24.0,
+                 f"a {D}x{H}x{W} Diffraction PSF 3D ({nodes:.3g} quadrature nodes per radius)",
+                 "use a smaller stack or coarser spacings")
 
 
 def diffraction_psf_3d(
@@ -88,7 +116,7 @@ def diffraction_psf_3d(
         Refractive index n of the immersion/sample medium.
     na : float
         Numerical aperture n·sin θmax.  Must be smaller than ``index`` (the original
-        silently returns NaN there; both modes raise ``ValueError`` instead).
+        silently returns NaN there; both modes raise ``InputError``, a ``ValueError``, instead).
     wavelength : float
         Vacuum wavelength λ, in any length unit L.
     spherical_aberration : float
@@ -104,6 +132,21 @@ def diffraction_psf_3d(
     compat : bool
         ``True`` reproduces the original plugin bit for bit; ``False`` evaluates the
         model accurately (see the module docstring).
+
+    Raises
+    ------
+    fijidecon.errors.InputTypeError
+        A string, bool or other non-number where a number is expected (``db="False"``),
+        a non-bool ``db``/``compat``.
+    fijidecon.errors.InputError
+        Non-positive or non-finite sizes, index, wavelength, spacings, ``na >= index``;
+        lengths so out of proportion (a wavelength in another unit than the spacings)
+        that the quadrature would need more than :data:`MAX_CYCLES` oscillations; in
+        compat mode an ``na/index`` so small that the float32 PSF underflows.
+    fijidecon.errors.ResourceError
+        The quadrature matrices and the stack would not fit the memory budget
+        (:func:`fijidecon.deconvolve.default_memory_limit`).  Every message starts with
+        the parameter's name and is raised before any large allocation.
 
     Returns
     -------
@@ -133,31 +176,26 @@ def diffraction_psf_3d(
     >>> round(float(psf.sum()), 4)
     1.0
     """
-    width = _check_size("width", width)
-    height = _check_size("height", height)
-    depth = _check_size("depth", depth)
-    try:
-        norm = Normalization(normalization.value if isinstance(normalization, Normalization)
-                             else str(normalization).lower())
-    except ValueError:
-        raise ValueError(
-            f"normalization must be one of 'sum', 'peak', 'peak255', got {normalization!r}"
-        ) from None
-    n = _check_positive("index", index)
-    lam = _check_positive("wavelength", wavelength)
-    dxy = _check_positive("pixel_spacing", pixel_spacing)
-    dz = _check_positive("slice_spacing", slice_spacing)
-    try:
-        na_f = float(na)
-        sa = float(spherical_aberration)
-    except (TypeError, ValueError):
-        raise TypeError("na and spherical_aberration must be numbers") from None
-    if not math.isfinite(sa):
-        raise ValueError(f"spherical_aberration must be finite, got {spherical_aberration!r}")
-    if not math.isfinite(na_f) or na_f <= 0:
-        raise ValueError(f"na must be a positive finite number, got {na!r}")
+    width = check_int("width", width, 1)
+    height = check_int("height", height, 1)
+    depth = check_int("depth", depth, 1)
+    if isinstance(normalization, Normalization):
+        norm = normalization
+    elif isinstance(normalization, str):
+        norm = Normalization(check_choice("normalization", normalization, [m.value for m in Normalization]))
+    else:
+        raise InputTypeError(f"normalization: expected one of 'sum', 'peak', 'peak255', got {got(normalization)}")
+    db = check_bool("db", db)
+    compat = check_bool("compat", compat)
+    n = check_float("index", index, positive=True)
+    lam = check_float("wavelength", wavelength, positive=True)
+    dxy = check_float("pixel_spacing", pixel_spacing, positive=True)
+    dz = check_float("slice_spacing", slice_spacing, positive=True)
+    na_f = check_float("na", na, positive=True)
+    sa = check_float("spherical_aberration", spherical_aberration)
     if na_f >= n:  # the original returns NaN/Inf here; we refuse in both modes
-        raise ValueError(f"na must be smaller than index ({n:g}); got na={na_f:g}")
+        raise InputError(f"na: must be smaller than index ({n:g}); got na={na_f:g}")
+    _check_work(width, height, depth, n, na_f, lam, sa, dxy, dz, compat)
 
     if compat:
         psf = _compat_psf(width, height, depth, n, na_f, lam, sa, dxy, dz)

@@ -26,21 +26,31 @@ from ._grid import (
     check_shape,
     normalize_array,
     per_axis,
+    check_oversample,
+    MAX_EVALUATIONS,
 )
+from .._validate import check_count, check_memory
 
 __all__ = ["gaussian", "lorentzian"]
 
 
 def _subvoxel_offsets(oversample: Any) -> np.ndarray:
-    if isinstance(oversample, bool) or not isinstance(oversample, (int, np.integer)):
-        raise TypeError(f"oversample: expected an odd int >= 1, got {oversample!r}")
-    if oversample < 1 or oversample % 2 == 0:
-        raise ValueError(f"oversample: expected an odd int >= 1, got {oversample!r}")
-    m = int(oversample)
+    m = check_oversample(oversample)
     return (np.arange(m) - (m - 1) / 2.0) / m
 
 
-def _prepare(shape, fwhm, voxel_size, centre, normalize, dtype, oversample):
+def _check_size(shape: tuple[int, ...], m: int, bytes_per_voxel: float, what: str) -> None:
+    """Refuse, before allocating, a grid or a sub-sample count beyond memory or reason."""
+    voxels = float(np.prod(shape, dtype=np.float64))
+    evaluations = voxels * (1.0 if what == "Gaussian" else float(m) ** len(shape))  # the Gaussian is separable
+    name = "oversample" if m > 1 and voxels * bytes_per_voxel <= 2.0**30 else "shape"
+    check_count(name, evaluations, MAX_EVALUATIONS, f"the number of {what} evaluations ({shape} voxels x "
+                f"{m}**{len(shape)} sub-samples)", "use a smaller shape or oversample")
+    check_memory("shape", voxels * bytes_per_voxel, f"a {shape} {what} PSF (float64 work arrays)",
+                 "use a smaller shape")
+
+
+def _prepare(shape, fwhm, voxel_size, centre, normalize, dtype, oversample, what="Gaussian", bytes_per_voxel=24.0):
     shape = check_shape(shape)
     nd = len(shape)
     fwhm_t = per_axis(fwhm, nd, "fwhm")
@@ -49,6 +59,7 @@ def _prepare(shape, fwhm, voxel_size, centre, normalize, dtype, oversample):
     normalize = check_normalize(normalize)
     dt = check_dtype(dtype)
     sub = _subvoxel_offsets(oversample)
+    _check_size(shape, len(sub), bytes_per_voxel, what)
     # scaled coordinates u_i = x_i / (a_i / 2) at every sub-voxel position, shape (n_i, m)
     scaled = []
     for n, a, d in zip(shape, fwhm_t, vox_t):
@@ -106,10 +117,14 @@ def gaussian(
 
     Raises
     ------
-    ValueError, TypeError
-        Non-positive or non-finite ``fwhm``/``voxel_size``, a bad ``shape``, ``centre``,
-        ``normalize``, ``oversample`` or a non-float ``dtype``; the message names the
-        parameter.
+    fijidecon.errors.InputError, fijidecon.errors.InputTypeError
+        Non-positive or non-finite ``fwhm``/``voxel_size``, a string or bool for a
+        number, a bad ``shape``, ``centre``, ``normalize``, ``oversample`` or a non-float
+        ``dtype``; more than ``MAX_EVALUATIONS`` (2e10) evaluations of the formula.  The
+        message starts with the parameter's name.
+    fijidecon.errors.ResourceError
+        The grid would not fit the memory budget
+        (:func:`fijidecon.deconvolve.default_memory_limit`); checked before allocating.
 
     References
     ----------
@@ -192,7 +207,8 @@ def lorentzian(
     >>> float(psf[32, 32]), round(float(psf[32, 32 + 2]), 3)   # 2 voxels = 0.1 = 0.4 FWHM
     (1.0, 0.61)
     """
-    shape, scaled, normalize, dt = _prepare(shape, fwhm, voxel_size, centre, normalize, dtype, oversample)
+    shape, scaled, normalize, dt = _prepare(shape, fwhm, voxel_size, centre, normalize, dtype, oversample,
+                                            "Lorentzian", 40.0)
     nd = len(shape)
     m = scaled[0].shape[1]
     # accumulate over the m**nd sub-sample positions (memory stays at one array of shape)

@@ -50,11 +50,15 @@ import numpy as np
 from scipy import sparse
 from scipy.special import j0, roots_legendre
 
+from .. import _validate
+from .._validate import check_count, check_memory
+from ..errors import InputError, InputTypeError
 from ._grid import (
     axis_coords,
     check_centre,
     check_dtype,
     check_normalize,
+    check_oversample,
     check_positive,
     check_shape,
     normalize_array,
@@ -77,10 +81,68 @@ def _check_model(na, wavelength_nm, immersion_index, sample_index, depth_nm, apo
     ns = ni if sample_index is None else check_positive(sample_index, "sample_index")
     depth = check_positive(depth_nm, "depth_nm", allow_zero=True)
     if na >= ni:
-        raise ValueError(f"na: the numerical aperture ({na:g}) must be smaller than immersion_index ({ni:g})")
-    if not isinstance(apodization, str) or apodization.lower() not in APODIZATIONS:
-        raise ValueError(f"apodization: expected one of {APODIZATIONS}, got {apodization!r}")
-    return na, wavelength_nm, ni, ns, depth, apodization.lower()
+        raise InputError(f"na: the numerical aperture ({na:g}) must be smaller than immersion_index ({ni:g})")
+    apodization = _choice("apodization", apodization, APODIZATIONS)
+    return na, wavelength_nm, ni, ns, depth, apodization
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str):
+        raise InputTypeError(f"{name}: expected one of {choices}, got {_validate.got(value)}")
+    return _validate.check_choice(name, value, choices)
+
+
+#: Most quadrature nodes, radial samples or axial search points one PSF may need; beyond
+#: that the lengths are out of proportion (a wavelength not in nm, a depth in metres).
+MAX_SAMPLES = 1e7
+
+
+def _length_name(lam: float, default: str) -> str:
+    """The parameter to blame for absurd work: the wavelength if it is not a wavelength in nm."""
+    return "wavelength_nm" if not 1.0 <= lam <= 1e5 else default
+
+
+def _check_search(na, lam, ni, ns, depth) -> tuple[float, float, float, int]:
+    """The axial search of :func:`focal_shift`: (paraxial, half width, step, nodes), sizes checked."""
+    paraxial = depth * (ni / ns - 1.0)
+    half = 2.0 * abs(paraxial) + 4.0 * lam * ni / na**2
+    step = lam / (40.0 * ni)
+    points = 2.0 * half / step
+    name = "depth_nm" if 2.0 * abs(paraxial) > 4.0 * lam * ni / na**2 else "na"
+    check_count(_length_name(lam, name), points, MAX_SAMPLES, f"the axial search for the focus (depth_nm={depth:g}, "
+                f"immersion_index={ni:g}, sample_index={ns:g}, na={na:g}, wavelength_nm={lam:g}) in points",
+                "check the units (nm) and the indices")
+    k = 2 * math.pi / lam
+    nodes = _node_count(k, ni, math.asin(min(na, ns) / ni), min(na, ns), 0.0, abs(paraxial) + half, depth, ns)
+    check_count(_length_name(lam, "depth_nm"), nodes, MAX_SAMPLES, "the quadrature nodes of the pupil integral",
+                "check the units (nm) and the indices")
+    check_memory(_length_name(lam, name), points * nodes * 40.0, "the axial focus search",
+                 "check the units (nm) and the indices")
+    return paraxial, half, step, nodes
+
+
+#: Most pixel samples (``ny * nx * oversample**2``): about a minute of work.
+MAX_PIXEL_SAMPLES = 4e7
+
+
+def _check_grid(shape, vox, lam, na_eff, m, n_z, nodes_of, node_name) -> None:
+    """Refuse, before allocating, a PSF whose radial table, quadrature or pixel samples are absurd or too big."""
+    ny, nx = shape[-2:]
+    r_max = math.hypot((ny / 2 + 1) * vox[-2], (nx / 2 + 1) * vox[-1])
+    n_r = r_max / (_RADIAL_STEP * lam / na_eff) + 2
+    check_count(_length_name(lam, "voxel_size_nm"), n_r, MAX_SAMPLES, f"the radial table of the PSF "
+                f"(radius {r_max:.3g} nm at wavelength_nm={lam:g}, na={na_eff:g}) in samples",
+                "give voxel_size_nm and wavelength_nm in nm")
+    nodes = float(nodes_of(r_max))
+    check_count(_length_name(lam, node_name), nodes, MAX_SAMPLES, "the quadrature nodes of the pupil integral",
+                "check the units (nm) and the indices")
+    samples = float(ny) * nx * m * m
+    check_count("oversample" if m > 1 and ny * nx <= MAX_PIXEL_SAMPLES else "shape", samples, MAX_PIXEL_SAMPLES,
+                f"the pixel samples ({ny}x{nx} pixels x {m}**2)", "use a smaller shape or oversample")
+    need = samples * 160.0 + n_r * nodes * 24.0 + nodes * n_z * 48.0 + n_r * n_z * 24.0 + ny * nx * n_z * 24.0
+    check_memory("shape" if samples * 160.0 >= n_r * nodes * 24.0 else _length_name(lam, "voxel_size_nm"), need,
+                 f"a {'x'.join(map(str, shape))} widefield PSF ({n_r:.3g} radii x {nodes:.3g} nodes, "
+                 f"{samples:.3g} pixel samples)", "use a smaller shape or oversample")
 
 
 class _Pupil:
@@ -121,6 +183,8 @@ def _node_count(k, ni, theta_max, na_eff, r_max, z_abs_max, depth, ns):
     if depth > 0 and ns != ni:
         s = na_eff
         excursion += k * depth * abs(ns - math.sqrt(max(ns * ns - s * s, 0.0)))
+    if not excursion < 1e15:  # absurd lengths: the callers' size checks refuse it
+        return 10**15
     return int(64 + math.ceil(0.75 * excursion))
 
 
@@ -157,12 +221,8 @@ def focal_shift(
     na, lam, ni, ns, depth, apod = _check_model(na, wavelength_nm, immersion_index, sample_index, depth_nm, apodization)
     if depth == 0 or ns == ni:
         return 0.0
-    paraxial = depth * (ni / ns - 1.0)
-    half = 2.0 * abs(paraxial) + 4.0 * lam * ni / na**2
-    k = 2 * math.pi / lam
-    nodes = _node_count(k, ni, math.asin(min(na, ns) / ni), min(na, ns), 0.0, abs(paraxial) + half, depth, ns)
+    paraxial, half, step, nodes = _check_search(na, lam, ni, ns, depth)
     pupil = _Pupil(na, lam, ni, ns, depth, apod, nodes)
-    step = lam / (40.0 * ni)
     z = np.arange(paraxial - half, paraxial + half + step, step)
     er, ei = pupil.field(np.zeros(1), z)
     inten = er[0] ** 2 + ei[0] ** 2
@@ -247,9 +307,16 @@ def widefield(
 
     Raises
     ------
-    ValueError, TypeError
+    fijidecon.errors.InputError, fijidecon.errors.InputTypeError
         ``na >= immersion_index``, non-positive sizes, wavelength or indices, negative
-        depth, even ``oversample`` …; the message names the parameter.
+        depth, even ``oversample``, a string or bool for a number …; lengths so out of
+        proportion (a wavelength not in nm) that the radial table, the quadrature or the
+        focus search would need more than :data:`MAX_SAMPLES` points, or more than
+        :data:`MAX_PIXEL_SAMPLES` pixel samples.  The message starts with the
+        parameter's name; all checked before any large allocation.
+    fijidecon.errors.ResourceError
+        The PSF's work arrays would not fit the memory budget
+        (:func:`fijidecon.deconvolve.default_memory_limit`).
 
     References
     ----------
@@ -275,15 +342,24 @@ def widefield(
     centre = check_centre(centre)
     normalize = check_normalize(normalize)
     dt = check_dtype(dtype)
-    if isinstance(oversample, bool) or not isinstance(oversample, (int, np.integer)):
-        raise TypeError(f"oversample: expected an odd int >= 1, got {oversample!r}")
-    if oversample < 1 or oversample % 2 == 0:
-        raise ValueError(f"oversample: expected an odd int >= 1, got {oversample!r}")
-    if not isinstance(axial_origin, str) or axial_origin.lower() not in AXIAL_ORIGINS:
-        raise ValueError(f"axial_origin: expected one of {AXIAL_ORIGINS}, got {axial_origin!r}")
+    oversample = check_oversample(oversample)
+    axial_origin = _choice("axial_origin", axial_origin, AXIAL_ORIGINS)
     if quadrature_nodes is not None:
-        if isinstance(quadrature_nodes, bool) or not isinstance(quadrature_nodes, (int, np.integer)) or quadrature_nodes < 8:
-            raise ValueError(f"quadrature_nodes: expected an int >= 8 or None, got {quadrature_nodes!r}")
+        if isinstance(quadrature_nodes, (float, np.floating)):
+            raise InputTypeError(f"quadrature_nodes: expected an int >= 8 or None, got {_validate.got(quadrature_nodes)}")
+        quadrature_nodes = _validate.check_int("quadrature_nodes", quadrature_nodes, 8, int(MAX_SAMPLES))
+    na_eff = min(na, ns)
+    aberrated = depth > 0 and ns != ni
+    k = 2 * math.pi / lam
+    z_span = (shape[0] // 2 + 1) * vox[0] if nd == 3 else 0.0
+    if axial_origin == "paraxial" and depth > 0:
+        z_span += abs(depth * (ni / ns - 1.0))
+    elif axial_origin == "peak" and aberrated:
+        z_span += sum(_check_search(na, lam, ni, ns, depth)[:2])
+    _check_grid(shape, vox, lam, na_eff, oversample, shape[0] if nd == 3 else 1,
+                lambda r_max: quadrature_nodes or _node_count(k, ni, math.asin(na_eff / ni), na_eff, r_max, z_span,
+                                                              depth if aberrated else 0.0, ns),
+                "depth_nm" if aberrated and depth > z_span else "voxel_size_nm")
 
     ny, nx = shape[-2:]
     dy, dx = vox[-2:]
