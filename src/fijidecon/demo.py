@@ -239,3 +239,88 @@ def save_panel(path: Path, image, result, truth, *, voxel_nm=VOXEL_NM, title: st
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
     return io.atomic_write_bytes(path, buf.getvalue(), overwrite=overwrite)
+
+
+#: The ImageJ macro of the main job (also run by hand with ``fijidecon macro``).
+MACRO = Path(__file__).resolve().parents[2] / "examples" / "main_job.ijm"
+
+
+def run_imagej(out_dir: Path, *, macro: Path | None = None, heap: str | None = None,
+               timeout: float = 900.0) -> list[Path]:
+    """The demo's ImageJ half: ``examples/main_job.ijm`` on the files :func:`run` wrote, and a screenshot.
+
+    Starts ImageJ 1.x with fijidecon's commands (a private Xvfb when there is no display),
+    runs the macro on ``out_dir/sample.tif`` with ``psf.tif`` and ``truth.tif`` (it writes
+    ``out_dir/imagej/deconvolved.tif`` and arranges the titled windows side by side), then
+    saves ``out_dir/imagej/imagej_screen.png`` with :func:`fijidecon.fiji.commands.screenshot`.
+    Returns both paths and prints ImageJ's Log.
+
+    Raises
+    ------
+    FileNotFoundError
+        If :func:`run` has not written the sample, PSF and truth into ``out_dir``, or the macro is missing.
+    RuntimeError
+        If the macro fails (its error and line).
+    """
+    out_dir = Path(out_dir)
+    macro = Path(macro) if macro is not None else MACRO
+    need = [out_dir / n for n in ("sample.tif", "psf.tif", "truth.tif")] + [macro]
+    missing = [str(p) for p in need if not p.exists()]
+    if missing:
+        raise FileNotFoundError(f"out_dir: missing {', '.join(missing)} (run `fijidecon demo -o {out_dir}` first)")
+    from .fiji import cli_imagej, commands, runtime
+
+    cli_imagej.ensure_display()
+    runtime.start(heap=heap, headless=False)
+    runtime.imagej(show=True)
+    commands.install(log=False)
+    sub = out_dir / "imagej"
+    sub.mkdir(parents=True, exist_ok=True)
+    arg = " ".join(f"{k}=[{v}]" for k, v in (("input", out_dir / "sample.tif"), ("psf", out_dir / "psf.tif"),
+                                               ("truth", out_dir / "truth.tif"), ("outdir", sub)))
+    arg += f" iterations={METHOD['iterations']} background={BACKGROUND:g} screenshot=0"
+    r = commands.run_macro(macro.read_text(), arg, timeout=timeout, ignore_errors=True, dismiss_dialogs=True)
+    if r.log:
+        print(r.log.rstrip("\n"))
+    if not r.ok:
+        raise RuntimeError(f"macro: {macro} failed{f' at line {r.line}' if r.line else ''}: {r.error}")
+    _log_beside_images()
+    shot = commands.screenshot(str(sub / "imagej_screen.png"))
+    return [sub / "deconvolved.tif", Path(shot)]
+
+
+def _log_beside_images() -> None:
+    """Move ImageJ's Log window to the right of the macro's 2 x 2 grid of images (no overlap)."""
+    from .fiji import runtime
+
+    log = runtime.jimport("ij.WindowManager").getWindow("Log")
+    size = runtime.jimport("java.awt.Toolkit").getDefaultToolkit().getScreenSize()
+    cell = (int(size.height) - 110) // 2  # the macro's grid cell
+    if log is not None:
+        x = 2 * cell + 60
+        log.setBounds(x, 110, max(int(size.width) - x - 10, 200), 300)
+        log.toFront()
+    time.sleep(0.5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m fijidecon.demo [--imagej] OUT``: the demo's files (or, with ``--imagej``, its ImageJ half)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m fijidecon.demo", description=__doc__.split("\n")[0])
+    ap.add_argument("out", type=Path, help="output folder")
+    ap.add_argument("--imagej", action="store_true", help="run examples/main_job.ijm in ImageJ on OUT's files")
+    ap.add_argument("--overwrite", action="store_true")
+    a = ap.parse_args(argv)
+    paths = run_imagej(a.out) if a.imagej else run(a.out, overwrite=a.overwrite)
+    for p in paths:
+        print(p)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    code = main()
+    sys.stdout.flush()
+    os._exit(code)  # AWT's threads would keep the JVM (and this process) alive
