@@ -211,3 +211,23 @@ def test_cli_stop_auto_records_choice(bars, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert tifffile.imread(out).shape == (16, 48, 48)
+
+
+@pytest.mark.parametrize("edges", ["non-circulant", "periodic", "reflect"])
+def test_every_edge_mode_scores_the_whole_image(bars, edges):
+    data, psf, _ = bars
+    r = A.choose_iterations(data[:, :40, :40], psf, 25, edges=edges, gain=1.0, offset=0.0, background=BG,
+                            read_noise=RN, acceleration="biggs-andrews")
+    ks = [k for k, _ in r["curve"]]
+    assert r["scored"] == "whole image" and ks[0] == 1 and 1 <= r["iteration"] <= 25
+    assert ks[-1] == 25 or ks[-1] >= 10 + A.PATIENCE * r["thinned_iteration"]  # the maximum is scored unless stopped
+
+
+def test_scorer_falls_back_to_the_interior_for_a_copy(bars):
+    """An estimate that is not a view of the engine's grid is scored where H x is exact."""
+    data, psf, truth = bars
+    sc = A._Scorer(data, psf, 0.25, BG, "non-circulant", A.DEBLUR_EPS)
+    deb, nll = sc(np.array(truth + 1, np.float32))
+    assert sc.mode == "image" and np.isfinite(deb) and np.isfinite(nll)
+    # Y, X: the image less the PSF's width; Z (16 planes, PSF 17): no voxel is exact, the central half is used
+    assert sc.y2.shape == (8,) + tuple(n - k + 1 for n, k in zip(data.shape[1:], psf.shape[1:]))

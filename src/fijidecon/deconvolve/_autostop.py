@@ -4,41 +4,54 @@ Binomial thinning (data fission) of Poisson counts
     If ``y ~ Poisson(m)``, then ``y1 ~ Binomial(y, p)`` and ``y2 = y - y1`` are
     *independent* Poisson variables with means ``p m`` and ``(1 - p) m`` (Leiner,
     Duan, Wasserman & Ramdas, JASA 2023, "Data fission"; Neufeld, Dharamshi, Gao &
-    Witten, JMLR 2024, "Data thinning").  So RL run on ``y1`` (background ``p b``)
-    can be scored on ``y2``, which it never saw: the held-out Poisson negative
-    log-likelihood of iterate ``k``,
+    Witten, JMLR 2024, "Data thinning").  RL (any variant: acceleration, back
+    projector, regularisation) is run on ``y1`` with background ``p b``, and each
+    iterate ``x_k`` is scored on ``y2``, which it never saw, over the voxels where
+    ``H x_k`` is known from the image box alone (the box shrunk by the PSF's half-width
+    for non-circulant/mirror edges; all voxels for periodic edges):
 
-        L(k) = sum( m_k - y2 log m_k ),   m_k = (1 - p) / p * (H x_k + p b),
+    ``"deblurred"`` (default)
+        ``D(k) = || W (H x_k + p b - p / (1 - p) y2) ||^2`` with ``W`` the Wiener
+        inverse ``conj(H) / (|H|^2 + eps)`` (``eps = DEBLUR_EPS`` relative to
+        ``|OTF(0)|^2 = 1``).  As ``y2`` is independent of ``x_k``,
+        ``E D(k) = || W H (x_k - x) ||^2 + const``: an unbiased estimate (up to a
+        constant) of the object-space error in the PSF's pass band.
+    ``"likelihood"``
+        ``L(k) = sum(m_k - y2 log m_k)``, ``m_k = (1 - p) / p (H x_k + p b)``: the
+        held-out Poisson likelihood, an estimate of the data-space (prediction) risk.
+        It stops too early for sparse objects, whose NMSE keeps falling long after the
+        prediction stops improving (beads: 0.73-0.84 vs 0.26-0.59 best).
 
-    is an unbiased (up to a constant) estimate of the Kullback-Leibler prediction risk
-    of ``x_k``; it falls while RL recovers the object and rises once it fits noise.
-    Its minimum ``k1`` is the count chosen for the fraction ``p`` of the photons.
+    The minimum ``k1`` of the score is the count chosen.  The thinned run stops once
+    the score has had no new minimum for ``PATIENCE`` times ``k1`` (and 10 more).
 
 From the thinned run to the full data
-    RL on fewer photons reaches its best iterate sooner.  The count for the full data
-    is ``k = round(k1 * c)`` with ``c = AUTO_FACTOR[p]``, measured on the phantoms of
-    ``benchmarks/quality.py`` (see ``docs/deconvolution.md``, "Choosing the iteration
-    count"); the full data are then deconvolved to ``k`` by the normal path.  Cost:
-    one thinned run (stopped early once ``L`` has risen well past its minimum), one
-    convolution per scored iterate (every iterate up to 20, then about 20 per doubling)
-    and the final run.
+    RL on a fraction ``p`` of the photons reaches its best iterate a little sooner;
+    with ``p = 0.8`` the measured best factor is 1 (1.25 helped sparse objects but made
+    Biggs-Andrews and momentum over-fit bars), so ``k = k1``: the full data are then
+    deconvolved to ``k`` by the normal path.  Cost: one thinned run (usually stopped
+    early), one convolution per scored iterate (every iterate up to 20, then about 20
+    per doubling), then the final run to ``k``: at most about 2 runs of ``iterations``.
+    ``folds > 1`` averages the scores of independent thinnings (one run each).
 
 Counts must be photo-electrons
     ``gain`` (e-/ADU) and ``offset`` (ADU) convert the image to photo-electrons,
     ``e = gain * (image - offset)``; read noise (``read_noise``, image units) is
     handled by the shifted-Poisson approximation (``e + s**2`` with ``s`` in e-).
     When they are not given, they are estimated from the image (photon-transfer
-    curve, :func:`estimate_camera`): the variance of a noise-only residual (a
-    discrete Laplacian in each plane) in blocks of 8 x 8 pixels against the blocks'
-    means; a line ``var = a mean + c`` through the bins' medians gives the gain
-    ``1 / a`` and an effective offset ``-c / a`` that includes the read-noise shift.
-    A warning says so when the image does not look like photo-electrons (gain outside
-    0.7-1.45: structure left in the residual makes the gain read low, by 10-20 % on
-    sharp phantoms; or a significant offset).  When no line can be fitted (flat images,
-    too few blocks), gain 1 and offset 0 are used, with a warning.
-    Assumptions: pixel noise independent (no binning/filtering after the camera),
-    Poisson plus Gaussian read noise, the same gain and offset everywhere (sCMOS
-    pixel-to-pixel variations are ignored).
+    curve, :func:`estimate_camera`): the variance of a noise-only residual against
+    the mean, in blocks of 8 x 8 pixels binned by mean; a line ``var = a mean + c``
+    gives the gain ``1 / a`` and an effective offset ``-c / a`` that includes the
+    read-noise shift.  The residual is the image's part at frequencies the PSF does not
+    pass (``|OTF| < OTF_STOP``, image mirrored in Y and X), where the object leaves
+    nothing (on the phantoms of ``benchmarks/quality.py``: gain within -8 %/+17 %);
+    when the PSF passes nearly every frequency, an in-plane discrete Laplacian (low
+    quantile per bin; structure makes the gain read 10-25 % low).  A warning says so
+    when the image does not look like photo-electrons (gain outside 0.7-1.45 or a
+    significant offset); when no line can be fitted (flat or small images), gain 1 and
+    offset 0 are used, with a warning.  Assumptions: pixel noise independent (no
+    binning or filtering after the camera), Poisson plus Gaussian read noise, one gain
+    and offset for all pixels (sCMOS pixel-to-pixel variations are ignored).
 """
 
 from __future__ import annotations
@@ -54,7 +67,7 @@ import numpy as np
 import scipy.fft
 
 from .. import _validate
-from . import _hyper
+from . import _edges, _hyper, _otf
 
 log = logging.getLogger("fijidecon")
 
@@ -262,47 +275,71 @@ def _folded_otf(kernel: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 class _Scorer:
-    """Held-out scores of an estimate ``x`` of the thinned run, on the voxels where ``H x`` is
-    known from the image box alone (all of them for periodic edges).
+    """Held-out scores of an estimate ``x`` of the thinned run.
 
     ``__call__`` returns ``(deblurred, likelihood)``: the squared norm of the held-out
     residual ``r = H x + p b - p / (1 - p) y2`` after the Wiener inverse
     ``conj(H) / (|H|^2 + eps)`` (per voxel), and the held-out Poisson negative
-    log-likelihood (per voxel, up to a constant)."""
+    log-likelihood (per voxel, up to a constant).
 
-    def __init__(self, y2: np.ndarray, kernel: np.ndarray, scale: float, bg: float, periodic: bool,
-                 eps: float):
+    ``H x`` is the engine's own model over the whole image when the estimate given to
+    the callback is the image part of the engine's work-grid estimate (``x.base``; the
+    geometry of :mod:`._edges`); otherwise it is computed from the image part alone,
+    on the voxels where that is exact (the image shrunk by the PSF's half-width for
+    non-circulant/mirror edges).  The mode is fixed at the first call."""
+
+    def __init__(self, y2: np.ndarray, kernel: np.ndarray, scale: float, bg: float, edges: str, eps: float):
         self.kernel = np.asarray(kernel, np.float32)
-        ks = self.kernel.shape
-        self.periodic = periodic
-        if periodic:
-            self.box = tuple(slice(0, n) for n in y2.shape)
-            self.grid = y2.shape
-            self.otf = _folded_otf(self.kernel, y2.shape).astype(np.complex64)
-        else:
-            lo = [n - 1 - n // 2 for n in ks]
-            hi = [s - n // 2 for s, n in zip(y2.shape, ks)]
-            if any(h - l < 2 for l, h in zip(lo, hi)):  # PSF about as wide as the image: no voxel fully known
-                lo = [min(l, s // 4) for l, s in zip(lo, y2.shape)]
-                hi = [max(h, s - s // 4, l + 2) for l, h, s in zip(lo, hi, y2.shape)]
-            self.box = tuple(slice(l, h) for l, h in zip(lo, hi))
-            self.grid = tuple(scipy.fft.next_fast_len(s + n - 1, real=True) for s, n in zip(y2.shape, ks))
-            self.otf = scipy.fft.rfftn(self.kernel, self.grid, workers=-1).astype(np.complex64)
-        self.y2 = np.asarray(y2[self.box], np.float32)
+        self.y2_all = np.asarray(y2, np.float32)
+        self.edges, self.eps = edges, eps
         self.scale, self.bg = scale, bg
+        self.geo = _edges.geometry(edges, y2.shape, self.kernel.shape)
+        self.mode: str | None = None
+
+    def _setup(self, x: np.ndarray) -> None:
+        base = x.base
+        crop = self.geo.crop
+        if (isinstance(base, np.ndarray) and base.shape == tuple(self.geo.work_shape) and base.dtype == x.dtype
+                and base[crop].__array_interface__["data"][0] == x.__array_interface__["data"][0]
+                and base[crop].strides == x.strides):
+            self.mode = "work"
+            self.box = tuple(slice(0, n) for n in x.shape)
+            self.otf = _otf.otf(self.kernel, self.geo.work_shape)
+        else:
+            self.mode = "image"
+            ks, shape = self.kernel.shape, self.y2_all.shape
+            if self.edges == "periodic":
+                self.box = tuple(slice(0, n) for n in shape)
+                self.grid = shape
+                self.otf = _folded_otf(self.kernel.astype(np.float64), shape).astype(np.complex64)
+            else:
+                lo = [n - 1 - n // 2 for n in ks]
+                hi = [s - n // 2 for s, n in zip(shape, ks)]
+                if any(h - l < 2 for l, h in zip(lo, hi)):  # PSF about as wide as the image: no voxel fully known
+                    lo = [min(l, s // 4) for l, s in zip(lo, shape)]
+                    hi = [max(h, s - s // 4, l + 2) for l, h, s in zip(lo, hi, shape)]
+                self.box = tuple(slice(l, h) for l, h in zip(lo, hi))
+                self.grid = tuple(scipy.fft.next_fast_len(s + n - 1, real=True) for s, n in zip(shape, ks))
+                self.otf = scipy.fft.rfftn(self.kernel, self.grid, workers=-1).astype(np.complex64)
+        self.y2 = self.y2_all[self.box]
         self.voxels = self.y2.size
-        hb = _folded_otf(self.kernel, self.y2.shape)
-        self.inverse = (np.conj(hb) / (np.abs(hb) ** 2 + eps)).astype(np.complex64)
+        hb = _folded_otf(self.kernel.astype(np.float64), self.y2.shape)
+        self.inverse = (np.conj(hb) / (np.abs(hb) ** 2 + self.eps)).astype(np.complex64)
 
     def blur(self, x: np.ndarray) -> np.ndarray:
         """``H x`` over the scored box."""
+        if self.mode == "work":
+            h = scipy.fft.irfftn(scipy.fft.rfftn(x.base, workers=-1) * self.otf, self.geo.work_shape, workers=-1)
+            return h[self.geo.crop]
         h = scipy.fft.irfftn(scipy.fft.rfftn(x, self.grid, workers=-1) * self.otf, self.grid, workers=-1)
-        if self.periodic:
+        if self.edges == "periodic":
             return h[self.box]
         off = [n // 2 for n in self.kernel.shape]
         return h[tuple(slice(b.start + o, b.stop + o) for b, o in zip(self.box, off))]
 
     def __call__(self, x: np.ndarray) -> tuple[float, float]:
+        if self.mode is None:
+            self._setup(x)
         hx = np.maximum(self.blur(x), 0)
         hx += np.float32(self.bg)
         r = scipy.fft.rfftn(hx - self.y2 / np.float32(self.scale), workers=-1)
@@ -350,7 +387,7 @@ def _fold_curve(rl: Any, y1: np.ndarray, kernel: np.ndarray, scorer: _Scorer, it
             raise MemoryError("stop: 'auto' needs the thinned run in one piece but the volume is over "
                               "memory_limit; choose the count on a crop with choose_iterations")
         k = int(fig.iteration)
-        if _scored(k):
+        if _scored(k) or k == iterations:
             rows.append([k, *scorer(est)])
             if rows[-1][col] < best[0]:
                 best[:] = [rows[-1][col], k]
@@ -425,7 +462,7 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
     bg = _validate.check_float("background", options.get("background", 0.0), 0)
     rn = _validate.check_float("read_noise", options.get("read_noise", 0.0), 0)
     layout, vols = _hyper.split(image, psf, options.get("axes"), allow_negative=True)
-    edges = options.get("edges", "non-circulant")
+    edges = _edges.check_edges(options.get("edges", "non-circulant"))
     preps = _hyper.prepare_psfs(layout, vols, edges, threshold=options.get("psf_threshold", 1e-4),
                                 recenter=options.get("recenter", True), voxel_size=options.get("voxel_size"),
                                 psf_voxel_size=options.get("psf_voxel_size"))
@@ -445,13 +482,13 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
                   "image = H x + background ignores part of the offset; subtract the offset from the image or "
                   "add it to background")
         b_e = max(b_e, 0.0)
-        runs = []
+        runs, modes = [], []
         for _ in range(folds):
             y1, y2 = thin(counts, fraction, rng)
-            scorer = _Scorer(y2, prep.kernel, (1 - fraction) / fraction, fraction * b_e, edges == "periodic",
-                             DEBLUR_EPS)
+            scorer = _Scorer(y2, prep.kernel, (1 - fraction) / fraction, fraction * b_e, edges, DEBLUR_EPS)
             runs.append(_fold_curve(richardson_lucy, y1, prep.kernel, scorer, iterations, col, fraction * b_e,
                                     inner))
+            modes.append(scorer.mode)
         curve = _average(runs)
         picks.append(int(curve[int(np.argmin(curve[:, col])), 0]))
         curves.append(curve)
@@ -469,7 +506,8 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
                likelihood_curve=pairs(curves[0], 2) if one else [pairs(c, 2) for c in curves],
                method=f"binomial thinning cross-validation (p={fraction:g}, {folds} fold(s), {CRITERIA[criterion]})",
                criterion=criterion, fraction=fraction, factor=factor, folds=folds, gain=cam.gain, offset=cam.offset,
-               camera=cam.source, seed=seed, maximum=iterations)
+               camera=cam.source, seed=seed, maximum=iterations,
+               scored="whole image" if modes[0] == "work" else "image interior")
     if not one:
         out["per_volume"] = picks
     log.info("richardson-lucy: stop=auto chose %d iterations (%s minimum at %d of %d on %g of the photons; "
