@@ -55,12 +55,12 @@ Back projectors (``back_projector=``, ``bp_alpha=``, ``bp_beta=``, ``bp_order=``
     (0.174 at 10).  With non-circulant edges ``w = B^T 1`` rings (negative outside the
     data box, 0.3-1.5 inside it) and dividing by it diverges, so the ratio is taken as 1
     outside the data box instead (then ``B^T 1 = 1``) and the update is
-    ``x <- x * (1 + w^2 B(ratio - 1))`` with ``w = H^T 1`` (1 where fully observed, less
-    where partly observed: undamped, the partly observed voxels near the box's edges grow
-    without bound); the unobserved voxels (``w < W_MIN``) are kept at 0.  Objects cut
-    by the border are therefore restored less than by plain RL.  The flipped PSF as ``B``
-    equals plain RL away from the border only (exactly, to float32 round-off, with
-    periodic or mirror edges).
+    ``x <- x * (1 + B(ratio - 1))`` in the data box, ``x <- x * (1 + w^2 B(ratio - 1))``
+    outside it with ``w = H^T 1`` (the voxels there are only partly observed; undamped they
+    grow without bound after ~50 iterations); the unobserved voxels (``w < W_MIN``) are
+    kept at 0.  Objects cut by the border are restored less than by plain RL.  The
+    flipped PSF as ``B`` equals plain RL away from the border only (exactly, to float32
+    round-off, with periodic or mirror edges).
 
 Regularisation (``regularization=``, ``weight=``)
     ``"tv"``: total variation, Dey et al. (2006): the update is divided by
@@ -138,8 +138,8 @@ ALPHA_MAX = 0.95
 MOMENTUM_FLOOR = 1e-4
 #: Voxels of the extended grid with ``w = H^T 1 <`` this are not observed and kept at 0.
 W_MIN = 1e-3
-#: Unmatched back projector, non-circulant edges: the update is ``1 + w^p B(ratio - 1)`` with
-#: ``w = H^T 1`` (1 where fully observed): partly observed voxels are corrected less (stability).
+#: Unmatched back projector, non-circulant edges: the update is ``1 + w^p B(ratio - 1)`` outside
+#: the data box, ``w = H^T 1``: partly observed voxels are corrected less (undamped, they diverge).
 NEUTRAL_POWER = 2.0
 
 
@@ -665,9 +665,10 @@ class _RL:
             winv = np.zeros(self.work, np.float32)
             if bp_spec is not None:
                 # unmatched: B^T 1 rings (negative outside the box, far from 1 inside it), so the
-                # ratio is taken as 1 outside the data box (B^T 1 = 1); the correction B(ratio - 1)
-                # is damped by (H^T 1)^NEUTRAL_POWER where voxels are only partly observed
+                # ratio is taken as 1 outside the data box (B^T 1 = 1); outside the box the correction
+                # B(ratio - 1) is damped by (H^T 1)^NEUTRAL_POWER (those voxels are only partly observed)
                 np.power(w, NEUTRAL_POWER, out=winv, where=ok)
+                winv[geo.box] = 1
                 w = ok.astype(np.float32)
             else:
                 np.divide(1, w, out=winv, where=ok)
@@ -679,7 +680,6 @@ class _RL:
         # an unmatched back projector's spectrum replaces conj(otf) in every adjoint (4 bytes per work voxel)
         self.bp = bp_spec
         self.neutral = bp_spec is not None and not geo.full_box  # ratio - 1 is back-projected, then 1 added
-        self.observed = None if not self.neutral else (self.winv > 0).astype(np.float32).reshape(-1)
         self.key = (self.work, edges, acceleration, regularization, weight, float(self.b))
         if bp is not None and not bp.matched:
             self.key += (bp.key(),)
@@ -922,15 +922,15 @@ class _RL:
         momentum = self.accel == "momentum"
         unmatched = self.bp is not None
         neutral = self.neutral
-        ok = self.observed
 
         def fn(pa, pb, w):
             c = _fft.irfft_planes(S[pa:pb], n_last, None, w)
             cs = c.reshape(-1)
             a, b = pa * P, pb * P
-            if neutral:  # 1 + (H^T 1)^p B(ratio - 1); 0 where unobserved
+            if neutral:  # 1 + (H^T 1)^p B(ratio - 1); 0 where unobserved (winv = 0)
                 cs *= winv[a:b]
-                cs += ok[a:b]
+                t = _par.scratch(b - a)
+                cs += np.sign(winv[a:b], out=t)
             if dv is not None:
                 den = (wv[a:b] if wv is not None else one) - lam * dv[a:b]
                 floor = 0.1 * (wv[a:b] if wv is not None else one)
