@@ -155,3 +155,26 @@ def test_bad_parameters_give_one_line_errors(kw, match):
     with pytest.raises((ValueError, TypeError), match=match) as e:
         richardson_lucy(img, PSF, 2, **kw)
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("kw", [dict(back_projector="otf-masked-wiener"),
+                                dict(back_projector="wiener-butterworth", acceleration="momentum")])
+def test_dask_input_equals_numpy(kw):
+    da = pytest.importorskip("dask.array")
+    _, img = _data()
+    res = richardson_lucy(da.from_array(img, chunks=(5, 32, 32)), PSF, 3, background=5, bricks=(20, 48, 48), **kw)
+    assert isinstance(res.image, da.Array) and res.back_projector == kw["back_projector"]
+    np.testing.assert_array_equal(res.image.compute(scheduler="synchronous"),
+                                  richardson_lucy(img, PSF, 3, background=5, bricks=(20, 48, 48), **kw).image)
+
+
+def test_memory_estimate_counts_the_back_projector_spectrum():
+    from fijidecon.deconvolve import estimate_memory
+    from fijidecon.deconvolve._memory import memory_model
+    plain = estimate_memory("richardson-lucy", (32, 256, 256), (11, 21, 21), edges="periodic")
+    wb = estimate_memory("richardson-lucy", (32, 256, 256), (11, 21, 21), edges="periodic",
+                         back_projector="wiener-butterworth")
+    spec = 32 * 256 * 129 * 8  # the half spectrum, complex64: 4 bytes per work voxel
+    assert wb - plain == spec
+    assert "back projector" in memory_model("richardson-lucy", (32, 256, 256), (11, 21, 21),
+                                            back_projector="otf-masked-wiener").table()
