@@ -72,30 +72,53 @@ def test_imagej_check_lists_the_installed_commands(jvm):
     assert "ImageJ 1.54p" in r.stdout
 
 
+def _screen(path):
+    from PIL import Image
+
+    png = np.asarray(Image.open(path).convert("L"), dtype=np.float32)
+    assert png.shape == (1024, 1280)
+    assert png.std() > 10 and len(np.unique(png)) > 20
+
+
 def test_main_job_through_imagej(tmp_path, sample_tif, jvm):
-    """The README's main command: PSF + deconvolution of the bundled sample in ImageJ,
-    result TIFF equal to the Python API, and a non-blank screenshot PNG."""
-    from fijidecon.deconvolve import iterative_deconvolve_3d
+    """The main job's macro on the bundled sample (its default input): a Diffraction PSF 3D, Richardson-Lucy
+    with momentum, the result TIFF equal to the Python API's, and a non-blank screenshot PNG."""
+    from fijidecon.deconvolve import richardson_lucy
     from fijidecon.io import read_image
     from fijidecon.psf import diffraction_psf_3d
 
     out = tmp_path / "out dir"  # a path with a space
-    r = _cli("macro", str(EXAMPLE), f"outdir=[{out}]", "--show-imagej")  # input: the bundled sample
+    r = _cli("macro", str(EXAMPLE), f"outdir=[{out}] iterations=8", "--show-imagej")  # input: the bundled sample
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "Automatically terminated after" in r.stdout
+    assert "8 iterations (momentum)" in r.stdout
     got, cal = read_image(out / "deconvolved.tif")
     img, icals = read_image(sample_tif)
     psf = diffraction_psf_3d(index=1.33, na=1.2, wavelength=520, pixel_spacing=icals.dx, slice_spacing=icals.dz,
                              width=32, height=32, depth=16, normalization="sum")
-    want = iterative_deconvolve_3d(img, psf, normalize=True)
+    background = round(float(img.min()), 2)  # the macro's default background: the stack's minimum
+    want = richardson_lucy(img, psf, 8, acceleration="momentum", background=background)
     assert got.shape == img.shape and got.dtype == np.float32
-    assert np.max(np.abs(got - want.image)) <= 1e-6 * np.max(np.abs(want.image))
+    assert np.max(np.abs(got - want.image)) <= 1e-5 * np.max(np.abs(want.image))
     assert (cal.dx, cal.dz, cal.unit) == (icals.dx, icals.dz, icals.unit)
-    from PIL import Image
+    _screen(out / "imagej_screen.png")
 
-    png = np.asarray(Image.open(out / "imagej_screen.png").convert("L"), dtype=np.float32)
-    assert png.shape == (1024, 1280)
-    assert png.std() > 10 and len(np.unique(png)) > 20
+
+def test_main_job_on_the_demo_files(tmp_path, jvm):
+    """The README's demo through ImageJ: the demo's sample, PSF and truth (small here), four titled windows
+    side by side; the result equals ``fijidecon demo``'s deconvolution with the same settings."""
+    from fijidecon import demo
+    from fijidecon.io import read_image
+
+    d = tmp_path / "demo"
+    demo.run(d, shape=(16, 40, 40), iterations=5)
+    out = d / "imagej"
+    r = _cli("macro", str(EXAMPLE), f"input=[{d / 'sample.tif'}] psf=[{d / 'psf.tif'}] truth=[{d / 'truth.tif'}] "
+             f"outdir=[{out}] iterations=5 background={demo.BACKGROUND:g}", "--show-imagej")
+    assert r.returncode == 0, r.stdout + r.stderr
+    got, _ = read_image(out / "deconvolved.tif")
+    want, _ = read_image(d / "deconvolved.tif")
+    assert np.max(np.abs(got - want)) <= 1e-5 * np.max(np.abs(want))
+    _screen(out / "imagej_screen.png")
 
 
 def test_imagej_returns_when_imagej_is_quit(tmp_path, jvm):
