@@ -6,9 +6,10 @@ Binomial thinning (data fission) of Poisson counts
     Duan, Wasserman & Ramdas, JASA 2023, "Data fission"; Neufeld, Dharamshi, Gao &
     Witten, JMLR 2024, "Data thinning").  RL (any variant: acceleration, back
     projector, regularisation) is run on ``y1`` with background ``p b``, and each
-    iterate ``x_k`` is scored on ``y2``, which it never saw, over the voxels where
-    ``H x_k`` is known from the image box alone (the box shrunk by the PSF's half-width
-    for non-circulant/mirror edges; all voxels for periodic edges):
+    iterate ``x_k`` is scored on ``y2``, which it never saw, over the whole image with
+    the engine's own blur model ``H x_k`` on its work grid (so objects beyond the border
+    count as in the run; if the engine's grid is not reachable, over the voxels where
+    ``H x_k`` is exact from the image alone):
 
     ``"deblurred"`` (default)
         ``D(k) = || W (H x_k + p b - p / (1 - p) y2) ||^2`` with ``W`` the Wiener
