@@ -220,10 +220,6 @@ def _rl(image: tuple[int, ...], kernel_in: tuple[int, ...], o: dict) -> tuple[tu
             base.append(("w for TV (float32)", w4))
         # w = H^T mask: the mask, its spectrum and w are alive together
         setup = data + [("set-up: data-box mask, its spectrum, w (float32, complex64)", 2 * w4 + spec)]
-    bp = o.get("back_projector")
-    if bp is not None and not (isinstance(bp, str) and bp.lower() == "matched") and not geo.full_box:
-        # an unmatched back projector with a data box keeps the observed voxels as a float32 mask
-        base.append(("observed voxels (float32, unmatched back projector)", w4))
     run = base + [("spectrum S (complex64)", spec), ("estimate x (float32)", w4)]
     if accel:
         run.append(("x_k-1 and g_k-1 (acceleration, float32)", 2 * w4))
