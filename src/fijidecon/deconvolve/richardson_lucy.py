@@ -49,10 +49,10 @@ Back projectors (``back_projector=``, ``bp_alpha=``, ``bp_beta=``, ``bp_order=``
     by clipping ``B(ratio)`` at 0; most of the gain comes in 1-5 iterations of the same
     cost (plus 4 bytes per work voxel for ``B``'s spectrum), and over-iterating amplifies
     noise fast, so use 2-5 iterations.  On the Gaussian-PSF phantoms of
-    ``benchmarks/quality.py`` (bars: NMSE 0.237 at 2 iterations with the OTF-masked
+    ``benchmarks/quality.py`` (bars: NMSE 0.233 at 2 iterations with the OTF-masked
     Wiener, where plain RL needs ~35) they approach but do not reach plain RL's best; the
-    paper's beta = 1e-3 cuts a Gaussian OTF early (bars: 0.45 at 5), beta ~0.2 is faster
-    (0.174 at 10).  With non-circulant edges ``w = B^T 1`` rings (negative outside the
+    paper's beta = 1e-3 cuts a Gaussian OTF early (bars: 0.46 at 5), beta ~0.2 is faster
+    (0.171 at 10).  With non-circulant edges ``w = B^T 1`` rings (negative outside the
     data box, 0.3-1.5 inside it) and dividing by it diverges, so the ratio is taken as 1
     outside the data box instead (then ``B^T 1 = 1``) and the update is
     ``x <- x * (1 + B(ratio - 1))`` in the data box, ``x <- x * (1 + w^2 B(ratio - 1))``
