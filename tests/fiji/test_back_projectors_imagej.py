@@ -1,0 +1,58 @@
+"""Richardson-Lucy's back projectors and momentum through ImageJ (real ImageJ, Xvfb): the macro
+options of the dialog give the API's result; a bad combination is one line in the error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fijidecon.calibration import Calibration
+
+pytestmark = pytest.mark.usefixtures("clean_bridge")
+
+
+def _pair():
+    from fijidecon.deconvolve import convolve
+
+    g = np.indices((9, 9, 9), dtype=float) - 4
+    psf = np.exp(-0.5 * ((g[0] / 1.6) ** 2 + (g[1] / 1.2) ** 2 + (g[2] / 1.2) ** 2)).astype(np.float32)
+    obj = np.zeros((12, 40, 40), np.float32)
+    obj[4:8, 8:32, 10:12] = obj[4:8, 8:32, 14:16] = obj[4:8, 8:32, 19:21] = 150.0
+    rng = np.random.default_rng(3)
+    return rng.poisson(np.clip(convolve(obj, psf, edges="constant"), 0, None) + 10).astype(np.float32), psf
+
+
+def _show(array, title):
+    from fijidecon.fiji import convert
+
+    imp = convert.to_imageplus(array, Calibration.make("ZYX", unit="micron", Z=0.3, Y=0.1, X=0.1), title=title)
+    imp.show()
+    return imp
+
+
+def test_wiener_butterworth_with_momentum_from_a_macro_equals_the_api(bridge):
+    from fijidecon.deconvolve import richardson_lucy
+    from fijidecon.fiji import convert
+
+    img, psf = _pair()
+    _show(img, "img")
+    _show(psf, "psf")
+    r = bridge.run_macro('run("Richardson-Lucy Deconvolution", "image=img psf=psf iterations=4 '
+                         'acceleration=[Momentum (scaled heavy-ball)] back=Wiener-Butterworth beta=0.05 '
+                         'background=10 title=OUT");', clear_log=True)
+    assert r.ok, r.error
+    want = richardson_lucy(img, psf, 4, acceleration="momentum", back_projector="wiener-butterworth", bp_beta=0.05,
+                           background=10, voxel_size=(0.3, 0.1, 0.1))
+    got, _ = convert.from_imageplus(bridge.image("OUT"))
+    np.testing.assert_allclose(got, want.image, rtol=1e-5, atol=1e-5 * float(np.max(want.image)))
+
+
+def test_butterworth_parameters_without_its_back_projector_fail_in_one_line(bridge):
+    img, psf = _pair()
+    _show(img, "img")
+    _show(psf, "psf")
+    r = bridge.run_macro('run("Richardson-Lucy Deconvolution", "image=img psf=psf iterations=2 order=4 '
+                         'title=BAD");', clear_log=True)
+    assert not r.ok
+    assert "bp_beta, bp_order: only used with back_projector='wiener-butterworth'" in r.error
+    assert "Traceback" not in r.error
