@@ -7,6 +7,7 @@ after the imports), never in the pytest process.
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,8 +25,9 @@ from fijidecon.psf import gaussian
 pytest.importorskip("distributed")
 pytest.importorskip("tqdm")
 
-BIG = (48, 768, 768)  # float32: 108 MiB
-PSF = (15, 31, 31)
+BIG = (160, 512, 512)  # float32: 160 MiB, more than the 150 MB budget
+PSF = (9, 15, 15)
+BUDGET = 150_000_000
 CAL = Calibration.make("ZYX", unit="micron", Z=0.3, Y=0.1, X=0.1)
 
 # The CLI in a child: the size after the imports, the run, the peak (ru_maxrss) on stderr.
@@ -62,33 +64,34 @@ def big(tmp_path_factory):
     rng = np.random.default_rng(7)
     img = rng.random(BIG, dtype=np.float32) * 100 + 10
     write_image(d / "big.tif", img, CAL)
-    write_image(d / "psf.tif", gaussian(PSF, (4.0, 2.0, 2.0)), CAL)
+    write_image(d / "psf.tif", gaussian(PSF, (2.5, 2.0, 2.0)), CAL)
     return d
 
 
 def test_file_bigger_than_the_budget_tiff_to_zarr_to_tiff(big):
-    """RL (TIFF -> OME-Zarr) then Convolve (OME-Zarr -> TIFF) under --memory-limit 150MB: bricked,
-    lazy, peak RSS increment far below what the whole-volume runs need, results equal to the
-    in-memory API within 1e-3 (relative L2)."""
+    """RL (TIFF -> OME-Zarr) then Convolve (OME-Zarr -> TIFF) under --memory-limit 150MB, on a
+    160 MiB file: bricked, lazy, peak RSS increment of each child far below what the
+    whole-volume run needs, results equal to the in-memory API within 1e-3 (relative L2)."""
+    assert (big / "big.tif").stat().st_size > BUDGET
     z, t = big / "rl.ome.zarr", big / "back.tif"
-    r = _cli_child("deconvolve", "richardson-lucy", big / "big.tif", big / "psf.tif", "-o", z, "--iterations", 3,
+    r = _cli_child("deconvolve", "richardson-lucy", big / "big.tif", big / "psf.tif", "-o", z, "--iterations", 2,
                    "--memory-limit", "150MB")
     assert r.returncode == 0, r.stderr
-    assert "lazy run" in r.stderr and "bricked" in r.stderr and "brick" in r.stderr  # notes and the bar
+    assert "lazy run" in r.stderr and "bricked" in r.stderr and "brick/s" in r.stderr  # notes and the bar
     inc1 = _increment(r.stderr)
     r2 = _cli_child("deconvolve", "convolve", z, big / "psf.tif", "-o", t, "--memory-limit", "150MB")
     assert r2.returncode == 0, r2.stderr
     inc2 = _increment(r2.stderr)
-    whole_rl = estimate_memory("richardson-lucy", BIG, PSF, iterations=3) + 4 * np.prod(BIG)
+    whole_rl = estimate_memory("richardson-lucy", BIG, PSF, iterations=2) + 4 * np.prod(BIG)
     whole_cv = estimate_memory("convolve", BIG, PSF) + 4 * np.prod(BIG)
-    print(f"peak increments: RL {inc1 / 2**20:.0f} MiB (whole {whole_rl / 2**20:.0f}), convolve "
-          f"{inc2 / 2**20:.0f} MiB (whole {whole_cv / 2**20:.0f})")
-    assert inc1 < 0.5 * whole_rl and inc2 < 0.6 * whole_cv
+    print(f"peak RSS increments: RL {inc1 / 2**20:.0f} MiB (whole volume: {whole_rl / 2**20:.0f}), convolve "
+          f"{inc2 / 2**20:.0f} MiB (whole volume: {whole_cv / 2**20:.0f}); budget {BUDGET / 2**20:.0f} MiB")
+    assert inc1 < 0.4 * whole_rl and inc2 < 0.5 * whole_cv
     meta = json.loads((big / "rl.ome.zarr.json").read_text())
-    assert meta["memory"]["memory_limit_bytes"] == 150_000_000 and meta["memory"]["task_memory_limit_bytes"] > 0
+    assert meta["memory"]["memory_limit_bytes"] == BUDGET and meta["memory"]["brick_core"][0] < BIG[0]  # Z split
     img, _ = read_image(big / "big.tif")
     psf, _ = read_image(big / "psf.tif")
-    want = convolve(richardson_lucy(img, psf, 3, memory_limit=False).image, psf, memory_limit=False)
+    want = convolve(richardson_lucy(img, psf, 2, memory_limit=False).image, psf, memory_limit=False)
     got, cal = read_image(t)
     assert cal.axes == "ZYX" and cal.unit == "micron" and cal.voxel_size() == pytest.approx((0.3, 0.1, 0.1))
     assert _rel_l2(got, want) < 1e-3
@@ -127,7 +130,7 @@ def test_ctrl_c_mid_run_exits_130_and_leaves_no_output(big):
                          stderr=subprocess.PIPE, text=True, bufsize=1)
     seen = ""
     t0 = time.time()
-    while "1/16" not in seen and "2/16" not in seen and time.time() - t0 < 120:  # a brick is done: mid-run
+    while not re.search(r" [1-9]/\d+ \[", seen) and time.time() - t0 < 120:  # a brick is done: mid-run
         seen += p.stderr.read(1)
     assert p.poll() is None, seen
     p.send_signal(signal.SIGINT)
@@ -143,8 +146,8 @@ def test_ctrl_c_mid_run_exits_130_and_leaves_no_output(big):
     (["--workers", "two"], "--workers"),
     (["--memory-limit", "12parsec"], "memory_limit"),
     (["--memory-limit", "-1GB"], "memory_limit"),
-    (["--scheduler", "tcp://127.0.0.1:9"], "scheduler: cannot connect"),
-    (["--scheduler", "tcp://127.0.0.1:9", "--workers", "2"], "--workers, --scheduler"),
+    (["--scheduler", "foo://nowhere:8786"], "scheduler: cannot connect"),
+    (["--scheduler", "tcp://127.0.0.1:8786", "--workers", "2"], "--workers, --scheduler"),
 ])
 def test_bad_options_are_one_line_errors_before_any_computation(tmp_path, capsys, args, message):
     _hyperstack(tmp_path)

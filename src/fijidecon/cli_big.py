@@ -17,8 +17,9 @@ Where the bricks are computed:
 
 * default: Dask's threaded scheduler with one thread (each brick already uses every core
   for its FFTs); the budget is what the run adds to the process (Python and its imports
-  not counted, as in ``estimate_memory``): the I/O slabs are taken off it (see
-  :func:`io_reserve`) and the rest is the budget of one brick;
+  not counted, as in ``estimate_memory``): the slabs of whole planes that file I/O holds
+  are taken off it and the bricks are planned in what is left (:func:`plan_bricks`; the
+  core is given ``bricks=`` and its default ``halo=``);
 * ``--workers N``: a :class:`distributed.LocalCluster` of N worker processes, one thread
   each, each brick's FFTs on ``cores / N`` threads; the budget is shared by the N workers;
 * ``--scheduler ADDRESS``: a :class:`distributed.Client` on an existing cluster;
@@ -88,28 +89,110 @@ def _rss() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
-def io_reserve(shape: tuple[int, ...], axes: str, room: int) -> int:
-    """Bytes kept for I/O: an input and an output slab of one (T, C) volume in float32 (a
-    brick needs every plane of its Z range; a TIFF is written plane by plane), at most half
-    of ``room``."""
-    vol = int(np.prod([n for a, n in zip(axes, shape) if a in "ZYX"], dtype=np.int64)) * 4
-    return int(max(0, min(2 * vol, room // 2)))
+#: Smallest brick core per axis the CLI plans (as the core's ``MIN_CORE``).
+MIN_CORE = 16
+#: Copies of the input slab Dask holds in a lazy run (measured: the planes read, and the
+#: bricks' overlapped inputs built from them before their tasks run).
+IN_SLAB_COPIES = 2
 
 
-def task_budget(limit: int, held: int, reserve: int, concurrency: int) -> int:
-    """The budget of one brick: what is left of ``limit`` after the bytes ``held`` (distributed
-    workers: their current size) and the I/O ``reserve``, shared by the bricks computed at once.
+def default_halo(kernel_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The core's default halo for a prepared PSF: its full width per axis (0 for size 1)."""
+    return tuple(int(k) if k > 1 else 0 for k in kernel_shape)
+
+
+def kernel_shape(psf: Any, image_cal: Any, vol_axes: str, recenter: bool) -> tuple[int, ...]:
+    """The largest prepared PSF (the kernel the core uses: support cropped, resampled to the
+    image's voxel size when both are calibrated) over the channel PSFs."""
+    from .commands.run import split_psf
+    from .deconvolve import _otf
+
+    items = psf if isinstance(psf, list) else [psf]
+    shapes = []
+    for item in items:
+        parts = split_psf(item)
+        for arr, cal in (parts if isinstance(parts, list) else [parts]):
+            vs = pvs = None
+            if image_cal.has_length_unit() and cal.has_length_unit() and len(cal.axes) == len(vol_axes):
+                vs, pvs = image_cal.voxel_size(vol_axes), cal.voxel_size(vol_axes, unit=image_cal.unit)
+            shapes.append(_otf.prepare_psf(arr, recenter=recenter, voxel_size=vs, psf_voxel_size=pvs).kernel.shape)
+    return tuple(int(max(s[i] for s in shapes)) for i in range(len(shapes[0])))
+
+
+def brick_need(method: str, outer: tuple[int, ...], kernel: tuple[int, ...], opts: dict[str, Any]) -> int:
+    """Bytes one brick of ``outer`` voxels adds: the method's estimate plus its float32 input,
+    its result and the kept core (Dask holds them around the call)."""
+    from .deconvolve import estimate_memory
+
+    return int(estimate_memory(method, outer, kernel, **opts)) + 3 * 4 * int(np.prod(outer, dtype=np.int64))
+
+
+def plan_bricks(method: str, vol: tuple[int, ...], kernel: tuple[int, ...], opts: dict[str, Any], limit: int,
+                concurrency: int, tiff_out: bool) -> tuple[tuple[int, ...], tuple[int, ...], int]:
+    """Brick cores for a lazy run of (Z, Y, X) volumes ``vol`` within ``limit`` bytes.
+
+    Files are read (TIFF, ``.npy``) and written (TIFF) in whole planes, so Dask holds every
+    plane of the Z range the bricks being computed need: the *input slab* (their outer Z
+    range, float32, counted :data:`IN_SLAB_COPIES` times) and, for a TIFF output, the *output
+    slab* (their core Z range).  Cores
+    are the largest Z (halved until something fits) and, within what the slabs leave for the
+    ``concurrency`` bricks computed at once, the largest Y, X (the axis largest relative to
+    its halo halved first) whose :func:`brick_need` fits.
+
+    Returns
+    -------
+    (core, halo, brick_budget)
+        Brick core and halo (Z, Y, X order, as ``vol``), and the bytes left for one brick.
 
     Raises
     ------
     MemoryError
-        Nothing is left (naming ``memory_limit``).
+        Not even bricks of one plane by ``MIN_CORE`` voxels fit (naming ``memory_limit``).
     """
-    room = (int(limit) - int(held) - int(reserve)) // max(int(concurrency), 1)
-    if room <= 0:
-        raise MemoryError(f"memory_limit: {_size(limit)} leaves nothing for the bricks ({_size(held)} already held by "
-                          f"the process(es), {_size(reserve)} for reading and writing); raise --memory-limit")
-    return room
+    halo = default_halo(kernel)
+    plane = int(np.prod(vol[1:], dtype=np.int64)) * 4 if len(vol) == 3 else 0
+    cz = vol[0] if len(vol) == 3 else None
+    while True:
+        if cz is None:  # a 2D image: one "plane", read and written whole
+            slabs = 4 * int(np.prod(vol, dtype=np.int64)) * (2 if tiff_out else 1)
+        else:
+            slabs = IN_SLAB_COPIES * min(vol[0], cz + 2 * halo[0]) * plane + (cz * plane if tiff_out else 0)
+        room = (int(limit) - slabs) // max(int(concurrency), 1)
+        core = _fit_lateral(method, vol, cz, kernel, halo, opts, room) if room > 0 else None
+        if core is not None:
+            return core, halo, room
+        if cz is None or cz <= 1:
+            raise MemoryError(f"memory_limit: {_size(limit)} is too small for {method} on {'x'.join(map(str, vol))} "
+                              f"volumes from and to files: even bricks of one plane by {MIN_CORE} voxels (halo "
+                              f"{'x'.join(map(str, halo))}) and their slabs of whole planes do not fit; raise "
+                              "--memory-limit")
+        cz = max(1, -(-cz // 2))
+
+
+def split_planes(arr: Any, axes: str, vol_axes: str, core: tuple[int, ...]) -> Any:
+    """A plane-chunked input (TIFF, ``.npy``) with its planes split into the bricks' Y, X cores.
+
+    Dask then builds each brick from views of the planes it needs; rechunking whole planes
+    straight to bricks would copy the input slab once more (measured: twice the slab)."""
+    if len(vol_axes) != 3 or max(arr.chunks[axes.index("Z")]) > 1:
+        return arr  # 2D, or chunked in Z already (OME-Zarr): the core's rechunk is cheap
+    chunks = {i: (1 if a in "TCZ" else core[vol_axes.index(a)]) for i, a in enumerate(axes) if a in "TCZYX"}
+    return arr.rechunk(chunks)
+
+
+def _fit_lateral(method, vol, cz, kernel, halo, opts, room) -> tuple[int, ...] | None:
+    lat = list(vol[-2:])
+    hl = halo[-2:]
+    while True:
+        core = ((cz,) if cz is not None else ()) + tuple(lat)
+        outer = tuple(min(n, c + 2 * h) for n, c, h in zip(vol, core, halo))
+        if brick_need(method, outer, kernel, opts) <= room:
+            return core
+        can = [i for i in (0, 1) if lat[i] > MIN_CORE]
+        if not can:
+            return None
+        i = max(can, key=lambda k: lat[k] / max(hl[k], 1))
+        lat[i] = max(MIN_CORE, -(-lat[i] // 2))
 
 
 def _size(n: float) -> str:
@@ -401,21 +484,32 @@ def _iteration_bar(cmd: Command, kwargs: dict[str, Any]) -> Any:
 
 def _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, quiet, notes, workers, address,
               limit, info, why) -> None:
+    from . import io
+
     t0 = time.perf_counter()
     explicit = kwargs.get("memory_limit") is not None
+    vol_axes = "".join(a for a in cal.axes if a in "ZYX")
+    vol = tuple(int(lazy_img.shape[cal.axes.index(a)]) for a in vol_axes)
+    kernel = kernel_shape(psf, cal, vol_axes, bool(kwargs.get("recenter", True)))
+    opts = {k: kwargs[k] for k in _MEMORY_OPTIONS if k in kwargs}
+    tiff_out = not io._is_zarr(out)
     with scheduler(workers, address) as sched:
-        if address:  # each worker's budget: --memory-limit, or a fraction of its Dask memory limit
+        # the budget: what the run adds to this process (Python and its imports not counted), shared by
+        # the worker processes of --workers; with --scheduler, each worker's (less what it holds now)
+        if address:
             per_worker = limit if explicit else (sched.per_worker or limit)
-            task = task_budget(per_worker, sched.held, 0, sched.concurrency)
-        else:  # what the run adds to the process(es): the I/O slabs and the bricks computed at once
-            reserve = io_reserve(tuple(lazy_img.shape), cal.axes, limit)
-            task = task_budget(limit, 0, reserve, sched.concurrency)
-        info.update(task_memory_limit_bytes=task, scheduler=sched.description)
+            budget_now = per_worker - sched.held
+        else:
+            budget_now = limit
+        core, halo, room = plan_bricks(cmd.id, vol, kernel, opts, budget_now, sched.concurrency, tiff_out)
+        info.update(brick_core=list(core), halo=list(halo), brick_budget_bytes=room, scheduler=sched.description)
         if not quiet:
-            click.echo(f"Note: lazy run ({why}) on {sched.description}; {_size(task)} per brick", err=True)
-        result, image, ocal = run_command(cmd, dict(values, memory_limit=task), {"image": (lazy_img, cal),
-                                                                                  "psf": psf},
-                                          voxel_size_from_calibration=True)
+            click.echo(f"Note: lazy run ({why}) on {sched.description}: bricks of {'x'.join(map(str, core))} "
+                       f"voxels + halo {'x'.join(map(str, halo))}, {_size(room)} per brick", err=True)
+        result, image, ocal = run_command(cmd, dict(values, memory_limit=room),
+                                          {"image": (split_planes(lazy_img, cal.axes, vol_axes, core), cal),
+                                           "psf": psf},
+                                          voxel_size_from_calibration=True, extra={"bricks": core, "halo": halo})
         for n in getattr(result, "notes", []) or []:
             if "brick" in str(n) and str(n) not in notes.notes:
                 notes.notes.append(str(n))

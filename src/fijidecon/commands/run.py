@@ -104,7 +104,8 @@ def output_calibration(cmd: Command, values: Mapping[str, Any], inputs: list[tup
 
 def run_command(cmd: Command, values: Mapping[str, Any], images: Mapping[str, tuple[np.ndarray, Calibration]],
                 *, callback: Callable[..., Any] | None = None, unit: str | None = None,
-                voxel_size_from_calibration: bool = False) -> tuple[Any, np.ndarray, Calibration]:
+                voxel_size_from_calibration: bool = False,
+                extra: Mapping[str, Any] | None = None) -> tuple[Any, np.ndarray, Calibration]:
     """Run ``cmd``'s core function on ``values`` and ``images``.
 
     Parameters
@@ -133,6 +134,10 @@ def run_command(cmd: Command, values: Mapping[str, Any], images: Mapping[str, tu
     voxel_size_from_calibration:
         Pass the first image's calibrated voxel size as ``voxel_size=`` to a core
         function that declares it (and has no such parameter in the description).
+    extra:
+        Keyword arguments of the core function that no face shows, decided by the face
+        itself (e.g. the CLI's ``bricks=``/``halo=`` for a lazy run, see
+        :mod:`fijidecon.cli_big`); each must be a parameter the core function declares.
 
     Returns
     -------
@@ -181,6 +186,10 @@ def run_command(cmd: Command, values: Mapping[str, Any], images: Mapping[str, tu
         kwargs["voxel_size"] = inputs[0][1].voxel_size("ZYX"[-inputs[0][0].ndim:])
     if callback is not None and (accepts(func, "callback") or _takes_any_keyword(func)):
         kwargs["callback"] = callback
+    for name, value in (extra or {}).items():
+        if not accepts(func, name):
+            raise TypeError(f"extra: {cmd.function} takes no {name!r}")
+        kwargs[name] = value
     result = func(**kwargs)
     image = result_image(result)
     cal = output_calibration(cmd, full, inputs, unit if unit is not None else cmd.extras.get("unit"), image.ndim,
