@@ -214,13 +214,20 @@ def test_cli_stop_auto_records_choice(bars, tmp_path):
 
 
 @pytest.mark.parametrize("edges", ["non-circulant", "periodic", "reflect"])
-def test_every_edge_mode_scores_the_whole_image(bars, edges):
+def test_every_edge_mode(bars, edges):
     data, psf, _ = bars
     r = A.choose_iterations(data[:, :40, :40], psf, 25, edges=edges, gain=1.0, offset=0.0, background=BG,
                             read_noise=RN, acceleration="biggs-andrews")
     ks = [k for k, _ in r["curve"]]
+    # 16 planes and a 17-plane PSF: no plane is exact from the image alone, the engine's grid is used
     assert r["scored"] == "whole image" and ks[0] == 1 and 1 <= r["iteration"] <= 25
     assert ks[-1] == 25 or ks[-1] >= 10 + A.PATIENCE * r["thinned_iteration"]  # the maximum is scored unless stopped
+
+
+def test_interior_scored_when_the_psf_is_small(bars):
+    data, psf, _ = bars
+    r = A.choose_iterations(data, psf[4:-4], 10, gain=1.0, offset=0.0, background=BG, read_noise=RN)
+    assert r["scored"] == "image interior"
 
 
 def test_scorer_falls_back_to_the_interior_for_a_copy(bars):

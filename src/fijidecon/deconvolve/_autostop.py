@@ -6,10 +6,11 @@ Binomial thinning (data fission) of Poisson counts
     Duan, Wasserman & Ramdas, JASA 2023, "Data fission"; Neufeld, Dharamshi, Gao &
     Witten, JMLR 2024, "Data thinning").  RL (any variant: acceleration, back
     projector, regularisation) is run on ``y1`` with background ``p b``, and each
-    iterate ``x_k`` is scored on ``y2``, which it never saw, over the whole image with
-    the engine's own blur model ``H x_k`` on its work grid (so objects beyond the border
-    count as in the run; if the engine's grid is not reachable, over the voxels where
-    ``H x_k`` is exact from the image alone):
+    iterate ``x_k`` is scored on ``y2``, which it never saw, over the voxels where
+    ``H x_k`` is exact from the image alone (the image less the PSF's half-width at
+    each border for non-circulant/mirror edges: the estimate beyond the border fits
+    noise early, and scoring it stopped sparse objects too soon; the whole image, with
+    the engine's own model, when the PSF is about as wide as the image):
 
     ``"deblurred"`` (default)
         ``D(k) = || W (H x_k + p b - p / (1 - p) y2) ||^2`` with ``W`` the Wiener
@@ -283,11 +284,13 @@ class _Scorer:
     ``conj(H) / (|H|^2 + eps)`` (per voxel), and the held-out Poisson negative
     log-likelihood (per voxel, up to a constant).
 
-    ``H x`` is the engine's own model over the whole image when the estimate given to
-    the callback is the image part of the engine's work-grid estimate (``x.base``; the
-    geometry of :mod:`._edges`); otherwise it is computed from the image part alone,
-    on the voxels where that is exact (the image shrunk by the PSF's half-width for
-    non-circulant/mirror edges).  The mode is fixed at the first call."""
+    The scored voxels are those where ``H x`` is exact from the image part alone (the
+    image shrunk by the PSF's half-width for non-circulant/mirror edges, all of it for
+    periodic edges).  When that leaves fewer than an eighth of an axis (a PSF about as
+    wide as the image), the whole image is scored with the engine's own model on its
+    work grid, if the estimate given to the callback is the image part of the engine's
+    work-grid estimate (``x.base``, the geometry of :mod:`._edges`), else the central
+    half.  The mode is fixed at the first call."""
 
     def __init__(self, y2: np.ndarray, kernel: np.ndarray, scale: float, bg: float, edges: str, eps: float):
         self.kernel = np.asarray(kernel, np.float32)
@@ -298,25 +301,22 @@ class _Scorer:
         self.mode: str | None = None
 
     def _setup(self, x: np.ndarray) -> None:
-        base = x.base
-        crop = self.geo.crop
-        if (isinstance(base, np.ndarray) and base.shape == tuple(self.geo.work_shape) and base.dtype == x.dtype
-                and base[crop].__array_interface__["data"][0] == x.__array_interface__["data"][0]
-                and base[crop].strides == x.strides):
+        ks, shape = self.kernel.shape, self.y2_all.shape
+        lo = [n - 1 - n // 2 for n in ks]
+        hi = [s - n // 2 for s, n in zip(shape, ks)]
+        interior = self.edges == "periodic" or all(h - l >= max(2, s // 8) for l, h, s in zip(lo, hi, shape))
+        if not interior and self._engine_grid(x):
             self.mode = "work"
             self.box = tuple(slice(0, n) for n in x.shape)
             self.otf = _otf.otf(self.kernel, self.geo.work_shape)
         else:
             self.mode = "image"
-            ks, shape = self.kernel.shape, self.y2_all.shape
             if self.edges == "periodic":
                 self.box = tuple(slice(0, n) for n in shape)
                 self.grid = shape
                 self.otf = _folded_otf(self.kernel.astype(np.float64), shape).astype(np.complex64)
             else:
-                lo = [n - 1 - n // 2 for n in ks]
-                hi = [s - n // 2 for s, n in zip(shape, ks)]
-                if any(h - l < 2 for l, h in zip(lo, hi)):  # PSF about as wide as the image: no voxel fully known
+                if not interior:  # PSF about as wide as the image and no engine grid: the central half
                     lo = [min(l, s // 4) for l, s in zip(lo, shape)]
                     hi = [max(h, s - s // 4, l + 2) for l, h, s in zip(lo, hi, shape)]
                 self.box = tuple(slice(l, h) for l, h in zip(lo, hi))
@@ -326,6 +326,14 @@ class _Scorer:
         self.voxels = self.y2.size
         hb = _folded_otf(self.kernel.astype(np.float64), self.y2.shape)
         self.inverse = (np.conj(hb) / (np.abs(hb) ** 2 + self.eps)).astype(np.complex64)
+
+    def _engine_grid(self, x: np.ndarray) -> bool:
+        """Whether ``x`` is the image part of the engine's work-grid estimate (``x.base``)."""
+        base = x.base
+        if not (isinstance(base, np.ndarray) and base.shape == tuple(self.geo.work_shape) and base.dtype == x.dtype):
+            return False
+        part = base[self.geo.crop]
+        return part.__array_interface__["data"][0] == x.__array_interface__["data"][0] and part.strides == x.strides
 
     def blur(self, x: np.ndarray) -> np.ndarray:
         """``H x`` over the scored box."""
@@ -508,7 +516,7 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
                method=f"binomial thinning cross-validation (p={fraction:g}, {folds} fold(s), {CRITERIA[criterion]})",
                criterion=criterion, fraction=fraction, factor=factor, folds=folds, gain=cam.gain, offset=cam.offset,
                camera=cam.source, seed=seed, maximum=iterations,
-               scored="whole image" if modes[0] == "work" else "image interior")
+               scored="whole image" if modes[0] == "work" or edges == "periodic" else "image interior")
     if not one:
         out["per_volume"] = picks
     log.info("richardson-lucy: stop=auto chose %d iterations (%s minimum at %d of %d on %g of the photons; "
