@@ -205,6 +205,8 @@ def _rl(image: tuple[int, ...], kernel_in: tuple[int, ...], o: dict) -> tuple[tu
     if o.get("back_projector") is not None and not (isinstance(o["back_projector"], str)
                                                       and o["back_projector"].lower() == "matched"):
         data.append(("back projector spectrum (half spectrum, complex64)", spec))
+        if not geo.full_box:  # measured: the set-up's work-grid arrays do not fit in their holes
+            data.append(("back projector construction temporaries, kept by the heap", spec))
     if any(a or b for a, b in geo.pad):
         data.append(("mirror-padded data (float32)", _nbytes(D, 4)))
     if float(o.get("read_noise") or 0) > 0:
