@@ -3,6 +3,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Hypothesis profiles for tests/test_fuzz.py: "ci" (the default: 30 examples per function,
+# derandomized so a run is repeatable) and "thorough" (600 per function, random), chosen
+# with `pytest --hypothesis-profile thorough`.  No deadline: the first call of a function
+# pays for imports and FFT plans.
+_RELAXED = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
+            HealthCheck.function_scoped_fixture]
+settings.register_profile("ci", max_examples=30, deadline=None, derandomize=True, print_blob=True,
+                          suppress_health_check=_RELAXED)
+settings.register_profile("thorough", max_examples=600, deadline=None, print_blob=True,
+                          suppress_health_check=_RELAXED)
+settings.load_profile("ci")
 
 DATA = Path(__file__).parent / "data"
 SHARED = Path(__file__).resolve().parents[2] / "shared"
