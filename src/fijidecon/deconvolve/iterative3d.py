@@ -346,7 +346,7 @@ def _checked_volume(image, psf, opts: dict, mem: dict, notes: list[str]) -> Iter
     ndim = len(shape)
     if len(kshape) != ndim or ndim not in (2, 3):  # the original's 2D/3D combinations: whole, checked there
         return _volume(image, psf, **opts)
-    est = dict(compat=opts["compat"])
+    est = {k: opts[k] for k in ("compat", "anti_ringing", "gamma", "lowpass_xy", "lowpass_z")}
     if opts["compat"]:
         if mem["bricks"] is not None:
             raise ValueError("bricks: compat mode runs on the whole volume only (it reproduces the original); "
