@@ -416,6 +416,8 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
         return _lazy(image, psf, axes, iterations, stop_fn, opts, voxel_size, psf_voxel_size, psf_threshold,
                      recenter, bricks, halo, memory_limit, start, snapshot_every)
     layout, vols = _hyper.split(image, psf, axes, allow_negative=read_noise > 0)
+    if layout.scale != 1.0:  # extreme values are computed at max 1: the noise model scales with them
+        opts.update(background=background * layout.scale, read_noise=read_noise * layout.scale)
     ndim = len(layout.vol_axes)
     _backproject.check(back_projector, bp_alpha, bp_beta, bp_order, ndim)
     if voxel_size is not None:
@@ -431,8 +433,8 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
     results = []
     with _fft.reuse_memory():
         for i, (vol, prep) in enumerate(zip(vols, preps)):
-            eng = _RL(vol.data, prep, edges, background, read_noise, regularization, weight, acceleration,
-                      voxel_size, bp=bp)
+            eng = _RL(vol.data, prep, edges, opts["background"], opts["read_noise"], regularization, weight,
+                      acceleration, voxel_size, bp=bp)
             eng.track_deviance = track_deviance
             if states[i] is not None:
                 eng.restore(states[i])
@@ -518,7 +520,7 @@ def _run_bricked(layout, vols, preps, plans, iterations, stop_fn, opts, voxel_si
             note = f"{'psf' if layout.n_c == 1 else f'volume t={vol.t}, c={vol.c}'}: bricked: {plan.describe()}"
             notes.append(note)
             _hyper.log.info(note)
-    image = outs[0] if layout.single else layout.merge(outs)
+    image = layout.merge(outs, method="richardson_lucy")
     return RichardsonLucyResult(image, max(its), {}, [], reasons[0] if len(set(reasons)) == 1 else "mixed",
                                 notes=_hyper.notes_of(preps) + notes + _bp_notes(opts["back_projector"], preps),
                                 psf_report=_hyper.reports_of(layout, preps), back_projector=opts["back_projector"].kind,
@@ -574,7 +576,8 @@ def _starts(start: Any, layout: "_hyper.Layout", n: int) -> tuple[list[Any], lis
     if start is None:
         return [None] * n, [None] * n, 0
     vols = layout.split_like(start, "start")
-    return [None] * n, [_edges.as_image(v, "start", allow_negative=False) for v in vols], 0
+    return [None] * n, [_edges.as_image(v, "start", allow_negative=False) * np.float32(layout.scale)
+                        for v in vols], 0
 
 
 def _result(layout: "_hyper.Layout", results: list[dict], preps: list[Any], **common: Any) -> RichardsonLucyResult:
@@ -582,7 +585,9 @@ def _result(layout: "_hyper.Layout", results: list[dict], preps: list[Any], **co
     report = _hyper.reports_of(layout, preps)
     if layout.single:
         r = results[0]
-        return RichardsonLucyResult(r["image"], r["iterations"], r["snapshots"], r["history"], r["stop_reason"],
+        snaps = {k: layout.finish(v, "richardson_lucy") for k, v in r["snapshots"].items()}
+        return RichardsonLucyResult(layout.finish(r["image"], "richardson_lucy"), r["iterations"], snaps,
+                                    r["history"], r["stop_reason"],
                                     psf_shift=r["psf_shift"], notes=notes, psf_report=report, _state=r["state"],
                                     **common)
     snaps = {}
