@@ -22,7 +22,11 @@ drives the macro recorder itself (``Recorder.setCommand`` / ``saveCommand``), so
 recorder writes a ``run(...)`` line that replays to the same result.
 
 Progress goes to ImageJ's status bar and progress bar; *Esc* cancels iterative commands
-(``IJ.escapePressed()`` is polled from the core function's ``callback``).  Errors are
+(``IJ.escapePressed()`` is polled from the core function's ``callback``).  A volume over the
+memory budget (the dialogs' last field, ``memory``; ``auto``: the default budget less the
+result image) is deconvolved in bricks: the status bar shows "brick k/n, about T left" and
+*Esc* stops it after the current brick (no result window).  A result image that cannot fit
+ImageJ's free Java heap is refused before computing.  Errors are
 shown as ImageJ error messages (``IJ.error``) or, inside a macro, abort the macro with
 a macro error naming the parameter; a Python exception never reaches Java (which would
 show a Java exception window).  Results are new image windows carrying the input's
@@ -66,7 +70,7 @@ import numpy as np
 from fijidecon.calibration import Calibration
 from fijidecon.commands import Command, all_commands
 from fijidecon.commands.run import run_command
-from fijidecon.fiji import runtime
+from fijidecon.fiji import heap, runtime
 
 __all__ = [
     "install",
@@ -115,6 +119,7 @@ class _State:
     log_iterations: bool = False
     last_seconds: float = 0.0
     cancel_requested: bool = False
+    last_progress: str | None = None  # the last bricked-run status line ("...: brick k/n, about T left ...")
 
 
 #: What the bridge did last (read by tests and by ``fijidecon macro``).
@@ -340,6 +345,8 @@ def _progress_callback(cmd: Command, label: str, total: int | None,
 
     def cb(*args) -> bool:
         first = args[0] if args else None
+        if _is_brick_figures(first):
+            return _brick_progress(label, first)
         numeric = isinstance(first, (int, np.integer))
         iteration = int(first) if numeric else int(getattr(first, "iteration", state.iteration + 1))
         if seen["last"] is None or iteration <= seen["last"]:  # the first call of a volume
@@ -372,6 +379,80 @@ def _progress_callback(cmd: Command, label: str, total: int | None,
         return stop
 
     return cb_showing
+
+
+def _is_brick_figures(obj: Any) -> bool:
+    from fijidecon.deconvolve import BrickFigures
+
+    return isinstance(obj, BrickFigures)
+
+
+def _brick_progress(label: str, fig: Any) -> bool:
+    """A bricked run's progress (``BrickFigures`` after each brick): bricks done and the ETA in
+    the status bar, the progress bar; ``True`` (cancel: the core raises ``CancelledError``)
+    once Esc was pressed."""
+    IJ = _j("ij.IJ")
+    state.iteration = int(fig.brick)
+    eta = fig.eta_seconds
+    eta_text = f", about {_duration(eta)} left" if np.isfinite(eta) else ""
+    IJ.showProgress(int(fig.brick), int(fig.bricks))
+    state.last_progress = f"{label}: brick {fig.brick}/{fig.bricks}{eta_text}  (Esc to cancel)"
+    IJ.showStatus(state.last_progress)
+    stop = state.cancel_requested or bool(IJ.escapePressed())
+    if stop:
+        state.cancel_requested = True
+    return stop
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s} s" if s < 90 else f"{s // 60} min {s % 60:02d} s" if s < 5400 else f"{s / 3600:.1f} h"
+
+
+def _java_heap_room() -> tuple[int, int]:
+    """(bytes the Java heap can still take, its maximum): ``IJ.maxMemory()`` minus the memory in use."""
+    IJ = _j("ij.IJ")
+    mx = int(IJ.maxMemory())
+    return max(mx - int(IJ.currentMemory()), 0), mx
+
+
+def _memory_budget(cmd: Command, values: Mapping[str, Any], image: tuple[np.ndarray, Calibration] | None,
+                   label: str) -> dict[str, Any]:
+    """``values`` with the run's memory budget: the result ``ImagePlus`` (float32, as big as the
+    image) must fit ImageJ's free Java heap, else a :class:`CommandError`; the default budget
+    (``memory_limit`` auto) is :func:`fijidecon.deconvolve.default_memory_limit` less what the
+    heap may still take from the system for that result."""
+    if image is None or not any(p.name == "memory_limit" for p in cmd.params):
+        return dict(values)
+    from fijidecon.deconvolve import default_memory_limit
+
+    result = int(np.asarray(image[0]).size) * 4
+    out = dict(values)
+    given = cmd.param("memory_limit").convert(values.get("memory_limit", "auto"))
+    if given is None:
+        budget = int(default_memory_limit()) - result
+        if budget <= 0:
+            raise CommandError(f"memory_limit: no memory left for {label} once the result image ({_mib(result)}) "
+                               "is counted; close images or other programs")
+        out["memory_limit"] = budget
+    return out
+
+
+def _check_heap(cmd: Command, imp: Any) -> None:
+    """Refuse (:class:`CommandError`) a run whose float32 result ``ImagePlus``, as big as the
+    input window ``imp``, cannot fit ImageJ's free Java heap (checked before any copy)."""
+    if imp is None or not any(p.name == "memory_limit" for p in cmd.params):
+        return
+    result = int(imp.getWidth()) * int(imp.getHeight()) * int(imp.getStackSize()) * 4
+    room, mx = _java_heap_room()
+    if result > room:
+        raise CommandError(f"memory_limit: the result image ({_mib(result)}) does not fit ImageJ's free Java heap "
+                           f"({_mib(room)} free of {_mib(mx)}); raise ImageJ's maximum memory (Edit > Options > "
+                           "Memory & Threads), close images, or crop the image")
+
+
+def _mib(n: float) -> str:
+    return f"{n / 2**20:,.0f} MiB" if n < 2**30 else f"{n / 2**30:,.2f} GiB"
 
 
 # ---------------------------------------------------------------------------------------
@@ -808,6 +889,17 @@ def _log_termination(label: str, res: Any, log: bool) -> None:
         IJ.log(f"Automatically terminated after {res.iterations} iterations.")  # the original's words
 
 
+def _check_java_heap(cmd: Command, label: str, values: Mapping[str, Any], images: Mapping[str, Any],
+                     show_iterations: bool) -> None:
+    """Refuse (:class:`CommandError`, "not enough memory: ...") a run whose result image (or
+    iteration window) cannot fit ImageJ's Java heap: see :mod:`fijidecon.fiji.heap`."""
+    shapes = {n: np.shape((v[0] if isinstance(v, list) else v)[0]) for n, v in images.items()}
+    try:
+        heap.check_command(cmd, label, values, shapes, show_iterations)
+    except MemoryError as e:
+        raise CommandError(str(e)) from None
+
+
 def execute(cmd: Command, values: Mapping[str, Any], imps: Mapping[str, Any], *, label: str | None = None,
             progress: bool = False):
     """Run a command on ``ImagePlus`` inputs and return its result as a new ``ImagePlus``.
@@ -845,6 +937,7 @@ def execute(cmd: Command, values: Mapping[str, Any], imps: Mapping[str, Any], *,
     IJ = _j("ij.IJ")
     label = label or cmd.title
     image_params = [p for p in cmd.params if p.kind == "image"]
+    _check_heap(cmd, imps.get(image_params[0].name) if image_params else None)
     images = _input_images(cmd, image_params, imps)
     first_imp = imps[image_params[0].name] if image_params else None
     first_title = str(first_imp.getTitle()) if first_imp is not None else None
@@ -860,8 +953,10 @@ def execute(cmd: Command, values: Mapping[str, Any], imps: Mapping[str, Any], *,
             break
     state.log_iterations = progress and bool(full.get("log", False)) and cmd.id == "iterative-deconvolve-3d"
     window = None
-    if progress and bool(full.get("show", False)) and cmd.id == "iterative-deconvolve-3d":
+    if progress and bool(full.get("show", False)) and cmd.id == "iterative-deconvolve-3d" and \
+            not bool(_j("ij.macro.Interpreter").isBatchMode()):  # batch mode: nothing to show, nothing left
         window = _IterationWindow(f"{full.get('output') or cmd.title} (iteration)")
+    _check_java_heap(cmd, label, full, images, window is not None)
     volumes = _volume_count(images[image_params[0].name]) if image_params else 1
     callback = _progress_callback(cmd, label, total, window, volumes) if progress else None
     state.cancel_requested = False
@@ -870,17 +965,26 @@ def execute(cmd: Command, values: Mapping[str, Any], imps: Mapping[str, Any], *,
         IJ.showStatus(f"{label}: running...  (Esc to cancel)")
     state.running = label
     t0 = time.perf_counter()
+    from fijidecon.deconvolve import CancelledError
+
     try:
+        run_values = _memory_budget(cmd, values, images.get(image_params[0].name) if image_params else None, label)
         with _log_to_imagej(label) as handler, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            res, arr, out_cal = run_command(cmd, values, images, callback=callback, voxel_size_from_calibration=True)
+            res, arr, out_cal = run_command(cmd, run_values, images, callback=callback,
+                                            voxel_size_from_calibration=True)
         _log_warnings(label, caught, handler.messages)
         if cmd.id == "wiener":
             _log_wiener_choice(label, res, handler.messages)
+    except CancelledError:  # Esc during a bricked run: no result
+        state.cancel_requested = True
+        return None, None
+    except CommandError:
+        raise
     except (ValueError, TypeError) as e:
         raise CommandError(str(e)) from None
-    except MemoryError:
-        raise CommandError("not enough memory for this computation") from None
+    except MemoryError as e:
+        raise CommandError(str(e) or "not enough memory for this computation") from None
     except Exception as e:
         raise CommandError(f"{type(e).__name__}: {e}") from None
     finally:
@@ -903,6 +1007,10 @@ def execute(cmd: Command, values: Mapping[str, Any], imps: Mapping[str, Any], *,
         arr = arr.astype(np.float32)
     out_cal = _psf_length_unit(cmd, full, out_cal, label)
     title = _result_title(cmd, full, res, first_title)
+    try:
+        heap.check_bytes(int(np.size(arr)) * 4, label, f"its result ({'x'.join(map(str, arr.shape[::-1]))} float32)")
+    except MemoryError as e:
+        raise CommandError(str(e)) from None
     out = convert.to_imageplus(np.ascontiguousarray(arr), out_cal, title=title)
     nz = int(out.getNSlices())
     if nz > 1:
@@ -1049,10 +1157,12 @@ def run_macro(code: str, arg: str = "", *, timeout: float = 600.0, ignore_errors
         if time.monotonic() > deadline:
             interp.abortMacro()
             th.join(2000)
-            box.setdefault("exception", f"timed out after {timeout:g} s")
+            box["timed_out"] = f"timed out after {timeout:g} s"
             break
     err = interp.getErrorMessage()
     error = str(err) if err is not None else None
+    if "timed_out" in box:  # aborting leaves the interpreter with e.g. "'}' expected": say what happened
+        error = box["timed_out"]
     if state.reported_error is not None:  # a command's own message; aborting inside a block
         error = state.reported_error      # leaves the interpreter with e.g. "'}' expected"
     if error is None and "exception" in box:
