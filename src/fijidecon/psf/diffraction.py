@@ -194,7 +194,7 @@ def diffraction_psf_3d(
     na_f = check_float("na", na, positive=True)
     sa = check_float("spherical_aberration", spherical_aberration)
     if na_f >= n:  # the original returns NaN/Inf here; we refuse in both modes
-        raise InputError(f"na: must be smaller than index ({n:g}); got na={na_f:g}")
+        raise InputError(f"na: na must be smaller than index ({n:g}), got na={na_f:g}")
     _check_work(width, height, depth, n, na_f, lam, sa, dxy, dz, compat)
 
     if compat:
