@@ -238,3 +238,11 @@ def test_scorer_falls_back_to_the_interior_for_a_copy(bars):
     assert sc.mode == "image" and np.isfinite(deb) and np.isfinite(nll)
     # Y, X: the image less the PSF's width; Z (16 planes, PSF 17): no voxel is exact, the central half is used
     assert sc.y2.shape == (8,) + tuple(n - k + 1 for n, k in zip(data.shape[1:], psf.shape[1:]))
+
+
+def test_2d_image_and_estimated_camera(bars):
+    data, psf, truth = bars
+    img, p2 = data[8], psf[psf.shape[0] // 2]
+    res = richardson_lucy(img, p2, 40, stop="auto", background=BG, read_noise=RN, acceleration="biggs-andrews")
+    assert res.image.shape == img.shape and 1 <= res.iterations <= 40
+    assert res.auto_stop["camera"] == "estimated" and 0.7 < res.auto_stop["gain"] < 1.45

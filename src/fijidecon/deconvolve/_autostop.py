@@ -203,6 +203,7 @@ def _fit_camera(r: np.ndarray, c: np.ndarray, block: int, bins: int, quantile: f
     shp = (nz, by, block, bx, block)
     var = (r[sl] ** 2).reshape(shp).mean(axis=(2, 4)).ravel()
     mean = c[sl].reshape(shp).mean(axis=(2, 4)).ravel()
+    bins = max(3, min(bins, mean.size // 6))  # at least 6 blocks a bin on small images
     edges = np.quantile(mean, np.linspace(0, 1, bins + 1))
     idx = np.clip(np.searchsorted(edges, mean, side="right") - 1, 0, bins - 1)
     mb, vb = [], []
@@ -376,7 +377,8 @@ def check_options(gain: Any, offset: Any, fraction: Any, seed: Any, criterion: A
         offset = _validate.check_float("offset", offset)
     fraction = _validate.check_float("auto_fraction", fraction, positive=True)
     if not fraction < 1:
-        raise ValueError(f"auto_fraction: expected a fraction of the photons strictly between 0 and 1, got {fraction!r}")
+        raise ValueError(f"auto_fraction: expected a fraction of the photons between 0 and 1 (exclusive), "
+                         f"got {fraction!r}")
     if seed is not None:
         seed = _validate.check_int("seed", seed, 0)
     criterion = _validate.check_choice("criterion", criterion, CRITERIA)
