@@ -176,7 +176,7 @@ def project(rate_per_core: float, hs) -> None:
         disk = (total_bytes + out_bytes) / storage
         total = max(compute, network, disk)
         which = ["compute", "network", "storage"][int(np.argmax([compute, network, disk]))]
-        print(f"{n:9d} {compute / 3600:9.1f}h {network / 3600:9.1f}h {disk / 3600:9.1f}h {total / 3600:9.1f}h  "
+        print(f"{n:9d} {compute / 3600:9.2f}h {network / 3600:9.2f}h {disk / 3600:9.2f}h {total / 3600:9.2f}h  "
               f"{which}")
     print("(halo overhead not included: a light-sheet time point is one task per brick; with bricks add the halo "
           "factor of section 2; tasks are independent, so the scheduler's per-task cost, ~1 ms, is negligible)")
@@ -185,6 +185,10 @@ def project(rate_per_core: float, hs) -> None:
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="fijidecon-scale-", dir=".") as tmp:
         d = Path(tmp)
+        import os
+
+        print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the start: times are "
+              "comparable within one run only)")
         t0 = time.perf_counter()
         make_data(d)
         print(f"(input made in {time.perf_counter() - t0:.0f} s)")

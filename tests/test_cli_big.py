@@ -25,9 +25,9 @@ from fijidecon.psf import gaussian
 pytest.importorskip("distributed")
 pytest.importorskip("tqdm")
 
-BIG = (160, 512, 512)  # float32: 160 MiB, more than the 150 MB budget
+BIG = (128, 384, 384)  # float32: 72 MiB (75.5 MB), more than the 70 MB budget
 PSF = (9, 15, 15)
-BUDGET = 150_000_000
+BUDGET = 70_000_000
 CAL = Calibration.make("ZYX", unit="micron", Z=0.3, Y=0.1, X=0.1)
 
 # The CLI in a child: the size after the imports, the run, the peak (ru_maxrss) on stderr.
@@ -69,17 +69,17 @@ def big(tmp_path_factory):
 
 
 def test_file_bigger_than_the_budget_tiff_to_zarr_to_tiff(big):
-    """RL (TIFF -> OME-Zarr) then Convolve (OME-Zarr -> TIFF) under --memory-limit 150MB, on a
-    160 MiB file: bricked, lazy, peak RSS increment of each child far below what the
+    """RL (TIFF -> OME-Zarr) then Convolve (OME-Zarr -> TIFF) under --memory-limit 70MB, on a
+    75.5 MB file: bricked, lazy, peak RSS increment of each child far below what the
     whole-volume run needs, results equal to the in-memory API within 1e-3 (relative L2)."""
     assert (big / "big.tif").stat().st_size > BUDGET
     z, t = big / "rl.ome.zarr", big / "back.tif"
     r = _cli_child("deconvolve", "richardson-lucy", big / "big.tif", big / "psf.tif", "-o", z, "--iterations", 2,
-                   "--memory-limit", "150MB")
+                   "--memory-limit", "70MB")
     assert r.returncode == 0, r.stderr
     assert "lazy run" in r.stderr and "bricked" in r.stderr and "brick/s" in r.stderr  # notes and the bar
     inc1 = _increment(r.stderr)
-    r2 = _cli_child("deconvolve", "convolve", z, big / "psf.tif", "-o", t, "--memory-limit", "150MB")
+    r2 = _cli_child("deconvolve", "convolve", z, big / "psf.tif", "-o", t, "--memory-limit", "70MB")
     assert r2.returncode == 0, r2.stderr
     inc2 = _increment(r2.stderr)
     whole_rl = estimate_memory("richardson-lucy", BIG, PSF, iterations=2) + 4 * np.prod(BIG)
@@ -126,7 +126,7 @@ def test_workers_local_cluster_on_a_hyperstack_equals_the_in_memory_run(tmp_path
 def test_ctrl_c_mid_run_exits_130_and_leaves_no_output(big):
     out = big / "cancelled.ome.zarr"
     p = subprocess.Popen([sys.executable, "-m", "fijidecon.cli", "deconvolve", "richardson-lucy", big / "big.tif",
-                          big / "psf.tif", "-o", out, "--iterations", "3", "--memory-limit", "150MB"],
+                          big / "psf.tif", "-o", out, "--iterations", "10", "--memory-limit", "70MB"],
                          stderr=subprocess.PIPE, text=True, bufsize=1)
     seen = ""
     t0 = time.time()
@@ -171,3 +171,39 @@ def test_in_memory_bricked_run_shows_a_bar_of_bricks(tmp_path):
     assert "bricked" in r.stderr
     meta = json.loads((tmp_path / "out.tif.json").read_text())
     assert meta["memory"]["estimate_whole_bytes"] > 25_000_000
+
+
+@pytest.mark.xfail(strict=True, reason="core bug (fijidecon/deconvolve/iterative3d.py _bricked): run_numpy is not "
+                                       "given the callback, so a bricked Iterative Deconvolve 3D run reports no "
+                                       "BrickFigures (no brick bar in the CLI, no brick k/n and no Esc in ImageJ)")
+def test_iterative3d_bricked_run_reports_bricks_to_its_callback():
+    from fijidecon.deconvolve import BrickFigures, iterative_deconvolve_3d
+
+    rng = np.random.default_rng(5)
+    img = rng.random((24, 160, 160), dtype=np.float32) + 1
+    seen = []
+    iterative_deconvolve_3d(img, gaussian((9, 15, 15), (4.0, 2.0, 2.0)), compat=False, max_iterations=2,
+                            memory_limit="25MB", callback=lambda *a, **k: seen.append(a[0]))
+    assert any(isinstance(f, BrickFigures) for f in seen)
+
+
+def test_readme_big_data_example_runs_as_written(tmp_path, monkeypatch):
+    """The README's "Big data" Python block, on a small T, C hyperstack: lazy in, lazy out, OME-Zarr written,
+    equal to the in-memory run."""
+    import re as _re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (block,) = [b for b in _re.findall(r"```python\n(.*?)```", readme, _re.S)
+                if b.startswith("from fijidecon.lazy_io import read_lazy, write_ome_zarr")]
+    rng = np.random.default_rng(4)
+    img = rng.poisson(30, (2, 2, 12, 48, 40)).astype(np.float32)
+    write_image(tmp_path / "timelapse.ome.tif", img, Calibration.make("TCZYX", unit="micron", Z=0.3, Y=0.1, X=0.1))
+    psf = gaussian((7, 9, 9), (3.0, 2.0, 2.0))
+    monkeypatch.chdir(tmp_path)
+    ns = {"psf": psf}
+    exec(compile(block, "README", "exec"), ns)
+    got, cal = read_image(tmp_path / "result.ome.zarr")
+    assert cal.axes == "TCZYX" and cal.unit == "micron"
+    want = richardson_lucy(img, psf, 20, axes="TCZYX", memory_limit=False).image
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)

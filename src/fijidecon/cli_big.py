@@ -134,10 +134,10 @@ def plan_bricks(method: str, vol: tuple[int, ...], kernel: tuple[int, ...], opts
     Files are read (TIFF, ``.npy``) and written (TIFF) in whole planes, so Dask holds every
     plane of the Z range the bricks being computed need: the *input slab* (their outer Z
     range, float32, counted :data:`IN_SLAB_COPIES` times) and, for a TIFF output, the *output
-    slab* (their core Z range).  Cores
-    are the largest Z (halved until something fits) and, within what the slabs leave for the
-    ``concurrency`` bricks computed at once, the largest Y, X (the axis largest relative to
-    its halo halved first) whose :func:`brick_need` fits.
+    slab* (their core Z range).  For each Z core (the whole Z, halved down to half the Z halo),
+    the largest Y, X cores (the axis largest relative to its halo halved first) whose
+    :func:`brick_need` fits what the slabs leave for the ``concurrency`` bricks computed at
+    once; of these plans, the one with the least FFT work (:func:`_work`).
 
     Returns
     -------
@@ -152,6 +152,7 @@ def plan_bricks(method: str, vol: tuple[int, ...], kernel: tuple[int, ...], opts
     halo = default_halo(kernel)
     plane = int(np.prod(vol[1:], dtype=np.int64)) * 4 if len(vol) == 3 else 0
     cz = vol[0] if len(vol) == 3 else None
+    best = None
     while True:
         if cz is None:  # a 2D image: one "plane", read and written whole
             slabs = 4 * int(np.prod(vol, dtype=np.int64)) * (2 if tiff_out else 1)
@@ -159,14 +160,23 @@ def plan_bricks(method: str, vol: tuple[int, ...], kernel: tuple[int, ...], opts
             slabs = IN_SLAB_COPIES * min(vol[0], cz + 2 * halo[0]) * plane + (cz * plane if tiff_out else 0)
         room = (int(limit) - slabs) // max(int(concurrency), 1)
         core = _fit_lateral(method, vol, cz, kernel, halo, opts, room) if room > 0 else None
-        if core is not None:
-            return core, halo, room
-        if cz is None or cz <= 1:
-            raise MemoryError(f"memory_limit: {_size(limit)} is too small for {method} on {'x'.join(map(str, vol))} "
-                              f"volumes from and to files: even bricks of one plane by {MIN_CORE} voxels (halo "
-                              f"{'x'.join(map(str, halo))}) and their slabs of whole planes do not fit; raise "
-                              "--memory-limit")
+        if core is not None and (best is None or _work(vol, core, halo, kernel) < best[0]):
+            best = (_work(vol, core, halo, kernel), core, room)
+        if cz is None or cz <= max(1, halo[0] // 2):  # thinner Z cores only add halo
+            break
         cz = max(1, -(-cz // 2))
+    if best is None:
+        raise MemoryError(f"memory_limit: {_size(limit)} is too small for {method} on {'x'.join(map(str, vol))} "
+                          f"volumes from and to files: even bricks of {MIN_CORE} voxels (halo "
+                          f"{'x'.join(map(str, halo))}) and their slabs of whole planes do not fit; raise "
+                          "--memory-limit")
+    return best[1], halo, best[2]
+
+
+def _work(vol, core, halo, kernel) -> float:
+    """FFT work of a plan, in work voxels: bricks x (outer + kernel) per axis."""
+    n = np.prod([-(-v // c) for v, c in zip(vol, core)])
+    return float(n * np.prod([min(v, c + 2 * h) + k - 1 for v, c, h, k in zip(vol, core, halo, kernel)]))
 
 
 def split_planes(arr: Any, axes: str, vol_axes: str, core: tuple[int, ...]) -> Any:
