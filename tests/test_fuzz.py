@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import Phase, given, settings, strategies as st
+from hypothesis import Phase, event, given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
 from fijidecon import deconvolve, io, psf
@@ -169,6 +169,14 @@ def _outputs(result):
             yield v
 
 
+def _event(text: str) -> None:
+    """Count outcomes for ``--hypothesis-show-statistics`` (a no-op outside a hypothesis test)."""
+    try:
+        event(text)
+    except Exception:  # noqa: BLE001 - outside @given
+        pass
+
+
 def check_contract(fn, *args, files: tuple = (), finite: bool = True, **kwargs):
     """Call ``fn`` and check the contract; returns the result or the exception."""
     inputs = [a for a in _arrays_in((args, kwargs))]
@@ -178,6 +186,7 @@ def check_contract(fn, *args, files: tuple = (), finite: bool = True, **kwargs):
             warnings.simplefilter("ignore")
             result = fn(*args, **kwargs)
     except ALLOWED as e:
+        _event(f"{fn.__name__}: {type(e).__name__}")
         msg = str(e)
         named = NAME.match(msg) or any(str(f) in msg or Path(f).name in msg for f in files)
         assert named, f"{fn.__name__}: {type(e).__name__} not naming a parameter: {msg!r}"
@@ -185,6 +194,8 @@ def check_contract(fn, *args, files: tuple = (), finite: bool = True, **kwargs):
         result = e
     except Exception as e:  # noqa: BLE001 - the contract: nothing else may escape
         raise AssertionError(f"{fn.__name__}: {type(e).__name__} escaped: {e}") from e
+    if not isinstance(result, BaseException):
+        _event(f"{fn.__name__}: result")
     for a, c, w in copies:
         assert a.dtype == c.dtype and a.shape == c.shape and a.tobytes() == c.tobytes(), \
             f"{fn.__name__}: an input array was modified"
@@ -373,7 +384,11 @@ def test_fuzz_read_image(head, body, suffix, axes):
             assert arr.size > 0, "read_image returned an empty array"
 
 
-@given(array=arrays(max_dims=5, max_side=4), suffix=st.sampled_from([".tif", ".npy", ".ome.tif"]),
+NPY_WRITE = ("io.write_image('x.npy', a) writes TIFF bytes under the .npy name and returns it; read_image of that "
+             "path then fails ('is not a readable .npy file'): found by this fuzz suite, io.py not fixed yet")
+
+
+@given(array=arrays(max_dims=5, max_side=4), suffix=st.sampled_from([".tif", ".ome.tif"]),  # .npy: see NPY_WRITE
        overwrite=st.sampled_from([False, True, "False"]))
 def test_fuzz_write_image(array, suffix, overwrite):
     with tempfile.TemporaryDirectory() as d:
@@ -496,3 +511,12 @@ def test_case12_write_image_refuses_empty(tmp_path, shape):
 def test_found_iterative_deconvolve_3d_names_image(image, kernel):
     r = check_contract(deconvolve.iterative_deconvolve_3d, image, kernel)
     assert isinstance(r, (TypeError, ValueError)) and str(r).startswith("image: ")
+
+
+@pytest.mark.xfail(strict=True, reason=NPY_WRITE)
+def test_found_write_image_npy_reads_back(tmp_path):
+    a = np.array([[True]])
+    r = check_contract(io.write_image, tmp_path / "out.npy", a, files=(tmp_path / "out.npy",), finite=False)
+    if not isinstance(r, BaseException):  # written: it must read back as what was written
+        back, _cal = io.read_image(r)
+        assert back.shape == a.shape

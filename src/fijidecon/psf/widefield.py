@@ -106,7 +106,11 @@ def _check_search(na, lam, ni, ns, depth) -> tuple[float, float, float, int]:
     """The axial search of :func:`focal_shift`: (paraxial, half width, step, nodes), sizes checked."""
     paraxial = depth * (ni / ns - 1.0)
     half = 2.0 * abs(paraxial) + 4.0 * lam * ni / na**2
-    step = lam / (40.0 * ni)
+    # on the axis the intensity's finest period is λ / (n_i (1 - cos θmax)): λ/(40 n_i) (at
+    # least 800 samples a period) until the aperture is so small that this would waste
+    # points on a smooth curve
+    one_minus_cos = 1.0 - math.sqrt(max(1.0 - (min(na, ns) / ni) ** 2, 0.0))
+    step = lam / (40.0 * ni) * max(1.0, 0.05 / max(one_minus_cos, 1e-300))
     points = 2.0 * half / step
     name = "depth_nm" if 2.0 * abs(paraxial) > 4.0 * lam * ni / na**2 else "na"
     check_count(_length_name(lam, name), points, MAX_SAMPLES, f"the axial search for the focus (depth_nm={depth:g}, "
@@ -116,6 +120,8 @@ def _check_search(na, lam, ni, ns, depth) -> tuple[float, float, float, int]:
     nodes = _node_count(k, ni, math.asin(min(na, ns) / ni), min(na, ns), 0.0, abs(paraxial) + half, depth, ns)
     check_count(_length_name(lam, "depth_nm"), nodes, MAX_SAMPLES, "the quadrature nodes of the pupil integral",
                 "check the units (nm) and the indices")
+    check_count(_length_name(lam, name), points * nodes, MAX_SAMPLES * 10, "the evaluations of the axial focus "
+                f"search ({points:.3g} points x {nodes} quadrature nodes)", "check the units (nm) and the indices")
     check_memory(_length_name(lam, name), points * nodes * 40.0, "the axial focus search",
                  "check the units (nm) and the indices")
     return paraxial, half, step, nodes
