@@ -8,7 +8,12 @@
     unset) a private ``Xvfb`` is started and stopped afterwards.  The Log window is
     printed to standard output; a macro error is printed to standard error and the
     exit status is 1.  In ``ARG``, ``{sample}`` is replaced by the path of the bundled
-    sample image.
+    sample image.  ``--timeout`` always ends the run: the macro is aborted at the
+    timeout, and a JVM that does not stop (a command that never checks for cancellation,
+    a heap so full that the JVM only collects garbage) is ended with the process
+    :data:`GRACE_S` seconds later ("timed out" on standard error, exit status 1, or 137 when
+    even Python is stuck; see :class:`Watchdog`).  Starting the JVM and ImageJ may take
+    :data:`STARTUP_S` seconds more.
 
 Both are ``click`` commands; :data:`imagej_command` and :data:`macro_command` are added
 to the main ``fijidecon`` group by :mod:`fijidecon.cli`.  Also runnable as
@@ -28,15 +33,138 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import click
 
 __all__ = ["imagej_command", "macro_command", "imagej", "macro", "main", "ensure_display", "start_xvfb",
-           "sample_path"]
+           "sample_path", "Watchdog", "GRACE_S", "STARTUP_S"]
 
 _XVFB: dict = {}
+#: Seconds after ``--timeout`` at which a macro run that did not stop is ended with its process.
+GRACE_S = 5.0
+
+
+#: Seconds allowed for starting the JVM and ImageJ before ``--timeout`` starts counting.
+STARTUP_S = 120.0
+
+#: The watchdog process: reads "DEADLINE\tMESSAGE" lines (DEADLINE on the system's monotonic
+#: clock) from stdin; at the deadline it writes MESSAGE to stderr and SIGKILLs its parent;
+#: at end of input (the parent closed the pipe or is gone) it exits quietly.
+_WATCHDOG_CODE = r"""
+import os, select, signal, sys, time
+parent = int(sys.argv[1])
+deadline, message = float("inf"), ""
+buf = b""
+while True:
+    wait = deadline - time.monotonic()
+    if wait <= 0:
+        os.write(2, message.encode(errors="replace") + b"\n")
+        try:
+            os.kill(parent, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        sys.exit(0)
+    ready, _, _ = select.select([0], [], [], min(wait, 1.0))
+    if os.getppid() != parent:
+        sys.exit(0)
+    if ready:
+        chunk = os.read(0, 65536)
+        if not chunk:
+            sys.exit(0)
+        buf += chunk
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            when, _, text = line.decode(errors="replace").partition("\t")
+            deadline, message = float(when), text
+"""
+
+
+class Watchdog:
+    """Ends this process when a run overruns its deadline, whatever the JVM is doing.
+
+    The macro itself is aborted at the timeout by :func:`fijidecon.fiji.commands.run_macro`;
+    that needs the JVM's cooperation (the interpreter's next statement, a command's
+    ``callback``).  A command busy in code that never checks, or a JVM thrashing in
+    garbage collection with a full heap (the main thread then waits in a Java call,
+    holding the GIL), does not stop.  So two guards watch the deadline:
+
+    * a Python thread: at the deadline it prints the message to standard error and leaves
+      with ``os._exit(status)`` (the JVM and its threads go with the process; a private
+      Xvfb exits with its last client);
+    * a small separate process, for when that thread cannot run (GIL held): 3 s later it
+      prints the message and sends this process ``SIGKILL`` (status 137).
+
+    :meth:`arm` sets (or moves) the deadline; :meth:`close` disarms both.  Also a context
+    manager (armed with ``seconds`` on entry).
+    """
+
+    def __init__(self, seconds: float | None = None, message: str = "timed out", status: int = 1) -> None:
+        self.seconds = seconds
+        self.message = message
+        self.status = int(status)
+        self._deadline = float("inf")
+        self._wake = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._proc: subprocess.Popen | None = None
+
+    def arm(self, seconds: float, message: str | None = None) -> None:
+        """End the process ``seconds`` from now (unless re-armed or closed before)."""
+        if message is not None:
+            self.message = message
+        with self._wake:
+            self._deadline = time.monotonic() + float(seconds)
+            self._wake.notify_all()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._watch, name="fijidecon-macro-watchdog", daemon=True)
+            self._thread.start()
+        try:
+            if self._proc is None:
+                self._proc = subprocess.Popen([sys.executable, "-c", _WATCHDOG_CODE, str(os.getpid())],
+                                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+            line = f"{self._deadline + 3.0!r}\t{' '.join(self.message.split())}\n"
+            self._proc.stdin.write(line.encode())
+            self._proc.stdin.flush()
+        except OSError:  # no process watchdog: the thread remains
+            self._proc = None
+
+    def _watch(self) -> None:
+        with self._wake:
+            while not self._closed:
+                wait = self._deadline - time.monotonic()
+                if wait <= 0:
+                    break
+                self._wake.wait(min(wait, 3600.0))
+            if self._closed:
+                return
+        try:
+            os.write(2, (self.message.rstrip("\n") + "\n").encode(errors="replace"))
+        finally:
+            os._exit(self.status)
+
+    def close(self) -> None:
+        """Disarm: the thread ends, the watchdog process exits."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify_all()
+        if self._proc is not None:
+            try:
+                self._proc.stdin.close()
+                self._proc.wait(5)
+            except (OSError, subprocess.TimeoutExpired):
+                self._proc.kill()
+            self._proc = None
+
+    def __enter__(self) -> "Watchdog":
+        if self.seconds is not None:
+            self.arm(self.seconds)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def sample_path() -> str:
@@ -146,8 +274,37 @@ def _exit(code: int) -> None:
     os._exit(code)
 
 
+def _full_heap_hint() -> str:
+    """After a failed macro: "; the Java heap is full (...)" when it is (an ``OutOfMemoryError``
+    in ImageJ's own code gives messages such as "Fatal error occurred"), else ""."""
+    from fijidecon.fiji import heap, runtime
+
+    try:
+        free, mx = runtime.java_heap(collect=True)
+    except Exception:  # noqa: BLE001 - a JVM in trouble: no hint
+        return ""
+    if free >= heap.margin(mx):
+        return ""
+    return (f"; the Java heap is full ({free / 2**20:.1f} MB free of {mx / 2**20:.0f} MB): give ImageJ more "
+            "memory with --heap")
+
+
+def _check_heap_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--heap``: a size the JVM can start with (see :func:`fijidecon.fiji.runtime.start`)."""
+    if value is None:
+        return None
+    from fijidecon.fiji import runtime
+
+    try:
+        runtime._parse_heap(value)
+    except (TypeError, ValueError) as e:
+        raise click.BadParameter(str(e).removeprefix("heap: "), ctx=ctx, param=param) from None
+    return value
+
+
 @click.command("imagej")
-@click.option("--heap", default=None, help="Maximum Java heap, e.g. 4g (default $FIJIDECON_HEAP or 4g).")
+@click.option("--heap", default=None, callback=_check_heap_option,
+              help="Maximum Java heap, e.g. 4g (at least 10m; default $FIJIDECON_HEAP or 4g).")
 @click.option("--macro", "macro_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Run this macro once ImageJ is open.")
 @click.option("--check", is_flag=True, help="Print the installed commands and exit (no waiting).")
@@ -187,24 +344,42 @@ def _version() -> str:
 @click.command("macro")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.argument("arg", required=False, default="")
-@click.option("--heap", default=None, help="Maximum Java heap, e.g. 4g.")
-@click.option("--timeout", type=float, default=3600.0, show_default=True, help="Seconds before the macro is aborted.")
+@click.option("--heap", default=None, callback=_check_heap_option,
+              help="Maximum Java heap, e.g. 4g (at least 10m; default $FIJIDECON_HEAP or 4g).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=3600.0, show_default=True,
+              help="Seconds before the macro is aborted; a run that does not stop then is ended "
+                   f"{GRACE_S:g} s later (exit status 1).")
 @click.option("--show-imagej", is_flag=True, help="Show ImageJ's main window (e.g. for screenshots).")
 def macro_command(file: str, arg: str, heap: str | None, timeout: float, show_imagej: bool) -> None:
     """Run an ImageJ macro FILE (with optional argument ARG) and print the Log window.
 
-    Exits with status 1 when the macro fails.  Without a display, a private Xvfb is
-    started.  "{sample}" in ARG becomes the path of the bundled sample image (also in the
-    Java system property "fijidecon.sample").
+    Exits with status 1 when the macro fails or times out (a run that does not stop at
+    the timeout is ended with the JVM a few seconds later).  A command whose images do
+    not fit the Java heap (--heap) fails before it starts ("not enough memory: ...").
+    Without a display, a private Xvfb is started.  "{sample}" in ARG becomes the path of
+    the bundled sample image (also in the Java system property "fijidecon.sample").
     """
     text = Path(file).read_text()
     arg = arg.replace("{sample}", sample_path())
+    dog = Watchdog()
+    dog.arm(STARTUP_S, f"Macro error in {file}: ImageJ did not start within {STARTUP_S:g} s "
+                       "(a Java heap too small? see --heap); ended")
     commands, _ = _start(heap, show=show_imagej)
     from fijidecon.fiji import runtime
 
     # macros can find the bundled sample: call("java.lang.System.getProperty", "fijidecon.sample")
     runtime.jimport("java.lang.System").setProperty("fijidecon.sample", sample_path())
-    r = commands.run_macro(text, arg, timeout=timeout, ignore_errors=True, dismiss_dialogs=True)
+    dog.arm(timeout + GRACE_S, f"Macro error in {file}: timed out after {timeout:g} s and did not stop; ended with "
+                               f"the JVM {GRACE_S:g} s later (a command that does not check for cancellation, or a "
+                               "Java heap too small: see --heap)")
+    try:
+        r = commands.run_macro(text, arg, timeout=timeout, ignore_errors=True, dismiss_dialogs=True)
+    except Exception as e:  # noqa: BLE001 - a Java error out of the bridge itself, e.g. OutOfMemoryError
+        msg = " ".join(str(e).split()) or type(e).__name__
+        click.echo(f"Macro error in {file}: {msg}{_full_heap_hint()}", err=True)
+        _exit(1)
+    hint = "" if r.ok else _full_heap_hint()  # still watched: the JVM may be stuck after an OutOfMemoryError
+    dog.close()
     if r.log:
         click.echo(r.log.rstrip("\n"))
     for title, msg in r.dialogs:
@@ -212,7 +387,7 @@ def macro_command(file: str, arg: str, heap: str | None, timeout: float, show_im
             click.echo(f"[{title}] {msg}", err=True)
     if not r.ok:
         where = f" line {r.line}" if r.line else ""
-        click.echo(f"Macro error in {file}{where}: {r.error}", err=True)
+        click.echo(f"Macro error in {file}{where}: {r.error}{hint}", err=True)
         _exit(1)
     _exit(0)
 

@@ -57,6 +57,7 @@ __all__ = [
     "is_headless",
     "imagej",
     "jimport",
+    "java_heap",
 ]
 
 IJ_VERSION = "1.54p"
@@ -119,7 +120,32 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+#: The smallest maximum heap accepted: ImageJ 1.x with its windows takes about 5 MiB by itself;
+#: below this the JVM fails to start, crashes or only collects garbage.
+MIN_HEAP_BYTES = 10 * 2**20
+
+
+def _heap_bytes(h: str) -> int:
+    """``"512m"`` (a validated heap size) in bytes."""
+    return int(h[:-1]) * {"k": 2**10, "m": 2**20, "g": 2**30}[h[-1]] if h[-1] in "kmg" else int(h)
+
+
 def _parse_heap(heap: str | int) -> str:
+    """A heap size (``"4g"``, ``"512m"``, an int in MiB) as a ``-Xmx`` value; at least 10m.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Not a size, or smaller than :data:`MIN_HEAP_BYTES` (the message names ``heap``).
+    """
+    h = _heap_text(heap)
+    if _heap_bytes(h) < MIN_HEAP_BYTES:
+        raise ValueError(f"heap: {heap!r} is too small for ImageJ (at least {MIN_HEAP_BYTES // 2**20}m; "
+                         "ImageJ itself takes about 5 MB)")
+    return h
+
+
+def _heap_text(heap: str | int) -> str:
     if isinstance(heap, bool):
         raise TypeError("heap: expected a size such as '4g' or '512m', got a bool")
     if isinstance(heap, int):
@@ -461,6 +487,30 @@ def imagej(show: bool = False):
             inst.setLocation(0, 0)
             inst.setVisible(True)
         return inst
+
+
+def java_heap(collect: bool = False) -> tuple[int, int]:
+    """The Java heap's free room and its maximum, in bytes.
+
+    Parameters
+    ----------
+    collect:
+        Run a garbage collection first (``System.gc()``: up to a second on a big, full
+        heap), so that garbage no longer referenced counts as free.
+
+    Returns
+    -------
+    (int, int)
+        What new objects can still take (the maximum ``-Xmx`` less the bytes in use) and
+        the maximum.
+    """
+    ensure_started()
+    rt = jimport("java.lang.Runtime").getRuntime()
+    if collect:
+        jimport("java.lang.System").gc()
+    mx = int(rt.maxMemory())
+    used = int(rt.totalMemory()) - int(rt.freeMemory())
+    return max(mx - used, 0), mx
 
 
 def close_image_windows() -> int:
