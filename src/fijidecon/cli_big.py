@@ -47,7 +47,6 @@ import numpy as np
 
 from . import __version__
 from .commands import Command
-from .commands.run import run_command
 
 #: Commands whose core function takes a Dask array.
 LAZY_COMMANDS = ("convolve", "wiener", "richardson-lucy")
@@ -450,7 +449,7 @@ def _run_in_memory(cmd, values, kwargs, image_path, axes, psf, records, out, ove
     callback = bar if bar is not None else iteration_cb
     t0 = time.perf_counter()
     try:
-        result, image, ocal = run_command(cmd, values, {"image": (arr, cal), "psf": psf}, callback=callback,
+        result, image, ocal = cli.run_command(cmd, values, {"image": (arr, cal), "psf": psf}, callback=callback,
                                           voxel_size_from_calibration=True)
     finally:
         if bar is not None:
@@ -494,7 +493,7 @@ def _iteration_bar(cmd: Command, kwargs: dict[str, Any]) -> Any:
 
 def _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, quiet, notes, workers, address,
               limit, info, why) -> None:
-    from . import io
+    from . import cli, io
 
     t0 = time.perf_counter()
     explicit = kwargs.get("memory_limit") is not None
@@ -516,7 +515,7 @@ def _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, 
         if not quiet:
             click.echo(f"Note: lazy run ({why}) on {sched.description}: bricks of {'x'.join(map(str, core))} "
                        f"voxels + halo {'x'.join(map(str, halo))}, {_size(room)} per brick", err=True)
-        result, image, ocal = run_command(cmd, dict(values, memory_limit=room),
+        result, image, ocal = cli.run_command(cmd, dict(values, memory_limit=room),
                                           {"image": (split_planes(lazy_img, cal.axes, vol_axes, core), cal),
                                            "psf": psf},
                                           voxel_size_from_calibration=True, extra={"bricks": core, "halo": halo})
