@@ -379,6 +379,8 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
     axes = kw.pop("axes", None)
     like = kw.pop("like", None)
     io.check_output(out, overwrite=overwrite, sidecar=True)  # refuse before reading or computing anything
+    if like and _same_file(out, like):
+        raise click.ClickException(f"output: {out} is an input (--like); choose another name")
     like_record = _apply_like(cmd, kw, like, axes, unit) if like else None
     values: dict[str, Any] = {}
     for p in cmd.params:
@@ -560,6 +562,10 @@ def _register_extras() -> None:
 
 _register_generated()
 _register_extras()
+# tifffile logs the damage it finds in a file (e.g. "<tifffile.TiffFile 'x.tif'> ImageJ series metadata
+# invalid or corrupted file") through logging's last resort, i.e. to stderr; the readers
+# (fijidecon.io, fijidecon.lazy_io) turn it into one error or warning line, so it is not printed again.
+logging.getLogger("tifffile").addHandler(logging.NullHandler())
 
 
 class _Terminated(SystemExit):
@@ -603,8 +609,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         click.echo(f"Error: {_one_line(exc.format_message())}", err=True)
         return EXIT_USAGE if exc.exit_code in (1, 2) else exc.exit_code
-    except (ValueError, TypeError, FileExistsError, FileNotFoundError, PermissionError, IsADirectoryError,
-            NotADirectoryError, MemoryError) as exc:
+    except (ValueError, TypeError, OSError, MemoryError) as exc:  # OSError: a full disk, a read-only folder ...
         click.echo(f"Error: {_one_line(exc)}", err=True)
         return EXIT_USAGE
     except KeyboardInterrupt:

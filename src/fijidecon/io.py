@@ -18,17 +18,22 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import logging
 import math
 import os
+import shutil
+import signal
 import tempfile
+import threading
 import time
 import warnings
 import xml.etree.ElementTree as ET
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import tifffile
@@ -331,14 +336,72 @@ def _ome_calibration(xml: str) -> tuple[dict[str, float], str]:
     return spacing, _length_unit(target)
 
 
+_PARTIAL = ".partial-"  # temporary files: .<name>.partial-<pid>.<random>.part[.tif]
+
+
+def _temp_sibling(p: Path, suffix: str) -> tuple[int, str]:
+    """``mkstemp`` next to ``p``, named ``.<name>.partial-<pid>.<random><suffix>``, after removing
+    the temporary files of ``p`` that killed processes left (their pid no longer runs)."""
+    _remove_stale_temps(p)
+    return tempfile.mkstemp(prefix=f".{p.name}{_PARTIAL}{os.getpid()}.", suffix=suffix, dir=p.parent)
+
+
+def _remove_stale_temps(p: Path) -> list[Path]:
+    """Remove ``.<name>.partial-<pid>.*`` files next to ``p`` whose process is gone (SIGKILL,
+    power loss); files of live processes (another run writing now) are left alone."""
+    removed = []
+    try:
+        candidates = list(p.parent.glob(f".{p.name}{_PARTIAL}*"))
+    except OSError:
+        return removed
+    for q in candidates:
+        pid = q.name[len(p.name) + 1 + len(_PARTIAL):].split(".")[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or _pid_alive(int(pid)) or not q.is_file():
+            continue
+        try:
+            q.unlink()
+            removed.append(q)
+        except OSError:
+            pass
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by another user
+        return True
+    return True
+
+
+def _write_failed(p: Path, exc: OSError) -> OSError:
+    """An error writing ``p`` as one line naming it (a full disk said so)."""
+    why = exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
+    try:
+        free = shutil.disk_usage(p.parent).free
+    except OSError:
+        free = None
+    if exc.errno == errno.ENOSPC or (free is not None and free < (1 << 20)):
+        why = f"{why}; the disk is full ({free:,} bytes free in {str(p.parent)!r})" if free is not None else why
+    msg = f"output: cannot write {str(p)!r}: {why}; nothing was written"
+    out = OSError(msg)  # one line ("[Errno 28] " would come first with OSError(errno, msg))
+    out.errno = exc.errno
+    return out
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, overwrite: bool = False) -> Path:
     """Write ``data`` to ``path`` through a temporary file and a rename."""
     p = Path(path)
     _check_target(p, overwrite)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=p.parent)
+    fd, tmp = _temp_sibling(p, ".part")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        except OSError as exc:
+            raise _write_failed(p, exc) from None
         _finish(tmp, p, overwrite)
     except BaseException:
         if os.path.exists(tmp):
@@ -523,13 +586,17 @@ def _image_part(p: Path, array: Any, calibration: Calibration | None, overwrite:
     cal = calibration or Calibration.default(a.ndim)
     axes = check_axes(cal.axes, a.ndim, name="calibration axes")
     _check_target(p, overwrite)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part.tif", dir=p.parent)
+    fd, tmp = _temp_sibling(p, ".part.tif")
     os.close(fd)
     try:
         if is_ome_path(p):
             _write_ome(tmp, a, axes, cal, description)
         else:
             _write_imagej(tmp, a, axes, cal, description)
+    except OSError as exc:
+        err = _write_failed(p, exc)  # (the free space with the partial file still there)
+        os.unlink(tmp)
+        raise err from None
     except BaseException:
         os.unlink(tmp)
         raise
@@ -543,9 +610,19 @@ def write_image_and_sidecar(path: str | os.PathLike, array: np.ndarray, calibrat
 
     Both files are first written to temporary files in the output folder (a full disk or
     an interruption leaves no output that looks complete); then the sidecar and the image
-    are renamed into place.  ``record`` is the sidecar record, or a callable that gets the
-    seconds the image took to write and returns it.  Arguments as for :func:`write_image`
-    and :func:`write_sidecar`.
+    are renamed into place, with Ctrl-C and SIGTERM held for those few renames; if the
+    image cannot be put in place the previous sidecar (or none) is put back, so an image
+    and its sidecar are replaced together or not at all.  Temporary files are named
+    ``.<name>.partial-<pid>.*``; those of killed processes are removed by the next write of
+    the same name.  ``record`` is the sidecar record, or a callable that gets the seconds
+    the image took to write and returns it.  Arguments as for :func:`write_image` and
+    :func:`write_sidecar`.
+
+    Raises
+    ------
+    OSError
+        The disk is full or the folder cannot be written: one line naming the file; nothing
+        is left behind (see also :func:`check_output`).
     """
     p = Path(path)
     if _is_zarr(p) or hasattr(array, "__dask_graph__"):  # OME-Zarr or a dask array: fijidecon.lazy_io
@@ -559,20 +636,70 @@ def write_image_and_sidecar(path: str | os.PathLike, array: np.ndarray, calibrat
     try:
         rec = record(time.perf_counter() - t0) if callable(record) else record
         data = json.dumps(jsonable(rec), indent=2, sort_keys=False, allow_nan=False).encode() + b"\n"
-        fd, tmp_side = tempfile.mkstemp(prefix=f".{side.name}.", suffix=".part", dir=p.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        _finish(tmp_side, side, overwrite)
+        fd, tmp_side = _temp_sibling(side, ".part")
         try:
-            _finish(tmp_image, p, overwrite)
-        except BaseException:
-            side.unlink(missing_ok=True)  # the image could not be put in place: no sidecar without it
-            raise
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        except OSError as exc:
+            raise _write_failed(side, exc) from None
+        with _signals_deferred():
+            _put_pair_in_place(tmp_image, p, tmp_side, side, overwrite)
     finally:
         for t in (tmp_image, tmp_side):
             if t and os.path.exists(t):
                 os.unlink(t)
     return p
+
+
+def _put_pair_in_place(tmp_image: str, p: Path, tmp_side: str, side: Path, overwrite: bool) -> None:
+    """Rename the sidecar, then the image, into place; if the image cannot be, the sidecar
+    that was there before (or none) is put back: both replaced, or neither."""
+    backup = None
+    if overwrite and side.exists():
+        fd, backup = _temp_sibling(side, ".old")
+        os.close(fd)
+        os.replace(side, backup)  # the old sidecar, kept until the new image is in place
+    try:
+        _finish(tmp_side, side, overwrite)
+        try:
+            _finish(tmp_image, p, overwrite)
+        except BaseException:
+            side.unlink(missing_ok=True)  # no new sidecar next to the old image (or none)
+            raise
+    except BaseException:
+        if backup is not None:
+            os.replace(backup, side)
+        raise
+    if backup is not None:
+        os.unlink(backup)
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) and SIGTERM while the block runs (a few renames), then act on
+    them: the block is never cut in the middle.  Only in the main thread (elsewhere Python
+    delivers no signals anyway)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        old[sig] = signal.getsignal(sig)
+        signal.signal(sig, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        for sig in caught:
+            handler = old[sig]
+            if callable(handler):
+                handler(sig, None)
+            elif handler == signal.SIG_DFL:
+                if sig == signal.SIGINT:
+                    raise KeyboardInterrupt
+                os.kill(os.getpid(), sig)
 
 
 def _write_imagej(tmp: str, a: np.ndarray, axes: str, cal: Calibration, description) -> None:
