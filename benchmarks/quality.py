@@ -483,7 +483,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.out_time is None:
         args.out_time = os.path.splitext(args.out)[0] + "_time.png"
-    n_plain, n_other = (60, 30) if args.quick else (300, 200)
+    n_plain, n_other = (100, 60) if args.quick else (300, 200)
     auto = not (args.quick or args.no_auto)
     psf = gaussian_psf()
     rng = np.random.default_rng(20261124)
