@@ -88,7 +88,10 @@ def arrays(draw, min_dims=0, max_dims=5, min_side=0, max_side=5, dtypes=DTYPES):
     dtype = draw(st.sampled_from(dtypes))
     scale = draw(st.sampled_from([1.0, 1e-30, 1e3, 1e36]))
     fill = draw(st.sampled_from(["drawn", "constant", "positive"]))
-    if fill == "drawn":
+    if fill == "drawn" and np.dtype(dtype) == np.float16:  # drawn as float64 and cast (inf beyond 65504)
+        with np.errstate(all="ignore"):
+            a = draw(hnp.arrays(np.float64, shape, elements=_elements(np.float64, scale))).astype(np.float16)
+    elif fill == "drawn":
         a = draw(hnp.arrays(dtype, shape, elements=_elements(dtype, scale)))
     else:
         a = np.full(shape, scale if fill == "constant" else 0, dtype=np.float64)
@@ -388,7 +391,18 @@ NPY_WRITE = ("io.write_image('x.npy', a) writes TIFF bytes under the .npy name a
              "path then fails ('is not a readable .npy file'): found by this fuzz suite, io.py not fixed yet")
 
 
-@given(array=arrays(max_dims=5, max_side=4), suffix=st.sampled_from([".tif", ".ome.tif"]),  # .npy: see NPY_WRITE
+ONE_PIXEL_STACK = ("io: stacks of planes one pixel wide (X = 1): write_image(p, np.ones((2, 1, 1))) or (2, 2, 1) "
+                   "writes a file that read_image refuses as 'truncated or damaged: its ImageJ header says 2 images, "
+                   "1 could be read'; (1, 2, 1) reads back as (1, 2) and (2, 3, 1, 1) as (3, 2, 1): found by this fuzz "
+                   "suite (thorough profile), io.py not fixed yet")
+
+
+def _not_one_pixel_stack(a: np.ndarray) -> bool:
+    return not (a.ndim >= 3 and a.shape[-1] == 1)  # see ONE_PIXEL_STACK
+
+
+@given(array=arrays(max_dims=5, max_side=4).filter(_not_one_pixel_stack),
+       suffix=st.sampled_from([".tif", ".ome.tif"]),  # .npy: see NPY_WRITE
        overwrite=st.sampled_from([False, True, "False"]))
 def test_fuzz_write_image(array, suffix, overwrite):
     with tempfile.TemporaryDirectory() as d:
@@ -400,7 +414,8 @@ def test_fuzz_write_image(array, suffix, overwrite):
         else:
             assert array.size > 0, "an empty array was written"
             back, _cal = io.read_image(result)
-            assert back.size == array.size
+            assert back.size == array.size and back.shape[-2:] == array.shape[-2:], \
+                f"{array.shape} read back as {back.shape}"
 
 
 # -- the reliability cases (shared/cases/reliability 8, 9, 10, 12), pinned -------------------
@@ -520,3 +535,13 @@ def test_found_write_image_npy_reads_back(tmp_path):
     if not isinstance(r, BaseException):  # written: it must read back as what was written
         back, _cal = io.read_image(r)
         assert back.shape == a.shape
+
+
+@pytest.mark.xfail(strict=True, reason=ONE_PIXEL_STACK)
+@pytest.mark.parametrize("shape", [(2, 1, 1), (2, 2, 1), (1, 2, 1), (2, 3, 1, 1)])
+def test_found_write_image_one_pixel_planes_read_back(tmp_path, shape):
+    a = np.ones(shape, np.float32)
+    r = check_contract(io.write_image, tmp_path / "out.tif", a, files=(tmp_path / "out.tif",), finite=False)
+    if not isinstance(r, BaseException):
+        back, _cal = io.read_image(r)
+        assert back.size == a.size and back.shape[-2:] == a.shape[-2:], f"{a.shape} read back as {back.shape}"
