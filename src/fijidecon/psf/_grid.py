@@ -86,9 +86,10 @@ def check_oversample(oversample: Any) -> int:
     return m
 
 
-#: Most float64 evaluations a PSF model may make (about a minute of work): beyond it the
-#: parameters are absurd (a length in the wrong unit) rather than merely large.
-MAX_EVALUATIONS = 2e10
+#: Most float64 evaluations a PSF model may make (some tens of seconds of work; a 256**3
+#: Lorentzian with oversample=3 needs 4.5e8): beyond it the parameters are absurd (a
+#: length in the wrong unit) rather than merely large.
+MAX_EVALUATIONS = 4e9
 
 
 def centre_index(n: int, centre: str) -> float:

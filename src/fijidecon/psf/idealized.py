@@ -120,7 +120,7 @@ def gaussian(
     fijidecon.errors.InputError, fijidecon.errors.InputTypeError
         Non-positive or non-finite ``fwhm``/``voxel_size``, a string or bool for a
         number, a bad ``shape``, ``centre``, ``normalize``, ``oversample`` or a non-float
-        ``dtype``; more than ``MAX_EVALUATIONS`` (2e10) evaluations of the formula.  The
+        ``dtype``; more than ``MAX_EVALUATIONS`` (4e9) evaluations of the formula.  The
         message starts with the parameter's name.
     fijidecon.errors.ResourceError
         The grid would not fit the memory budget
