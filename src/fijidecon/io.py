@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -238,6 +239,9 @@ def _read_tiff(p: Path) -> tuple[np.ndarray, Calibration]:
     if images and images > planes:
         raise ValueError(f"image: {str(p)!r} is truncated or damaged: its ImageJ header says {images} images, "
                          f"{planes} could be read")
+    lost = _pages_lost(collect.messages)
+    if lost:
+        raise ValueError(f"image: {str(p)!r} is truncated or damaged: pages are missing ({lost})")
     for msg in dict.fromkeys(collect.messages):
         warnings.warn(f"image: {p.name}: {msg}", stacklevel=3)
     if axes is None or len(axes) != arr.ndim:
@@ -247,6 +251,18 @@ def _read_tiff(p: Path) -> tuple[np.ndarray, Calibration]:
     cal = Calibration(axes=axes or "", spacing=tuple(sorted((k, float(v)) for k, v in spacing.items() if v > 0)),
                       unit=unit)
     return arr, cal
+
+
+#: tifffile's log messages that mean pages of the file could not be reached (cut short, or
+#: a broken chain of IFDs): what it reads then is only part of the image.
+_LOST_PAGES = ("invalid page offset", "invalid IFD", "corrupted file", "truncated")
+
+
+def _pages_lost(messages: list[str]) -> str | None:
+    """The first tifffile message saying that pages are missing (without tifffile's object
+    names such as ``<tifffile.TiffPages @8>``), or None."""
+    m = next((m for m in messages if any(k.lower() in m.lower() for k in _LOST_PAGES)), None)
+    return None if m is None else re.sub(r"<tifffile\.[^>]*>\s*", "", m).strip()
 
 
 def _read_tiff_parts(p: Path):

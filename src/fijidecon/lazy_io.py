@@ -235,6 +235,21 @@ def _read_npy_lazy(p: Path, guess: bool, planes: int) -> tuple[Any, Calibration]
 
 
 def _read_tiff_lazy(p: Path, planes: int) -> tuple[Any, Calibration]:
+    import logging
+
+    collect = _io._Collect()  # tifffile logs damage (pages it cannot reach): an error below, never stderr
+    logging.getLogger("tifffile").addHandler(collect)
+    try:
+        parts = _read_tiff_lazy_parts(p)
+    finally:
+        logging.getLogger("tifffile").removeHandler(collect)
+    lost = _io._pages_lost(collect.messages)
+    if lost:
+        raise ValueError(f"image: {str(p)!r} is truncated or damaged: pages are missing ({lost})")
+    return _lazy_tiff_array(p, planes, *parts)
+
+
+def _read_tiff_lazy_parts(p: Path):
     try:
         tif = tifffile.TiffFile(p)
     except Exception as exc:  # tifffile raises several types for non-TIFF input
@@ -257,6 +272,11 @@ def _read_tiff_lazy(p: Path, planes: int) -> tuple[Any, Calibration]:
             if str(exc).startswith("image: "):
                 raise
             raise ValueError(f"image: {str(p)!r} is not a readable TIFF ({_io._short(exc)})") from None
+    return shape, dtype, axes, spacing, unit, images, contiguous, dataoffset, filesize, end
+
+
+def _lazy_tiff_array(p: Path, planes: int, shape, dtype, axes, spacing, unit, images, contiguous, dataoffset,
+                     filesize, end) -> tuple[Any, Calibration]:
     if axes is None or len(axes) != len(shape):
         axes = Calibration.default(len(shape)).axes if len(shape) <= 5 else ""
     planes_in = int(np.prod([n for a, n in zip(axes, shape) if a not in "YXS"] or [1]))

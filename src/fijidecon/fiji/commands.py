@@ -1155,6 +1155,7 @@ def run_macro(code: str, arg: str = "", *, timeout: float = 600.0, ignore_errors
         if dismiss_dialogs and th.isAlive():
             dialogs.extend(close_dialogs())
         if time.monotonic() > deadline:
+            state.cancel_requested = True  # a running fijidecon command stops at its next iteration/brick
             interp.abortMacro()
             th.join(2000)
             box["timed_out"] = f"timed out after {timeout:g} s"
