@@ -122,7 +122,7 @@ def test_deconvolve_dialog_with_image_choices_is_recorded_and_replays(bridge, jv
     line = _recorded(recorder, "Iterative Deconvolve 3D")
     assert re.fullmatch(
         r'run\("Iterative Deconvolve 3D", "image=\[blurred stack\] point=psfA output=Rec normalize show perform '
-        r'detect wiener=0\.001 low=1 z_direction=1 maximum=7 terminate=-1000 mode=Compatible"\);', line), line
+        r'detect wiener=0\.001 low=1 z_direction=1 maximum=7 terminate=-1000 mode=Compatible memory=auto"\);', line), line
     first, _ = convert.from_imageplus(imp)
     imp.close()
     r = bridge.run_macro(line)
