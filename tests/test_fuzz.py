@@ -484,6 +484,9 @@ def test_case9_beads_bad_values(kwargs, name):
         np.ones((1, 1, 1)) * 1000, ((2, 1), (4, 3), (5, 4))), 100), dict(target_voxel_size=1.5), "target_voxel_size"),
     (bead_kernel, (1e6, 1.0), {}, "bead_diameter"),
     (psf.widefield, ((4, 8, 8),), dict(voxel_size_nm=100, na=1.0, wavelength_nm=500, oversample=1001), "oversample"),
+    (psf.focal_shift, (), dict(na=5e-324, wavelength_nm=400, sample_index=1.33, depth_nm=2000), "na"),  # was 1/0
+    (psf.diffraction_psf_3d, (), dict(width=4, height=4, depth=2, na=1e-200, compat=False), "na"),  # was all NaN
+    (psf.widefield, ((3, 4, 4),), dict(voxel_size_nm=100, na=5e-324, wavelength_nm=400), "na"),  # was all NaN
     (psf.gaussian, ((10**5, 10**5, 10**5), 2.0), {}, "shape"),
     (psf.lorentzian, ((64, 64, 64), 2.0), dict(oversample=99), "oversample"),
 ])

@@ -47,6 +47,9 @@ class Normalization(str, enum.Enum):
 #: integrand oscillates this many times when the stack spans that many wavelengths, far
 #: beyond any microscope PSF (a 2048-pixel stack at 100 nm and NA 1.4 needs about 700).
 MAX_CYCLES = 1e5
+#: Smallest numerical aperture accepted (no objective is near it; far below, the PSF,
+#: which scales as na**4, underflows to 0).
+MIN_NA = 1e-6
 #: float32 numbers below this underflow: the compat-mode profile (float32, as the original)
 #: would be all zeros.
 _FLOAT32_TINY = 1e-30
@@ -139,7 +142,8 @@ def diffraction_psf_3d(
         A string, bool or other non-number where a number is expected (``db="False"``),
         a non-bool ``db``/``compat``.
     fijidecon.errors.InputError
-        Non-positive or non-finite sizes, index, wavelength, spacings, ``na >= index``;
+        Non-positive or non-finite sizes, index, wavelength, spacings, ``na >= index``,
+        ``na <`` :data:`MIN_NA`;
         lengths so out of proportion (a wavelength in another unit than the spacings)
         that the quadrature would need more than :data:`MAX_CYCLES` oscillations; in
         compat mode an ``na/index`` so small that the float32 PSF underflows.
@@ -193,6 +197,8 @@ def diffraction_psf_3d(
     dz = check_float("slice_spacing", slice_spacing, positive=True)
     na_f = check_float("na", na, positive=True)
     sa = check_float("spherical_aberration", spherical_aberration)
+    if na_f < MIN_NA:  # the PSF scales as na**4: far below, float64 underflows to 0 (NaN after normalizing)
+        raise InputError(f"na: expected a numerical aperture >= {MIN_NA:g}, got {na_f:g}")
     if na_f >= n:  # the original returns NaN/Inf here; we refuse in both modes
         raise InputError(f"na: na must be smaller than index ({n:g}), got na={na_f:g}")
     _check_work(width, height, depth, n, na_f, lam, sa, dxy, dz, compat)

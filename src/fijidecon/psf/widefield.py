@@ -70,6 +70,8 @@ __all__ = ["widefield", "focal_shift"]
 APODIZATIONS = ("aplanatic", "uniform")
 AXIAL_ORIGINS = ("nominal", "paraxial", "peak")
 
+#: Smallest numerical aperture accepted (see :data:`fijidecon.psf.diffraction.MIN_NA`).
+MIN_NA = 1e-6
 #: radial grid step in units of λ/NA
 _RADIAL_STEP = 1.0 / 256.0
 
@@ -80,6 +82,8 @@ def _check_model(na, wavelength_nm, immersion_index, sample_index, depth_nm, apo
     ni = check_positive(immersion_index, "immersion_index")
     ns = ni if sample_index is None else check_positive(sample_index, "sample_index")
     depth = check_positive(depth_nm, "depth_nm", allow_zero=True)
+    if na < MIN_NA:  # the PSF scales as na**4: far below, float64 underflows to 0 (NaN after normalizing)
+        raise InputError(f"na: expected a numerical aperture >= {MIN_NA:g}, got {na:g}")
     if na >= ni:
         raise InputError(f"na: the numerical aperture ({na:g}) must be smaller than immersion_index ({ni:g})")
     apodization = _choice("apodization", apodization, APODIZATIONS)
@@ -105,14 +109,14 @@ def _length_name(lam: float, default: str) -> str:
 def _check_search(na, lam, ni, ns, depth) -> tuple[float, float, float, int]:
     """The axial search of :func:`focal_shift`: (paraxial, half width, step, nodes), sizes checked."""
     paraxial = depth * (ni / ns - 1.0)
-    half = 2.0 * abs(paraxial) + 4.0 * lam * ni / na**2
+    half = 2.0 * abs(paraxial) + 4.0 * lam * ni / na / na
     # on the axis the intensity's finest period is λ / (n_i (1 - cos θmax)): λ/(40 n_i) (at
     # least 800 samples a period) until the aperture is so small that this would waste
     # points on a smooth curve
     one_minus_cos = 1.0 - math.sqrt(max(1.0 - (min(na, ns) / ni) ** 2, 0.0))
     step = lam / (40.0 * ni) * max(1.0, 0.05 / max(one_minus_cos, 1e-300))
     points = 2.0 * half / step
-    name = "depth_nm" if 2.0 * abs(paraxial) > 4.0 * lam * ni / na**2 else "na"
+    name = "depth_nm" if 2.0 * abs(paraxial) > 4.0 * lam * ni / na / na else "na"
     check_count(_length_name(lam, name), points, MAX_SAMPLES, f"the axial search for the focus (depth_nm={depth:g}, "
                 f"immersion_index={ni:g}, sample_index={ns:g}, na={na:g}, wavelength_nm={lam:g}) in points",
                 "check the units (nm) and the indices")
@@ -314,7 +318,7 @@ def widefield(
     Raises
     ------
     fijidecon.errors.InputError, fijidecon.errors.InputTypeError
-        ``na >= immersion_index``, non-positive sizes, wavelength or indices, negative
+        ``na >= immersion_index`` or ``na <`` :data:`MIN_NA` (1e-6), non-positive sizes, wavelength or indices, negative
         depth, even ``oversample``, a string or bool for a number …; lengths so out of
         proportion (a wavelength not in nm) that the radial table, the quadrature or the
         focus search would need more than :data:`MAX_SAMPLES` points, or more than
