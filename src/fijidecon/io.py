@@ -223,8 +223,8 @@ class _Collect(logging.Handler):
         super().__init__(logging.WARNING)
         self.messages: list[str] = []
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(" ".join(record.getMessage().split()))
+    def emit(self, record: logging.LogRecord) -> None:  # without tifffile's object names ("<tifffile.TiffTag 283 @142>")
+        self.messages.append(" ".join(re.sub(r"<tifffile\.[^>]*>", "", record.getMessage()).split()))
 
 
 def _read_tiff(p: Path) -> tuple[np.ndarray, Calibration]:
@@ -261,8 +261,7 @@ _LOST_PAGES = ("invalid page offset", "invalid IFD", "corrupted file", "truncate
 def _pages_lost(messages: list[str]) -> str | None:
     """The first tifffile message saying that pages are missing (without tifffile's object
     names such as ``<tifffile.TiffPages @8>``), or None."""
-    m = next((m for m in messages if any(k.lower() in m.lower() for k in _LOST_PAGES)), None)
-    return None if m is None else re.sub(r"<tifffile\.[^>]*>\s*", "", m).strip()
+    return next((m for m in messages if any(k.lower() in m.lower() for k in _LOST_PAGES)), None)
 
 
 def _read_tiff_parts(p: Path):
