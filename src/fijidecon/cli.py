@@ -362,9 +362,9 @@ def _iterations_text(rec: dict[str, Any]) -> str:
 
 def _wiener_text(result: Any) -> str:
     rho = getattr(result, "regularization", None)
-    if rho is None:
-        return ""
     values = rho if isinstance(rho, (list, tuple)) else [rho]
+    if not values or not all(isinstance(v, (int, float, np.floating)) for v in values):  # RL: "tv", None
+        return ""
     text = ", ".join(f"{float(v):.4g}" for v in values)
     return f", regularization {text} (rule {getattr(result, 'rule', '?')})"
 
