@@ -29,6 +29,7 @@ import numpy as np
 
 from . import __version__
 from .calibration import Calibration, unit_factor
+from .deconvolve._bricks import CancelledError
 from .commands import Command, all_commands
 from .commands.run import accepts, output_calibration, run_command  # noqa: F401  (accepts, output_calibration: re-exported)
 
@@ -53,7 +54,8 @@ _PSF_HELP = ("PSF: one file used for every channel, or one file per channel in c
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="fijidecon")
-def cli() -> None:
+@click.option("--debug", is_flag=True, help="Show the Python traceback of an error (otherwise one line).")
+def cli(debug: bool) -> None:
     """Microscopy PSF generation and deconvolution."""
 
 
@@ -594,9 +596,11 @@ def _sigterm_unwinds() -> Iterator[None]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI; expected errors become one line and exit code 2; Ctrl-C
     gives 130 and SIGTERM 143, both after removing temporary files."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args[:1] or os.environ.get("FIJIDECON_DEBUG", "") not in ("", "0")
     try:
         with _sigterm_unwinds():
-            rv = cli.main(args=argv, prog_name="fijidecon", standalone_mode=False)
+            rv = cli.main(args=args, prog_name="fijidecon", standalone_mode=False)
     except _Terminated as exc:
         click.echo("Terminated.", err=True)
         return int(exc.code)
@@ -609,12 +613,23 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         click.echo(f"Error: {_one_line(exc.format_message())}", err=True)
         return EXIT_USAGE if exc.exit_code in (1, 2) else exc.exit_code
-    except (ValueError, TypeError, OSError, MemoryError) as exc:  # OSError: a full disk, a read-only folder ...
-        click.echo(f"Error: {_one_line(exc)}", err=True)
-        return EXIT_USAGE
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         return 130
+    except CancelledError as exc:
+        click.echo(f"Cancelled: {_one_line(exc)}", err=True)
+        return 130
+    except (ValueError, TypeError, OSError, MemoryError) as exc:  # OSError: a full disk, a read-only folder ...
+        if debug:
+            raise
+        click.echo(f"Error: {_one_line(exc)}", err=True)
+        return EXIT_USAGE
+    except Exception as exc:  # a programming error: still one line for the user, the traceback with --debug
+        if debug:
+            raise
+        click.echo(f"Error: internal error ({type(exc).__name__}: {_one_line(exc)}); run 'fijidecon --debug ...' "
+                   "for the traceback and please report it", err=True)
+        return 1
     return rv if isinstance(rv, int) else 0
 
 

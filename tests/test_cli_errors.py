@@ -1,0 +1,37 @@
+"""One error path: a programming error reaches a CLI user as one line (exit 1), the traceback
+only with --debug; a cancelled bricked run exits 130 (issue: hardening, part 1)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import tifffile
+
+_BOOM = """
+import sys
+import fijidecon.cli as c
+def boom(*a, **k):
+    raise KeyError("a bug")
+c.run_command = boom
+sys.exit(c.main(sys.argv[1:]))
+"""
+
+
+def _run(tmp_path, *extra):
+    img = tmp_path / "a.tif"
+    if not img.exists():
+        tifffile.imwrite(img, np.ones((4, 16, 16), np.float32), imagej=True, metadata={"axes": "ZYX"})
+    out = tmp_path / f"o{len(extra)}.tif"
+    return subprocess.run([sys.executable, "-c", _BOOM, *extra, "deconvolve", "convolve", str(img), str(img),
+                           "-o", str(out)], capture_output=True, text=True, timeout=120)
+
+
+def test_a_programming_error_is_one_line_and_the_traceback_needs_debug(tmp_path):
+    p = _run(tmp_path)
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert p.stderr.strip().splitlines()[-1].startswith("Error: internal error (KeyError: 'a bug'); run 'fijidecon "
+                                                        "--debug")
+    d = _run(tmp_path, "--debug")
+    assert d.returncode != 0 and "Traceback" in d.stderr and "KeyError: 'a bug'" in d.stderr
