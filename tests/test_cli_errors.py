@@ -35,3 +35,19 @@ def test_a_programming_error_is_one_line_and_the_traceback_needs_debug(tmp_path)
                                                         "--debug")
     d = _run(tmp_path, "--debug")
     assert d.returncode != 0 and "Traceback" in d.stderr and "KeyError: 'a bug'" in d.stderr
+
+
+def test_a_bad_psf_file_is_named_psf_and_info_opens_ome_zarr(tmp_path):
+    from fijidecon.calibration import Calibration
+    from fijidecon.cli import main
+    from fijidecon.lazy_io import write_ome_zarr
+
+    img = tmp_path / "a.tif"
+    tifffile.imwrite(img, np.ones((4, 16, 16), np.float32), imagej=True, metadata={"axes": "ZYX"})
+    (tmp_path / "bad.tif").write_bytes(b"xx")
+    p = subprocess.run([sys.executable, "-m", "fijidecon.cli", "deconvolve", "richardson-lucy", str(img),
+                        str(tmp_path / "bad.tif"), "-o", str(tmp_path / "o.tif")], capture_output=True, text=True)
+    assert p.returncode == 2 and p.stderr.startswith("Error: psf: ") and "bad.tif" in p.stderr
+    write_ome_zarr(tmp_path / "z.ome.zarr", np.ones((4, 16, 16), np.float32),
+                   Calibration.make("ZYX", unit="micron", Z=0.3, Y=0.1, X=0.1))
+    assert main(["info", str(tmp_path / "z.ome.zarr")]) == 0

@@ -290,7 +290,8 @@ def _read_psfs(paths: tuple[str, ...], image_cal: Calibration, image_shape: tupl
     n_channels = image_shape[image_cal.axes.index("C")] if "C" in image_cal.axes else 1
     psfs: list[tuple[np.ndarray, Calibration]] = []
     for i, path in enumerate(paths):
-        arr, cal = io.read_image(path)
+        with _labelled("psf"):
+            arr, cal = io.read_image(path)
         records.append(_input_record("psf", path, arr, cal, channel=i if len(paths) > 1 else None))
         if "C" in cal.axes:
             if len(paths) > 1:
@@ -349,6 +350,18 @@ def _apply_like(cmd: Command, kw: dict[str, Any], like: str, axes: str | None, u
     return {"path": os.path.abspath(like), "taken": used, "kept": kept, "line": line}
 
 
+@contextmanager
+def _labelled(name: str):
+    """File errors of a parameter other than the image name that parameter (``psf: ...``)."""
+    try:
+        yield
+    except (ValueError, OSError) as exc:
+        msg = str(exc)
+        if msg.startswith("image: "):
+            raise type(exc)(f"{name}: {msg[len('image: '):]}") from None
+        raise
+
+
 def _iterations_text(rec: dict[str, Any]) -> str:
     """', 12 iterations (converged)', or per volume of a hyperstack when they differ."""
     if "iterations" not in rec:
@@ -358,7 +371,8 @@ def _iterations_text(rec: dict[str, Any]) -> str:
     why = list(why) if isinstance(why, (list, tuple)) else [why]
     if len(set(map(str, its))) == 1 and len(set(map(str, why))) == 1:
         each = " each" if len(its) > 1 else ""
-        return f", {its[0]} iterations{each} ({why[0]})"
+        reason = {"iterations": "as asked", "stop": "stopping rule"}.get(str(why[0]), why[0])
+        return f", {its[0]} iterations{each} ({reason})"
     return ", iterations per volume " + ", ".join(f"{i} ({w})" for i, w in zip(its, why * len(its)))
 
 
@@ -403,7 +417,8 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
             first = images[image_params[0].name]
             images[p.name] = _read_psfs(paths, first[1], first[0].shape, records)
         else:
-            arr, cal = io.read_image(paths[0], axes=axes if p is image_params[0] else None)
+            with _labelled(p.name):
+                arr, cal = io.read_image(paths[0], axes=axes if p is image_params[0] else None)
             images[p.name] = (arr, cal)
             records.append(_input_record(p.name, paths[0], arr, cal))
     if image_params:
@@ -517,7 +532,7 @@ def describe(path: str | os.PathLike, axes: str | None = None) -> str:
 
 
 @cli.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True))  # .zarr folders too
 @click.option("--axes", default=None, metavar="AXES", help="Axes of every FILE (e.g. CZYX for a .npy array).")
 def info(files: tuple[str, ...], axes: str | None) -> int:
     """Print each file's shape, axes, dtype, calibration (voxel size, unit) and value range."""

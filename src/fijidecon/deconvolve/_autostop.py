@@ -524,6 +524,11 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
     log.info("richardson-lucy: stop=auto chose %d iterations (%s minimum at %d of %d on %g of the photons; "
              "gain %.3g e-/ADU, offset %.3g, %s)", k, criterion, k1, iterations, fraction, cam.gain, cam.offset,
              cam.source)
+    if k1 >= iterations:
+        import warnings
+
+        warnings.warn(f"stop: 'auto' found its minimum at the last iteration ({iterations}): the best count may be "
+                      "higher; raise iterations", RuntimeWarning, stacklevel=4)
     return out
 
 
