@@ -340,13 +340,6 @@ def test_fuzz_richardson_lucy(data):
     check_contract(deconvolve.richardson_lucy, image, kernel, **kw)
 
 
-ID3D_MESSAGES = ("iterative3d._as_volume: messages 'image must be 2D (y, x) or 3D ...' / 'image must be a real "
-                 "numeric array, got dtype complex64' do not start with 'image: ' (found by this fuzz test, not fixed "
-                 "in iterative3d.py yet)")
-
-
-@pytest.mark.xfail(strict=True, reason=ID3D_MESSAGES)
-@settings(phases=[Phase.explicit, Phase.reuse, Phase.generate])  # known failure: no time spent shrinking
 @given(data=st.data())
 def test_fuzz_iterative_deconvolve_3d(data):
     image, kernel = _image_psf(data)
@@ -520,7 +513,6 @@ def test_case12_write_image_refuses_empty(tmp_path, shape):
     assert not (tmp_path / "e.tif").exists()
 
 
-@pytest.mark.xfail(strict=True, reason=ID3D_MESSAGES)
 @pytest.mark.parametrize("image,kernel", [
     (np.array(1.0 + 0j, np.complex64), np.array(1, np.uint16)),   # 0-d complex image
     (np.array(True), np.array(-(2**63))),                          # 0-d arrays

@@ -218,17 +218,17 @@ def test_improved_mode_2d_and_mixed_cases_run():
 
 @pytest.mark.parametrize("compat", [True, False])
 @pytest.mark.parametrize("image,psf,match", [
-    (IMG3, np.zeros_like(PSF_A), "psf is all zero"),
-    (IMG3, -PSF_A, "psf must have a positive sum"),
-    (IMG3, np.where(PSF_A > PSF_A.max() / 2, np.nan, PSF_A), "psf contains NaN"),
-    (np.where(IMG3 > 3, np.inf, IMG3), PSF_A, "image contains NaN or infinite"),
+    (IMG3, np.zeros_like(PSF_A), "psf: all zero"),
+    (IMG3, -PSF_A, "psf: must have a positive sum"),
+    (IMG3, np.where(PSF_A > PSF_A.max() / 2, np.nan, PSF_A), "psf: contains NaN"),
+    (np.where(IMG3 > 3, np.inf, IMG3), PSF_A, "image: contains NaN or infinite"),
     (IMG3[None, None, None], PSF_A, "image: expected a 2D .* to 5D"),
     (IMG3, PSF_A, "axes: 'ZCX'"),
-    (IMG3, PSF_A[None], "psf must be 2D"),
-    (IMG3[0, 0], PSF_A, "image must be 2D"),
+    (IMG3, PSF_A[None], "psf: expected 2D"),
+    (IMG3[0, 0], PSF_A, "image: expected 2D"),
     (np.zeros((40, 36, 3), np.uint8), PSF_A1[0, :8, :8], "RGB"),
-    ("image.tif", PSF_A, "image must be a numpy array"),
-    (IMG3.astype(np.complex64), PSF_A, "image must be a real numeric array"),
+    ("image.tif", PSF_A, "image: expected a numpy array"),
+    (IMG3.astype(np.complex64), PSF_A, "image: expected a real numeric array"),
 ])
 def test_bad_input(image, psf, match, compat):
     axes = "ZCX" if match.startswith("axes") else None

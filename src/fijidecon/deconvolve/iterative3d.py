@@ -34,7 +34,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..errors import ResourceError
+from ..errors import InputError, InputTypeError, ResourceError
 
 from .. import _quirks, _validate
 from . import _bricks, _fft, _hyper, _otf
@@ -94,22 +94,22 @@ class IterativeResult:
 
 def _as_volume(name: str, a) -> np.ndarray:
     if isinstance(a, (str, bytes)) or a is None:
-        raise TypeError(f"{name} must be a numpy array, got {type(a).__name__}")
+        raise InputTypeError(f"{name}: expected a numpy array, got {type(a).__name__}")
     arr = np.asarray(a)
     if arr.dtype.kind not in "uif":
         if arr.dtype.kind == "b":
             arr = arr.astype(np.float32)
         else:
-            raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+            raise InputTypeError(f"{name}: expected a real numeric array, got dtype {arr.dtype}")
     if arr.ndim == 3 and arr.shape[-1] in (3, 4) and arr.dtype == np.uint8 and arr.shape[0] > 4:
-        raise TypeError(f"{name} looks like an RGB image {arr.shape}; convert it to grayscale first")
+        raise InputTypeError(f"{name}: looks like an RGB image {arr.shape}; convert it to grayscale first")
     if arr.ndim not in (2, 3):
-        raise ValueError(
-            f"{name} must be 2D (y, x) or 3D (z, y, x); got {arr.ndim}D with shape {arr.shape}"
+        raise InputError(
+            f"{name}: expected 2D (y, x) or 3D (z, y, x); got {arr.ndim}D with shape {arr.shape}"
             + (" (name the axes of a hyperstack with axes=, e.g. \"TZCYX\")" if arr.ndim > 3 else "")
         )
     if 0 in arr.shape:
-        raise ValueError(f"{name} is empty (shape {arr.shape})")
+        raise InputError(f"{name}: empty (shape {arr.shape})")
     return arr
 
 
@@ -460,17 +460,17 @@ def _volume(image, psf, *, normalize, gamma, lowpass_xy, lowpass_z, max_iteratio
     Y = (Y0 if Y0.ndim == 3 else Y0[None]).astype(np.float32)  # always a copy
     A = (A0 if A0.ndim == 3 else A0[None]).astype(np.float32)
     if not np.isfinite(Y).all():
-        raise ValueError("image contains NaN or infinite values")
+        raise InputError("image: contains NaN or infinite values")
     if not np.isfinite(A).all():
-        raise ValueError("psf contains NaN or infinite values")
+        raise InputError("psf: contains NaN or infinite values")
     if db:
         Y = np.exp(Y.astype(np.float64) * _LN10_10).astype(np.float32)
         A = np.exp(A.astype(np.float64) * _LN10_10).astype(np.float32)
     psf_total = float(A.sum(dtype=np.float64))
     if not np.any(A):
-        raise ValueError("psf is all zero")
+        raise InputError("psf: all zero")
     if psf_total <= 0:
-        raise ValueError(f"psf must have a positive sum, got {psf_total:g}")
+        raise InputError(f"psf: must have a positive sum, got {psf_total:g}")
 
     sy, sa = _safe_scale(float(np.abs(Y).sum(dtype=np.float64)), float(np.abs(Y).max())), _safe_scale(psf_total)
     if sy != 1.0 or sa != 1.0:  # beyond float32's range in the FFTs: computed scaled, scaled back below
