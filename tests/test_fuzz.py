@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import Phase, event, given, settings, strategies as st
+from hypothesis import event, given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
 from fijidecon import deconvolve, io, psf
