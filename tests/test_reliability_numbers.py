@@ -82,3 +82,36 @@ def test_results_are_bit_identical_with_one_or_two_threads(tmp_path):
         subprocess.run([sys.executable, "-c", _DETERMINISM, str(path)], check=True, env=env, timeout=300)
         outs.append(np.load(path))
     np.testing.assert_array_equal(outs[0], outs[1])
+
+
+_UNDER_LIMIT = """
+import sys, numpy as np
+from fijidecon.deconvolve import richardson_lucy
+from fijidecon.psf import gaussian
+img = np.random.default_rng(0).poisson(10, (64, 768, 768)).astype(np.float32)
+psf = gaussian((11, 21, 21), (700, 250, 250), (200, 65, 65))
+kw = {} if sys.argv[1] == "auto" else {"memory_limit": sys.argv[1]}
+try:
+    r = richardson_lucy(img, psf, 2, **kw)
+    print("OK", " | ".join(n for n in r.notes if "bricked" in n))
+except MemoryError as e:
+    print("ERR", type(e).__name__, e)
+"""
+
+
+@pytest.mark.slow
+def test_a_run_over_the_address_space_limit_is_bricked_or_refused_before_allocating():
+    """Case 17: under `prlimit --as=1.5G` a run needing ~1.3 GB stopped with numpy's 'Unable to allocate';
+    now the default budget (which reads RLIMIT_AS) bricks it, and an impossible budget is one line with the
+    estimate, the budget and the remedy."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (1_500_000_000, 1_500_000_000))
+
+    outs = [subprocess.run([sys.executable, "-c", _UNDER_LIMIT, arg], capture_output=True, text=True, timeout=600,
+                           preexec_fn=limit) for arg in ("auto", "200MB")]
+    assert outs[0].returncode == 0, outs[0].stderr[-500:]
+    assert outs[0].stdout.startswith("OK psf: bricked:"), outs[0].stdout
+    assert outs[1].stdout.startswith("ERR ResourceError memory_limit: richardson-lucy on 64x768x768 needs about ")
+    assert "budget" in outs[1].stdout and "raise memory_limit" in outs[1].stdout
