@@ -720,9 +720,14 @@ def _signals_deferred() -> Iterator[None]:
 def _write_imagej(tmp: str, a: np.ndarray, axes: str, cal: Calibration, description) -> None:
     order = [axes.index(ax) for ax in IMAGEJ_AXES if ax in axes]
     a = np.transpose(a, order)
-    ij_axes = "".join(axes[i] for i in order)
-    meta: dict[str, Any] = {"axes": ij_axes}
-    if "Z" in ij_axes or "Z" in dict(cal.spacing):
+    meta = imagej_metadata("".join(axes[i] for i in order), cal, description)
+    tifffile.imwrite(tmp, a, imagej=True, resolution=(1.0 / cal.dx, 1.0 / cal.dy), metadata=meta)
+
+
+def imagej_metadata(axes: str, cal: Calibration, description: Mapping[str, Any] | None) -> dict[str, Any]:
+    """tifffile's ImageJ metadata for ``axes`` (in ImageJ order) and a calibration."""
+    meta: dict[str, Any] = {"axes": axes}
+    if "Z" in axes or "Z" in dict(cal.spacing):
         meta["spacing"] = cal.dz
     if cal.unit and cal.unit != "pixel":
         meta["unit"] = cal.unit
@@ -730,10 +735,11 @@ def _write_imagej(tmp: str, a: np.ndarray, axes: str, cal: Calibration, descript
         meta["finterval"] = cal.get("T")
     if description:
         meta["Info"] = "\n".join(f"{k} = {v}" for k, v in description.items())
-    tifffile.imwrite(tmp, a, imagej=True, resolution=(1.0 / cal.dx, 1.0 / cal.dy), metadata=meta)
+    return meta
 
 
-def _write_ome(tmp: str, a: np.ndarray, axes: str, cal: Calibration, description) -> None:
+def ome_metadata(axes: str, cal: Calibration, description: Mapping[str, Any] | None) -> dict[str, Any]:
+    """tifffile's OME metadata (axes, physical sizes with units, time increment) for a calibration."""
     meta: dict[str, Any] = {"axes": axes}
     unit = _ome_unit(cal.unit)
     if unit is not None:
@@ -745,6 +751,11 @@ def _write_ome(tmp: str, a: np.ndarray, axes: str, cal: Calibration, description
         meta["TimeIncrement"], meta["TimeIncrementUnit"] = cal.get("T"), "s"
     if description:
         meta["Description"] = "; ".join(f"{k} = {v}" for k, v in description.items())
+    return meta
+
+
+def _write_ome(tmp: str, a: np.ndarray, axes: str, cal: Calibration, description) -> None:
+    meta = ome_metadata(axes, cal, description)
     tifffile.imwrite(tmp, a, ome=True, photometric="rgb" if axes.endswith("S") else "minisblack", metadata=meta)
 
 

@@ -768,12 +768,12 @@ def write_tiff_lazy(path: str | os.PathLike, array: Any, calibration: Calibratio
     _check_target(p, overwrite)
     ome = _io.is_ome_path(p)
     if ome:
-        meta = _ome_metadata(axes, cal, description)
+        meta = _io.ome_metadata(axes, cal, description)
     else:
         order = [axes.index(ax) for ax in _io.IMAGEJ_AXES if ax in axes]
         arr = arr.transpose(order)
         axes = "".join(axes[i] for i in order)
-        meta = _imagej_metadata(axes, cal, description)
+        meta = _io.imagej_metadata(axes, cal, description)
     n_lead = len(axes) - (3 if axes.endswith("S") else 2)
     kw: dict[str, Any] = {"ome": True, "photometric": "rgb" if axes.endswith("S") else "minisblack"} if ome else \
         {"imagej": True, "resolution": (1.0 / cal.dx, 1.0 / cal.dy)}
@@ -784,33 +784,6 @@ def write_tiff_lazy(path: str | os.PathLike, array: Any, calibration: Calibratio
         tifffile.imwrite(tmp, _planes(arr, n_lead), shape=tuple(arr.shape), dtype=arr.dtype, metadata=meta,
                          bigtiff=bool(bigtiff), **kw)
     return p
-
-
-def _imagej_metadata(axes: str, cal: Calibration, description) -> dict[str, Any]:
-    meta: dict[str, Any] = {"axes": axes}
-    if "Z" in axes or "Z" in dict(cal.spacing):
-        meta["spacing"] = cal.dz
-    if cal.unit and cal.unit != "pixel":
-        meta["unit"] = cal.unit
-    if "T" in dict(cal.spacing):
-        meta["finterval"] = cal.get("T")
-    if description:
-        meta["Info"] = "\n".join(f"{k} = {v}" for k, v in description.items())
-    return meta
-
-
-def _ome_metadata(axes: str, cal: Calibration, description) -> dict[str, Any]:
-    meta: dict[str, Any] = {"axes": axes}
-    unit = _io._ome_unit(cal.unit)
-    if unit is not None:
-        for ax in "XYZ":
-            if ax in axes or ax in dict(cal.spacing):
-                meta[f"PhysicalSize{ax}"], meta[f"PhysicalSize{ax}Unit"] = cal.get(ax), unit
-    if "T" in dict(cal.spacing):
-        meta["TimeIncrement"], meta["TimeIncrementUnit"] = cal.get("T"), "s"
-    if description:
-        meta["Description"] = "; ".join(f"{k} = {v}" for k, v in description.items())
-    return meta
 
 
 # ---------------------------------------------------------------------------- one entry for fijidecon.io
