@@ -174,9 +174,6 @@ def test_in_memory_bricked_run_shows_a_bar_of_bricks(tmp_path):
     assert meta["memory"]["estimate_whole_bytes"] > 25_000_000
 
 
-@pytest.mark.xfail(strict=True, reason="core bug (fijidecon/deconvolve/iterative3d.py _bricked): run_numpy is not "
-                                       "given the callback, so a bricked Iterative Deconvolve 3D run reports no "
-                                       "BrickFigures (no brick bar in the CLI, no brick k/n and no Esc in ImageJ)")
 def test_iterative3d_bricked_run_reports_bricks_to_its_callback():
     from fijidecon.deconvolve import BrickFigures, iterative_deconvolve_3d
 

@@ -288,9 +288,10 @@ def iterative_deconvolve_3d(
     memory_limit, bricks, halo : optional
         As for :func:`~fijidecon.deconvolve.richardson_lucy`.  Improved mode processes a
         volume over the memory budget in bricks (the central brick runs with the stopping
-        rule and decides the iteration count of the others); compat mode reproduces the
-        original on the whole volume only and raises ``MemoryError`` (before allocating)
-        when that does not fit.
+        rule and decides the iteration count of the others; ``callback`` then gets a
+        ``BrickFigures`` after each brick, and returning ``True`` raises ``CancelledError``);
+        compat mode reproduces the original on the whole volume only and raises
+        ``MemoryError`` (before allocating) when that does not fit.
     voxel_size, psf_voxel_size : sequence of float, optional
         (Z, Y, X) or (Y, X) spacings of the image and of the PSF, one length unit.  When
         both are given and differ, the PSF is resampled to the image's voxel size (one
@@ -368,15 +369,15 @@ def _bricked(image, psf, plan, opts: dict, notes: list[str]) -> IterativeResult:
     """Improved mode in bricks: the central brick runs with the stopping rule and decides the
     number of iterations of every other brick."""
     pilot = plan.pilot()
-    first = _volume(np.ascontiguousarray(image[pilot.outer]), psf, **opts)
+    t0 = time.perf_counter()
+    first = _volume(np.ascontiguousarray(image[pilot.outer]), psf, **dict(opts, callback=None))
     fixed = dict(opts, max_iterations=first.iterations, terminate=0.0, detect_divergence=False, callback=None)
 
     def fn(data, dec):
         return _volume(data, psf, **fixed).image
 
-    t0 = time.perf_counter()
-    out = _bricks.run_numpy(image, plan, fn, _bricks.Decisions(iterations=first.iterations),
-                            pilot_result=(pilot, first.image))
+    out = _bricks.run_numpy(image, plan, fn, _bricks.Decisions(iterations=first.iterations), t0=t0,
+                            callback=opts["callback"], pilot_result=(pilot, first.image))
     note = f"iterative-deconvolve-3d: bricked: {plan.describe()}; {first.iterations} iterations decided on the " \
            "central brick"
     notes.append(note)
