@@ -597,6 +597,8 @@ def write_image(
 
 def _image_part(p: Path, array: Any, calibration: Calibration | None, overwrite: bool, description) -> str:
     """Write the image to a temporary file next to ``p``; return its path (removed on error)."""
+    if not is_ome_path(p) and p.suffix.lower() not in (".tif", ".tiff"):  # never TIFF bytes under another name
+        raise ValueError(f"output: {str(p)!r} is not a .tif/.tiff (or .ome.tif, .ome.zarr) name")
     a = _writable_array(array)
     cal = calibration or Calibration.default(a.ndim)
     axes = check_axes(cal.axes, a.ndim, name="calibration axes")
