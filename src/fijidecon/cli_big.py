@@ -269,11 +269,26 @@ def scheduler(workers: int | None, address: str | None) -> Iterator[Scheduler]:
 
 @contextlib.contextmanager
 def _client(address: str) -> Iterator[Any]:
+    import copy
+
+    import dask
     from distributed import Client
 
+    from distributed import client as _dc
+
+    saved = copy.deepcopy(dask.config.config)
+    before = _dc._get_global_client()
     try:
         client = Client(address, timeout="10s")
     except Exception as exc:  # OSError, TimeoutError, ValueError for a malformed address
+        # a Client that failed to connect has already made itself Dask's default scheduler: undo it
+        failed = _dc._get_global_client()
+        if failed is not None and failed is not before:
+            with contextlib.suppress(Exception):
+                failed.close(timeout=1)
+            _dc._set_global_client(before)
+        dask.config.config.clear()
+        dask.config.config.update(saved)
         msg = " ".join(str(exc).split()) or type(exc).__name__
         raise click.ClickException(f"scheduler: cannot connect to {address!r}: {msg}") from None
     with client:
