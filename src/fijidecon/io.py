@@ -602,6 +602,9 @@ def _image_part(p: Path, array: Any, calibration: Calibration | None, overwrite:
     a = _writable_array(array)
     cal = calibration or Calibration.default(a.ndim)
     axes = check_axes(cal.axes, a.ndim, name="calibration axes")
+    if a.ndim >= 3 and a.shape[axes.index("X")] == 1:  # tifffile reads such stacks back in another shape
+        raise ValueError(f"array: a stack of planes 1 pixel wide (shape {a.shape}, axes {axes}) does not read back "
+                         "the same from a TIFF; transpose it so that X is longer than 1, or save it with numpy")
     _check_target(p, overwrite)
     fd, tmp = _temp_sibling(p, ".part.tif")
     os.close(fd)
