@@ -122,7 +122,7 @@ def _check_shape(name: str, shape: Any, ndims: Sequence[int]) -> tuple[int, ...]
     try:
         s = tuple(int(n) for n in shape)
         ok = all(int(n) == n for n in shape)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"{name}: expected a tuple of whole numbers, got {shape!r}") from None
     if not ok or len(s) not in ndims or any(n < 1 for n in s):
         dims = "/".join(str(d) for d in ndims)

@@ -327,6 +327,11 @@ def iterative_deconvolve_3d(
                 detect_divergence=detect_divergence, db=db, compat=compat, callback=callback)
     for name in ("normalize", "anti_ringing", "detect_divergence", "db", "compat"):
         _validate.check_bool(name, opts[name])
+    opts["gamma"] = _validate.check_float("gamma", gamma, 0.0)  # checked before the memory estimate uses them
+    for name in ("lowpass_xy", "lowpass_z"):  # in pixels: more than LOWPASS_MAX only pads the grid beyond reason
+        opts[name] = _validate.check_float(name, opts[name], 0.0, LOWPASS_MAX)
+    opts["max_iterations"] = _validate.check_int("max_iterations", max_iterations, 0)
+    opts["terminate"] = _validate.check_float("terminate", terminate)
     mem = dict(limit=_bricks.budget(memory_limit), bricks=bricks, halo=halo, resident=np.asarray(image).nbytes * 3)
     if _is_hyperstack(image, axes):
         return _hyperstack(image, psf, axes, voxel_size, psf_voxel_size, opts, mem)
@@ -386,6 +391,8 @@ def _bricked(image, psf, plan, opts: dict, notes: list[str]) -> IterativeResult:
                            first.setup_seconds, time.perf_counter() - t0)
 
 
+#: Largest low-pass strength accepted (pixels/slices; the improved grid is padded by about 0.7 of it).
+LOWPASS_MAX = 1e4
 #: Sums of |image| or of the PSF beyond this (or below its inverse) would overflow float32 in the FFTs
 #: (their product is the largest spectral value, |OTF|² the PSF sum squared).
 SAFE_SUM = 1e15
