@@ -126,7 +126,7 @@ def test_core_errors_are_imagej_messages_not_java_exceptions(bridge, jvm):
     convert.to_imageplus(-np.load(DATA / "psfA_32x32x16.npy"), title="negative psf").show()
     r = bridge.run_macro('run("Iterative Deconvolve 3D", "image=small point=[negative psf] output=X maximum=3");')
     assert not r.ok
-    assert r.error.startswith("Iterative Deconvolve 3D: psf must have a positive sum")
+    assert r.error.startswith("Iterative Deconvolve 3D: psf: must have a positive sum")
 
 
 def _start(bridge, code):

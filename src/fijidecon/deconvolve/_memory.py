@@ -529,7 +529,9 @@ def _rlimit_room() -> int | None:
         vms = psutil.Process().memory_info().vms
     except Exception:  # pragma: no cover - psutil is a dependency
         vms = 0
-    return max(int(soft) - int(vms), 0)
+    # address space, not memory: each FFT/worker thread's malloc arena reserves up to 64 MiB more
+    arenas = 64 * 2**20 * 2 * (os.cpu_count() or 1)
+    return max(int(soft) - int(vms) - arenas, 0)
 
 
 def available_memory() -> int:
