@@ -450,3 +450,16 @@ def lazy_plans(method: str, vol_shape: tuple[int, ...], preps: Sequence[Any], op
     if any(p.n > 1 for p in plans):
         refuse_periodic(options.get("edges", ""))
     return plans
+
+
+def lazy_preps(lv: LazyVolumes, edges: str, threshold: float, recenter: Any, voxel_size: Any,
+               psf_voxel_size: Any) -> list[Any]:
+    """Each channel's prepared PSF for a lazy run (see :func:`fijidecon.deconvolve._otf.prepare_psf`)."""
+    from .. import _validate
+    from . import _edges, _otf
+
+    recenter = _validate.check_bool("recenter", recenter)
+    vol_shape = tuple(lv.canon.shape[2:])
+    return [_otf.prepare_psf(p, threshold=threshold, recenter=recenter, name=f"psf[{c}]" if lv.n_c > 1 else "psf",
+                             max_shape=_edges.kernel_limit(edges, vol_shape), voxel_size=voxel_size,
+                             psf_voxel_size=psf_voxel_size) for c, p in enumerate(lv.psfs)]

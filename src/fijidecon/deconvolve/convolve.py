@@ -106,9 +106,7 @@ def _lazy(image, psf, axes, edges, psf_threshold, recenter, voxel_size, psf_voxe
     """A Dask array in: a lazy Dask array out (one task per brick and (T, C) volume)."""
     lv, means = _bricks.lazy_volumes(image, psf, axes)
     vol_shape = tuple(lv.canon.shape[2:])
-    preps = [_otf.prepare_psf(p, threshold=psf_threshold, recenter=recenter, name=f"psf[{c}]" if lv.n_c > 1 else "psf",
-                              max_shape=_edges.kernel_limit(edges, vol_shape), voxel_size=voxel_size,
-                              psf_voxel_size=psf_voxel_size) for c, p in enumerate(lv.psfs)]
+    preps = _bricks.lazy_preps(lv, edges, psf_threshold, recenter, voxel_size, psf_voxel_size)
     plans = _bricks.lazy_plans("convolve", vol_shape, preps, {"edges": edges}, memory_limit, bricks, halo)
     return _bricks.lazy_run(lv, means, preps, plans, lambda p: _brick_fn(p, edges), lambda *a: _bricks.Decisions())
 

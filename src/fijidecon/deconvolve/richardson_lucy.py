@@ -537,10 +537,7 @@ def _lazy(image, psf, axes, iterations, stop_fn, opts, voxel_size, psf_voxel_siz
     if voxel_size is not None:
         voxel_size = _validate.check_spacing("voxel_size", voxel_size, ndim)
     vol_shape = tuple(lv.canon.shape[2:])
-    preps = [_otf.prepare_psf(p, threshold=psf_threshold, recenter=_validate.check_bool("recenter", recenter),
-                              name=f"psf[{c}]" if lv.n_c > 1 else "psf",
-                              max_shape=_edges.kernel_limit(opts["edges"], vol_shape), voxel_size=voxel_size,
-                              psf_voxel_size=psf_voxel_size) for c, p in enumerate(lv.psfs)]
+    preps = _bricks.lazy_preps(lv, opts["edges"], psf_threshold, recenter, voxel_size, psf_voxel_size)
     plans = _bricks.lazy_plans("richardson-lucy", vol_shape, preps, _memory_options(opts, None, iterations),
                                memory_limit, bricks, halo)
     counts: list[int] = []

@@ -269,9 +269,7 @@ def _lazy(image, psf, axes, choose, psf_threshold, recenter, voxel_size, psf_vox
     volume is chosen now, on its central brick)."""
     lv, means = _bricks.lazy_volumes(image, psf, axes)
     vol_shape = tuple(lv.canon.shape[2:])
-    preps = [_otf.prepare_psf(p, threshold=psf_threshold, recenter=recenter, name=f"psf[{c}]" if lv.n_c > 1 else "psf",
-                              max_shape=_edges.kernel_limit(choose["edges"], vol_shape), voxel_size=voxel_size,
-                              psf_voxel_size=psf_voxel_size) for c, p in enumerate(lv.psfs)]
+    preps = _bricks.lazy_preps(lv, choose["edges"], psf_threshold, recenter, voxel_size, psf_voxel_size)
     plans = _bricks.lazy_plans("wiener", vol_shape, preps, {"edges": choose["edges"]}, memory_limit, bricks, halo)
     rhos: list[float] = []
 
