@@ -260,9 +260,9 @@ def _make_listener():
                 return label
             try:
                 _run(cmd, str(label))
-            except BaseException:  # never let anything cross into Java
+            except BaseException as e:  # never let anything cross into Java
                 try:
-                    _report("fijidecon", "internal error:\n" + traceback.format_exc(limit=3))
+                    _report(*_internal_error(str(label), e))
                 except BaseException:
                     pass
             return None
@@ -273,6 +273,15 @@ def _make_listener():
 # ---------------------------------------------------------------------------------------
 # errors and progress
 # ---------------------------------------------------------------------------------------
+def _internal_error(label: str, e: BaseException) -> tuple[str, str]:
+    """What a command that failed outside its own checks reports: one line for a full Java
+    heap (the class loader or ImageJ itself ran out, e.g. under ``--heap 10m``), else the
+    internal error with its last frames."""
+    if "OutOfMemoryError" in f"{type(e).__name__} {e}":
+        return label, "not enough memory (Java OutOfMemoryError)"
+    return "fijidecon", "internal error:\n" + traceback.format_exc(limit=3)
+
+
 def _in_macro() -> bool:
     IJ = _j("ij.IJ")
     return bool(IJ.isMacro()) or _j("ij.Macro").getOptions() is not None
