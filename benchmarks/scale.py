@@ -113,10 +113,10 @@ def part2(d: Path) -> None:
     img = np.ascontiguousarray(img[tuple(slice(0, n) for n in crop)])
     psf, _ = read_image(d / "psf.tif")
     t0 = time.perf_counter()
-    whole = richardson_lucy(img, psf, ITER, memory_limit=False).image
+    whole = richardson_lucy(img, psf, ITER, acceleration=None, memory_limit=False).image
     tw = time.perf_counter() - t0
     t0 = time.perf_counter()
-    res = richardson_lucy(img, psf, ITER, memory_limit=False, bricks=core)
+    res = richardson_lucy(img, psf, ITER, acceleration=None, memory_limit=False, bricks=core)
     td = time.perf_counter() - t0
     m = re.search(r"halo of (\d+)x(\d+)x(\d+)", " ".join(map(str, res.notes)))
     default = tuple(int(v) for v in m.groups()) if m else PSF_SHAPE
@@ -127,7 +127,7 @@ def part2(d: Path) -> None:
     print(f"{str(default) + ' (default)':>18} {l2:10.2e} {mx:10.2e} {td:7.1f}s {td / tw:8.2f}x")
     for halo, f in rows:
         t0 = time.perf_counter()
-        out = richardson_lucy(img, psf, ITER, memory_limit=False, bricks=core, halo=halo).image
+        out = richardson_lucy(img, psf, ITER, acceleration=None, memory_limit=False, bricks=core, halo=halo).image
         t = time.perf_counter() - t0
         l2, mx = rel(out, whole)
         print(f"{str(halo) + f' ({f:g}x)':>18} {l2:10.2e} {mx:10.2e} {t:7.1f}s {t / tw:8.2f}x")

@@ -111,9 +111,10 @@ def test_resume_30_plus_30_equals_60(data2, edges, acc, reg):
 
 
 def test_resume_from_an_array_periodic(data2):
-    full = richardson_lucy(data2, PSF2, 20, edges="periodic")
-    half = richardson_lucy(data2, PSF2, 10, edges="periodic")
-    again = richardson_lucy(data2, PSF2, 10, edges="periodic", start=half.image)
+    # from an array the acceleration's history is not known: the plain iteration resumes exactly
+    full = richardson_lucy(data2, PSF2, 20, edges="periodic", acceleration=None)
+    half = richardson_lucy(data2, PSF2, 10, edges="periodic", acceleration=None)
+    again = richardson_lucy(data2, PSF2, 10, edges="periodic", start=half.image, acceleration=None)
     np.testing.assert_allclose(again.image, full.image, rtol=1e-5, atol=1e-5 * full.image.max())
 
 
@@ -154,7 +155,7 @@ def test_gaussian_analytic_case():
     obj = (gauss((64, 64), 2.0) * 1000).astype(np.float32)
     psf = gauss((25, 25), 2.5)
     data = convolve(obj, psf, edges="periodic") + 0.01
-    r = richardson_lucy(data, psf, 60, edges="periodic", background=0.01)
+    r = richardson_lucy(data, psf, 60, edges="periodic", background=0.01, acceleration=None)
     np.testing.assert_allclose(r.image, obj, atol=2e-3 * obj.max())
 
 
@@ -338,7 +339,7 @@ def test_fused_engine_equals_literal_richardson_lucy(monkeypatch, backend, edges
     obj = np.zeros(shape, np.float32)
     obj[tuple(rng.integers(0, n, 30) for n in shape)] = rng.uniform(200, 900, 30)
     g = poisson(obj, kernel, 4.0, edges="constant" if edges == "non-circulant" else "periodic")
-    res = richardson_lucy(g, kernel, 12, edges=edges, background=4.0, recenter=False)
+    res = richardson_lucy(g, kernel, 12, edges=edges, background=4.0, recenter=False, acceleration=None)
     work = shape if edges == "periodic" else _fft.fast_shape([n + k - 1 for n, k in zip(shape, kernel.shape)])
     ref = _literal_rl(g.astype(np.float64), kernel, work, 12, b=4.0)
     np.testing.assert_allclose(res.image, ref, rtol=0, atol=2e-4 * ref.max())

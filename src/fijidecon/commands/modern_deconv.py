@@ -113,6 +113,10 @@ RICHARDSON_LUCY = Command(
                        ("Momentum (scaled heavy-ball)", "momentum")),
               help="Extrapolation: several times fewer iterations for the same result. Momentum keeps improving "
                    "for longer before fitting noise; Biggs-Andrews is best earlier."),
+        Param("initial", "Initial estimate", "choice", API,
+              choices=(("Flat (the data's mean)", "flat"), ("The image", "image")),
+              help="Flat: the classical start. The image: keeps its detail from the first iteration, many fewer "
+                   "iterations on data with little noise and a broad PSF, but it keeps the noise too."),
         Param("back_projector", "Back projector", "choice", API,
               choices=(("Matched (plain Richardson-Lucy)", None), ("Wiener-Butterworth", "wiener-butterworth"),
                        ("OTF-masked Wiener", "otf-masked-wiener")),

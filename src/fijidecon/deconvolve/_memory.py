@@ -193,13 +193,23 @@ def _psf_prep(psf: tuple[int, ...]) -> list:
 
 
 
+def _rl_default(o: dict, name: str) -> Any:
+    """``o[name]``, else :func:`richardson_lucy`'s own default (defined once, there)."""
+    if name in o:
+        return o[name]
+    import inspect
+
+    from .richardson_lucy import richardson_lucy
+    return inspect.signature(richardson_lucy).parameters[name].default
+
+
 def _rl(image: tuple[int, ...], kernel_in: tuple[int, ...], o: dict) -> tuple[tuple[int, ...], list]:
     edges = _edges.check_edges(o.get("edges", "non-circulant"))
     kernel = _kernel(edges, image, kernel_in)
     geo = _edges.geometry(edges, image, kernel)
     W, D = geo.work_shape, geo.data_shape
     w4, spec = _nbytes(W, 4), _half(W)
-    accel = o.get("acceleration") is not None
+    accel = _rl_default(o, "acceleration") is not None
     reg = o.get("regularization")
     data = [("otf (half spectrum, complex64)", spec)]
     if o.get("back_projector") is not None and not (isinstance(o["back_projector"], str)
@@ -431,7 +441,7 @@ def _whole_run(method, vol, work, volume, n_vol, moved, o) -> list[tuple[str, in
         held.append(("volumes copied out of the hyperstack (float32)", n_vol * n4))
     state = 0
     if method == "richardson-lucy":  # each result keeps its work grid to resume from
-        state = _nbytes(work, 4) * (3 if o.get("acceleration") is not None else 1)
+        state = _nbytes(work, 4) * (3 if _rl_default(o, "acceleration") is not None else 1)
     last = held + volume + [("results of the volumes done (float32)", (n_vol - 1) * n4),
                             ("resume states of the volumes done (float32)", (n_vol - 1) * state)]
     merge = held + [("results of all volumes (float32)", n_vol * n4),

@@ -248,7 +248,7 @@ def _remove_bead(mean: np.ndarray, kernel: np.ndarray, iterations: int) -> np.nd
     m = np.clip(mean, 0.0, None).astype(np.float32)
     if not m.sum() > 0:
         return mean
-    return richardson_lucy(m, kernel, int(iterations), recenter=False).image.astype(np.float64)
+    return richardson_lucy(m, kernel, int(iterations), recenter=False, acceleration=None).image.astype(np.float64)
 
 
 def _sample(coeffs: np.ndarray, pos: np.ndarray, offsets: list[np.ndarray]) -> np.ndarray:
