@@ -61,7 +61,8 @@ buf = b""
 while True:
     wait = deadline - time.monotonic()
     if wait <= 0:
-        os.write(2, message.encode(errors="replace") + b"\n")
+        if message:
+            os.write(2, message.encode(errors="replace") + b"\n")
         try:
             os.kill(parent, signal.SIGKILL)
         except ProcessLookupError:
@@ -141,7 +142,8 @@ class Watchdog:
             if self._closed:
                 return
         try:
-            os.write(2, (self.message.rstrip("\n") + "\n").encode(errors="replace"))
+            if self.message:  # "": the error was already reported
+                os.write(2, (self.message.rstrip("\n") + "\n").encode(errors="replace"))
         finally:
             os._exit(self.status)
 
@@ -375,11 +377,17 @@ def macro_command(file: str, arg: str, heap: str | None, timeout: float, show_im
     try:
         r = commands.run_macro(text, arg, timeout=timeout, ignore_errors=True, dismiss_dialogs=True)
     except Exception as e:  # noqa: BLE001 - a Java error out of the bridge itself, e.g. OutOfMemoryError
-        msg = " ".join(str(e).split()) or type(e).__name__
-        click.echo(f"Macro error in {file}: {msg}{_full_heap_hint()}", err=True)
+        line = f"Macro error in {file}: {' '.join(str(e).split()) or type(e).__name__}"
+        dog.arm(GRACE_S, line)  # the hint needs the JVM, which may be stuck: then this line alone
+        line += _full_heap_hint()
+        dog.arm(GRACE_S, "")  # reported: a stuck exit ends silently (one error line)
+        click.echo(line, err=True)
         _exit(1)
     hint = "" if r.ok else _full_heap_hint()  # still watched: the JVM may be stuck after an OutOfMemoryError
-    dog.close()
+    if r.ok:
+        dog.close()
+    else:  # the error line below is the report: a hanging exit is ended silently
+        dog.arm(GRACE_S, "")
     if r.log:
         click.echo(r.log.rstrip("\n"))
     for title, msg in r.dialogs:
