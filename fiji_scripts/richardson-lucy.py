@@ -22,7 +22,7 @@
 #@ String (label="Memory limit (auto, or a size such as 1GB, 512MiB; over it: bricks)", description="Memory budget of the run: auto = a safe fraction (70 %) of the memory available now (in ImageJ also what the Java heap needs for the result), or a size such as 1GB, 512MiB or a number of bytes. A volume whose memory estimate does not fit is deconvolved in bricks; when even one brick does not fit, the run stops with an error before computing.", value="auto", persist=false) memory_limit
 #@output ij.ImagePlus result
 
-"""Richardson-Lucy with non-circulant edges, optional Biggs-Andrews or momentum acceleration, unmatched (Wiener-Butterworth, OTF-masked Wiener) back projectors, TV or Tikhonov regularization, a Poisson discrepancy stopping rule and an automatic (cross-validated) iteration count.
+"""Richardson-Lucy with non-circulant edges, momentum (default) or Biggs-Andrews acceleration, a flat or image initial estimate, unmatched (Wiener-Butterworth, OTF-masked Wiener) back projectors, TV or Tikhonov regularization, a Poisson discrepancy stopping rule and an automatic (cross-validated) iteration count.
 
 Generated from fijidecon.commands by `python -m fijidecon.fiji.scripts --write fiji_scripts`;
 do not edit.  Needs a Fiji that runs Python 3 scripts with fijidecon installed.

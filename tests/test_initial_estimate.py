@@ -85,3 +85,14 @@ def test_cli_option_reaches_the_core_and_the_sidecar(tmp_path):
     assert np.ptp(b) == 0 and np.ptp(a) > 100
     rec = json.loads((tmp_path / "a.tif.json").read_text())
     assert rec["parameters"]["initial"] == "image"
+
+
+@pytest.mark.parametrize("name", ["initial", "acceleration", "regularization", "edges", "back_projector"])
+def test_an_array_for_a_choice_is_one_clear_error(name):
+    """The kind of fault a new user hit (``initial=image_array``): an array where a choice is
+    expected is a one-line error naming the parameter, not numpy's "truth value is ambiguous"."""
+    _, data = _bright()
+    value = data if name != "back_projector" else np.array(["matched"])
+    with pytest.raises((TypeError, ValueError), match=rf"^{name}: expected") as e:
+        richardson_lucy(data, PSF, 2, **{name: value})
+    assert "ambiguous" not in str(e.value) and "\n" not in str(e.value)

@@ -23,8 +23,11 @@ __all__ = ["check_bool", "check_int", "check_float", "check_choice", "check_spac
 
 
 def got(value: Any) -> str:
-    """``repr`` of a value with its type, for messages (``'10' (str)``)."""
-    text = repr(value)
+    """``repr`` of a value with its type, for messages (``'10' (str)``); one line (an array's
+    repr spans several), at most 60 characters; arrays also give their shape and dtype."""
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} ({value.dtype})"
+    text = " ".join(repr(value).split())
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{text} ({type(value).__name__})"
@@ -78,6 +81,9 @@ def check_float(name: str, value: Any, minimum: float | None = None, maximum: fl
 def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
     """``value`` if it is one of ``choices`` (strings compared case-insensitively)."""
     choices = tuple(choices)
+    if not (value is None or isinstance(value, (str, bool, int, float, np.integer, np.floating))):
+        # an array, a list, an object: never a choice (and == on an array is not a truth value)
+        raise InputTypeError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {got(value)}")
     key = value.strip().lower() if isinstance(value, str) else value
     for c in choices:
         if key == (c.lower() if isinstance(c, str) else c) and not (isinstance(key, str) != isinstance(c, str)):

@@ -429,7 +429,7 @@ def _check_target(p: Path, overwrite: bool) -> None:
     if p.is_dir():
         raise IsADirectoryError(f"output: {str(p)!r} is a folder")
     if p.exists() and not overwrite:
-        raise FileExistsError(f"output: {str(p)!r} exists (use overwrite to replace it)")
+        raise FileExistsError(f"output: {str(p)!r} exists (use overwrite=True or --overwrite to replace it)")
     parent = p.parent
     if not parent.exists():
         raise FileNotFoundError(f"output: folder {str(parent)!r} does not exist")
@@ -498,10 +498,10 @@ def _finish(tmp: str, p: Path, overwrite: bool) -> None:
         try:
             os.link(tmp, p)
         except FileExistsError:
-            raise FileExistsError(f"output: {str(p)!r} exists (use overwrite to replace it)") from None
+            raise FileExistsError(f"output: {str(p)!r} exists (use overwrite=True or --overwrite to replace it)") from None
         except OSError:  # file systems without hard links
             if p.exists():
-                raise FileExistsError(f"output: {str(p)!r} exists (use overwrite to replace it)") from None
+                raise FileExistsError(f"output: {str(p)!r} exists (use overwrite=True or --overwrite to replace it)") from None
             os.replace(tmp, p)
             return
         os.unlink(tmp)

@@ -410,7 +410,7 @@ def _remove(q: Path) -> None:
 
 def _check_target(p: Path, overwrite: bool) -> None:
     if p.exists() and not overwrite:
-        raise FileExistsError(f"output: {str(p)!r} exists (use overwrite to replace it)")
+        raise FileExistsError(f"output: {str(p)!r} exists (use overwrite=True or --overwrite to replace it)")
     parent = p.parent
     if not parent.is_dir():
         raise FileNotFoundError(f"output: folder {str(parent)!r} does not exist")
@@ -463,7 +463,7 @@ def _atomic_output(p: Path, overwrite: bool) -> Iterator[Path]:
 def _put_in_place(tmp: Path, p: Path, overwrite: bool) -> None:
     if os.path.lexists(p):
         if not overwrite:
-            raise FileExistsError(f"output: {str(p)!r} exists (use overwrite to replace it)")
+            raise FileExistsError(f"output: {str(p)!r} exists (use overwrite=True or --overwrite to replace it)")
         old = p.with_name(f".{p.name}.old-{os.getpid()}")
         os.replace(p, old)  # keep the old output until the new one is in place
         try:

@@ -96,7 +96,8 @@ RICHARDSON_LUCY = Command(
     function="fijidecon.deconvolve:richardson_lucy",
     menu="Plugins>Deconvolution",
     extras={"progress": "iterations"},
-    summary="Richardson-Lucy with non-circulant edges, optional Biggs-Andrews or momentum acceleration, "
+    summary="Richardson-Lucy with non-circulant edges, momentum (default) or Biggs-Andrews acceleration, a flat or "
+            "image initial estimate, "
             "unmatched (Wiener-Butterworth, OTF-masked Wiener) back projectors, TV or Tikhonov "
             "regularization, a Poisson discrepancy stopping rule and an automatic (cross-validated) iteration count.",
     params=(

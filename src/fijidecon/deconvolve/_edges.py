@@ -28,6 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .. import _validate
 from . import _fft
 
 EDGES = ("non-circulant", "periodic", "reflect")
@@ -62,9 +63,8 @@ def as_image(image: object, name: str = "image", allow_negative: bool = True) ->
 
 
 def check_edges(edges: str, allowed: Sequence[str] = EDGES) -> str:
-    if not isinstance(edges, str) or edges.lower() not in allowed:
-        raise ValueError(f"edges: expected one of {', '.join(map(repr, allowed))}, got {edges!r}")
-    return edges.lower()
+    """The edge model's name, lower case (one of ``allowed``)."""
+    return _validate.check_choice("edges", edges if not isinstance(edges, str) else edges.lower(), tuple(allowed))
 
 
 def kernel_limit(edges: str, image_shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -288,8 +288,8 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
     weight:
         Regularisation weight (defaults: tv 0.002, tikhonov 0.01).
     acceleration:
-        ``"momentum"`` (default: the best or within 4 % of the best NMSE on every phantom of
-        ``benchmarks/quality.py``), ``"biggs-andrews"``, or ``None`` (the textbook EM iteration;
+        ``"momentum"`` (default: the best NMSE on two phantoms of ``benchmarks/quality.py``,
+        within 4-9 % of the best on the others), ``"biggs-andrews"``, or ``None`` (the textbook EM iteration;
         see the module docstring).
     back_projector:
         ``None`` or ``"matched"`` (plain RL), ``"wiener-butterworth"``,
