@@ -215,9 +215,12 @@ METHODS = {
     "RL + Biggs-Andrews": {"acceleration": "biggs-andrews"},
     "RL + momentum": {"acceleration": "momentum"},
     "RL + Biggs-Andrews, initial image": {"acceleration": "biggs-andrews", "initial": "image"},
+    "RL + BA, OTF-masked BP (alpha 0.15), initial image": {"acceleration": "biggs-andrews", "initial": "image",
+                                                           "back_projector": "otf-masked-wiener", "bp_alpha": 0.15},
     "RL, Wiener-Butterworth BP": {"back_projector": "wiener-butterworth", "acceleration": None},
     "RL, OTF-masked Wiener BP": {"back_projector": "otf-masked-wiener", "acceleration": None},
 }
+LW = max(map(len, METHODS))  # label width in the tables
 FLOWDEC = "flowdec==1.1.0"
 BARS_FILES = "flowdec/datasets/bars-25pct/"
 
@@ -342,7 +345,7 @@ def print_scoreboard(name, truth, curves, ref, autos):
     rng_ = float(truth.max())
     print(f"\n== {name}: NMSE / PSNR (dB) / SSIM at {', '.join(map(str, CHECKPOINTS))} iterations ==")
     head = "".join(f"{k:>8}" for k in CHECKPOINTS)
-    print(f"{'method':<34} {'':<5}{head}")
+    print(f"{'method':<{LW}} {'':<5}{head}")
     for label, c in curves.items():
         cols = {m: [] for m in ("NMSE", "PSNR", "SSIM")}
         for k in CHECKPOINTS:
@@ -354,16 +357,16 @@ def print_scoreboard(name, truth, curves, ref, autos):
             cols["PSNR"].append(f"{ps:8.2f}" if not ps < -99 else f"{'<-99':>8}")
             cols["SSIM"].append(f"{ss:8.3f}")
         for m, vals in cols.items():
-            print(f"{label if m == 'NMSE' else '':<34} {m:<5}{''.join(vals)}")
+            print(f"{label if m == 'NMSE' else '':<{LW}} {m:<5}{''.join(vals)}")
     nm, ps, ss = scores(ref[0], truth)
-    print(f"{'Wiener default (reference)':<34} {'':<5}NMSE {nm:.3f}  PSNR {ps:.2f}  SSIM {ss:.3f}  ({ref[1]:.2f} s)")
+    print(f"{'Wiener default (reference)':<{LW}} {'':<5}NMSE {nm:.3f}  PSNR {ps:.2f}  SSIM {ss:.3f}  ({ref[1]:.2f} s)")
     plain = curves["RL"]
     target = plain.best[1]
-    print(f"\n{'method':<34} {'best NMSE':>9} {'at':>5} {'PSNR':>6} {'SSIM':>6}   {'time to RL best':>16} "
+    print(f"\n{'method':<{LW}} {'best NMSE':>9} {'at':>5} {'PSNR':>6} {'SSIM':>6}   {'time to RL best':>16} "
           f"{'x RL':>6}   stop='auto' (chosen, NMSE, vs best)")
     for label, c in curves.items():
         if c.best is None:
-            print(f"{label:<34} diverged")
+            print(f"{label:<{LW}} diverged")
             continue
         k, v, est = c.best
         _, ps, ss = scores(est, truth)
@@ -374,7 +377,7 @@ def print_scoreboard(name, truth, curves, ref, autos):
         if isinstance(a, tuple):
             ok = a[1] <= max(1.05 * v, v + 0.02)
             a = f"{a[0]:>4}, {a[1]:.3f}, {'within' if ok else 'MISSES'} 5 % / 0.02 of {v:.3f} ({a[2]:.1f} s)"
-        print(f"{label:<34} {v:9.3f} {k:>5} {ps:6.2f} {ss:6.3f}   {tt} {ratio}   {a}"
+        print(f"{label:<{LW}} {v:9.3f} {k:>5} {ps:6.2f} {ss:6.3f}   {tt} {ratio}   {a}"
               + (f"   [{c.failed}]" if c.failed else ""))
 
 
