@@ -232,7 +232,7 @@ def _camera(vol: np.ndarray, gain: Any, offset: Any, read_noise: float, kernel: 
     if est is None:
         g, off = (1.0 if gain is None else gain), (0.0 if offset is None else offset)
         _warn("stop='auto': the image's noise level could not be measured (too flat or too small); taking "
-              f"gain {g:g} e-/ADU and offset {off:g} - pass gain= and offset= (camera values) "
+              f"gain {g:g} e-/ADU and offset {off:g} - pass gain= and offset= (CLI --gain, --offset; camera values) "
               "if the image is not in photo-electrons")
         return Camera(g, off, "assumed", shift=(g * read_noise) ** 2)
     g = est.gain if gain is None else gain
@@ -245,13 +245,15 @@ def _camera(vol: np.ndarray, gain: Any, offset: Any, read_noise: float, kernel: 
                                                    2 * read_noise ** 2):
         _warn(f"stop='auto': the image does not look like photo-electrons: its noise variance is "
               f"{est.fit[0]:.3g} x mean {est.fit[1]:+.3g}, i.e. gain {g:.3g} e-/ADU and offset {off:.3g} "
-              "(estimated and used to choose the iteration count); pass gain= and offset= (camera values) to use "
+              "(estimated and used to choose the iteration count); pass gain= and offset= (CLI --gain, --offset; camera values) to use "
               "those instead")
     return Camera(float(g), float(off), "estimated", est.fit, shift)
 
 
 def _warn(msg: str) -> None:
-    log.warning(msg)
+    """A ``UserWarning``, also logged at INFO like the notes (at WARNING, Python's last-resort
+    handler would print it a second time where logging is not configured)."""
+    log.info(msg)
     warnings.warn(msg, UserWarning, stacklevel=4)
 
 
