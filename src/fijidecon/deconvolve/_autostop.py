@@ -245,8 +245,8 @@ def _camera(vol: np.ndarray, gain: Any, offset: Any, read_noise: float, kernel: 
                                                    2 * read_noise ** 2):
         _warn(f"stop='auto': the image does not look like photo-electrons: its noise variance is "
               f"{est.fit[0]:.3g} x mean {est.fit[1]:+.3g}, i.e. gain {g:.3g} e-/ADU and offset {off:.3g} "
-              "(estimated and used to choose the iteration count); pass gain= and offset= (CLI --gain, --offset; camera values) to use "
-              "those instead")
+              "(estimated and used to choose the iteration count); pass gain= and offset= "
+              "(CLI --gain, --offset; camera values) to use those instead")
     return Camera(float(g), float(off), "estimated", est.fit, shift)
 
 
