@@ -47,6 +47,9 @@ _EXTRA_COMMANDS = (
 _AXES_HELP = ("Axes of the input image, one letter per axis in numpy order from T, C, Z, Y, X (e.g. CZYX): "
               "needed for .npy arrays whose axes are not the default (2D YX, 3D ZYX, 4D CZYX, 5D TCZYX); "
               "overrides a TIFF's own axes.")
+_VOXEL_HELP = ("Voxel size of the input image, e.g. '0.2,0.065,0.065 um' (Z,Y,X; 'Y,X UNIT' for 2D), for files "
+               "without a calibration (.npy, plain TIFF); it replaces the file's own, is used to match a calibrated "
+               "PSF, and is written into the output.")
 _PSF_HELP = ("PSF: one file used for every channel, or one file per channel in channel order "
              "(IMAGE PSF1 PSF2 ...), or one PSF hyperstack with a C axis. Any size; resampled to the image's "
              "voxel size when both files are calibrated.")
@@ -226,6 +229,10 @@ def _make_command(cmd: Command, name: str) -> click.Command:
     if images or like:
         params.append(click.Option(["--axes"], default=None, metavar="AXES",
                                    help=_AXES_HELP if images else "Axes of the --like image (see deconvolve)."))
+    if images:
+        params.append(click.Option(["--voxel-size"], default=None, metavar="'Z,Y,X UNIT'",
+                                   callback=lambda ctx, prm, v: None if v is None else parse_voxel_size(v),
+                                   help=_VOXEL_HELP))
     params.append(click.Option(["-o", "--output", "output_path"], required=True, type=click.Path(),
                                help="Output: an ImageJ hyperstack (.tif), an OME-TIFF (.ome.tif) or an OME-Zarr "
                                     "folder (.zarr, written brick by brick); written in the input's axes with its "
@@ -385,6 +392,48 @@ def _wiener_text(result: Any) -> str:
     return f", regularization {text} (rule {getattr(result, 'rule', '?')})"
 
 
+def parse_voxel_size(text: str) -> tuple[tuple[float, ...], str]:
+    """``--voxel-size``: ``"0.2,0.065,0.065 um"`` -> ``((0.2, 0.065, 0.065), "um")``.
+
+    Raises ``click.BadParameter`` (one line, exit 2) for anything else: 2 or 3 positive
+    numbers separated by commas or spaces, then a length unit (nm, um/µm/micron, mm, ...).
+    """
+    from .calibration import unit_factor
+
+    parts = text.replace(",", " ").split()
+    what = "expected 2 or 3 positive numbers and a length unit, e.g. '0.2,0.065,0.065 um'"
+    if len(parts) not in (3, 4):
+        raise click.BadParameter(f"{what}, got {text!r}")
+    try:
+        sizes = tuple(float(v) for v in parts[:-1])
+        unit_factor(parts[-1])
+    except ValueError:
+        raise click.BadParameter(f"{what}, got {text!r}") from None
+    if not all(np.isfinite(v) and v > 0 for v in sizes):
+        raise click.BadParameter(f"{what}, got {text!r}")
+    return sizes, parts[-1]
+
+
+def with_voxel_size(cal: Calibration, shape: tuple[int, ...], given: tuple[tuple[float, ...], str] | None,
+                    path: str) -> tuple[Calibration, str | None]:
+    """The image's calibration with ``--voxel-size`` applied (Z, Y, X of its axes), and the
+    warning to give (``None`` if none) when it replaces a different calibration of the file."""
+    if given is None:
+        return cal, None
+    sizes, unit = given
+    spatial = [a for a in cal.axes if a in "ZYX"]
+    if len(sizes) != len(spatial):
+        raise click.UsageError(f"--voxel-size: {len(sizes)} values for an image with {len(spatial)} spatial axes "
+                               f"({''.join(spatial)}) in {path}")
+    new = Calibration.make(cal.axes, unit, **dict(zip(spatial, sizes)))
+    if cal.is_calibrated() and cal.has_length_unit():
+        old = cal.voxel_size(spatial, unit=unit)
+        if not np.allclose(old, sizes, rtol=1e-3):
+            return new, (f"--voxel-size: {','.join(f'{v:g}' for v in sizes)} {unit} replaces the calibration of "
+                         f"{path} ({','.join(f'{v:g}' for v in old)} {unit})")
+    return new, None
+
+
 def _run(cmd: Command, kw: dict[str, Any]) -> None:
     from . import io
 
@@ -394,6 +443,7 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
     unit = kw.pop("unit", None)
     axes = kw.pop("axes", None)
     like = kw.pop("like", None)
+    voxel, voxel_warning = kw.pop("voxel_size", None), None
     io.check_output(out, overwrite=overwrite, sidecar=True)  # refuse before reading or computing anything
     if like and _same_file(out, like):
         raise click.ClickException(f"output: {out} is an input (--like); choose another name")
@@ -419,6 +469,8 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
         else:
             with _labelled(p.name):
                 arr, cal = io.read_image(paths[0], axes=axes if p is image_params[0] else None)
+            if p is image_params[0]:
+                cal, voxel_warning = with_voxel_size(cal, arr.shape, voxel, paths[0])
             images[p.name] = (arr, cal)
             records.append(_input_record(p.name, paths[0], arr, cal))
     if image_params:
@@ -442,6 +494,8 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
 
         callback = progress
     with _collect_notes(quiet) as notes:
+        if voxel_warning:
+            notes.warn(voxel_warning)
         if like_record and not quiet:
             click.echo(like_record["line"], err=True)
         t0 = time.perf_counter()

@@ -402,6 +402,7 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
     out = Path(kw.pop("output_path"))
     overwrite, quiet = kw.pop("overwrite"), kw.pop("quiet")
     axes = kw.pop("axes", None)
+    voxel = kw.pop("voxel_size", None)
     workers, address = kw.pop("workers", None), kw.pop("scheduler", None)
     if workers and address:
         raise click.UsageError("--workers, --scheduler: give one of them (a local cluster, or an existing one)")
@@ -417,6 +418,7 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
                 raise click.ClickException(f"output: {out} is an input ({name}); choose another name")
     lazy_img, cal = _open_lazy(image_path, axes)
     records = [_record_input("image", image_path, lazy_img, cal)]
+    cal, voxel_warning = cli.with_voxel_size(cal, tuple(lazy_img.shape), voxel, image_path)
     psf = cli._read_psfs(psf_paths, cal, tuple(lazy_img.shape), records)
     io.check_output(out, cal.axes, overwrite=overwrite, sidecar=True)
     psf_shape = np.shape((psf[0] if isinstance(psf, list) else psf)[0])
@@ -424,6 +426,8 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
     lazy = cmd.id in LAZY_COMMANDS and bool(workers or address or io._is_zarr(out) or need > limit)
     info = {"memory_limit_bytes": limit, "estimate_whole_bytes": need}
     with cli._collect_notes(quiet) as notes:
+        if voxel_warning:
+            notes.warn(voxel_warning)
         if lazy:
             why = ("--workers" if workers else "--scheduler" if address else "OME-Zarr output" if io._is_zarr(out)
                    else f"about {_size(need)} needed, budget {_size(limit)}")
@@ -431,7 +435,7 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
                       workers, address, limit, info, why)
         else:
             _run_in_memory(cmd, values, kwargs, image_path, axes, psf, records, out, overwrite, quiet, notes,
-                           info, need > limit)
+                           info, need > limit, cal)
 
 
 def _open_lazy(path: str, axes: str | None) -> tuple[Any, Any]:
@@ -453,12 +457,12 @@ def _record_input(parameter: str, path: str, arr: Any, cal: Any) -> dict[str, An
 
 
 def _run_in_memory(cmd, values, kwargs, image_path, axes, psf, records, out, overwrite, quiet, notes, info,
-                   over_budget) -> None:
+                   over_budget, cal) -> None:
     import sys
 
     from . import cli, io
 
-    arr, cal = io.read_image(image_path, axes=axes)
+    arr, _ = io.read_image(image_path, axes=axes)  # cal: the file's, with --voxel-size applied
     iteration_cb = _iteration_bar(cmd, kwargs) if (not quiet and sys.stderr.isatty()) else None
     bar = _BrickBar(cmd.title, iteration_cb) if (not quiet and over_budget) else None
     callback = bar if bar is not None else iteration_cb

@@ -260,6 +260,8 @@ def _hyperstack_kwargs(image: Any, psf: Any, func: Any, voxel_from_cal: bool) ->
             out["psf_voxel_size"] = pcal.voxel_size(vol, unit=cal.unit)
     elif cal.has_length_unit() != pcal.has_length_unit():
         which, other = ("image", "psf") if cal.has_length_unit() else ("psf", "image")
+        how = ("; to give the image its voxel size: --voxel-size on the CLI, Image > Properties in ImageJ"
+               if other == "image" else "")
         warnings.warn(f"{other}: no voxel size (uncalibrated) while the {which} has one; the PSF is taken to be "
-                      f"sampled at the image's voxel size", RuntimeWarning, stacklevel=3)
+                      f"sampled at the image's voxel size{how}", RuntimeWarning, stacklevel=3)
     return out
