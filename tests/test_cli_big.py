@@ -156,7 +156,8 @@ def test_bad_options_are_one_line_errors_before_any_computation(tmp_path, capsys
     rc = main(["deconvolve", "richardson-lucy", str(tmp_path / "hs.tif"), str(tmp_path / "psf.tif"), "-o", str(out),
                *args])
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and len(err) == 1 and err[0].startswith("Error:") and message in err[0], err
+    named = message if "_" not in message else "--" + message.replace("_", "-")  # the option typed, CLI-style
+    assert rc == 2 and len(err) == 1 and err[0].startswith("Error:") and named in err[0], err
     assert not out.exists() and not (tmp_path / "out.ome.zarr.json").exists()
 
 

@@ -662,6 +662,18 @@ def _sigterm_unwinds() -> Iterator[None]:
         signal.signal(signal.SIGTERM, old)
 
 
+def _option_named(message: str, args: list[str]) -> str:
+    """A core message naming a parameter (``"snapshot_every: expected ..."``) names the
+    option the user typed instead (``"--snapshot-every: expected ..."``)."""
+    name, sep, rest = message.partition(":")
+    if not sep or not name.isidentifier():
+        return message
+    option = "--" + name.replace("_", "-")
+    if any(a == option or a.startswith(option + "=") for a in args):
+        return f"{option}:{rest}"
+    return message
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI; expected errors become one line and exit code 2; Ctrl-C
     gives 130 and SIGTERM 143, both after removing temporary files."""
@@ -691,7 +703,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, OSError, MemoryError) as exc:  # OSError: a full disk, a read-only folder ...
         if debug:
             raise
-        click.echo(f"Error: {_one_line(exc)}", err=True)
+        click.echo(f"Error: {_option_named(_one_line(exc), args)}", err=True)
         return EXIT_USAGE
     except Exception as exc:  # a programming error: still one line for the user, the traceback with --debug
         if debug:
