@@ -208,3 +208,26 @@ def test_light_sheet_psf_larger_than_a_40_plane_image(tmp_path, capsys):
         assert res.shape == (40, 201, 101) and np.isfinite(res).all()
         rec = json.loads((tmp_path / f"{method}.tif.json").read_text())
         assert rec["notes"] == [ln[len("Note: "):] for ln in err.splitlines() if ln.startswith("Note: ")]
+
+
+def test_stack_saved_without_axes_error_suggests_axes(tmp_path):
+    """A Z stack written by ``tifffile.imwrite(..., imagej=True)`` without axes reads as C, Y, X: with a 3D
+    PSF the one-line error says how to fix it (``--axes ZYX``), and with it the run works."""
+    import subprocess
+    import sys
+
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "stack.tif", np.random.default_rng(0).random((20, 32, 32), dtype=np.float32),
+                     imagej=True)
+    tifffile.imwrite(tmp_path / "psf.tif", np.ones((9, 15, 15), np.float32))
+
+    def run(*extra):
+        return subprocess.run([sys.executable, "-m", "fijidecon.cli", "deconvolve", "richardson-lucy",
+                               str(tmp_path / "stack.tif"), str(tmp_path / "psf.tif"), "--iterations", "1", *extra,
+                               "-o", str(tmp_path / "o.tif")], capture_output=True, text=True)
+
+    r = run()
+    assert r.returncode == 2 and "--axes ZYX" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = run("--axes", "ZYX")
+    assert r.returncode == 0, r.stderr

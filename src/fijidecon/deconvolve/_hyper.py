@@ -229,8 +229,10 @@ def channel_psfs(psf: Any, n_c: int, vol_ndim: int, has_c: bool) -> list[Any]:
     if p.ndim == vol_ndim + 1 and (has_c or p.shape[0] == 1):
         if p.shape[0] == n_c:
             return [p[i] for i in range(n_c)]
+        hint = ("; if the image's first axis is Z, not C (a stack saved without axes), give axes='ZYX' "
+                "(CLI --axes ZYX)" if vol_ndim == 2 else "")
         raise ValueError(f"psf: shape {p.shape} holds {p.shape[0]} channel PSFs (first axis) but the image has "
-                         f"{n_c} channel(s)")
+                         f"{n_c} channel(s){hint}")
     what = "a (Z, Y, X) PSF" if vol_ndim == 3 else "a (Y, X) PSF"
     raise ValueError(f"psf: {p.ndim}D PSF (shape {p.shape}) for {vol_ndim}D volumes: give {what}, one per channel "
                      "with a leading channel axis, or a list (mismatched dimensionality)")
