@@ -192,3 +192,22 @@ def test_command_description_calls_core():
     np.testing.assert_array_equal(out, ref)
     with pytest.raises(ValueError, match="na"):
         cmd.load()(**cmd.api_kwargs(dict(na=1.6)))
+
+
+@pytest.mark.parametrize("lam,hint", [(0.52, "if that is in µm, pass 520"), (520000, "if that is in pm, pass 520"),
+                                      (99, None), (1e-12, None)])
+def test_wavelength_in_another_unit_is_refused_with_the_unit_suggested(lam, hint):
+    with pytest.raises(ValueError, match=r"^wavelength_nm: expected a wavelength of light in nm") as e:
+        widefield((4, 8, 8), voxel_size_nm=100, na=1.0, wavelength_nm=lam)
+    assert (hint in str(e.value)) if hint else "pass" not in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_cli_wavelength_in_micrometres_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "fijidecon.cli", "psf", "widefield", "--wavelength-nm", "0.52", "-o",
+                        str(tmp_path / "p.tif")], capture_output=True, text=True)
+    assert r.returncode == 2 and "--wavelength-nm:" in r.stderr and "pass 520" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "p.tif").exists()

@@ -200,7 +200,7 @@ def diffraction_psf_3d(
     if na_f < MIN_NA:  # the PSF scales as na**4: far below, float64 underflows to 0 (NaN after normalizing)
         raise InputError(f"na: expected a numerical aperture >= {MIN_NA:g}, got {na_f:g}")
     if na_f >= n:  # the original returns NaN/Inf here; we refuse in both modes
-        raise InputError(f"na: na must be smaller than index ({n:g}), got na={na_f:g}")
+        raise InputError(f"na: expected a numerical aperture smaller than the refractive index ({n:g}), got {na_f:g}")
     _check_work(width, height, depth, n, na_f, lam, sa, dxy, dz, compat)
 
     if compat:

@@ -78,7 +78,7 @@ _RADIAL_STEP = 1.0 / 256.0
 
 def _check_model(na, wavelength_nm, immersion_index, sample_index, depth_nm, apodization):
     na = check_positive(na, "na")
-    wavelength_nm = check_positive(wavelength_nm, "wavelength_nm")
+    wavelength_nm = _check_wavelength(check_positive(wavelength_nm, "wavelength_nm"))
     ni = check_positive(immersion_index, "immersion_index")
     ns = ni if sample_index is None else check_positive(sample_index, "sample_index")
     depth = check_positive(depth_nm, "depth_nm", allow_zero=True)
@@ -88,6 +88,21 @@ def _check_model(na, wavelength_nm, immersion_index, sample_index, depth_nm, apo
         raise InputError(f"na: the numerical aperture ({na:g}) must be smaller than immersion_index ({ni:g})")
     apodization = _choice("apodization", apodization, APODIZATIONS)
     return na, wavelength_nm, ni, ns, depth, apodization
+
+
+#: Wavelengths accepted (nm): light microscopes use 200-2000 nm; outside this range the unit is wrong.
+WAVELENGTH_RANGE_NM = (100.0, 1e5)
+
+
+def _check_wavelength(lam: float) -> float:
+    """``lam`` if it is a wavelength of light in nm, else an error that suggests the unit it was given in."""
+    lo, hi = WAVELENGTH_RANGE_NM
+    if lo <= lam <= hi:
+        return lam
+    unit, nm = ("µm", lam * 1e3) if lam < lo else ("pm", lam / 1e3)
+    hint = f"; if that is in {unit}, pass {nm:g}" if 200 <= nm <= 2000 else ""
+    raise InputError(f"wavelength_nm: expected a wavelength of light in nm (light microscopes: 200-2000), got "
+                     f"{lam:g}{hint}")
 
 
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
