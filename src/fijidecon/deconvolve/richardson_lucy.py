@@ -26,14 +26,16 @@ Acceleration (``acceleration=``)
     iterations for the same error (see ``benchmarks/quality.py``) - and as many fewer
     before RL starts to fit noise, so use fewer iterations or snapshots.
     ``"momentum"``: scaled heavy-ball momentum (Wang & Miller 2014; deconwolf's default
-    ``shb``): ``a = k / (k + 3)`` (at most 0.95) after ``k`` iterations since the start or
-    the last restart, ``floor = 1e-4 x`` the data's mean level (a voxel at 0 would stay 0).
-    Restart (the safeguard, O'Donoghue & Candes 2015 gradient rule): when the RL step
-    goes against the momentum, ``<x_{k+1} - y, y - x_k> < 0``, the next factor is 0 and
-    the count starts again.  The factor does not depend on the noise-driven inner
-    products of Biggs-Andrews, so it keeps improving for longer before fitting noise
-    (bars of ``benchmarks/quality.py``: best 0.139 at 37 iterations, 0.154 at 50, where
-    Biggs-Andrews is best at 29 with 0.134 and at 0.186 by 50).
+    ``shb``): ``a = k / (k + 3)`` (at most 0.95) after ``k`` iterations, ``floor = 1e-4 x``
+    the data's mean level (a voxel at 0 would stay 0).  No restart, as in deconwolf: the
+    gradient restart rule (O'Donoghue & Candes 2015) was measured to cost iterations
+    (beads of ``benchmarks/quality.py``: 61 iterations to plain RL's best with it, 55
+    without; Hollow Bars 54 and 48; with TV it restarted 48 times in 100 iterations on
+    RedLionfish's volume, so TV ran nearly unaccelerated) and never to help; without
+    it the factors are the same in every brick of a bricked run.  The factor does not
+    depend on the noise-driven inner products of Biggs-Andrews, so it keeps improving
+    for longer before fitting noise (bars of ``benchmarks/quality.py``: best 0.141 at 36
+    iterations, where Biggs-Andrews is best at 29 with 0.135 and at 0.190 by 50).
 
 Back projectors (``back_projector=``, ``bp_alpha=``, ``bp_beta=``, ``bp_order=``)
     ``None``/``"matched"``: ``H^T``, the maximum-likelihood (EM) iteration above.
@@ -107,7 +109,7 @@ M. Bertero, P. Boccacci, A&A 437, 369 (2005) (non-circulant edges).
 D. S. C. Biggs, M. Andrews, Appl. Opt. 36, 1766 (1997) (acceleration).
 H. Wang, P. C. Miller, IEEE Trans. Image Process. 23, 848 (2014) (scaled heavy-ball momentum);
 E. Wernersson et al., Nat. Methods 21, 1245 (2024) (deconwolf).
-B. O'Donoghue, E. Candes, Found. Comput. Math. 15, 715 (2015) (adaptive restart).
+B. O'Donoghue, E. Candes, Found. Comput. Math. 15, 715 (2015) (adaptive restart: measured, not used).
 M. Guo et al., Nat. Biotechnol. 38, 1337 (2020) (Wiener-Butterworth back projector).
 X. Ruan et al., Nat. Methods 21, 2342 (2024) (PetaKit5D, OTF-masked Wiener).
 N. Dey et al., Microsc. Res. Tech. 69, 260 (2006) (RL with TV).
@@ -707,7 +709,7 @@ class _RL:
         self.S_holds_y = False  # momentum: S = FFT of the next extrapolation, held in gprev (the last update)
         self.x = self.xprev = self.gprev = None
         self.alpha = 0.0
-        self.mom_k = 0  # momentum: iterations since the last (re)start
+        self.mom_k = 0  # momentum: iterations done
         self.alphas = None  # a bricked run: the central brick's extrapolation factors, used by every brick
         self.track_deviance = True
         self.expected = float("nan")
@@ -917,31 +919,29 @@ class _RL:
         dev = self._ratio()
         self._spectral(conj=True)
         div = self._tv_div(y) if self.reg == "tv" and self.weight > 0 else None
-        spec = self._next_alpha(restart=False) if prefetch and self.accel == "momentum" else None
+        spec = self._next_alpha() if prefetch and self.accel == "momentum" else None
         sums = self._update(x, y, xnew, gbuf, div, prefetch and not accel, spec)
         if accel:
             self.xprev, self.x, self.gprev = x, xnew, gbuf
             if self.accel == "momentum":
-                # restart when the step opposes the momentum: <g, y - x> = <g, x_new - x> - <g, g> < 0
-                restart = alpha > 0 and float(sums[5]) - float(sums[6]) < 0
-                self.alpha = self._next_alpha(restart)
-                self.mom_k = 0 if restart else self.mom_k + 1
+                self.alpha = self._next_alpha()
+                self.mom_k += 1
             else:
                 num, den = float(sums[3]), float(sums[4])
                 self.alpha = min(max(num / den, 0.0), ALPHA_MAX) if den > 0 else 0.0
             if self.alphas is not None:  # the factor the next iteration uses, as decided on the central brick
                 self.alpha = self.alphas.get(self.k + 1, 0.0)
-            # the update prefetched the extrapolation with the factor expected without a restart
+            # the update prefetched the extrapolation with the next factor (a brick's may differ)
             self.S_holds_y = spec is not None and self.alpha == spec
         rel = float(np.sqrt(sums[0] / sums[1])) if sums[1] > 0 else float("inf")
         return rel, dev, float(sums[2]), alpha
 
-    def _next_alpha(self, restart: bool) -> float:
-        """Momentum's factor for the next iteration: ``m / (m + 3)`` after ``m`` iterations
-        since the (re)start; the central brick's in a bricked run."""
+    def _next_alpha(self) -> float:
+        """Momentum's factor for the next iteration: ``m / (m + 3)`` after ``m`` iterations;
+        the central brick's in a bricked run."""
         if self.alphas is not None:
             return self.alphas.get(self.k + 1, 0.0)
-        m = 0 if restart else self.mom_k + 1
+        m = self.mom_k + 1
         return min(m / (m + 3.0), ALPHA_MAX)
 
     def _update(self, x, y, xnew, gbuf, div, prefetch, spec=None) -> np.ndarray:
@@ -950,7 +950,7 @@ class _RL:
         (and for the acceleration factor).  ``spec`` (momentum, another iteration
         follows): the next extrapolation ``max(x_new + spec (x_new - x), floor)`` is
         written into ``gbuf`` and its plane-wise FFT into ``S`` in the same pass (used
-        unless the step restarts the momentum)."""
+        when the next factor is ``spec``, always but in a bricked run)."""
         S, n_last, P = self.S, self.work[-1], self.plane
         xv, yv, nv = x.reshape(-1), y.reshape(-1), xnew.reshape(-1)
         winv = None if self.winv is None else self.winv.reshape(-1)
@@ -961,9 +961,9 @@ class _RL:
         lam = np.float32(self.weight)
         tik = np.float32(self.weight / self.scale) if self.reg == "tikhonov" and self.weight > 0 else None
         one = np.float32(1)
-        momentum = self.accel == "momentum"
         sp = None if spec is None or gbuf is None else np.float32(spec)
         floor_m = np.float32(MOMENTUM_FLOOR * self.scale)
+        biggs = self.accel == "biggs-andrews"
         unmatched = self.bp is not None
         neutral = self.neutral
 
@@ -1001,13 +1001,11 @@ class _RL:
             if gv is not None:
                 gs = gv[a:b]
                 np.subtract(cs, yv[a:b], out=gs)  # may overwrite y: done with it
-                if gp is not None:
+                if gp is not None and biggs:  # <g_k, g_{k-1}> and <g_{k-1}, g_{k-1}> for its factor
                     pg = gp[a:b]
                     out += [np.dot(gs, pg), np.dot(pg, pg)]
                 else:
                     out += [0.0, 0.0]
-                if momentum:  # <g, x_new - x> and <g, g> for the restart rule
-                    out += [np.dot(gs, d), np.dot(gs, gs)]
                 if sp is not None:  # the next extrapolation (the step g is no longer needed)
                     d *= sp
                     np.add(d, cs, out=gs)
