@@ -304,3 +304,52 @@ def test_standard_error_matches_fresh_poisson_draws(bars):
         diffs.append(s(x_k)[0] - d_ref)
         ses.append(s.standard_error(ref))
     assert abs(np.std(diffs) / np.median(ses) - 1) < 0.25, (np.std(diffs), np.median(ses))
+
+
+def test_cli_stop_auto_without_iterations_chooses_up_to_200_and_says_so(bars, tmp_path):
+    """The default --iterations (30) would cap the choice: auto alone raises the maximum, with a note."""
+    import tifffile
+
+    from fijidecon.cli import cli
+
+    data, psf, _ = bars
+    tifffile.imwrite(tmp_path / "img.tif", data[:, :48, :48])
+    tifffile.imwrite(tmp_path / "psf.tif", psf)
+    args = ["deconvolve", "richardson-lucy", str(tmp_path / "img.tif"), str(tmp_path / "psf.tif"), "--stop", "auto",
+            "--background", "10", "--read-noise", "2", "--gain", "1", "--offset", "0"]
+    r = CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "a.tif")])
+    assert r.exit_code == 0, r.output
+    auto = json.loads((tmp_path / "a.tif.json").read_text())["result"]["auto_stop"]
+    assert auto["maximum"] == 200 and "choosing the count up to 200" in r.output
+    r = CliRunner().invoke(cli, [*args, "--iterations", "15", "-o", str(tmp_path / "b.tif")])
+    assert r.exit_code == 0, r.output
+    auto = json.loads((tmp_path / "b.tif.json").read_text())["result"]["auto_stop"]
+    assert auto["maximum"] == 15 and "choosing the count up to" not in r.output
+
+
+def test_cli_prints_each_camera_warning_once(bars, tmp_path):
+    import tifffile
+
+    from fijidecon.cli import cli
+
+    data, psf, _ = bars
+    tifffile.imwrite(tmp_path / "img.tif", (data / 4.0 + 100.0)[:, :48, :48])  # gain 4 e-/ADU, offset 100
+    tifffile.imwrite(tmp_path / "psf.tif", psf)
+    r = CliRunner().invoke(cli, ["deconvolve", "richardson-lucy", str(tmp_path / "img.tif"), str(tmp_path / "psf.tif"),
+                                 "--stop", "auto", "--iterations", "20", "--background", "102.5",
+                                 "-o", str(tmp_path / "o.tif")])
+    assert r.exit_code == 0, r.output
+    lines = [ln for ln in r.output.splitlines() if "does not look like photo-electrons" in ln]
+    assert len(lines) == 1 and lines[0].startswith("Warning:")
+
+
+def test_offset_at_or_above_the_maximum_is_refused(bars):
+    data, psf, _ = bars
+    with pytest.raises(ValueError, match=r"^offset: the camera offset \(500\) is at or above the image's maximum"):
+        richardson_lucy(data, psf, 10, stop="auto", gain=1.0, offset=500.0, background=BG)
+
+
+def test_the_choice_is_in_result_notes(bars):
+    data, psf, _ = bars
+    res = richardson_lucy(data, psf, 20, stop="auto", gain=1.0, offset=0.0, background=BG, read_noise=RN)
+    assert res.auto_stop["note"] in res.notes and f"chose {res.iterations} iterations" in res.auto_stop["note"]

@@ -137,3 +137,21 @@ def test_na_not_below_index_is_an_error_in_both_modes(compat, na):
     with pytest.raises(ValueError,
                        match=r"^na: expected a numerical aperture smaller than the refractive index \(1\.\d+\), got"):
         diffraction_psf_3d(**{**PSF_A, "na": na}, compat=compat)
+
+
+@pytest.mark.parametrize("compat", [True, False])
+@pytest.mark.parametrize("lam,dxy,dz,word", [(0.52, 65.0, 250.0, "pixel_spacing=65 is"),
+                                             (520.0, 0.065, 0.25, "pixel_spacing=0.065 is"),
+                                             (520.0, 65.0, 0.25, "slice_spacing=0.25 is"), (520.0, 65.0, 250.0, None)])
+def test_lengths_in_different_units_warn(compat, lam, dxy, dz, word):
+    """'Any length unit, the same for all': a wavelength in µm with spacings in nm (a one-voxel PSF) or the
+    reverse (a flat one) warn, naming the length; the PSF is still what the original computes."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        p = diffraction_psf_3d(**{**PSF_A, "wavelength": lam, "pixel_spacing": dxy, "slice_spacing": dz,
+                                  "width": 16, "height": 16, "depth": 4}, compat=compat)
+    msgs = [str(w.message) for w in caught if "in one unit?" in str(w.message)]
+    assert (len(msgs) == 1 and word in msgs[0] and msgs[0].startswith("psf: ")) if word else not msgs
+    assert np.isfinite(p).all()

@@ -211,3 +211,23 @@ def test_cli_wavelength_in_micrometres_is_one_line(tmp_path):
                         str(tmp_path / "p.tif")], capture_output=True, text=True)
     assert r.returncode == 2 and "--wavelength-nm:" in r.stderr and "pass 520" in r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "p.tif").exists()
+
+
+def test_na_above_the_immersion_index_reads_like_diffraction_psf():
+    with pytest.raises(ValueError, match=r"^na: expected a numerical aperture smaller than the immersion medium's "
+                                         r"refractive index \(1\.515\), got 1\.6$"):
+        widefield((4, 8, 8), voxel_size_nm=100, na=1.6, wavelength_nm=500, immersion_index=1.515)
+
+
+@pytest.mark.parametrize("vox,lam,word", [((0.3, 0.13, 0.13), 461, "voxel_size_nm (y, x)=0.13 is"),
+                                          ((0.3, 130, 130), 461, "voxel_size_nm (z)=0.3 is"), ((200, 65, 65), 0.0, None),
+                                          ((300, 130, 130), 0.0, None), ((20000, 6500, 6500), 461, "=6500 is 39x")])
+def test_lengths_in_different_units_warn(vox, lam, word):
+    """Voxels ~1000x from the resolution: lengths in different units (nm and µm)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        widefield((8, 32, 32), voxel_size_nm=vox, na=1.4, wavelength_nm=lam or 461, immersion_index=1.515)
+    msgs = [str(w.message) for w in caught if "in one unit?" in str(w.message)]
+    assert (len(msgs) == 1 and word in msgs[0]) if word else not msgs

@@ -99,7 +99,7 @@ class _Notes(logging.Handler):
             msg = _one_line(record.msg)
         if record.levelno >= logging.WARNING:
             self.warn(msg)
-        elif msg not in self.notes:
+        elif msg not in self.notes and msg not in self.warnings:  # a warning also logged as a note: once
             self.notes.append(msg)
             if not self.quiet:
                 click.echo(f"Note: {msg}", err=True)
@@ -434,6 +434,25 @@ def with_voxel_size(cal: Calibration, shape: tuple[int, ...], given: tuple[tuple
     return new, None
 
 
+#: ``--stop auto`` without ``--iterations``: the maximum the count is chosen under.
+AUTO_MAXIMUM = 200
+
+
+def _auto_maximum(values: dict[str, Any]) -> str | None:
+    """With ``--stop auto`` and no ``--iterations`` typed, the maximum is raised to ``AUTO_MAXIMUM``
+    (the default count would cap the choice); returns the note saying so, or None."""
+    if values.get("stop") != "auto" or "iterations" not in values:
+        return None
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or ctx.get_parameter_source("iterations") != click.core.ParameterSource.DEFAULT:
+        return None
+    if values["iterations"] >= AUTO_MAXIMUM:
+        return None
+    values["iterations"] = AUTO_MAXIMUM
+    return (f"--stop auto: choosing the count up to {AUTO_MAXIMUM} iterations (the default --iterations would cap "
+            "it; pass --iterations to set the maximum)")
+
+
 def _run(cmd: Command, kw: dict[str, Any]) -> None:
     from . import io
 
@@ -454,6 +473,7 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
             continue
         v = kw[p.name]
         values[p.name] = _choice_value(p, v) if p.kind == "choice" else v
+    auto_note = _auto_maximum(values)
     kwargs = cmd.api_kwargs(values)
     images: dict[str, Any] = {}
     records: list[dict[str, Any]] = []
@@ -496,6 +516,8 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
     with _collect_notes(quiet) as notes:
         if voxel_warning:
             notes.warn(voxel_warning)
+        if auto_note:
+            logging.getLogger("fijidecon").info(auto_note)
         if like_record and not quiet:
             click.echo(like_record["line"], err=True)
         t0 = time.perf_counter()

@@ -35,6 +35,7 @@ removes the partial output and exits with status 130 (see :func:`fijidecon.cli.m
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -409,6 +410,7 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
     io.check_output(out, overwrite=overwrite, sidecar=True)  # refuse before reading or computing anything
     values = {p.name: (cli._choice_value(p, kw[p.name]) if p.kind == "choice" else kw[p.name])
               for p in cmd.params if p.kind != "image" and p.api}
+    auto_note = cli._auto_maximum(values)
     kwargs = cmd.api_kwargs(values)  # every value checked (memory_limit too) before any pixel is read
     limit = budget(kwargs.get("memory_limit"))
     image_path, psf_paths = kw["image"], tuple(kw["psf"]) if isinstance(kw["psf"], tuple) else (kw["psf"],)
@@ -428,6 +430,8 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
     with cli._collect_notes(quiet) as notes:
         if voxel_warning:
             notes.warn(voxel_warning)
+        if auto_note:
+            logging.getLogger("fijidecon").info(auto_note)
         if lazy:
             why = ("--workers" if workers else "--scheduler" if address else "OME-Zarr output" if io._is_zarr(out)
                    else f"about {_size(need)} needed, budget {_size(limit)}")

@@ -273,8 +273,8 @@ def _camera(vol: np.ndarray, gain: Any, offset: Any, read_noise: float, kernel: 
 def _warn(msg: str) -> None:
     """A ``UserWarning``, also logged at INFO like the notes (at WARNING, Python's last-resort
     handler would print it a second time where logging is not configured)."""
+    warnings.warn(msg, UserWarning, stacklevel=4)  # first: the CLI then prints it once, as a warning
     log.info(msg)
-    warnings.warn(msg, UserWarning, stacklevel=4)
 
 
 def thin(counts: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -517,7 +517,8 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
     Returns
     -------
     dict
-        ``iteration`` (the count for the full data), ``thinned_iteration`` (the
+        ``iteration`` (the count for the full data), ``note`` (the one-line summary,
+        also logged and added to ``result.notes``), ``thinned_iteration`` (the
         count chosen on the curve: see the module docstring), ``minimum`` (the
         curve's minimum), ``rule`` (how ``thinned_iteration`` was chosen), ``curve`` (``[[k, score], ...]``; per volume for several
         volumes), ``likelihood_curve`` (the other score), ``method``, ``criterion``,
@@ -553,6 +554,10 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
         "psf_threshold", "start", "track_deviance", "bricks", "halo")}
     picks, minima, curves, cams = [], [], [], []
     for vol, prep in zip(vols, preps):
+        if offset is not None and not offset < float(np.max(vol.data)):
+            raise ValueError(f"offset: the camera offset ({offset:g}) is at or above the image's maximum "
+                             f"({float(np.max(vol.data)):g}): no photo-electrons would be left; give the offset "
+                             "in image units (ADU), or omit it to estimate it")
         cam = _camera(vol.data, gain, offset, rn, prep.kernel)
         counts = cam.gain * (vol.data.astype(np.float64) - cam.offset) + cam.shift
         b_e = cam.gain * (bg - cam.offset) + cam.shift
@@ -592,10 +597,12 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
                scored="whole image" if modes[0] == "work" or edges == "periodic" else "image interior")
     if not one:
         out["per_volume"] = picks
-    log.info("richardson-lucy: stop=auto chose %d iterations (%s on %g of the photons: minimum at %d, %s %d; "
-             "of %d; gain %.3g e-/ADU, offset %.3g, %s)", k, criterion, fraction, out["minimum"],
-             "within one standard error until" if criterion == "deblurred" else "chosen", k1, iterations, cam.gain,
-             cam.offset, cam.source)
+    out["note"] = ("richardson-lucy: stop=auto chose %d iterations (%s on %g of the photons: minimum at %d, %s %d; "
+                   "of %d; gain %.3g e-/ADU, offset %.3g, %s)" % (
+                       k, criterion, fraction, out["minimum"],
+                       "within one standard error until" if criterion == "deblurred" else "chosen", k1, iterations,
+                       cam.gain, cam.offset, cam.source))
+    log.info(out["note"])
     if k1 >= iterations:
         warnings.warn(f"stop: 'auto' chose the last iteration ({iterations}): the best count may be higher; "
                       "raise iterations", RuntimeWarning, stacklevel=4)
@@ -619,4 +626,5 @@ def run_auto(rl: Any, image: Any, psf: Any, iterations: Any, gain: Any, offset: 
     res = rl(image, psf, auto["iteration"], stop=None, **opts)
     res.auto_stop = auto
     res.stop_reason = "auto"
+    res.notes.append(auto["note"])
     return res

@@ -7,6 +7,7 @@ and :mod:`fijidecon.psf.beads` use it so that they check and name their inputs t
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -112,3 +113,25 @@ def normalize_array(a: np.ndarray, normalize: str | None, name: str = "PSF") -> 
                          "cannot normalize (is the grid far too coarse or too small?)")
     a /= ref
     return a
+
+
+#: Voxel sizes accepted without a warning, relative to the resolution: lateral to lambda / (2 NA),
+#: axial to 2 n lambda / NA^2 (typical sampling is 0.3-2x; lengths in mixed units are ~1000x off).
+LATERAL_RATIO = (1 / 300, 30.0)
+AXIAL_RATIO = (1 / 300, 30.0)
+
+
+def warn_if_units_mixed(wavelength: float, na: float, index: float, lateral: float, axial: float | None,
+                        names: tuple[str, str, str]) -> None:
+    """A ``UserWarning`` when the voxel size is far from the resolution the optics give: the usual
+    result of lengths in different units (a wavelength in µm with pixels in nm).  ``names`` are
+    the wavelength's, the lateral and the axial spacing's parameter names."""
+    r, a = wavelength / (2 * na), 2 * index * wavelength / na ** 2
+    bad = []
+    if not LATERAL_RATIO[0] * r <= lateral <= LATERAL_RATIO[1] * r:
+        bad.append(f"{names[1]}={lateral:g} is {lateral / r:.2g}x the lateral resolution ({names[0]} / 2 NA = "
+                   f"{r:.3g})")
+    if axial is not None and not AXIAL_RATIO[0] * a <= axial <= AXIAL_RATIO[1] * a:
+        bad.append(f"{names[2]}={axial:g} is {axial / a:.2g}x the depth of field (2 n {names[0]} / NA^2 = {a:.3g})")
+    if bad:
+        warnings.warn(f"psf: {'; '.join(bad)}: are {', '.join(names)} in one unit?", UserWarning, stacklevel=3)

@@ -31,6 +31,7 @@ from scipy.special import j0 as _j0_exact, roots_legendre
 from .. import _quirks
 from .._validate import check_bool, check_choice, check_count, check_float, check_int, check_memory, got
 from ..errors import InputError, InputTypeError
+from ._grid import warn_if_units_mixed
 
 __all__ = ["Normalization", "diffraction_psf_3d"]
 
@@ -202,6 +203,7 @@ def diffraction_psf_3d(
     if na_f >= n:  # the original returns NaN/Inf here; we refuse in both modes
         raise InputError(f"na: expected a numerical aperture smaller than the refractive index ({n:g}), got {na_f:g}")
     _check_work(width, height, depth, n, na_f, lam, sa, dxy, dz, compat)
+    warn_if_units_mixed(lam, na_f, n, dxy, dz if depth > 1 else None, ("wavelength", "pixel_spacing", "slice_spacing"))
 
     if compat:
         psf = _compat_psf(width, height, depth, n, na_f, lam, sa, dxy, dz)

@@ -54,6 +54,7 @@ from .. import _validate
 from .._validate import check_count, check_memory
 from ..errors import InputError, InputTypeError
 from ._grid import (
+    warn_if_units_mixed,
     axis_coords,
     check_centre,
     check_dtype,
@@ -85,7 +86,8 @@ def _check_model(na, wavelength_nm, immersion_index, sample_index, depth_nm, apo
     if na < MIN_NA:  # the PSF scales as na**4: far below, float64 underflows to 0 (NaN after normalizing)
         raise InputError(f"na: expected a numerical aperture >= {MIN_NA:g}, got {na:g}")
     if na >= ni:
-        raise InputError(f"na: the numerical aperture ({na:g}) must be smaller than immersion_index ({ni:g})")
+        raise InputError(f"na: expected a numerical aperture smaller than the immersion medium's refractive index "
+                         f"({ni:g}), got {na:g}")
     apodization = _choice("apodization", apodization, APODIZATIONS)
     return na, wavelength_nm, ni, ns, depth, apodization
 
@@ -381,6 +383,8 @@ def widefield(
         z_span += abs(depth * (ni / ns - 1.0))
     elif axial_origin == "peak" and aberrated:
         z_span += sum(_check_search(na, lam, ni, ns, depth)[:2])
+    warn_if_units_mixed(lam, na_eff, ns, min(vox[-2:]), vox[0] if nd == 3 and shape[0] > 1 else None,
+                        ("wavelength_nm", "voxel_size_nm (y, x)", "voxel_size_nm (z)"))
     _check_grid(shape, vox, lam, na_eff, oversample, shape[0] if nd == 3 else 1,
                 lambda r_max: quadrature_nodes or _node_count(k, ni, math.asin(na_eff / ni), na_eff, r_max, z_span,
                                                               depth if aberrated else 0.0, ns),
