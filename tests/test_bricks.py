@@ -151,3 +151,13 @@ def test_local_cluster_with_worker_processes_equals_the_in_memory_run():
         got = client.compute(lazy).result()
         assert len(client.scheduler_info()["workers"]) == 2
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-3)
+
+
+def test_a_halo_wider_than_the_volume_is_named_in_the_error():
+    """A PSF as long as the volume (RedLionfish's 61-plane PSF on a 96-plane crop): no brick can be smaller."""
+    rng = np.random.default_rng(0)
+    img = rng.poisson(20, (40, 48, 48)).astype(np.float32)
+    z, y, x = np.mgrid[-20:21, -4:5, -4:5]
+    psf = np.exp(-(z ** 2 / 200 + y ** 2 / 4 + x ** 2 / 4)).astype(np.float32)
+    with pytest.raises(MemoryError, match=r"halo .* wider than the volume along axis 0: bricks cannot save memory"):
+        richardson_lucy(img, psf, 3, memory_limit="6MB", psf_threshold=0)

@@ -112,6 +112,6 @@ def test_a_run_over_the_address_space_limit_is_bricked_or_refused_before_allocat
     outs = [subprocess.run([sys.executable, "-c", _UNDER_LIMIT, arg], capture_output=True, text=True, timeout=600,
                            preexec_fn=limit) for arg in ("auto", "200MB")]
     assert outs[0].returncode == 0, outs[0].stderr[-500:]
-    assert outs[0].stdout.startswith("OK psf: bricked:"), outs[0].stdout
+    assert outs[0].stdout.startswith("OK richardson-lucy: bricked:"), outs[0].stdout
     assert outs[1].stdout.startswith("ERR ResourceError memory_limit: richardson-lucy on 64x768x768 needs about ")
     assert "budget" in outs[1].stdout and "raise memory_limit" in outs[1].stdout

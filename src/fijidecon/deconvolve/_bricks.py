@@ -174,8 +174,12 @@ def make_plan(shape: Sequence[int], halo: Sequence[int], fits: Callable[[tuple[i
             return plan
         can = [i for i, c in enumerate(cur) if c > MIN_CORE]
         if not can:
+            wide = [i for i, (h, n) in enumerate(zip(halo, shape)) if 2 * h >= n]
+            why = (f" (the halo, {'x'.join(map(str, halo))} voxels on each side from the PSF's size, is wider than "
+                   f"the volume along axis {', '.join(map(str, wide))}: bricks cannot save memory here)" if wide else "")
             raise ResourceError(f"even one brick of {'x'.join(map(str, plan.outer))} voxels (core "
-                              f"{'x'.join(map(str, cur))} + halo) does not fit the memory budget")
+                                f"{'x'.join(map(str, cur))} + halo {'x'.join(map(str, halo))}) does not fit the "
+                                f"memory budget{why}")
         ax = max(can, key=lambda i: cur[i] / max(halo[i], 1))
         cur[ax] = max(MIN_CORE, math.ceil(cur[ax] / 2))
 
