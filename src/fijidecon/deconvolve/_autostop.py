@@ -598,10 +598,11 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
     if not one:
         out["per_volume"] = picks
     out["note"] = ("richardson-lucy: stop=auto chose %d iterations (%s on %g of the photons: minimum at %d, %s %d; "
-                   "of %d; gain %.3g e-/ADU, offset %.3g, %s)" % (
+                   "of %d; gain %.3g e-/ADU, %s %.3g, %s)" % (
                        k, criterion, fraction, out["minimum"],
                        "within one standard error until" if criterion == "deblurred" else "chosen", k1, iterations,
-                       cam.gain, cam.offset, cam.source))
+                       cam.gain, "effective offset (read noise included)" if cam.shift == 0 and cam.source ==
+                       "estimated" else "offset", cam.offset, cam.source))
     log.info(out["note"])
     if k1 >= iterations:
         warnings.warn(f"stop: 'auto' chose the last iteration ({iterations}): the best count may be higher; "
