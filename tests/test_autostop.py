@@ -353,3 +353,13 @@ def test_the_choice_is_in_result_notes(bars):
     data, psf, _ = bars
     res = richardson_lucy(data, psf, 20, stop="auto", gain=1.0, offset=0.0, background=BG, read_noise=RN)
     assert res.auto_stop["note"] in res.notes and f"chose {res.iterations} iterations" in res.auto_stop["note"]
+
+
+def test_mostly_zero_simulated_data_warns_to_pass_the_camera(bars):
+    """Poisson counts without background (most voxels exactly 0): the noise estimate is unreliable, say so."""
+    _, psf, truth = bars
+    rng = np.random.default_rng(2)
+    data = rng.poisson(np.clip(convolve(truth.astype(np.float32), psf), 0, None) * 0.02).astype(np.float32)
+    assert np.mean(data == 0) > 0.5
+    with pytest.warns(UserWarning, match=r"of the voxels equal the image's minimum .* pass gain= and offset="):
+        richardson_lucy(data, psf, 5, stop="auto")

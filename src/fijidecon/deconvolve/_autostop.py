@@ -248,6 +248,11 @@ def _camera(vol: np.ndarray, gain: Any, offset: Any, read_noise: float, kernel: 
     offset is given or assumed; 0 when it is estimated (it then includes the shift)."""
     if gain is not None and offset is not None:
         return Camera(gain, offset, "given", shift=(gain * read_noise) ** 2)
+    floor = float(np.mean(vol == np.min(vol)))
+    if floor > 0.5:  # no camera offset or read noise (simulated data): the noise is not measurable there
+        _warn(f"stop='auto': {floor:.0%} of the voxels equal the image's minimum ({float(np.min(vol)):g}), so the "
+              "camera's noise cannot be measured well (simulated data without background?); pass gain= and "
+              "offset= (CLI --gain, --offset) if the image is in photo-electrons, e.g. gain 1 and offset 0")
     est = estimate_camera(vol, kernel)
     if est is None:
         g, off = (1.0 if gain is None else gain), (0.0 if offset is None else offset)
