@@ -434,13 +434,12 @@ def with_voxel_size(cal: Calibration, shape: tuple[int, ...], given: tuple[tuple
     return new, None
 
 
-#: ``--stop auto`` without ``--iterations``: the maximum the count is chosen under.
-AUTO_MAXIMUM = 200
-
-
 def _auto_maximum(values: dict[str, Any]) -> str | None:
-    """With ``--stop auto`` and no ``--iterations`` typed, the maximum is raised to ``AUTO_MAXIMUM``
-    (the default count would cap the choice); returns the note saying so, or None."""
+    """With ``--stop auto`` and no ``--iterations`` typed, the maximum is raised to
+    ``_autostop.DEFAULT_MAXIMUM`` (the default count would cap the choice); returns the note
+    saying so, or None."""
+    from .deconvolve._autostop import DEFAULT_MAXIMUM as AUTO_MAXIMUM
+
     if values.get("stop") != "auto" or "iterations" not in values:
         return None
     ctx = click.get_current_context(silent=True)

@@ -86,6 +86,8 @@ from . import _edges, _hyper, _otf
 
 log = logging.getLogger("fijidecon")
 
+#: The largest count the CLI's ``--stop auto`` considers when ``--iterations`` is not given.
+DEFAULT_MAXIMUM = 200
 #: Default thinning fraction: the photons RL is run on (the rest score it).
 DEFAULT_FRACTION = 0.8
 #: Count for the full data per count chosen on the fraction p (measured, see the module docstring).
