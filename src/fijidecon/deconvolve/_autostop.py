@@ -405,29 +405,28 @@ class _Scorer:
 
 
 class _LateRule:
-    """The latest iterate whose ``deblurred`` score is within ``SE_FACTOR`` standard errors
-    of the minimum, every scored iterate from the minimum to it included, at most
-    ``LATE_CAP`` times the minimum's count (``pick``).  The score sees only the PSF's pass
-    band; past its minimum, iterates it cannot tell apart may still gain beyond it (sparse
-    objects), so the rule keeps going while the score is not significantly worse."""
+    """The count chosen on a score's curve (``late``): the minimum ``kmin`` without a
+    window (``likelihood``); with one (``deblurred``), the latest iterate whose score is
+    within ``SE_FACTOR`` standard errors of the minimum, every scored iterate from the
+    minimum to it included, at most ``LATE_CAP`` times the minimum's count.  The score sees
+    only the PSF's pass band; past its minimum, iterates it cannot tell apart may still gain
+    beyond it (sparse objects), so the rule keeps going while the score is not
+    significantly worse.  ``closed``: no later iterate can be chosen unless a new minimum
+    comes."""
 
-    def __init__(self, scorer: _Scorer):
-        self.scorer = scorer
-        self.best, self.kmin, self.late, self.closed, self.ref = math.inf, 0, 0, False, None
+    def __init__(self, scorer: _Scorer, window: bool):
+        self.scorer, self.window = scorer, window
+        self.best, self.kmin, self.late, self.closed, self.ref = math.inf, 0, 0, True, None
 
     def update(self, k: int, score: float) -> None:
         if score < self.best:
-            self.best, self.kmin, self.late, self.closed = score, k, k, False
+            self.best, self.kmin, self.late, self.closed = score, k, k, not self.window
             self.ref = self.scorer.last
         elif not self.closed:
             if score - self.best <= SE_FACTOR * self.scorer.standard_error(self.ref) and k <= LATE_CAP * self.kmin:
                 self.late = k
             else:
                 self.closed = True
-
-    @property
-    def pick(self) -> int:
-        return self.late
 
 
 def _scored(k: int) -> bool:
@@ -457,12 +456,12 @@ def check_options(gain: Any, offset: Any, fraction: Any, seed: Any, criterion: A
 
 
 def _fold_curve(rl: Any, y1: np.ndarray, kernel: np.ndarray, scorer: _Scorer, iterations: int, col: int,
-                background: float, inner: dict) -> list[list[float]]:
-    """RL on the thinned counts ``y1``, scored by ``scorer``: ``[[k, deblurred, likelihood], ...]``,
-    stopped once column ``col`` has had no new minimum for a while (``PATIENCE``)."""
+                background: float, inner: dict) -> tuple[list[list[float]], int]:
+    """RL on the thinned counts ``y1``, scored by ``scorer``: ``[[k, deblurred, likelihood], ...]``
+    and the count chosen on column ``col`` (``_LateRule``; a window for ``deblurred``), stopped
+    once the column has had no new minimum for a while (``PATIENCE``) and the window has closed."""
     rows: list[list[float]] = []
-    late = _LateRule(scorer) if col == 1 else None
-    best = [math.inf, 0]
+    rule = _LateRule(scorer, window=col == 1)
 
     def score(fig: Any, est: np.ndarray) -> bool:
         if not hasattr(fig, "iteration"):  # a bricked run: no per-iteration estimate
@@ -471,15 +470,11 @@ def _fold_curve(rl: Any, y1: np.ndarray, kernel: np.ndarray, scorer: _Scorer, it
         k = int(fig.iteration)
         if _scored(k) or k == iterations:
             rows.append([k, *scorer(est)])
-            if rows[-1][col] < best[0]:
-                best[:] = [rows[-1][col], k]
-            if late is not None:
-                late.update(k, rows[-1][col])
-        waited = k >= 10 + PATIENCE * max(best[1], 1) and k > best[1] + 10
-        return waited and (late is None or late.closed)
+            rule.update(k, rows[-1][col])
+        return rule.closed and k >= 10 + PATIENCE * max(rule.kmin, 1) and k > rule.kmin + 10
 
     rl(y1, kernel, iterations, callback=score, background=background, recenter=False, psf_threshold=0.0, **inner)
-    return rows, (late.pick if late is not None else best[1])
+    return rows, rule.late
 
 
 def _average(folds: list[list[list[float]]]) -> np.ndarray:

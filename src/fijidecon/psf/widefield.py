@@ -114,13 +114,8 @@ def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
 
 
 #: Most quadrature nodes, radial samples or axial search points one PSF may need; beyond
-#: that the lengths are out of proportion (a wavelength not in nm, a depth in metres).
+#: that the lengths are out of proportion (a depth in metres, a voxel size not in nm).
 MAX_SAMPLES = 1e7
-
-
-def _length_name(lam: float, default: str) -> str:
-    """The parameter to blame for absurd work: the wavelength if it is not a wavelength in nm."""
-    return "wavelength_nm" if not 1.0 <= lam <= 1e5 else default
 
 
 def _check_search(na, lam, ni, ns, depth) -> tuple[float, float, float, int]:
@@ -134,16 +129,16 @@ def _check_search(na, lam, ni, ns, depth) -> tuple[float, float, float, int]:
     step = lam / (40.0 * ni) * max(1.0, 0.05 / max(one_minus_cos, 1e-300))
     points = 2.0 * half / step
     name = "depth_nm" if 2.0 * abs(paraxial) > 4.0 * lam * ni / na / na else "na"
-    check_count(_length_name(lam, name), points, MAX_SAMPLES, f"the axial search for the focus (depth_nm={depth:g}, "
+    check_count(name, points, MAX_SAMPLES, f"the axial search for the focus (depth_nm={depth:g}, "
                 f"immersion_index={ni:g}, sample_index={ns:g}, na={na:g}, wavelength_nm={lam:g}) in points",
                 "check the units (nm) and the indices")
     k = 2 * math.pi / lam
     nodes = _node_count(k, ni, math.asin(min(na, ns) / ni), min(na, ns), 0.0, abs(paraxial) + half, depth, ns)
-    check_count(_length_name(lam, "depth_nm"), nodes, MAX_SAMPLES, "the quadrature nodes of the pupil integral",
+    check_count("depth_nm", nodes, MAX_SAMPLES, "the quadrature nodes of the pupil integral",
                 "check the units (nm) and the indices")
-    check_count(_length_name(lam, name), points * nodes, MAX_SAMPLES * 10, "the evaluations of the axial focus "
+    check_count(name, points * nodes, MAX_SAMPLES * 10, "the evaluations of the axial focus "
                 f"search ({points:.3g} points x {nodes} quadrature nodes)", "check the units (nm) and the indices")
-    check_memory(_length_name(lam, name), points * nodes * 40.0, "the axial focus search",
+    check_memory(name, points * nodes * 40.0, "the axial focus search",
                  "check the units (nm) and the indices")
     return paraxial, half, step, nodes
 
@@ -157,17 +152,17 @@ def _check_grid(shape, vox, lam, na_eff, m, n_z, nodes_of, node_name) -> None:
     ny, nx = shape[-2:]
     r_max = math.hypot((ny / 2 + 1) * vox[-2], (nx / 2 + 1) * vox[-1])
     n_r = r_max / (_RADIAL_STEP * lam / na_eff) + 2
-    check_count(_length_name(lam, "voxel_size_nm"), n_r, MAX_SAMPLES, f"the radial table of the PSF "
+    check_count("voxel_size_nm", n_r, MAX_SAMPLES, f"the radial table of the PSF "
                 f"(radius {r_max:.3g} nm at wavelength_nm={lam:g}, na={na_eff:g}) in samples",
                 "give voxel_size_nm and wavelength_nm in nm")
     nodes = float(nodes_of(r_max))
-    check_count(_length_name(lam, node_name), nodes, MAX_SAMPLES, "the quadrature nodes of the pupil integral",
+    check_count(node_name, nodes, MAX_SAMPLES, "the quadrature nodes of the pupil integral",
                 "check the units (nm) and the indices")
     samples = float(ny) * nx * m * m
     check_count("oversample" if m > 1 and ny * nx <= MAX_PIXEL_SAMPLES else "shape", samples, MAX_PIXEL_SAMPLES,
                 f"the pixel samples ({ny}x{nx} pixels x {m}**2)", "use a smaller shape or oversample")
     need = samples * 160.0 + n_r * nodes * 24.0 + nodes * n_z * 48.0 + n_r * n_z * 24.0 + ny * nx * n_z * 24.0
-    check_memory("shape" if samples * 160.0 >= n_r * nodes * 24.0 else _length_name(lam, "voxel_size_nm"), need,
+    check_memory("shape" if samples * 160.0 >= n_r * nodes * 24.0 else "voxel_size_nm", need,
                  f"a {'x'.join(map(str, shape))} widefield PSF ({n_r:.3g} radii x {nodes:.3g} nodes, "
                  f"{samples:.3g} pixel samples)", "use a smaller shape or oversample")
 
