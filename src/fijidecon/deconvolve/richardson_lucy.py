@@ -536,7 +536,8 @@ def _run_bricked(layout, vols, preps, plans, iterations, stop_fn, opts, voxel_si
                                           pilot_result=(plan.pilot(), r["image"])))
             its.append(dec.iterations)
             reasons.append(r["stop_reason"])
-            note = f"{'richardson-lucy' if layout.n_c == 1 else f'volume t={vol.t}, c={vol.c}'}: bricked: {plan.describe()}"
+            who = "richardson-lucy" if layout.n_c == 1 else f"volume t={vol.t}, c={vol.c}"
+            note = f"{who}: bricked: {plan.describe()}"
             notes.append(note)
             _hyper.log.info(note)
     image = layout.merge(outs, method="richardson_lucy")

@@ -201,9 +201,11 @@ def diffraction_psf_3d(
     if na_f < MIN_NA:  # the PSF scales as na**4: far below, float64 underflows to 0 (NaN after normalizing)
         raise InputError(f"na: expected a numerical aperture >= {MIN_NA:g}, got {na_f:g}")
     if na_f >= n:  # the original returns NaN/Inf here; we refuse in both modes
-        raise InputError(f"na: expected a numerical aperture smaller than the refractive index ({n:g}), got {na_f:g}")
+        raise InputError(f"na: expected a numerical aperture smaller than the refractive index ({n:g}), "
+                         f"got {na_f:g}")
     _check_work(width, height, depth, n, na_f, lam, sa, dxy, dz, compat)
-    warn_if_units_mixed(lam, na_f, n, dxy, dz if depth > 1 else None, ("wavelength", "pixel_spacing", "slice_spacing"))
+    warn_if_units_mixed(lam, na_f, n, dxy, dz if depth > 1 else None,
+                        ("wavelength", "pixel_spacing", "slice_spacing"))
 
     if compat:
         psf = _compat_psf(width, height, depth, n, na_f, lam, sa, dxy, dz)
