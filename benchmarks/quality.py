@@ -10,8 +10,9 @@ Phantoms
     into the repository; its truth is scaled to the data's flux.
 
 Scoreboard
-    For each phantom and each Richardson-Lucy variant (plain, Biggs-Andrews, momentum, the
-    Wiener-Butterworth and OTF-masked Wiener back projectors; default non-circulant edges) and the
+    For each phantom and each Richardson-Lucy variant (plain, Biggs-Andrews of first and second
+    order, momentum, the Wiener-Butterworth and OTF-masked Wiener back projectors; default
+    non-circulant edges) and the
     default Wiener filter as a reference: NMSE, PSNR and SSIM at 1, 2, 5, 10, 20, 50, 100, 200
     iterations; the best iterate (NMSE); the wall time (set-up + iterations, scoring excluded) to reach
     plain RL's best NMSE; and ``stop="auto"``'s choice against the best.  Then the issue's must-show
@@ -214,7 +215,9 @@ METHODS = {
     "RL": {"acceleration": None},
     "RL + Biggs-Andrews": {"acceleration": "biggs-andrews"},
     "RL + momentum": {"acceleration": "momentum"},
+    "RL + Biggs-Andrews 2nd order": {"acceleration": "biggs-andrews-2"},
     "RL + Biggs-Andrews, initial image": {"acceleration": "biggs-andrews", "initial": "image"},
+    "RL + BA 2nd order, initial image": {"acceleration": "biggs-andrews-2", "initial": "image"},
     "RL + BA, OTF-masked BP (alpha 0.15), initial image": {"acceleration": "biggs-andrews", "initial": "image",
                                                            "back_projector": "otf-masked-wiener", "bp_alpha": 0.15},
     "RL, Wiener-Butterworth BP": {"back_projector": "wiener-butterworth", "acceleration": None},

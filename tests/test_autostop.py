@@ -51,7 +51,8 @@ def _nmse_path(data, psf, truth, k, **kw):
     return np.array(path)
 
 
-@pytest.mark.parametrize("accel,k_max", [(None, 120), ("biggs-andrews", 60), ("momentum", 60)])
+@pytest.mark.parametrize("accel,k_max", [(None, 120), ("biggs-andrews", 60), ("momentum", 60),
+                                         ("biggs-andrews-2", 60)])
 def test_auto_lands_near_the_best_nmse(bars, accel, k_max):
     data, psf, truth = bars
     kw = dict(background=BG, read_noise=RN, acceleration=accel)

@@ -28,7 +28,8 @@ def _rel(a, b):
 # TV with momentum (the default): the factors follow one schedule, the same in every brick (when
 # momentum restarted, bricks followed the central brick's restarts: 17 % rel L2 at 10 iterations here)
 @pytest.mark.parametrize("kw", [dict(), dict(edges="reflect"), dict(acceleration="biggs-andrews"),
-                                dict(regularization="tv"), dict(regularization="tv", acceleration=None),
+                                dict(acceleration="biggs-andrews-2"), dict(regularization="tv"),
+                                dict(regularization="tv", acceleration=None),
                                 dict(regularization="tikhonov"), dict(read_noise=2.0)])
 def test_bricked_richardson_lucy_equals_the_whole_volume(kw):
     img = _data()
@@ -38,8 +39,10 @@ def test_bricked_richardson_lucy_equals_the_whole_volume(kw):
     l2, mx = _rel(bricked.image, whole.image)
     # mirror edges: each brick pads its own volume border to its own FFT length (0.4 % here);
     # Biggs-Andrews: every brick uses the central brick's extrapolation factors, not the whole
-    # volume's (a global inner product each iteration): 1.9 % here
-    tol = {"reflect": 1e-2, "biggs-andrews": 3e-2}.get(kw.get("edges", kw.get("acceleration")), 1e-3)
+    # volume's (a global inner product each iteration): 1.9 % here; its second order, with bolder
+    # factors and a second-order term, follows them more closely: 4.7 % here
+    tol = {"reflect": 1e-2, "biggs-andrews": 3e-2,
+           "biggs-andrews-2": 6e-2}.get(kw.get("edges", kw.get("acceleration")), 1e-3)
     assert l2 < tol and mx < max(tol, 1e-2), (l2, mx)
 
 

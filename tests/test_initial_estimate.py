@@ -45,7 +45,7 @@ def test_zero_iterations_return_the_image_less_the_background():
     assert np.ptp(flat.image) == 0  # the classical flat start
 
 
-@pytest.mark.parametrize("acceleration", [None, "biggs-andrews", "momentum"])
+@pytest.mark.parametrize("acceleration", [None, "biggs-andrews", "momentum", "biggs-andrews-2"])
 def test_image_start_saves_iterations_on_bright_data_with_a_broad_psf(acceleration):
     truth, data = _bright()
     kw = dict(background=20, acceleration=acceleration)

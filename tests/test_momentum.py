@@ -98,3 +98,21 @@ def test_default_is_momentum_on_every_face():
     cmd = next(c for c in all_commands() if c.id == "richardson-lucy")
     assert dict(cmd.defaults())["acceleration"] == "momentum"
     assert dict(cmd.defaults())["initial"] == "flat"
+
+
+def test_second_order_biggs_andrews_reaches_plain_rl_sooner_and_better():
+    """``"biggs-andrews-2"``: second-order term and the factor ``a_BA ** (1/4)``."""
+    truth, data = _bars()
+    plain, _ = _curve(data, truth, None, 150)
+    ba, rb = _curve(data, truth, "biggs-andrews", 40)
+    ba2, r2 = _curve(data, truth, "biggs-andrews-2", 40)
+    target = plain.min()  # plain RL's best (~0.15 at ~140)
+
+    def first(c):
+        hit = np.flatnonzero(c <= target)
+        return int(hit[0]) + 1 if hit.size else 10 ** 6
+    assert first(ba2) < first(ba) and first(ba2) <= 150 // 6, (first(ba2), first(ba))
+    assert ba2.min() < target  # and gets better than plain RL's best
+    a2 = r2.figures("acceleration")
+    assert a2[:2].max() == 0 and 0.5 < a2.max() <= 0.95 ** 0.25  # bolder than BA's factors
+    assert a2[a2 > 0].mean() > rb.figures("acceleration")[a2 > 0].mean()

@@ -96,6 +96,8 @@ def test_symmetry(edges):
 
 @pytest.mark.parametrize("edges,acc,reg", [("non-circulant", None, None),
                                            ("non-circulant", "biggs-andrews", None),
+                                           ("non-circulant", "biggs-andrews-2", None),
+                                           ("reflect", "biggs-andrews-2", "tv"),
                                            ("periodic", None, "tv"),
                                            ("reflect", "biggs-andrews", "tikhonov")])
 def test_resume_30_plus_30_equals_60(data2, edges, acc, reg):

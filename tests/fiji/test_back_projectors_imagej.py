@@ -47,6 +47,22 @@ def test_wiener_butterworth_with_momentum_from_a_macro_equals_the_api(bridge):
     np.testing.assert_allclose(got, want.image, rtol=1e-5, atol=1e-5 * float(np.max(want.image)))
 
 
+def test_second_order_biggs_andrews_from_a_macro_equals_the_api(bridge):
+    from fijidecon.deconvolve import richardson_lucy
+    from fijidecon.fiji import convert
+
+    img, psf = _pair()
+    _show(img, "img")
+    _show(psf, "psf")
+    r = bridge.run_macro('run("Richardson-Lucy Deconvolution", "image=img psf=psf iterations=8 '
+                         'acceleration=[Biggs-Andrews, 2nd order] background=10 title=OUT2");', clear_log=True)
+    assert r.ok, r.error
+    want = richardson_lucy(img, psf, 8, acceleration="biggs-andrews-2", background=10, voxel_size=(0.3, 0.1, 0.1))
+    assert want.figures("acceleration").max() > 0  # the extrapolation ran
+    got, _ = convert.from_imageplus(bridge.image("OUT2"))
+    np.testing.assert_allclose(got, want.image, rtol=1e-5, atol=1e-5 * float(np.max(want.image)))
+
+
 def test_butterworth_parameters_without_its_back_projector_fail_in_one_line(bridge):
     img, psf = _pair()
     _show(img, "img")

@@ -111,9 +111,11 @@ RICHARDSON_LUCY = Command(
               help="Non-circulant: no ringing at borders (default); periodic: fastest; mirror: padding."),
         Param("acceleration", "Acceleration", "choice", API,
               choices=(("None", None), ("Biggs-Andrews", "biggs-andrews"),
-                       ("Momentum (scaled heavy-ball)", "momentum")),
+                       ("Momentum (scaled heavy-ball)", "momentum"),
+                       ("Biggs-Andrews, 2nd order", "biggs-andrews-2")),
               help="Extrapolation: several times fewer iterations for the same result. Momentum keeps improving "
-                   "for longer before fitting noise; Biggs-Andrews is best earlier."),
+                   "for longer before fitting noise; Biggs-Andrews is best earlier; its 2nd order is fastest and "
+                   "best, then over-fits soonest (use a stop rule)."),
         Param("initial", "Initial estimate", "choice", API,
               choices=(("Flat (the data's mean)", "flat"), ("The image", "image")),
               help="Flat: the classical start. The image: keeps its detail from the first iteration, many fewer "
