@@ -1,4 +1,4 @@
-"""Richardson-Lucy's back projectors and momentum through ImageJ (real ImageJ, Xvfb): the macro
+"""Richardson-Lucy's back projectors and accelerations through ImageJ (real ImageJ, Xvfb): the macro
 options of the dialog give the API's result; a bad combination is one line in the error."""
 
 from __future__ import annotations
@@ -30,36 +30,24 @@ def _show(array, title):
     return imp
 
 
-def test_wiener_butterworth_with_momentum_from_a_macro_equals_the_api(bridge):
+@pytest.mark.parametrize("options,kw", [
+    ("iterations=4 acceleration=[Momentum (scaled heavy-ball)] back=Wiener-Butterworth beta=0.05",
+     dict(iterations=4, acceleration="momentum", back_projector="wiener-butterworth", bp_beta=0.05)),
+    ("iterations=8 acceleration=[Biggs-Andrews, 2nd order]", dict(iterations=8, acceleration="biggs-andrews-2")),
+])
+def test_macro_options_give_the_api_result(bridge, options, kw):
     from fijidecon.deconvolve import richardson_lucy
     from fijidecon.fiji import convert
 
     img, psf = _pair()
     _show(img, "img")
     _show(psf, "psf")
-    r = bridge.run_macro('run("Richardson-Lucy Deconvolution", "image=img psf=psf iterations=4 '
-                         'acceleration=[Momentum (scaled heavy-ball)] back=Wiener-Butterworth beta=0.05 '
+    r = bridge.run_macro(f'run("Richardson-Lucy Deconvolution", "image=img psf=psf {options} '
                          'background=10 title=OUT");', clear_log=True)
     assert r.ok, r.error
-    want = richardson_lucy(img, psf, 4, acceleration="momentum", back_projector="wiener-butterworth", bp_beta=0.05,
-                           background=10, voxel_size=(0.3, 0.1, 0.1))
-    got, _ = convert.from_imageplus(bridge.image("OUT"))
-    np.testing.assert_allclose(got, want.image, rtol=1e-5, atol=1e-5 * float(np.max(want.image)))
-
-
-def test_second_order_biggs_andrews_from_a_macro_equals_the_api(bridge):
-    from fijidecon.deconvolve import richardson_lucy
-    from fijidecon.fiji import convert
-
-    img, psf = _pair()
-    _show(img, "img")
-    _show(psf, "psf")
-    r = bridge.run_macro('run("Richardson-Lucy Deconvolution", "image=img psf=psf iterations=8 '
-                         'acceleration=[Biggs-Andrews, 2nd order] background=10 title=OUT2");', clear_log=True)
-    assert r.ok, r.error
-    want = richardson_lucy(img, psf, 8, acceleration="biggs-andrews-2", background=10, voxel_size=(0.3, 0.1, 0.1))
+    want = richardson_lucy(img, psf, kw.pop("iterations"), background=10, voxel_size=(0.3, 0.1, 0.1), **kw)
     assert want.figures("acceleration").max() > 0  # the extrapolation ran
-    got, _ = convert.from_imageplus(bridge.image("OUT2"))
+    got, _ = convert.from_imageplus(bridge.image("OUT"))
     np.testing.assert_allclose(got, want.image, rtol=1e-5, atol=1e-5 * float(np.max(want.image)))
 
 
