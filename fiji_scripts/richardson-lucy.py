@@ -16,13 +16,13 @@
 #@ String (label="Stop rule", description="Discrepancy: stop when the Poisson deviance reaches its expected value (needs data in photo-electrons: offset subtracted, divided by the gain). Automatic: the count is chosen by splitting the photons in two (binomial thinning) and scoring RL on one half with the other; the iterations are the maximum.", choices={"None (run all iterations)", "Discrepancy principle (data in photons)", "Automatic (cross-validation on thinned photons)"}, value="None (run all iterations)", persist=false) stop
 #@ String (label="Gain of the camera (e-/ADU, auto = from the noise; stop auto)", description="With stop auto: photo-electrons per image unit; auto = estimated from the image's noise.", value="auto", persist=false) gain
 #@ String (label="Offset of the camera (ADU, auto = from the noise; stop auto)", description="With stop auto: the camera offset in the image; auto = estimated from the image's noise.", value="auto", persist=false) offset
-#@ Integer (label="Snapshot every N iterations (0 = off)", description="Keep intermediate results every N iterations (Imspector: save every 10 and choose).", value=0, min=0, persist=false) snapshot_every
+#@ Integer (label="Snapshot every N iterations (0 = off)", description="Keep intermediate results every N iterations (CLI: written as NAME_iterK beside the output; Imspector: save every 10 and choose).", value=0, min=0, persist=false) snapshot_every
 #@ Boolean (label="Recenter PSF on its centroid", description="Move the PSF's centroid to its centre voxel when it is off by more than half a voxel.", value=true, persist=false) recenter
 #@ String (label="Title of the result", description="Title of the result window.", value="Deconvolved", persist=false) title
 #@ String (label="Memory limit (auto, or a size such as 1GB, 512MiB; over it: bricks)", description="Memory budget of the run: auto = a safe fraction (70 %) of the memory available now (in ImageJ also what the Java heap needs for the result), or a size such as 1GB, 512MiB or a number of bytes. A volume whose memory estimate does not fit is deconvolved in bricks; when even one brick does not fit, the run stops with an error before computing.", value="auto", persist=false) memory_limit
 #@output ij.ImagePlus result
 
-"""Richardson-Lucy with non-circulant edges, momentum (default) or Biggs-Andrews acceleration, a flat or image initial estimate, unmatched (Wiener-Butterworth, OTF-masked Wiener) back projectors, TV or Tikhonov regularization, a Poisson discrepancy stopping rule and an automatic (cross-validated) iteration count.
+"""Richardson-Lucy with non-circulant edges, momentum (default) or Biggs-Andrews (1st or 2nd order) acceleration, a flat or image initial estimate, unmatched (Wiener-Butterworth, OTF-masked Wiener) back projectors, TV or Tikhonov regularization, a Poisson discrepancy stopping rule and an automatic (cross-validated) iteration count.
 
 Generated from fijidecon.commands by `python -m fijidecon.fiji.scripts --write fiji_scripts`;
 do not edit.  Needs a Fiji that runs Python 3 scripts with fijidecon installed.

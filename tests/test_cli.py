@@ -345,3 +345,27 @@ def test_widefield_lengths_are_nm_only(tmp_path, capsys):
     assert main(["psf", "widefield", "--width", "8", "--height", "8", "--depth", "4", "--oversample", "1",
                  "-o", str(tmp_path / "w.tif"), "-q"]) == 0
     assert read_image(tmp_path / "w.tif")[1].unit == "nm"
+
+
+def test_snapshot_every_writes_each_snapshot_beside_the_output(tmp_path, capsys):
+    """``--snapshot-every N``: ``NAME_iterK.EXT`` for every multiple of N, the API's snapshots with
+    the output's axes; an existing snapshot file is refused before computing (no --overwrite)."""
+    from fijidecon.deconvolve import richardson_lucy
+
+    img, psf = load("input3d_40x36x12.npy"), load("psfA_32x32x16.npy")
+    cal = Calibration.make("ZYX", unit="micron", Z=0.3, Y=0.1, X=0.1)
+    write_image(tmp_path / "img.tif", img, cal)
+    write_image(tmp_path / "psf.tif", psf, cal)
+    base = ["deconvolve", "richardson-lucy", str(tmp_path / "img.tif"), str(tmp_path / "psf.tif"), "--iterations",
+            "12", "--snapshot-every", "5", "--acceleration", "biggs-andrews-2", "-q"]
+    assert main(base + ["-o", str(tmp_path / "r.ome.tif")]) == 0
+    names = sorted(p.name for p in tmp_path.iterdir() if "_iter" in p.name)
+    assert names == ["r_iter05.ome.tif", "r_iter10.ome.tif"]
+    want = richardson_lucy(img, psf, 12, snapshot_every=5, acceleration="biggs-andrews-2", voxel_size=(0.3, 0.1, 0.1))
+    got, gcal = read_image(tmp_path / "r_iter10.ome.tif")
+    assert gcal.axes == "ZYX" and gcal.voxel_size() == pytest.approx((0.3, 0.1, 0.1))
+    np.testing.assert_allclose(got, want.snapshots[10], rtol=1e-5, atol=1e-5 * float(want.snapshots[10].max()))
+    (tmp_path / "s_iter10.tif").write_bytes(b"mine")
+    assert main(base + ["-o", str(tmp_path / "s.tif")]) == 2  # refused before reading the inputs
+    assert "s_iter10.tif" in capsys.readouterr().err and (tmp_path / "s_iter10.tif").read_bytes() == b"mine"
+    assert not (tmp_path / "s.tif").exists()

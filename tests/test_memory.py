@@ -84,6 +84,9 @@ def test_options_that_allocate_cost_more():
     rl = estimate_memory("richardson-lucy", SHAPE, PSF)  # the default: momentum acceleration
     plain = estimate_memory("richardson-lucy", SHAPE, PSF, acceleration=None)
     assert estimate_memory("richardson-lucy", SHAPE, PSF, acceleration="biggs-andrews") == rl > plain
+    assert estimate_memory("richardson-lucy", SHAPE, PSF, acceleration="Biggs-Andrews-2") > rl
+    with pytest.raises(ValueError, match="acceleration"):
+        estimate_memory("richardson-lucy", SHAPE, PSF, acceleration="biggs-andrews-3")
     assert estimate_memory("richardson-lucy", SHAPE, PSF, regularization="tv") > rl
     assert estimate_memory("richardson-lucy", SHAPE, PSF, edges="periodic") < rl
     assert estimate_memory("richardson-lucy", SHAPE, PSF, dtype=np.uint16) == rl + 4 * int(np.prod(SHAPE))

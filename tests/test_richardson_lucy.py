@@ -124,6 +124,9 @@ def test_resume_with_other_settings_is_refused(data2):
     half = richardson_lucy(data2, PSF2, 3)
     with pytest.raises(ValueError, match="start"):
         richardson_lucy(data2, PSF2, 3, start=half, edges="periodic")
+    # the message names what differs, not the internal key
+    with pytest.raises(ValueError, match=r"\(acceleration 'momentum' -> 'biggs-andrews-2'\);"):
+        richardson_lucy(data2, PSF2, 3, start=half, acceleration="biggs-andrews-2")
     half.drop_state()
     with pytest.raises(ValueError, match="start"):
         richardson_lucy(data2, PSF2, 3, start=half)

@@ -434,6 +434,34 @@ def with_voxel_size(cal: Calibration, shape: tuple[int, ...], given: tuple[tuple
     return new, None
 
 
+def _snapshot_paths(out: Path, values: dict[str, Any]) -> dict[int, Path]:
+    """``--snapshot-every N``: the file of each snapshot, ``NAME_iterK.EXT`` beside the output
+    (``K`` zero-padded), for every multiple of N up to ``--iterations``."""
+    every, n = int(values.get("snapshot_every") or 0), int(values.get("iterations") or 0)
+    if every <= 0 or n <= 0:
+        return {}
+    name = out.name
+    ext = next((e for e in (".ome.tiff", ".ome.tif") if name.lower().endswith(e)), out.suffix)
+    stem = name[:len(name) - len(ext)] if ext else name
+    width = len(str(n))
+    return {k: out.with_name(f"{stem}_iter{k:0{width}d}{ext}") for k in range(every, n + 1, every)}
+
+
+def _write_snapshots(result: Any, paths: dict[int, Path], cal: Calibration, overwrite: bool, quiet: bool) -> None:
+    """Writes ``result.snapshots`` (the output's axes and calibration, float32) to ``paths``."""
+    from . import io
+
+    snaps = getattr(result, "snapshots", None) or {}
+    for k in sorted(snaps):
+        if k in paths:
+            io.write_image(paths[k], np.asarray(snaps[k], np.float32), cal, overwrite=overwrite,
+                           description={"fijidecon": __version__, "snapshot_iteration": k})
+    if snaps and not quiet:
+        done = [k for k in sorted(snaps) if k in paths]
+        click.echo(f"wrote {len(done)} snapshot(s): {paths[done[0]].name} ... {paths[done[-1]].name}"
+                   if done else "no snapshot written", err=True)
+
+
 def _auto_maximum(values: dict[str, Any]) -> str | None:
     """With ``--stop auto`` and no ``--iterations`` typed, the maximum is raised to
     ``_autostop.DEFAULT_MAXIMUM`` (the default count would cap the choice); returns the note

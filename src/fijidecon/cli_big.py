@@ -412,6 +412,9 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
               for p in cmd.params if p.kind != "image" and p.api}
     auto_note = cli._auto_maximum(values)
     kwargs = cmd.api_kwargs(values)  # every value checked (memory_limit too) before any pixel is read
+    snaps = cli._snapshot_paths(out, values)
+    for path in snaps.values():
+        io.check_output(path, overwrite=overwrite)
     limit = budget(kwargs.get("memory_limit"))
     image_path, psf_paths = kw["image"], tuple(kw["psf"]) if isinstance(kw["psf"], tuple) else (kw["psf"],)
     for name, paths in (("image", (image_path,)), ("psf", psf_paths)):
@@ -432,6 +435,9 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
             notes.warn(voxel_warning)
         if auto_note:
             logging.getLogger("fijidecon").info(auto_note)
+        if lazy and snaps:
+            notes.warn("--snapshot-every: snapshots are not written in a lazy run (bricks on disk, Dask or OME-Zarr); "
+                       "only the final result is")
         if lazy:
             why = ("--workers" if workers else "--scheduler" if address else "OME-Zarr output" if io._is_zarr(out)
                    else f"about {_size(need)} needed, budget {_size(limit)}")
@@ -439,7 +445,7 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
                       workers, address, limit, info, why)
         else:
             _run_in_memory(cmd, values, kwargs, image_path, axes, psf, records, out, overwrite, quiet, notes,
-                           info, need > limit, cal)
+                           info, need > limit, cal, snaps)
 
 
 def _open_lazy(path: str, axes: str | None) -> tuple[Any, Any]:
@@ -461,7 +467,7 @@ def _record_input(parameter: str, path: str, arr: Any, cal: Any) -> dict[str, An
 
 
 def _run_in_memory(cmd, values, kwargs, image_path, axes, psf, records, out, overwrite, quiet, notes, info,
-                   over_budget, cal) -> None:
+                   over_budget, cal, snaps) -> None:
     import sys
 
     from . import cli, io
@@ -481,6 +487,7 @@ def _run_in_memory(cmd, values, kwargs, image_path, axes, psf, records, out, ove
             iteration_cb.close()
     del arr
     line = _finish(cmd, kwargs, records, out, image, ocal, result, notes, t0, overwrite, info)
+    cli._write_snapshots(result, snaps, ocal, overwrite, quiet)
     if not quiet:
         click.echo(line, err=True)
 

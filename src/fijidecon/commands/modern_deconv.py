@@ -96,7 +96,8 @@ RICHARDSON_LUCY = Command(
     function="fijidecon.deconvolve:richardson_lucy",
     menu="Plugins>Deconvolution",
     extras={"progress": "iterations"},
-    summary="Richardson-Lucy with non-circulant edges, momentum (default) or Biggs-Andrews acceleration, a flat or "
+    summary="Richardson-Lucy with non-circulant edges, momentum (default) or Biggs-Andrews (1st or 2nd order) "
+            "acceleration, a flat or "
             "image initial estimate, "
             "unmatched (Wiener-Butterworth, OTF-masked Wiener) back projectors, TV or Tikhonov "
             "regularization, a Poisson discrepancy stopping rule and an automatic (cross-validated) iteration count.",
@@ -158,7 +159,8 @@ RICHARDSON_LUCY = Command(
               numeric=True,
               help="With stop auto: the camera offset in the image; auto = estimated from the image's noise."),
         Param("snapshot_every", "Snapshot every N iterations (0 = off)", "int", 0, decimals=0, minimum=0,
-              help="Keep intermediate results every N iterations (Imspector: save every 10 and choose)."),
+              help="Keep intermediate results every N iterations (CLI: written as NAME_iterK beside the output; "
+                   "Imspector: save every 10 and choose)."),
         _RECENTER,
         _TITLE,
         MEMORY_LIMIT,

@@ -154,6 +154,11 @@ def _check_options(method: str, options: dict) -> None:
     for k in options:
         if k not in allowed:
             raise ValueError(f"{k}: not an option of {method} (expected one of {', '.join(sorted(allowed))})")
+    if method == "richardson-lucy" and "acceleration" in options:  # the buffers depend on it
+        from .._validate import check_choice
+        from .richardson_lucy import ACCELERATIONS
+
+        options["acceleration"] = check_choice("acceleration", options["acceleration"], ACCELERATIONS)
 
 
 # -- sizes -----------------------------------------------------------------------------------

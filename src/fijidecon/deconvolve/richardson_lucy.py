@@ -38,7 +38,7 @@ Acceleration (``acceleration=``)
     iterations, where Biggs-Andrews is best at 29 with 0.135 and at 0.190 by 50).
     ``"biggs-andrews-2"``: Biggs & Andrews' second-order extrapolation (their section 2.6:
     the next term of the Taylor series, from the last two steps ``h_k = x_k - x_{k-1}``):
-    ``y = max(x_k + a h_k + a^2/2 (h_k - h_{k-1}), floor)``, with a bolder factor
+    ``y = max(x_k + a h_k + a^2/2 (h_k - h_{k-1}), floor)`` (momentum's floor), with a bolder factor
     ``a = a_BA ** (1/4)`` (``a_BA``: Biggs-Andrews' factor above; 0.5 -> 0.84, 0 stays 0,
     so it still stops extrapolating when successive steps disagree).  The power is
     empirical, not from the paper: Biggs-Andrews' factor is estimated from steps that
@@ -751,8 +751,13 @@ class _RL:
 
     def restore(self, st: dict) -> None:
         if st["key"] != self.key:
-            raise ValueError("start: the previous result was computed with other settings or data shape "
-                             f"({st['key']} vs {self.key}); pass start=result.image to restart from its image")
+            names = ("work grid", "edges", "acceleration", "regularization", "weight", "background",
+                     "back projector")
+            old, new = tuple(st["key"]), tuple(self.key)
+            diff = [f"{n} {a!r} -> {b!r}" for n, a, b in zip(names, old + (None,) * 7, new + (None,) * 7)
+                    if a != b] or [f"{old} -> {new}"]
+            raise ValueError("start: the previous result was computed with other settings or data shape ("
+                             + "; ".join(diff) + "); pass start=result.image to restart from its image")
         # copies: the previous result stays valid and resumable
         self.x = st["x"].copy()
         self.xprev = None if st["xprev"] is None else st["xprev"].copy()
