@@ -60,3 +60,20 @@ def test_butterworth_parameters_without_its_back_projector_fail_in_one_line(brid
     assert not r.ok
     assert "bp_beta, bp_order: only used with back_projector='wiener-butterworth'" in r.error
     assert "Traceback" not in r.error
+
+
+def test_snapshot_every_opens_one_window_per_snapshot(bridge):
+    from fijidecon.deconvolve import richardson_lucy
+    from fijidecon.fiji import convert
+
+    img, psf = _pair()
+    _show(img, "img")
+    _show(psf, "psf")
+    r = bridge.run_macro('run("Richardson-Lucy Deconvolution", "image=img psf=psf iterations=8 snapshot=4 '
+                         'background=10 title=SNAP");', clear_log=True)
+    assert r.ok, r.error
+    want = richardson_lucy(img, psf, 8, snapshot_every=4, background=10, voxel_size=(0.3, 0.1, 0.1))
+    for k in (4, 8):
+        got, cal = convert.from_imageplus(bridge.image(f"SNAP_iter{k}"))
+        assert cal.voxel_size() == pytest.approx((0.3, 0.1, 0.1))
+        np.testing.assert_allclose(got, want.snapshots[k], rtol=1e-5, atol=1e-5 * float(np.max(want.snapshots[k])))

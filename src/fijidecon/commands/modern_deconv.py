@@ -159,7 +159,8 @@ RICHARDSON_LUCY = Command(
               numeric=True,
               help="With stop auto: the camera offset in the image; auto = estimated from the image's noise."),
         Param("snapshot_every", "Snapshot every N iterations (0 = off)", "int", 0, decimals=0, minimum=0,
-              help="Keep intermediate results every N iterations (CLI: written as NAME_iterK beside the output; "
+              help="Keep intermediate results every N iterations (CLI: files NAME_iterK beside the output; ImageJ: "
+                   "windows TITLE_iterK; "
                    "Imspector: save every 10 and choose)."),
         _RECENTER,
         _TITLE,

@@ -828,8 +828,9 @@ def _run(cmd: Command, label: str) -> None:
     if options is None:
         state.last_values[cmd.id] = {p.name: values[p.name] for p in cmd.params if p.kind != "image"}
 
+    snaps: list = []
     try:
-        out, res = execute(cmd, values, imps, label=label, progress=True)
+        out, res = execute(cmd, values, imps, label=label, progress=True, snapshots=snaps)
     except CommandError as e:
         _report(label, str(e))
         return
@@ -838,6 +839,8 @@ def _run(cmd: Command, label: str) -> None:
         state.last_status = "cancelled"
         IJ.resetEscape()
         return
+    for snap in snaps:  # snapshot_every: one window per snapshot, before the result
+        snap.show()
     out.show()
     state.runs += 1
     state.last_status = "done"
@@ -910,7 +913,7 @@ def _check_java_heap(cmd: Command, label: str, values: Mapping[str, Any], images
 
 
 def execute(cmd: Command, values: Mapping[str, Any], imps: Mapping[str, Any], *, label: str | None = None,
-            progress: bool = False):
+            progress: bool = False, snapshots: list | None = None):
     """Run a command on ``ImagePlus`` inputs and return its result as a new ``ImagePlus``.
 
     The ImageJ side shared by the menu/macro commands, the ``#@`` scripts and the
@@ -931,6 +934,9 @@ def execute(cmd: Command, values: Mapping[str, Any], imps: Mapping[str, Any], *,
         Name used in status/progress messages (default ``cmd.title``).
     progress:
         Show progress in ImageJ's status and progress bars and let *Esc* cancel.
+    snapshots:
+        A list to which the result's snapshots (``snapshot_every``) are appended as
+        ``ImagePlus`` titled ``"<title>_iter<k>"`` (calibrated as the result, not shown).
 
     Returns
     -------
@@ -1021,6 +1027,11 @@ def execute(cmd: Command, values: Mapping[str, Any], imps: Mapping[str, Any], *,
     except MemoryError as e:
         raise CommandError(str(e)) from None
     out = convert.to_imageplus(np.ascontiguousarray(arr), out_cal, title=title)
+    if snapshots is not None:
+        for k, snap in sorted((getattr(res, "snapshots", None) or {}).items()):
+            if np.shape(snap) == np.shape(arr):
+                snapshots.append(convert.to_imageplus(np.ascontiguousarray(snap, np.float32), out_cal,
+                                                      title=f"{title}_iter{k}"))
     nz = int(out.getNSlices())
     if nz > 1:
         if not image_params:  # a generated PSF: show its centre plane (kc + 1)
