@@ -30,25 +30,36 @@ def _show(array, title):
     return imp
 
 
-@pytest.mark.parametrize("options,kw", [
-    ("iterations=4 acceleration=[Momentum (scaled heavy-ball)] back=Wiener-Butterworth beta=0.05",
-     dict(iterations=4, acceleration="momentum", back_projector="wiener-butterworth", bp_beta=0.05)),
-    ("iterations=8 acceleration=[Biggs-Andrews, 2nd order]", dict(iterations=8, acceleration="biggs-andrews-2")),
-])
-def test_macro_options_give_the_api_result(bridge, options, kw):
+def _macro_and_api(bridge, options, title, iterations, **kw):
+    """Runs Richardson-Lucy Deconvolution from a macro on the pair; returns the API's result with ``kw``."""
     from fijidecon.deconvolve import richardson_lucy
-    from fijidecon.fiji import convert
 
     img, psf = _pair()
     _show(img, "img")
     _show(psf, "psf")
-    r = bridge.run_macro(f'run("Richardson-Lucy Deconvolution", "image=img psf=psf {options} '
-                         'background=10 title=OUT");', clear_log=True)
+    r = bridge.run_macro(f'run("Richardson-Lucy Deconvolution", "image=img psf=psf iterations={iterations} '
+                         f'{options} background=10 title={title}");', clear_log=True)
     assert r.ok, r.error
-    want = richardson_lucy(img, psf, kw.pop("iterations"), background=10, voxel_size=(0.3, 0.1, 0.1), **kw)
+    return richardson_lucy(img, psf, iterations, background=10, voxel_size=(0.3, 0.1, 0.1), **kw)
+
+
+def _same(imp, want):
+    from fijidecon.fiji import convert
+
+    got, cal = convert.from_imageplus(imp)
+    assert cal.voxel_size() == pytest.approx((0.3, 0.1, 0.1))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(np.max(want)))
+
+
+@pytest.mark.parametrize("options,kw", [
+    ("acceleration=[Momentum (scaled heavy-ball)] back=Wiener-Butterworth beta=0.05",
+     dict(iterations=4, acceleration="momentum", back_projector="wiener-butterworth", bp_beta=0.05)),
+    ("acceleration=[Biggs-Andrews, 2nd order]", dict(iterations=8, acceleration="biggs-andrews-2")),
+])
+def test_macro_options_give_the_api_result(bridge, options, kw):
+    want = _macro_and_api(bridge, options, "OUT", **kw)
     assert want.figures("acceleration").max() > 0  # the extrapolation ran
-    got, _ = convert.from_imageplus(bridge.image("OUT"))
-    np.testing.assert_allclose(got, want.image, rtol=1e-5, atol=1e-5 * float(np.max(want.image)))
+    _same(bridge.image("OUT"), want.image)
 
 
 def test_butterworth_parameters_without_its_back_projector_fail_in_one_line(bridge):
@@ -63,17 +74,6 @@ def test_butterworth_parameters_without_its_back_projector_fail_in_one_line(brid
 
 
 def test_snapshot_every_opens_one_window_per_snapshot(bridge):
-    from fijidecon.deconvolve import richardson_lucy
-    from fijidecon.fiji import convert
-
-    img, psf = _pair()
-    _show(img, "img")
-    _show(psf, "psf")
-    r = bridge.run_macro('run("Richardson-Lucy Deconvolution", "image=img psf=psf iterations=8 snapshot=4 '
-                         'background=10 title=SNAP");', clear_log=True)
-    assert r.ok, r.error
-    want = richardson_lucy(img, psf, 8, snapshot_every=4, background=10, voxel_size=(0.3, 0.1, 0.1))
+    want = _macro_and_api(bridge, "snapshot=4", "SNAP", 8, snapshot_every=4)
     for k in (4, 8):
-        got, cal = convert.from_imageplus(bridge.image(f"SNAP_iter{k}"))
-        assert cal.voxel_size() == pytest.approx((0.3, 0.1, 0.1))
-        np.testing.assert_allclose(got, want.snapshots[k], rtol=1e-5, atol=1e-5 * float(np.max(want.snapshots[k])))
+        _same(bridge.image(f"SNAP_iter{k}"), want.snapshots[k])
