@@ -239,9 +239,9 @@ def _rl(image: tuple[int, ...], kernel_in: tuple[int, ...], o: dict) -> tuple[tu
         setup = data + [("set-up: data-box mask, its spectrum, w (float32, complex64)", 2 * w4 + spec)]
     run = base + [("spectrum S (complex64)", spec), ("estimate x (float32)", w4)]
     if accel:
-        run.append(("x_k-1 and g_k-1 (acceleration, float32)", 2 * w4))
-    if _rl_default(o, "acceleration") == "biggs-andrews-2":
-        run.append(("x_k-1 - x_k-2 (second-order extrapolation, float32)", w4))
+        from .richardson_lucy import STATE_VOLUMES
+        n_state = STATE_VOLUMES[_rl_default(o, "acceleration")]
+        run.append(("x_k-1 and g_k-1 (acceleration; and x_k-1 - x_k-2, second order; float32)", (n_state - 1) * w4))
     # per block element: the inverse transform's real block, the forward transform's
     # complex block, the scratch of the update (and the deviance's temporary)
     per = 18 if o.get("track_deviance") or o.get("stop") == "discrepancy" else 14
@@ -448,7 +448,8 @@ def _whole_run(method, vol, work, volume, n_vol, moved, o) -> list[tuple[str, in
         held.append(("volumes copied out of the hyperstack (float32)", n_vol * n4))
     state = 0
     if method == "richardson-lucy":  # each result keeps its work grid to resume from
-        state = _nbytes(work, 4) * {None: 1, "biggs-andrews-2": 4}.get(_rl_default(o, "acceleration"), 3)
+        from .richardson_lucy import STATE_VOLUMES
+        state = _nbytes(work, 4) * STATE_VOLUMES[_rl_default(o, "acceleration")]
     last = held + volume + [("results of the volumes done (float32)", (n_vol - 1) * n4),
                             ("resume states of the volumes done (float32)", (n_vol - 1) * state)]
     merge = held + [("results of all volumes (float32)", n_vol * n4),

@@ -132,6 +132,7 @@ M. Bertero, P. Boccacci, G. Talenti, R. Zanella, L. Zanni, Inverse Problems 26,
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -144,6 +145,11 @@ from . import _backproject, _bricks, _edges, _fft, _hyper, _otf, _par
 ACCELERATIONS = (None, "biggs-andrews", "momentum", "biggs-andrews-2")
 #: Biggs-Andrews extrapolation (first and second order).
 BIGGS_ANDREWS = ("biggs-andrews", "biggs-andrews-2")
+#: Work-grid volumes (float32) each acceleration keeps from one iteration to the next: x, and
+#: x_{k-1} and g_{k-1} when accelerated, and x_{k-1} - x_{k-2} for the second order.
+STATE_VOLUMES = {None: 1, "biggs-andrews": 3, "momentum": 3, "biggs-andrews-2": 4}
+#: What the entries of a run's resume key are (``_RL.key``), for the refusal's message.
+KEY_FIELDS = ("work grid", "edges", "acceleration", "regularization", "weight", "background", "back projector")
 REGULARIZATIONS = (None, "tv", "tikhonov")
 #: First estimates (``initial=``): the data's mean level, or the data less the background.
 INITIALS = ("flat", "image")
@@ -718,7 +724,7 @@ class _RL:
         # an unmatched back projector's spectrum replaces conj(otf) in every adjoint (4 bytes per work voxel)
         self.bp = bp_spec
         self.neutral = bp_spec is not None and not geo.full_box  # ratio - 1 is back-projected, then 1 added
-        self.key = (self.work, edges, acceleration, regularization, weight, float(self.b))
+        self.key = (self.work, edges, acceleration, regularization, weight, float(self.b))  # KEY_FIELDS
         if bp is not None and not bp.matched:
             self.key += (bp.key(),)
         self.S = np.empty(_fft.rfft_shape(self.work), np.complex64)
@@ -751,11 +757,8 @@ class _RL:
 
     def restore(self, st: dict) -> None:
         if st["key"] != self.key:
-            names = ("work grid", "edges", "acceleration", "regularization", "weight", "background",
-                     "back projector")
-            old, new = tuple(st["key"]), tuple(self.key)
-            diff = [f"{n} {a!r} -> {b!r}" for n, a, b in zip(names, old + (None,) * 7, new + (None,) * 7)
-                    if a != b] or [f"{old} -> {new}"]
+            diff = [f"{n} {a!r} -> {b!r}" for n, a, b in itertools.zip_longest(KEY_FIELDS, st["key"], self.key)
+                    if a != b]
             raise ValueError("start: the previous result was computed with other settings or data shape ("
                              + "; ".join(diff) + "); pass start=result.image to restart from its image")
         # copies: the previous result stays valid and resumable
