@@ -11,8 +11,8 @@ Phantoms
 
 Scoreboard
     For each phantom and each Richardson-Lucy variant (plain, Biggs-Andrews of first and second
-    order, momentum, the Wiener-Butterworth and OTF-masked Wiener back projectors; default
-    non-circulant edges) and the
+    order, momentum, the second order with the correction raised to 2.5 (``exponent=2.5``), the
+    Wiener-Butterworth and OTF-masked Wiener back projectors; default non-circulant edges) and the
     default Wiener filter as a reference: NMSE, PSNR and SSIM at 1, 2, 5, 10, 20, 50, 100, 200
     iterations; the best iterate (NMSE); the wall time (set-up + iterations, scoring excluded) to reach
     plain RL's best NMSE; and ``stop="auto"``'s choice against the best.  Then the issue's must-show
@@ -218,6 +218,7 @@ METHODS = {
     "RL + Biggs-Andrews 2nd order": {"acceleration": "biggs-andrews-2"},
     "RL + Biggs-Andrews, initial image": {"acceleration": "biggs-andrews", "initial": "image"},
     "RL + BA 2nd order, initial image": {"acceleration": "biggs-andrews-2", "initial": "image"},
+    "RL + BA 2nd order, exponent 2.5": {"acceleration": "biggs-andrews-2", "exponent": 2.5},
     "RL + BA, OTF-masked BP (alpha 0.15), initial image": {"acceleration": "biggs-andrews", "initial": "image",
                                                            "back_projector": "otf-masked-wiener", "bp_alpha": 0.15},
     "RL, Wiener-Butterworth BP": {"back_projector": "wiener-butterworth", "acceleration": None},
@@ -384,21 +385,47 @@ def print_scoreboard(name, truth, curves, ref, autos):
               + (f"   [{c.failed}]" if c.failed else ""))
 
 
-def must_show(boards):
-    """The issue's targets, from the scoreboards: (lines, all passed)."""
+#: Repeats of the interleaved timing behind the must-show speed ratio.
+REPEATS = 9
+
+
+def timed_ratios(inputs, curves, repeats=REPEATS):
+    """Wall time to plain RL's best, re-measured: plain RL to its best iterate and every method that
+    reaches that NMSE to its first such iterate, whole calls (set-up included, no scoring), the methods
+    interleaved in each of ``repeats`` rounds so that a slow spell of a shared machine hits them all.
+    Returns {label: (iterations, median seconds, [ratio to plain RL in each round])}."""
+    data, psf, rl_kw = inputs
+    vp = curves["RL"].best[1]
+    runs = {label: (c.time_to(vp)[0], METHODS[label]) for label, c in curves.items() if c.time_to(vp)}
+    secs = {label: [] for label in runs}
+    with np.errstate(all="ignore"):
+        for _ in range(repeats):
+            for label, (k, kw) in runs.items():
+                t = time.perf_counter()
+                richardson_lucy(data, psf, k, **rl_kw, **kw)
+                secs[label].append(time.perf_counter() - t)
+    plain = np.array(secs["RL"])
+    return {label: (k, float(np.median(secs[label])), list(np.array(secs[label]) / plain))
+            for label, (k, _) in runs.items()}
+
+
+def must_show(boards, timings):
+    """The issue's targets, from the scoreboards and the re-measured times: (lines, all passed)."""
     lines, ok = [], True
     for name, (curves, _, _) in boards.items():
         plain = curves["RL"]
         kp, vp = plain.best[:2]
-        t_plain = plain.time_to(vp)[1]
-        fastest = min(((c.time_to(vp)[1], label, c.time_to(vp)[0]) for label, c in curves.items()
-                       if label != "RL" and c.time_to(vp) is not None), default=None)
         if kp >= 50:
-            good = fastest is not None and fastest[0] <= t_plain / 10
+            tm = timings[name]
+            t_plain = tm["RL"][1]
+            fastest = min(((float(np.median(r)), label, k, r) for label, (k, _, r) in tm.items() if label != "RL"),
+                          default=None)
+            good = fastest is not None and fastest[0] <= 0.1
             ok &= good
             lines.append(f"  {name:<12} RL best {vp:.3f} at {kp} ({t_plain:.2f} s); fastest to it: "
-                         + (f"{fastest[1]} {fastest[0]:.2f} s at {fastest[2]} = {fastest[0] / t_plain:.3f}x"
-                            if fastest else "none") + ("  PASS (<= 0.1x)" if good else "  FAIL (> 0.1x)"))
+                         + (f"{fastest[1]} at {fastest[2]}: {fastest[0]:.3f}x (median of {len(fastest[3])}, "
+                            f"{min(fastest[3]):.3f}-{max(fastest[3]):.3f})" if fastest else "none")
+                         + ("  PASS (<= 0.1x)" if good else "  FAIL (> 0.1x)"))
         else:
             lines.append(f"  {name:<12} RL best {vp:.3f} at {kp} (< 50 iterations: no speed-up target)")
         if name == "hollow bars":
@@ -496,7 +523,7 @@ def main(argv=None):
     rng = np.random.default_rng(20261124)
     table = []  # (phantom, method, iterations, nmse, psnr, ssim, seconds)
     checks = {}
-    boards, truths = {}, {}
+    boards, truths, inputs = {}, {}, {}
     t_all = time.perf_counter()
     rl_kw = dict(background=BACKGROUND, read_noise=READ_NOISE)
     for name, make in PHANTOMS.items():
@@ -532,6 +559,7 @@ def main(argv=None):
         r = richardson_lucy(data, psf, n_plain, stop="discrepancy", acceleration=None, **rl_kw)
         row("RL, discrepancy stop", r.iterations, r.image, time.perf_counter() - t)
         boards[name], truths[name] = scoreboard(truth, data, psf, rl_kw, n_plain, n_other, auto), truth
+        inputs[name] = (data, psf, rl_kw)
         checks.setdefault("discrepancy", []).append((name, r.iterations, f(r.image), *boards[name][0]["RL"].best[:2]))
         if objects:
             edge_rows = []
@@ -545,6 +573,7 @@ def main(argv=None):
     if hb is not None:
         truth, data, kernel = hb
         boards["hollow bars"], truths["hollow bars"] = scoreboard(truth, data, kernel, {}, n_plain, n_other, auto), truth
+        inputs["hollow bars"] = (data, kernel, {})
         table.append(("hollow bars", "data", 0, *scores(data, truth), 0.0))
 
     print(f"fijidecon restoration quality: field of view {SHAPE} (z, y, x), Gaussian PSF sigma {SIGMA} voxels, "
@@ -565,9 +594,13 @@ def main(argv=None):
     for name, board in boards.items():
         print_scoreboard(name, truths[name], *board)
 
-    lines, ok = must_show(boards)
+    timings = {name: timed_ratios(inputs[name], board[0]) for name, board in boards.items()
+               if board[0]["RL"].best[0] >= 50}
+    lines, ok = must_show(boards, timings)
     print("\nMust show (issue 10): where plain RL's best needs >= 50 iterations, some method reaches it in <= 1/10 "
-          "of plain RL's time;\nHollow Bars: NMSE <= 0.50 within 10 iterations, best <= 0.45.")
+          "of plain RL's time\n(whole calls to the iteration that first reaches it, set-up included, no scoring; "
+          f"{REPEATS} interleaved rounds: the median ratio and its range);\n"
+          "Hollow Bars: NMSE <= 0.50 within 10 iterations, best <= 0.45.")
     print("\n".join(lines))
     print(f"  overall: {'PASS' if ok else 'FAIL'}")
 

@@ -39,16 +39,30 @@ def test_time_to_quality_counts_set_up_and_iterations(q):
 
 
 def test_must_show_verdicts(q):
-    slow = np.linspace(1, 0.3, 100)  # plain RL: best at 100 iterations, 0.1 s each
+    slow = np.linspace(1, 0.3, 100)  # plain RL: best at 100 iterations
     boards = {"ph": ({"RL": _curve(q, slow, 0.1), "fast": _curve(q, [0.8, 0.4, 0.29], 0.1)}, None, None)}
-    lines, ok = q.must_show(boards)
-    assert ok and "PASS" in lines[0] and "fast" in lines[0]
-    boards = {"ph": ({"RL": _curve(q, slow, 0.1), "slow": _curve(q, np.linspace(1, 0.29, 60), 0.1)}, None, None)}
-    lines, ok = q.must_show(boards)
+    # the re-measured times: (iterations, median seconds, ratio to plain RL in each round)
+    timings = {"ph": {"RL": (100, 10.0, [1.0] * 5), "fast": (3, 0.8, [0.07, 0.08, 0.08, 0.09, 0.12])}}
+    lines, ok = q.must_show(boards, timings)
+    assert ok and "PASS" in lines[0] and "fast at 3: 0.080x (median of 5, 0.070-0.120)" in lines[0]
+    timings["ph"]["fast"] = (3, 1.2, [0.11, 0.12, 0.12, 0.09, 0.13])
+    lines, ok = q.must_show(boards, timings)
     assert not ok and "FAIL" in lines[0]
     early = {"ph": ({"RL": _curve(q, [0.5, 0.4, 0.45], 0.1)}, None, None)}
-    lines, ok = q.must_show(early)
+    lines, ok = q.must_show(early, {})
     assert ok and "no speed-up target" in lines[0]
+
+
+def test_timed_ratios_time_whole_calls_to_each_methods_hit(q):
+    rng = np.random.default_rng(0)
+    truth = np.zeros((8, 24, 24))
+    truth[4, 8:16, 12] = 200.0
+    psf = q.gaussian_psf((1.0, 1.0, 1.0))
+    data = rng.poisson(q.convolve(truth, psf, edges="constant") + 5).astype(np.float32)
+    curves = {"RL": _curve(q, [0.9, 0.8, 0.7], 0.1), "RL + momentum": _curve(q, [0.8, 0.7, 0.6], 0.1)}
+    tm = q.timed_ratios((data, psf, dict(background=5.0)), curves, repeats=2)
+    assert tm["RL"][0] == 3 and tm["RL + momentum"][0] == 2  # each to its first iterate at plain RL's best
+    assert tm["RL"][2] == [1.0, 1.0] and len(tm["RL + momentum"][2]) == 2 and tm["RL"][1] > 0
 
 
 @pytest.mark.slow

@@ -55,10 +55,13 @@ def _same(imp, want):
     ("acceleration=[Momentum (scaled heavy-ball)] back=Wiener-Butterworth beta=0.05",
      dict(iterations=4, acceleration="momentum", back_projector="wiener-butterworth", bp_beta=0.05)),
     ("acceleration=[Biggs-Andrews, 2nd order]", dict(iterations=8, acceleration="biggs-andrews-2")),
+    ("acceleration=[Momentum (scaled heavy-ball)] exponent=2.5", dict(iterations=8, acceleration="momentum",
+                                                                       exponent=2.5)),
 ])
 def test_macro_options_give_the_api_result(bridge, options, kw):
     want = _macro_and_api(bridge, options, "OUT", **kw)
     assert want.figures("acceleration").max() > 0  # the extrapolation ran
+    assert want.figures("exponent")[0] == kw.get("exponent", 1.0)
     _same(bridge.image("OUT"), want.image)
 
 

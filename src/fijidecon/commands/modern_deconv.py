@@ -3,7 +3,7 @@
 Imspector's three "Analysis/Deconvolution" operations on one FFT core
 (:mod:`fijidecon.deconvolve`).  Each label's first word (its macro key) is unique within
 its command: ``image``, ``psf`` (``kernel`` for Convolve), ``edges``, ``iterations``,
-``acceleration``, ``regularization``, ``weight``, ``background``, ``read``, ``stop``,
+``acceleration``, ``initial``, ``exponent``, ``regularization``, ``weight``, ``background``, ``read``, ``stop``,
 ``snapshot``, ``recenter``, ``negative``, ``title``, ``memory``.
 
 The core functions of Wiener and Richardson-Lucy return result objects whose
@@ -98,7 +98,7 @@ RICHARDSON_LUCY = Command(
     extras={"progress": "iterations"},
     summary="Richardson-Lucy with non-circulant edges, momentum (default) or Biggs-Andrews (1st or 2nd order) "
             "acceleration, a flat or "
-            "image initial estimate, "
+            "image initial estimate, an exponent on the correction (Meinel), "
             "unmatched (Wiener-Butterworth, OTF-masked Wiener) back projectors, TV or Tikhonov "
             "regularization, a Poisson discrepancy stopping rule and an automatic (cross-validated) iteration count.",
     params=(
@@ -121,6 +121,12 @@ RICHARDSON_LUCY = Command(
               choices=(("Flat (the data's mean)", "flat"), ("The image", "image")),
               help="Flat: the classical start. The image: keeps its detail from the first iteration, many fewer "
                    "iterations on data with little noise and a broad PSF, but it keeps the noise too."),
+        Param("exponent", "Exponent of the correction (1 = plain; 2.5 = fewer iterations on sparse samples)",
+              "float", API, decimals=2, minimum=1.0, maximum=3.0,
+              help="The multiplicative correction raised to this power (Meinel 1986), 1 to 3: with Biggs-Andrews "
+                   "2nd order, 2.5 takes about 40 % fewer iterations on sparse samples (beads, filaments); it falls "
+                   "back to 1 when the Poisson deviance rises by more than 1 % (within a few iterations on dense "
+                   "samples)."),
         Param("back_projector", "Back projector", "choice", API,
               choices=(("Matched (plain Richardson-Lucy)", None), ("Wiener-Butterworth", "wiener-butterworth"),
                        ("OTF-masked Wiener", "otf-masked-wiener")),

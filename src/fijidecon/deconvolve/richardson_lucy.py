@@ -48,6 +48,28 @@ Acceleration (``acceleration=``)
     best: use ``stop="auto"`` or snapshots.  One more work-grid volume (float32) than
     the others.
 
+Exponent (``exponent=``)
+    Meinel (1986): the correction raised to a power, ``x <- y * c^q`` with ``c`` the RL
+    correction ``H^T(g / (Hy + b)) / w`` (clipped at 0), ``y`` the (extrapolated) estimate and
+    ``q`` in [1, 3]; ``q = 1`` is RL.  A longer step in the same multiplicative direction: RL
+    needs many iterations to gather the light of small objects.  Measured with
+    ``"biggs-andrews-2"`` (``benchmarks/quality.py``): ``q = 2.5`` reaches plain RL's best in 22
+    iterations on beads and 19 on lines (36 and 30 without it), with the same best NMSE (0.116
+    and 0.498 against 0.113 and 0.502); on dense objects the guard drops it within a few
+    iterations (bars at 6, near-edge cubes and Hollow Bars at 4) and it costs 0-4 iterations
+    (bars 21 against 19, Hollow Bars 38 against 34; bests 0.137 against 0.126 on bars).
+    ``q = 2`` is worse there: the guard drops it late (bars at 32: 77 iterations to plain RL's
+    best); ``q = 3`` is as fast but over-sharpens beads (best 0.131).
+    Guard: while ``q > 1`` the Poisson deviance is computed every iteration (a logarithm per
+    voxel); from the first iteration whose deviance is more than 1 % (``EXPONENT_GUARD``) above
+    the previous one's, ``q = 1`` for good (``IterationFigures.exponent`` records it; a bricked
+    run uses the central brick's exponents, resume keeps the state).  It catches divergence,
+    not over-sharpening as such: with ``q = 2.5`` dense objects overshoot enough to trip it
+    early, with ``q = 2`` they are over-sharpened while the deviance still falls.  Not maximum
+    likelihood while ``q > 1`` (``sum(Hx) = sum(g)`` no longer holds).  Cost: the guard's
+    logarithm and, for ``q = 2.5``, a square root and two multiplications per voxel (whole and
+    half exponents up to 4 use multiplications and a square root; others ``np.power``).
+
 Back projectors (``back_projector=``, ``bp_alpha=``, ``bp_beta=``, ``bp_order=``)
     ``None``/``"matched"``: ``H^T``, the maximum-likelihood (EM) iteration above.
     An unmatched back projector ``B`` replaces ``H^T`` (Guo et al. 2020):
@@ -118,6 +140,7 @@ References
 W. H. Richardson, JOSA 62, 55 (1972); L. B. Lucy, AJ 79, 745 (1974).
 M. Bertero, P. Boccacci, A&A 437, 369 (2005) (non-circulant edges).
 D. S. C. Biggs, M. Andrews, Appl. Opt. 36, 1766 (1997) (acceleration).
+E. S. Meinel, JOSA A 3, 787 (1986) (the exponent on the correction).
 H. Wang, P. C. Miller, IEEE Trans. Image Process. 23, 848 (2014) (scaled heavy-ball momentum);
 E. Wernersson et al., Nat. Methods 21, 1245 (2024) (deconwolf).
 B. O'Donoghue, E. Candes, Found. Comput. Math. 15, 715 (2015) (adaptive restart: measured, not used).
@@ -149,7 +172,8 @@ BIGGS_ANDREWS = ("biggs-andrews", "biggs-andrews-2")
 #: x_{k-1} and g_{k-1} when accelerated, and x_{k-1} - x_{k-2} for the second order.
 STATE_VOLUMES = {None: 1, "biggs-andrews": 3, "momentum": 3, "biggs-andrews-2": 4}
 #: What the entries of a run's resume key are (``_RL.key``), for the refusal's message.
-KEY_FIELDS = ("work grid", "edges", "acceleration", "regularization", "weight", "background", "back projector")
+KEY_FIELDS = ("work grid", "edges", "acceleration", "regularization", "weight", "background", "exponent",
+              "back projector")
 REGULARIZATIONS = (None, "tv", "tikhonov")
 #: First estimates (``initial=``): the data's mean level, or the data less the background.
 INITIALS = ("flat", "image")
@@ -163,6 +187,10 @@ BA2_POWER = 0.25
 #: Momentum: the extrapolated point is floored at this fraction of the data's mean level
 #: (deconwolf's positivity floor: a voxel that reaches 0 would stay 0 in a multiplicative update).
 MOMENTUM_FLOOR = 1e-4
+#: ``exponent=``: the largest exponent of the correction accepted.
+EXPONENT_MAX = 3.0
+#: ``exponent=``'s guard: the exponent drops to 1 when the deviance rises by more than this fraction.
+EXPONENT_GUARD = 0.01
 #: Voxels of the extended grid with ``w = H^T 1 <`` this are not observed and kept at 0.
 W_MIN = 1e-3
 #: Unmatched back projector, non-circulant edges: the update is ``1 + w^p B(ratio - 1)`` outside
@@ -194,6 +222,9 @@ class IterationFigures:
         The deviance expected if the model were the truth, ``1 + mean(1 / (6 m))``
         (the low-count correction of the chi-square approximation); the
         ``"discrepancy"`` rule stops when ``deviance <= deviance_expected``.
+    exponent:
+        The exponent the correction was raised to (``exponent=``; 1 once its guard has
+        dropped it, and always 1 by default).
     """
 
     iteration: int
@@ -203,6 +234,7 @@ class IterationFigures:
     acceleration: float
     seconds: float
     deviance_expected: float = float("nan")
+    exponent: float = 1.0
 
 
 @dataclass
@@ -284,7 +316,7 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
                     back_projector: "str | np.ndarray | None" = None, bp_alpha: float | None = None,
                     bp_beta: float = _backproject.DEFAULT_BETA,
                     bp_order: int = _backproject.DEFAULT_ORDER, gain: float | None = None,
-                    offset: float | None = None, initial: str = "flat") -> RichardsonLucyResult:
+                    offset: float | None = None, initial: str = "flat", exponent: float = 1.0) -> RichardsonLucyResult:
     """Richardson-Lucy deconvolution (see the module docstring for the model).
 
     Parameters
@@ -341,6 +373,13 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
         0.470), but it also keeps the noise (noisy phantoms of
         ``benchmarks/quality.py``: lines best NMSE 0.578 against 0.523-0.529, near-edge
         cubes 0.252 against 0.200-0.218).  Ignored when resuming from ``start``.
+    exponent:
+        Raise the multiplicative correction to this power, 1 to 3 (default 1: plain RL;
+        Meinel 1986), with a guard: from the first iteration whose Poisson deviance is more
+        than 1 % above the previous one's, the exponent is 1.  With ``"biggs-andrews-2"``,
+        2.5 takes about 40 % fewer iterations on sparse samples (beads, filaments) and the
+        guard drops it within a few iterations on dense ones; see the module docstring.  Not
+        maximum likelihood while it is above 1 (flux is not preserved exactly).
     start:
         A previous :class:`RichardsonLucyResult` (resume exactly: 30 + 30 iterations
         give the same result as 60, acceleration state included) or an array of the
@@ -430,13 +469,15 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
             snapshot_every=snapshot_every, callback=callback, background=background, read_noise=read_noise,
             voxel_size=voxel_size, track_deviance=track_deviance, recenter=recenter, psf_threshold=psf_threshold,
             axes=axes, psf_voxel_size=psf_voxel_size, memory_limit=memory_limit, bricks=bricks, halo=halo,
-            back_projector=back_projector, bp_alpha=bp_alpha, bp_beta=bp_beta, bp_order=bp_order, initial=initial))
+            back_projector=back_projector, bp_alpha=bp_alpha, bp_beta=bp_beta, bp_order=bp_order, initial=initial,
+            exponent=exponent))
     if gain is not None or offset is not None:
         raise ValueError("gain: gain= and offset= are used only with stop='auto'")
     iterations = _validate.check_int("iterations", iterations, 0)
     edges = _edges.check_edges(edges)
     acceleration = _validate.check_choice("acceleration", acceleration, ACCELERATIONS)
     initial = _validate.check_choice("initial", initial, INITIALS)
+    exponent = _validate.check_float("exponent", exponent, 1.0, EXPONENT_MAX)
     regularization = _validate.check_choice("regularization", regularization, REGULARIZATIONS)
     weight = DEFAULT_WEIGHT.get(regularization, 0.0) if weight is None else _validate.check_float("weight", weight, 0)
     background = _validate.check_float("background", background, 0)
@@ -452,7 +493,7 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
         raise TypeError(f"callback: expected a callable or None, got {_validate.got(callback)}")
 
     opts = dict(edges=edges, background=background, read_noise=read_noise, regularization=regularization,
-                weight=weight, acceleration=acceleration, back_projector=bp, initial=initial)
+                weight=weight, acceleration=acceleration, back_projector=bp, initial=initial, exponent=exponent)
     if _bricks.is_dask(image):
         return _lazy(image, psf, axes, iterations, stop_fn, opts, voxel_size, psf_voxel_size, psf_threshold,
                      recenter, bricks, halo, memory_limit, start, snapshot_every)
@@ -475,7 +516,7 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
     with _fft.reuse_memory():
         for i, (vol, prep) in enumerate(zip(vols, preps)):
             eng = _RL(vol.data, prep, edges, opts["background"], opts["read_noise"], regularization, weight,
-                      acceleration, voxel_size, bp=bp)
+                      acceleration, voxel_size, bp=bp, exponent=exponent)
             eng.track_deviance = track_deviance
             if states[i] is not None:
                 eng.restore(states[i])
@@ -511,9 +552,11 @@ def _brick_fn(prep: Any, opts: dict, voxel_size: Any) -> "_bricks.BrickFn":
     """Richardson-Lucy on one brick with the volume's decisions (mean, iteration count)."""
     def fn(data: np.ndarray, dec: "_bricks.Decisions") -> np.ndarray:
         eng = _RL(data, prep, opts["edges"], opts["background"], opts["read_noise"], opts["regularization"],
-                  opts["weight"], opts["acceleration"], voxel_size, scale=dec.mean, bp=opts["back_projector"])
+                  opts["weight"], opts["acceleration"], voxel_size, scale=dec.mean, bp=opts["back_projector"],
+                  exponent=opts["exponent"])
         eng.track_deviance = False
         eng.alphas = dec.extra.get("alphas")
+        eng.exponents = dec.extra.get("exponents")
         eng.init(None, opts["initial"])
         return eng.run(int(dec.iterations), 0, None, None, None)["image"]
     return fn
@@ -534,12 +577,13 @@ def _decide(pilot: np.ndarray, mean: float, prep: Any, opts: dict, voxel_size: A
     mean = max(float(mean), 1e-20)
     eng = _RL(np.ascontiguousarray(pilot, dtype=np.float32), prep, opts["edges"], opts["background"],
               opts["read_noise"], opts["regularization"], opts["weight"], opts["acceleration"], voxel_size, scale=mean,
-              bp=opts["back_projector"])
+              bp=opts["back_projector"], exponent=opts["exponent"])
     eng.track_deviance = stop_fn is not None
     eng.init(None, opts["initial"])
     r = eng.run(iterations, 0, None, None, stop_fn)
-    alphas = {f.iteration: f.acceleration for f in r["history"]}
-    return _bricks.Decisions(mean=mean, iterations=r["iterations"], extra={"alphas": alphas}), r
+    extra = {"alphas": {f.iteration: f.acceleration for f in r["history"]},
+             "exponents": {f.iteration: f.exponent for f in r["history"]}}
+    return _bricks.Decisions(mean=mean, iterations=r["iterations"], extra=extra), r
 
 
 def _run_bricked(layout, vols, preps, plans, iterations, stop_fn, opts, voxel_size, callback) -> RichardsonLucyResult:
@@ -585,9 +629,9 @@ def _lazy(image, psf, axes, iterations, stop_fn, opts, voxel_size, psf_voxel_siz
     counts: list[int] = []
 
     def decide(vol, plan, prep, mean):
-        if stop_fn is None and opts["acceleration"] is None:
+        if stop_fn is None and opts["acceleration"] is None and opts["exponent"] == 1:
             dec = _bricks.Decisions(mean=max(mean, 1e-20), iterations=iterations)
-        else:  # the central brick decides (iterations, extrapolation factors), computed now
+        else:  # the central brick decides (iterations, extrapolation factors, exponents), computed now
             pilot = np.asarray(vol[plan.pilot().outer], dtype=np.float32)
             dec = _decide(pilot, mean, prep, opts, voxel_size, iterations, stop_fn)[0]
         counts.append(dec.iterations)
@@ -658,6 +702,35 @@ def _stop_rule(stop: Any) -> Callable[[IterationFigures], bool] | None:
     return lambda f: f.relative_change < tol
 
 
+def _power(c: np.ndarray, q: float, t: np.ndarray, clip: bool = True) -> None:
+    """``c <- max(c, 0) ** q`` in place (``t``: scratch of ``c``'s size): multiplications and a
+    square root for whole and half exponents up to 4 (2: one pass, 2.5 and 3: three), ``np.power``
+    (much slower) otherwise.  ``clip=False``: ``|c| ** q`` (``c`` is >= 0 up to FFT round-off;
+    abs is cheaper than maximum)."""
+    if clip:
+        np.maximum(c, 0, out=c)
+    else:
+        np.abs(c, out=c)
+    k = int(round(2 * q))
+    if abs(2 * q - k) > 1e-6 or k > 8:
+        np.power(c, np.float32(q), out=c)
+        return
+    n, half = divmod(k, 2)  # q = n + half / 2
+    if k <= 2:  # q = 1 (q = 0.5 is refused by the caller)
+        return
+    if k == 4:
+        np.multiply(c, c, out=c)
+        return
+    if half:
+        np.sqrt(c, out=t)  # t = c^(1/2)
+    else:
+        np.copyto(t, c)  # t = c
+        n -= 1
+    for _ in range(n - 1):
+        np.multiply(t, c, out=t)
+    np.multiply(c, t, out=c)
+
+
 class _RL:
     """The iteration for one channel on one work grid (float32, buffers reused).
 
@@ -674,7 +747,7 @@ class _RL:
     """
 
     def __init__(self, im, prep, edges, background, read_noise, regularization, weight, acceleration, voxel_size,
-                 scale=None, bp=None):
+                 scale=None, bp=None, exponent=1.0):
         self.geo = geo = _edges.geometry(edges, im.shape, prep.kernel.shape)
         self.work = geo.work_shape
         self.ndim = im.ndim
@@ -724,7 +797,7 @@ class _RL:
         # an unmatched back projector's spectrum replaces conj(otf) in every adjoint (4 bytes per work voxel)
         self.bp = bp_spec
         self.neutral = bp_spec is not None and not geo.full_box  # ratio - 1 is back-projected, then 1 added
-        self.key = (self.work, edges, acceleration, regularization, weight, float(self.b))  # KEY_FIELDS
+        self.key = (self.work, edges, acceleration, regularization, weight, float(self.b), float(exponent))  # KEY_FIELDS
         if bp is not None and not bp.matched:
             self.key += (bp.key(),)
         self.S = np.empty(_fft.rfft_shape(self.work), np.complex64)
@@ -735,6 +808,10 @@ class _RL:
         self.alpha = 0.0
         self.mom_k = 0  # momentum: iterations done
         self.alphas = None  # a bricked run: the central brick's extrapolation factors, used by every brick
+        self.q = float(exponent)  # the correction's exponent now (1 once the guard has dropped it)
+        self.dev_prev = float("inf")  # the guard: the last iteration's Poisson deviance
+        self.glogg = None  # the guard: sum(g log g), computed once
+        self.exponents = None  # a bricked run: the central brick's exponents, used by every brick
         self.track_deviance = True
         self.expected = float("nan")
 
@@ -768,6 +845,7 @@ class _RL:
         self.hprev = None if st.get("hprev") is None else st["hprev"].copy()
         self.alpha = st["alpha"]
         self.mom_k = st.get("mom_k", 0)
+        self.q, self.dev_prev = st.get("exponent", self.q), st.get("dev_prev", self.dev_prev)
         self.S_holds_x = self.S_holds_y = False
 
     # -- operators -----------------------------------------------------------------
@@ -865,10 +943,11 @@ class _RL:
         self._planes(self.work[0], fn)
         self.S_holds_x = not alpha > 0
 
-    def _ratio(self) -> float:
+    def _ratio(self, guard: bool = False) -> float:
         """``S <-`` plane-wise FFT of ``g / (Hx + b)`` (0 outside the data box), given
         ``S`` = the plane-wise FFT of ``Hx``; returns the Poisson deviance of x (NaN
-        unless tracked)."""
+        unless tracked or ``guard``: the exponent's guard, the deviance without its
+        expected value)."""
         S, g, b, eps = self.S, self.g, self.b, self.eps
         n_last, nx = self.work[-1], g.shape[-1]
         rows = g.shape[1:-1]
@@ -878,6 +957,7 @@ class _RL:
         tiny, one = np.float32(1e-30), np.float32(1)
         beps = np.float32(b + eps)
         track = self.track_deviance
+        guard = guard and not track
         neutral = self.neutral
 
         def fn(a, c, w):
@@ -897,6 +977,12 @@ class _RL:
                 np.maximum(d, tiny, out=t)  # g log(g/m) with 0 log 0 = 0
                 np.log(t, out=t)
                 sums = (float(np.vdot(gg, t)), msum, isum)
+            elif guard:  # sum(g log g) - sum(g log m): m >= b + eps > 0, no clipping
+                msum = float(np.einsum("ijkl"[:d.ndim] + "->", d))  # 4x faster than d.sum() on this view
+                t = _par.scratch(d.size).reshape(d.shape)
+                np.log(d, out=t)
+                sums = (-float(np.vdot(gg, t)), msum, 0.0)
+                np.divide(gg, d, out=d)
             else:
                 np.divide(gg, d, out=d)
             if neutral:
@@ -907,11 +993,23 @@ class _RL:
         sums = self._planes(nz, fn)
         if not track:
             self.expected = float("nan")
-            return float("nan")
+            if not guard:
+                return float("nan")
         kl, msum, isum = sums
+        if guard:
+            kl += self._glogg()
         # expected deviance of Poisson data with these means: 1 + 1/(6m) + O(1/m^2) per voxel
-        self.expected = 1.0 + isum / (6.0 * self.n_data)
+        if track:
+            self.expected = 1.0 + isum / (6.0 * self.n_data)
         return float(2.0 * (kl - self.g_sum + msum) / self.n_data)
+
+    def _glogg(self) -> float:
+        """``sum(g log g)`` (0 log 0 = 0), once: the constant part of the guard's deviance."""
+        if self.glogg is None:
+            g = self.g.reshape(-1)
+            self.glogg = sum(float(np.vdot(g[a:a + 1 << 20], np.log(np.maximum(g[a:a + 1 << 20], 1e-30))))
+                             for a in range(0, g.size, 1 << 20))
+        return self.glogg
 
     def _tv_div(self, x: np.ndarray) -> np.ndarray:
         """div(grad x / |grad x|) with forward differences (zero at the far edge)."""
@@ -947,9 +1045,10 @@ class _RL:
         return div
 
     # -- one iteration ---------------------------------------------------------------
-    def step(self, prefetch: bool = False) -> tuple[float, float, float, float]:
+    def step(self, prefetch: bool = False) -> tuple[float, float, float, float, float]:
         """One iteration.  ``prefetch``: another follows, so (without acceleration)
-        the update also computes the plane-wise FFT of the new estimate."""
+        the update also computes the plane-wise FFT of the new estimate.  Returns the
+        relative change, the deviance, the flux, the extrapolation factor and the exponent."""
         accel = self.accel is not None
         x = self.x
         alpha = self.alpha if accel else 0.0
@@ -978,7 +1077,14 @@ class _RL:
             if not self.S_holds_x:
                 self._forward(x)
         self._spectral()
-        dev = self._ratio()
+        if self.exponents is not None:  # a brick: the central brick's exponent for this iteration
+            self.q = self.exponents.get(self.k, 1.0)
+        guard = self.q > 1 and self.exponents is None
+        dev = self._ratio(guard=guard)
+        if guard:  # the deviance rose: the exponent overshoots, plain RL steps from here on
+            if dev > self.dev_prev * (1 + EXPONENT_GUARD):
+                self.q = 1.0
+            self.dev_prev = dev
         self._spectral(conj=True)
         div = self._tv_div(y) if self.reg == "tv" and self.weight > 0 else None
         spec = self._next_alpha() if prefetch and self.accel == "momentum" else None
@@ -998,7 +1104,7 @@ class _RL:
             # the update prefetched the extrapolation with the next factor (a brick's may differ)
             self.S_holds_y = spec is not None and self.alpha == spec
         rel = float(np.sqrt(sums[0] / sums[1])) if sums[1] > 0 else float("inf")
-        return rel, dev, float(sums[2]), alpha
+        return rel, dev, float(sums[2]), alpha, self.q
 
     def _next_alpha(self) -> float:
         """Momentum's factor for the next iteration: ``m / (m + 3)`` after ``m`` iterations;
@@ -1028,6 +1134,7 @@ class _RL:
         sp = None if spec is None or gbuf is None else np.float32(spec)
         floor_m = np.float32(MOMENTUM_FLOOR * self.scale)
         biggs = self.accel in BIGGS_ANDREWS
+        q = np.float32(self.q)
         unmatched = self.bp is not None
         neutral = self.neutral
 
@@ -1048,6 +1155,8 @@ class _RL:
                     cs[den <= 0] = 0
             elif winv is not None and not neutral:
                 cs *= winv[a:b]
+            if q != 1:  # the correction raised to the exponent (Meinel 1986)
+                _power(cs, q, _par.scratch(b - a), clip=unmatched)
             cs *= yv[a:b]  # cs is now the new estimate
             if unmatched:  # an unmatched back projector has negative lobes: positivity by clipping
                 np.maximum(cs, 0, out=cs)
@@ -1095,8 +1204,8 @@ class _RL:
         for k in range(done0 + 1, last + 1):
             t0 = time.perf_counter()
             self.k = k
-            rel, dev, flux, alpha = self.step(prefetch=k < last)
-            fig = IterationFigures(k, rel, dev, flux, alpha, time.perf_counter() - t0, self.expected)
+            rel, dev, flux, alpha, q = self.step(prefetch=k < last)
+            fig = IterationFigures(k, rel, dev, flux, alpha, time.perf_counter() - t0, self.expected, q)
             history.append(fig)
             if snapshot_every and k % snapshot_every == 0:
                 snaps[k] = np.array(self.image(), dtype=np.float32, copy=True)
@@ -1109,6 +1218,6 @@ class _RL:
         k_done = history[-1].iteration if history else done0
         self.S = None  # the spectrum buffer is not part of the state
         state = dict(key=self.key, x=self.x, xprev=self.xprev, gprev=self.gprev, alpha=self.alpha, mom_k=self.mom_k,
-                     hprev=self.hprev)
+                     hprev=self.hprev, exponent=self.q, dev_prev=self.dev_prev)
         out = np.array(self.image(), dtype=np.float32, copy=True)  # the caller's own array
         return dict(image=out, iterations=k_done, snapshots=snaps, history=history, stop_reason=stopped, state=state)

@@ -1,0 +1,144 @@
+"""``exponent=``: the Richardson-Lucy correction raised to a power (Meinel 1986), with a guard (issue 10).
+
+The scoreboard (``benchmarks/quality.py``) measured it with the second-order Biggs-Andrews
+extrapolation: fewer iterations to plain RL's best on sparse samples (beads, lines), more on dense
+high-contrast bars, divergence caught by the guard on flowdec's Hollow Bars.  Here: it takes fewer
+iterations on sparse beads, the guard drops it when the deviance rises, every path (resume, bricks,
+Dask, stop="auto", CLI) takes it, and a bad value is one clear error.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fijidecon.cli import main
+from fijidecon.deconvolve import convolve, richardson_lucy
+from fijidecon.deconvolve.richardson_lucy import EXPONENT_GUARD
+from fijidecon.io import read_image, write_image
+from fijidecon.psf import gaussian, widefield
+
+PSF = gaussian((13, 17, 17), fwhm=(900, 300, 300), voxel_size=(200, 100, 100))
+
+
+def _beads(seed=0):
+    """Sparse beads (the kind of sample the exponent is for), Poisson noise."""
+    rng = np.random.default_rng(seed)
+    t = np.zeros((16, 48, 48), np.float32)
+    n = 25
+    t[tuple(rng.integers(3, s - 3, n) for s in t.shape)] = rng.uniform(400, 2000, n)
+    data = rng.poisson(convolve(t, PSF, edges="constant") + 10).astype(np.float32)
+    return t.astype(np.float64), data
+
+
+def _nmse_curve(data, truth, n, **kw):
+    curve = []
+    richardson_lucy(data, PSF, n, background=10, callback=lambda f, e: curve.append(
+        float(np.sum((e - truth) ** 2) / np.sum(truth ** 2))), **kw)
+    return np.array(curve)
+
+
+def test_a_larger_exponent_takes_fewer_iterations_on_sparse_beads():
+    truth, data = _beads()
+    plain = _nmse_curve(data, truth, 60, acceleration="biggs-andrews-2")
+    squared = _nmse_curve(data, truth, 60, acceleration="biggs-andrews-2", exponent=2.0)
+    target = plain[39]  # what the second order reaches in 40 iterations
+    first = int(np.flatnonzero(squared <= target)[0]) + 1
+    assert first <= 32, first  # measured: 28
+    # the value matters and depends on the sample: on these beads 2.5 overshoots slowly, the
+    # deviance rises past the guard's 1 % at iteration 16, and from there it is the second order
+    # alone (41 iterations; on the scoreboard's sparser beads 2.5 is the faster value: 22 vs 25)
+    r = richardson_lucy(data, PSF, 20, background=10, acceleration="biggs-andrews-2", exponent=2.5)
+    assert 10 < int(np.flatnonzero(r.figures("exponent") == 1)[0]) + 1 < 20
+
+
+def test_the_guard_drops_the_exponent_when_the_deviance_rises():
+    """A broad widefield PSF and bright data: the squared correction overshoots and the deviance rises."""
+    psf = widefield((24, 48, 48), voxel_size_nm=(200, 65, 65), na=1.3, wavelength_nm=520)
+    t = np.zeros((24, 48, 48), np.float32)
+    t[8:16, 12:36, 12:36] = 5000
+    t[9:15, 13:35, 13:35] = 0
+    data = np.random.default_rng(3).poisson(convolve(t, psf, edges="constant") + 20).astype(np.float32)
+    r = richardson_lucy(data, psf, 30, background=20, acceleration=None, exponent=3.0)
+    q, dev = r.figures("exponent"), r.figures("deviance")
+    drop = int(np.flatnonzero(q == 1)[0])  # the first iteration with the exponent at 1
+    assert 0 < drop < 30 and np.all(q[:drop] == 3)
+    assert dev[drop] > dev[drop - 1] * (1 + EXPONENT_GUARD)  # the rise that dropped it
+    assert np.all(np.isfinite(r.image)) and r.image.min() >= 0
+    # the deviance is computed only while the guard watches (and when tracked)
+    assert np.all(np.isfinite(dev[:drop + 1])) and np.isnan(dev[drop + 1:]).all()
+
+
+def test_exponent_one_is_plain_richardson_lucy():
+    _, data = _beads()
+    a = richardson_lucy(data, PSF, 8, background=10, exponent=1.0)
+    b = richardson_lucy(data, PSF, 8, background=10)
+    np.testing.assert_array_equal(a.image, b.image)
+    assert np.all(a.figures("exponent") == 1) and np.isnan(a.figures("deviance")).all()
+    c = richardson_lucy(data, PSF, 8, background=10, exponent=1.5)
+    assert np.abs(c.image - a.image).max() > 1e-2 * a.image.max()
+
+
+@pytest.mark.parametrize("exponent", [2.5, 2.0])
+def test_resume_10_plus_10_equals_20(exponent):
+    _, data = _beads()
+    kw = dict(background=10, acceleration="biggs-andrews-2", exponent=exponent)
+    full = richardson_lucy(data, PSF, 20, **kw)
+    half = richardson_lucy(data, PSF, 10, **kw)
+    again = richardson_lucy(data, PSF, 10, start=half, **kw)
+    np.testing.assert_allclose(again.image, full.image, rtol=1e-5, atol=1e-5 * full.image.max())
+    np.testing.assert_array_equal(again.figures("exponent"), full.figures("exponent")[10:])
+    with pytest.raises(ValueError, match=r"exponent (2\.5|2\.0) -> 1\.0"):
+        richardson_lucy(data, PSF, 5, start=half, background=10, acceleration="biggs-andrews-2")
+
+
+def test_bricks_and_dask_use_the_central_bricks_exponents():
+    import dask.array as da
+
+    _, data = _beads()
+    kw = dict(background=10, acceleration=None, exponent=2.0)
+    whole = richardson_lucy(data, PSF, 8, **kw)
+    bricked = richardson_lucy(data, PSF, 8, bricks=(16, 24, 24), **kw)
+    assert any("bricked" in n for n in bricked.notes)
+    rel = float(np.linalg.norm(bricked.image - whole.image) / np.linalg.norm(whole.image))
+    assert rel < 2e-2, rel
+    lazy = richardson_lucy(da.from_array(data, chunks=(16, 24, 24)), PSF, 8, bricks=(16, 24, 24), **kw)
+    np.testing.assert_allclose(np.asarray(lazy.image.compute()), bricked.image, rtol=1e-5,
+                               atol=1e-5 * bricked.image.max())
+
+
+@pytest.mark.filterwarnings("ignore:stop. 'auto' chose the last iteration")
+def test_auto_stop_takes_it():
+    _, data = _beads()
+    r = richardson_lucy(data[4:12], PSF, 20, background=10, exponent=2.0, stop="auto", gain=1.0, offset=0.0)
+    assert r.stop_reason == "auto" and 1 <= r.iterations <= 20
+    assert r.figures("exponent")[0] == 2.0
+
+
+@pytest.mark.parametrize("value,error,match", [
+    (0.5, ValueError, r"^exponent: expected a finite number in \[1, 3\], got 0\.5$"),
+    (3.5, ValueError, r"^exponent: expected a finite number in \[1, 3\], got 3\.5$"),
+    (float("nan"), ValueError, r"^exponent: expected"),
+    ("2", TypeError, r"^exponent: expected a finite number"),
+])
+def test_bad_exponent_is_one_clear_error(value, error, match):
+    _, data = _beads()
+    with pytest.raises(error, match=match):
+        richardson_lucy(data, PSF, 5, exponent=value)
+
+
+def test_cli_takes_it(tmp_path, capsys):
+    _, data = _beads()
+    write_image(tmp_path / "img.tif", data)
+    write_image(tmp_path / "psf.tif", PSF)
+    out = tmp_path / "out.tif"
+    rc = main(["deconvolve", "richardson-lucy", str(tmp_path / "img.tif"), str(tmp_path / "psf.tif"), "-o",
+               str(out), "--iterations", "6", "--background", "10", "--exponent", "2", "-q"])
+    assert rc == 0
+    want = richardson_lucy(data, PSF, 6, background=10, exponent=2.0)
+    np.testing.assert_allclose(read_image(out)[0], want.image, rtol=1e-5, atol=1e-5 * want.image.max())
+    rc = main(["deconvolve", "richardson-lucy", str(tmp_path / "img.tif"), str(tmp_path / "psf.tif"), "-o",
+               str(tmp_path / "bad.tif"), "--exponent", "4", "-q"])
+    err = capsys.readouterr().err
+    assert rc != 0 and "exponent" in err and "Traceback" not in err
+    assert not (tmp_path / "bad.tif").exists()
