@@ -121,9 +121,10 @@ def test_bricks_and_dask_use_the_central_bricks_exponents():
 
 
 @pytest.mark.filterwarnings("ignore:stop. 'auto' chose the last iteration")
-def test_auto_stop_takes_it():
+def test_auto_stop_takes_it_and_warns_of_its_misses():
     _, data = _beads()
-    r = richardson_lucy(data[4:12], PSF, 20, background=10, exponent=2.0, stop="auto", gain=1.0, offset=0.0)
+    with pytest.warns(RuntimeWarning, match=r"^stop: 'auto' with exponent=2 missed the best count on 3 of 5"):
+        r = richardson_lucy(data[4:12], PSF, 20, background=10, exponent=2.0, stop="auto", gain=1.0, offset=0.0)
     assert r.stop_reason == "auto" and 1 <= r.iterations <= 20
     assert r.figures("exponent")[0] == 2.0
 
