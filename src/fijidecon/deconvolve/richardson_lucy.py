@@ -1159,10 +1159,10 @@ class _RL:
                 cs *= winv[a:b]
             if q != 1:  # the correction raised to the exponent (Meinel 1986)
                 _power(cs, q, _par.scratch(b - a), clip=unmatched)
-            cs *= yv[a:b]  # cs is now the new estimate
-            if unmatched:  # an unmatched back projector has negative lobes: positivity by clipping
+            cs *= yv[a:b]  # cs is now the new estimate (already >= 0 with an exponent: _power clipped it)
+            if q == 1 and unmatched:  # an unmatched back projector has negative lobes: positivity by clipping
                 np.maximum(cs, 0, out=cs)
-            else:
+            elif q == 1:
                 np.abs(cs, out=cs)  # >= 0 (only FFT round-off can make it negative)
             if tik is not None:
                 t = np.sqrt(1 + 2 * tik * cs)
