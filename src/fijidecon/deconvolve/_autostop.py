@@ -71,6 +71,7 @@ Counts must be photo-electrons
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import math
@@ -108,6 +109,11 @@ LATE_CAP = 3.0
 #: How the count is chosen from each score's curve.
 RULES = {"deblurred": f"the latest iterate within {SE_FACTOR:g} standard error of the minimum (at most "
                       f"{LATE_CAP:g}x its count)", "likelihood": "the minimum"}
+#: ``exponent > 1``: the final run's exponent schedule, one entry per (T, C) volume: the first
+#: iteration at which the thinned run's guard dropped the exponent to 1, or ``None`` (never).
+#: Set by :func:`run_auto` around the final run, read by ``richardson_lucy`` (its guard is then off).
+EXPONENT_DROPS: contextvars.ContextVar[list | None] = contextvars.ContextVar("fijidecon_exponent_drops",
+                                                                             default=None)
 #: Blocks of the photon-transfer estimate (pixels per side, in each plane).
 BLOCK = 8
 #: The quantile of the blocks' residual variances taken per mean bin.
@@ -456,25 +462,35 @@ def check_options(gain: Any, offset: Any, fraction: Any, seed: Any, criterion: A
 
 
 def _fold_curve(rl: Any, y1: np.ndarray, kernel: np.ndarray, scorer: _Scorer, iterations: int, col: int,
-                background: float, inner: dict) -> tuple[list[list[float]], int]:
-    """RL on the thinned counts ``y1``, scored by ``scorer``: ``[[k, deblurred, likelihood], ...]``
-    and the count chosen on column ``col`` (``_LateRule``; a window for ``deblurred``), stopped
-    once the column has had no new minimum for a while (``PATIENCE``) and the window has closed."""
+                background: float, inner: dict) -> tuple[list[list[float]], int, int | None]:
+    """RL on the thinned counts ``y1``, scored by ``scorer``: ``[[k, deblurred, likelihood], ...]``,
+    the count chosen on column ``col`` (``_LateRule``; a window for ``deblurred``), stopped once
+    the column has had no new minimum for a while (``PATIENCE``) and the window has closed, and
+    the iteration at which the exponent's guard dropped it to 1 (``None``: never)."""
     rows: list[list[float]] = []
     rule = _LateRule(scorer, window=col == 1)
+    q0, drop = float(inner.get("exponent", 1.0)), [None]
 
     def score(fig: Any, est: np.ndarray) -> bool:
         if not hasattr(fig, "iteration"):  # a bricked run: no per-iteration estimate
             raise MemoryError("stop: 'auto' needs the thinned run in one piece but the volume is over "
                               "memory_limit; choose the count on a crop with choose_iterations")
         k = int(fig.iteration)
+        if drop[0] is None and fig.exponent < q0:
+            drop[0] = k
         if _scored(k) or k == iterations:
             rows.append([k, *scorer(est)])
             rule.update(k, rows[-1][col])
         return rule.closed and k >= 10 + PATIENCE * max(rule.kmin, 1) and k > rule.kmin + 10
 
     rl(y1, kernel, iterations, callback=score, background=background, recenter=False, psf_threshold=0.0, **inner)
-    return rows, rule.late
+    return rows, rule.late, drop[0]
+
+
+def _median_drop(drops: list[int | None]) -> int | None:
+    """The folds' exponent drops: their median, a fold that never dropped counting as infinite."""
+    m = float(np.median([math.inf if d is None else d for d in drops]))
+    return None if math.isinf(m) else int(round(m))
 
 
 def _average(folds: list[list[list[float]]]) -> np.ndarray:
@@ -525,7 +541,10 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
         curve's minimum), ``rule`` (how ``thinned_iteration`` was chosen), ``curve`` (``[[k, score], ...]``; per volume for several
         volumes), ``likelihood_curve`` (the other score), ``method``, ``criterion``,
         ``fraction``, ``factor``, ``folds``, ``gain``, ``offset``, ``camera``
-        (``"given"``, ``"estimated"`` or ``"assumed"``), ``seed``, ``maximum``.
+        (``"given"``, ``"estimated"`` or ``"assumed"``), ``seed``, ``maximum``; with
+        ``exponent > 1``, ``exponent_drops`` (per (T, C) volume, the first iteration at
+        which the thinned run's guard set the exponent to 1, the folds' median, ``None``:
+        never), which the final run of ``stop="auto"`` follows.
 
     Raises
     ------
@@ -554,7 +573,7 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
     inner = {k: v for k, v in options.items() if k not in (
         "axes", "psf_voxel_size", "recenter", "background", "read_noise", "callback", "stop", "snapshot_every",
         "psf_threshold", "start", "track_deviance", "bricks", "halo")}
-    picks, minima, curves, cams = [], [], [], []
+    picks, minima, curves, cams, drops = [], [], [], [], []
     for vol, prep in zip(vols, preps):
         if offset is not None and not offset < float(np.max(vol.data)):
             raise ValueError(f"offset: the camera offset ({offset:g}) is at or above the image's maximum "
@@ -568,15 +587,17 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
                   "image = H x + background ignores part of the offset; subtract the offset from the image or "
                   "add it to background")
         b_e = max(b_e, 0.0)
-        runs, modes, fold_picks = [], [], []
+        runs, modes, fold_picks, fold_drops = [], [], [], []
         for _ in range(folds):
             y1, y2 = thin(counts, fraction, rng)
             scorer = _Scorer(y2, prep.kernel, (1 - fraction) / fraction, fraction * b_e, edges, DEBLUR_EPS)
-            rows, pick = _fold_curve(richardson_lucy, y1, prep.kernel, scorer, iterations, col, fraction * b_e,
-                                     inner)
+            rows, pick, drop = _fold_curve(richardson_lucy, y1, prep.kernel, scorer, iterations, col,
+                                           fraction * b_e, inner)
             runs.append(rows)
             fold_picks.append(pick)
+            fold_drops.append(drop)
             modes.append(scorer.mode)
+        drops.append(_median_drop(fold_drops))
         curve = _average(runs)
         minima.append(int(curve[int(np.argmin(curve[:, col])), 0]))
         picks.append(int(np.median(fold_picks)))
@@ -599,17 +620,28 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
                scored="whole image" if modes[0] == "work" or edges == "periodic" else "image interior")
     if not one:
         out["per_volume"] = picks
+    q0 = float(options.get("exponent", 1.0))
+    if q0 > 1:
+        out["exponent_drops"] = drops
     out["note"] = ("richardson-lucy: stop=auto chose %d iterations (%s on %g of the photons: minimum at %d, %s %d; "
-                   "of %d; gain %.3g e-/ADU, %s %.3g, %s)" % (
+                   "of %d; gain %.3g e-/ADU, %s %.3g, %s%s)" % (
                        k, criterion, fraction, out["minimum"],
                        "within one standard error until" if criterion == "deblurred" else "chosen", k1, iterations,
                        cam.gain, "effective offset (read noise included)" if cam.shift == 0 and cam.source ==
-                       "estimated" else "offset", cam.offset, cam.source))
+                       "estimated" else "offset", cam.offset, cam.source, _drop_note(q0, drops)))
     log.info(out["note"])
     if k1 >= iterations:
         warnings.warn(f"stop: 'auto' chose the last iteration ({iterations}): the best count may be higher; "
                       "raise iterations", RuntimeWarning, stacklevel=4)
     return out
+
+
+def _drop_note(q0: float, drops: list[int | None]) -> str:
+    """The note's words on the exponent schedule the final run takes from the thinned run."""
+    if q0 <= 1:
+        return ""
+    said = sorted({"throughout" if d is None else f"until iteration {d - 1}" for d in drops}, key=len)
+    return f"; exponent {q0:g} {' / '.join(said)}, as on the thinned run"
 
 
 def run_auto(rl: Any, image: Any, psf: Any, iterations: Any, gain: Any, offset: Any, opts: dict) -> Any:
@@ -618,20 +650,23 @@ def run_auto(rl: Any, image: Any, psf: Any, iterations: Any, gain: Any, offset: 
     ``rl`` is :func:`richardson_lucy`; ``opts`` its other options.  The result is that
     run's, with ``auto_stop`` (the choice, see :func:`choose_iterations`) and
     ``stop_reason="auto"``.  ``start`` is refused (the choice counts from the first
-    iteration); ``callback`` and ``snapshot_every`` apply to the final run only.
+    iteration); ``callback`` and ``snapshot_every`` apply to the final run only.  With
+    ``exponent > 1`` the final run drops the exponent where the thinned run's guard did
+    (``EXPONENT_DROPS``): the guard's 1 % test is decided by noise (on the bars phantom a
+    0.7-count change of the offset moves it from iteration 6 to never), and a count chosen for
+    one schedule does not fit the other (bars: 78 for a best at 24).
     """
     if opts.get("start") is not None:
         raise ValueError("start: not available with stop='auto' (the count is chosen from the first iteration); "
                          "resume with stop=None")
     choose = {k: v for k, v in opts.items() if k not in ("start", "snapshot_every", "callback", "track_deviance",
                                                          "bricks", "halo")}
-    exponent = opts.get("exponent", 1.0)
-    if isinstance(exponent, (int, float)) and exponent > 1:
-        warnings.warn(f"stop: 'auto' with exponent={exponent:g} missed the best count on 3 of 5 phantoms of "
-                      "benchmarks/quality.py (bars: 78 iterations for a best at 24); check snapshots",
-                      RuntimeWarning, stacklevel=3)
     auto = choose_iterations(image, psf, iterations, gain=gain, offset=offset, **choose)
-    res = rl(image, psf, auto["iteration"], stop=None, **opts)
+    token = EXPONENT_DROPS.set(auto.get("exponent_drops"))
+    try:  # the same exponent schedule as the thinned run, so that the count chosen is the count of this run
+        res = rl(image, psf, auto["iteration"], stop=None, **opts)
+    finally:
+        EXPONENT_DROPS.reset(token)
     res.auto_stop = auto
     res.stop_reason = "auto"
     res.notes.append(auto["note"])

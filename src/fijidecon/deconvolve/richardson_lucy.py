@@ -63,7 +63,8 @@ Exponent (``exponent=``)
     Guard: while ``q > 1`` the Poisson deviance is computed every iteration (a logarithm per
     voxel); from the first iteration whose deviance is more than 1 % (``EXPONENT_GUARD``) above
     the previous one's, ``q = 1`` for good (``IterationFigures.exponent`` records it; a bricked
-    run uses the central brick's exponents, resume keeps the state).  It catches divergence,
+    run uses the central brick's exponents, resume keeps the state; ``stop="auto"``'s final run
+    drops it where the guard of its thinned run did, its own guard off).  It catches divergence,
     not over-sharpening as such: with ``q = 2.5`` dense objects overshoot enough to trip it
     early, with ``q = 2`` they are over-sharpened while the deviance still falls.  Not maximum
     likelihood while ``q > 1`` (``sum(Hx) = sum(g)`` no longer holds).  Cost: the guard's
@@ -163,7 +164,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .. import _validate
-from . import _backproject, _bricks, _edges, _fft, _hyper, _otf, _par
+from . import _autostop, _backproject, _bricks, _edges, _fft, _hyper, _otf, _par
 
 ACCELERATIONS = (None, "biggs-andrews", "momentum", "biggs-andrews-2")
 #: Biggs-Andrews extrapolation (first and second order).
@@ -520,6 +521,7 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
             eng = _RL(vol.data, prep, edges, opts["background"], opts["read_noise"], regularization, weight,
                       acceleration, voxel_size, bp=bp, exponent=exponent)
             eng.track_deviance = track_deviance
+            eng.exponents = _exponent_schedule(i, exponent, done0 + iterations)
             if states[i] is not None:
                 eng.restore(states[i])
             else:
@@ -531,6 +533,16 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
                      regularization=regularization, weight=weight, back_projector=bp.kind)
     result.notes += _bp_notes(bp, preps)
     return result
+
+
+def _exponent_schedule(volume: int, exponent: float, last: int) -> dict[int, float] | None:
+    """``stop="auto"``'s final run: the exponent per iteration 1..``last`` as on the thinned run
+    of (T, C) volume ``volume`` (``_autostop.EXPONENT_DROPS``; its guard then off); else ``None``."""
+    drops = _autostop.EXPONENT_DROPS.get()
+    if drops is None or exponent == 1:
+        return None
+    drop = drops[volume] if drops[volume] is not None else last + 1
+    return {k: (exponent if k < drop else 1.0) for k in range(1, last + 1)}
 
 
 def _bp_notes(bp: "_backproject.BackProjector", preps: list) -> list[str]:
@@ -573,14 +585,16 @@ def _level(data: np.ndarray, read_noise: float) -> float:
 
 
 def _decide(pilot: np.ndarray, mean: float, prep: Any, opts: dict, voxel_size: Any, iterations: int,
-            stop_fn: Any) -> tuple["_bricks.Decisions", dict]:
+            stop_fn: Any, exponents: dict[int, float] | None = None) -> tuple["_bricks.Decisions", dict]:
     """A volume's decisions: its ``mean`` and, with a stopping rule, the iteration count at
-    which the rule stops on the ``pilot`` brick (the central one; its run is returned)."""
+    which the rule stops on the ``pilot`` brick (the central one; its run is returned);
+    ``exponents``: the exponent schedule the pilot follows (else its own guard's)."""
     mean = max(float(mean), 1e-20)
     eng = _RL(np.ascontiguousarray(pilot, dtype=np.float32), prep, opts["edges"], opts["background"],
               opts["read_noise"], opts["regularization"], opts["weight"], opts["acceleration"], voxel_size, scale=mean,
               bp=opts["back_projector"], exponent=opts["exponent"])
     eng.track_deviance = stop_fn is not None
+    eng.exponents = exponents
     eng.init(None, opts["initial"])
     r = eng.run(iterations, 0, None, None, stop_fn)
     extra = {"alphas": {f.iteration: f.acceleration for f in r["history"]},
@@ -598,7 +612,8 @@ def _run_bricked(layout, vols, preps, plans, iterations, stop_fn, opts, voxel_si
         for vol, prep, plan in zip(vols, preps, plans):
             plan = plan or _bricks.Plan(vol.data.shape, vol.data.shape, (0,) * vol.data.ndim)
             mean = _level(vol.data, opts["read_noise"])
-            dec, r = _decide(vol.data[plan.pilot().outer], mean, prep, opts, voxel_size, iterations, stop_fn)
+            dec, r = _decide(vol.data[plan.pilot().outer], mean, prep, opts, voxel_size, iterations, stop_fn,
+                             _exponent_schedule(len(outs), opts["exponent"], iterations))
             outs.append(_bricks.run_numpy(vol.data, plan, _brick_fn(prep, opts, voxel_size), dec, done=done,
                                           total=total, t0=t0, callback=callback,
                                           pilot_result=(plan.pilot(), r["image"])))
