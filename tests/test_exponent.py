@@ -44,12 +44,30 @@ def test_a_larger_exponent_takes_fewer_iterations_on_sparse_beads():
     squared = _nmse_curve(data, truth, 60, acceleration="biggs-andrews-2", exponent=2.0)
     target = plain[39]  # what the second order reaches in 40 iterations
     first = int(np.flatnonzero(squared <= target)[0]) + 1
-    assert first <= 32, first  # measured: 28
-    # the value matters and depends on the sample: on these beads 2.5 overshoots slowly, the
-    # deviance rises past the guard's 1 % at iteration 16, and from there it is the second order
-    # alone (41 iterations; on the scoreboard's sparser beads 2.5 is the faster value: 22 vs 25)
-    r = richardson_lucy(data, PSF, 20, background=10, acceleration="biggs-andrews-2", exponent=2.5)
-    assert 10 < int(np.flatnonzero(r.figures("exponent") == 1)[0]) + 1 < 20
+    assert first <= 32, first  # measured: 27
+    # the value matters and depends on the sample: on these beads 2.5 overshoots, successive steps
+    # point in opposite directions at iterations 4 and 5, the guard drops it there, and from there
+    # it is the second order alone (37 iterations; on the scoreboard's sparser beads 2.5 is the
+    # faster value: 22 vs 25)
+    r = richardson_lucy(data, PSF, 20, background=10, acceleration="biggs-andrews-2", exponent=2.5,
+                        track_deviance=True)
+    drop = int(np.flatnonzero(r.figures("exponent") == 1)[0])  # the first iteration at 1 (0-based)
+    assert 3 <= drop < 10, drop
+    dev = r.figures("deviance")
+    assert np.all(dev[1:drop + 1] <= dev[:drop] * (1 + EXPONENT_GUARD))  # the zig-zag test dropped it, not the deviance
+
+
+def test_the_raised_update_keeps_the_plain_updates_flux():
+    """c**q alone changes the flux (a flat start on sparse data: x 5, then x 0.1, then x 33 on
+    RedLionfish's phantom, then divergence); the raised update is rescaled to the flux of the
+    plain update from the same estimate."""
+    _, data = _beads()
+    kw = dict(background=10, acceleration=None)
+    plain = richardson_lucy(data, PSF, 1, **kw).figures("flux")[0]
+    for q in (1.5, 2.0, 3.0):
+        raised = richardson_lucy(data, PSF, 1, exponent=q, **kw)
+        np.testing.assert_allclose(raised.figures("flux")[0], plain, rtol=1e-4)
+        assert np.abs(raised.image - richardson_lucy(data, PSF, 1, **kw).image).max() > 0.05 * raised.image.max()
 
 
 def test_the_guard_drops_the_exponent_when_the_deviance_rises():
@@ -111,11 +129,13 @@ def test_bricks_and_dask_use_the_central_bricks_exponents():
     _, data = _beads()
     kw = dict(background=10, acceleration=None, exponent=2.0)
     whole = richardson_lucy(data, PSF, 8, **kw)
-    bricked = richardson_lucy(data, PSF, 8, bricks=(16, 24, 24), **kw)
+    with pytest.warns(RuntimeWarning, match=r"^exponent: 2 in bricks gives a result that depends on the brick layout"):
+        bricked = richardson_lucy(data, PSF, 8, bricks=(16, 24, 24), **kw)
     assert any("bricked" in n for n in bricked.notes)
     rel = float(np.linalg.norm(bricked.image - whole.image) / np.linalg.norm(whole.image))
     assert rel < 2e-2, rel
-    lazy = richardson_lucy(da.from_array(data, chunks=(16, 24, 24)), PSF, 8, bricks=(16, 24, 24), **kw)
+    with pytest.warns(RuntimeWarning, match=r"^exponent: 2 in bricks"):
+        lazy = richardson_lucy(da.from_array(data, chunks=(16, 24, 24)), PSF, 8, bricks=(16, 24, 24), **kw)
     np.testing.assert_allclose(np.asarray(lazy.image.compute()), bricked.image, rtol=1e-5,
                                atol=1e-5 * bricked.image.max())
 
@@ -137,18 +157,19 @@ def test_auto_stop_runs_the_thinned_runs_exponent_schedule():
 
 
 def test_a_given_exponent_schedule_replaces_the_guard():
-    """The mechanism of the test above, with a schedule the guard would not choose (drop at 4, not 16)."""
+    """The mechanism of the test above, with a schedule the guard would not choose (drop at 9, not 5)."""
     from fijidecon.deconvolve import _autostop
 
     _, data = _beads()
     kw = dict(background=10, acceleration="biggs-andrews-2", exponent=2.5)
-    token = _autostop.EXPONENT_DROPS.set([4])
+    token = _autostop.EXPONENT_DROPS.set([9])
     try:
         scheduled = richardson_lucy(data, PSF, 12, **kw)
     finally:
         _autostop.EXPONENT_DROPS.reset(token)
-    np.testing.assert_array_equal(scheduled.figures("exponent"), [2.5] * 3 + [1.0] * 9)
-    assert np.all(richardson_lucy(data, PSF, 12, **kw).figures("exponent") == 2.5)  # its own guard: later
+    np.testing.assert_array_equal(scheduled.figures("exponent"), [2.5] * 8 + [1.0] * 4)
+    own = richardson_lucy(data, PSF, 12, **kw).figures("exponent")
+    assert own[8] == 1 and own[0] == 2.5  # its own guard: earlier
     token = _autostop.EXPONENT_DROPS.set([None])
     try:  # never dropped on the thinned run: kept throughout, the guard off
         assert np.all(richardson_lucy(data, PSF, 20, **kw).figures("exponent") == 2.5)

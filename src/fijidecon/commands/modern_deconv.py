@@ -123,10 +123,10 @@ RICHARDSON_LUCY = Command(
                    "iterations on data with little noise and a broad PSF, but it keeps the noise too."),
         Param("exponent", "Exponent of the correction (1 = plain; 2.5 = fewer iterations on sparse samples)",
               "float", API, decimals=2, minimum=1.0, maximum=3.0,
-              help="The multiplicative correction raised to this power (Meinel 1986), 1 to 3: with Biggs-Andrews "
-                   "2nd order, 2.5 takes about 40 % fewer iterations on sparse samples (beads, filaments); it falls "
-                   "back to 1 when the Poisson deviance rises by more than 1 % (within a few iterations on dense "
-                   "samples)."),
+              help="The multiplicative correction raised to this power (Meinel 1986), 1 to 3, at the plain "
+                   "update's flux: with Biggs-Andrews 2nd order, 2.5 takes about 40 % fewer iterations on sparse "
+                   "samples (beads, filaments); it falls back to 1 when the Poisson deviance rises by more than 1 % "
+                   "or successive steps zig-zag (within a few iterations on dense samples). Not for bricked runs."),
         Param("back_projector", "Back projector", "choice", API,
               choices=(("Matched (plain Richardson-Lucy)", None), ("Wiener-Butterworth", "wiener-butterworth"),
                        ("OTF-masked Wiener", "otf-masked-wiener")),
