@@ -55,6 +55,8 @@ def test_a_larger_exponent_takes_fewer_iterations_on_sparse_beads():
     assert 3 <= drop < 10, drop
     dev = r.figures("deviance")
     assert np.all(dev[1:drop + 1] <= dev[:drop] * (1 + EXPONENT_GUARD))  # the zig-zag test dropped it, not the deviance
+    assert (f"richardson-lucy: exponent 2.5 for iterations 1-{drop}, then 1: successive steps pointed in opposite "
+            f"directions at iterations {drop - 1}-{drop} (the extrapolation was off)") in r.notes
 
 
 def test_the_raised_update_keeps_the_plain_updates_flux():
@@ -82,6 +84,9 @@ def test_the_guard_drops_the_exponent_when_the_deviance_rises():
     drop = int(np.flatnonzero(q == 1)[0])  # the first iteration with the exponent at 1
     assert 0 < drop < 30 and np.all(q[:drop] == 3)
     assert dev[drop] > dev[drop - 1] * (1 + EXPONENT_GUARD)  # the rise that dropped it
+    rise = 100 * (dev[drop] / dev[drop - 1] - 1)
+    assert (f"richardson-lucy: exponent 3 for iterations 1-{drop}, then 1: the Poisson deviance rose {rise:.1f} % "
+            f"at iteration {drop + 1}") in r.notes
     assert np.all(np.isfinite(r.image)) and r.image.min() >= 0
     # the deviance is computed only while the guard watches (and when tracked)
     assert np.all(np.isfinite(dev[:drop + 1])) and np.isnan(dev[drop + 1:]).all()

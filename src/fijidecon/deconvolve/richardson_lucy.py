@@ -520,7 +520,7 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
         _bricks.refuse_with_bricks(start=start, snapshot_every=snapshot_every)
         return _run_bricked(layout, vols, preps, plans, iterations, stop_fn, opts, voxel_size, callback)
     states, starts, done0 = _starts(start, layout, len(vols))
-    results = []
+    results, drop_notes = [], []
     with _fft.reuse_memory():
         for i, (vol, prep) in enumerate(zip(vols, preps)):
             eng = _RL(vol.data, prep, edges, opts["background"], opts["read_noise"], regularization, weight,
@@ -533,10 +533,14 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
                 eng.init(starts[i], initial)
             results.append(eng.run(iterations, done0, snapshot_every, callback, stop_fn))
             results[-1]["psf_shift"] = prep.shift
+            if eng.drop_note is not None:
+                drop_notes.append(f"richardson-lucy{'' if layout.single else f' (t={vol.t}, c={vol.c})'}: "
+                                  f"{eng.drop_note}")
+                _hyper.log.info(drop_notes[-1])
             del eng
     result = _result(layout, results, preps, edges=edges, acceleration=acceleration,
                      regularization=regularization, weight=weight, back_projector=bp.kind)
-    result.notes += _bp_notes(bp, preps)
+    result.notes += _bp_notes(bp, preps) + drop_notes
     return result
 
 
@@ -843,6 +847,7 @@ class _RL:
         self.q = float(exponent)  # the correction's exponent now (1 once the guard has dropped it)
         self.dev_prev = float("inf")  # the guard: the last iteration's Poisson deviance
         self.zigzag = 0  # the guard with Biggs-Andrews: successive iterations whose steps were anti-correlated
+        self.drop_note: str | None = None  # why and when a guard set the exponent to 1 (this run)
         self.glogg = None  # the guard: sum(g log g), computed once
         self.exponents = None  # a bricked run: the central brick's exponents, used by every brick
         self.track_deviance = True
@@ -1117,6 +1122,8 @@ class _RL:
         dev = self._ratio(guard=guard)
         if guard:  # the deviance rose: the exponent overshoots, plain RL steps from here on
             if dev > self.dev_prev * (1 + EXPONENT_GUARD):
+                self.drop_note = (f"exponent {self.q:g} for iterations 1-{self.k - 1}, then 1: the Poisson deviance "
+                                  f"rose {100 * (dev / self.dev_prev - 1):.1f} % at iteration {self.k}")
                 self.q = 1.0
             self.dev_prev = dev
         self._spectral(conj=True)
@@ -1135,6 +1142,9 @@ class _RL:
                 if self.q > 1 and self.exponents is None and den > 0:  # the guard: zig-zag steps
                     self.zigzag = self.zigzag + 1 if num < 0 else 0
                     if self.zigzag >= EXPONENT_ZIGZAG:
+                        self.drop_note = (f"exponent {self.q:g} for iterations 1-{self.k}, then 1: successive steps "
+                                          f"pointed in opposite directions at iterations {self.k - EXPONENT_ZIGZAG + 1}-"
+                                          f"{self.k} (the extrapolation was off)")
                         self.q = 1.0
                 if self.accel == "biggs-andrews-2":
                     self.alpha **= BA2_POWER
