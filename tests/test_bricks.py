@@ -125,6 +125,25 @@ def test_dask_input_gives_a_lazy_result_equal_to_numpy():
     np.testing.assert_allclose(wiener(d, PSF, 1e-3).image.compute(), wiener(img, PSF, 1e-3).image, atol=1e-3)
 
 
+def test_dask_bricks_are_never_thinner_than_the_halo():
+    """Dask's map_overlap merges chunks thinner than the halo: a plan of 128 bricks of 80x20x20 with a halo of
+    61x33x33 ran as 32 bricks of 80x40x40, over the memory it was planned for (the note said 128, the bar 32)."""
+    img = _data((20, 192, 192))
+    d = da.from_array(img, chunks=(20, 192, 192))
+    kw = dict(background=5, halo=(4, 30, 30))
+    res = richardson_lucy(d, PSF, 2, memory_limit="16MB", **kw)  # halving alone would give cores of 24 and 16
+    note = next(n for n in res.notes if "bricked (lazy)" in n)
+    assert note == "bricked (lazy): 48 brick(s) of 16x30x48 voxels (2x6x4) with a halo of 4x30x30"
+    assert res.image.npartitions == 48  # one task per brick of the note (the last Y brick takes the thin rest)
+    assert all(min(c) >= h for c, h in zip(res.image.chunks, (4, 30, 30)))
+    whole = richardson_lucy(img, PSF, 2, **kw).image
+    assert _rel(res.image.compute(), whole)[0] < 1e-3
+    with pytest.raises(ValueError, match=r"^bricks: a Dask run needs bricks at least as thick as the halo"):
+        richardson_lucy(d, PSF, 2, bricks=(20, 24, 24), **kw)
+    r = richardson_lucy(img, PSF, 2, bricks=(20, 24, 24), **kw)  # in memory any core works
+    assert any("bricked: 64 brick(s) of 20x24x24" in n for n in r.notes)
+
+
 def _hyperstack():
     vols = [_data((12, 64, 64), seed=s, n=60) for s in range(4)]
     return np.stack([np.stack(vols[:2]), np.stack(vols[2:])]).transpose(0, 2, 1, 3, 4)  # (T, Z, C, Y, X)

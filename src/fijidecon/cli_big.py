@@ -134,7 +134,7 @@ def plan_bricks(method: str, vol: tuple[int, ...], kernel: tuple[int, ...], opts
     Files are read (TIFF, ``.npy``) and written (TIFF) in whole planes, so Dask holds every
     plane of the Z range the bricks being computed need: the *input slab* (their outer Z
     range, float32, counted :data:`IN_SLAB_COPIES` times) and, for a TIFF output, the *output
-    slab* (their core Z range).  For each Z core (the whole Z, halved down to half the Z halo),
+    slab* (their core Z range).  For each Z core (the whole Z, halved while not thinner than the Z halo),
     the largest Y, X cores (the axis largest relative to its halo halved first) whose
     :func:`brick_need` fits what the slabs leave for the ``concurrency`` bricks computed at
     once; of these plans, the one with the least FFT work (:func:`_work`).
@@ -162,12 +162,12 @@ def plan_bricks(method: str, vol: tuple[int, ...], kernel: tuple[int, ...], opts
         core = _fit_lateral(method, vol, cz, kernel, halo, opts, room) if room > 0 else None
         if core is not None and (best is None or _work(vol, core, halo, kernel) < best[0]):
             best = (_work(vol, core, halo, kernel), core, room)
-        if cz is None or cz <= max(1, halo[0] // 2):  # thinner Z cores only add halo
+        if cz is None or -(-cz // 2) < max(1, halo[0]):  # thinner Z cores: Dask would merge them (and more halo)
             break
-        cz = max(1, -(-cz // 2))
+        cz = -(-cz // 2)
     if best is None:
         raise MemoryError(f"memory_limit: {_size(limit)} is too small for {method} on {'x'.join(map(str, vol))} "
-                          f"volumes from and to files: even bricks of {MIN_CORE} voxels (halo "
+                          f"volumes from and to files: even bricks of {MIN_CORE} voxels or as thick as the halo ("
                           f"{'x'.join(map(str, halo))}) and their slabs of whole planes do not fit; raise "
                           "--memory-limit")
     return best[1], halo, best[2]
@@ -198,11 +198,12 @@ def _fit_lateral(method, vol, cz, kernel, halo, opts, room) -> tuple[int, ...] |
         outer = tuple(min(n, c + 2 * h) for n, c, h in zip(vol, core, halo))
         if brick_need(method, outer, kernel, opts) <= room:
             return core
-        can = [i for i in (0, 1) if lat[i] > MIN_CORE]
+        floor = [min(n, max(MIN_CORE, h)) for n, h in zip(vol[-2:], hl)]  # Dask: no core thinner than its halo
+        can = [i for i in (0, 1) if lat[i] > floor[i]]
         if not can:
             return None
         i = max(can, key=lambda k: lat[k] / max(hl[k], 1))
-        lat[i] = max(MIN_CORE, -(-lat[i] // 2))
+        lat[i] = max(floor[i], -(-lat[i] // 2))
 
 
 def _size(n: float) -> str:

@@ -95,15 +95,26 @@ class Brick:
 @dataclass(frozen=True)
 class Plan:
     """Bricks of a volume of ``shape``: cores of ``core`` voxels (the last ones smaller),
-    read with ``halo`` voxels on each side."""
+    read with ``halo`` voxels on each side.  ``merge_thin`` (Dask runs): along each axis a last
+    core thinner than the halo is merged into the one before (Dask's ``map_overlap`` needs
+    every chunk at least as thick as its overlap, and would otherwise merge chunks itself)."""
 
     shape: tuple[int, ...]
     core: tuple[int, ...]
     halo: tuple[int, ...]
+    merge_thin: bool = False
+
+    def sizes(self, axis: int) -> list[int]:
+        """The core sizes of the bricks along ``axis``."""
+        n, c, h = self.shape[axis], self.core[axis], self.halo[axis]
+        out = [c] * (n // c) + ([n % c] if n % c else [])
+        if self.merge_thin and len(out) > 1 and out[-1] < h:
+            out[-2:] = [out[-2] + out[-1]]
+        return out
 
     @property
     def counts(self) -> tuple[int, ...]:
-        return tuple(math.ceil(n / c) for n, c in zip(self.shape, self.core))
+        return tuple(len(self.sizes(i)) for i in range(len(self.shape)))
 
     @property
     def n(self) -> int:
@@ -112,14 +123,15 @@ class Plan:
     @property
     def outer(self) -> tuple[int, ...]:
         """The largest outer (core + 2 halo) shape of a brick."""
-        return tuple(min(n, c + 2 * h) for n, c, h in zip(self.shape, self.core, self.halo))
+        return tuple(min(n, max(self.sizes(i)) + 2 * h) for i, (n, h) in enumerate(zip(self.shape, self.halo)))
 
     def bricks(self) -> list[Brick]:
+        starts = [np.concatenate([[0], np.cumsum(self.sizes(i))]).astype(int) for i in range(len(self.shape))]
         out = []
         for idx in np.ndindex(*self.counts):
             core, outer = [], []
-            for i, n, c, h in zip(idx, self.shape, self.core, self.halo):
-                a, b = i * c, min((i + 1) * c, n)
+            for i, n, h, st in zip(idx, self.shape, self.halo, starts):
+                a, b = int(st[i]), int(st[i + 1])
                 core.append(slice(a, b))
                 outer.append(slice(max(a - h, 0), min(b + h, n)))
             out.append(Brick(tuple(int(i) for i in idx), tuple(core), tuple(outer)))
@@ -153,11 +165,13 @@ def check_halo(halo: Any, ndim: int) -> tuple[int, ...] | None:
 
 
 def make_plan(shape: Sequence[int], halo: Sequence[int], fits: Callable[[tuple[int, ...]], bool],
-              core: Sequence[int] | None = None) -> Plan:
+              core: Sequence[int] | None = None, core_at_least_halo: bool = False) -> Plan:
     """The plan with the biggest bricks that fit (``fits(outer_shape)``), or the given ``core``.
 
     Bricks are halved along the axis whose core is largest relative to its halo (so thin
-    axes with big halos are cut last) until one brick fits.
+    axes with big halos are cut last) until one brick fits.  ``core_at_least_halo`` (Dask
+    runs): no core thinner than its halo along a split axis (Dask's ``map_overlap`` would
+    merge such chunks into bigger bricks than planned).
 
     Raises
     ------
@@ -166,13 +180,14 @@ def make_plan(shape: Sequence[int], halo: Sequence[int], fits: Callable[[tuple[i
     """
     shape = tuple(int(n) for n in shape)
     if core is not None:
-        return Plan(shape, tuple(max(1, min(int(c), n)) for c, n in zip(core, shape)), tuple(halo))
+        return Plan(shape, tuple(max(1, min(int(c), n)) for c, n in zip(core, shape)), tuple(halo), core_at_least_halo)
     cur = list(shape)
+    floor = [min(n, max(MIN_CORE, h if core_at_least_halo else 0)) for n, h in zip(shape, halo)]
     while True:
-        plan = Plan(shape, tuple(cur), tuple(halo))
+        plan = Plan(shape, tuple(cur), tuple(halo), core_at_least_halo)
         if fits(plan.outer):
             return plan
-        can = [i for i, c in enumerate(cur) if c > MIN_CORE]
+        can = [i for i, c in enumerate(cur) if c > floor[i]]
         if not can:
             wide = [i for i, (h, n) in enumerate(zip(halo, shape)) if 2 * h >= n]
             why = (f" (the halo, {'x'.join(map(str, halo))} voxels on each side from the PSF's size, is wider than "
@@ -181,7 +196,7 @@ def make_plan(shape: Sequence[int], halo: Sequence[int], fits: Callable[[tuple[i
                                 f"{'x'.join(map(str, cur))} + halo {'x'.join(map(str, halo))}) does not fit the "
                                 f"memory budget{why}")
         ax = max(can, key=lambda i: cur[i] / max(halo[i], 1))
-        cur[ax] = max(MIN_CORE, math.ceil(cur[ax] / 2))
+        cur[ax] = max(floor[ax], math.ceil(cur[ax] / 2))
 
 
 @dataclass
@@ -231,7 +246,7 @@ def lazy(dvol: Any, plan: Plan, fn: BrickFn, decisions: Decisions) -> Any:
     with the halo as depth, no padding beyond the volume's border, cores kept)."""
     import dask.array as da
 
-    vol = dvol.astype(np.float32).rechunk(plan.core)
+    vol = dvol.astype(np.float32).rechunk(tuple(tuple(plan.sizes(i)) for i in range(len(plan.shape))))
 
     def one(block: np.ndarray) -> np.ndarray:
         return fn(np.ascontiguousarray(block, dtype=np.float32), decisions)
@@ -263,9 +278,11 @@ def estimate(method: str, shape: Sequence[int], kernel_shape: Sequence[int], **o
 
 
 def plan_volume(method: str, shape: Sequence[int], kernel_shape: Sequence[int], options: dict, limit: int | None,
-                resident: int, core: Sequence[int] | None, halo: Sequence[int] | None) -> Plan | None:
+                resident: int, core: Sequence[int] | None, halo: Sequence[int] | None,
+                lazy: bool = False) -> Plan | None:
     """The brick plan of one volume, or ``None`` when the whole volume fits (and no ``core``
     was asked for).  ``resident``: bytes already held for the run (input, output).
+    ``lazy``: a Dask run (cores at least as thick as the halo along split axes).
 
     Raises
     ------
@@ -282,14 +299,25 @@ def plan_volume(method: str, shape: Sequence[int], kernel_shape: Sequence[int], 
     def fits(outer: tuple[int, ...]) -> bool:
         return room is None or estimate(method, outer, kernel_shape, **options) <= room
 
+    if lazy and core is not None:
+        check_core_vs_halo(tuple(int(n) for n in shape), core, h)
     try:
-        return make_plan(shape, h, fits, core)
+        return make_plan(shape, h, fits, core, core_at_least_halo=lazy)
     except MemoryError as e:
         whole = estimate(method, shape, kernel_shape, **options)
         raise ResourceError(f"memory_limit: {method} on {'x'.join(map(str, shape))} needs about {_mib(whole)} whole; "
                           f"{e} ({_mib(limit or 0)} budget, {_mib(resident)} already held by the input and output); "
                           "raise memory_limit, use a smaller halo, or work from a file (OME-Zarr) with the CLI") \
             from None
+
+
+def check_core_vs_halo(shape: tuple[int, ...], core: Sequence[int], halo: Sequence[int]) -> None:
+    """Dask runs: a one-line error when a brick core is thinner than its halo along a split axis."""
+    for i, (n, c, h) in enumerate(zip(shape, core, halo)):
+        if int(c) < n and int(c) < h:
+            raise ValueError(f"bricks: a Dask run needs bricks at least as thick as the halo along each split axis, "
+                             f"but axis {i} has {int(c)} < halo {h} (Dask would merge them into bigger bricks than "
+                             f"planned); use bricks of {h} or more there, or a smaller halo")
 
 
 def _mib(n: float) -> str:
@@ -449,7 +477,7 @@ def lazy_plans(method: str, vol_shape: tuple[int, ...], preps: Sequence[Any], op
         limit //= concurrency()
     plans = []
     for p in preps:
-        plan = plan_volume(method, vol_shape, p.kernel.shape, options, limit, 0, core, halo)
+        plan = plan_volume(method, vol_shape, p.kernel.shape, options, limit, 0, core, halo, lazy=True)
         plans.append(plan or Plan(vol_shape, vol_shape, halo or default_halo(p.kernel.shape)))
     if any(p.n > 1 for p in plans):
         refuse_periodic(options.get("edges", ""))
