@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 import sys
 import threading
@@ -49,12 +50,17 @@ _BACKEND: object | None = None  # None = scipy's own pocketfft
 _BACKEND_NAME = "scipy"
 
 
+@functools.lru_cache(maxsize=None)
+def _cpu_count() -> int:
+    """``os.cpu_count()``, read once (it costs about 12 us, and every FFT call asked for it)."""
+    return os.cpu_count() or 1
+
+
 def n_workers() -> int:
     """The number of threads :data:`WORKERS` stands for (resolves ``-1``)."""
     if WORKERS > 0:
         return WORKERS
-    n = os.cpu_count() or 1
-    return max(1, n + 1 + WORKERS) if WORKERS < 0 else 1
+    return max(1, _cpu_count() + 1 + WORKERS) if WORKERS < 0 else 1
 
 
 def fast_len(n: int) -> int:
