@@ -191,6 +191,8 @@ def split_planes(arr: Any, axes: str, vol_axes: str, core: tuple[int, ...]) -> A
 
 
 def _fit_lateral(method, vol, cz, kernel, halo, opts, room) -> tuple[int, ...] | None:
+    from .deconvolve._bricks import thinnest_core
+
     lat = list(vol[-2:])
     hl = halo[-2:]
     while True:
@@ -198,7 +200,7 @@ def _fit_lateral(method, vol, cz, kernel, halo, opts, room) -> tuple[int, ...] |
         outer = tuple(min(n, c + 2 * h) for n, c, h in zip(vol, core, halo))
         if brick_need(method, outer, kernel, opts) <= room:
             return core
-        floor = [min(n, max(MIN_CORE, h)) for n, h in zip(vol[-2:], hl)]  # Dask: no core thinner than its halo
+        floor = [thinnest_core(n, h) for n, h in zip(vol[-2:], hl)]  # Dask: no core thinner than its halo
         can = [i for i in (0, 1) if lat[i] > floor[i]]
         if not can:
             return None

@@ -164,6 +164,12 @@ def check_halo(halo: Any, ndim: int) -> tuple[int, ...] | None:
     return tuple(_validate.check_int(f"halo[{i}]", h, 0) for i, h in enumerate(halo))
 
 
+def thinnest_core(n: int, halo: int) -> int:
+    """The thinnest core planned along an axis of ``n`` voxels: ``MIN_CORE``, and in Dask runs
+    (``halo`` given) as thick as the halo (``map_overlap`` merges thinner chunks itself)."""
+    return min(int(n), max(MIN_CORE, int(halo)))
+
+
 def make_plan(shape: Sequence[int], halo: Sequence[int], fits: Callable[[tuple[int, ...]], bool],
               core: Sequence[int] | None = None, core_at_least_halo: bool = False) -> Plan:
     """The plan with the biggest bricks that fit (``fits(outer_shape)``), or the given ``core``.
@@ -182,7 +188,7 @@ def make_plan(shape: Sequence[int], halo: Sequence[int], fits: Callable[[tuple[i
     if core is not None:
         return Plan(shape, tuple(max(1, min(int(c), n)) for c, n in zip(core, shape)), tuple(halo), core_at_least_halo)
     cur = list(shape)
-    floor = [min(n, max(MIN_CORE, h if core_at_least_halo else 0)) for n, h in zip(shape, halo)]
+    floor = [thinnest_core(n, h if core_at_least_halo else 0) for n, h in zip(shape, halo)]
     while True:
         plan = Plan(shape, tuple(cur), tuple(halo), core_at_least_halo)
         if fits(plan.outer):
