@@ -11,7 +11,8 @@ Phantoms
 
 Scoreboard
     For each phantom and each Richardson-Lucy variant (plain, Biggs-Andrews of first and second
-    order, momentum, the second order with the correction raised to 2.5 (``exponent=2.5``), the
+    order, momentum, starts from the image or its Wiener estimate (``initial=``), the second order
+    with the correction raised to 2.5 (``exponent=2.5``), from a flat and a Wiener start, the
     Wiener-Butterworth and OTF-masked Wiener back projectors; default non-circulant edges) and the
     default Wiener filter as a reference: NMSE, PSNR and SSIM at 1, 2, 5, 10, 20, 50, 100, 200
     iterations; the best iterate (NMSE); the wall time (set-up + iterations, scoring excluded) to reach
@@ -217,8 +218,10 @@ METHODS = {
     "RL + momentum": {"acceleration": "momentum"},
     "RL + Biggs-Andrews 2nd order": {"acceleration": "biggs-andrews-2"},
     "RL + Biggs-Andrews, initial image": {"acceleration": "biggs-andrews", "initial": "image"},
-    "RL + BA 2nd order, initial image": {"acceleration": "biggs-andrews-2", "initial": "image"},
+    "RL + BA 2nd order, Wiener start": {"acceleration": "biggs-andrews-2", "initial": "wiener"},
     "RL + BA 2nd order, exponent 2.5": {"acceleration": "biggs-andrews-2", "exponent": 2.5},
+    "RL + BA 2nd order, exponent 2.5, Wiener start": {"acceleration": "biggs-andrews-2", "exponent": 2.5,
+                                                      "initial": "wiener"},
     "RL + BA, OTF-masked BP (alpha 0.15), initial image": {"acceleration": "biggs-andrews", "initial": "image",
                                                            "back_projector": "otf-masked-wiener", "bp_alpha": 0.15},
     "RL, Wiener-Butterworth BP": {"back_projector": "wiener-butterworth", "acceleration": None},

@@ -29,6 +29,7 @@ CASES = [
     ("richardson-lucy", BIG, PSF, {"acceleration": "biggs-andrews"}),
     ("richardson-lucy", BIG, PSF, {"acceleration": "momentum"}),
     ("richardson-lucy", BIG, PSF, {"acceleration": "biggs-andrews-2"}),
+    ("richardson-lucy", BIG, PSF, {"acceleration": "biggs-andrews-2", "initial": "wiener"}),
     ("richardson-lucy", BIG, PSF, {"back_projector": "wiener-butterworth"}),
     ("richardson-lucy", BIG, PSF, {"regularization": "tv"}),
     ("richardson-lucy", BIG, PSF, {"edges": "periodic"}),

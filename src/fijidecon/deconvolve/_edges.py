@@ -112,6 +112,38 @@ class Geometry:
     def crop(self) -> tuple[slice, ...]:
         return tuple(slice(a, a + n) for n, (a, _) in zip(self.image_shape, self.pad))
 
+    def extend(self, data: np.ndarray) -> np.ndarray:
+        """``data`` (of :attr:`data_shape`, in the box at the origin) filled out to the whole
+        work grid, smoothly: across each margin its mirror image at the box's end fades
+        (linearly) into its mirror image at the box's start, which the periodic grid places
+        after the margin, so the grid has no jump at either border nor inside the margin
+        (a margin wider than the box repeats its edge voxel beyond one mirror).  A new
+        array; ``data`` itself when the box is the whole grid."""
+        if self.full_box:
+            return data
+        out = np.empty(self.work_shape, data.dtype)
+        filled = list(data.shape)
+        out[tuple(slice(0, n) for n in filled)] = data
+        for ax, (n, N) in enumerate(zip(data.shape, self.work_shape)):
+            if N == n:
+                continue
+            j = np.arange(n, N)
+            end, start = [slice(0, f) for f in filled], [slice(0, f) for f in filled]
+            end[ax] = np.clip(2 * n - 1 - j, 0, n - 1)  # mirrored at the end: d[n-1], d[n-2], ...
+            start[ax] = np.clip(N - 1 - j, 0, n - 1)  # mirrored at the start: ..., d[1], d[0]
+            shape = [1] * data.ndim
+            shape[ax] = N - n
+            w = ((N - j) / (N - n + 1.0)).astype(data.dtype).reshape(shape)  # 1 -> 0 across the margin
+            dst = [slice(0, f) for f in filled]
+            dst[ax] = slice(n, N)
+            a = out[tuple(end)]
+            a -= out[tuple(start)]
+            a *= w
+            a += out[tuple(start)]
+            out[tuple(dst)] = a
+            filled[ax] = N
+        return out
+
     def data(self, image: np.ndarray) -> np.ndarray:
         """The image as the core sees it (mirror-padded for ``"reflect"``)."""
         if any(a or b for a, b in self.pad):
