@@ -389,7 +389,7 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
         noise: with Biggs-Andrews 2nd order plain RL's best NMSE comes 3-6 iterations
         sooner than from a flat start (``benchmarks/quality.py``: bars 13 vs 19, lines 25
         vs 30, beads 30 vs 36; with ``exponent=2.5`` beads 19 vs 22), at a best NMSE within
-        0.006 of the flat start's; costs about one iteration.  Ignored when resuming from
+        0.004 of the flat start's or better; costs about one iteration.  Ignored when resuming from
         ``start``.
     exponent:
         Raise the multiplicative correction to this power, 1 to 3 (default 1: plain RL;
