@@ -12,7 +12,7 @@ Phantoms
 Scoreboard
     For each phantom and each Richardson-Lucy variant (plain, Biggs-Andrews of first and second
     order, momentum, starts from the image or its Wiener estimate (``initial=``), the second order
-    with the correction raised to 2.5 (``exponent=2.5``), from a flat and a Wiener start, the
+    with the correction raised to 2.5 (``exponent=2.5``) from a flat start and to 3 from a Wiener start, the
     Wiener-Butterworth and OTF-masked Wiener back projectors; default non-circulant edges) and the
     default Wiener filter as a reference: NMSE, PSNR and SSIM at 1, 2, 5, 10, 20, 50, 100, 200
     iterations; the best iterate (NMSE); the wall time (set-up + iterations, scoring excluded) to reach
@@ -220,14 +220,16 @@ METHODS = {
     "RL + Biggs-Andrews, initial image": {"acceleration": "biggs-andrews", "initial": "image"},
     "RL + BA 2nd order, Wiener start": {"acceleration": "biggs-andrews-2", "initial": "wiener"},
     "RL + BA 2nd order, exponent 2.5": {"acceleration": "biggs-andrews-2", "exponent": 2.5},
-    "RL + BA 2nd order, exponent 2.5, Wiener start": {"acceleration": "biggs-andrews-2", "exponent": 2.5,
-                                                      "initial": "wiener"},
+    "RL + BA 2nd order, exponent 3, Wiener start": {"acceleration": "biggs-andrews-2", "exponent": 3.0,
+                                                    "initial": "wiener"},
     "RL + BA, OTF-masked BP (alpha 0.15), initial image": {"acceleration": "biggs-andrews", "initial": "image",
                                                            "back_projector": "otf-masked-wiener", "bp_alpha": 0.15},
     "RL, Wiener-Butterworth BP": {"back_projector": "wiener-butterworth", "acceleration": None},
     "RL, OTF-masked Wiener BP": {"back_projector": "otf-masked-wiener", "acceleration": None},
 }
 LW = max(map(len, METHODS))  # label width in the tables
+#: One colour per method in both plots (matplotlib's ten, then two more: no two methods share one).
+COLORS = dict(zip(METHODS, [f"C{i}" for i in range(10)] + ["black", "gold"]))
 FLOWDEC = "flowdec==1.1.0"
 BARS_FILES = "flowdec/datasets/bars-25pct/"
 
@@ -448,11 +450,11 @@ def plot_curves(path, boards, ref_nmse):
     import matplotlib.pyplot as plt
 
     n = len(boards)
-    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.6))
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 4.6))
     for ax, (name, (curves, _, _)) in zip(np.atleast_1d(axes), boards.items()):
         for label, c in curves.items():
             y = np.where(np.isfinite(c.nmse), c.nmse, np.nan)
-            ax.semilogx(np.arange(1, len(y) + 1), y, label=label, lw=1.2)
+            ax.semilogx(np.arange(1, len(y) + 1), y, label=label, lw=1.2, color=COLORS.get(label))
         ax.axhline(ref_nmse[name], color="gray", ls="--", lw=0.8, label="Wiener (default)")
         lo = min(c.best[1] for c in curves.values() if c.best)
         ax.set_ylim(lo * 0.9, min(1.3, max(ref_nmse[name], 1.0) * 1.1))
@@ -460,9 +462,10 @@ def plot_curves(path, boards, ref_nmse):
         ax.set_xlabel("iteration")
         ax.set_ylabel("NMSE (lower is better)")
         ax.grid(alpha=0.3, which="both")
-    np.atleast_1d(axes)[0].legend(fontsize=7)
+    handles, labels = np.atleast_1d(axes)[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=7, frameon=False)  # below: the panels stay clear
     fig.suptitle("NMSE against the truth along each method's iterations (benchmarks/quality.py)", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.16, 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
@@ -485,7 +488,7 @@ def plot_time(path, boards):
             xs.append(i + (j - (len(labels) - 1) / 2) * width)
             hs.append(hit[1] if hit else np.nan)
             txt.append(f"{hit[0]} it" if hit else "never")
-        color = ax.bar(xs, np.nan_to_num(hs), width, label=label).patches[0].get_facecolor()
+        color = ax.bar(xs, np.nan_to_num(hs), width, label=label, color=COLORS[label]).patches[0].get_facecolor()
         for x, h, t in zip(xs, hs, txt):
             if np.isfinite(h):
                 ax.text(x, h * 1.05, t, ha="center", va="bottom", fontsize=6, rotation=90)
