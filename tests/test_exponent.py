@@ -85,7 +85,8 @@ def test_the_guard_drops_the_exponent_when_the_deviance_rises():
     assert 0 < drop < 30 and np.all(q[:drop] == 3)
     assert dev[drop] > dev[drop - 1] * (1 + EXPONENT_GUARD)  # the rise that dropped it
     rise = 100 * (dev[drop] / dev[drop - 1] - 1)
-    assert (f"richardson-lucy: exponent 3 for iterations 1-{drop}, then 1: the Poisson deviance rose {rise:.1f} % "
+    first = "iteration 1" if drop == 1 else f"iterations 1-{drop}"  # here 1: the note says "iteration 1"
+    assert (f"richardson-lucy: exponent 3 for {first}, then 1: the Poisson deviance rose {rise:.1f} % "
             f"at iteration {drop + 1}") in r.notes
     assert np.all(np.isfinite(r.image)) and r.image.min() >= 0
     # the deviance is computed only while the guard watches (and when tracked)
