@@ -897,7 +897,7 @@ class _RL:
 
     def _wiener_start(self) -> np.ndarray:
         """``max(F^-1[conj(H) F(d) / (|H|^2 + rho)], floor)`` on the work grid, ``d`` = the data less
-        the background, mirrored beyond the data box (:meth:`_edges.Geometry.extend`);
+        the background, continued smoothly beyond the data box (:meth:`_edges.Geometry.extend`);
         ``rho`` = :data:`WIENER_START_RHO`.  Uses the spectrum buffer; one work-grid temporary."""
         d = self.geo.extend(self.g - self.b)
         self._forward(np.ascontiguousarray(d, np.float32))
