@@ -1275,9 +1275,13 @@ class _RL:
             f = self._planes(self.work[0], fluxes)
             norm = np.float32(f[0] / f[1]) if f[1] > 0 and np.isfinite(f[0] / f[1]) else None
 
+        overwrites_s = prefetch or sp is not None  # an FFT into S[pa:pb] below, where the kept planes lie
+
         def fn(pa, pb, w):
             if q != 1:
-                c = kept(pa, pb).reshape((pb - pa,) + tuple(self.work[1:])).copy()
+                c = kept(pa, pb).reshape((pb - pa,) + tuple(self.work[1:]))
+                if overwrites_s:
+                    c = c.copy()
                 cs = c.reshape(-1)
                 a, b = pa * P, pb * P
                 if norm is not None:
