@@ -9,6 +9,7 @@ stop="auto", CLI) takes it, and a bad value is one clear error.
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -153,10 +154,15 @@ def test_the_wiener_start_continues_the_data_beyond_the_border():
 def test_wiener_start_in_bricks_auto_stop_and_the_cli(tmp_path):
     truth, data = _bright()
     whole = richardson_lucy(data, PSF, 8, background=20, initial="wiener")
-    bricked = richardson_lucy(data, PSF, 8, background=20, initial="wiener", bricks=(12, 24, 24))
+    with pytest.warns(RuntimeWarning, match=r"^initial: 'wiener' in bricks starts each brick from its own Wiener"):
+        bricked = richardson_lucy(data, PSF, 8, background=20, initial="wiener", bricks=(12, 24, 24))
     assert any("bricked" in n for n in bricked.notes)
     rel = np.linalg.norm(bricked.image - whole.image) / np.linalg.norm(whole.image)
     flat = richardson_lucy(data, PSF, 8, background=20)
+    with warnings.catch_warnings():  # neither the flat start in bricks nor the Wiener start whole warns
+        warnings.simplefilter("error")
+        richardson_lucy(data, PSF, 2, background=20, bricks=(12, 24, 24))
+        richardson_lucy(data, PSF, 2, background=20, initial="wiener")
     assert rel < 0.1 * np.linalg.norm(flat.image - whole.image) / np.linalg.norm(whole.image), rel
     auto = richardson_lucy(data, PSF, 30, background=20, initial="wiener", stop="auto", gain=1.0, offset=0.0)
     assert 1 <= auto.auto_stop["iteration"] <= 30
