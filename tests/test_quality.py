@@ -75,3 +75,21 @@ def test_quick_scoreboard_prints_every_method_and_plots(q, tmp_path, capsys):
     assert "== bars: NMSE / PSNR (dB) / SSIM at 1, 2, 5, 10, 20, 50, 100, 200 iterations ==" in text
     assert "time to RL best" in text and "Must show" in text
     assert out.stat().st_size > 10_000 and (tmp_path / "q_time.png").stat().st_size > 10_000
+
+
+def test_stop_limits_weightings_and_quick_run(capsys):
+    """benchmarks/stop_limits.py: the weightings (1 at the OTF's peak, all 1 for eps 0, falling where the
+    OTF is small) and a short run on bars that prints one line per method and the hit counts."""
+    spec = importlib.util.spec_from_file_location("fijidecon_stop_limits", PATH.parent / "stop_limits.py")
+    sl = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sl)
+    psf = sl.Q.gaussian_psf((1.0, 1.4, 1.4))
+    ws = sl.weights(psf, (12, 32, 32))
+    assert [w[0, 0, 0] for w in ws] == pytest.approx([1.0] * len(ws), abs=2e-3)
+    assert np.all(ws[-1] == 1.0)
+    high = ws[0][6, 16, 16]  # Nyquist in every axis: the PSF passes almost nothing there
+    assert high < 1e-3 and ws[0].min() <= ws[2].min()
+    sl.main(["--only", "bars", "--iterations", "6"])
+    out = capsys.readouterr().out
+    assert out.count("bars ") == 3 and "held-out 0.001:" in out and "held-out 1e-05:" in out
+    assert "oracle NMSE 3," in out  # the NMSE's own minimum is always the best
