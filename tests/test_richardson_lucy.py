@@ -239,9 +239,21 @@ def test_read_noise_allows_small_negatives():
     assert np.isfinite(r.image).all()
 
 
-def test_zero_iterations_returns_start(data2):
-    r = richardson_lucy(data2, PSF2, 0, edges="periodic")
+def test_zero_iterations_returns_start_with_a_warning(data2, tmp_path, capsys):
+    with pytest.warns(RuntimeWarning, match=r"^iterations: 0, so the result is the initial estimate "
+                                            r"\(initial='flat': the image's mean everywhere\), not a deconvolution"):
+        r = richardson_lucy(data2, PSF2, 0, edges="periodic")
     assert r.iterations == 0 and np.allclose(r.image, data2.mean())
+    with pytest.warns(RuntimeWarning, match="initial='image': the image"):
+        richardson_lucy(data2, PSF2, 0, initial="image")
+    # the CLI says it too (a user's --iterations 0 wrote a constant image without a word)
+    from fijidecon.cli import main
+    from fijidecon.io import write_image
+    write_image(tmp_path / "in.tif", data2.astype(np.float32))
+    write_image(tmp_path / "psf.tif", PSF2.astype(np.float32))
+    assert main(["deconvolve", "richardson-lucy", str(tmp_path / "in.tif"), str(tmp_path / "psf.tif"),
+                 "--iterations", "0", "-o", str(tmp_path / "out.tif")]) == 0
+    assert "Warning: iterations: 0, so the result is the initial estimate" in capsys.readouterr().err
 
 
 def test_bad_input(data2):

@@ -95,7 +95,8 @@ def test_cancel_in_the_dialog_leaves_nothing_behind(bridge, jvm):
 @pytest.mark.parametrize("options, key, text", [
     ('run("Diffraction PSF 3D", "width,=16 height,=16 depth,=4 normalization=[Peak = 7]");',
      "normalization=Peak = 7", "is not one of"),
-    ('run("Diffraction PSF 3D", "width,=-3 height,=16 depth,=4");', "width,=-3", "below the minimum 1"),
+    ('run("Diffraction PSF 3D", "width,=-3 height,=16 depth,=4");', "width,=-3",
+     "expected a whole number >= 1, got -3"),
     ('run("Diffraction PSF 3D", "width,=2.5 height,=16 depth,=4");', "width,=2.5", "whole number"),
     ('run("Iterative Deconvolve 3D", "image=img3d point=nothere output=X maximum=3");', "point=nothere",
      "no open image has this title"),

@@ -61,7 +61,7 @@ def test_macro_error_exits_non_zero_with_message(tmp_path, jvm):
     assert r.returncode == 1
     assert "before" in r.stdout and "after" not in r.stdout
     assert 'Macro error in' in r.stderr and 'line 2' in r.stderr
-    assert '"Width, pixels" (width,=0): 0 is below the minimum 1' in r.stderr
+    assert '"Width, pixels" (width,=0): expected a whole number >= 1, got 0' in r.stderr
 
 
 def test_imagej_check_lists_the_installed_commands(jvm):

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import math
 import shlex
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
+
+from .. import _validate
 
 #: Parameter kinds understood by every face.
 KINDS = ("float", "int", "bool", "choice", "string", "image")
@@ -210,17 +211,11 @@ class Param:
             num = float(value)
         except (TypeError, ValueError):
             raise ValueError(f"{name}: expected a number, got {value!r}") from None
-        if math.isnan(num):
-            raise ValueError(f"{name}: NaN is not allowed")
-        if self.kind == "int":
-            if num != int(num):
-                raise ValueError(f"{name}: expected a whole number, got {value!r}")
-            num = int(num)
-        if self.minimum is not None and num < self.minimum:
-            raise ValueError(f"{name}: {value!r} is below the minimum {self.minimum:g}")
-        if self.maximum is not None and num > self.maximum:
-            raise ValueError(f"{name}: {value!r} is above the maximum {self.maximum:g}")
-        return num
+        check = _validate.check_int if self.kind == "int" else _validate.check_float
+        try:  # the core's checks, so that every face words a bad number the same way
+            return check(name, num, self.minimum, self.maximum)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(str(exc)) from None
 
     def to_macro(self, value: Any) -> str:
         """This parameter's part of an ImageJ macro option string ('' for a false checkbox)."""

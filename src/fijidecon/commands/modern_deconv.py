@@ -19,6 +19,7 @@ from __future__ import annotations
 from fijidecon.deconvolve._memory import parse_memory
 from fijidecon.deconvolve.richardson_lucy import DEFAULT_WEIGHT
 
+from .. import _validate
 from ._model import API, Command, Param
 
 _IMAGE = Param("image", "Image", "image", None,
@@ -105,7 +106,8 @@ RICHARDSON_LUCY = Command(
         _IMAGE,
         _PSF,
         Param("iterations", "Iterations (maximum if a stop rule is set)", "int", API, decimals=0, minimum=0,
-              help="Number of iterations; Imspector: normally not above 100."),
+              help="Number of iterations (0: the initial estimate, with a warning); the maximum with a stop rule "
+                   "(CLI: with --stop auto and no --iterations, 200). Imspector: normally not above 100."),
         Param("edges", "Edges", "choice", API,
               choices=(("Non-circulant (Bertero-Boccacci)", "non-circulant"), ("Periodic", "periodic"),
                        ("Mirror", "reflect")),
@@ -161,7 +163,7 @@ RICHARDSON_LUCY = Command(
                    "by splitting the photons in two (binomial thinning) and scoring RL on one half with the "
                    "other; the iterations are the maximum."),
         Param("gain", "Gain of the camera (e-/ADU, auto = from the noise; stop auto)", "string", API, none="auto",
-              numeric=True, minimum=0.0,
+              numeric=True, check=lambda v: _validate.check_float("gain", v, positive=True),
               help="With stop auto: photo-electrons per image unit; auto = estimated from the image's noise."),
         Param("offset", "Offset of the camera (ADU, auto = from the noise; stop auto)", "string", API, none="auto",
               numeric=True,

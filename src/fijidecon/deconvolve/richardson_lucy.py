@@ -506,6 +506,9 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
     acceleration = _validate.check_choice("acceleration", acceleration, ACCELERATIONS)
     initial = _validate.check_choice("initial", initial, INITIALS)
     exponent = _validate.check_float("exponent", exponent, 1.0, EXPONENT_MAX)
+    if iterations == 0 and start is None:
+        warnings.warn(f"iterations: 0, so the result is the initial estimate ({_ZERO_ITERATIONS[initial]}), not a "
+                      "deconvolution", RuntimeWarning, stacklevel=2)
     regularization = _validate.check_choice("regularization", regularization, REGULARIZATIONS)
     weight = DEFAULT_WEIGHT.get(regularization, 0.0) if weight is None else _validate.check_float("weight", weight, 0)
     background = _validate.check_float("background", background, 0)
@@ -629,6 +632,11 @@ def _decide(pilot: np.ndarray, mean: float, prep: Any, opts: dict, voxel_size: A
     extra = {"alphas": {f.iteration: f.acceleration for f in r["history"]},
              "exponents": {f.iteration: f.exponent for f in r["history"]}}
     return _bricks.Decisions(mean=mean, iterations=r["iterations"], extra=extra), r
+
+
+#: What ``iterations=0`` returns, per ``initial`` (said in its warning).
+_ZERO_ITERATIONS = {"flat": "initial='flat': the image's mean everywhere", "image": "initial='image': the image",
+                    "wiener": "initial='wiener': the Wiener estimate"}
 
 
 def _warn_layout_dependence(opts: dict, plans: list) -> None:
