@@ -219,6 +219,14 @@ def test_psf_like_an_uncalibrated_image_takes_only_its_size(tmp_path, capsys):
     assert "width 30, height 20, depth 7; voxel size not taken: img.npy is not calibrated" in err
     psf, cal = read_image(out)
     assert psf.shape == (7, 20, 30) and cal.voxel_size() == pytest.approx((200, 65, 65))  # the defaults
+    # the spacings it was made at are said as a warning naming the options to give
+    assert ("Warning: --pixel-spacing: img.npy is not calibrated, so the PSF is made at pixel_spacing 65 nm and "
+            "slice_spacing 200 nm (the defaults); give --pixel-spacing and --slice-spacing") in err
+    assert main(["psf", "gaussian", "--like", str(tmp_path / "img.npy"), "--axes", "CZYX", "--pixel-spacing", "100",
+                 "--slice-spacing", "250", "--width", "9", "--height", "9", "--depth", "5",
+                 "-o", str(tmp_path / "q.tif")]) == 0
+    err = capsys.readouterr().err
+    assert "Warning" not in err and "from img.npy: nothing taken (given on the command line" in err
 
 
 def test_outputs_that_cannot_be_written_are_refused_before_computing(tmp_path, capsys):

@@ -341,8 +341,6 @@ def _apply_like(cmd: Command, kw: dict[str, Any], like: str, axes: str | None, u
             target = cmd.param(name).unit
             target = target if target not in (None, "L") else (unit or "nm")
             taken[name] = cal.get(ax) * unit_factor(cal.unit, target)
-    else:
-        why = f"; voxel size not taken: {Path(like).name} is not calibrated (unit {cal.unit!r})"
     kept = sorted(n for n in taken if n in given)
     used = {n: v for n, v in taken.items() if n not in given}
     kw.update(used)
@@ -352,9 +350,18 @@ def _apply_like(cmd: Command, kw: dict[str, Any], like: str, axes: str | None, u
         u = u if u not in (None, "L", "px", "slices") else (unit or "") if u == "L" else ""
         return f"{n} {v:g}{(' ' + u) if u else ''}" if isinstance(v, float) else f"{n} {v}"
 
+    warning = None
+    if not cal.has_length_unit():
+        why = f"; voxel size not taken: {Path(like).name} is not calibrated (unit {cal.unit!r})"
+        defaulted = [n for n in dict.fromkeys((x_name, z_name)) if n not in given and n in kw]
+        if defaulted:
+            warning = (f"{cmd.param(defaulted[0]).cli_flag}: {Path(like).name} is not calibrated, so the PSF is "
+                       f"made at {' and '.join(show(n, kw[n]) for n in defaulted)} (the default{'s' if len(defaulted) > 1 else ''}); give "
+                       f"{' and '.join(cmd.param(n).cli_flag for n in defaulted)} (the image's voxel size)")
     kept_text = f" (given on the command line: {', '.join(cmd.param(n).cli_flag for n in kept)})" if kept else ""
-    line = f"from {Path(like).name}: " + ", ".join(show(n, v) for n, v in used.items()) + kept_text + why
-    return {"path": os.path.abspath(like), "taken": used, "kept": kept, "line": line}
+    taken_text = ", ".join(show(n, v) for n, v in used.items()) or "nothing taken"
+    line = f"from {Path(like).name}: {taken_text}{kept_text}{why}"
+    return {"path": os.path.abspath(like), "taken": used, "kept": kept, "line": line, "warning": warning}
 
 
 @contextmanager
@@ -547,6 +554,8 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
             logging.getLogger("fijidecon").info(auto_note)
         if like_record and not quiet:
             click.echo(like_record["line"], err=True)
+        if like_record and like_record["warning"]:
+            notes.warn(like_record["warning"])
         t0 = time.perf_counter()
         try:
             result, image, cal = run_command(cmd, values, images, callback=callback, unit=unit,
