@@ -121,7 +121,8 @@ def test_offset_data_without_camera_values_warn(bars):
 
 def test_background_below_offset_warns(bars):
     data, psf, _ = bars
-    with pytest.warns(UserWarning, match="below the camera offset"):
+    with pytest.warns(UserWarning, match=r"^background: 0 is below the camera offset 100 \(given; stop='auto'\).*"
+                                         r"give background=100 or more \(CLI --background"):
         richardson_lucy(data + 100, psf, 10, stop="auto", gain=1.0, offset=100.0, background=0)
 
 

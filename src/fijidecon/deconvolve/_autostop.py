@@ -586,9 +586,10 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
         counts = cam.gain * (vol.data.astype(np.float64) - cam.offset) + cam.shift
         b_e = cam.gain * (bg - cam.offset) + cam.shift
         if b_e < -0.05 * max(float(counts.mean()), 1.0):
-            _warn(f"stop='auto': background {bg:g} is below the camera offset {cam.offset:.3g}: the RL model "
-                  "image = H x + background ignores part of the offset; subtract the offset from the image or "
-                  "add it to background")
+            _warn(f"background: {bg:g} is below the camera offset {cam.offset:.4g} ({cam.source}; stop='auto'): the "
+                  "RL model image = H x + background would take the rest of the offset for object; give "
+                  f"background={cam.offset:.4g} or more (CLI --background, ImageJ Background: the offset plus the "
+                  "sample's own background), or subtract the offset from the image first")
         b_e = max(b_e, 0.0)
         runs, modes, fold_picks, fold_drops = [], [], [], []
         for _ in range(folds):
