@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import warnings
 
 import numpy as np
@@ -58,7 +59,9 @@ def test_auto_lands_near_the_best_nmse(bars, accel, k_max):
     kw = dict(background=BG, read_noise=RN, acceleration=accel)
     path = _nmse_path(data, psf, truth, k_max, **kw)
     best = path.min()
+    t0 = time.perf_counter()
     res = richardson_lucy(data, psf, k_max, stop="auto", gain=1.0, offset=0.0, **kw)
+    wall = time.perf_counter() - t0
     k = res.iterations
     assert res.stop_reason == "auto" and res.auto_stop["iteration"] == k
     assert path[k - 1] <= max(1.05 * best, best + 0.02), (k, path[k - 1], int(path.argmin()) + 1, best)
@@ -68,7 +71,7 @@ def test_auto_lands_near_the_best_nmse(bars, accel, k_max):
     curve = np.array(res.auto_stop["curve"])
     assert curve[:, 0].min() == 1 and res.auto_stop["minimum"] == int(curve[np.argmin(curve[:, 1]), 0])
     assert res.auto_stop["minimum"] <= res.auto_stop["thinned_iteration"] <= A.LATE_CAP * res.auto_stop["minimum"]
-
+    assert 0 < res.auto_stop["seconds"] < wall  # the choice's own time, within the whole call's
 
 def test_auto_biggs_andrews_stops_before_overfitting(bars):
     """BA over-fits after its best iterate: auto must not take the maximum."""

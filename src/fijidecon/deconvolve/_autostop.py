@@ -78,6 +78,7 @@ import contextvars
 import functools
 import logging
 import math
+import time
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -665,7 +666,9 @@ def run_auto(rl: Any, image: Any, psf: Any, iterations: Any, gain: Any, offset: 
                          "resume with stop=None")
     choose = {k: v for k, v in opts.items() if k not in ("start", "snapshot_every", "callback", "track_deviance",
                                                          "bricks", "halo")}
+    t0 = time.perf_counter()
     auto = choose_iterations(image, psf, iterations, gain=gain, offset=offset, **choose)
+    auto["seconds"] = round(time.perf_counter() - t0, 3)  # the choice alone: the final run is timed as usual
     token = EXPONENT_DROPS.set(auto.get("exponent_drops"))
     try:  # the same exponent schedule as the thinned run, so that the count chosen is the count of this run
         res = rl(image, psf, auto["iteration"], stop=None, **opts)
