@@ -169,7 +169,8 @@ def test_wiener_start_in_bricks_auto_stop_and_the_cli(tmp_path):
     write_image(tmp_path / "img.tif", data)
     write_image(tmp_path / "psf.tif", PSF)
     assert main(["deconvolve", "richardson-lucy", str(tmp_path / "img.tif"), str(tmp_path / "psf.tif"),
-                 "--iterations", "0", "--background", "20", "--initial", "wiener", "-o", str(tmp_path / "w.tif")]) == 0
+                 "--iterations", "0", "--background", "20", "--initial", " Wiener ",  # blanks and case, as the API
+                 "-o", str(tmp_path / "w.tif")]) == 0
     w, _ = read_image(tmp_path / "w.tif")
     np.testing.assert_allclose(w, richardson_lucy(data, PSF, 0, background=20, initial="wiener").image, rtol=1e-5)
     assert json.loads((tmp_path / "w.tif.json").read_text())["parameters"]["initial"] == "wiener"

@@ -138,6 +138,14 @@ def _collect_notes(quiet: bool) -> Iterator[_Notes]:
 # generated commands
 # ----------------------------------------------------------------------------------
 
+class _Choice(click.Choice):
+    """click's case-insensitive choice that also ignores surrounding blanks, as the API does
+    (``--initial "wiener "`` from a quoted shell variable)."""
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        return super().convert(value.strip() if isinstance(value, str) else value, param, ctx)
+
+
 def _click_option(p) -> click.Option:
     help_text = p.help + (f" [unit: {p.unit}]" if p.unit and p.unit not in ("px",) else "")
     if p.kind == "bool":
@@ -146,7 +154,7 @@ def _click_option(p) -> click.Option:
     if p.kind == "choice":
         names = [str(v).lower() if not isinstance(v, bool) else lab.lower() for lab, v in p.choices]
         default = names[[v for _, v in p.choices].index(p.default)]
-        return click.Option([p.cli_flag, p.name], type=click.Choice(names, case_sensitive=False),
+        return click.Option([p.cli_flag, p.name], type=_Choice(names, case_sensitive=False),
                             default=default, show_default=True, help=help_text)
     typ = {"float": float, "int": int, "string": str}[p.kind]
     metavar = None
