@@ -231,3 +231,56 @@ def test_stack_saved_without_axes_error_suggests_axes(tmp_path):
     assert r.returncode == 2 and "--axes ZYX" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     r = run("--axes", "ZYX")
     assert r.returncode == 0, r.stderr
+
+
+def _channel_psf_files(tmp_path):
+    """A ZCYX image at 0.2/0.13/0.13 um and one PSF file per channel: the first at the image's
+    voxel size, the second at 0.3 um (a fresh user's batch: every PSF was taken at the first's)."""
+    rng = np.random.default_rng(0)
+    write_image(tmp_path / "img.tif", rng.poisson(20, (12, 2, 48, 40)).astype(np.float32),
+                Calibration.make("ZCYX", "micron", z=0.2, y=0.13, x=0.13))
+    p = gaussian((9, 15, 15), fwhm=(3.5, 3.5, 3.5), voxel_size=(1.0, 1.0, 1.0)).astype(np.float32)
+    write_image(tmp_path / "p_image.tif", p, Calibration.make("ZYX", "micron", z=0.2, y=0.13, x=0.13))
+    write_image(tmp_path / "p_coarse.tif", p, Calibration.make("ZYX", "micron", z=0.3, y=0.3, x=0.3))
+    return p
+
+
+def test_one_psf_file_per_channel_each_at_its_own_voxel_size(tmp_path, capsys):
+    p = _channel_psf_files(tmp_path)
+    shapes = {}
+    for order in (("p_image", "p_coarse"), ("p_coarse", "p_image")):
+        out = tmp_path / f"out_{order[0]}.tif"
+        assert main(["deconvolve", "richardson-lucy", str(tmp_path / "img.tif"),
+                     *(str(tmp_path / f"{o}.tif") for o in order), "--iterations", "2", "-o", str(out)]) == 0
+        err = capsys.readouterr().err
+        coarse = order.index("p_coarse")
+        assert f"psf[{coarse}]: resampled from voxel size (0.3, 0.3, 0.3)" in err
+        assert f"psf[{1 - coarse}]: resampled" not in err
+        report = json.loads(Path(f"{out}.json").read_text())["result"]["psf_report"]
+        shapes[order] = [tuple(r["kernel_shape"]) for r in report]
+        assert shapes[order][coarse][1] > 2 * shapes[order][1 - coarse][1]  # 0.3/0.13: more than twice as wide
+    assert shapes[("p_image", "p_coarse")] == shapes[("p_coarse", "p_image")][::-1]
+    # the API: one voxel size per PSF, the same result; a count that does not match is refused
+    img, _ = read_image(tmp_path / "img.tif")
+    api = richardson_lucy(img, [p, p], 2, axes="ZCYX", voxel_size=(0.2, 0.13, 0.13),
+                          psf_voxel_size=[(0.2, 0.13, 0.13), (0.3, 0.3, 0.3)])
+    np.testing.assert_allclose(api.image, read_image(tmp_path / "out_p_image.tif")[0], rtol=1e-5)
+    with pytest.raises(ValueError, match=r"^psf_voxel_size: 3 voxel sizes \(one per PSF\) for an image with 2 "):
+        richardson_lucy(img, [p, p], 2, axes="ZCYX", voxel_size=(0.2, 0.13, 0.13), psf_voxel_size=[(1, 1, 1)] * 3)
+
+
+def test_lazy_run_with_a_psf_deeper_than_the_stack(tmp_path, capsys):
+    """OME-Zarr output (a lazy run) of a 12-plane stack whose PSF, resampled, is 13 planes deep:
+    Dask refused the overlap ('The overlapping depth 13 is larger than your array 12'); the bricks
+    span the stack, so they need none, and the result is the in-memory run's."""
+    _channel_psf_files(tmp_path)
+    args = [str(tmp_path / "img.tif"), str(tmp_path / "p_image.tif"), str(tmp_path / "p_coarse.tif"),
+            "--iterations", "2"]
+    assert main(["deconvolve", "richardson-lucy", *args, "-o", str(tmp_path / "mem.tif")]) == 0
+    assert main(["deconvolve", "richardson-lucy", *args, "-o", str(tmp_path / "lazy.ome.zarr")]) == 0
+    err = capsys.readouterr().err
+    assert "lazy run (OME-Zarr output)" in err and "halo 13x" in err
+    mem, _ = read_image(tmp_path / "mem.tif")
+    lazy, cal = read_image(tmp_path / "lazy.ome.zarr")
+    lazy = np.moveaxis(lazy, cal.axes.index("C"), 1) if cal.axes.index("C") != 1 else lazy
+    np.testing.assert_array_equal(mem, lazy)

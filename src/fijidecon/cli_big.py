@@ -547,7 +547,7 @@ def _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, 
         info.update(brick_core=list(core), halo=list(halo), brick_budget_bytes=room, scheduler=sched.description)
         if not quiet:
             click.echo(f"Note: lazy run ({why}) on {sched.description}: bricks of {'x'.join(map(str, core))} "
-                       f"voxels + halo {'x'.join(map(str, halo))}, {_size(room)} per brick", err=True)
+                       f"voxels + halo {'x'.join(map(str, halo))}, a budget of {_size(room)} per brick", err=True)
         result, image, ocal = cli.run_command(cmd, dict(values, memory_limit=room),
                                           {"image": (split_planes(lazy_img, cal.axes, vol_axes, core), cal),
                                            "psf": psf},

@@ -246,22 +246,29 @@ def _hyperstack_kwargs(image: Any, psf: Any, func: Any, voxel_from_cal: bool) ->
     if isinstance(psfs, list):
         psfs = [p for item in psfs for p in (item if isinstance(item, list) else [item])]
         out["psf"] = [p[0] for p in psfs]
-        pcal = psfs[0][1]
+        pcals = [p[1] for p in psfs]
     else:
         out["psf"] = psfs[0]
-        pcal = psfs[1]
+        pcals = [psfs[1]]
     vol = _volume_axes(out.get("axes", Calibration.default(arr.ndim).axes))
-    if not voxel_from_cal or len(vol) != len(pcal.axes):
+    if not voxel_from_cal or any(len(vol) != len(pc.axes) for pc in pcals):
         return out
     if cal.is_calibrated() and accepts(func, "voxel_size"):
         out["voxel_size"] = cal.voxel_size(vol)
-    if cal.has_length_unit() and pcal.has_length_unit():
-        if accepts(func, "psf_voxel_size"):
-            out["psf_voxel_size"] = pcal.voxel_size(vol, unit=cal.unit)
-    elif cal.has_length_unit() != pcal.has_length_unit():
-        which, other = ("image", "psf") if cal.has_length_unit() else ("psf", "image")
-        how = ("; to give the image its voxel size: --voxel-size on the CLI, Image > Properties in ImageJ"
-               if other == "image" else "")
-        warnings.warn(f"{other}: no voxel size (uncalibrated) while the {which} has one; the PSF is taken to be "
-                      f"sampled at the image's voxel size{how}", RuntimeWarning, stacklevel=3)
+    # each PSF its own voxel size (files of one channel each may differ): one for all when they agree
+    sizes = [pc.voxel_size(vol, unit=cal.unit) if cal.has_length_unit() and pc.has_length_unit() else None
+             for pc in pcals]
+    if any(v is not None for v in sizes) and accepts(func, "psf_voxel_size"):
+        out["psf_voxel_size"] = sizes[0] if all(v == sizes[0] for v in sizes) else sizes
+    for i, pc in enumerate(pcals):
+        if cal.has_length_unit() != pc.has_length_unit():
+            which, other = ("image", "psf") if cal.has_length_unit() else ("psf", "image")
+            if other == "psf" and len(pcals) > 1:
+                other = f"psf[{i}]"
+            how = ("; to give the image its voxel size: --voxel-size on the CLI, Image > Properties in ImageJ"
+                   if other == "image" else "")
+            warnings.warn(f"{other}: no voxel size (uncalibrated) while the {which} has one; the PSF is taken to be "
+                          f"sampled at the image's voxel size{how}", RuntimeWarning, stacklevel=3)
+            if other == "image":
+                break
     return out

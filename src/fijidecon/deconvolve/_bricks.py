@@ -257,7 +257,10 @@ def lazy(dvol: Any, plan: Plan, fn: BrickFn, decisions: Decisions) -> Any:
     def one(block: np.ndarray) -> np.ndarray:
         return fn(np.ascontiguousarray(block, dtype=np.float32), decisions)
 
-    return da.map_overlap(one, vol, depth=dict(enumerate(plan.halo)), boundary="none", trim=True,
+    # no overlap along an axis the bricks do not split: the brick already spans it (and Dask refuses a depth
+    # beyond the array, as with a PSF deeper than a thin stack)
+    depth = {i: (h if len(plan.sizes(i)) > 1 else 0) for i, h in enumerate(plan.halo)}
+    return da.map_overlap(one, vol, depth=depth, boundary="none", trim=True,
                           dtype=np.float32, meta=np.empty((0,) * vol.ndim, np.float32))
 
 
@@ -494,10 +497,11 @@ def lazy_preps(lv: LazyVolumes, edges: str, threshold: float, recenter: Any, vox
                psf_voxel_size: Any) -> list[Any]:
     """Each channel's prepared PSF for a lazy run (see :func:`fijidecon.deconvolve._otf.prepare_psf`)."""
     from .. import _validate
-    from . import _edges, _otf
+    from . import _edges, _hyper, _otf
 
     recenter = _validate.check_bool("recenter", recenter)
     vol_shape = tuple(lv.canon.shape[2:])
     return [_otf.prepare_psf(p, threshold=threshold, recenter=recenter, name=f"psf[{c}]" if lv.n_c > 1 else "psf",
                              max_shape=_edges.kernel_limit(edges, vol_shape), voxel_size=voxel_size,
-                             psf_voxel_size=psf_voxel_size) for c, p in enumerate(lv.psfs)]
+                             psf_voxel_size=_hyper.channel_psf_voxel_size(psf_voxel_size, c, lv.n_c))
+            for c, p in enumerate(lv.psfs)]

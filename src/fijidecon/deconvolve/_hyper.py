@@ -248,6 +248,21 @@ def for_each(layout: Layout, vols: Sequence[Volume], fn: Callable[[Volume], Any]
     return [fn(v) for v in vols]
 
 
+def channel_psf_voxel_size(psf_voxel_size: Any, c: int, n_c: int) -> Any:
+    """Channel ``c``'s PSF voxel size: ``psf_voxel_size`` itself, or its ``c``-th item when it
+    is one per channel (a list of voxel sizes, ``None`` items for PSFs sampled at the image's
+    voxel size), as given with one PSF per channel from files of different calibrations."""
+    if psf_voxel_size is None or isinstance(psf_voxel_size, (str, bytes)):
+        return psf_voxel_size
+    items = list(psf_voxel_size) if isinstance(psf_voxel_size, (list, tuple)) else None
+    if not items or not all(i is None or (isinstance(i, (list, tuple, np.ndarray)) and len(i)) for i in items):
+        return psf_voxel_size  # one voxel size for every channel (checked where it is used)
+    if len(items) != n_c:
+        raise ValueError(f"psf_voxel_size: {len(items)} voxel sizes (one per PSF) for an image with {n_c} "
+                         "channel(s); give one voxel size, or one per channel")
+    return items[c]
+
+
 def prepare_psfs(layout: Layout, vols: Sequence[Volume], edges: str, *, threshold: float, recenter: bool,
                  voxel_size: Sequence[float] | None = None, psf_voxel_size: Sequence[float] | None = None,
                  limit: bool = True) -> list[Any]:
@@ -262,7 +277,8 @@ def prepare_psfs(layout: Layout, vols: Sequence[Volume], edges: str, *, threshol
             max_shape = _edges.kernel_limit(edges, v.data.shape) if limit else None
             by_channel[v.c] = _otf.prepare_psf(v.psf, threshold=threshold, recenter=recenter,
                                                name=psf_name(layout, v), max_shape=max_shape,
-                                               voxel_size=voxel_size, psf_voxel_size=psf_voxel_size)
+                                               voxel_size=voxel_size,
+                                               psf_voxel_size=channel_psf_voxel_size(psf_voxel_size, v.c, layout.n_c))
     return [by_channel[v.c] for v in vols]
 
 

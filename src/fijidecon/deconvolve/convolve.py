@@ -47,6 +47,7 @@ def convolve(image: object, psf: object, *, edges: str = "reflect", recenter: bo
     voxel_size, psf_voxel_size:
         (Z, Y, X) or (Y, X) spacings of the image and of the kernel, same length unit;
         when both are given and differ, the kernel is resampled to the image's.
+        ``psf_voxel_size`` may be one spacing per kernel (a list) with one kernel per channel.
     memory_limit, bricks, halo:
         As for :func:`fijidecon.deconvolve.richardson_lucy`: a volume over the budget is
         convolved in bricks (exact with the default halo, half the kernel or more).

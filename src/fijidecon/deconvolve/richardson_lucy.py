@@ -433,7 +433,8 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
     psf_voxel_size:
         The PSF's spacing in the same unit; when it differs from ``voxel_size`` the
         PSF is resampled to the image's voxel size (one cubic-spline interpolation,
-        centre and flux kept; a note says from what to what).
+        centre and flux kept; a note says from what to what).  With one PSF per
+        channel, a list of one spacing per PSF (``None`` items: at the image's).
     axes:
         Letters of the image's axes, any order of ``T``, ``C``, ``Z``, ``Y``, ``X``
         (e.g. ``"ZCYX"`` for an ImageJ hyperstack); the result has the same axes.

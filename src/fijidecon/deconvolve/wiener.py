@@ -172,6 +172,7 @@ def wiener(image: object, psf: object, regularization: float | str | None = None
     voxel_size, psf_voxel_size:
         (Z, Y, X) or (Y, X) spacings of the image and the PSF in one length unit; when
         both are given and differ, the PSF is resampled to the image's voxel size.
+        ``psf_voxel_size`` may be one spacing per PSF (a list) with one PSF per channel.
 
     Returns
     -------
