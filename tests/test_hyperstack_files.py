@@ -284,3 +284,22 @@ def test_lazy_run_with_a_psf_deeper_than_the_stack(tmp_path, capsys):
     lazy, cal = read_image(tmp_path / "lazy.ome.zarr")
     lazy = np.moveaxis(lazy, cal.axes.index("C"), 1) if cal.axes.index("C") != 1 else lazy
     np.testing.assert_array_equal(mem, lazy)
+
+
+def test_axes_that_reorder_the_files_own_warn(tmp_path, capsys):
+    """--axes CZYX on a ZCYX hyperstack reads it transposed (12 planes x 2 channels became 12 channels of 2
+    planes, silently): a warning names both; the file's own order, or other letters, do not warn."""
+    _channel_psf_files(tmp_path)
+    base = ["deconvolve", "richardson-lucy", str(tmp_path / "img.tif"), str(tmp_path / "p_image.tif"),
+            "--iterations", "1"]
+    assert main([*base, "--axes", "CZYX", "-o", str(tmp_path / "t.tif")]) == 0
+    assert ("Warning: axes: 'CZYX' given for img.tif, whose own axes are 'ZCYX': the data are read in the given "
+            "order (transposed)") in capsys.readouterr().err
+    assert main([*base, "--axes", "ZCYX", "-o", str(tmp_path / "same.tif")]) == 0
+    assert "axes:" not in capsys.readouterr().err
+    with pytest.warns(RuntimeWarning, match="whose own axes are 'ZCYX'"):
+        read_image(tmp_path / "img.tif", axes="CZYX")
+    import warnings as _w
+    with _w.catch_warnings():
+        _w.simplefilter("error")
+        assert read_image(tmp_path / "img.tif", axes="TCYX")[1].axes == "TCYX"  # other letters: a choice, no warning

@@ -40,6 +40,7 @@ import os
 import threading
 import time
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -424,7 +425,9 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
         for path in paths:
             if cli._same_file(out, path) or Path(out).resolve() == Path(path).resolve():
                 raise click.ClickException(f"output: {out} is an input ({name}); choose another name")
-    lazy_img, cal = _open_lazy(image_path, axes)
+    with warnings.catch_warnings(record=True) as opened:  # said below with the run's other warnings
+        warnings.simplefilter("always")
+        lazy_img, cal = _open_lazy(image_path, axes)
     records = [_record_input("image", image_path, lazy_img, cal)]
     cal, voxel_warning = cli.with_voxel_size(cal, tuple(lazy_img.shape), voxel, image_path)
     psf = cli._read_psfs(psf_paths, cal, tuple(lazy_img.shape), records)
@@ -434,6 +437,8 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
     lazy = cmd.id in LAZY_COMMANDS and bool(workers or address or io._is_zarr(out) or need > limit)
     info = {"memory_limit_bytes": limit, "estimate_whole_bytes": need}
     with cli._collect_notes(quiet) as notes:
+        for w in opened:
+            notes.warn(cli._one_line(w.message))
         if voxel_warning:
             notes.warn(voxel_warning)
         if auto_note:

@@ -180,7 +180,7 @@ def read_image(path: str | os.PathLike, axes: str | None = None) -> tuple[np.nda
     if arr.size == 0:
         raise ValueError(f"image: {str(p)!r} holds an empty array {arr.shape}")
     if axes is not None:
-        cal = cal.with_axes(check_axes(axes, arr.ndim))
+        cal = given_axes(cal, axes, arr.ndim, p, own=p.suffix.lower() != ".npy")
     else:
         try:
             check_axes(cal.axes, arr.ndim)
@@ -188,6 +188,20 @@ def read_image(path: str | os.PathLike, axes: str | None = None) -> tuple[np.nda
             raise ValueError(f"image: {str(p)!r} has axes {cal.axes!r} for shape {arr.shape}; "
                              "give its axes (axes=, --axes)") from None
     return arr, cal
+
+
+def given_axes(cal: Calibration, axes: str, ndim: int, path: Path, own: bool = True) -> Calibration:
+    """``cal`` with the ``axes`` the user gave; a warning when they only reorder the file's own
+    (``own``: the file states its axes), which reads the data transposed (a ZCYX hyperstack
+    read as CZYX gives 40 channels of 2 planes)."""
+    axes = check_axes(axes, ndim)
+    if own and axes != cal.axes and sorted(axes) == sorted(cal.axes):
+        import warnings
+
+        warnings.warn(f"axes: {axes!r} given for {path.name}, whose own axes are {cal.axes!r}: the data are read "
+                      "in the given order (transposed); leave out axes= / --axes to use the file's", RuntimeWarning,
+                      stacklevel=3)
+    return cal.with_axes(axes)
 
 
 def _read_npy(p: Path, guess: bool = True) -> tuple[np.ndarray, Calibration]:

@@ -195,7 +195,7 @@ def read_lazy(path: str | os.PathLike, axes: str | None = None, *, level: int = 
     if arr.size == 0:
         raise ValueError(f"image: {str(p)!r} holds an empty array {arr.shape}")
     if axes is not None:
-        return arr, cal.with_axes(_io.check_axes(axes, arr.ndim))
+        return arr, _io.given_axes(cal, axes, arr.ndim, p, own=p.suffix.lower() != ".npy")
     try:
         _io.check_axes(cal.axes, arr.ndim)
     except ValueError:
