@@ -280,6 +280,10 @@ def test_lazy_run_with_a_psf_deeper_than_the_stack(tmp_path, capsys):
     assert main(["deconvolve", "richardson-lucy", *args, "-o", str(tmp_path / "lazy.ome.zarr")]) == 0
     err = capsys.readouterr().err
     assert "lazy run (OME-Zarr output)" in err and "halo 13x" in err
+    # the zarr holds NGFF order (C before Z): the summary line and the sidecar say so
+    assert "lazy.ome.zarr (2, 12, 48, 40) CZYX float32" in err
+    out = json.loads((tmp_path / "lazy.ome.zarr.json").read_text())["output"]
+    assert out["axes"] == "CZYX" and out["shape"] == [2, 12, 48, 40]
     mem, _ = read_image(tmp_path / "mem.tif")
     lazy, cal = read_image(tmp_path / "lazy.ome.zarr")
     lazy = np.moveaxis(lazy, cal.axes.index("C"), 1) if cal.axes.index("C") != 1 else lazy

@@ -582,20 +582,24 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
                                    description={"fijidecon": __version__, "command": cmd.title})
     if not quiet:
         extra = _iterations_text(record["result"]) + _wiener_text(result)
-        click.echo(f"wrote {out} {tuple(image.shape)} {cal.axes} {image.dtype}{extra} in {t1 - t0:.2f} s", err=True)
+        shape, axes = io.stored_layout(out, tuple(image.shape), cal.axes)
+        click.echo(f"wrote {out} {shape} {axes} {image.dtype}{extra} in {t1 - t0:.2f} s", err=True)
 
 
 def _record(cmd: Command, kwargs: dict[str, Any], inputs: list, out: Path, image: np.ndarray, cal: Calibration,
             result: Any, notes: _Notes, like_record: dict[str, Any] | None, seconds: float) -> dict[str, Any]:
     """The sidecar record of a run (its ``notes``/``warnings`` lists keep filling until it is written)."""
+    from . import io
+
+    stored = io.stored_layout(out, tuple(image.shape), cal.axes)  # as in the file (OME-Zarr: NGFF order)
     record = {
         "fijidecon_version": __version__,
         "command": cmd.title,
         "cli": " ".join(sys.argv[1:]) if sys.argv else "",
         "parameters": kwargs,
         "inputs": inputs,
-        "output": {"path": os.path.abspath(out), "shape": list(image.shape), "dtype": str(image.dtype),
-                   "axes": cal.axes, "calibration": dataclasses.asdict(cal)},
+        "output": {"path": os.path.abspath(out), "shape": list(stored[0]), "dtype": str(image.dtype),
+                   "axes": stored[1], "calibration": dataclasses.asdict(cal)},
         "result": _result_record(result),
         "notes": notes.notes,
         "warnings": notes.warnings,

@@ -190,6 +190,17 @@ def read_image(path: str | os.PathLike, axes: str | None = None) -> tuple[np.nda
     return arr, cal
 
 
+def stored_layout(path: str | os.PathLike, shape: tuple[int, ...], axes: str) -> tuple[tuple[int, ...], str]:
+    """The shape and axes an image of ``shape``/``axes`` has in the file ``path``: an OME-Zarr
+    stores (T, C, Z, Y, X) order (NGFF), a TIFF the given order."""
+    if not _is_zarr(Path(path)):
+        return tuple(shape), axes
+    from .lazy_io import _ngff_order
+
+    letters, order = _ngff_order(axes)
+    return tuple(int(shape[i]) for i in order), letters
+
+
 def given_axes(cal: Calibration, axes: str, ndim: int, path: Path, own: bool = True) -> Calibration:
     """``cal`` with the ``axes`` the user gave; a warning when they only reorder the file's own
     (``own``: the file states its axes), which reads the data transposed (a ZCYX hyperstack
