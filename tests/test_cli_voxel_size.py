@@ -76,3 +76,32 @@ def test_bad_values_are_one_line_before_any_work(files, text, words):
     assert r.returncode == 2 and words in r.stderr and "--voxel-size" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (files / "o.tif").exists()
+
+
+@pytest.mark.parametrize("command", ["richardson-lucy", "convolve"])
+def test_psf_voxel_size_calibrates_a_raw_psf(files, command):
+    """--psf-voxel-size: a PSF without a calibration (a raw bead stack, .npy) was taken at the image's
+    voxel size with only a warning; now it is resampled from the size given."""
+    psf, _ = read_image(files / "psf.tif")
+    np.save(files / "psf.npy", psf)
+    extra = ["--iterations", "2"] if command == "richardson-lucy" else []
+    r = _cli("deconvolve", command, files / "cal.tif", files / "psf.npy", *extra, "--psf-voxel-size", "100,50,50 nm",
+             "-o", files / "o.tif")
+    assert r.returncode == 0, r.stderr
+    assert "no voxel size (uncalibrated)" not in r.stderr
+    assert "resampled from voxel size (100, 50, 50) to the image's (300, 100, 100)" in r.stderr, r.stderr
+    same = _cli("deconvolve", command, files / "cal.tif", files / "psf.tif", *extra, "-o", files / "ref.tif")
+    assert same.returncode == 0, same.stderr
+    np.testing.assert_array_equal(read_image(files / "o.tif")[0], read_image(files / "ref.tif")[0])
+
+
+def test_psf_voxel_size_replacing_a_calibration_warns_and_bad_counts_are_one_line(files):
+    r = _cli("deconvolve", "convolve", files / "cal.tif", files / "psf.tif", "--psf-voxel-size", "0.2,0.1,0.1 um",
+             "-o", files / "o.tif")
+    assert r.returncode == 0, r.stderr
+    assert "Warning: --psf-voxel-size: 0.2,0.1,0.1 um replaces the calibration of " in r.stderr, r.stderr
+    assert "psf.tif (0.1,0.05,0.05 um)" in r.stderr and "resampled from voxel size (200, 100, 100)" in r.stderr
+    r = _cli("deconvolve", "convolve", files / "cal.tif", files / "psf.tif", "--psf-voxel-size", "0.2,0.1 um",
+             "-o", files / "p.tif")
+    assert r.returncode == 2 and "--psf-voxel-size: 2 values for a PSF with 3 spatial axes" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and not (files / "p.tif").exists()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 import logging
 import os
 import signal
@@ -50,6 +51,9 @@ _AXES_HELP = ("Axes of the input image, one letter per axis in numpy order from 
 _VOXEL_HELP = ("Voxel size of the input image, e.g. '0.2,0.065,0.065 um' (Z,Y,X; 'Y,X UNIT' for 2D), for files "
                "without a calibration (.npy, plain TIFF); it replaces the file's own, is used to match a calibrated "
                "PSF, and is written into the output.")
+_PSF_VOXEL_HELP = ("Voxel size of the PSF file(s), e.g. '0.2,0.065,0.065 um' (Z,Y,X), for a PSF without a calibration "
+                   "(a raw bead stack, .npy); it replaces the files' own, and the PSF is resampled to the image's "
+                   "voxel size when they differ.")
 _PSF_HELP = ("PSF: one file used for every channel, or one file per channel in channel order "
              "(IMAGE PSF1 PSF2 ...), or one PSF hyperstack with a C axis. Any size; resampled to the image's "
              "voxel size when both files are calibrated.")
@@ -241,6 +245,10 @@ def _make_command(cmd: Command, name: str) -> click.Command:
         params.append(click.Option(["--voxel-size"], default=None, metavar="'Z,Y,X UNIT'",
                                    callback=lambda ctx, prm, v: None if v is None else parse_voxel_size(v),
                                    help=_VOXEL_HELP))
+    if any(p.name == "psf" for p in images[1:]) and "psf_voxel_size" in inspect.signature(cmd.load()).parameters:
+        params.append(click.Option(["--psf-voxel-size"], default=None, metavar="'Z,Y,X UNIT'",
+                                   callback=lambda ctx, prm, v: None if v is None else parse_voxel_size(v),
+                                   help=_PSF_VOXEL_HELP))
     params.append(click.Option(["-o", "--output", "output_path"], required=True, type=click.Path(),
                                help="Output: an ImageJ hyperstack (.tif), an OME-TIFF (.ome.tif) or an OME-Zarr "
                                     "folder (.zarr, written brick by brick); written in the input's axes with its "
@@ -298,8 +306,33 @@ def _split_channels(arr: np.ndarray, cal: Calibration, path: str) -> list[tuple[
     return [(np.take(arr, i, axis=c), cal.with_axes(rest)) for i in range(arr.shape[c])]
 
 
-def _read_psfs(paths: tuple[str, ...], image_cal: Calibration, image_shape: tuple[int, ...], records: list):
-    """Read the PSF file(s): one (array, Calibration), or a list with one per channel."""
+def _read_inputs(kw: dict[str, Any], image_params: list, images: dict[str, Any], records: list, out: Path,
+                 axes: str | None, voxel: Any, psf_voxel: Any) -> None:
+    """Read a command's image inputs into ``images`` (name -> (array, Calibration), the PSFs as
+    :func:`_read_psfs` gives them; ``"_voxel_warning"``: ``--voxel-size``'s warning, if any)."""
+    from . import io
+
+    for p in image_params:
+        paths = kw[p.name] if isinstance(kw[p.name], tuple) else (kw[p.name],)
+        for path in paths:
+            if _same_file(out, path):
+                raise click.ClickException(f"output: {out} is an input ({p.name}); choose another name")
+        if p.name == "psf" and len(image_params) > 1:
+            first = images[image_params[0].name]
+            images[p.name] = _read_psfs(paths, first[1], first[0].shape, records, psf_voxel)
+        else:
+            with _labelled(p.name):
+                arr, cal = io.read_image(paths[0], axes=axes if p is image_params[0] else None)
+            if p is image_params[0]:
+                cal, images["_voxel_warning"] = with_voxel_size(cal, arr.shape, voxel, paths[0])
+            images[p.name] = (arr, cal)
+            records.append(_input_record(p.name, paths[0], arr, cal))
+
+
+def _read_psfs(paths: tuple[str, ...], image_cal: Calibration, image_shape: tuple[int, ...], records: list,
+               psf_voxel: tuple[tuple[float, ...], str] | None = None):
+    """Read the PSF file(s): one (array, Calibration), or a list with one per channel;
+    ``psf_voxel`` (``--psf-voxel-size``) replaces their calibration (a warning where it differs)."""
     from . import io
 
     n_channels = image_shape[image_cal.axes.index("C")] if "C" in image_cal.axes else 1
@@ -307,6 +340,14 @@ def _read_psfs(paths: tuple[str, ...], image_cal: Calibration, image_shape: tupl
     for i, path in enumerate(paths):
         with _labelled("psf"):
             arr, cal = io.read_image(path)
+        if psf_voxel is not None:
+            try:
+                cal, replaced = with_voxel_size(cal, arr.shape, psf_voxel, path)
+            except click.UsageError as exc:
+                raise click.UsageError(str(exc.message).replace("--voxel-size:", "--psf-voxel-size:", 1)
+                                       .replace("for an image with", "for a PSF with")) from None
+            if replaced:
+                warnings.warn(replaced.replace("--voxel-size:", "--psf-voxel-size:", 1), RuntimeWarning, stacklevel=2)
         records.append(_input_record("psf", path, arr, cal, channel=i if len(paths) > 1 else None))
         if "C" in cal.axes:
             if len(paths) > 1:
@@ -505,6 +546,7 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
     axes = kw.pop("axes", None)
     like = kw.pop("like", None)
     voxel, voxel_warning = kw.pop("voxel_size", None), None
+    psf_voxel = kw.pop("psf_voxel_size", None)
     io.check_output(out, overwrite=overwrite, sidecar=True)  # refuse before reading or computing anything
     if like and _same_file(out, like):
         raise click.ClickException(f"output: {out} is an input (--like); choose another name")
@@ -520,21 +562,10 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
     images: dict[str, Any] = {}
     records: list[dict[str, Any]] = []
     image_params = [q for q in cmd.params if q.kind == "image"]
-    for p in image_params:
-        paths = kw[p.name] if isinstance(kw[p.name], tuple) else (kw[p.name],)
-        for path in paths:
-            if _same_file(out, path):
-                raise click.ClickException(f"output: {out} is an input ({p.name}); choose another name")
-        if p.name == "psf" and len(image_params) > 1:
-            first = images[image_params[0].name]
-            images[p.name] = _read_psfs(paths, first[1], first[0].shape, records)
-        else:
-            with _labelled(p.name):
-                arr, cal = io.read_image(paths[0], axes=axes if p is image_params[0] else None)
-            if p is image_params[0]:
-                cal, voxel_warning = with_voxel_size(cal, arr.shape, voxel, paths[0])
-            images[p.name] = (arr, cal)
-            records.append(_input_record(p.name, paths[0], arr, cal))
+    with warnings.catch_warnings(record=True) as read_warnings:  # said with the run's other warnings
+        warnings.simplefilter("always")
+        _read_inputs(kw, image_params, images, records, out, axes, voxel, psf_voxel)
+    voxel_warning = images.pop("_voxel_warning", None)
     if image_params:
         io.check_output(out, images[image_params[0].name][1].axes, overwrite=overwrite, sidecar=True)
     total = cmd.extras.get("progress")
@@ -556,6 +587,8 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
 
         callback = progress
     with _collect_notes(quiet) as notes:
+        for w in read_warnings:
+            notes.warn(_one_line(w.message))
         if voxel_warning:
             notes.warn(voxel_warning)
         if auto_note:

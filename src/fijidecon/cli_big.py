@@ -408,6 +408,7 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
     overwrite, quiet = kw.pop("overwrite"), kw.pop("quiet")
     axes = kw.pop("axes", None)
     voxel = kw.pop("voxel_size", None)
+    psf_voxel = kw.pop("psf_voxel_size", None)
     workers, address = kw.pop("workers", None), kw.pop("scheduler", None)
     if workers and address:
         raise click.UsageError("--workers, --scheduler: give one of them (a local cluster, or an existing one)")
@@ -430,7 +431,10 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
         lazy_img, cal = _open_lazy(image_path, axes)
     records = [_record_input("image", image_path, lazy_img, cal)]
     cal, voxel_warning = cli.with_voxel_size(cal, tuple(lazy_img.shape), voxel, image_path)
-    psf = cli._read_psfs(psf_paths, cal, tuple(lazy_img.shape), records)
+    with warnings.catch_warnings(record=True) as replaced:  # said below with the run's other warnings
+        warnings.simplefilter("always")
+        psf = cli._read_psfs(psf_paths, cal, tuple(lazy_img.shape), records, psf_voxel)
+    opened += replaced
     io.check_output(out, cal.axes, overwrite=overwrite, sidecar=True)
     psf_shape = np.shape((psf[0] if isinstance(psf, list) else psf)[0])
     need = whole_need(cmd, kwargs, tuple(lazy_img.shape), lazy_img.dtype, cal.axes, psf_shape)
