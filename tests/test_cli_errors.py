@@ -51,3 +51,16 @@ def test_a_bad_psf_file_is_named_psf_and_info_opens_ome_zarr(tmp_path):
     write_ome_zarr(tmp_path / "z.ome.zarr", np.ones((4, 16, 16), np.float32),
                    Calibration.make("ZYX", unit="micron", Z=0.3, Y=0.1, X=0.1))
     assert main(["info", str(tmp_path / "z.ome.zarr")]) == 0
+
+
+def test_a_2d_psf_for_a_3d_image_names_the_psf(tmp_path):
+    """The CLI's memory estimate, which runs first, said 'psf_shape: expected 3 positive whole numbers'."""
+    tifffile.imwrite(tmp_path / "img.tif", np.ones((6, 24, 24), np.float32), imagej=True, metadata={"axes": "ZYX"})
+    tifffile.imwrite(tmp_path / "psf.tif", np.ones((9, 9), np.float32))
+    for cmd in ("richardson-lucy", "convolve", "iterative3d"):
+        p = subprocess.run([sys.executable, "-m", "fijidecon.cli", "deconvolve", cmd, str(tmp_path / "img.tif"),
+                            str(tmp_path / "psf.tif"), "-o", str(tmp_path / f"{cmd}.tif")],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 2 and p.stderr.strip().splitlines() == [
+            "Error: psf: 2D PSF (shape (9, 9)) for 3D volumes: give a (Z, Y, X) PSF, one per channel with a leading "
+            "channel axis, or a list (mismatched dimensionality)"], (cmd, p.stderr)

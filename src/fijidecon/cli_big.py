@@ -79,6 +79,10 @@ def whole_need(cmd: Command, kwargs: dict[str, Any], shape: tuple[int, ...], dty
     vol = "".join(a for a in axes if a in "ZYX")
     if len(axes) == len(shape) and axes != vol:
         opts["axes"] = axes
+    if len(psf_shape) < len(vol):  # before the estimate, whose own check names its internal argument
+        from .deconvolve import _hyper
+
+        raise ValueError(_hyper.dimensionality_message(tuple(psf_shape), len(vol)))
     psf_shape = tuple(psf_shape)[-len(vol):]
     est = estimate_memory(cmd.id, tuple(shape), psf_shape, dtype=np.dtype(dtype), **opts)
     return int(est + int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize)

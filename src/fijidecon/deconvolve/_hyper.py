@@ -233,9 +233,14 @@ def channel_psfs(psf: Any, n_c: int, vol_ndim: int, has_c: bool) -> list[Any]:
                 "(CLI --axes ZYX)" if vol_ndim == 2 else "")
         raise ValueError(f"psf: shape {p.shape} holds {p.shape[0]} channel PSFs (first axis) but the image has "
                          f"{n_c} channel(s){hint}")
+    raise ValueError(dimensionality_message(p.shape, vol_ndim))
+
+
+def dimensionality_message(psf_shape: tuple[int, ...], vol_ndim: int) -> str:
+    """The one-line error for a PSF of ``psf_shape`` whose dimensionality does not fit the volumes."""
     what = "a (Z, Y, X) PSF" if vol_ndim == 3 else "a (Y, X) PSF"
-    raise ValueError(f"psf: {p.ndim}D PSF (shape {p.shape}) for {vol_ndim}D volumes: give {what}, one per channel "
-                     "with a leading channel axis, or a list (mismatched dimensionality)")
+    return (f"psf: {len(psf_shape)}D PSF (shape {tuple(psf_shape)}) for {vol_ndim}D volumes: give {what}, one per "
+            "channel with a leading channel axis, or a list (mismatched dimensionality)")
 
 
 def psf_name(layout: Layout, vol: Volume) -> str:
