@@ -109,11 +109,23 @@ def default_halo(kernel_shape: tuple[int, ...]) -> tuple[int, ...]:
 def kernel_shape(psf: Any, image_cal: Any, vol_axes: str, recenter: bool) -> tuple[int, ...]:
     """The largest prepared PSF (the kernel the core uses: support cropped, resampled to the
     image's voxel size when both are calibrated) over the channel PSFs."""
+    items = psf if isinstance(psf, list) else [psf]
+    shapes = []
+    logger = logging.getLogger("fijidecon")
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # the run prepares the same PSFs and says what it did, once
+    try:
+        _kernel_shapes(items, image_cal, vol_axes, recenter, shapes)
+    finally:
+        logger.setLevel(level)
+    return tuple(int(max(s[i] for s in shapes)) for i in range(len(shapes[0])))
+
+
+def _kernel_shapes(items: list, image_cal: Any, vol_axes: str, recenter: bool, shapes: list) -> None:
+    """Append each PSF's prepared kernel shape to ``shapes`` (see :func:`kernel_shape`)."""
     from .commands.run import split_psf
     from .deconvolve import _otf
 
-    items = psf if isinstance(psf, list) else [psf]
-    shapes = []
     for item in items:
         parts = split_psf(item)
         for arr, cal in (parts if isinstance(parts, list) else [parts]):
@@ -121,7 +133,6 @@ def kernel_shape(psf: Any, image_cal: Any, vol_axes: str, recenter: bool) -> tup
             if image_cal.has_length_unit() and cal.has_length_unit() and len(cal.axes) == len(vol_axes):
                 vs, pvs = image_cal.voxel_size(vol_axes), cal.voxel_size(vol_axes, unit=image_cal.unit)
             shapes.append(_otf.prepare_psf(arr, recenter=recenter, voxel_size=vs, psf_voxel_size=pvs).kernel.shape)
-    return tuple(int(max(s[i] for s in shapes)) for i in range(len(shapes[0])))
 
 
 def brick_need(method: str, outer: tuple[int, ...], kernel: tuple[int, ...], opts: dict[str, Any]) -> int:
