@@ -304,12 +304,14 @@ def test_choice_is_logged_on_the_fijidecon_logger(caplog):
 
 
 def test_imspector_rule_keeps_its_old_value():
-    """Asked for, Imspector's 10 % rule gives what it gave when it was the default (same data, same rho)."""
+    """Asked for, Imspector's 10 % rule gives what it gave when it was the default (same data, same rho).
+    The value was 0.025713207233666546 until convolve set the FFT's round-off below zero to 0: the
+    simulated data of ``noisy`` changed in a few Poisson draws, and the bisection by one step."""
     data = noisy(bars())
     for edges in ("periodic", "reflect"):
         res = wiener(data, PSF, "imspector", edges=edges)
         assert res.rule == "imspector"
-        assert res.regularization == pytest.approx(0.025713207233666546, rel=1e-6)
+        assert res.regularization == pytest.approx(0.027261319644946505, rel=1e-6)
 
 
 def test_imspector_falls_back_to_the_snr_rule(caplog):

@@ -56,7 +56,8 @@ def convolve(image: object, psf: object, *, edges: str = "reflect", recenter: bo
     Returns
     -------
     numpy.ndarray, xarray.DataArray or dask.array.Array
-        float32, the image's shape and axes.
+        float32, the image's shape and axes; never negative when the image and the
+        kernel are not (the FFT's round-off below zero is set to 0).
 
     Raises
     ------
@@ -121,5 +122,7 @@ def _convolve_one(im: np.ndarray, kernel: np.ndarray, edges: str) -> np.ndarray:
         data = work
     spec = _fft.rfftn(data)
     spec *= _otf.otf(kernel, geo.work_shape)
-    out = _fft.irfftn(spec, geo.work_shape, overwrite_x=True)
-    return np.ascontiguousarray(out[geo.crop], dtype=np.float32)
+    out = np.ascontiguousarray(_fft.irfftn(spec, geo.work_shape, overwrite_x=True)[geo.crop], dtype=np.float32)
+    if kernel.min() >= 0 and im.min() >= 0:  # non-negative in, non-negative out: no FFT round-off below 0
+        np.maximum(out, 0, out=out)  # (a simulation's np.random.poisson refuses a mean of -2e-6)
+    return out
