@@ -142,6 +142,31 @@ def test_ctrl_c_mid_run_exits_130_and_leaves_no_output(big):
     assert left == []  # no OME-Zarr, no sidecar, no partial folder
 
 
+def test_ctrl_c_with_workers_is_one_line_and_ends_the_workers(big):
+    """--workers 2 interrupted: the local cluster's teardown printed about 80 lines of tracebacks (the
+    workers' KeyboardInterrupt, the client's AllExit) before 'Interrupted.'; now none, and no worker is left."""
+    import psutil
+
+    out = big / "cancelled_w.ome.zarr"
+    p = subprocess.Popen([sys.executable, "-m", "fijidecon.cli", "deconvolve", "richardson-lucy", big / "big.tif",
+                          big / "psf.tif", "-o", out, "--iterations", "40", "--workers", "2"],
+                         stderr=subprocess.PIPE, text=True, bufsize=1)
+    seen = ""
+    t0 = time.time()
+    while "brick/s" not in seen and time.time() - t0 < 120:  # the cluster is up and computing
+        seen += p.stderr.read(1)
+    children = psutil.Process(p.pid).children(recursive=True)
+    assert p.poll() is None and children, seen
+    time.sleep(1.0)
+    p.send_signal(signal.SIGINT)
+    rest = p.stderr.read()
+    assert p.wait(timeout=120) == 130, seen + rest
+    assert "Interrupted." in rest and "Traceback" not in rest and "AllExit" not in rest, rest
+    time.sleep(1.0)
+    assert not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children)
+    assert [f for f in os.listdir(big) if f.startswith(("cancelled_w", ".cancelled_w"))] == []
+
+
 @pytest.mark.parametrize("args,message", [
     (["--workers", "0"], "--workers"),
     (["--workers", "two"], "--workers"),

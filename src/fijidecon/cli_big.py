@@ -279,12 +279,46 @@ def scheduler(workers: int | None, address: str | None) -> Iterator[Scheduler]:
                 os.environ.pop("FIJIDECON_FFT_WORKERS", None)
             else:
                 os.environ["FIJIDECON_FFT_WORKERS"] = old
-        with cluster, Client(cluster) as client:
+        with cluster, Client(cluster) as client, _no_all_exit_logs():
             held = sum(client.run(_rss).values())
-            yield Scheduler(client, workers, held, None, f"local cluster of {workers} worker processes")
+            try:
+                yield Scheduler(client, workers, held, None, f"local cluster of {workers} worker processes")
+            except (KeyboardInterrupt, SystemExit):
+                _end_workers_now(cluster)
+                raise
         return
     with dask.config.set(scheduler="threads", num_workers=1):
         yield Scheduler(None, 1, 0, None, "Dask threads, one brick at a time")
+
+
+@contextlib.contextmanager
+def _no_all_exit_logs() -> Iterator[None]:
+    """Drop asyncio's 'Task exception was never retrieved ... AllExit' record: the client's
+    gather cancelled by Ctrl-C, not an error of the run (the CLI says 'Interrupted.')."""
+    def keep(record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return type(exc).__name__ != "AllExit" and "AllExit" not in str(getattr(record, "msg", ""))
+
+    logger = logging.getLogger("asyncio")
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
+
+
+def _end_workers_now(cluster: Any) -> None:
+    """An interrupted run (Ctrl-C, SIGTERM): end the local cluster's worker processes at once and
+    quiet the logging of the teardown.  Their own shutdown printed about 80 lines of tracebacks of
+    the interrupt (the Nanny's SIGINT, the client's AllExit) before the CLI's one line."""
+    import signal as _signal
+
+    logging.disable(logging.CRITICAL)  # the process is ending: the CLI says 'Interrupted.' itself
+    for nanny in list(getattr(cluster, "workers", {}).values()):
+        pid = getattr(getattr(nanny, "process", None), "pid", None)
+        if pid:
+            with contextlib.suppress(OSError):
+                os.kill(pid, _signal.SIGKILL)
 
 
 @contextlib.contextmanager
