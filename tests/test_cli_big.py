@@ -124,15 +124,20 @@ def test_workers_local_cluster_on_a_hyperstack_equals_the_in_memory_run(tmp_path
     assert meta["memory"]["scheduler"] == "local cluster of 2 worker processes"
 
 
-def test_ctrl_c_mid_run_exits_130_and_leaves_no_output(big):
-    out = big / "cancelled.ome.zarr"
+def _run_until(big, out, extra, pattern):
+    """Start the CLI's RL on the big file and read its stderr until ``pattern`` shows: (process, seen)."""
     p = subprocess.Popen([sys.executable, "-m", "fijidecon.cli", "deconvolve", "richardson-lucy", big / "big.tif",
-                          big / "psf.tif", "-o", out, "--iterations", "10", "--memory-limit", "70MB"],
-                         stderr=subprocess.PIPE, text=True, bufsize=1)
+                          big / "psf.tif", "-o", out, *extra], stderr=subprocess.PIPE, text=True, bufsize=1)
     seen = ""
     t0 = time.time()
-    while not re.search(r" [1-9]/\d+ \[", seen) and time.time() - t0 < 120:  # a brick is done: mid-run
+    while not re.search(pattern, seen) and time.time() - t0 < 120:
         seen += p.stderr.read(1)
+    return p, seen
+
+
+def test_ctrl_c_mid_run_exits_130_and_leaves_no_output(big):
+    out = big / "cancelled.ome.zarr"
+    p, seen = _run_until(big, out, ["--iterations", "10", "--memory-limit", "70MB"], r" [1-9]/\d+ \[")  # mid-run
     assert p.poll() is None, seen
     p.send_signal(signal.SIGINT)
     rest = p.stderr.read()
@@ -148,13 +153,7 @@ def test_ctrl_c_with_workers_is_one_line_and_ends_the_workers(big):
     import psutil
 
     out = big / "cancelled_w.ome.zarr"
-    p = subprocess.Popen([sys.executable, "-m", "fijidecon.cli", "deconvolve", "richardson-lucy", big / "big.tif",
-                          big / "psf.tif", "-o", out, "--iterations", "40", "--workers", "2"],
-                         stderr=subprocess.PIPE, text=True, bufsize=1)
-    seen = ""
-    t0 = time.time()
-    while "brick/s" not in seen and time.time() - t0 < 120:  # the cluster is up and computing
-        seen += p.stderr.read(1)
+    p, seen = _run_until(big, out, ["--iterations", "40", "--workers", "2"], "brick/s")  # the cluster computes
     children = psutil.Process(p.pid).children(recursive=True)
     assert p.poll() is None and children, seen
     time.sleep(1.0)
