@@ -118,6 +118,16 @@ class _Notes(logging.Handler):
 
 
 @contextmanager
+def held_warnings(into: list[str]) -> Iterator[None]:
+    """Python warnings raised in the block, kept (one line each) in ``into`` instead of printed:
+    inputs are read before the notes are collected, which then say them once, as warnings."""
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        yield
+    into.extend(_one_line(w.message) for w in got)
+
+
+@contextmanager
 def _collect_notes(quiet: bool) -> Iterator[_Notes]:
     """Attach a :class:`_Notes` handler to the ``"fijidecon"`` logger (at INFO) and route
     Python warnings to it, for the duration of the block."""
@@ -307,11 +317,12 @@ def _split_channels(arr: np.ndarray, cal: Calibration, path: str) -> list[tuple[
 
 
 def _read_inputs(kw: dict[str, Any], image_params: list, images: dict[str, Any], records: list, out: Path,
-                 axes: str | None, voxel: Any, psf_voxel: Any) -> None:
+                 axes: str | None, voxel: Any, psf_voxel: Any) -> str | None:
     """Read a command's image inputs into ``images`` (name -> (array, Calibration), the PSFs as
-    :func:`_read_psfs` gives them; ``"_voxel_warning"``: ``--voxel-size``'s warning, if any)."""
+    :func:`_read_psfs` gives them); returns ``--voxel-size``'s warning, if any."""
     from . import io
 
+    voxel_warning = None
     for p in image_params:
         paths = kw[p.name] if isinstance(kw[p.name], tuple) else (kw[p.name],)
         for path in paths:
@@ -324,9 +335,10 @@ def _read_inputs(kw: dict[str, Any], image_params: list, images: dict[str, Any],
             with _labelled(p.name):
                 arr, cal = io.read_image(paths[0], axes=axes if p is image_params[0] else None)
             if p is image_params[0]:
-                cal, images["_voxel_warning"] = with_voxel_size(cal, arr.shape, voxel, paths[0])
+                cal, voxel_warning = with_voxel_size(cal, arr.shape, voxel, paths[0])
             images[p.name] = (arr, cal)
             records.append(_input_record(p.name, paths[0], arr, cal))
+    return voxel_warning
 
 
 def _read_psfs(paths: tuple[str, ...], image_cal: Calibration, image_shape: tuple[int, ...], records: list,
@@ -340,14 +352,9 @@ def _read_psfs(paths: tuple[str, ...], image_cal: Calibration, image_shape: tupl
     for i, path in enumerate(paths):
         with _labelled("psf"):
             arr, cal = io.read_image(path)
-        if psf_voxel is not None:
-            try:
-                cal, replaced = with_voxel_size(cal, arr.shape, psf_voxel, path)
-            except click.UsageError as exc:
-                raise click.UsageError(str(exc.message).replace("--voxel-size:", "--psf-voxel-size:", 1)
-                                       .replace("for an image with", "for a PSF with")) from None
-            if replaced:
-                warnings.warn(replaced.replace("--voxel-size:", "--psf-voxel-size:", 1), RuntimeWarning, stacklevel=2)
+        cal, replaced = with_voxel_size(cal, arr.shape, psf_voxel, path, "--psf-voxel-size", "a PSF")
+        if replaced:
+            warnings.warn(replaced, RuntimeWarning, stacklevel=2)
         records.append(_input_record("psf", path, arr, cal, channel=i if len(paths) > 1 else None))
         if "C" in cal.axes:
             if len(paths) > 1:
@@ -404,8 +411,9 @@ def _apply_like(cmd: Command, kw: dict[str, Any], like: str, axes: str | None, u
         why = f"; voxel size not taken: {Path(like).name} is not calibrated (unit {cal.unit!r})"
         defaulted = [n for n in dict.fromkeys((x_name, z_name)) if n not in given and n in kw]
         if defaulted:
+            plural = "s" if len(defaulted) > 1 else ""
             warning = (f"{cmd.param(defaulted[0]).cli_flag}: {Path(like).name} is not calibrated, so the PSF is "
-                       f"made at {' and '.join(show(n, kw[n]) for n in defaulted)} (the default{'s' if len(defaulted) > 1 else ''}); give "
+                       f"made at {' and '.join(show(n, kw[n]) for n in defaulted)} (the default{plural}); give "
                        f"{' and '.join(cmd.param(n).cli_flag for n in defaulted)} (the image's voxel size)")
     kept_text = f" (given on the command line: {', '.join(cmd.param(n).cli_flag for n in kept)})" if kept else ""
     taken_text = ", ".join(show(n, v) for n, v in used.items()) or "nothing taken"
@@ -471,21 +479,22 @@ def parse_voxel_size(text: str) -> tuple[tuple[float, ...], str]:
 
 
 def with_voxel_size(cal: Calibration, shape: tuple[int, ...], given: tuple[tuple[float, ...], str] | None,
-                    path: str) -> tuple[Calibration, str | None]:
-    """The image's calibration with ``--voxel-size`` applied (Z, Y, X of its axes), and the
-    warning to give (``None`` if none) when it replaces a different calibration of the file."""
+                    path: str, flag: str = "--voxel-size", what: str = "an image") -> tuple[Calibration, str | None]:
+    """The file's calibration with ``flag`` (``--voxel-size``, ``--psf-voxel-size``) applied (Z, Y, X
+    of its axes), and the warning to give (``None`` if none) when it replaces a different
+    calibration of the file."""
     if given is None:
         return cal, None
     sizes, unit = given
     spatial = [a for a in cal.axes if a in "ZYX"]
     if len(sizes) != len(spatial):
-        raise click.UsageError(f"--voxel-size: {len(sizes)} values for an image with {len(spatial)} spatial axes "
+        raise click.UsageError(f"{flag}: {len(sizes)} values for {what} with {len(spatial)} spatial axes "
                                f"({''.join(spatial)}) in {path}")
     new = Calibration.make(cal.axes, unit, **dict(zip(spatial, sizes)))
     if cal.is_calibrated() and cal.has_length_unit():
         old = cal.voxel_size(spatial, unit=unit)
         if not np.allclose(old, sizes, rtol=1e-3):
-            return new, (f"--voxel-size: {','.join(f'{v:g}' for v in sizes)} {unit} replaces the calibration of "
+            return new, (f"{flag}: {','.join(f'{v:g}' for v in sizes)} {unit} replaces the calibration of "
                          f"{path} ({','.join(f'{v:g}' for v in old)} {unit})")
     return new, None
 
@@ -562,10 +571,9 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
     images: dict[str, Any] = {}
     records: list[dict[str, Any]] = []
     image_params = [q for q in cmd.params if q.kind == "image"]
-    with warnings.catch_warnings(record=True) as read_warnings:  # said with the run's other warnings
-        warnings.simplefilter("always")
-        _read_inputs(kw, image_params, images, records, out, axes, voxel, psf_voxel)
-    voxel_warning = images.pop("_voxel_warning", None)
+    read_warnings: list[str] = []
+    with held_warnings(read_warnings):
+        voxel_warning = _read_inputs(kw, image_params, images, records, out, axes, voxel, psf_voxel)
     if image_params:
         io.check_output(out, images[image_params[0].name][1].axes, overwrite=overwrite, sidecar=True)
     total = cmd.extras.get("progress")
@@ -588,7 +596,7 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
         callback = progress
     with _collect_notes(quiet) as notes:
         for w in read_warnings:
-            notes.warn(_one_line(w.message))
+            notes.warn(w)
         if voxel_warning:
             notes.warn(voxel_warning)
         if auto_note:

@@ -40,7 +40,6 @@ import os
 import threading
 import time
 import uuid
-import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -109,23 +108,22 @@ def default_halo(kernel_shape: tuple[int, ...]) -> tuple[int, ...]:
 def kernel_shape(psf: Any, image_cal: Any, vol_axes: str, recenter: bool) -> tuple[int, ...]:
     """The largest prepared PSF (the kernel the core uses: support cropped, resampled to the
     image's voxel size when both are calibrated) over the channel PSFs."""
-    items = psf if isinstance(psf, list) else [psf]
-    shapes = []
     logger = logging.getLogger("fijidecon")
     level = logger.level
     logger.setLevel(logging.WARNING)  # the run prepares the same PSFs and says what it did, once
     try:
-        _kernel_shapes(items, image_cal, vol_axes, recenter, shapes)
+        shapes = _kernel_shapes(psf if isinstance(psf, list) else [psf], image_cal, vol_axes, recenter)
     finally:
         logger.setLevel(level)
     return tuple(int(max(s[i] for s in shapes)) for i in range(len(shapes[0])))
 
 
-def _kernel_shapes(items: list, image_cal: Any, vol_axes: str, recenter: bool, shapes: list) -> None:
-    """Append each PSF's prepared kernel shape to ``shapes`` (see :func:`kernel_shape`)."""
+def _kernel_shapes(items: list, image_cal: Any, vol_axes: str, recenter: bool) -> list[tuple[int, ...]]:
+    """Each PSF's prepared kernel shape (see :func:`kernel_shape`)."""
     from .commands.run import split_psf
     from .deconvolve import _otf
 
+    shapes = []
     for item in items:
         parts = split_psf(item)
         for arr, cal in (parts if isinstance(parts, list) else [parts]):
@@ -133,6 +131,7 @@ def _kernel_shapes(items: list, image_cal: Any, vol_axes: str, recenter: bool, s
             if image_cal.has_length_unit() and cal.has_length_unit() and len(cal.axes) == len(vol_axes):
                 vs, pvs = image_cal.voxel_size(vol_axes), cal.voxel_size(vol_axes, unit=image_cal.unit)
             shapes.append(_otf.prepare_psf(arr, recenter=recenter, voxel_size=vs, psf_voxel_size=pvs).kernel.shape)
+    return shapes
 
 
 def brick_need(method: str, outer: tuple[int, ...], kernel: tuple[int, ...], opts: dict[str, Any]) -> int:
@@ -475,23 +474,21 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
         for path in paths:
             if cli._same_file(out, path) or Path(out).resolve() == Path(path).resolve():
                 raise click.ClickException(f"output: {out} is an input ({name}); choose another name")
-    with warnings.catch_warnings(record=True) as opened:  # said below with the run's other warnings
-        warnings.simplefilter("always")
+    read_warnings: list[str] = []
+    with cli.held_warnings(read_warnings):
         lazy_img, cal = _open_lazy(image_path, axes)
     records = [_record_input("image", image_path, lazy_img, cal)]
     cal, voxel_warning = cli.with_voxel_size(cal, tuple(lazy_img.shape), voxel, image_path)
-    with warnings.catch_warnings(record=True) as replaced:  # said below with the run's other warnings
-        warnings.simplefilter("always")
+    with cli.held_warnings(read_warnings):
         psf = cli._read_psfs(psf_paths, cal, tuple(lazy_img.shape), records, psf_voxel)
-    opened += replaced
     io.check_output(out, cal.axes, overwrite=overwrite, sidecar=True)
     psf_shape = np.shape((psf[0] if isinstance(psf, list) else psf)[0])
     need = whole_need(cmd, kwargs, tuple(lazy_img.shape), lazy_img.dtype, cal.axes, psf_shape)
     lazy = cmd.id in LAZY_COMMANDS and bool(workers or address or io._is_zarr(out) or need > limit)
     info = {"memory_limit_bytes": limit, "estimate_whole_bytes": need}
     with cli._collect_notes(quiet) as notes:
-        for w in opened:
-            notes.warn(cli._one_line(w.message))
+        for w in read_warnings:
+            notes.warn(w)
         if voxel_warning:
             notes.warn(voxel_warning)
         if auto_note:
