@@ -291,14 +291,14 @@ def test_lazy_run_with_a_psf_deeper_than_the_stack(tmp_path, capsys):
 
 
 def test_axes_that_reorder_the_files_own_warn(tmp_path, capsys):
-    """--axes CZYX on a ZCYX hyperstack reads it transposed (12 planes x 2 channels became 12 channels of 2
+    """--axes CZYX on a ZCYX hyperstack relabels it (12 planes x 2 channels became 12 channels of 2
     planes, silently): a warning names both; the file's own order, or other letters, do not warn."""
     _channel_psf_files(tmp_path)
     base = ["deconvolve", "richardson-lucy", str(tmp_path / "img.tif"), str(tmp_path / "p_image.tif"),
             "--iterations", "1"]
     assert main([*base, "--axes", "CZYX", "-o", str(tmp_path / "t.tif")]) == 0
-    assert ("Warning: axes: 'CZYX' given for img.tif, whose own axes are 'ZCYX': the data are read in the given "
-            "order (transposed)") in capsys.readouterr().err
+    assert ("Warning: axes: 'CZYX' given for img.tif, whose own axes are 'ZCYX': the stored array is read with "
+            "these labels (relabelled, not transposed)") in capsys.readouterr().err
     assert main([*base, "--axes", "ZCYX", "-o", str(tmp_path / "same.tif")]) == 0
     assert "axes:" not in capsys.readouterr().err
     with pytest.warns(RuntimeWarning, match="whose own axes are 'ZCYX'"):

@@ -203,15 +203,15 @@ def stored_layout(path: str | os.PathLike, shape: tuple[int, ...], axes: str) ->
 
 def given_axes(cal: Calibration, axes: str, ndim: int, path: Path, own: bool = True) -> Calibration:
     """``cal`` with the ``axes`` the user gave; a warning when they only reorder the file's own
-    (``own``: the file states its axes), which reads the data transposed (a ZCYX hyperstack
-    read as CZYX gives 40 channels of 2 planes)."""
+    (``own``: the file states its axes), which relabels the stored array (a ZCYX hyperstack
+    of 40 planes and 2 channels read as CZYX gives 40 channels of 2 planes)."""
     axes = check_axes(axes, ndim)
     if own and axes != cal.axes and sorted(axes) == sorted(cal.axes):
         import warnings
 
-        warnings.warn(f"axes: {axes!r} given for {path.name}, whose own axes are {cal.axes!r}: the data are read "
-                      "in the given order (transposed); leave out axes= / --axes to use the file's", RuntimeWarning,
-                      stacklevel=3)
+        warnings.warn(f"axes: {axes!r} given for {path.name}, whose own axes are {cal.axes!r}: the stored array is "
+                      "read with these labels (relabelled, not transposed); leave out axes= / --axes to use the "
+                      "file's", RuntimeWarning, stacklevel=3)
     return cal.with_axes(axes)
 
 
