@@ -185,6 +185,19 @@ def test_bad_options_are_one_line_errors_before_any_computation(tmp_path, capsys
     assert not out.exists() and not (tmp_path / "out.ome.zarr.json").exists()
 
 
+@pytest.mark.parametrize("lazy", [False, True])
+def test_a_bad_psf_among_several_is_named_by_its_index(tmp_path, capsys, lazy):
+    """One PSF per channel, the second all zero: the error names psf[1], in memory and lazy alike."""
+    _hyperstack(tmp_path)
+    write_image(tmp_path / "zero.tif", np.zeros((9, 15, 15), np.float32), CAL)
+    out = tmp_path / "out.ome.zarr"
+    rc = main(["deconvolve", "richardson-lucy", str(tmp_path / "hs.tif"), str(tmp_path / "psf.tif"),
+               str(tmp_path / "zero.tif"), "-o", str(out), *(["--memory-limit", "20MB"] if lazy else [])])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err == ["Error: psf[1]: the PSF is all zero or negative (max 0); it must have a positive sum"]
+    assert not out.exists()
+
+
 def test_in_memory_bricked_run_shows_a_bar_of_bricks(tmp_path):
     """Iterative Deconvolve 3D (improved) has no Dask path: over the budget it is bricked in memory."""
     rng = np.random.default_rng(5)

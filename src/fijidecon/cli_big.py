@@ -123,14 +123,18 @@ def _kernel_shapes(items: list, image_cal: Any, vol_axes: str, recenter: bool) -
     from .commands.run import split_psf
     from .deconvolve import _otf
 
-    shapes = []
+    pairs = []
     for item in items:
         parts = split_psf(item)
-        for arr, cal in (parts if isinstance(parts, list) else [parts]):
-            vs = pvs = None
-            if image_cal.has_length_unit() and cal.has_length_unit() and len(cal.axes) == len(vol_axes):
-                vs, pvs = image_cal.voxel_size(vol_axes), cal.voxel_size(vol_axes, unit=image_cal.unit)
-            shapes.append(_otf.prepare_psf(arr, recenter=recenter, voxel_size=vs, psf_voxel_size=pvs).kernel.shape)
+        pairs += parts if isinstance(parts, list) else [parts]
+    shapes = []
+    for i, (arr, cal) in enumerate(pairs):
+        vs = pvs = None
+        if image_cal.has_length_unit() and cal.has_length_unit() and len(cal.axes) == len(vol_axes):
+            vs, pvs = image_cal.voxel_size(vol_axes), cal.voxel_size(vol_axes, unit=image_cal.unit)
+        name = f"psf[{i}]" if len(pairs) > 1 else "psf"
+        shapes.append(_otf.prepare_psf(arr, recenter=recenter, voxel_size=vs, psf_voxel_size=pvs,
+                                       name=name).kernel.shape)
     return shapes
 
 

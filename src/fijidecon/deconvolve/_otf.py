@@ -115,7 +115,7 @@ def check_psf(psf: object, name: str = "psf") -> np.ndarray:
     if not np.all(np.isfinite(a)):
         raise ValueError(f"{name}: contains NaN or infinite values")
     if not a.max() > 0:
-        raise ValueError(f"{name}: the PSF is all zero or negative (max {a.max():g}); it must have a positive sum")
+        raise ValueError(f"{name}: the PSF is all zero or negative (max {a.max() + 0.0:g}); it must have a positive sum")
     return a
 
 
