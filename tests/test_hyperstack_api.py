@@ -118,3 +118,19 @@ def test_psf_count_must_match_the_channels():
         wiener(img, PSFS, axes="CZYX")
     with pytest.raises(ValueError, match="psf: shape .* 2 channel PSFs"):
         convolve(img, np.stack(PSFS[:1] * 2), axes="CZYX")
+
+
+@pytest.mark.parametrize("method", ["rl", "wiener", "iterative3d"])
+def test_one_psf_for_every_channel_is_prepared_once_and_named_psf(method):
+    """Six channels, one PSF to resample: one note naming ``psf`` (not six naming psf[0]..psf[5]);
+    one PSF per channel: each note names its channel's PSF."""
+    img = np.tile(_volumes(n_t=1, n_c=1)[0], (6, 1, 1, 1))
+    kw = dict(axes="CZYX", voxel_size=(0.3, 0.1, 0.1), psf_voxel_size=(0.2, 0.05, 0.05))
+    fn = {"rl": lambda p: richardson_lucy(img, p, 1, **kw), "wiener": lambda p: wiener(img, p, 1e-3, **kw),
+          "iterative3d": lambda p: iterative_deconvolve_3d(img, p, max_iterations=1, **kw)}[method]
+    resampled = [n for n in fn(PSFS[0]).notes if "resampled" in n]
+    assert len(resampled) == 1 and resampled[0].startswith("psf: resampled from voxel size (0.2, 0.05, 0.05)")
+    each = [n.split(":")[0] for n in fn([PSFS[c % 2].copy() for c in range(6)]).notes if "resampled" in n]
+    assert each == [f"psf[{c}]" for c in range(6)]
+    reused = [n.split(":")[0] for n in fn([PSFS[0], PSFS[1]] * 3).notes if "resampled" in n]
+    assert reused == ["psf[0]", "psf[1]"]  # the same array given for channels 0, 2, 4: prepared once

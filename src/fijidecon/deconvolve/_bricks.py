@@ -501,7 +501,7 @@ def lazy_preps(lv: LazyVolumes, edges: str, threshold: float, recenter: Any, vox
 
     recenter = _validate.check_bool("recenter", recenter)
     vol_shape = tuple(lv.canon.shape[2:])
-    return [_otf.prepare_psf(p, threshold=threshold, recenter=recenter, name=f"psf[{c}]" if lv.n_c > 1 else "psf",
-                             max_shape=_edges.kernel_limit(edges, vol_shape), voxel_size=voxel_size,
-                             psf_voxel_size=_hyper.channel_psf_voxel_size(psf_voxel_size, c, lv.n_c))
-            for c, p in enumerate(lv.psfs)]
+    max_shape = _edges.kernel_limit(edges, vol_shape)
+    return _hyper.per_channel(lv.psfs, psf_voxel_size, lambda p, name, pvs: _otf.prepare_psf(
+        p, threshold=threshold, recenter=recenter, name=name, max_shape=max_shape, voxel_size=voxel_size,
+        psf_voxel_size=pvs))

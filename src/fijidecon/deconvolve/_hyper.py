@@ -243,11 +243,6 @@ def dimensionality_message(psf_shape: tuple[int, ...], vol_ndim: int) -> str:
             "channel with a leading channel axis, or a list (mismatched dimensionality)")
 
 
-def psf_name(layout: Layout, vol: Volume) -> str:
-    """``psf`` for one channel, ``psf[c]`` when there are several."""
-    return f"psf[{vol.c}]" if layout.n_c > 1 else "psf"
-
-
 def for_each(layout: Layout, vols: Sequence[Volume], fn: Callable[[Volume], Any]) -> list[Any]:
     """``fn`` on every volume, in order (one place to add progress or parallelism later)."""
     return [fn(v) for v in vols]
@@ -268,6 +263,31 @@ def channel_psf_voxel_size(psf_voxel_size: Any, c: int, n_c: int) -> Any:
     return items[c]
 
 
+def per_channel(psfs: Sequence[Any], psf_voxel_size: Any, make: Callable[[Any, str, Any], Any]) -> list[Any]:
+    """``make(psf, name, channel_voxel_size)`` for each channel's PSF in ``psfs`` (one item per channel),
+    called once per distinct PSF: a single PSF given for every channel is prepared once and named
+    ``psf`` (its notes once, not once per channel); distinct PSFs are named ``psf[c]``."""
+    n_c = len(psfs)
+    sizes = [channel_psf_voxel_size(psf_voxel_size, c, n_c) for c in range(n_c)]
+    shared = all(p is psfs[0] for p in psfs) and all(v is sizes[0] for v in sizes)
+    done: dict[tuple[int, int], Any] = {}
+    out = []
+    for c, (p, v) in enumerate(zip(psfs, sizes)):
+        key = (id(p), id(v))
+        if key not in done:
+            done[key] = make(p, "psf" if shared else f"psf[{c}]", v)
+        out.append(done[key])
+    return out
+
+
+def channel_psfs_of(layout: Layout, vols: Sequence[Volume]) -> list[Any]:
+    """Each channel's PSF (item ``c`` for channel ``c``) from the volumes of :func:`split`."""
+    first = {}
+    for v in vols:
+        first.setdefault(v.c, v.psf)
+    return [first[c] for c in range(layout.n_c)]
+
+
 def prepare_psfs(layout: Layout, vols: Sequence[Volume], edges: str, *, threshold: float, recenter: bool,
                  voxel_size: Sequence[float] | None = None, psf_voxel_size: Sequence[float] | None = None,
                  limit: bool = True) -> list[Any]:
@@ -276,14 +296,10 @@ def prepare_psfs(layout: Layout, vols: Sequence[Volume], edges: str, *, threshol
     from . import _otf
 
     _validate.check_bool("recenter", recenter)
-    by_channel: dict[int, Any] = {}
-    for v in vols:
-        if v.c not in by_channel:
-            max_shape = _edges.kernel_limit(edges, v.data.shape) if limit else None
-            by_channel[v.c] = _otf.prepare_psf(v.psf, threshold=threshold, recenter=recenter,
-                                               name=psf_name(layout, v), max_shape=max_shape,
-                                               voxel_size=voxel_size,
-                                               psf_voxel_size=channel_psf_voxel_size(psf_voxel_size, v.c, layout.n_c))
+    max_shape = _edges.kernel_limit(edges, vols[0].data.shape) if limit else None
+    by_channel = per_channel(channel_psfs_of(layout, vols), psf_voxel_size, lambda p, name, pvs: _otf.prepare_psf(
+        p, threshold=threshold, recenter=recenter, name=name, max_shape=max_shape, voxel_size=voxel_size,
+        psf_voxel_size=pvs))
     return [by_channel[v.c] for v in vols]
 
 

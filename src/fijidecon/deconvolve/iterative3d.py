@@ -414,28 +414,19 @@ def _is_hyperstack(image, axes) -> bool:
 
 
 def _match_voxel_size(psf, voxel_size, psf_voxel_size, notes: list[str], name: str = "psf"):
-    """The PSF resampled to the image's voxel size when both are known and differ (sum kept)."""
+    """The PSF resampled to the image's voxel size when both are known and differ (sum kept;
+    the same rule, checks and note as the other methods, :func:`fijidecon.deconvolve._otf.prepare_psf`)."""
     if voxel_size is None or psf_voxel_size is None:
         return psf
     a = _as_volume(name, psf).astype(np.float64)
-    vs = _validate.check_spacing("voxel_size", voxel_size, a.ndim)
-    ps = _validate.check_spacing("psf_voxel_size", psf_voxel_size, a.ndim)
-    if all(abs(p - v) <= 1e-3 * v for p, v in zip(ps, vs)):
+    new: list[str] = []
+    out = _otf._match_voxel_size(a, name, voxel_size, psf_voxel_size, None, {}, new)
+    if out is a:
         return psf
-    if _otf.unit_mixup(ps, vs):
-        import warnings
-
-        warnings.warn(f"{name}: its voxel size {ps} and the image's {vs} differ about 1000x: probably a unit mix-up "
-                      "(nm vs µm); the PSF is used at the image's voxel size, not resampled", RuntimeWarning,
-                      stacklevel=4)
-        return psf
-    out = _otf.resample(a, ps, vs)
-    if not out.sum() > 0:
-        raise ValueError(f"{name}: nothing is left after resampling from voxel size {ps} to {vs}")
     out *= a.sum() / out.sum()
-    note = f"{name}: resampled from voxel size {ps} to the image's {vs} ({a.shape} -> {out.shape}), sum kept"
-    notes.append(note)
-    logging.getLogger("fijidecon.psf").info(note)
+    for n in new:
+        notes.append(n + ", sum kept")
+        logging.getLogger("fijidecon.psf").info(n + ", sum kept")
     return out.astype(np.float32)
 
 
@@ -443,10 +434,8 @@ def _hyperstack(image, psf, axes, voxel_size, psf_voxel_size, opts, mem) -> Iter
     """Each (T, C) volume on its own (see ``axes``); results merged into the input's axes."""
     layout, vols = _hyper.split(image, psf, axes)
     notes: list[str] = []
-    psfs = {}
-    for v in vols:
-        if v.c not in psfs:
-            psfs[v.c] = _match_voxel_size(v.psf, voxel_size, psf_voxel_size, notes, _hyper.psf_name(layout, v))
+    psfs = _hyper.per_channel(_hyper.channel_psfs_of(layout, vols), psf_voxel_size,
+                              lambda p, name, pvs: _match_voxel_size(p, voxel_size, pvs, notes, name))
     rs = [_checked_volume(v.data, psfs[v.c], opts, mem, notes) for v in vols]
     return IterativeResult(layout.merge([r.image for r in rs]), [r.iterations for r in rs], [r.log for r in rs],
                            [r.stop_reason for r in rs], rs[0].padded_shape, sum(r.setup_seconds for r in rs),
