@@ -307,3 +307,22 @@ def test_axes_that_reorder_the_files_own_warn(tmp_path, capsys):
     with _w.catch_warnings():
         _w.simplefilter("error")
         assert read_image(tmp_path / "img.tif", axes="TCYX")[1].axes == "TCYX"  # other letters: a choice, no warning
+
+
+@pytest.mark.parametrize("name, axes", [("out.tif", "ZCYX"), ("out.ome.tif", "CZYX"), ("out.ome.zarr", "CZYX")])
+def test_the_wrote_line_and_sidecar_describe_the_file_as_stored(tmp_path, capsys, name, axes):
+    """A CZYX OME-TIFF written to a plain .tif is stored in ImageJ's order (ZCYX): the summary line
+    and the sidecar said CZYX, so a pipeline trusting the sidecar swapped Z and C."""
+    from fijidecon.calibration import Calibration
+
+    img = np.random.default_rng(2).poisson(30, (2, 12, 24, 20)).astype(np.float32)
+    write_image(tmp_path / "in.ome.tif", img, Calibration.make("CZYX", unit="micron", Z=0.3, Y=0.1, X=0.1))
+    write_image(tmp_path / "psf.tif", np.ones((3, 3, 3), np.float32))
+    assert main(["deconvolve", "convolve", str(tmp_path / "in.ome.tif"), str(tmp_path / "psf.tif"),
+                 "-o", str(tmp_path / name)]) == 0
+    back, cal = read_image(tmp_path / name)
+    shape = tuple(img.shape["CZYX".index(a)] for a in axes)
+    assert cal.axes == axes and back.shape == shape
+    assert f"{name} {shape} {axes} float32" in capsys.readouterr().err
+    out = json.loads((tmp_path / (name + ".json")).read_text())["output"]
+    assert out["axes"] == axes and out["shape"] == list(shape) and out["calibration"]["axes"] == axes

@@ -632,7 +632,7 @@ def _record(cmd: Command, kwargs: dict[str, Any], inputs: list, out: Path, image
     """The sidecar record of a run (its ``notes``/``warnings`` lists keep filling until it is written)."""
     from . import io
 
-    stored = io.stored_layout(out, tuple(image.shape), cal.axes)  # as in the file (OME-Zarr: NGFF order)
+    stored = io.stored_layout(out, tuple(image.shape), cal.axes)  # as in the file (NGFF, ImageJ or own order)
     record = {
         "fijidecon_version": __version__,
         "command": cmd.title,
@@ -640,7 +640,7 @@ def _record(cmd: Command, kwargs: dict[str, Any], inputs: list, out: Path, image
         "parameters": kwargs,
         "inputs": inputs,
         "output": {"path": os.path.abspath(out), "shape": list(stored[0]), "dtype": str(image.dtype),
-                   "axes": stored[1], "calibration": dataclasses.asdict(cal)},
+                   "axes": stored[1], "calibration": dataclasses.asdict(cal.with_axes(stored[1]))},
         "result": _result_record(result),
         "notes": notes.notes,
         "warnings": notes.warnings,

@@ -191,13 +191,20 @@ def read_image(path: str | os.PathLike, axes: str | None = None) -> tuple[np.nda
 
 
 def stored_layout(path: str | os.PathLike, shape: tuple[int, ...], axes: str) -> tuple[tuple[int, ...], str]:
-    """The shape and axes an image of ``shape``/``axes`` has in the file ``path``: an OME-Zarr
-    stores (T, C, Z, Y, X) order (NGFF), a TIFF the given order."""
-    if not _is_zarr(Path(path)):
-        return tuple(shape), axes
-    from .lazy_io import _ngff_order
+    """The shape and axes an image of ``shape``/``axes`` has in the file ``path`` (what
+    :func:`write_image` stores, so that messages and sidecars describe the file): an OME-Zarr
+    stores (T, C, Z, Y, X) order (NGFF), an OME-TIFF the given order, any other TIFF ImageJ's
+    TZCYX(S) order."""
+    p = Path(path)
+    if _is_zarr(p):
+        from .lazy_io import _ngff_order
 
-    letters, order = _ngff_order(axes)
+        letters, order = _ngff_order(axes)
+    elif is_ome_path(p):
+        return tuple(shape), axes
+    else:
+        order = [axes.index(ax) for ax in IMAGEJ_AXES if ax in axes]
+        letters = "".join(axes[i] for i in order)
     return tuple(int(shape[i]) for i in order), letters
 
 
