@@ -105,3 +105,39 @@ def test_psf_voxel_size_replacing_a_calibration_warns_and_bad_counts_are_one_lin
              "-o", files / "p.tif")
     assert r.returncode == 2 and "--psf-voxel-size: 2 values for a PSF with 3 spatial axes" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and not (files / "p.tif").exists()
+
+
+def _no_z_files(d):
+    """The same stack with X/Y pixel sizes but no Z spacing (an OME-TIFF without PhysicalSizeZ, a
+    plain TIFF with centimetre resolution tags), and an ImageJ TIFF without 'spacing' (ImageJ's way
+    of saying 1 unit: no warning)."""
+    import tifffile
+
+    img = np.random.default_rng(1).poisson(50, (16, 40, 40)).astype(np.float32)
+    tifffile.imwrite(d / "noz.ome.tif", img, ome=True, metadata={"axes": "ZYX", "PhysicalSizeX": 0.1,
+                                                                 "PhysicalSizeY": 0.1})
+    tifffile.imwrite(d / "res.tif", img, resolution=(1e5, 1e5), resolutionunit="CENTIMETER")
+    tifffile.imwrite(d / "ij.tif", img, imagej=True, resolution=(10, 10), metadata={"axes": "ZYX", "unit": "micron"})
+
+
+@pytest.mark.parametrize("name, why", [("noz.ome.tif", "OME metadata without PhysicalSizeZ"),
+                                       ("res.tif", "resolution tags give X and Y only"), ("ij.tif", None)])
+def test_a_file_without_z_spacing_is_named_not_silently_1_unit(files, name, why):
+    """Z was silently taken as 1 micron and the PSF resampled to it (31 planes -> 9), with a note only."""
+    _no_z_files(files)
+    out = files / f"out_{name}.tif"
+    r = _cli("deconvolve", "convolve", files / name, files / "psf.tif", "-o", out)
+    assert r.returncode == 0, r.stderr
+    warned = [line for line in r.stderr.splitlines() if "the Z spacing is taken as 1 unit" in line]
+    if why is None:
+        assert warned == [], r.stderr
+        return
+    assert warned == [f"Warning: image: {name}: {why}: the Z spacing is taken as 1 unit of its pixel size; give the "
+                      "voxel size with --voxel-size 'Z,Y,X UNIT' on the CLI (voxel_size= in the API, Image > "
+                      "Properties in ImageJ)"], r.stderr
+    given = _cli("deconvolve", "convolve", files / name, files / "psf.tif", "-o", files / "given.tif",
+                 "--voxel-size", "0.3,0.1,0.1 micron")
+    assert given.returncode == 0 and "the Z spacing" not in given.stderr, given.stderr
+    like = _cli("psf", "gaussian", "--like", files / name, "-o", files / "like.tif")
+    assert like.returncode == 0 and like.stderr.count("the Z spacing is taken as 1 unit") == 1, like.stderr
+    assert "Traceback" not in like.stderr and "RuntimeWarning" not in like.stderr

@@ -127,6 +127,14 @@ def held_warnings(into: list[str]) -> Iterator[None]:
     into.extend(_one_line(w.message) for w in got)
 
 
+def drop_no_z_warning(read_warnings: list[str], voxel: Any) -> None:
+    """With ``--voxel-size`` given, a file's missing Z spacing no longer matters: drop its warning."""
+    from . import io
+
+    if voxel:
+        read_warnings[:] = [w for w in read_warnings if io.NO_Z_SPACING not in w]
+
+
 @contextmanager
 def _collect_notes(quiet: bool) -> Iterator[_Notes]:
     """Attach a :class:`_Notes` handler to the ``"fijidecon"`` logger (at INFO) and route
@@ -559,7 +567,9 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
     io.check_output(out, overwrite=overwrite, sidecar=True)  # refuse before reading or computing anything
     if like and _same_file(out, like):
         raise click.ClickException(f"output: {out} is an input (--like); choose another name")
-    like_record = _apply_like(cmd, kw, like, axes, unit) if like else None
+    read_warnings: list[str] = []
+    with held_warnings(read_warnings):
+        like_record = _apply_like(cmd, kw, like, axes, unit) if like else None
     values: dict[str, Any] = {}
     for p in cmd.params:
         if p.kind == "image" or not p.api:
@@ -571,9 +581,9 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
     images: dict[str, Any] = {}
     records: list[dict[str, Any]] = []
     image_params = [q for q in cmd.params if q.kind == "image"]
-    read_warnings: list[str] = []
     with held_warnings(read_warnings):
         voxel_warning = _read_inputs(kw, image_params, images, records, out, axes, voxel, psf_voxel)
+    drop_no_z_warning(read_warnings, voxel)
     if image_params:
         io.check_output(out, images[image_params[0].name][1].axes, overwrite=overwrite, sidecar=True)
     total = cmd.extras.get("progress")

@@ -40,6 +40,7 @@ import os
 import threading
 import time
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -483,6 +484,7 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
         lazy_img, cal = _open_lazy(image_path, axes)
     records = [_record_input("image", image_path, lazy_img, cal)]
     cal, voxel_warning = cli.with_voxel_size(cal, tuple(lazy_img.shape), voxel, image_path)
+    cli.drop_no_z_warning(read_warnings, voxel)
     with cli.held_warnings(read_warnings):
         psf = cli._read_psfs(psf_paths, cal, tuple(lazy_img.shape), records, psf_voxel)
     io.check_output(out, cal.axes, overwrite=overwrite, sidecar=True)
@@ -534,7 +536,9 @@ def _run_in_memory(cmd, values, kwargs, image_path, axes, psf, records, out, ove
 
     from . import cli, io
 
-    arr, _ = io.read_image(image_path, axes=axes)  # cal: the file's, with --voxel-size applied
+    with warnings.catch_warnings():  # the file's warnings were said when it was opened
+        warnings.simplefilter("ignore")
+        arr, _ = io.read_image(image_path, axes=axes)  # cal: the file's, with --voxel-size applied
     iteration_cb = _iteration_bar(cmd, kwargs) if (not quiet and sys.stderr.isatty()) else None
     bar = _BrickBar(cmd.title, iteration_cb) if (not quiet and over_budget) else None
     callback = bar if bar is not None else iteration_cb

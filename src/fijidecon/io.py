@@ -308,7 +308,7 @@ def _read_tiff_parts(p: Path):
             arr = series.asarray()
             axes = _file_axes(series.axes)
             if tif.is_ome and tif.ome_metadata:
-                spacing, unit = _ome_calibration(tif.ome_metadata)
+                spacing, unit = _ome_calibration(tif.ome_metadata, p.name)
             else:
                 spacing, unit = _imagej_or_plain_calibration(tif)
             images = int((tif.imagej_metadata or {}).get("images", 0) or 0)
@@ -351,12 +351,14 @@ def _imagej_or_plain_calibration(tif) -> tuple[dict[str, float], str]:
         if ru is not None and int(ru.value) == 3:  # centimeter
             spacing = {k: v * 1e4 for k, v in spacing.items()}
             unit = "micron"
+            if len(tif.pages) > 1:
+                _warn_no_z(Path(tif.filehandle.name).name, "resolution tags give X and Y only")
         else:
             spacing, unit = {}, "pixel"
     return spacing, unit
 
 
-def _ome_calibration(xml: str) -> tuple[dict[str, float], str]:
+def _ome_calibration(xml: str, name: str = "image") -> tuple[dict[str, float], str]:
     root = ET.fromstring(xml)
     pixels = next((el for el in root.iter() if el.tag.endswith("Pixels")), None)
     spacing: dict[str, float] = {}
@@ -373,6 +375,8 @@ def _ome_calibration(xml: str) -> tuple[dict[str, float], str]:
         spacing["T"] = float(t) * _TIME_S.get(pixels.get("TimeIncrementUnit", "s"), 1.0)
     if not units:
         return spacing, "pixel"
+    if "Z" not in spacing and int(pixels.get("SizeZ", "1") or 1) > 1:
+        _warn_no_z(name, "OME metadata without PhysicalSizeZ")
     target = units.get("X", next(iter(units.values())))
     for ax, u in units.items():
         if u != target:
@@ -381,6 +385,18 @@ def _ome_calibration(xml: str) -> tuple[dict[str, float], str]:
             except ValueError:
                 raise ValueError(f"image: OME PhysicalSize{ax}Unit {u!r} cannot be converted to {target!r}") from None
     return spacing, _length_unit(target)
+
+
+#: The warning of a file with a pixel size but no Z spacing (:func:`_warn_no_z`).
+NO_Z_SPACING = "the Z spacing is taken as 1 unit of its pixel size"
+
+
+def _warn_no_z(name: str, why: str) -> None:
+    """The file states a pixel size but no Z spacing: Z is 1 unit (as ImageJ reads it), which
+    resamples a calibrated PSF to a Z spacing nobody gave, so say so."""
+    warnings.warn(f"image: {name}: {why}: {NO_Z_SPACING}; give the voxel size "
+                  "with --voxel-size 'Z,Y,X UNIT' on the CLI (voxel_size= in the API, Image > Properties in ImageJ)",
+                  RuntimeWarning, stacklevel=4)
 
 
 _PARTIAL = ".partial-"  # temporary files: .<name>.partial-<pid>.<random>.part[.tif]

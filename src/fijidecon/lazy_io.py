@@ -259,7 +259,7 @@ def _read_tiff_lazy_parts(p: Path):
             series = tif.series[0]
             shape, dtype, axes = tuple(series.shape), series.dtype, _io._file_axes(series.axes)
             if tif.is_ome and tif.ome_metadata:
-                spacing, unit = _io._ome_calibration(tif.ome_metadata)
+                spacing, unit = _io._ome_calibration(tif.ome_metadata, p.name)
             else:
                 spacing, unit = _io._imagej_or_plain_calibration(tif)
             images = int((tif.imagej_metadata or {}).get("images", 0) or 0)
