@@ -173,6 +173,7 @@ def test_ctrl_c_with_workers_is_one_line_and_ends_the_workers(big):
     (["--memory-limit", "-1GB"], "memory_limit"),
     (["--scheduler", "foo://nowhere:8786"], "scheduler: cannot connect"),
     (["--scheduler", "tcp://127.0.0.1:8786", "--workers", "2"], "--workers, --scheduler"),
+    (["--stop", "auto"], "--stop: 'auto' needs the whole image in memory, and this run is lazy (OME-Zarr output)"),
 ])
 def test_bad_options_are_one_line_errors_before_any_computation(tmp_path, capsys, args, message):
     _hyperstack(tmp_path)
@@ -243,3 +244,17 @@ def test_readme_big_data_example_runs_as_written(tmp_path, monkeypatch):
     assert cal.axes == "TCZYX" and cal.unit == "micron"
     want = richardson_lucy(img, psf, 20, axes="TCZYX", memory_limit=False).image
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+
+
+def test_lazy_and_in_memory_runs_say_the_same_stop_reason(tmp_path, capsys):
+    """--stop discrepancy that runs to --iterations: the lazy run said 'stopping rule' (sidecar
+    stop_reason 'stop') where the in-memory run, with the identical result, said 'as asked'."""
+    _hyperstack(tmp_path)
+    said = {}
+    for name in ("mem.tif", "lazy.ome.zarr"):
+        assert main(["deconvolve", "richardson-lucy", str(tmp_path / "hs.tif"), str(tmp_path / "psf.tif"), "-o",
+                     str(tmp_path / name), "--stop", "discrepancy", "--iterations", "1"]) == 0
+        line = capsys.readouterr().err.strip().splitlines()[-1]
+        said[name] = (line.split("float32")[1].split(" in ")[0], json.loads((tmp_path / f"{name}.json").read_text())["result"])
+    assert said["mem.tif"][0] == said["lazy.ome.zarr"][0], said
+    assert said["mem.tif"][1]["stop_reason"] == said["lazy.ome.zarr"][1]["stop_reason"], said

@@ -451,7 +451,7 @@ def _iterations_text(rec: dict[str, Any]) -> str:
     if len(set(map(str, its))) == 1 and len(set(map(str, why))) == 1:
         each = " each" if len(its) > 1 else ""
         reason = {"iterations": "as asked", "stop": "stopping rule"}.get(str(why[0]), why[0])
-        return f", {its[0]} iterations{each} ({reason})"
+        return f", {its[0]} iteration{'' if str(its[0]) == '1' else 's'}{each} ({reason})"
     return ", iterations per volume " + ", ".join(f"{i} ({w})" for i, w in zip(its, why * len(its)))
 
 

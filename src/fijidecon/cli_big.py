@@ -491,6 +491,12 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
     psf_shape = np.shape((psf[0] if isinstance(psf, list) else psf)[0])
     need = whole_need(cmd, kwargs, tuple(lazy_img.shape), lazy_img.dtype, cal.axes, psf_shape)
     lazy = cmd.id in LAZY_COMMANDS and bool(workers or address or io._is_zarr(out) or need > limit)
+    if lazy and str(values.get("stop") or "").strip().lower() == "auto":
+        why = ("--workers/--scheduler" if workers or address else "OME-Zarr output" if io._is_zarr(out)
+               else f"the whole-volume estimate {need / 2**20:.0f} MiB is over --memory-limit")
+        raise click.ClickException(f"--stop: 'auto' needs the whole image in memory, and this run is lazy ({why}); "
+                                   "write a .tif within the memory limit, or run --stop auto on a crop and give its "
+                                   "count with --iterations")
     info = {"memory_limit_bytes": limit, "estimate_whole_bytes": need}
     with cli._collect_notes(quiet) as notes:
         for w in read_warnings:

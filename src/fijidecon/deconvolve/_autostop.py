@@ -562,8 +562,8 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
     iterations = _validate.check_int("iterations", iterations, 1)
     gain, offset, fraction, seed, criterion, folds = check_options(gain, offset, fraction, seed, criterion, folds)
     if type(image).__name__ == "Array" and hasattr(image, "dask"):
-        raise ValueError("stop: 'auto' needs an in-memory image (choose the count on a numpy crop with "
-                         "choose_iterations, then pass iterations=)")
+        raise ValueError("stop: 'auto' needs an in-memory image, not a Dask array (run stop='auto' on a numpy crop, "
+                         "then give its result's iterations as iterations=)")
     bg = _validate.check_float("background", options.get("background", 0.0), 0)
     rn = _validate.check_float("read_noise", options.get("read_noise", 0.0), 0)
     layout, vols = _hyper.split(image, psf, options.get("axes"), allow_negative=True)

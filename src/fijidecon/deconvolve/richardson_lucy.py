@@ -699,20 +699,24 @@ def _lazy(image, psf, axes, iterations, stop_fn, opts, voxel_size, psf_voxel_siz
                                memory_limit, bricks, halo)
     _warn_layout_dependence(opts, plans)
     counts: list[int] = []
+    reasons: list[str] = []
 
     def decide(vol, plan, prep, mean):
         if stop_fn is None and opts["acceleration"] is None and opts["exponent"] == 1:
-            dec = _bricks.Decisions(mean=max(mean, 1e-20), iterations=iterations)
+            dec, why = _bricks.Decisions(mean=max(mean, 1e-20), iterations=iterations), "iterations"
         else:  # the central brick decides (iterations, extrapolation factors, exponents), computed now
             pilot = np.asarray(vol[plan.pilot().outer], dtype=np.float32)
-            dec = _decide(pilot, mean, prep, opts, voxel_size, iterations, stop_fn)[0]
+            dec, r = _decide(pilot, mean, prep, opts, voxel_size, iterations, stop_fn)
+            why = r["stop_reason"]
         counts.append(dec.iterations)
+        reasons.append(why)
         return dec
 
     lazy = _bricks.lazy_run(lv, means, preps, plans, lambda prep: _brick_fn(prep, opts, voxel_size), decide)
     notes = _hyper.notes_of(preps) + [f"bricked (lazy): {plans[0].describe()}"] + \
         _bp_notes(opts["back_projector"], preps)
-    return RichardsonLucyResult(lazy, max(counts), {}, [], "iterations" if stop_fn is None else "stop", notes=notes,
+    reason = reasons[0] if len(set(reasons)) == 1 else "mixed"  # as the in-memory bricked run says
+    return RichardsonLucyResult(lazy, max(counts), {}, [], reason, notes=notes,
                                 psf_report=[p.report for p in preps] if len(preps) > 1 else preps[0].report,
                                 back_projector=opts["back_projector"].kind,
                                 **{k: opts[k] for k in ("edges", "acceleration", "regularization", "weight")})
