@@ -286,6 +286,34 @@ def test_case5_output_that_is_an_input_is_refused(work, command, how):
     assert not list(work.glob("*.json"))
 
 
+@pytest.mark.parametrize("how", ["snapshot", "sidecar", "zarr-holding-inputs", "plain-folder"])
+def test_case5_no_file_the_run_writes_replaces_an_input(work, how):
+    """A snapshot (NAME_iterK.tif) or the sidecar (NAME.json) named like an input replaced it with
+    --overwrite; an OME-Zarr output over a folder removed the folder, inputs and unrelated files too."""
+    if how == "snapshot":
+        shutil.copy(work / "stack.tif", work / "r_iter2.tif")
+        args, needle, kept = ["r_iter2.tif", "psf.tif", "-o", "r.tif", "--iterations", "4", "--snapshot-every",
+                                "2"], "r_iter2.tif (a snapshot) is an input (image)", "r_iter2.tif"
+    elif how == "sidecar":
+        shutil.copy(work / "psf.tif", work / "s.tif.json")
+        args, needle, kept = ["stack.tif", "s.tif.json", "-o", "s.tif"], "s.tif.json (its sidecar) is an input (psf)", \
+            "s.tif.json"
+    elif how == "zarr-holding-inputs":
+        assert _cli("deconvolve", "convolve", "stack.tif", "psf.tif", "-o", "store.ome.zarr", cwd=work).returncode == 0
+        shutil.copy(work / "stack.tif", work / "store.ome.zarr" / "stack.tif")
+        args, needle, kept = ["store.ome.zarr/stack.tif", "psf.tif", "-o", "store.ome.zarr"], \
+            "store.ome.zarr is a folder that holds an input (image", "store.ome.zarr/stack.tif"
+    else:
+        (work / "keep.zarr").mkdir()
+        (work / "keep.zarr" / "notes.txt").write_text("mine")
+        args, needle, kept = ["stack.tif", "psf.tif", "-o", "keep.zarr"], "is a folder that is not a Zarr store", \
+            "keep.zarr/notes.txt"
+    before = _sha(work / kept)
+    r = _cli("deconvolve", "richardson-lucy", *args, "--overwrite", cwd=work)
+    _one_error_line(r, needle)
+    assert _sha(work / kept) == before
+
+
 def test_case5_like_image_as_output_is_refused(work):
     before = _sha(work / "stack.tif")
     r = _cli("psf", "gaussian", "--like", "stack.tif", "-o", "./stack.tif", "--overwrite", cwd=work)

@@ -334,8 +334,7 @@ def _read_inputs(kw: dict[str, Any], image_params: list, images: dict[str, Any],
     for p in image_params:
         paths = kw[p.name] if isinstance(kw[p.name], tuple) else (kw[p.name],)
         for path in paths:
-            if _same_file(out, path):
-                raise click.ClickException(f"output: {out} is an input ({p.name}); choose another name")
+            refuse_writing_over(out, path, p.name)
         if p.name == "psf" and len(image_params) > 1:
             first = images[image_params[0].name]
             images[p.name] = _read_psfs(paths, first[1], first[0].shape, records, psf_voxel)
@@ -382,6 +381,35 @@ def _same_file(a: Path, b: str) -> bool:
         return a.exists() and os.path.samefile(a, b)
     except OSError:
         return False
+
+
+def writes_over(out: Path, path: str, snapshots: Any = ()) -> Path | None:
+    """The file this run would write that replaces or removes the input ``path``: the output
+    itself (any spelling, link), its sidecar, a snapshot, or the output as a folder (an
+    OME-Zarr, replaced whole) that holds the input; None when there is none."""
+    from . import io
+
+    for target in (out, io.sidecar_path(out), *snapshots):
+        if _same_file(Path(target), path) or Path(target).resolve() == Path(path).resolve():
+            return Path(target)
+    folder = Path(out).resolve()
+    if folder in Path(path).resolve().parents:
+        return Path(out)
+    return None
+
+
+def refuse_writing_over(out: Path, path: str, name: str, snapshots: Any = ()) -> None:
+    """``output: … is an input (name)`` when :func:`writes_over` finds one (even with --overwrite)."""
+    from . import io
+
+    hit = writes_over(out, path, snapshots)
+    if hit is None:
+        return
+    if hit == out and Path(out).resolve() in Path(path).resolve().parents:
+        raise click.ClickException(f"output: {out} is a folder that holds an input ({name}: {path}); writing it "
+                                   "would remove the input; choose another name")
+    what = "" if hit == out else " (its sidecar)" if hit == io.sidecar_path(out) else " (a snapshot)"
+    raise click.ClickException(f"output: {hit}{what} is an input ({name}); choose another name")
 
 
 def _apply_like(cmd: Command, kw: dict[str, Any], like: str, axes: str | None, unit: str | None) -> dict[str, Any]:
@@ -565,8 +593,8 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
     voxel, voxel_warning = kw.pop("voxel_size", None), None
     psf_voxel = kw.pop("psf_voxel_size", None)
     io.check_output(out, overwrite=overwrite, sidecar=True)  # refuse before reading or computing anything
-    if like and _same_file(out, like):
-        raise click.ClickException(f"output: {out} is an input (--like); choose another name")
+    if like:
+        refuse_writing_over(out, like, "--like")
     read_warnings: list[str] = []
     with held_warnings(read_warnings):
         like_record = _apply_like(cmd, kw, like, axes, unit) if like else None

@@ -477,8 +477,7 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
     image_path, psf_paths = kw["image"], tuple(kw["psf"]) if isinstance(kw["psf"], tuple) else (kw["psf"],)
     for name, paths in (("image", (image_path,)), ("psf", psf_paths)):
         for path in paths:
-            if cli._same_file(out, path) or Path(out).resolve() == Path(path).resolve():
-                raise click.ClickException(f"output: {out} is an input ({name}); choose another name")
+            cli.refuse_writing_over(out, path, name, snaps.values())
     read_warnings: list[str] = []
     with cli.held_warnings(read_warnings):
         lazy_img, cal = _open_lazy(image_path, axes)

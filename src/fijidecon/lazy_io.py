@@ -408,9 +408,16 @@ def _remove(q: Path) -> None:
         q.unlink(missing_ok=True)
 
 
+#: What a folder must hold at its top to be a Zarr store that ``overwrite`` may replace.
+_ZARR_MARKERS = ("zarr.json", ".zgroup", ".zattrs", ".zarray")
+
+
 def _check_target(p: Path, overwrite: bool) -> None:
     if p.exists() and not overwrite:
         raise FileExistsError(f"output: {str(p)!r} exists (use overwrite=True or --overwrite to replace it)")
+    if p.is_dir() and not any((p / m).exists() for m in _ZARR_MARKERS):  # replaced whole: never a plain folder
+        raise FileExistsError(f"output: {str(p)!r} is a folder that is not a Zarr store; it is not replaced, even "
+                              "with overwrite (remove it yourself, or choose another name)")
     parent = p.parent
     if not parent.is_dir():
         raise FileNotFoundError(f"output: folder {str(parent)!r} does not exist")
