@@ -104,7 +104,8 @@ def test_xarray_dims_name_the_axes():
 
 
 @pytest.mark.parametrize("axes,match", [("ZYX", "names 3 axes"), ("ZZYX", "repeated"), ("ZCYT", "Y and X"),
-                                        ("ZCYXS", "unknown axis")])
+                                        ("ZCYXS", "unknown axis"), ("ZCXY", "must be in ZYX order"),
+                                        ("CXYZ", "must be in ZYX order")])
 def test_bad_axes_name_the_parameter(axes, match):
     with pytest.raises(ValueError, match=f"axes: .*{match}|axes: {match}"):
         richardson_lucy(np.ones((2, 4, 8, 8), np.float32), PSFS[0], 1, axes=axes)
@@ -134,3 +135,13 @@ def test_one_psf_for_every_channel_is_prepared_once_and_named_psf(method):
     assert each == [f"psf[{c}]" for c in range(6)]
     reused = [n.split(":")[0] for n in fn([PSFS[0], PSFS[1]] * 3).notes if "resampled" in n]
     assert reused == ["psf[0]", "psf[1]"]  # the same array given for channels 0, 2, 4: prepared once
+
+
+def test_spatial_axes_out_of_order_are_refused_not_computed_in_the_wrong_order():
+    """axes='XYZ' gave the same result as 'ZYX' (the PSF's Z profile along X), in memory and lazy."""
+    da = pytest.importorskip("dask.array")
+    img = np.ones((16, 12, 8), np.float32)
+    for image in (img, da.from_array(img)):
+        with pytest.raises(ValueError, match=r"^axes: the spatial axes of 'XYZ' are in XYZ order; they must be in "
+                                             r"ZYX order"):
+            richardson_lucy(image, PSFS[0], 2, axes="XYZ")

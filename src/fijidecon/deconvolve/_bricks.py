@@ -425,7 +425,7 @@ def lazy_volumes(image: Any, psf: Any, axes: str | None, *, allow_negative: bool
         if axes is None:
             raise ValueError(f"image: expected a 2D (Y, X) to 5D (T, C, Z, Y, X) array, got shape {image.shape}; "
                              "name its axes with axes=")
-    axes = _validate.check_axes("axes", axes, image.ndim)
+    axes = _hyper.spatial_in_order(_validate.check_axes("axes", axes, image.ndim))
     vol_axes = "".join(a for a in axes if a in "ZYX")
     order = [axes.index(a) for a in "TC" if a in axes] + [axes.index(a) for a in vol_axes]
     lead = tuple(image.shape[axes.index(a)] if a in axes else 1 for a in "TC")

@@ -179,7 +179,19 @@ def image_axes(image: Any, axes: str | None, psf: Any = None, name: str = "image
         else:
             raise ValueError(f"{name}: expected a 2D (Y, X) to 5D (T, C, Z, Y, X) array, got shape {a.shape}; "
                              "name its axes with axes=")
-    return a, _validate.check_axes("axes", axes, a.ndim), template
+    return a, spatial_in_order(_validate.check_axes("axes", axes, a.ndim)), template
+
+
+def spatial_in_order(axes: str) -> str:
+    """``axes`` when its spatial letters come in (Z, Y, X) order, else ``ValueError``: the PSF's
+    axes are (Z, Y, X), and volumes are deconvolved in the order of the image's axes (an image
+    labelled 'XYZ' would get the PSF's Z profile along its first axis)."""
+    spatial = "".join(x for x in axes if x in "ZYX")
+    want = "".join(x for x in "ZYX" if x in axes)
+    if spatial != want:
+        raise ValueError(f"axes: the spatial axes of {axes!r} are in {spatial} order; they must be in {want} order "
+                         f"(the PSF's): transpose the array first (numpy.moveaxis) or give the axes it really has")
+    return axes
 
 
 def split(image: Any, psf: Any, axes: str | None = None, *, allow_negative: bool = True,
