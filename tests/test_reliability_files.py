@@ -87,6 +87,38 @@ def work(tmp_path, files) -> Path:
 
 # ------------------------------------------------------------------------------ cases 1-3: bad files
 
+@pytest.mark.parametrize("size_z, says", [(32, "OME series is missing 16 frames"),
+                                           (4, "OME series expected 4 frames, got 16")])
+@pytest.mark.parametrize("output", ["out.tif", "out.ome.zarr"])
+def test_an_ome_header_the_pages_do_not_match_is_refused(work, size_z, says, output):
+    """SizeZ 32 for 16 pages gave 16 zero planes (mean halved), SizeZ 4 dropped 12: both ran, exit 0."""
+    import tifffile
+
+    img = np.random.default_rng(4).random((16, 32, 32), dtype=np.float32)
+    tifffile.imwrite(work / "ok.ome.tif", img, ome=True, metadata={"axes": "ZYX"})
+    with tifffile.TiffFile(work / "ok.ome.tif") as t:
+        xml = t.ome_metadata
+    tifffile.imwrite(work / "lie.ome.tif", img, description=xml.replace('SizeZ="16"', f'SizeZ="{size_z}"'),
+                     metadata=None)
+    r = _cli("deconvolve", "convolve", "lie.ome.tif", "psf.tif", "-o", output, cwd=work)
+    _one_error_line(r, "image: 'lie.ome.tif' is truncated or damaged: pages are missing or do not match its header",
+                    says)
+    assert not (work / output).exists()
+
+
+def test_a_tiff_of_several_series_names_the_one_read(work):
+    """A 4x4 thumbnail before the 16-plane stack: the thumbnail was deconvolved, without a word."""
+    import tifffile
+
+    with tifffile.TiffWriter(work / "two.tif") as tw:
+        tw.write(np.ones((4, 4), np.float32))
+        tw.write(np.ones((16, 32, 32), np.float32))
+    r = _cli("info", "two.tif", cwd=work)
+    assert r.returncode == 0
+    assert ("Warning: image: two.tif holds 2 series of images; the first (4x4) is read, not the others (16x32x32); "
+            "save the one to deconvolve on its own") in r.stderr.splitlines()
+
+
 def test_case1_tiff_header_then_random_bytes(work):
     raw = (work / "stack.tif").read_bytes()
     bad = work / "bad.tif"

@@ -40,7 +40,6 @@ import os
 import threading
 import time
 import uuid
-import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -541,9 +540,12 @@ def _run_in_memory(cmd, values, kwargs, image_path, axes, psf, records, out, ove
 
     from . import cli, io
 
-    with warnings.catch_warnings():  # the file's warnings were said when it was opened
-        warnings.simplefilter("ignore")
+    again: list[str] = []
+    with cli.held_warnings(again):
         arr, _ = io.read_image(image_path, axes=axes)  # cal: the file's, with --voxel-size applied
+    for w in again:  # what opening the file lazily could not see (said once; Z spacing: decided there)
+        if io.NO_Z_SPACING not in w:
+            notes.warn(w)
     iteration_cb = _iteration_bar(cmd, kwargs) if (not quiet and sys.stderr.isatty()) else None
     bar = _BrickBar(cmd.title, iteration_cb) if (not quiet and over_budget) else None
     callback = bar if bar is not None else iteration_cb

@@ -273,7 +273,7 @@ def _read_tiff(p: Path) -> tuple[np.ndarray, Calibration]:
                          f"{planes} could be read")
     lost = _pages_lost(collect.messages)
     if lost:
-        raise ValueError(f"image: {str(p)!r} is truncated or damaged: pages are missing ({lost})")
+        raise ValueError(f"image: {str(p)!r} is truncated or damaged: pages are missing or do not match its header ({lost})")
     for msg in dict.fromkeys(collect.messages):
         warnings.warn(f"image: {p.name}: {msg}", stacklevel=3)
     if axes is None or len(axes) != arr.ndim:
@@ -287,7 +287,8 @@ def _read_tiff(p: Path) -> tuple[np.ndarray, Calibration]:
 
 #: tifffile's log messages that mean pages of the file could not be reached (cut short, or
 #: a broken chain of IFDs): what it reads then is only part of the image.
-_LOST_PAGES = ("invalid page offset", "invalid IFD", "corrupted file", "truncated")
+_LOST_PAGES = ("invalid page offset", "invalid IFD", "corrupted file", "truncated",
+               "series is missing", "series expected")  # the last two: an OME header that the pages do not match
 
 
 def _pages_lost(messages: list[str]) -> str | None:
@@ -312,11 +313,24 @@ def _read_tiff_parts(p: Path):
             else:
                 spacing, unit = _imagej_or_plain_calibration(tif)
             images = int((tif.imagej_metadata or {}).get("images", 0) or 0)
+            _warn_other_series(tif, p.name)
         except Exception as exc:  # damaged files: IndexError, struct.error, short reads …
             if str(exc).startswith("image: "):
                 raise
             raise ValueError(f"image: {str(p)!r} is not a readable TIFF ({_short(exc)})") from None
     return arr, axes, spacing, unit, images
+
+
+def _warn_other_series(tif: Any, name: str) -> None:
+    """A TIFF holding several series (a thumbnail, positions, pages of other shapes): the first is
+    read; say which, and what else the file holds."""
+    if len(tif.series) > 1:
+        shapes = ", ".join("x".join(map(str, s.shape)) for s in tif.series[1:4])
+        more = " …" if len(tif.series) > 4 else ""
+        first = "x".join(map(str, tif.series[0].shape))
+        warnings.warn(f"image: {name} holds {len(tif.series)} series of images; the first ({first}) is read, not "
+                      f"the others ({shapes}{more}); save the one to deconvolve on its own", RuntimeWarning,
+                      stacklevel=5)
 
 
 def _short(exc: BaseException) -> str:

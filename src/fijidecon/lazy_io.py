@@ -245,7 +245,7 @@ def _read_tiff_lazy(p: Path, planes: int) -> tuple[Any, Calibration]:
         logging.getLogger("tifffile").removeHandler(collect)
     lost = _io._pages_lost(collect.messages)
     if lost:
-        raise ValueError(f"image: {str(p)!r} is truncated or damaged: pages are missing ({lost})")
+        raise ValueError(f"image: {str(p)!r} is truncated or damaged: pages are missing or do not match its header ({lost})")
     return _lazy_tiff_array(p, planes, *parts)
 
 
@@ -263,6 +263,7 @@ def _read_tiff_lazy_parts(p: Path):
             else:
                 spacing, unit = _io._imagej_or_plain_calibration(tif)
             images = int((tif.imagej_metadata or {}).get("images", 0) or 0)
+            _io._warn_other_series(tif, p.name)
             contiguous = series.dataoffset is not None and tif.pages[0].compression == 1
             dataoffset = series.dataoffset or 0
             dtype = np.dtype(dtype).newbyteorder(tif.byteorder)
