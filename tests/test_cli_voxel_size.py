@@ -118,10 +118,16 @@ def _no_z_files(d):
                                                                  "PhysicalSizeY": 0.1})
     tifffile.imwrite(d / "res.tif", img, resolution=(1e5, 1e5), resolutionunit="CENTIMETER")
     tifffile.imwrite(d / "ij.tif", img, imagej=True, resolution=(10, 10), metadata={"axes": "ZYX", "unit": "micron"})
+    tifffile.imwrite(d / "ij0.tif", img, imagej=True, resolution=(10, 10), metadata={"axes": "ZYX", "unit": "micron",
+                                                                                     "spacing": -0.3})
+    tifffile.imwrite(d / "omenan.ome.tif", img, ome=True, metadata={"axes": "ZYX", "PhysicalSizeX": 0.1,
+                                                                    "PhysicalSizeY": 0.1, "PhysicalSizeZ": "nan"})
 
 
 @pytest.mark.parametrize("name, why", [("noz.ome.tif", "OME metadata without PhysicalSizeZ"),
-                                       ("res.tif", "resolution tags give X and Y only"), ("ij.tif", None)])
+                                       ("res.tif", "resolution tags give X and Y only"), ("ij.tif", None),
+                                       ("ij0.tif", "its ImageJ spacing -0.3 is not a valid Z spacing"),
+                                       ("omenan.ome.tif", "its OME PhysicalSizeZ 'nan' is not a valid Z spacing")])
 def test_a_file_without_z_spacing_is_named_not_silently_1_unit(files, name, why):
     """Z was silently taken as 1 micron and the PSF resampled to it (31 planes -> 9), with a note only."""
     _no_z_files(files)

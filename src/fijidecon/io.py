@@ -355,8 +355,12 @@ def _imagej_or_plain_calibration(tif) -> tuple[dict[str, float], str]:
         spacing["X"] = dx
     if dy:
         spacing["Y"] = dy
-    if ij.get("spacing"):
-        spacing["Z"] = float(ij["spacing"])
+    if ij.get("spacing") is not None:
+        z = _float_or_nan(ij["spacing"])
+        if z > 0 and math.isfinite(z):
+            spacing["Z"] = z
+        else:
+            _warn_no_z(Path(tif.filehandle.name).name, f"its ImageJ spacing {ij['spacing']!r} is not a valid Z spacing")
     if ij.get("finterval"):
         spacing["T"] = float(ij["finterval"])  # frame interval (ImageJ's time unit), as from_imageplus
     unit = _length_unit(str(ij.get("unit", "pixel")))
@@ -381,15 +385,20 @@ def _ome_calibration(xml: str, name: str = "image") -> tuple[dict[str, float], s
     units: dict[str, str] = {}
     for ax in "XYZ":
         v = pixels.get(f"PhysicalSize{ax}")
-        if v is not None and float(v) > 0:
+        if v is not None and _float_or_nan(v) > 0 and math.isfinite(_float_or_nan(v)):
             spacing[ax] = float(v)
             units[ax] = pixels.get(f"PhysicalSize{ax}Unit", "µm")  # the OME schema's default unit
+        elif v is not None and ax == "Z":
+            _warn_no_z(name, f"its OME PhysicalSizeZ {v!r} is not a valid Z spacing")
+        elif v is not None:
+            warnings.warn(f"image: {name}: its OME PhysicalSize{ax} {v!r} is not a valid pixel size; the file is read "
+                          "without its calibration", RuntimeWarning, stacklevel=4)
     t = pixels.get("TimeIncrement")
     if t is not None and float(t) > 0:  # frame interval, in seconds
         spacing["T"] = float(t) * _TIME_S.get(pixels.get("TimeIncrementUnit", "s"), 1.0)
     if not units:
         return spacing, "pixel"
-    if "Z" not in spacing and int(pixels.get("SizeZ", "1") or 1) > 1:
+    if pixels.get("PhysicalSizeZ") is None and int(pixels.get("SizeZ", "1") or 1) > 1:
         _warn_no_z(name, "OME metadata without PhysicalSizeZ")
     target = units.get("X", next(iter(units.values())))
     for ax, u in units.items():
@@ -403,6 +412,13 @@ def _ome_calibration(xml: str, name: str = "image") -> tuple[dict[str, float], s
 
 #: The warning of a file with a pixel size but no Z spacing (:func:`_warn_no_z`).
 NO_Z_SPACING = "the Z spacing is taken as 1 unit of its pixel size"
+
+
+def _float_or_nan(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def _warn_no_z(name: str, why: str) -> None:
