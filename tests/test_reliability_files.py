@@ -28,6 +28,8 @@ import numpy as np
 import pytest
 import tifffile
 
+from fijidecon.io import read_image
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 REAL_TIFF = SHARED / "data" / "real" / "pyimagej_imagej_tiff_fixtures"
 
@@ -297,6 +299,34 @@ def test_case4_full_disk_leaves_nothing_that_looks_complete(work, mounted, shape
              cwd=work)
     _one_error_line(r, f"{full / what}'", "disk is full", "nothing was written")
     assert _listing(full) == []
+
+
+# ------------------------------------------------------------------ errors that came after the whole computation
+
+@pytest.mark.parametrize("kind", ["long-name", "one-pixel-wide"])
+def test_outputs_that_cannot_be_written_are_refused_before_computing(work, kind):
+    """A 234-byte output name (its temporary sibling is too long for the file system) and a stack
+    1 pixel wide to a TIFF failed only after 300 iterations, naming a hidden temporary file."""
+    image, out = "stack.tif", "out.tif"
+    if kind == "long-name":
+        out, needle = "b" * 230 + ".tif", "bytes long; this folder's file system takes 255"
+    else:
+        np.save(work / "thin.npy", np.ones((16, 32, 1), np.float32))
+        image, needle = "thin.npy", "a stack of planes 1 pixel wide (shape (16, 32, 1), axes ZYX)"
+    t0 = time.perf_counter()
+    r = _cli("deconvolve", "richardson-lucy", image, "psf.tif", "-o", out, "--iterations", "3000", cwd=work)
+    _one_error_line(r, needle)
+    assert time.perf_counter() - t0 < 60 and not (work / out).exists()
+    assert [f for f in os.listdir(work) if f.startswith(".")] == []
+
+
+def test_a_micro_sign_unit_is_written_to_an_imagej_tiff(work):
+    """--voxel-size '… µm' with a .tif output: "'ascii' codec can't encode character" after the run."""
+    r = _cli("deconvolve", "convolve", "stack16.tif", "psf.tif", "-o", "um.tif", "--voxel-size", "0.25,0.1,0.1 µm",
+             cwd=work)
+    assert r.returncode == 0, r.stderr
+    _, cal = read_image(work / "um.tif")
+    assert cal.unit == "micron" and cal.voxel_size() == pytest.approx((0.25, 0.1, 0.1))
 
 
 # ------------------------------------------------------------------------------ case 5: output is an input

@@ -613,7 +613,8 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
         voxel_warning = _read_inputs(kw, image_params, images, records, out, axes, voxel, psf_voxel)
     drop_no_z_warning(read_warnings, voxel)
     if image_params:
-        io.check_output(out, images[image_params[0].name][1].axes, overwrite=overwrite, sidecar=True)
+        first = images[image_params[0].name]
+        io.check_output(out, first[1].axes, overwrite=overwrite, sidecar=True, shape=np.shape(first[0]))
     total = cmd.extras.get("progress")
     bars: list[Any] = []  # created at the first iteration, so a failed set-up prints one line only
     callback = None

@@ -363,7 +363,8 @@ def _imagej_or_plain_calibration(tif) -> tuple[dict[str, float], str]:
             _warn_no_z(Path(tif.filehandle.name).name, f"its ImageJ spacing {ij['spacing']!r} is not a valid Z spacing")
     if ij.get("finterval"):
         spacing["T"] = float(ij["finterval"])  # frame interval (ImageJ's time unit), as from_imageplus
-    unit = _length_unit(str(ij.get("unit", "pixel")))
+    unit = _length_unit(re.sub(r"\\u([0-9A-Fa-f]{4})", lambda m: chr(int(m.group(1), 16)),  # ImageJ's escapes
+                               str(ij.get("unit", "pixel"))))
     if not ij and "X" in spacing:  # plain TIFF: resolution unit tag
         ru = tif.pages[0].tags.get("ResolutionUnit")
         if ru is not None and int(ru.value) == 3:  # centimeter
@@ -518,7 +519,7 @@ def _check_target(p: Path, overwrite: bool) -> None:
 
 
 def check_output(path: str | os.PathLike, axes: str | None = None, *, overwrite: bool = False,
-                 sidecar: bool = False) -> Path:
+                 sidecar: bool = False, shape: tuple[int, ...] | None = None) -> Path:
     """Check, before computing, that :func:`write_image` can write ``path``.
 
     Parameters
@@ -532,6 +533,8 @@ def check_output(path: str | os.PathLike, axes: str | None = None, *, overwrite:
         Whether an existing file may be replaced.
     sidecar : bool
         Also check the JSON sidecar ``<path>.json`` (see :func:`sidecar_path`).
+    shape : tuple of int, optional
+        The result's shape (with ``axes``): checked to be writable to a TIFF.
 
     Returns
     -------
@@ -547,6 +550,7 @@ def check_output(path: str | os.PathLike, axes: str | None = None, *, overwrite:
         Not a TIFF name, or axes that cannot be written.
     """
     p = Path(path)
+    _check_name_length(p)
     if _is_zarr(p):  # an OME-Zarr folder (fijidecon.lazy_io)
         from .lazy_io import _check_target as _check_folder_target
         _check_folder_target(p, overwrite)
@@ -558,7 +562,30 @@ def check_output(path: str | os.PathLike, axes: str | None = None, *, overwrite:
         _check_target(sidecar_path(p), overwrite)
     if axes is not None:
         check_axes(axes, name="output axes")
+        if shape is not None and not _is_zarr(p):
+            _check_tiff_shape(tuple(shape), axes)
     return p
+
+
+def _check_tiff_shape(shape: tuple[int, ...], axes: str) -> None:
+    """tifffile reads a stack of planes 1 pixel wide back in another shape: refused."""
+    if len(shape) >= 3 and "X" in axes and shape[axes.index("X")] == 1:
+        raise ValueError(f"array: a stack of planes 1 pixel wide (shape {tuple(shape)}, axes {axes}) does not read "
+                         "back the same from a TIFF; transpose it so that X is longer than 1, or save it with numpy")
+
+
+def _check_name_length(p: Path) -> None:
+    """The output's temporary siblings (``.<name>.json.partial-<pid>.<random>.part.tif``) must fit
+    the folder's file system, or the run would fail at the end, after the computation."""
+    try:
+        limit = os.pathconf(p.parent if str(p.parent) else ".", "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    longest = len(os.fsencode(f".{p.name}.json{_PARTIAL}{os.getpid()}.12345678.part.tif"))
+    if longest > limit:
+        extra = longest - len(os.fsencode(p.name))
+        raise ValueError(f"output: the name {p.name[:40]!r}… is {len(os.fsencode(p.name))} bytes long; this folder's "
+                         f"file system takes {limit}, and the run's temporary files add {extra}: choose a shorter name")
 
 
 def _umask_mode() -> int:
@@ -680,9 +707,7 @@ def _image_part(p: Path, array: Any, calibration: Calibration | None, overwrite:
     a = _writable_array(array)
     cal = calibration or Calibration.default(a.ndim)
     axes = check_axes(cal.axes, a.ndim, name="calibration axes")
-    if a.ndim >= 3 and a.shape[axes.index("X")] == 1:  # tifffile reads such stacks back in another shape
-        raise ValueError(f"array: a stack of planes 1 pixel wide (shape {a.shape}, axes {axes}) does not read back "
-                         "the same from a TIFF; transpose it so that X is longer than 1, or save it with numpy")
+    _check_tiff_shape(a.shape, axes)
     _check_target(p, overwrite)
     fd, tmp = _temp_sibling(p, ".part.tif")
     os.close(fd)
@@ -812,8 +837,8 @@ def imagej_metadata(axes: str, cal: Calibration, description: Mapping[str, Any] 
     meta: dict[str, Any] = {"axes": axes}
     if "Z" in axes or "Z" in dict(cal.spacing):
         meta["spacing"] = cal.dz
-    if cal.unit and cal.unit != "pixel":
-        meta["unit"] = cal.unit
+    if cal.unit and cal.unit != "pixel":  # µm as 'micron'; other non-ASCII letters as ImageJ's \\uXXXX escapes
+        meta["unit"] = "".join(c if ord(c) < 128 else f"\\u{ord(c):04X}" for c in _length_unit(cal.unit))
     if "T" in dict(cal.spacing):
         meta["finterval"] = cal.get("T")
     if description:
