@@ -169,6 +169,7 @@ def test_ctrl_c_with_workers_is_one_line_and_ends_the_workers(big):
 @pytest.mark.parametrize("args,message", [
     (["--workers", "0"], "--workers"),
     (["--workers", "two"], "--workers"),
+    (["--workers", "100000"], "--workers: 100000 worker processes for"),
     (["--memory-limit", "12parsec"], "memory_limit"),
     (["--memory-limit", "-1GB"], "memory_limit"),
     (["--scheduler", "foo://nowhere:8786"], "scheduler: cannot connect"),
@@ -258,3 +259,14 @@ def test_lazy_and_in_memory_runs_say_the_same_stop_reason(tmp_path, capsys):
         said[name] = (line.split("float32")[1].split(" in ")[0], json.loads((tmp_path / f"{name}.json").read_text())["result"])
     assert said["mem.tif"][0] == said["lazy.ome.zarr"][0], said
     assert said["mem.tif"][1]["stop_reason"] == said["lazy.ome.zarr"][1]["stop_reason"], said
+
+
+@pytest.mark.parametrize("out", ["out.tif", "out.ome.zarr"])
+def test_a_background_above_the_data_is_refused_before_iterating(tmp_path, capsys, out):
+    """--background 500 on data of maximum 153 ran and gave a result of maximum 0.0013, exit 0."""
+    _hyperstack(tmp_path)
+    rc = main(["deconvolve", "richardson-lucy", str(tmp_path / "hs.tif"), str(tmp_path / "psf.tif"), "-o",
+               str(tmp_path / out), "--background", "1000"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].startswith("Error: --background: 1000 is at or above the image's maximum ("), err
+    assert not (tmp_path / out).exists()

@@ -360,3 +360,16 @@ def test_fused_engine_equals_literal_richardson_lucy(monkeypatch, backend, edges
     work = shape if edges == "periodic" else _fft.fast_shape([n + k - 1 for n, k in zip(shape, kernel.shape)])
     ref = _literal_rl(g.astype(np.float64), kernel, work, 12, b=4.0)
     np.testing.assert_allclose(res.image, ref, rtol=0, atol=2e-4 * ref.max())
+
+
+def test_values_no_camera_gives_are_refused_by_name():
+    """read_noise 1e200: OverflowError as an 'internal error'; stop='auto' with gain 1e17: numpy's
+    'n < 0' (int64 counts overflowed); background above the data: a result of about 0, exit 0."""
+    img = np.random.default_rng(0).poisson(50, (8, 24, 24)).astype(np.float32)
+    psf = np.ones((3, 3, 3))
+    with pytest.raises(ValueError, match=r"^read_noise: expected a finite number in \[0, 1e\+15\], got 1e\+200"):
+        richardson_lucy(img, psf, 2, read_noise=1e200)
+    with pytest.raises(ValueError, match=r"^gain: the image times the gain is .* photo-electrons in a voxel"):
+        richardson_lucy(img, psf, 5, stop="auto", gain=1e17, offset=0)
+    with pytest.raises(ValueError, match=r"^background: 500 is at or above the image's maximum \("):
+        richardson_lucy(img, psf, 2, background=500)

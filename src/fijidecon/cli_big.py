@@ -247,6 +247,10 @@ class Scheduler:
         self.topic = f"fijidecon-bricks-{uuid.uuid4().hex[:12]}"
 
 
+#: ``--workers`` above this many per CPU core is refused (each process holds a brick and its FFTs).
+MAX_WORKERS_PER_CORE = 2
+
+
 @contextlib.contextmanager
 def scheduler(workers: int | None, address: str | None) -> Iterator[Scheduler]:
     """The Dask scheduler of a run, set as the default for the block (see the module docs).
@@ -464,6 +468,11 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
     workers, address = kw.pop("workers", None), kw.pop("scheduler", None)
     if workers and address:
         raise click.UsageError("--workers, --scheduler: give one of them (a local cluster, or an existing one)")
+    cores = os.cpu_count() or 1
+    if workers and workers > MAX_WORKERS_PER_CORE * cores:
+        raise click.UsageError(f"--workers: {workers} worker processes for {cores} CPU core(s); at most "
+                               f"{MAX_WORKERS_PER_CORE * cores} here (each holds its bricks in memory; more machines: "
+                               "--scheduler)")
     io.check_output(out, overwrite=overwrite, sidecar=True)  # refuse before reading or computing anything
     values = {p.name: (cli._choice_value(p, kw[p.name]) if p.kind == "choice" else kw[p.name])
               for p in cmd.params if p.kind != "image" and p.api}

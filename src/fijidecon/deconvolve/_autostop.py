@@ -294,6 +294,10 @@ def _warn(msg: str) -> None:
     log.info(msg)
 
 
+#: Photo-electrons per voxel beyond which thinning is refused (int64 binomial draws; no camera counts so many).
+MAX_COUNTS = 1e15
+
+
 def thin(counts: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Split counts into independent Poisson parts: ``y1 ~ Binomial(y, p)``, ``y2 = y - y1``.
 
@@ -301,6 +305,10 @@ def thin(counts: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple
     negative ones set to 0.  Returns two float32 arrays of ``counts``' shape.
     """
     y = np.maximum(np.asarray(counts, np.float64), 0)
+    top = float(y.max()) if y.size else 0.0
+    if not top <= MAX_COUNTS:
+        raise ValueError(f"gain: the image times the gain is {top:.3g} photo-electrons in a voxel (more than "
+                         f"{MAX_COUNTS:.0e}): check gain= (photo-electrons per image unit)")
     fl = np.floor(y)
     y = fl + (rng.random(y.shape) < (y - fl))
     n = y.astype(np.int64)

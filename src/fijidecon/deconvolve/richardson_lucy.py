@@ -513,7 +513,7 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
     regularization = _validate.check_choice("regularization", regularization, REGULARIZATIONS)
     weight = DEFAULT_WEIGHT.get(regularization, 0.0) if weight is None else _validate.check_float("weight", weight, 0)
     background = _validate.check_float("background", background, 0)
-    read_noise = _validate.check_float("read_noise", read_noise, 0)
+    read_noise = _validate.check_float("read_noise", read_noise, 0, READ_NOISE_MAX)
     if snapshot_every is not None:
         snapshot_every = _validate.check_int("snapshot_every", snapshot_every, 0) or None
     bp = _backproject.check(back_projector, bp_alpha, bp_beta, bp_order)
@@ -532,6 +532,7 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
     layout, vols = _hyper.split(image, psf, axes, allow_negative=read_noise > 0)
     if layout.scale != 1.0:  # extreme values are computed at max 1: the noise model scales with them
         opts.update(background=background * layout.scale, read_noise=read_noise * layout.scale)
+    _check_background(opts["background"], max(float(np.max(v.data)) for v in vols), layout.scale)
     ndim = len(layout.vol_axes)
     _backproject.check(back_projector, bp_alpha, bp_beta, bp_order, ndim)
     if voxel_size is not None:
@@ -587,6 +588,19 @@ def _bp_notes(bp: "_backproject.BackProjector", preps: list) -> list[str]:
             notes.append(line)
             _hyper.log.info(line)
     return notes
+
+
+#: The largest ``read_noise`` taken (its square is added to the data in float32).
+READ_NOISE_MAX = 1e15
+
+
+def _check_background(background: float, top: float, scale: float = 1.0) -> None:
+    """A background at or above the data's maximum ``top`` leaves nothing to deconvolve (the
+    result collapses to about 0): refused, as an offset above the maximum is by ``stop="auto"``."""
+    if background > 0 and background >= top:
+        raise ValueError(f"background: {background / scale:g} is at or above the image's maximum ({top / scale:g}); "
+                         "it is the level of the data without signal (camera offset, dark level): give a value "
+                         "below the data's")
 
 
 def _memory_options(opts: dict, snapshot_every: int | None, iterations: int) -> dict:
@@ -690,6 +704,7 @@ def _lazy(image, psf, axes, iterations, stop_fn, opts, voxel_size, psf_voxel_siz
     _bricks.refuse_with_bricks(start=start, snapshot_every=snapshot_every)
     lv, means = _bricks.lazy_volumes(image, psf, axes, allow_negative=opts["read_noise"] > 0,
                                      offset=opts["read_noise"] ** 2)
+    _check_background(opts["background"], lv.top)
     ndim = len(lv.vol_axes)
     if voxel_size is not None:
         voxel_size = _validate.check_spacing("voxel_size", voxel_size, ndim)
