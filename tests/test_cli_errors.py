@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tifffile
 
 _BOOM = """
@@ -64,3 +65,37 @@ def test_a_2d_psf_for_a_3d_image_names_the_psf(tmp_path):
         assert p.returncode == 2 and p.stderr.strip().splitlines() == [
             "Error: psf: 2D PSF (shape (9, 9)) for 3D volumes: give a (Z, Y, X) PSF, one per channel with a leading "
             "channel axis, or a list (mismatched dimensionality)"], (cmd, p.stderr)
+
+
+def test_remedies_are_spelt_as_options_on_the_command_line(tmp_path):
+    """The core's remedies named Python ('np.clip(image, 0, None), or pass read_noise=', 'raise
+    memory_limit', 'compat=False'): the CLI says the options."""
+    from fijidecon.cli import main
+
+    img = np.random.default_rng(0).normal(5, 3, (8, 24, 24)).astype(np.float32)  # negative values
+    tifffile.imwrite(tmp_path / "neg.tif", img)
+    tifffile.imwrite(tmp_path / "psf.tif", np.ones((3, 5, 5), np.float32))
+    r = subprocess.run([sys.executable, "-m", "fijidecon.cli", "deconvolve", "richardson-lucy", str(tmp_path / "neg.tif"),
+                        str(tmp_path / "psf.tif"), "-o", str(tmp_path / "o.tif")], capture_output=True, text=True)
+    assert r.returncode == 2 and "clip the data at 0, or pass --read-noise" in r.stderr, r.stderr
+    assert "np.clip" not in r.stderr and "read_noise=" not in r.stderr
+    assert main.__module__ == "fijidecon.cli"
+
+
+@pytest.mark.parametrize("shape, axes", [((3, 3, 3), "YXS"), ((3, 5, 5), "SYX")])
+def test_a_psf_of_three_planes_stored_as_rgb_is_read_as_z(tmp_path, shape, axes):
+    """A 3-plane PSF saved plainly is RGB to TIFF readers: numpy's 'axes don't match array' (YXS), or
+    'the file holds an RGB image' (SYX); a PSF has no colours, so the planes are Z, with a warning."""
+    from fijidecon.deconvolve import convolve
+
+    img = np.random.default_rng(1).random((8, 24, 24), dtype=np.float32)
+    psf = np.random.default_rng(2).random(shape, dtype=np.float32)
+    tifffile.imwrite(tmp_path / "img.tif", img)
+    tifffile.imwrite(tmp_path / "psf.tif", psf)
+    r = subprocess.run([sys.executable, "-m", "fijidecon.cli", "deconvolve", "convolve", str(tmp_path / "img.tif"),
+                        str(tmp_path / "psf.tif"), "-o", str(tmp_path / "o.tif"), "--edges", "periodic"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert f"Warning: psf: the file is stored as RGB (axes {axes}" in r.stderr
+    want = convolve(img, np.moveaxis(psf, 2, 0) if axes == "YXS" else psf, edges="periodic")
+    np.testing.assert_allclose(tifffile.imread(tmp_path / "o.tif"), want, rtol=1e-5, atol=1e-6)

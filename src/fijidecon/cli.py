@@ -812,9 +812,19 @@ def _sigterm_unwinds() -> Iterator[None]:
         signal.signal(signal.SIGTERM, old)
 
 
+#: The core's remedies spelt as Python, and how the command line says them.
+_CLI_SPELLINGS = (("overwrite=True or --overwrite", "--overwrite"), ("use compat=False", "use --mode improved"),
+                  ("compat=False", "--mode improved"), ("raise memory_limit", "raise --memory-limit"),
+                  ("clip with np.clip(image, 0, None), or pass read_noise=", "clip the data at 0, or pass --read-noise"),
+                  ("check gain=", "check --gain"))
+
+
 def _option_named(message: str, args: list[str]) -> str:
     """A core message naming a parameter (``"snapshot_every: expected ..."``) names the
-    option the user typed instead (``"--snapshot-every: expected ..."``)."""
+    option the user typed instead (``"--snapshot-every: expected ..."``), and its remedies
+    are spelt as options (``raise --memory-limit``, not ``raise memory_limit``)."""
+    for api, cli_words in _CLI_SPELLINGS:
+        message = message.replace(api, cli_words)
     name, sep, rest = message.partition(":")
     if not sep or not name.isidentifier():
         return message

@@ -224,6 +224,17 @@ def split_psf(psf: tuple[np.ndarray, Calibration], name: str = "psf") -> Any:
     if "T" in axes:
         raise ValueError(f"{name}: a PSF cannot have time frames (axes {axes}); give one stack, or one channel "
                          "per image channel")
+    if "S" in axes and "Z" in axes:
+        raise ValueError(f"{name}: the file holds an RGB stack (axes {axes}, shape {arr.shape}), not a PSF; save the "
+                         "PSF as grey levels (tifffile: photometric='minisblack'; ImageJ: 8/16/32-bit)")
+    if "S" in axes:  # a 3- or 4-plane stack saved without saying it is grey is stored as RGB (tifffile's default)
+        import warnings
+
+        warnings.warn(f"{name}: the file is stored as RGB (axes {axes}, shape {arr.shape}); a PSF has no colours, so "
+                      f"its {arr.shape[axes.index('S')]} colour planes are taken as Z planes", RuntimeWarning,
+                      stacklevel=3)
+        arr = np.moveaxis(arr, axes.index("S"), 0)
+        axes = "Z" + axes.replace("S", "")
     vol = _volume_axes(axes)
     one = Calibration(axes=vol, spacing=cal.spacing, unit=cal.unit)
     if "C" not in axes:
