@@ -222,23 +222,24 @@ def wiener(image: object, psf: object, regularization: float | str | None = None
         return _wiener(pairs, layout, rule, given, edges, negative_fraction, recenter, psf_threshold)
 
 
-def _one(data: np.ndarray, prep: Any, choose: dict) -> WienerResult:
-    """Wiener on one volume or brick, the regularization chosen by ``choose["rule"]``."""
+def _one(data: np.ndarray, prep: Any, choose: dict, quiet: bool = False) -> WienerResult:
+    """Wiener on one volume or brick, the regularization chosen by ``choose["rule"]``
+    (``quiet``: no log line, for the bricks after the central one)."""
     shape = data.shape
     single = _hyper.Layout("ZYX"[-data.ndim:], shape, "ZYX"[-data.ndim:], 1, 1)
     return _wiener([(data, prep)], single, choose["rule"], choose["rho"], choose["edges"],
-                   choose["negative_fraction"], True, 0.0)
+                   choose["negative_fraction"], True, 0.0, quiet)
 
 
 def _decide(pilot: np.ndarray, prep: Any, choose: dict) -> tuple["_bricks.Decisions", WienerResult]:
     """The regularization of a volume, chosen on its central brick (whose result is kept)."""
-    first = _one(np.ascontiguousarray(pilot, dtype=np.float32), prep, choose)
+    first = _one(np.ascontiguousarray(pilot, dtype=np.float32), prep, choose, quiet=True)
     return _bricks.Decisions(regularization=float(first.regularization), extra={"rule": first.rule}), first
 
 
 def _brick_fn(prep: Any, choose: dict) -> "_bricks.BrickFn":
     def fn(data: np.ndarray, dec: "_bricks.Decisions") -> np.ndarray:
-        return _one(data, prep, dict(choose, rule="given", rho=dec.regularization)).image
+        return _one(data, prep, dict(choose, rule="given", rho=dec.regularization), quiet=True).image
     return fn
 
 
@@ -255,8 +256,10 @@ def _run_bricked(layout, vols, preps, plans, choose) -> WienerResult:
             rhos.append(dec.regularization)
             negs.append(max(_negfrac(out), 0.0))
             rule = dec.extra["rule"]
-            notes.append(f"wiener: bricked: {plan.describe()}; regularization {dec.regularization:.3g} "
-                         "chosen on the central brick")
+            who = "wiener" if layout.single else f"wiener (t={vol.t}, c={vol.c})"
+            notes.append(f"{who}: bricked: {plan.describe()}; regularization {dec.regularization:.3g} "
+                         f"chosen on the central brick (rule {dec.extra['rule']}; the whole volume's choice may "
+                         "differ: give regularization= for the same value everywhere)")
             log.info(notes[-1])
     extra = dict(notes=_hyper.notes_of(preps) + notes, psf_report=_hyper.reports_of(layout, preps))
     if layout.single:
@@ -288,7 +291,8 @@ def _lazy(image, psf, axes, choose, psf_threshold, recenter, voxel_size, psf_vox
                         notes=[f"wiener: lazy: {plans[0].describe()}"] + [n for p in preps for n in p.notes])
 
 
-def _wiener(pairs, channels, rule, rho, edges, negative_fraction, recenter, psf_threshold) -> WienerResult:
+def _wiener(pairs, channels, rule, rho, edges, negative_fraction, recenter, psf_threshold,
+            quiet: bool = False) -> WienerResult:
     outs, rhos, negs = [], [], []
     used = rule
     for im, prep in pairs:
@@ -312,7 +316,8 @@ def _wiener(pairs, channels, rule, rho, edges, negative_fraction, recenter, psf_
         out = np.ascontiguousarray(solve(r), dtype=np.float32)
         neg = _negfrac(out)
         where = "" if channels.single else f"[{len(outs)}]"
-        log.info("wiener%s: regularization %.3g %s; negative fraction %.3f", where, r, why, neg)
+        if not quiet:
+            log.info("wiener%s: regularization %.3g %s; negative fraction %.3f", where, r, why, neg)
         outs.append(out)
         rhos.append(float(r))
         negs.append(max(neg, 0.0))
