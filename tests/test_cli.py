@@ -211,6 +211,17 @@ def test_psf_like_takes_size_and_voxel_size_converted_to_the_commands_unit(tmp_p
     assert psf.shape == (9, 20, 30) and cal.voxel_size() == pytest.approx((300, 100, 100))
 
 
+def test_psf_like_non_square_pixels_takes_x_and_says_so(tmp_path, capsys):
+    """Y 0.16 by X 0.13 micron: the one lateral spacing silently became Y's 160 nm."""
+    write_image(tmp_path / "img.tif", np.zeros((9, 20, 30), np.uint16),
+                Calibration.make("ZYX", unit="micron", Z=0.3, Y=0.16, X=0.13))
+    assert main(["psf", "gaussian", "--like", str(tmp_path / "img.tif"), "-o", str(tmp_path / "p.tif")]) == 0
+    err = capsys.readouterr().err
+    assert "pixel_spacing 130 nm" in err
+    assert ("Warning: --like: img.tif has pixels of 0.16 (Y) by 0.13 (X) micron; --pixel-spacing is one lateral "
+            "spacing, so the PSF is made at X's") in err
+
+
 def test_psf_like_an_uncalibrated_image_takes_only_its_size(tmp_path, capsys):
     np.save(tmp_path / "img.npy", np.zeros((2, 7, 20, 30), np.float32))
     out = tmp_path / "p.tif"

@@ -427,7 +427,7 @@ def _apply_like(cmd: Command, kw: dict[str, Any], like: str, axes: str | None, u
     z_name, y_name, x_name = cmd.extras["spacing"]
     why = ""
     if cal.has_length_unit():
-        for name, ax in ((x_name, "X"), (y_name, "Y"), (z_name, "Z")):
+        for name, ax in ((y_name, "Y"), (x_name, "X"), (z_name, "Z")):  # one lateral spacing: X's (ImageJ's width)
             if ax == "Z" and "Z" not in cal.axes:
                 continue
             target = cmd.param(name).unit
@@ -443,6 +443,11 @@ def _apply_like(cmd: Command, kw: dict[str, Any], like: str, axes: str | None, u
         return f"{n} {v:g}{(' ' + u) if u else ''}" if isinstance(v, float) else f"{n} {v}"
 
     warning = None
+    if x_name == y_name and x_name in used and cal.has_length_unit() and \
+            abs(cal.get("Y") - cal.get("X")) > 1e-3 * cal.get("X"):
+        warning = (f"--like: {Path(like).name} has pixels of {cal.get('Y'):g} (Y) by {cal.get('X'):g} (X) {cal.unit}; "
+                   f"{cmd.param(x_name).cli_flag} is one lateral spacing, so the PSF is made at X's; deconvolving "
+                   "resamples it to the image's voxel size")
     if not cal.has_length_unit():
         why = f"; voxel size not taken: {Path(like).name} is not calibrated (unit {cal.unit!r})"
         defaulted = [n for n in dict.fromkeys((x_name, z_name)) if n not in given and n in kw]
