@@ -184,7 +184,8 @@ def _record(command: str, parameters: dict[str, Any], inputs: list, out: Path, a
             "inputs": inputs, "output": {"path": os.path.abspath(out), "shape": list(arr.shape),
                                          "dtype": str(arr.dtype), "axes": cal.axes,
                                          "calibration": dataclasses.asdict(cal)},
-            "result": result, "timings_s": {"compute": seconds}}
+            "result": result, "notes": list(result.get("notes", [])), "warnings": [],
+            "timings_s": {"compute": seconds}}
 
 
 def _scale_bar(ax, length_px: float, label: str, shape: tuple[int, int]) -> None:
