@@ -270,3 +270,13 @@ def test_a_background_above_the_data_is_refused_before_iterating(tmp_path, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and err[-1].startswith("Error: --background: 1000 is at or above the image's maximum ("), err
     assert not (tmp_path / out).exists()
+
+
+def test_a_memory_limit_above_what_the_machine_has_is_a_warning(tmp_path, capsys):
+    """--memory-limit 1TiB was taken at its word: no comparison with the memory there is."""
+    _hyperstack(tmp_path)
+    assert main(["deconvolve", "convolve", str(tmp_path / "hs.tif"), str(tmp_path / "psf.tif"), "-o",
+                 str(tmp_path / "o.tif"), "--memory-limit", "1TiB"]) == 0
+    err = capsys.readouterr().err
+    assert "Warning: --memory-limit: 1,024.0 GiB is more than this process can allocate now (" in err
+    assert "RuntimeWarning" not in err

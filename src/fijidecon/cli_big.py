@@ -62,9 +62,19 @@ WORKER_FRACTION = 0.7
 
 def budget(memory_limit: Any) -> int:
     """``--memory-limit`` in bytes (``None``/auto: the default budget of this process)."""
-    from .deconvolve import default_memory_limit, parse_memory
+    from .deconvolve import available_memory, default_memory_limit, parse_memory
 
-    return int(default_memory_limit() if memory_limit is None else parse_memory(memory_limit))
+    if memory_limit is None:
+        return int(default_memory_limit())
+    given = int(parse_memory(memory_limit))
+    room = available_memory()
+    if given > room:  # a budget the machine cannot give: planned runs would be killed, not refused
+        import warnings
+
+        warnings.warn(f"--memory-limit: {given / 2**30:,.1f} GiB is more than this process can allocate now "
+                      f"({room / 2**30:,.1f} GiB); the run is planned for it and may run out of memory; leave "
+                      "--memory-limit out for a safe budget", RuntimeWarning, stacklevel=2)
+    return given
 
 
 def whole_need(cmd: Command, kwargs: dict[str, Any], shape: tuple[int, ...], dtype: Any, axes: str,
@@ -481,12 +491,13 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
     snaps = cli._snapshot_paths(out, values)
     for path in snaps.values():
         io.check_output(path, overwrite=overwrite)
-    limit = budget(kwargs.get("memory_limit"))
+    read_warnings: list[str] = []
+    with cli.held_warnings(read_warnings):
+        limit = budget(kwargs.get("memory_limit"))
     image_path, psf_paths = kw["image"], tuple(kw["psf"]) if isinstance(kw["psf"], tuple) else (kw["psf"],)
     for name, paths in (("image", (image_path,)), ("psf", psf_paths)):
         for path in paths:
             cli.refuse_writing_over(out, path, name, snaps.values())
-    read_warnings: list[str] = []
     with cli.held_warnings(read_warnings):
         lazy_img, cal = _open_lazy(image_path, axes)
     records = [_record_input("image", image_path, lazy_img, cal)]
