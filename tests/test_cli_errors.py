@@ -99,3 +99,17 @@ def test_a_psf_of_three_planes_stored_as_rgb_is_read_as_z(tmp_path, shape, axes)
     assert f"Warning: psf: the file is stored as RGB (axes {axes}" in r.stderr
     want = convolve(img, np.moveaxis(psf, 2, 0) if axes == "YXS" else psf, edges="periodic")
     np.testing.assert_allclose(tifffile.imread(tmp_path / "o.tif"), want, rtol=1e-5, atol=1e-6)
+
+
+def test_ctrl_c_while_the_cli_imports_is_one_line():
+    """Ctrl-C in the first second (numpy, scipy, tifffile importing) printed a 51-line traceback."""
+    code = ("import sys\n"
+            "class Stop:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'fijidecon.cli':\n"
+            "            raise KeyboardInterrupt\n"
+            "sys.meta_path.insert(0, Stop())\n"
+            "from fijidecon._entry import main\n"
+            "sys.exit(main())\n")
+    r = subprocess.run([sys.executable, "-c", code, "info"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 130 and r.stderr == "Interrupted.\n", r.stderr
