@@ -390,3 +390,16 @@ def test_undersampled_psf_does_not_force_an_inverse_filter():
     assert res.rule == "snr" and 1e-4 < res.regularization < 1e-3
     # it sharpens: the bright end of the nuclei rises well above the data's (5.6x at the 99.9th percentile)
     assert float(np.percentile(res.image, 99.9)) > 3 * float(np.percentile(image, 99.9))
+
+
+def test_a_large_regularization_says_how_much_of_the_sum_is_kept(caplog):
+    """rho 1 (the SNR rule on a delta PSF) halves every value: the note says so, and it is true."""
+    import logging
+
+    img = np.random.default_rng(0).poisson(50, (8, 32, 32)).astype(np.float32)
+    psf = np.zeros((3, 3, 3))
+    psf[1, 1, 1] = 1
+    with caplog.at_level(logging.INFO, logger="fijidecon"):
+        r = wiener(img, psf, 0.25, edges="periodic")
+    assert float(r.image.sum() / img.sum()) == pytest.approx(0.8, rel=1e-4)
+    assert "the result's sum is 0.8 of the data's (1/(1+rho))" in caplog.text

@@ -63,6 +63,9 @@ Choosing ``rho``
 a number
     Used as is.
 
+The filter passes the mean (``H(0) = 1``) with gain ``1 / (1 + rho)``, so the result's sum is
+that fraction of the data's; from ``rho = 0.05`` (5 % lost) the log line says so.
+
 The value used is returned in :attr:`WienerResult.regularization` (and ``.rule``) and
 logged at INFO on the ``fijidecon`` logger, one line per volume, e.g.
 ``wiener: regularization 1.75e-06 chosen by the SNR rule (...)``.
@@ -317,7 +320,7 @@ def _wiener(pairs, channels, rule, rho, edges, negative_fraction, recenter, psf_
         neg = _negfrac(out)
         where = "" if channels.single else f"[{len(outs)}]"
         if not quiet:
-            log.info("wiener%s: regularization %.3g %s; negative fraction %.3f", where, r, why, neg)
+            log.info("wiener%s: regularization %.3g %s; negative fraction %.3f%s", where, r, why, neg, _flux_text(r))
         outs.append(out)
         rhos.append(float(r))
         negs.append(max(neg, 0.0))
@@ -327,6 +330,19 @@ def _wiener(pairs, channels, rule, rho, edges, negative_fraction, recenter, psf_
     if not layout.single:
         return WienerResult(layout.merge(outs, method="wiener"), rhos, used, negs, **extra)
     return WienerResult(layout.merge(outs, method="wiener"), rhos[0], used, negs[0], **extra)
+
+
+def _flux_text(rho: float) -> str:
+    """What a large ``rho`` does to intensities: the filter passes the mean (the OTF's 1 at 0)
+    with gain 1 / (1 + rho), so the result's sum is that fraction of the data's."""
+    if rho < FLUX_NOTE_RHO:
+        return ""
+    return (f"; the result's sum is {1 / (1 + rho):.2g} of the data's (1/(1+rho)): give a smaller regularization "
+            "to keep intensities")
+
+
+#: ``rho`` from which the note says how much of the data's sum the result keeps (5 % lost).
+FLUX_NOTE_RHO = 0.05
 
 
 def _negfrac(a: np.ndarray) -> float:
