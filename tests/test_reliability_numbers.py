@@ -115,3 +115,17 @@ def test_a_run_over_the_address_space_limit_is_bricked_or_refused_before_allocat
     assert outs[0].stdout.startswith("OK richardson-lucy: bricked:"), outs[0].stdout
     assert outs[1].stdout.startswith("ERR ResourceError memory_limit: richardson-lucy on 64x768x768 needs about ")
     assert "budget" in outs[1].stdout and "raise memory_limit" in outs[1].stdout
+
+
+def test_messages_say_what_was_wrong_not_a_consequence():
+    """float64 data beyond float32 said 'contains NaN or infinite values'; a PSF path said
+    'psf: 0D PSF (shape ())'; read_image(None) gave Python's bare 'expected str, bytes or os.PathLike'."""
+    from fijidecon.deconvolve import richardson_lucy
+    from fijidecon.io import read_image
+
+    with pytest.raises(ValueError, match=r"^image: values up to 1e\+300 do not fit float32"):
+        richardson_lucy(np.full((4, 8, 8), 1e300), np.ones((3, 3, 3)), 1)
+    with pytest.raises(TypeError, match=r"^psf: expected an array, got the path 'psf.tif'"):
+        richardson_lucy(np.ones((4, 8, 8)), "psf.tif", 1)
+    with pytest.raises(TypeError, match=r"^path: expected a file path"):
+        read_image(None)

@@ -164,6 +164,8 @@ def read_image(path: str | os.PathLike, axes: str | None = None) -> tuple[np.nda
     >>> cal.axes, cal.voxel_size("ZYX"), cal.unit      # doctest: +SKIP
     ('ZCYX', (0.2, 0.065, 0.065), 'micron')
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path: expected a file path (str or pathlib.Path), got {type(path).__name__}")
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"image: no such file {str(p)!r}")
@@ -407,7 +409,8 @@ def _ome_calibration(xml: str, name: str = "image") -> tuple[dict[str, float], s
             try:
                 spacing[ax] *= unit_factor(u, target)
             except ValueError:
-                raise ValueError(f"image: OME PhysicalSize{ax}Unit {u!r} cannot be converted to {target!r}") from None
+                raise ValueError(f"image: {name}: OME PhysicalSize{ax}Unit {u!r} cannot be converted to {target!r}"
+                                 ) from None
     return spacing, _length_unit(target)
 
 

@@ -47,9 +47,15 @@ def as_image(image: object, name: str = "image", allow_negative: bool = True) ->
         raise TypeError(f"{name}: complex images are not supported (got {a.dtype})")
     if a.size == 0:
         raise ValueError(f"{name}: empty array of shape {a.shape}")
-    a = np.ascontiguousarray(a, dtype=np.float32)
-    if not np.isfinite(a).all():
+    with np.errstate(over="ignore"):
+        f = np.ascontiguousarray(a, dtype=np.float32)
+    if not np.isfinite(f).all():
+        if a.dtype.kind == "f" and a.dtype.itemsize > 4 and np.isfinite(a).all():
+            top = float(np.max(np.abs(a)))
+            raise ValueError(f"{name}: values up to {top:.3g} do not fit float32 (largest 3.4e38), which the "
+                             "computation uses; rescale the data")
         raise ValueError(f"{name}: contains NaN or infinite values")
+    a = f
     if not allow_negative:
         mn = float(a.min())
         if 0 > mn >= -ROUND_OFF * max(float(a.max()), 0.0):  # FFT round-off of a computed image: clipped (a copy)

@@ -19,6 +19,7 @@ Pure numpy (xarray is used only when the caller passes a DataArray).
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -227,6 +228,9 @@ def channel_psfs(psf: Any, n_c: int, vol_ndim: int, has_c: bool) -> list[Any]:
         if len(order) != len(pax):
             raise ValueError(f"psf: dims {tuple(psf.dims)} must be c (optional), z, y, x")
         psf = np.transpose(psf.values, order)
+    if isinstance(psf, (str, bytes, os.PathLike)):
+        raise TypeError(f"psf: expected an array, got the path {str(psf)!r}; read the file first "
+                        "(fijidecon.io.read_image)")
     if isinstance(psf, (list, tuple)):
         if len(psf) != n_c:
             raise ValueError(f"psf: {len(psf)} PSFs given for {n_c} channel(s)")
