@@ -839,6 +839,18 @@ def _option_named(message: str, args: list[str]) -> str:
     return message
 
 
+def _interrupted() -> int:
+    """Exit status 130 after Ctrl-C.  When the run's local Dask cluster was ended (its workers
+    killed), the process leaves at once: distributed's own atexit teardown of that cluster
+    printed tracebacks, or ended the process by SIGINT (-2) under load."""
+    big = sys.modules.get("fijidecon.cli_big")
+    if big is not None and getattr(big, "WORKERS_ENDED", False):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    return 130
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI; expected errors become one line and exit code 2; Ctrl-C
     gives 130 and SIGTERM 143, both after removing temporary files."""
@@ -853,7 +865,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort as exc:
         if isinstance(exc.__context__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
             click.echo("Interrupted.", err=True)
-            return 130
+            return _interrupted()
         click.echo("Aborted.", err=True)
         return 1
     except click.ClickException as exc:
@@ -861,7 +873,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE if exc.exit_code in (1, 2) else exc.exit_code
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
-        return 130
+        return _interrupted()
     except CancelledError as exc:
         click.echo(f"Cancelled: {_one_line(exc)}", err=True)
         return 130

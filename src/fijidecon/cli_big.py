@@ -291,6 +291,9 @@ def scheduler(workers: int | None, address: str | None) -> Iterator[Scheduler]:
         os.environ["FIJIDECON_FFT_WORKERS"] = fft  # the worker processes inherit it
         try:
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        except KeyboardInterrupt:  # Ctrl-C while the workers start: end them, quietly
+            _end_children_now()
+            raise
         finally:
             if old is None:
                 os.environ.pop("FIJIDECON_FFT_WORKERS", None)
@@ -324,18 +327,39 @@ def _no_all_exit_logs() -> Iterator[None]:
         logger.removeFilter(keep)
 
 
+#: Set when an interrupted run ended its local cluster's workers (:func:`_end_workers_now`).
+WORKERS_ENDED = False
+
+
 def _end_workers_now(cluster: Any) -> None:
     """An interrupted run (Ctrl-C, SIGTERM): end the local cluster's worker processes at once and
     quiet the logging of the teardown.  Their own shutdown printed about 80 lines of tracebacks of
     the interrupt (the Nanny's SIGINT, the client's AllExit) before the CLI's one line."""
     import signal as _signal
 
+    global WORKERS_ENDED
+    WORKERS_ENDED = True  # the CLI then leaves without distributed's atexit teardown (see cli.main)
     logging.disable(logging.CRITICAL)  # the process is ending: the CLI says 'Interrupted.' itself
     for nanny in list(getattr(cluster, "workers", {}).values()):
         pid = getattr(getattr(nanny, "process", None), "pid", None)
         if pid:
             with contextlib.suppress(OSError):
                 os.kill(pid, _signal.SIGKILL)
+
+
+def _end_children_now() -> None:
+    """Ctrl-C while a local cluster starts: kill this process's children (the workers being
+    started) and leave without the cluster's teardown (see :func:`_end_workers_now`)."""
+    import signal as _signal
+
+    import psutil
+
+    global WORKERS_ENDED
+    WORKERS_ENDED = True
+    logging.disable(logging.CRITICAL)
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error, OSError):
+            child.send_signal(_signal.SIGKILL)
 
 
 @contextlib.contextmanager
