@@ -268,7 +268,7 @@ def test_a_background_above_the_data_is_refused_before_iterating(tmp_path, capsy
     rc = main(["deconvolve", "richardson-lucy", str(tmp_path / "hs.tif"), str(tmp_path / "psf.tif"), "-o",
                str(tmp_path / out), "--background", "1000"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and err[-1].startswith("Error: --background: 1000 is at or above the image's maximum ("), err
+    assert rc == 2 and err[-1].startswith("Error: --background: 1000 is at or above the image's maximum of volume t=0, c=0 ("), err
     assert not (tmp_path / out).exists()
 
 

@@ -373,3 +373,14 @@ def test_values_no_camera_gives_are_refused_by_name():
         richardson_lucy(img, psf, 5, stop="auto", gain=1e17, offset=0)
     with pytest.raises(ValueError, match=r"^background: 500 is at or above the image's maximum \("):
         richardson_lucy(img, psf, 2, background=500)
+
+
+def test_a_background_above_one_channel_is_refused_naming_it():
+    """Checked against the whole image's maximum, a background above channel 1's ran: its result ~3e-5."""
+    da = pytest.importorskip("dask.array")
+    img = np.random.default_rng(0).poisson(50, (2, 8, 24, 24)).astype(np.float32)
+    img[1] *= 0.3
+    for image in (img, da.from_array(img)):
+        with pytest.raises(ValueError, match=r"^background: 40 is at or above the image's maximum of volume "
+                                             r"t=0, c=1 \("):
+            richardson_lucy(image, np.ones((3, 3, 3)), 2, axes="CZYX", background=40)

@@ -175,6 +175,11 @@ def run_command(cmd: Command, values: Mapping[str, Any], images: Mapping[str, tu
     kwargs = cmd.api_kwargs(plain)
     full = cmd.resolve(plain)
     inputs = [_first(images[p.name]) for p in image_params]
+    for arr, cal in inputs:  # the core's functions take (Z, Y, X) order: never relabel an axis silently
+        if len(cal.axes) == np.ndim(arr):
+            from ..deconvolve import _hyper
+
+            _hyper.spatial_in_order(cal.axes)
     func = cmd.load()
     kwargs.update({p.name: _array_value(images[p.name]) for p in image_params})
     if "psf" in image_names and "image" in image_names and accepts(func, "axes"):

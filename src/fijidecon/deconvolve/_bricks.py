@@ -381,7 +381,7 @@ class LazyVolumes:
     vol_axes: str
     canon: Any  # dask array (T, C) + volume
     psfs: list
-    top: float = float("inf")  # the data's maximum
+    tops: tuple = ()  # each (T, C) volume's maximum
 
     @property
     def n_t(self) -> int:
@@ -436,14 +436,15 @@ def lazy_volumes(image: Any, psf: Any, axes: str | None, *, allow_negative: bool
     level = canon.astype(np.float64)
     if offset:
         level = da.maximum(level + offset, 0)
-    finite, lo, hi, means = dask.compute(da.isfinite(canon).all(), canon.min(), canon.max(),
+    finite, lo, hi, means = dask.compute(da.isfinite(canon).all(), canon.min(), canon.max(axis=spatial),
                                          level.mean(axis=spatial))
     if not finite:
         raise ValueError("image: contains NaN or infinite values")
     if not allow_negative and float(lo) < 0:
         raise ValueError(f"image: Richardson-Lucy needs non-negative data, but the minimum is {float(lo):g}")
     psfs = _hyper.channel_psfs(psf, int(canon.shape[1]), len(vol_axes), "C" in axes)
-    return LazyVolumes(axes, vol_axes, canon, psfs, float(hi)), [float(m) for m in np.ravel(means)]
+    return LazyVolumes(axes, vol_axes, canon, psfs, tuple(float(h) for h in np.ravel(hi))), \
+        [float(m) for m in np.ravel(means)]
 
 
 def lazy_run(lv: LazyVolumes, means: Sequence[float], preps: Sequence[Any], plans: Sequence[Plan],

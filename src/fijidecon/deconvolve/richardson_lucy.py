@@ -532,7 +532,8 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
     layout, vols = _hyper.split(image, psf, axes, allow_negative=read_noise > 0)
     if layout.scale != 1.0:  # extreme values are computed at max 1: the noise model scales with them
         opts.update(background=background * layout.scale, read_noise=read_noise * layout.scale)
-    _check_background(opts["background"], max(float(np.max(v.data)) for v in vols), layout.scale)
+    _check_background(opts["background"], [float(np.max(v.data)) for v in vols], [v.label for v in vols],
+                      layout.scale)
     ndim = len(layout.vol_axes)
     _backproject.check(back_projector, bp_alpha, bp_beta, bp_order, ndim)
     if voxel_size is not None:
@@ -594,13 +595,18 @@ def _bp_notes(bp: "_backproject.BackProjector", preps: list) -> list[str]:
 READ_NOISE_MAX = 1e15
 
 
-def _check_background(background: float, top: float, scale: float = 1.0) -> None:
-    """A background at or above the data's maximum ``top`` leaves nothing to deconvolve (the
-    result collapses to about 0): refused, as an offset above the maximum is by ``stop="auto"``."""
-    if background > 0 and background >= top:
-        raise ValueError(f"background: {background / scale:g} is at or above the image's maximum ({top / scale:g}); "
-                         "it is the level of the data without signal (camera offset, dark level): give a value "
-                         "below the data's")
+def _check_background(background: float, tops: Sequence[float], labels: Sequence[str], scale: float = 1.0) -> None:
+    """A background at or above a volume's maximum (``tops``, one per (T, C) volume) leaves
+    nothing to deconvolve there (its result collapses to about 0): refused, naming the volume,
+    as an offset above the maximum is by ``stop="auto"``."""
+    if background <= 0:
+        return
+    for top, label in zip(tops, labels):
+        if background >= top:
+            where = f" of volume {label}" if len(tops) > 1 else ""
+            raise ValueError(f"background: {background / scale:g} is at or above the image's maximum{where} "
+                             f"({top / scale:g}); it is the level of the data without signal (camera offset, dark "
+                             "level): give a value below the data's")
 
 
 def _memory_options(opts: dict, snapshot_every: int | None, iterations: int) -> dict:
@@ -704,7 +710,7 @@ def _lazy(image, psf, axes, iterations, stop_fn, opts, voxel_size, psf_voxel_siz
     _bricks.refuse_with_bricks(start=start, snapshot_every=snapshot_every)
     lv, means = _bricks.lazy_volumes(image, psf, axes, allow_negative=opts["read_noise"] > 0,
                                      offset=opts["read_noise"] ** 2)
-    _check_background(opts["background"], lv.top)
+    _check_background(opts["background"], lv.tops, [f"t={i // lv.n_c}, c={i % lv.n_c}" for i in range(len(lv.tops))])
     ndim = len(lv.vol_axes)
     if voxel_size is not None:
         voxel_size = _validate.check_spacing("voxel_size", voxel_size, ndim)
