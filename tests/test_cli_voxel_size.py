@@ -147,3 +147,31 @@ def test_a_file_without_z_spacing_is_named_not_silently_1_unit(files, name, why)
     like = _cli("psf", "gaussian", "--like", files / name, "-o", files / "like.tif")
     assert like.returncode == 0 and like.stderr.count("the Z spacing is taken as 1 unit") == 1, like.stderr
     assert "Traceback" not in like.stderr and "RuntimeWarning" not in like.stderr
+
+
+def test_a_missing_pixel_size_or_bad_ngff_scale_is_named(tmp_path):
+    """OME without PhysicalSizeY, and an OME-Zarr whose Z scale is NaN: 1 micron silently (the
+    PSF resampled 9x13x13 -> 9x1x13, or -> 3x13x13)."""
+    import tifffile
+
+    from fijidecon.io import read_image, write_image
+
+    img = np.random.default_rng(1).poisson(50, (16, 40, 40)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "noy.ome.tif", img, ome=True, metadata={"axes": "ZYX", "PhysicalSizeX": 0.1,
+                                                                        "PhysicalSizeZ": 0.3})
+    with pytest.warns(RuntimeWarning, match="OME metadata without PhysicalSizeY: the Y pixel size is taken as 1 unit "
+                                            "of its length unit"):
+        read_image(tmp_path / "noy.ome.tif")
+    pytest.importorskip("zarr")
+    write_image(tmp_path / "z.ome.zarr", img, Calibration.make("ZYX", "micron", Z=0.3, Y=0.1, X=0.1))
+    meta = tmp_path / "z.ome.zarr" / ".zattrs"
+    import json as _json
+
+    attrs = _json.loads(meta.read_text()) if meta.exists() else None
+    if attrs is None:
+        pytest.skip("NGFF 0.5 store")
+    ms = attrs["multiscales"][0]
+    ms["datasets"][0]["coordinateTransformations"][0]["scale"][0] = float("nan")
+    meta.write_text(_json.dumps(attrs))
+    with pytest.warns(RuntimeWarning, match="its NGFF scale nan for Z is not a valid size: the Z spacing is taken as 1"):
+        read_image(tmp_path / "z.ome.zarr")

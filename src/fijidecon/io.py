@@ -362,7 +362,8 @@ def _imagej_or_plain_calibration(tif) -> tuple[dict[str, float], str]:
         if z > 0 and math.isfinite(z):
             spacing["Z"] = z
         else:
-            _warn_no_z(Path(tif.filehandle.name).name, f"its ImageJ spacing {ij['spacing']!r} is not a valid Z spacing")
+            warn_spacing_taken_as_1(Path(tif.filehandle.name).name,
+                                    f"its ImageJ spacing {ij['spacing']!r} is not a valid Z spacing")
     if ij.get("finterval"):
         spacing["T"] = float(ij["finterval"])  # frame interval (ImageJ's time unit), as from_imageplus
     unit = _length_unit(re.sub(r"\\u([0-9A-Fa-f]{4})", lambda m: chr(int(m.group(1), 16)),  # ImageJ's escapes
@@ -373,7 +374,7 @@ def _imagej_or_plain_calibration(tif) -> tuple[dict[str, float], str]:
             spacing = {k: v * 1e4 for k, v in spacing.items()}
             unit = "micron"
             if len(tif.pages) > 1:
-                _warn_no_z(Path(tif.filehandle.name).name, "resolution tags give X and Y only")
+                warn_spacing_taken_as_1(Path(tif.filehandle.name).name, "resolution tags give X and Y only")
         else:
             spacing, unit = {}, "pixel"
     return spacing, unit
@@ -386,23 +387,27 @@ def _ome_calibration(xml: str, name: str = "image") -> tuple[dict[str, float], s
     if pixels is None:
         return spacing, "pixel"
     units: dict[str, str] = {}
+    invalid: dict[str, str] = {}
     for ax in "XYZ":
         v = pixels.get(f"PhysicalSize{ax}")
         if v is not None and _float_or_nan(v) > 0 and math.isfinite(_float_or_nan(v)):
             spacing[ax] = float(v)
             units[ax] = pixels.get(f"PhysicalSize{ax}Unit", "µm")  # the OME schema's default unit
-        elif v is not None and ax == "Z":
-            _warn_no_z(name, f"its OME PhysicalSizeZ {v!r} is not a valid Z spacing")
         elif v is not None:
-            warnings.warn(f"image: {name}: its OME PhysicalSize{ax} {v!r} is not a valid pixel size; the file is read "
-                          "without its calibration", RuntimeWarning, stacklevel=4)
+            invalid[ax] = v
     t = pixels.get("TimeIncrement")
     if t is not None and float(t) > 0:  # frame interval, in seconds
         spacing["T"] = float(t) * _TIME_S.get(pixels.get("TimeIncrementUnit", "s"), 1.0)
     if not units:
         return spacing, "pixel"
+    for ax, v in invalid.items():  # some sizes given: the others are 1 unit, said
+        what = "Z spacing" if ax == "Z" else "size"
+        warn_spacing_taken_as_1(name, f"its OME PhysicalSize{ax} {v!r} is not a valid {what}", ax)
+    for ax in "XY":
+        if pixels.get(f"PhysicalSize{ax}") is None:
+            warn_spacing_taken_as_1(name, f"OME metadata without PhysicalSize{ax}", ax)
     if pixels.get("PhysicalSizeZ") is None and int(pixels.get("SizeZ", "1") or 1) > 1:
-        _warn_no_z(name, "OME metadata without PhysicalSizeZ")
+        warn_spacing_taken_as_1(name, "OME metadata without PhysicalSizeZ")
     target = units.get("X", next(iter(units.values())))
     for ax, u in units.items():
         if u != target:
@@ -414,8 +419,8 @@ def _ome_calibration(xml: str, name: str = "image") -> tuple[dict[str, float], s
     return spacing, _length_unit(target)
 
 
-#: The warning of a file with a pixel size but no Z spacing (:func:`_warn_no_z`).
-NO_Z_SPACING = "the Z spacing is taken as 1 unit of its pixel size"
+#: What the warning of a file with some voxel sizes but not all valid says (:func:`warn_spacing_taken_as_1`).
+NO_Z_SPACING = "is taken as 1 unit of its"
 
 
 def _float_or_nan(v: Any) -> float:
@@ -425,10 +430,12 @@ def _float_or_nan(v: Any) -> float:
         return math.nan
 
 
-def _warn_no_z(name: str, why: str) -> None:
-    """The file states a pixel size but no Z spacing: Z is 1 unit (as ImageJ reads it), which
-    resamples a calibrated PSF to a Z spacing nobody gave, so say so."""
-    warnings.warn(f"image: {name}: {why}: {NO_Z_SPACING}; give the voxel size "
+def warn_spacing_taken_as_1(name: str, why: str, axis: str = "Z") -> None:
+    """The file states some voxel sizes but no valid one for ``axis``: that axis is 1 unit (as
+    ImageJ reads it), which resamples a calibrated PSF to a size nobody gave, so say so."""
+    what = "the Z spacing" if axis == "Z" else f"the {axis} pixel size"
+    of = "pixel size" if axis == "Z" else "length unit"
+    warnings.warn(f"image: {name}: {why}: {what} {NO_Z_SPACING} {of}; give the voxel size "
                   "with --voxel-size 'Z,Y,X UNIT' on the CLI (voxel_size= in the API, Image > Properties in ImageJ)",
                   RuntimeWarning, stacklevel=4)
 

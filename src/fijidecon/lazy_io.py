@@ -336,7 +336,9 @@ def _ngff_calibration(p: Path, axes: list, transforms: list) -> Calibration:
     units: dict[str, str] = {}
     for letter, a, s in zip(letters, axes, scale):
         u = a.get("unit")
-        if letter in "ZYX" and letter != "?":
+        if letter in "ZYX" and letter != "?" and not (s > 0 and math.isfinite(s)):
+            _io.warn_spacing_taken_as_1(p.name, f"its NGFF scale {s!r} for {letter} is not a valid size", letter)
+        elif letter in "ZYX" and letter != "?":
             spacing[letter] = s
             if u:
                 units[letter] = _FROM_NGFF.get(u, u)
