@@ -222,6 +222,16 @@ def test_psf_like_non_square_pixels_takes_x_and_says_so(tmp_path, capsys):
             "spacing, so the PSF is made at X's") in err
 
 
+def test_psf_like_a_three_plane_stack_stored_as_rgb_takes_its_planes(tmp_path, capsys):
+    """tifffile stores a (3, Y, X) stack as RGB: --like made a 2D PSF (depth 1), silently."""
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "i3.tif", np.ones((3, 20, 30), np.float32))
+    assert main(["psf", "gaussian", "--like", str(tmp_path / "i3.tif"), "-o", str(tmp_path / "p.tif")]) == 0
+    assert "its 3 colour planes are taken as Z planes" in capsys.readouterr().err
+    assert read_image(tmp_path / "p.tif")[0].shape == (3, 20, 30)
+
+
 def test_psf_like_an_uncalibrated_image_takes_only_its_size(tmp_path, capsys):
     np.save(tmp_path / "img.npy", np.zeros((2, 7, 20, 30), np.float32))
     out = tmp_path / "p.tif"

@@ -261,3 +261,10 @@ def test_callback_naming_estimate_gets_the_padded_estimate(compat):
     assert [s[0] for s in seen] == [1, 2, 3]
     assert all(s[1] == res.padded_shape and s[2] == np.float32 and s[3] >= 0 for s in seen)  # clipped estimate
     np.testing.assert_array_equal(res.image, plain.image)  # display only
+
+
+def test_db_values_beyond_float32_are_named():
+    """--db on data up to 400 dB: 'internal error (ZeroDivisionError: float division by zero)'."""
+    img = np.full((8, 16, 16), 400.0, np.float32)
+    with pytest.raises(ValueError, match=r"^image: dB values above about 385 do not fit float32"):
+        iterative_deconvolve_3d(img, np.zeros((3, 3, 3), np.float32), db=True, max_iterations=1)

@@ -108,6 +108,16 @@ def test_an_ome_header_the_pages_do_not_match_is_refused(work, size_z, says, out
     assert not (work / output).exists()
 
 
+def test_an_imagej_header_counting_fewer_images_than_pages_is_refused(work):
+    """'images=10' over 16 pages: read as 10 planes, the other 6 dropped, exit 0."""
+    raw = (work / "stack.tif").read_bytes()
+    assert raw.count(b"images=16") == 1
+    (work / "ij10.tif").write_bytes(raw.replace(b"images=16", b"images=10"))
+    r = _cli("deconvolve", "convolve", "ij10.tif", "psf.tif", "-o", "out.tif", cwd=work)
+    _one_error_line(r, "image: 'ij10.tif' is truncated or damaged: its ImageJ header says 10 images, the file "
+                       "holds 16 pages")
+
+
 def test_a_tiff_of_several_series_names_the_one_read(work):
     """A 4x4 thumbnail before the 16-plane stack: the thumbnail was deconvolved, without a word."""
     import tifffile

@@ -421,6 +421,10 @@ def _apply_like(cmd: Command, kw: dict[str, Any], like: str, axes: str | None, u
     given = {n for n in kw if ctx.get_parameter_source(n) in (click.core.ParameterSource.COMMANDLINE,
                                                                 click.core.ParameterSource.ENVIRONMENT)}
     shape = dict(zip(cal.axes, arr.shape))
+    if "S" in shape and "Z" not in shape:  # a 3- or 4-plane stack stored as RGB (tifffile's default): its planes
+        warnings.warn(f"--like: {Path(like).name} is stored as RGB (axes {cal.axes}); its {shape['S']} colour "
+                      "planes are taken as Z planes", RuntimeWarning, stacklevel=2)
+        shape["Z"] = shape.pop("S")
     taken: dict[str, Any] = {}
     for name, ax in zip(("width", "height", "depth"), "XYZ"):
         taken[name] = int(shape.get(ax, 1))

@@ -315,12 +315,22 @@ def _read_tiff_parts(p: Path):
             else:
                 spacing, unit = _imagej_or_plain_calibration(tif)
             images = int((tif.imagej_metadata or {}).get("images", 0) or 0)
+            _check_imagej_count(tif, images, p)
             _warn_other_series(tif, p.name)
         except Exception as exc:  # damaged files: IndexError, struct.error, short reads …
             if str(exc).startswith("image: "):
                 raise
             raise ValueError(f"image: {str(p)!r} is not a readable TIFF ({_short(exc)})") from None
     return arr, axes, spacing, unit, images
+
+
+def _check_imagej_count(tif: Any, images: int, p: Path) -> None:
+    """An ImageJ header counting fewer images than the file's pages: readers take the header's
+    count and drop the rest, silently; refused as damaged (more images than pages is checked
+    once the pixels are read)."""
+    if images and len(tif.pages) > images:
+        raise ValueError(f"image: {str(p)!r} is truncated or damaged: its ImageJ header says {images} images, the "
+                         f"file holds {len(tif.pages)} pages")
 
 
 def _warn_other_series(tif: Any, name: str) -> None:

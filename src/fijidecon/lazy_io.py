@@ -263,6 +263,7 @@ def _read_tiff_lazy_parts(p: Path):
             else:
                 spacing, unit = _io._imagej_or_plain_calibration(tif)
             images = int((tif.imagej_metadata or {}).get("images", 0) or 0)
+            _io._check_imagej_count(tif, images, p)
             _io._warn_other_series(tif, p.name)
             contiguous = series.dataoffset is not None and tif.pages[0].compression == 1
             dataoffset = series.dataoffset or 0

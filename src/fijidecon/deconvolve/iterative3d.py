@@ -461,8 +461,13 @@ def _volume(image, psf, *, normalize, gamma, lowpass_xy, lowpass_z, max_iteratio
     if not np.isfinite(A).all():
         raise InputError("psf: contains NaN or infinite values")
     if db:
-        Y = np.exp(Y.astype(np.float64) * _LN10_10).astype(np.float32)
-        A = np.exp(A.astype(np.float64) * _LN10_10).astype(np.float32)
+        with np.errstate(over="ignore"):
+            Y = np.exp(Y.astype(np.float64) * _LN10_10).astype(np.float32)
+            A = np.exp(A.astype(np.float64) * _LN10_10).astype(np.float32)
+        for what, arr in (("image", Y), ("psf", A)):
+            if not np.isfinite(arr).all():
+                raise InputError(f"{what}: dB values above about 385 do not fit float32 once converted "
+                                 "(10^(dB/10)); is it in dB?")
     psf_total = float(A.sum(dtype=np.float64))
     if not np.any(A):
         raise InputError("psf: all zero")
