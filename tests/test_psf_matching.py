@@ -286,3 +286,20 @@ def test_round_off_negatives_of_a_computed_image_are_accepted_by_richardson_lucy
     blurred[0, 0, 0] = -1.0
     with pytest.raises(ValueError, match="non-negative"):
         richardson_lucy(blurred, _gauss((5, 9, 9), 1.5), 2)
+
+
+def test_a_psf_in_fft_order_is_warned_about():
+    """np.fft.ifftshift(psf) (peak at index 0) was re-centred on one corner with only a note: the
+    result was 69 % off (rel L2)."""
+    import warnings
+
+    from fijidecon.deconvolve import convolve
+    from fijidecon.psf import gaussian
+
+    psf = gaussian((9, 13, 13), (2, 2, 2))
+    img = np.random.default_rng(0).random((16, 32, 32))
+    with pytest.warns(RuntimeWarning, match=r"its peak \(0, 0, 0\) is at a corner .* FFT order .*fftshift"):
+        convolve(img, np.fft.ifftshift(psf))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        convolve(img, psf)  # a centred PSF: no warning

@@ -346,6 +346,10 @@ def _centre(a, recenter, name, report, notes):
     off_p = max(abs(p - g) for p, g in zip(peak, geo))
     if not recenter or off_c <= CENTRE_TOLERANCE or off_p <= CENTRE_TOLERANCE:
         return centroid, geo, (0.0,) * a.ndim, False
+    if all(n > 3 and (p <= 1 or p >= n - 2) for p, n in zip(peak, a.shape)):
+        warnings.warn(f"{name}: its peak {peak} is at a corner of the {a.shape} array: a PSF in FFT order (origin "
+                      "at index 0)? Give it centred (numpy.fft.fftshift(psf)); it is used re-centred on that corner, "
+                      "without the parts wrapped to the other corners", RuntimeWarning, stacklevel=5)
     core = np.where(a > RECENTRE_LEVEL * a.max(), a, 0.0)  # the PSF's core: truncated tails do not pull it
     centroid = _centroid(core, peak)  # measured about the peak: the array centre is not the PSF's
     centroid = _centroid(core, tuple(int(round(c)) for c in centroid))
