@@ -384,3 +384,15 @@ def test_a_background_above_one_channel_is_refused_naming_it():
         with pytest.raises(ValueError, match=r"^background: 40 is at or above the image's maximum of volume "
                                              r"t=0, c=1 \("):
             richardson_lucy(image, np.ones((3, 3, 3)), 2, axes="CZYX", background=40)
+
+
+def test_a_regularization_weight_that_drains_the_result_is_warned_about():
+    """Tikhonov at weight 100 kept 0.13 of the data's sum, TV at 10 kept 0.26: silently."""
+    import warnings
+
+    img = np.random.default_rng(0).poisson(50, (8, 24, 24)).astype(np.float32)
+    with pytest.warns(RuntimeWarning, match=r"^weight: the result keeps 0.1\d of the data's sum: tikhonov weight 100"):
+        richardson_lucy(img, np.ones((3, 3, 3)), 10, regularization="tikhonov", weight=100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        richardson_lucy(img, np.ones((3, 3, 3)), 10, regularization="tikhonov")  # the default weight

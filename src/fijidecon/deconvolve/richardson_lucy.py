@@ -559,6 +559,8 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
                 eng.init(starts[i], initial)
             results.append(eng.run(iterations, done0, snapshot_every, callback, stop_fn))
             results[-1]["psf_shift"] = prep.shift
+            if regularization is not None:
+                _warn_lost_flux(vol, results[-1]["image"], opts["background"], regularization, weight, layout)
             if eng.drop_note is not None:
                 drop_notes.append(f"richardson-lucy{'' if layout.single else f' (t={vol.t}, c={vol.c})'}: "
                                   f"{eng.drop_note}")
@@ -568,6 +570,22 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
                      regularization=regularization, weight=weight, back_projector=bp.kind)
     result.notes += _bp_notes(bp, preps) + drop_notes
     return result
+
+
+def _warn_lost_flux(vol: Any, out: np.ndarray, background: float, regularization: str, weight: float,
+                    layout: Any) -> None:
+    """A regularization weight too large for the data drains the estimate: say so when less than
+    half of the data's sum (above the background) is left (plain RL keeps it)."""
+    data = float(np.sum(vol.data, dtype=np.float64)) - background * vol.data.size
+    kept = float(np.sum(out, dtype=np.float64)) / data if data > 0 else 1.0
+    if kept < FLUX_WARN:
+        where = "" if layout.single else f" (t={vol.t}, c={vol.c})"
+        warnings.warn(f"weight: the result{where} keeps {kept:.2g} of the data's sum: {regularization} weight "
+                      f"{weight:g} is too large for these data (try 10x smaller)", RuntimeWarning, stacklevel=4)
+
+
+#: Fraction of the data's sum below which a regularized RL result is warned about.
+FLUX_WARN = 0.5
 
 
 def _exponent_schedule(volume: int, exponent: float, last: int) -> dict[int, float] | None:
