@@ -434,8 +434,12 @@ def _hyperstack(image, psf, axes, voxel_size, psf_voxel_size, opts, mem) -> Iter
     """Each (T, C) volume on its own (see ``axes``); results merged into the input's axes."""
     layout, vols = _hyper.split(image, psf, axes)
     notes: list[str] = []
-    psfs = _hyper.per_channel(_hyper.channel_psfs_of(layout, vols), psf_voxel_size,
-                              lambda p, name, pvs: _match_voxel_size(p, voxel_size, pvs, notes, name))
+    def channel_psf(p, name, pvs):
+        if layout.n_c > 1:  # a bad PSF among several is named by its index (psf[2])
+            _otf.check_psf(p, name)
+        return _match_voxel_size(p, voxel_size, pvs, notes, name)
+
+    psfs = _hyper.per_channel(_hyper.channel_psfs_of(layout, vols), psf_voxel_size, channel_psf)
     rs = [_checked_volume(v.data, psfs[v.c], opts, mem, notes) for v in vols]
     return IterativeResult(layout.merge([r.image for r in rs]), [r.iterations for r in rs], [r.log for r in rs],
                            [r.stop_reason for r in rs], rs[0].padded_shape, sum(r.setup_seconds for r in rs),
