@@ -150,7 +150,7 @@ def test_spatial_axes_out_of_order_are_refused_not_computed_in_the_wrong_order()
 @pytest.mark.parametrize("method", list(METHODS))
 def test_a_bad_psf_among_several_is_named_by_its_index(method):
     """Iterative Deconvolve 3D said 'psf: contains NaN' for the second of three PSFs."""
-    img = np.random.default_rng(3).random((3, 8, 16, 16), dtype=np.float32) + 1
+    img = np.random.default_rng(3).random((3, 8, 16, 16), dtype=np.float32) + 3
     bad = PSFS[0].copy()
     bad[0, 0, 0] = np.nan
     with pytest.raises(ValueError, match=r"^psf\[1\]: contains NaN or infinite values"):
