@@ -305,10 +305,12 @@ def _big_options() -> list[click.Option]:
     ]
 
 
-def _input_record(parameter: str, path: str, arr: np.ndarray, cal: Calibration, channel: int | None = None):
+def input_record(parameter: str, path: str, arr: Any, cal: Calibration, channel: int | None = None):
+    """An input's sidecar record; ``sha256`` is None for a folder (an OME-Zarr: no single file)."""
     from . import io
 
-    rec = {"parameter": parameter, "path": os.path.abspath(path), "sha256": io.sha256_file(path),
+    digest = io.sha256_file(path) if Path(path).is_file() else None
+    rec = {"parameter": parameter, "path": os.path.abspath(path), "sha256": digest,
            "shape": list(arr.shape), "dtype": str(arr.dtype), "calibration": dataclasses.asdict(cal)}
     if channel is not None:
         rec["channel"] = channel
@@ -344,7 +346,7 @@ def _read_inputs(kw: dict[str, Any], image_params: list, images: dict[str, Any],
             if p is image_params[0]:
                 cal, voxel_warning = with_voxel_size(cal, arr.shape, voxel, paths[0])
             images[p.name] = (arr, cal)
-            records.append(_input_record(p.name, paths[0], arr, cal))
+            records.append(input_record(p.name, paths[0], arr, cal))
     return voxel_warning
 
 
@@ -362,7 +364,7 @@ def _read_psfs(paths: tuple[str, ...], image_cal: Calibration, image_shape: tupl
         cal, replaced = with_voxel_size(cal, arr.shape, psf_voxel, path, "--psf-voxel-size", "a PSF")
         if replaced:
             warnings.warn(replaced, RuntimeWarning, stacklevel=2)
-        records.append(_input_record("psf", path, arr, cal, channel=i if len(paths) > 1 else None))
+        records.append(input_record("psf", path, arr, cal, channel=i if len(paths) > 1 else None))
         if "C" in cal.axes:
             if len(paths) > 1:
                 raise click.ClickException(f"psf: {path} has channels; give one PSF hyperstack or one file per "

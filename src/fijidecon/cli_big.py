@@ -549,7 +549,7 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
             cli.refuse_writing_over(out, path, name, snaps.values())
     with cli.held_warnings(read_warnings):
         lazy_img, cal = _open_lazy(image_path, axes)
-    records = [_record_input("image", image_path, lazy_img, cal)]
+    records = [cli.input_record("image", image_path, lazy_img, cal)]
     cal, voxel_warning = cli.with_voxel_size(cal, tuple(lazy_img.shape), voxel, image_path)
     cli.drop_no_z_warning(read_warnings, voxel)
     with cli.held_warnings(read_warnings):
@@ -591,16 +591,6 @@ def _open_lazy(path: str, axes: str | None) -> tuple[Any, Any]:
     except ImportError:  # pragma: no cover - the 'big' extra is a test dependency
         raise click.ClickException("image: big runs need the 'big' extra: pip install 'fijidecon[big]'") from None
     return read_lazy(path, axes=axes)
-
-
-def _record_input(parameter: str, path: str, arr: Any, cal: Any) -> dict[str, Any]:
-    import dataclasses
-
-    from . import io
-
-    digest = io.sha256_file(path) if Path(path).is_file() else None  # an OME-Zarr folder: no single file hash
-    return {"parameter": parameter, "path": os.path.abspath(path), "sha256": digest, "shape": list(arr.shape),
-            "dtype": str(arr.dtype), "calibration": dataclasses.asdict(cal)}
 
 
 def _run_in_memory(cmd, values, kwargs, image_path, axes, psf, records, out, overwrite, quiet, notes, info,
