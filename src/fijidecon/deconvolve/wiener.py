@@ -318,7 +318,8 @@ def _wiener(pairs, channels, rule, rho, edges, negative_fraction, recenter, psf_
         used = how if how != rule else used
         out = np.ascontiguousarray(solve(r), dtype=np.float32)
         neg = _negfrac(out)
-        where = "" if channels.single else f"[{len(outs)}]"
+        k = len(outs)
+        where = "" if channels.single else f" (t={k // channels.n_c}, c={k % channels.n_c})"
         if not quiet:
             log.info("wiener%s: regularization %.3g %s; negative fraction %.3f%s", where, r, why, neg, _flux_text(r))
         outs.append(out)
