@@ -364,3 +364,15 @@ def test_image_and_sidecar_are_written_together_or_not_at_all(tmp_path):
     assert not (tmp_path / "s.tif").exists()
     write_image_and_sidecar(out, np.zeros((4, 5), np.float32), None, {"iterations": 20}, overwrite=True)
     assert read_image(out)[0].max() == 0 and json.loads(sidecar_path(out).read_text()) == {"iterations": 20}
+
+
+@pytest.mark.parametrize("size", [1e10, 1e-30])
+def test_pixel_sizes_a_tiff_cannot_store_are_refused(tmp_path, size):
+    """1e10 read back as 1 (the resolution tag's ratio underflowed); 1e-30 gave 'max_denominator
+    should be at least 1'.  An OME-TIFF stores any size."""
+    cal = Calibration.make("ZYX", "nm", Z=200, Y=size, X=size)
+    with pytest.raises(ValueError, match=r"^calibration: the X pixel size .* cannot be stored in a TIFF's resolution"):
+        write_image(tmp_path / "p.tif", np.zeros((2, 4, 4), np.float32), cal)
+    assert not (tmp_path / "p.tif").exists()
+    write_image(tmp_path / "p.ome.tif", np.zeros((2, 4, 4), np.float32), cal)
+    assert read_image(tmp_path / "p.ome.tif")[1].voxel_size() == pytest.approx((200, size, size))

@@ -369,7 +369,7 @@ def test_values_no_camera_gives_are_refused_by_name():
     psf = np.ones((3, 3, 3))
     with pytest.raises(ValueError, match=r"^read_noise: expected a finite number in \[0, 1e\+15\], got 1e\+200"):
         richardson_lucy(img, psf, 2, read_noise=1e200)
-    with pytest.raises(ValueError, match=r"^gain: the image times the gain is .* photo-electrons in a voxel"):
+    with pytest.raises(ValueError, match=r"^gain: \(image - offset\) x gain is .* photo-electrons in a voxel"):
         richardson_lucy(img, psf, 5, stop="auto", gain=1e17, offset=0)
     with pytest.raises(ValueError, match=r"^background: 500 is at or above the image's maximum \("):
         richardson_lucy(img, psf, 2, background=500)

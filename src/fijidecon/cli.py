@@ -827,7 +827,7 @@ def _sigterm_unwinds() -> Iterator[None]:
 _CLI_SPELLINGS = (("overwrite=True or --overwrite", "--overwrite"), ("use compat=False", "use --mode improved"),
                   ("compat=False", "--mode improved"), ("raise memory_limit", "raise --memory-limit"),
                   ("clip with np.clip(image, 0, None), or pass read_noise=", "clip the data at 0, or pass --read-noise"),
-                  ("check gain=", "check --gain"))
+                  ("check gain=", "check --gain"), ("and offset=", "and --offset"))
 
 
 def _option_named(message: str, args: list[str]) -> str:

@@ -587,6 +587,16 @@ def check_output(path: str | os.PathLike, axes: str | None = None, *, overwrite:
     return p
 
 
+def _check_resolution(cal: Calibration) -> None:
+    """An ImageJ TIFF stores X and Y pixel sizes as resolution tags, 1/size as a ratio of 32-bit
+    integers: a size whose inverse does not fit would be stored as another number."""
+    for ax, size in (("X", cal.dx), ("Y", cal.dy)):
+        if not 1.0 / (2**32 - 1) <= 1.0 / size <= 2**32 - 1:
+            raise ValueError(f"calibration: the {ax} pixel size {size:g} {cal.unit} cannot be stored in a TIFF's "
+                             "resolution tags (1/size must lie within 2.3e-10 and 4.3e9); write an .ome.tif, or "
+                             "give the size in another unit")
+
+
 def _check_tiff_shape(shape: tuple[int, ...], axes: str) -> None:
     """tifffile reads a stack of planes 1 pixel wide back in another shape: refused."""
     if len(shape) >= 3 and "X" in axes and shape[axes.index("X")] == 1:
@@ -728,6 +738,8 @@ def _image_part(p: Path, array: Any, calibration: Calibration | None, overwrite:
     cal = calibration or Calibration.default(a.ndim)
     axes = check_axes(cal.axes, a.ndim, name="calibration axes")
     _check_tiff_shape(a.shape, axes)
+    if not is_ome_path(p):
+        _check_resolution(cal)
     _check_target(p, overwrite)
     fd, tmp = _temp_sibling(p, ".part.tif")
     os.close(fd)

@@ -307,8 +307,8 @@ def thin(counts: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple
     y = np.maximum(np.asarray(counts, np.float64), 0)
     top = float(y.max()) if y.size else 0.0
     if not top <= MAX_COUNTS:
-        raise ValueError(f"gain: the image times the gain is {top:.3g} photo-electrons in a voxel (more than "
-                         f"{MAX_COUNTS:.0e}): check gain= (photo-electrons per image unit)")
+        raise ValueError(f"gain: (image - offset) x gain is {top:.3g} photo-electrons in a voxel (more than "
+                         f"{MAX_COUNTS:.0e}): check gain= (photo-electrons per image unit) and offset= (image units)")
     fl = np.floor(y)
     y = fl + (rng.random(y.shape) < (y - fl))
     n = y.astype(np.int64)
