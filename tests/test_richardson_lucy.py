@@ -396,3 +396,15 @@ def test_a_regularization_weight_that_drains_the_result_is_warned_about():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         richardson_lucy(img, np.ones((3, 3, 3)), 10, regularization="tikhonov")  # the default weight
+
+
+def test_options_that_need_another_are_said_to_have_no_effect():
+    """--weight without --regularization and --negative-fraction without the Imspector rule were
+    silently ignored (--bp-alpha and --gain without their modes are refused)."""
+    from fijidecon.deconvolve import wiener
+
+    img = np.random.default_rng(0).poisson(50, (8, 24, 24)).astype(np.float32)
+    with pytest.warns(RuntimeWarning, match=r"^weight: 0.5 is used only with a regularization"):
+        richardson_lucy(img, np.ones((3, 3, 3)), 1, weight=0.5)
+    with pytest.warns(RuntimeWarning, match=r"^negative_fraction: 0.3 is used only by regularization='imspector'"):
+        wiener(img, np.ones((3, 3, 3)), negative_fraction=0.3)

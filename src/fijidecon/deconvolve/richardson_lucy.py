@@ -512,6 +512,9 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
                       "deconvolution", RuntimeWarning, stacklevel=2)
     regularization = _validate.check_choice("regularization", regularization, REGULARIZATIONS)
     weight = DEFAULT_WEIGHT.get(regularization, 0.0) if weight is None else _validate.check_float("weight", weight, 0)
+    if regularization is None and weight > 0:
+        warnings.warn(f"weight: {weight:g} is used only with a regularization ('tv' or 'tikhonov'); without one it "
+                      "has no effect", RuntimeWarning, stacklevel=2)
     background = _validate.check_float("background", background, 0)
     read_noise = _validate.check_float("read_noise", read_noise, 0, READ_NOISE_MAX)
     if snapshot_every is not None:

@@ -86,6 +86,7 @@ a good ridge parameter", Technometrics 21, 215-223 (1979).
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -206,6 +207,9 @@ def wiener(image: object, psf: object, regularization: float | str | None = None
     negative_fraction = _validate.check_float("negative_fraction", negative_fraction, 0.0, 1.0)
     if not 0 < negative_fraction < 1:
         raise InputError(f"negative_fraction: expected a number in (0, 1), got {negative_fraction!r}")
+    if negative_fraction != 0.10 and rule != "imspector":
+        warnings.warn(f"negative_fraction: {negative_fraction:g} is used only by regularization='imspector' (the "
+                      f"rule here is {rule!r}); it has no effect", RuntimeWarning, stacklevel=2)
     recenter = _validate.check_bool("recenter", recenter)
     psf_threshold = _validate.check_float("psf_threshold", psf_threshold, 0.0, 1.0)
     given = rho if rule == "given" else None
