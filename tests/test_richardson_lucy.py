@@ -371,6 +371,8 @@ def test_values_no_camera_gives_are_refused_by_name():
         richardson_lucy(img, psf, 2, read_noise=1e200)
     with pytest.raises(ValueError, match=r"^gain: \(image - offset\) x gain is .* photo-electrons in a voxel"):
         richardson_lucy(img, psf, 5, stop="auto", gain=1e17, offset=0)
+    with pytest.raises(ValueError, match=r"^gain: \(image - offset\) x gain is at most .* \(less than one\)"):
+        richardson_lucy(img, psf, 5, stop="auto", gain=1e-300, offset=0)
     with pytest.raises(ValueError, match=r"^background: 500 is at or above the image's maximum \("):
         richardson_lucy(img, psf, 2, background=500)
 

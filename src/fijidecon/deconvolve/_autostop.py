@@ -306,6 +306,10 @@ def thin(counts: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple
     """
     y = np.maximum(np.asarray(counts, np.float64), 0)
     top = float(y.max()) if y.size else 0.0
+    if y.size and top < 1.0:
+        raise ValueError(f"gain: (image - offset) x gain is at most {top:.3g} photo-electrons in a voxel (less than "
+                         "one): nothing to split; check gain= (photo-electrons per image unit) and offset= (image "
+                         "units)")
     if not top <= MAX_COUNTS:
         raise ValueError(f"gain: (image - offset) x gain is {top:.3g} photo-electrons in a voxel (more than "
                          f"{MAX_COUNTS:.0e}): check gain= (photo-electrons per image unit) and offset= (image units)")
