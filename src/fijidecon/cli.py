@@ -570,8 +570,11 @@ def _write_snapshots(result: Any, paths: dict[int, Path], cal: Calibration, over
                            description={"fijidecon": __version__, "snapshot_iteration": k})
     if snaps and not quiet:
         done = [k for k in sorted(snaps) if k in paths]
-        click.echo(f"wrote {len(done)} snapshot(s): {paths[done[0]].name} ... {paths[done[-1]].name}"
-                   if done else "no snapshot written", err=True)
+        if not done:
+            click.echo("no snapshot written", err=True)
+        else:
+            names = paths[done[0]].name if len(done) == 1 else f"{paths[done[0]].name} ... {paths[done[-1]].name}"
+            click.echo(f"wrote {len(done)} snapshot{'' if len(done) == 1 else 's'}: {names}", err=True)
 
 
 def _auto_maximum(values: dict[str, Any]) -> str | None:
