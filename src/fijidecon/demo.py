@@ -140,6 +140,8 @@ def run(out_dir: Path, *, overwrite: bool = False, shape: tuple[int, int, int] =
     targets = {n: out_dir / n for n in names}
     for n in names[:4]:  # refuse before computing anything
         io.check_output(targets[n], "ZYX", overwrite=overwrite, sidecar=n != "sample.tif")
+    if targets["demo.png"].is_dir():
+        raise IsADirectoryError(f"output: {targets['demo.png']} is a folder; remove it or choose another folder")
     if targets["demo.png"].exists() and not overwrite:
         raise FileExistsError(f"output: {targets['demo.png']} exists (use --overwrite to replace it)")
     cal = Calibration.make("ZYX", unit="nm", Z=VOXEL_NM[0], Y=VOXEL_NM[1], X=VOXEL_NM[2])
