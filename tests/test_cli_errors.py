@@ -113,3 +113,14 @@ def test_ctrl_c_while_the_cli_imports_is_one_line():
             "sys.exit(main())\n")
     r = subprocess.run([sys.executable, "-c", code, "info"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 130 and r.stderr == "Interrupted.\n", r.stderr
+
+
+def test_a_psf_stored_as_rgb_takes_psf_voxel_size(tmp_path):
+    """--psf-voxel-size on such a PSF: '3 values for a PSF with 2 spatial axes (YX)'."""
+    tifffile.imwrite(tmp_path / "img.tif", np.ones((8, 24, 24), np.float32))
+    tifffile.imwrite(tmp_path / "psf.tif", np.random.default_rng(2).random((3, 5, 5), dtype=np.float32))
+    r = subprocess.run([sys.executable, "-m", "fijidecon.cli", "deconvolve", "convolve", str(tmp_path / "img.tif"),
+                        str(tmp_path / "psf.tif"), "-o", str(tmp_path / "o.tif"), "--psf-voxel-size",
+                        "0.3,0.1,0.1 micron"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("colour planes are taken as Z planes") == 1, r.stderr

@@ -32,7 +32,7 @@ from . import __version__
 from .calibration import Calibration, unit_factor
 from .deconvolve._bricks import CancelledError
 from .commands import Command, all_commands
-from .commands.run import accepts, output_calibration, run_command  # noqa: F401  (accepts, output_calibration: re-exported)
+from .commands.run import accepts, output_calibration, rgb_planes_as_z, run_command  # noqa: F401  (accepts, output_calibration: re-exported)
 
 EXIT_USAGE = 2
 #: Commands whose core function takes a Dask array (lazy, bricked, any Dask scheduler).
@@ -361,6 +361,7 @@ def _read_psfs(paths: tuple[str, ...], image_cal: Calibration, image_shape: tupl
     for i, path in enumerate(paths):
         with _labelled("psf"):
             arr, cal = io.read_image(path)
+        arr, cal = rgb_planes_as_z(arr, cal, f"psf[{i}]" if len(paths) > 1 else "psf")
         cal, replaced = with_voxel_size(cal, arr.shape, psf_voxel, path, "--psf-voxel-size", "a PSF")
         if replaced:
             warnings.warn(replaced, RuntimeWarning, stacklevel=2)

@@ -215,6 +215,28 @@ def _volume_axes(axes: str) -> str:
     return "".join(a for a in axes if a in "ZYX")
 
 
+def rgb_planes_as_z(arr: np.ndarray, cal: Calibration, name: str = "psf") -> tuple[np.ndarray, Calibration]:
+    """A PSF file that TIFF readers take as RGB (axes with ``S``: a 3- or 4-plane stack saved
+    without saying it is grey, tifffile's default) as Z planes, with a warning; unchanged otherwise.
+
+    Raises
+    ------
+    ValueError
+        An RGB stack (``S`` and ``Z``): not a PSF.
+    """
+    axes = cal.axes
+    if "S" not in axes or len(axes) != arr.ndim:
+        return arr, cal
+    if "Z" in axes:
+        raise ValueError(f"{name}: the file holds an RGB stack (axes {axes}, shape {arr.shape}), not a PSF; save the "
+                         "PSF as grey levels (tifffile: photometric='minisblack'; ImageJ: 8/16/32-bit)")
+    import warnings
+
+    warnings.warn(f"{name}: the file is stored as RGB (axes {axes}, shape {arr.shape}); a PSF has no colours, so "
+                  f"its {arr.shape[axes.index('S')]} colour planes are taken as Z planes", RuntimeWarning, stacklevel=3)
+    return np.moveaxis(arr, axes.index("S"), 0), cal.with_axes("Z" + axes.replace("S", ""))
+
+
 def split_psf(psf: tuple[np.ndarray, Calibration], name: str = "psf") -> Any:
     """A PSF file/window as the core takes it: its spatial axes in (Z, Y, X) order, and a
     PSF with a C axis (a PSF hyperstack) as a list of per-channel ``(array, Calibration)``.
@@ -229,17 +251,8 @@ def split_psf(psf: tuple[np.ndarray, Calibration], name: str = "psf") -> Any:
     if "T" in axes:
         raise ValueError(f"{name}: a PSF cannot have time frames (axes {axes}); give one stack, or one channel "
                          "per image channel")
-    if "S" in axes and "Z" in axes:
-        raise ValueError(f"{name}: the file holds an RGB stack (axes {axes}, shape {arr.shape}), not a PSF; save the "
-                         "PSF as grey levels (tifffile: photometric='minisblack'; ImageJ: 8/16/32-bit)")
-    if "S" in axes:  # a 3- or 4-plane stack saved without saying it is grey is stored as RGB (tifffile's default)
-        import warnings
-
-        warnings.warn(f"{name}: the file is stored as RGB (axes {axes}, shape {arr.shape}); a PSF has no colours, so "
-                      f"its {arr.shape[axes.index('S')]} colour planes are taken as Z planes", RuntimeWarning,
-                      stacklevel=3)
-        arr = np.moveaxis(arr, axes.index("S"), 0)
-        axes = "Z" + axes.replace("S", "")
+    arr, cal = rgb_planes_as_z(arr, cal.with_axes(axes), name)
+    axes = cal.axes
     vol = _volume_axes(axes)
     one = Calibration(axes=vol, spacing=cal.spacing, unit=cal.unit)
     if "C" not in axes:
