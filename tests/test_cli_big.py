@@ -280,3 +280,14 @@ def test_a_memory_limit_above_what_the_machine_has_is_a_warning(tmp_path, capsys
     err = capsys.readouterr().err
     assert "Warning: --memory-limit: 1,024.0 GiB is more than this process can allocate now (" in err
     assert "RuntimeWarning" not in err
+
+
+def test_snapshots_in_a_lazy_run_are_dropped_as_the_warning_says(tmp_path, capsys):
+    """The warning said 'only the final result is' written, then the run stopped with an error."""
+    _hyperstack(tmp_path)
+    out = tmp_path / "s.ome.zarr"
+    assert main(["deconvolve", "richardson-lucy", str(tmp_path / "hs.tif"), str(tmp_path / "psf.tif"), "-o", str(out),
+                 "--iterations", "2", "--snapshot-every", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "snapshots are not written in a lazy run" in err and "Error" not in err
+    assert out.exists() and not list(tmp_path.glob("s_iter*"))

@@ -575,6 +575,8 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
         if lazy and snaps:
             notes.warn("--snapshot-every: snapshots are not written in a lazy run (bricks on disk, Dask or OME-Zarr); "
                        "only the final result is")
+            kwargs["snapshot_every"] = values["snapshot_every"] = 0  # off (0): the run goes on without them
+            snaps = {}
         if lazy:
             why = ("--workers" if workers else "--scheduler" if address else "OME-Zarr output" if io._is_zarr(out)
                    else f"about {_size(need)} needed, budget {_size(limit)}")
