@@ -291,3 +291,15 @@ def test_snapshots_in_a_lazy_run_are_dropped_as_the_warning_says(tmp_path, capsy
     err = capsys.readouterr().err
     assert "snapshots are not written in a lazy run" in err and "Error" not in err
     assert out.exists() and not list(tmp_path.glob("s_iter*"))
+
+
+def test_a_3d_psf_for_a_2d_image_is_the_same_message_lazy_or_not(tmp_path, capsys):
+    """To OME-Zarr the planner said 'psf_shape: expected 2 positive whole numbers, got (9, 15, 15)'."""
+    write_image(tmp_path / "img2d.tif", np.ones((40, 48), np.float32))
+    write_image(tmp_path / "psf.tif", gaussian((9, 15, 15), (2.0, 2.0, 2.0)))
+    lines = []
+    for out in ("o.tif", "o.ome.zarr"):
+        assert main(["deconvolve", "richardson-lucy", str(tmp_path / "img2d.tif"), str(tmp_path / "psf.tif"),
+                     "-o", str(tmp_path / out)]) == 2
+        lines.append(capsys.readouterr().err.strip().splitlines()[-1])
+    assert lines[0] == lines[1] and lines[0].startswith("Error: psf: 3D PSF (shape (9, 15, 15)) for 2D volumes")

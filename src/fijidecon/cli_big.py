@@ -88,9 +88,11 @@ def whole_need(cmd: Command, kwargs: dict[str, Any], shape: tuple[int, ...], dty
     vol = "".join(a for a in axes if a in "ZYX")
     if len(axes) == len(shape) and axes != vol:
         opts["axes"] = axes
-    if len(psf_shape) < len(vol):  # before the estimate, whose own check names its internal argument
+    if len(psf_shape) != len(vol):  # the core's message (and hints), before the estimate names its own argument
         from .deconvolve import _hyper
 
+        n_c = shape[axes.index("C")] if "C" in axes and len(axes) == len(shape) else 1
+        _hyper.channel_psfs(np.zeros(psf_shape, np.float32), n_c, len(vol), "C" in axes)
         raise ValueError(_hyper.dimensionality_message(tuple(psf_shape), len(vol)))
     psf_shape = tuple(psf_shape)[-len(vol):]
     est = estimate_memory(cmd.id, tuple(shape), psf_shape, dtype=np.dtype(dtype), **opts)
