@@ -70,8 +70,6 @@ def test_a_2d_psf_for_a_3d_image_names_the_psf(tmp_path):
 def test_remedies_are_spelt_as_options_on_the_command_line(tmp_path):
     """The core's remedies named Python ('np.clip(image, 0, None), or pass read_noise=', 'raise
     memory_limit', 'compat=False'): the CLI says the options."""
-    from fijidecon.cli import main
-
     img = np.random.default_rng(0).normal(5, 3, (8, 24, 24)).astype(np.float32)  # negative values
     tifffile.imwrite(tmp_path / "neg.tif", img)
     tifffile.imwrite(tmp_path / "psf.tif", np.ones((3, 5, 5), np.float32))
@@ -79,7 +77,6 @@ def test_remedies_are_spelt_as_options_on_the_command_line(tmp_path):
                         str(tmp_path / "psf.tif"), "-o", str(tmp_path / "o.tif")], capture_output=True, text=True)
     assert r.returncode == 2 and "clip the data at 0, or pass --read-noise" in r.stderr, r.stderr
     assert "np.clip" not in r.stderr and "read_noise=" not in r.stderr
-    assert main.__module__ == "fijidecon.cli"
 
 
 @pytest.mark.parametrize("shape, axes", [((3, 3, 3), "YXS"), ((3, 5, 5), "SYX")])
