@@ -127,12 +127,12 @@ def held_warnings(into: list[str]) -> Iterator[None]:
     into.extend(_one_line(w.message) for w in got)
 
 
-def drop_no_z_warning(read_warnings: list[str], voxel: Any) -> None:
-    """With ``--voxel-size`` given, a file's missing Z spacing no longer matters: drop its warning."""
+def drop_spacing_warnings(read_warnings: list[str], voxel: Any) -> None:
+    """With ``--voxel-size`` given, a file's missing voxel sizes no longer matter: drop their warnings."""
     from . import io
 
     if voxel:
-        read_warnings[:] = [w for w in read_warnings if io.NO_Z_SPACING not in w]
+        read_warnings[:] = [w for w in read_warnings if io.SPACING_TAKEN_AS_1 not in w]
 
 
 @contextmanager
@@ -386,33 +386,19 @@ def _same_file(a: Path, b: str) -> bool:
         return False
 
 
-def writes_over(out: Path, path: str, snapshots: Any = ()) -> Path | None:
-    """The file this run would write that replaces or removes the input ``path``: the output
-    itself (any spelling, link), its sidecar, a snapshot, or the output as a folder (an
-    OME-Zarr, replaced whole) that holds the input; None when there is none."""
-    from . import io
-
-    for target in (out, io.sidecar_path(out), *snapshots):
-        if _same_file(Path(target), path) or Path(target).resolve() == Path(path).resolve():
-            return Path(target)
-    folder = Path(out).resolve()
-    if folder in Path(path).resolve().parents:
-        return Path(out)
-    return None
-
-
 def refuse_writing_over(out: Path, path: str, name: str, snapshots: Any = ()) -> None:
-    """``output: … is an input (name)`` when :func:`writes_over` finds one (even with --overwrite)."""
+    """``output: … is an input (name)`` (even with --overwrite) when a file this run writes would
+    replace or remove the input ``path``: the output itself (any spelling, link), its sidecar, a
+    snapshot, or the output as a folder (an OME-Zarr, replaced whole) that holds the input."""
     from . import io
 
-    hit = writes_over(out, path, snapshots)
-    if hit is None:
-        return
-    if hit == out and Path(out).resolve() in Path(path).resolve().parents:
+    side = io.sidecar_path(out)
+    for target, what in ((out, ""), (side, " (its sidecar)"), *((s, " (a snapshot)") for s in snapshots)):
+        if _same_file(Path(target), path) or Path(target).resolve() == Path(path).resolve():
+            raise click.ClickException(f"output: {target}{what} is an input ({name}); choose another name")
+    if Path(out).resolve() in Path(path).resolve().parents:
         raise click.ClickException(f"output: {out} is a folder that holds an input ({name}: {path}); writing it "
                                    "would remove the input; choose another name")
-    what = "" if hit == out else " (its sidecar)" if hit == io.sidecar_path(out) else " (a snapshot)"
-    raise click.ClickException(f"output: {hit}{what} is an input ({name}); choose another name")
 
 
 def _apply_like(cmd: Command, kw: dict[str, Any], like: str, axes: str | None, unit: str | None) -> dict[str, Any]:
@@ -423,11 +409,9 @@ def _apply_like(cmd: Command, kw: dict[str, Any], like: str, axes: str | None, u
     ctx = click.get_current_context()
     given = {n for n in kw if ctx.get_parameter_source(n) in (click.core.ParameterSource.COMMANDLINE,
                                                                 click.core.ParameterSource.ENVIRONMENT)}
+    if "S" in cal.axes and "Z" not in cal.axes:  # a 3- or 4-plane stack stored as RGB (tifffile's default)
+        arr, cal = rgb_planes_as_z(arr, cal, f"--like: {Path(like).name}")
     shape = dict(zip(cal.axes, arr.shape))
-    if "S" in shape and "Z" not in shape:  # a 3- or 4-plane stack stored as RGB (tifffile's default): its planes
-        warnings.warn(f"--like: {Path(like).name} is stored as RGB (axes {cal.axes}); its {shape['S']} colour "
-                      "planes are taken as Z planes", RuntimeWarning, stacklevel=2)
-        shape["Z"] = shape.pop("S")
     taken: dict[str, Any] = {}
     for name, ax in zip(("width", "height", "depth"), "XYZ"):
         taken[name] = int(shape.get(ax, 1))
@@ -626,7 +610,7 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
     image_params = [q for q in cmd.params if q.kind == "image"]
     with held_warnings(read_warnings):
         voxel_warning = _read_inputs(kw, image_params, images, records, out, axes, voxel, psf_voxel)
-    drop_no_z_warning(read_warnings, voxel)
+    drop_spacing_warnings(read_warnings, voxel)
     if image_params:
         first = images[image_params[0].name]
         io.check_output(out, first[1].axes, overwrite=overwrite, sidecar=True, shape=np.shape(first[0]))

@@ -553,7 +553,7 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
         lazy_img, cal = _open_lazy(image_path, axes)
     records = [cli.input_record("image", image_path, lazy_img, cal)]
     cal, voxel_warning = cli.with_voxel_size(cal, tuple(lazy_img.shape), voxel, image_path)
-    cli.drop_no_z_warning(read_warnings, voxel)
+    cli.drop_spacing_warnings(read_warnings, voxel)
     with cli.held_warnings(read_warnings):
         psf = cli._read_psfs(psf_paths, cal, tuple(lazy_img.shape), records, psf_voxel)
     io.check_output(out, cal.axes, overwrite=overwrite, sidecar=True, shape=tuple(lazy_img.shape))
@@ -607,7 +607,7 @@ def _run_in_memory(cmd, values, kwargs, image_path, axes, psf, records, out, ove
     with cli.held_warnings(again):
         arr, _ = io.read_image(image_path, axes=axes)  # cal: the file's, with --voxel-size applied
     for w in again:  # what opening the file lazily could not see (said once; Z spacing: decided there)
-        if io.NO_Z_SPACING not in w:
+        if io.SPACING_TAKEN_AS_1 not in w:
             notes.warn(w)
     iteration_cb = _iteration_bar(cmd, kwargs) if (not quiet and sys.stderr.isatty()) else None
     bar = _BrickBar(cmd.title, iteration_cb) if (not quiet and over_budget) else None

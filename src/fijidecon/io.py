@@ -275,7 +275,8 @@ def _read_tiff(p: Path) -> tuple[np.ndarray, Calibration]:
                          f"{planes} could be read")
     lost = _pages_lost(collect.messages)
     if lost:
-        raise ValueError(f"image: {str(p)!r} is truncated or damaged: pages are missing or do not match its header ({lost})")
+        raise ValueError(f"image: {str(p)!r} is truncated or damaged: pages are missing or do not match its header "
+                         f"({lost})")
     for msg in dict.fromkeys(collect.messages):
         warnings.warn(f"image: {p.name}: {msg}", stacklevel=3)
     if axes is None or len(axes) != arr.ndim:
@@ -400,7 +401,8 @@ def _ome_calibration(xml: str, name: str = "image") -> tuple[dict[str, float], s
     invalid: dict[str, str] = {}
     for ax in "XYZ":
         v = pixels.get(f"PhysicalSize{ax}")
-        if v is not None and _float_or_nan(v) > 0 and math.isfinite(_float_or_nan(v)):
+        size = _float_or_nan(v)
+        if v is not None and size > 0 and math.isfinite(size):
             spacing[ax] = float(v)
             units[ax] = pixels.get(f"PhysicalSize{ax}Unit", "µm")  # the OME schema's default unit
         elif v is not None:
@@ -430,7 +432,7 @@ def _ome_calibration(xml: str, name: str = "image") -> tuple[dict[str, float], s
 
 
 #: What the warning of a file with some voxel sizes but not all valid says (:func:`warn_spacing_taken_as_1`).
-NO_Z_SPACING = "is taken as 1 unit of its"
+SPACING_TAKEN_AS_1 = "is taken as 1 unit of its"
 
 
 def _float_or_nan(v: Any) -> float:
@@ -445,7 +447,7 @@ def warn_spacing_taken_as_1(name: str, why: str, axis: str = "Z") -> None:
     ImageJ reads it), which resamples a calibrated PSF to a size nobody gave, so say so."""
     what = "the Z spacing" if axis == "Z" else f"the {axis} pixel size"
     of = "pixel size" if axis == "Z" else "length unit"
-    warnings.warn(f"image: {name}: {why}: {what} {NO_Z_SPACING} {of}; give the voxel size "
+    warnings.warn(f"image: {name}: {why}: {what} {SPACING_TAKEN_AS_1} {of}; give the voxel size "
                   "with --voxel-size 'Z,Y,X UNIT' on the CLI (voxel_size= in the API, Image > Properties in ImageJ)",
                   RuntimeWarning, stacklevel=4)
 

@@ -245,7 +245,8 @@ def _read_tiff_lazy(p: Path, planes: int) -> tuple[Any, Calibration]:
         logging.getLogger("tifffile").removeHandler(collect)
     lost = _io._pages_lost(collect.messages)
     if lost:
-        raise ValueError(f"image: {str(p)!r} is truncated or damaged: pages are missing or do not match its header ({lost})")
+        raise ValueError(f"image: {str(p)!r} is truncated or damaged: pages are missing or do not match its header "
+                         f"({lost})")
     return _lazy_tiff_array(p, planes, *parts)
 
 
