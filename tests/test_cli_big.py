@@ -303,3 +303,20 @@ def test_a_3d_psf_for_a_2d_image_is_the_same_message_lazy_or_not(tmp_path, capsy
                      "-o", str(tmp_path / out)]) == 2
         lines.append(capsys.readouterr().err.strip().splitlines()[-1])
     assert lines[0] == lines[1] and lines[0].startswith("Error: psf: 3D PSF (shape (9, 15, 15)) for 2D volumes")
+
+
+def test_a_budget_too_small_for_any_brick_names_the_budget_that_fits(tmp_path, capsys):
+    """The refusal said "raise --memory-limit" with no figure: it names the smallest budget
+    with a plan (and a smaller PSF as the other remedy), and that budget runs."""
+    rng = np.random.default_rng(3)
+    write_image(tmp_path / "img.tif", rng.random((40, 96, 96), dtype=np.float32) + 1, CAL)
+    write_image(tmp_path / "psf.tif", gaussian((25, 31, 31), (6.0, 4.0, 4.0)), CAL)
+    args = ["deconvolve", "richardson-lucy", str(tmp_path / "img.tif"), str(tmp_path / "psf.tif"), "--iterations",
+            "2", "-o"]
+    assert main([*args, str(tmp_path / "a.tif"), "--memory-limit", "2MB"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the PSF's size" in err[0] and "or a smaller PSF" in err[0], err
+    need = re.search(r"give --memory-limit (\d+)MiB or more", err[0])
+    assert need, err
+    assert main([*args, str(tmp_path / "b.tif"), "--memory-limit", f"{need[1]}MiB"]) == 0
+    assert main([*args, str(tmp_path / "c.tif"), "--memory-limit", f"{int(need[1]) - 2}MiB"]) == 2

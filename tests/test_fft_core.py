@@ -138,6 +138,7 @@ def test_prepare_psf_recentres_subvoxel_with_a_note():
     centred = _otf.prepare_psf(gauss(shape, 2.0)).kernel
     p = _otf.prepare_psf(gauss(shape, 2.0, centre=(15 + 2.3, 15 - 1.6)))
     assert any("re-centred" in n and "centroid" in n for n in p.notes) and p.report["recentred"]
+    assert any("by (+2.3, -1.6) voxels (per axis)" in n for n in p.notes), p.notes  # the offset, not its largest axis
     np.testing.assert_allclose(p.shift, (-2.3, 1.6), atol=0.02)
     # the re-centred kernel equals the centred one (cropped to the same size)
     k = p.kernel

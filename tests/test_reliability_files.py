@@ -358,6 +358,17 @@ def test_case5_output_that_is_an_input_is_refused(work, command, how):
     assert not list(work.glob("*.json"))
 
 
+@pytest.mark.parametrize("command", ["richardson-lucy", "iterative3d"])
+def test_case5_output_that_is_an_input_says_so_without_overwrite(work, command):
+    """Without --overwrite the first message was "exists (use --overwrite …)", an invitation to
+    replace the input; the cause comes first now."""
+    before = _sha(work / "stack.tif")
+    r = _cli("deconvolve", command, "stack.tif", "psf.tif", "-o", "stack.tif", cwd=work)
+    _one_error_line(r, "stack.tif is an input (image)")
+    assert "--overwrite" not in r.stderr
+    assert _sha(work / "stack.tif") == before
+
+
 @pytest.mark.parametrize("how", ["snapshot", "sidecar", "zarr-holding-inputs", "plain-folder"])
 def test_case5_no_file_the_run_writes_replaces_an_input(work, how):
     """A snapshot (NAME_iterK.tif) or the sidecar (NAME.json) named like an input replaced it with

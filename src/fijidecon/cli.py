@@ -335,8 +335,6 @@ def _read_inputs(kw: dict[str, Any], image_params: list, images: dict[str, Any],
     voxel_warning = None
     for p in image_params:
         paths = kw[p.name] if isinstance(kw[p.name], tuple) else (kw[p.name],)
-        for path in paths:
-            refuse_writing_over(out, path, p.name)
         if p.name == "psf" and len(image_params) > 1:
             first = images[image_params[0].name]
             images[p.name] = _read_psfs(paths, first[1], first[0].shape, records, psf_voxel)
@@ -384,6 +382,16 @@ def _same_file(a: Path, b: str) -> bool:
         return a.exists() and os.path.samefile(a, b)
     except OSError:
         return False
+
+
+def refuse_inputs_as_output(out: Path, inputs: dict[str, Any], snapshots: Any = (), like: str | None = None) -> None:
+    """:func:`refuse_writing_over` for every input (name -> path or tuple of paths) and ``--like``:
+    called first, so that an output that is an input says so rather than "exists"."""
+    for name, paths in inputs.items():
+        for path in paths if isinstance(paths, tuple) else (paths,):
+            refuse_writing_over(out, path, name, snapshots)
+    if like:
+        refuse_writing_over(out, like, "--like")
 
 
 def refuse_writing_over(out: Path, path: str, name: str, snapshots: Any = ()) -> None:
@@ -591,9 +599,9 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
     like = kw.pop("like", None)
     voxel, voxel_warning = kw.pop("voxel_size", None), None
     psf_voxel = kw.pop("psf_voxel_size", None)
+    image_params = [q for q in cmd.params if q.kind == "image"]
+    refuse_inputs_as_output(out, {q.name: kw[q.name] for q in image_params}, like=like)
     io.check_output(out, overwrite=overwrite, sidecar=True)  # refuse before reading or computing anything
-    if like:
-        refuse_writing_over(out, like, "--like")
     read_warnings: list[str] = []
     with held_warnings(read_warnings):
         like_record = _apply_like(cmd, kw, like, axes, unit) if like else None
@@ -607,7 +615,6 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
     kwargs = cmd.api_kwargs(values)
     images: dict[str, Any] = {}
     records: list[dict[str, Any]] = []
-    image_params = [q for q in cmd.params if q.kind == "image"]
     with held_warnings(read_warnings):
         voxel_warning = _read_inputs(kw, image_params, images, records, out, axes, voxel, psf_voxel)
     drop_spacing_warnings(read_warnings, voxel)

@@ -181,6 +181,19 @@ def plan_bricks(method: str, vol: tuple[int, ...], kernel: tuple[int, ...], opts
         Not even bricks of one plane by ``MIN_CORE`` voxels fit (naming ``memory_limit``).
     """
     halo = default_halo(kernel)
+    best = _best_plan(method, vol, kernel, halo, opts, limit, concurrency, tiff_out)
+    if best is None:
+        need = _smallest_limit(method, vol, kernel, halo, opts, limit, concurrency, tiff_out)
+        raise MemoryError(f"memory_limit: {_size(limit)} is too small for {method} on {'x'.join(map(str, vol))} "
+                          f"volumes from and to files: even bricks of {MIN_CORE} voxels or as thick as the halo ("
+                          f"{'x'.join(map(str, halo))}: the PSF's size) and their slabs "
+                          f"of whole planes do not fit; give --memory-limit {_size(need).replace(' ', '')} or more, "
+                          "or a smaller PSF (crop it to where it is above the noise)")
+    return best[1], halo, best[2]
+
+
+def _best_plan(method, vol, kernel, halo, opts, limit, concurrency, tiff_out) -> tuple | None:
+    """(work, core, room) of the plan with the least FFT work within ``limit``, or ``None``."""
     plane = int(np.prod(vol[1:], dtype=np.int64)) * 4 if len(vol) == 3 else 0
     cz = vol[0] if len(vol) == 3 else None
     best = None
@@ -194,14 +207,19 @@ def plan_bricks(method: str, vol: tuple[int, ...], kernel: tuple[int, ...], opts
         if core is not None and (best is None or _work(vol, core, halo, kernel) < best[0]):
             best = (_work(vol, core, halo, kernel), core, room)
         if cz is None or -(-cz // 2) < max(1, halo[0]):  # thinner Z cores: Dask would merge them (and more halo)
-            break
+            return best
         cz = -(-cz // 2)
-    if best is None:
-        raise MemoryError(f"memory_limit: {_size(limit)} is too small for {method} on {'x'.join(map(str, vol))} "
-                          f"volumes from and to files: even bricks of {MIN_CORE} voxels or as thick as the halo ("
-                          f"{'x'.join(map(str, halo))}) and their slabs of whole planes do not fit; raise "
-                          "--memory-limit")
-    return best[1], halo, best[2]
+
+
+def _smallest_limit(method, vol, kernel, halo, opts, limit, concurrency, tiff_out) -> int:
+    """The smallest budget (to 1 MiB) with a plan, for the refusal's remedy."""
+    lo, hi = int(limit), max(int(limit), 2**20) * 2
+    while _best_plan(method, vol, kernel, halo, opts, hi, concurrency, tiff_out) is None and hi < 2**50:
+        lo, hi = hi, hi * 2
+    while hi - lo > 2**20:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if _best_plan(method, vol, kernel, halo, opts, mid, concurrency, tiff_out) else (mid, hi)
+    return -(-hi // 2**20) * 2**20
 
 
 def _work(vol, core, halo, kernel) -> float:
@@ -534,21 +552,19 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
         raise click.UsageError(f"--workers: {workers} worker processes for {cores} CPU core(s); at most "
                                f"{MAX_WORKERS_PER_CORE * cores} here (each holds its bricks in memory; more machines: "
                                "--scheduler)")
-    io.check_output(out, overwrite=overwrite, sidecar=True)  # refuse before reading or computing anything
     values = {p.name: (cli._choice_value(p, kw[p.name]) if p.kind == "choice" else kw[p.name])
               for p in cmd.params if p.kind != "image" and p.api}
     auto_note = cli._auto_maximum(values)
     kwargs = cmd.api_kwargs(values)  # every value checked (memory_limit too) before any pixel is read
     snaps = cli._snapshot_paths(out, values)
+    image_path, psf_paths = kw["image"], tuple(kw["psf"]) if isinstance(kw["psf"], tuple) else (kw["psf"],)
+    cli.refuse_inputs_as_output(out, {"image": image_path, "psf": psf_paths}, snaps.values())
+    io.check_output(out, overwrite=overwrite, sidecar=True)  # refuse before reading or computing anything
     for path in snaps.values():
         io.check_output(path, overwrite=overwrite)
     read_warnings: list[str] = []
     with cli.held_warnings(read_warnings):
         limit = budget(kwargs.get("memory_limit"))
-    image_path, psf_paths = kw["image"], tuple(kw["psf"]) if isinstance(kw["psf"], tuple) else (kw["psf"],)
-    for name, paths in (("image", (image_path,)), ("psf", psf_paths)):
-        for path in paths:
-            cli.refuse_writing_over(out, path, name, snaps.values())
     with cli.held_warnings(read_warnings):
         lazy_img, cal = _open_lazy(image_path, axes)
     records = [cli.input_record("image", image_path, lazy_img, cal)]

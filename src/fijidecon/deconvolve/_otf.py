@@ -357,7 +357,7 @@ def _centre(a, recenter, name, report, notes):
     ci = tuple(int(round(c)) for c in centroid)
     frac = tuple(c - i for c, i in zip(centroid, ci))
     notes.append(f"{name}: re-centred: its centroid {_fmt(centroid)} and peak {peak} are off the array centre "
-                 f"{geo} by {max(abs(c - g) for c, g in zip(centroid, geo)):.2f} voxels")
+                 f"{geo} by ({', '.join(f'{c - g:+.1f}' for c, g in zip(centroid, geo))}) voxels (per axis)")
     return centroid, ci, frac, True
 
 
