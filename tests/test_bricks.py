@@ -3,6 +3,9 @@ a real dask.distributed LocalCluster; memory budgets; cancellation (issue: big d
 
 from __future__ import annotations
 
+import re
+import warnings
+
 import numpy as np
 import pytest
 
@@ -133,8 +136,8 @@ def test_dask_bricks_are_never_thinner_than_the_halo():
     kw = dict(background=5, halo=(4, 30, 30))
     res = richardson_lucy(d, PSF, 2, memory_limit="16MB", **kw)  # halving alone would give cores of 24 and 16
     note = next(n for n in res.notes if "bricked (lazy)" in n)
-    assert note == "bricked (lazy): 48 brick(s) of 16x30x48 voxels (2x6x4) with a halo of 4x30x30"
-    assert res.image.npartitions == 48  # one task per brick of the note (the last Y brick takes the thin rest)
+    assert note == "bricked (lazy): 24 brick(s) of 20x48x30 voxels (1x4x6) with a halo of 4x30x30"
+    assert res.image.npartitions == 24  # one task per brick of the note (the last X brick takes the thin rest)
     assert all(min(c) >= h for c, h in zip(res.image.chunks, (4, 30, 30)))
     whole = richardson_lucy(img, PSF, 2, **kw).image
     assert _rel(res.image.compute(), whole)[0] < 1e-3
@@ -183,3 +186,19 @@ def test_a_halo_wider_than_the_volume_is_named_in_the_error():
     psf = np.exp(-(z ** 2 / 200 + y ** 2 / 4 + x ** 2 / 4)).astype(np.float32)
     with pytest.raises(MemoryError, match=r"halo .* wider than the volume along axis 0: bricks cannot save memory"):
         richardson_lucy(img, psf, 3, memory_limit="6MB", psf_threshold=0)
+
+
+def test_bricks_that_cost_far_more_than_the_whole_volume_warn():
+    """A PSF about as wide as the volume: the halos make bricks compute many times the volume's
+    voxels.  The plan with the least work is taken, and a warning gives the cost and the
+    budget that runs it whole (which does, without the warning)."""
+    img = np.random.default_rng(0).random((24, 128, 128), dtype=np.float32)
+    psf = gaussian((21, 41, 41), (4.0, 8.0, 8.0))
+    with pytest.warns(RuntimeWarning, match=r"^memory_limit: convolve in (\d+) bricks computes (\d+)x the volume's "
+                                            r"voxels .* memory_limit (\d+)MiB runs it whole") as rec:
+        bricked = convolve(img, psf, memory_limit="12MB")
+    whole_budget = re.search(r"memory_limit (\d+)MiB runs", str(rec[0].message))[1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        whole = convolve(img, psf, memory_limit=f"{whole_budget}MiB")
+    np.testing.assert_allclose(bricked, whole, atol=1e-5 * float(whole.max()))
