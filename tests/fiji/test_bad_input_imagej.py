@@ -101,6 +101,14 @@ def test_cancel_in_the_dialog_leaves_nothing_behind(bridge, jvm):
     ('run("Iterative Deconvolve 3D", "image=img3d point=nothere output=X maximum=3");', "point=nothere",
      "no open image has this title"),
     ('run("Iterative Deconvolve 3D", "image=img3d point=psfA output=X maximum=abc");', "maximum", "abc"),
+    # a misspelt key: ImageJ ignores it and the field keeps its default (30 iterations ran for iteratons=3)
+    ('run("Richardson-Lucy Deconvolution", "image=img3d psf=psfA iteratons=3");', "'iteratons'",
+     "did you mean 'iterations'?"),
+    ('run("Iterative Deconvolve 3D", "image=img3d psf=psfA output=X maximum=3");', "'psf'",
+     "did you mean 'point'?"),
+    ('run("Diffraction PSF 3D", "numerical_aperture=1.4 width=16 height,=16 depth,=4");',
+     "unknown macro keys 'numerical_aperture' (did you mean 'numerical'?), 'width' (did you mean 'width,'?)",
+     "this command's keys: index numerical"),
 ])
 @pytest.mark.parametrize("batch", [False, True])
 def test_wrong_macro_option_value_is_a_macro_error(bridge, jvm, options, key, text, batch):

@@ -19,6 +19,7 @@ import importlib
 import inspect
 import shlex
 import dataclasses
+import difflib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -335,6 +336,19 @@ class Command:
             else:
                 values[p.name] = p.default
         return values
+
+    def unknown_macro_keys(self, options: str) -> list[str]:
+        """The keys of a macro option string that no field of this command reads, each as
+        ``'key'`` or ``'key' (did you mean 'known'?)``.  ImageJ ignores such a key and
+        uses the field's default: a misspelt ``iteratons=3`` ran 30 iterations."""
+        known = [p.key for p in self.params]
+        by_name = {p.name.lower(): p.key for p in self.params}  # the Python name typed as a key: psf= for point=
+        out = []
+        for key in _split_macro_options(options or ""):
+            if key and key not in known:
+                near = [by_name[key]] if key in by_name else difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+                out.append(f"'{key}'" + (f" (did you mean '{near[0]}'?)" if near else ""))
+        return out
 
     def to_macro(self, values: Mapping[str, Any]) -> str:
         """The option string ImageJ's recorder writes for ``values`` (keyed by name)."""

@@ -767,6 +767,11 @@ def _run(cmd: Command, label: str) -> None:
     state.last_error = None
     state.iteration = 0
 
+    unknown = cmd.unknown_macro_keys(str(options)) if options is not None else []
+    if unknown:  # ImageJ would ignore them and run with the defaults
+        _report(label, f"unknown macro key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; this command's "
+                       f"keys: {' '.join(p.key for p in cmd.params)}")
+        return
     image_params = [p for p in cmd.params if p.kind == "image"]
     titles = _image_titles()
     if image_params and not titles:
