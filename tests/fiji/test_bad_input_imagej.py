@@ -192,4 +192,26 @@ def test_escape_cancels_a_running_deconvolution(bridge, jvm, command):
     assert bridge.state.last_status == "cancelled"
     assert not any(t.startswith("Long_") for t in _titles(jvm))
     assert "after" not in box["r"].log  # Esc also aborts the macro, as in ImageJ
+    # and the caller is told: no result, so not ok (run_macro said ok=True, error None)
+    assert not box["r"].ok and box["r"].error.endswith(": cancelled (Esc)"), box["r"]
     IJ.resetEscape()
+
+
+def test_escape_flag_set_by_a_plugin_cancels_and_aborts_the_macro(bridge, jvm):
+    """IJ.setKeyDown(VK_ESCAPE) (a plugin or script, not the key): the command stopped but the
+    macro went on and run_macro said ok=True with no result."""
+    _inputs(bridge)
+    IJ = jvm.jimport("ij.IJ")
+    KeyEvent = jvm.jimport("java.awt.event.KeyEvent")
+    bridge.state.iteration = 0
+    th, box = _start(bridge, 'run("Richardson-Lucy Deconvolution", "image=img3d psf=psfA iterations=5000 '
+                             'title=Flag_RL"); print("after");')
+    _wait_for(lambda: bridge.state.iteration >= 2)
+    IJ.setKeyDown(KeyEvent.VK_ESCAPE)
+    th.join(30)
+    IJ.resetEscape()
+    assert not th.is_alive()
+    r = box["r"]
+    assert not r.ok and r.error == "Richardson-Lucy Deconvolution: cancelled (Esc)", r
+    assert "after" not in r.log
+    assert not any(t.startswith("Flag_") for t in _titles(jvm))

@@ -112,6 +112,7 @@ class _State:
     last_error: str | None = None
     reported_error: str | None = None  # the last error a command reported itself (macro error or IJ.error)
     last_status: str | None = None
+    cancel_message: str | None = None  # "<command>: cancelled (Esc)" of the last cancelled command
     running: str | None = None
     iteration: int = 0
     runs: int = 0
@@ -758,6 +759,15 @@ def _psf_confirm(values: Mapping[str, Any]) -> tuple[str, str]:
 _CONFIRM: dict[str, Callable[[Mapping[str, Any]], tuple[str, str]]] = {"diffraction-psf-3d": _psf_confirm}
 
 
+def _cancelled(label: str, how: str, recording: bool) -> None:
+    """A command cancelled (dialog, confirmation or Esc): status bar, ``state``, recorder."""
+    _j("ij.IJ").showStatus(f"{label}: {how}")
+    state.last_status = "cancelled"
+    state.cancel_message = f"{label}: {how}"
+    if recording:
+        _j("ij.plugin.frame.Recorder").setCommand(None)
+
+
 def _run(cmd: Command, label: str) -> None:
     IJ = _j("ij.IJ")
     Macro = _j("ij.Macro")
@@ -792,10 +802,7 @@ def _run(cmd: Command, label: str) -> None:
         state.last_error = f"{label}: invalid macro option"
         return
     if gd.wasCanceled():
-        IJ.showStatus(f"{label}: cancelled")
-        state.last_status = "cancelled"
-        if recording:
-            Recorder.setCommand(None)
+        _cancelled(label, "cancelled", recording)
         return
     try:
         values = _read_dialog(cmd, gd, macro=options is not None)
@@ -823,10 +830,7 @@ def _run(cmd: Command, label: str) -> None:
     if confirm is not None and options is None:  # interactive only, as in the original
         title, message = confirm(values)
         if not bool(IJ.showMessageWithCancel(title, message)):
-            IJ.showStatus(f"{label}: cancelled")
-            state.last_status = "cancelled"
-            if recording:
-                Recorder.setCommand(None)
+            _cancelled(label, "cancelled", recording)
             return
     if recording:
         Recorder.saveCommand()
@@ -840,9 +844,10 @@ def _run(cmd: Command, label: str) -> None:
         _report(label, str(e))
         return
     if out is None:
-        IJ.showStatus(f"{label}: cancelled (Esc)")
-        state.last_status = "cancelled"
+        _cancelled(label, "cancelled (Esc)", False)
         IJ.resetEscape()
+        if _in_macro():  # as ImageJ's own Esc does: the rest of the macro would expect the result
+            _j("ij.macro.Interpreter").abort()
         return
     for snap in snaps:  # snapshot_every: one window per snapshot, before the result
         snap.show()
@@ -1132,7 +1137,9 @@ def run_macro(code: str, arg: str = "", *, timeout: float = 600.0, ignore_errors
         Macro errors do not open a dialog; their message is returned in ``error``.
     dismiss_dialogs:
         Close any modal dialog that opens meanwhile (message boxes in a headless run),
-        recording its title and text in ``dialogs``.  An error dialog makes ``ok`` false.
+        recording its title and text in ``dialogs``.  An error dialog makes ``ok`` false,
+        and so does a fijidecon command cancelled (Esc, or Cancel in its dialog): ``error``
+        is then e.g. ``"Richardson-Lucy Deconvolution: cancelled (Esc)"``.
     clear_log:
         Clear the Log window first; ``log`` is then this run's Log only.
 
@@ -1154,7 +1161,7 @@ def run_macro(code: str, arg: str = "", *, timeout: float = 600.0, ignore_errors
     Thread = _j("java.lang.Thread")
     if clear_log:
         IJ.log("\\Clear")
-    state.last_error = state.reported_error = None
+    state.last_error = state.reported_error = state.cancel_message = None
     interp = Interpreter()
     if ignore_errors:
         interp.setIgnoreErrors(True)
@@ -1194,6 +1201,8 @@ def run_macro(code: str, arg: str = "", *, timeout: float = 600.0, ignore_errors
     if error is None and "exception" in box:
         # "Macro canceled" is also how exit() ends a macro: an error only if one was reported
         error = box["exception"] if "Macro canceled" not in box["exception"] else state.last_error
+    if error is None and state.cancel_message is not None:  # a command cancelled (Esc, Cancel): no result
+        error = state.cancel_message
     if error is None:
         for title, text in dialogs:
             if "error" in title.lower():
