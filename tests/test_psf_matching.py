@@ -303,3 +303,24 @@ def test_a_psf_in_fft_order_is_warned_about():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         convolve(img, psf)  # a centred PSF: no warning
+
+
+def test_one_voxel_size_alone_is_said_in_the_api():
+    """The API with ``voxel_size=`` alone took the PSF at the image's voxel size without a word
+    (a 65 nm bead PSF on a 130 nm image: 37 % of the maximum off); ``psf_voxel_size=`` alone was
+    dropped silently."""
+    import warnings
+
+    from fijidecon.psf import gaussian
+
+    img = np.random.default_rng(0).random((16, 32, 32)).astype(np.float32) + 1
+    psf = gaussian((9, 15, 15), (2.0, 2.0, 2.0))
+    r = richardson_lucy(img, psf, 2, voxel_size=(0.2, 0.1, 0.1))
+    assert "psf: taken to be sampled at the image's voxel size (no psf_voxel_size given; give it to have the PSF " \
+           "resampled)" in r.notes
+    with pytest.warns(RuntimeWarning, match=r"^psf_voxel_size: not used without the image's voxel_size"):
+        wiener(img, psf, 1e-3, psf_voxel_size=(0.2, 0.1, 0.1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        both = richardson_lucy(img, psf, 2, voxel_size=(0.2, 0.1, 0.1), psf_voxel_size=(0.2, 0.1, 0.1))
+    assert not any("taken to be sampled" in n for n in both.notes)

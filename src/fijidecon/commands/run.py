@@ -285,8 +285,9 @@ def _hyperstack_kwargs(image: Any, psf: Any, func: Any, voxel_from_cal: bool) ->
     if cal.is_calibrated() and accepts(func, "voxel_size"):
         out["voxel_size"] = cal.voxel_size(vol)
     # each PSF its own voxel size (files of one channel each may differ): one for all when they agree
-    sizes = [pc.voxel_size(vol, unit=cal.unit) if cal.has_length_unit() and pc.has_length_unit() else None
-             for pc in pcals]
+    # an uncalibrated PSF with a calibrated image: taken at the image's voxel size (the warning below says so)
+    sizes = [(pc.voxel_size(vol, unit=cal.unit) if pc.has_length_unit() else cal.voxel_size(vol))
+             if cal.has_length_unit() else None for pc in pcals]
     if any(v is not None for v in sizes) and accepts(func, "psf_voxel_size"):
         out["psf_voxel_size"] = sizes[0] if all(v == sizes[0] for v in sizes) else sizes
     for i, pc in enumerate(pcals):

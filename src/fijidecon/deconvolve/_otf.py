@@ -294,6 +294,12 @@ def prepare_psf(psf: object, *, threshold: float = 1e-4, recenter: bool = True, 
 
 
 def _match_voxel_size(a, name, voxel_size, psf_voxel_size, max_shape, report, notes) -> np.ndarray:
+    if voxel_size is not None and psf_voxel_size is None:
+        notes.append(f"{name}: taken to be sampled at the image's voxel size (no psf_voxel_size given; give it to "
+                     "have the PSF resampled)")
+    if psf_voxel_size is not None and voxel_size is None:
+        warnings.warn(f"psf_voxel_size: not used without the image's voxel_size; the {name} is taken to be sampled at "
+                      "the image's voxel size (give voxel_size= to have it resampled)", RuntimeWarning, stacklevel=6)
     if voxel_size is None or psf_voxel_size is None:
         return a
     from .. import _validate
