@@ -376,3 +376,10 @@ def test_pixel_sizes_a_tiff_cannot_store_are_refused(tmp_path, size):
     assert not (tmp_path / "p.tif").exists()
     write_image(tmp_path / "p.ome.tif", np.zeros((2, 4, 4), np.float32), cal)
     assert read_image(tmp_path / "p.ome.tif")[1].voxel_size() == pytest.approx((200, size, size))
+
+
+def test_imagej_frame_interval_in_its_time_unit_is_read_in_seconds(tmp_path):
+    """ImageJ writes tunit=min beside finterval=10: the T spacing is 600 s, not 10."""
+    tifffile.imwrite(tmp_path / "t.tif", np.zeros((3, 4, 5, 6), np.uint16), imagej=True,
+                     metadata={"axes": "TZYX", "finterval": 10.0, "tunit": "min", "unit": "um", "spacing": 0.5})
+    assert read_image(tmp_path / "t.tif")[1].get("T") == 600.0

@@ -21,6 +21,21 @@ UNIT_NM = {
 }
 
 
+#: Time units in seconds (ImageJ, OME and OME-Zarr spellings): a ``T`` spacing is always in seconds.
+TIME_S = {
+    "s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0, "ms": 1e-3, "msec": 1e-3, "millisecond": 1e-3,
+    "µs": 1e-6, "\u03bcs": 1e-6, "us": 1e-6, "usec": 1e-6, "microsecond": 1e-6, "ns": 1e-9, "nanosecond": 1e-9,
+    "min": 60.0, "minute": 60.0, "minutes": 60.0, "h": 3600.0, "hr": 3600.0, "hour": 3600.0, "hours": 3600.0,
+    "d": 86400.0, "day": 86400.0, "days": 86400.0,
+}
+
+
+def seconds_per(unit: str | None) -> float | None:
+    """Seconds in one ``unit`` of time (``None`` or empty: seconds; unknown: ``None``)."""
+    u = str(unit or "s").strip()
+    return TIME_S.get(u, TIME_S.get(u.lower()))
+
+
 def unit_factor(unit: str, to: str = "nm") -> float:
     """How many ``to`` one ``unit`` is (``unit_factor("micron") == 1000.0``).
 

@@ -39,7 +39,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import tifffile
 
-from .calibration import Calibration, unit_factor
+from .calibration import Calibration, seconds_per, unit_factor
 
 __all__ = ["read_image", "write_image", "write_image_and_sidecar", "check_output", "check_axes", "is_ome_path", "write_sidecar",
            "sidecar_path", "sha256_file", "atomic_write_bytes", "jsonable", "IMAGEJ_AXES"]
@@ -48,7 +48,6 @@ __all__ = ["read_image", "write_image", "write_image_and_sidecar", "check_output
 IMAGEJ_AXES = "TZCYXS"
 #: Axis letters a file may carry (T time, C channel, Z, Y, X, S samples of an RGB pixel).
 _LETTERS = "TCZYXS"
-_TIME_S = {"s": 1.0, "ms": 1e-3, "µs": 1e-6, "min": 60.0, "h": 3600.0}
 _MICRON_SPELLINGS = ("micron", "microns", "µm", "\u03bcm", "um", "\\u00B5m", "\\u00b5m", "micrometer",
                      "micrometre")
 
@@ -375,8 +374,8 @@ def _imagej_or_plain_calibration(tif) -> tuple[dict[str, float], str]:
         else:
             warn_spacing_taken_as_1(Path(tif.filehandle.name).name,
                                     f"its ImageJ spacing {ij['spacing']!r} is not a valid Z spacing")
-    if ij.get("finterval"):
-        spacing["T"] = float(ij["finterval"])  # frame interval (ImageJ's time unit), as from_imageplus
+    if ij.get("finterval"):  # frame interval in ImageJ's time unit (tunit, default sec): seconds, as from_imageplus
+        spacing["T"] = float(ij["finterval"]) * (seconds_per(ij.get("tunit")) or 1.0)
     unit = _length_unit(re.sub(r"\\u([0-9A-Fa-f]{4})", lambda m: chr(int(m.group(1), 16)),  # ImageJ's escapes
                                str(ij.get("unit", "pixel"))))
     if not ij and "X" in spacing:  # plain TIFF: resolution unit tag
@@ -409,7 +408,7 @@ def _ome_calibration(xml: str, name: str = "image") -> tuple[dict[str, float], s
             invalid[ax] = v
     t = pixels.get("TimeIncrement")
     if t is not None and float(t) > 0:  # frame interval, in seconds
-        spacing["T"] = float(t) * _TIME_S.get(pixels.get("TimeIncrementUnit", "s"), 1.0)
+        spacing["T"] = float(t) * (seconds_per(pixels.get("TimeIncrementUnit", "s")) or 1.0)
     if not units:
         return spacing, "pixel"
     for ax, v in invalid.items():  # some sizes given: the others are 1 unit, said

@@ -123,12 +123,81 @@ def test_float64_converted_with_warning(convert):
     assert a.dtype == np.float64  # input untouched
 
 
-@pytest.mark.parametrize("dtype", [np.int16, np.int32, np.uint32, np.int8])
+@pytest.mark.parametrize("dtype", [np.int32, np.uint32, np.int8])
 def test_other_ints_become_float32(convert, dtype):
     a = _random((4, 6), dtype)
     with pytest.warns(convert.DtypeConversionWarning):
         b, _ = convert.from_imageplus(convert.to_imageplus(a))
     assert b.dtype == np.float32 and np.array_equal(b, a.astype(np.float32))
+
+
+def test_int16_is_imagej_signed_16_bit_both_ways(convert, jvm):
+    """ImageJ shows -32768 for a signed 16-bit pixel that from_imageplus returned as raw 0 (uint16)."""
+    import warnings
+
+    a = np.array([[-32768, -1, 0], [1, 1234, 32767]], np.int16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # exact: no conversion warning
+        imp = convert.to_imageplus(a)
+    assert int(imp.getBitDepth()) == 16 and bool(imp.getCalibration().isSigned16Bit())
+    assert imp.getCalibration().getCValue(int(imp.getProcessor().get(0, 0))) == -32768  # what ImageJ shows
+    b, _ = convert.from_imageplus(imp)
+    assert b.dtype == np.int16 and np.array_equal(b, a)
+    made = jvm.jimport("ij.IJ").createImage("s16", "16-bit black", 3, 2, 1)
+    c = made.getCalibration()
+    c.setSigned16BitCalibration()
+    made.setCalibration(c)
+    got, _ = convert.from_imageplus(made)
+    assert got.dtype == np.int16 and (got == -32768).all()
+
+
+@pytest.mark.parametrize("dtype", [">u2", ">f4"])
+def test_big_endian_arrays_keep_their_bit_depth(convert, dtype):
+    """A '>u2' array became a 32-bit image ("converted to float32"): byte-swapped, it stays 16-bit."""
+    import warnings
+
+    a = np.arange(12, dtype=dtype).reshape(3, 4) * 1000
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        imp = convert.to_imageplus(a)
+    assert int(imp.getBitDepth()) == (16 if dtype == ">u2" else 32)
+    b, _ = convert.from_imageplus(imp)
+    assert np.array_equal(b, a) and b.dtype.byteorder in "=|<"
+
+
+def test_integers_beyond_float32_precision_are_said(convert):
+    a = np.array([[2**25 + 1, 0]], np.int64)
+    with pytest.warns(convert.DtypeConversionWarning, match=r"integers above 2\^24 = 16777216 are rounded "
+                                                             r"\(largest here 33554433\)"):
+        convert.to_imageplus(a)
+
+
+def test_frame_interval_in_minutes_is_read_in_seconds(convert, jvm):
+    """An ImageJ frame interval of 10 min came back as T = 10 (seconds everywhere else)."""
+    imp = convert.to_imageplus(np.zeros((2, 4, 5), np.uint8), axes="TYX")
+    c = imp.getCalibration()
+    c.frameInterval = 10.0
+    c.setTimeUnit("min")
+    imp.setCalibration(c)
+    _, cal = convert.from_imageplus(imp)
+    assert cal.get("T") == 600.0
+    back = convert.to_imageplus(np.zeros((2, 4, 5), np.uint8), cal)
+    assert (back.getCalibration().frameInterval, str(back.getCalibration().getTimeUnit())) == (600.0, "sec")
+
+
+def test_from_imageplus_returns_the_order_asked_for(convert):
+    """to_imageplus(CZYX) then from_imageplus gave ZCYX (ImageJ's order): with C = Z = 2 the shape
+    is the same and channels and planes are silently swapped; axes= gives the round trip."""
+    a = _random((2, 2, 3, 4), np.uint16)
+    imp = convert.to_imageplus(a, axes="CZYX")
+    b, cal = convert.from_imageplus(imp)
+    assert cal.axes == "ZCYX" and not np.array_equal(b, a)  # ImageJ's order by default (documented)
+    b, cal = convert.from_imageplus(imp, axes="CZYX")
+    assert cal.axes == "CZYX" and np.array_equal(b, a)
+    one, cal1 = convert.from_imageplus(convert.to_imageplus(a[:1, 0], axes="CYX"), axes="TCZYX")
+    assert one.shape == (1, 1, 1, 3, 4) and cal1.axes == "TCZYX"
+    with pytest.raises(ValueError, match=r"^axes: 'ZYX' leaves out C, of size 2"):
+        convert.from_imageplus(imp, axes="ZYX")
 
 
 def test_bool_becomes_mask(convert):

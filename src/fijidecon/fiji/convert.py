@@ -89,6 +89,8 @@ def is_imageplus(obj: Any) -> bool:
 
 def _ij_dtype(array: np.ndarray, rgb: bool) -> np.ndarray:
     """Return *array* in an ImageJ 1.x pixel type, converting once with a warning."""
+    if array.dtype.byteorder == (">" if np.little_endian else "<"):  # big-endian data (e.g. from a file): swap, exact
+        array = array.astype(array.dtype.newbyteorder("="))
     dt = array.dtype
     if rgb:
         if dt != np.uint8:
@@ -99,9 +101,17 @@ def _ij_dtype(array: np.ndarray, rgb: bool) -> np.ndarray:
     if dt == np.bool_:
         warnings.warn("array: bool converted to uint8 (True = 255) for ImageJ", DtypeConversionWarning, stacklevel=3)
         return array.astype(np.uint8) * np.uint8(255)
+    if dt == np.int16:  # ImageJ's signed 16-bit: raw = value + 32768, with its calibration function
+        return (array.astype(np.int32) + 32768).astype(np.uint16)
     if dt.kind == "f" or dt.kind in "iu":
+        lost = ""
+        if dt.kind in "iu" and dt.itemsize >= 4 and array.size:
+            top = int(max(abs(int(array.min())), abs(int(array.max()))))
+            if top > 2**24:
+                lost = f"; integers above 2^24 = 16777216 are rounded (largest here {top})"
         warnings.warn(
-            f"array: {dt} converted to float32 for ImageJ 1.x (it has 8-bit, 16-bit and 32-bit float images only)",
+            f"array: {dt} converted to float32 for ImageJ 1.x (it has 8-bit, 16-bit and 32-bit float images only)"
+            f"{lost}",
             DtypeConversionWarning,
             stacklevel=3,
         )
@@ -186,9 +196,11 @@ def to_imageplus(
     Parameters
     ----------
     array:
-        2D to 5D array; ``uint8``, ``uint16`` and ``float32`` are kept, ``float64`` and
-        other numeric types become ``float32`` and ``bool`` becomes ``uint8`` (0/255), each
-        with a :class:`DtypeConversionWarning`.  An ``xarray.DataArray`` is passed to
+        2D to 5D array; ``uint8``, ``uint16`` and ``float32`` are kept (big-endian ones
+        byte-swapped), ``int16`` becomes ImageJ's signed 16-bit image (raw value + 32768 with
+        its calibration function, read back as ``int16``), ``float64`` and other numeric
+        types become ``float32`` and ``bool`` becomes ``uint8`` (0/255), each with a
+        :class:`DtypeConversionWarning` (which says when integers above 2^24 are rounded).  An ``xarray.DataArray`` is passed to
         :func:`to_imageplus_xarray`.  The input is never modified.
     calibration:
         Voxel size and unit (and axes if *axes* is not given).  ``None``: uncalibrated.
@@ -286,7 +298,23 @@ def to_imageplus(
     if not rgb:
         imp.resetDisplayRange()
     _set_calibration(imp, calibration, ax)
+    if array.dtype.newbyteorder("=") == np.int16:
+        cal = imp.getCalibration()
+        cal.setSigned16BitCalibration()
+        imp.setCalibration(cal)
     return imp
+
+
+def _frame_interval_s(interval: float, unit: str, imp: Any) -> float:
+    """ImageJ's frame interval in its time unit, in seconds (the ``T`` spacing's unit)."""
+    from ..calibration import seconds_per
+
+    f = seconds_per(unit)
+    if f is None:
+        warnings.warn(f"imp: '{imp.getTitle()}' has a frame interval in {unit!r}, not a time unit; taken as seconds",
+                      RuntimeWarning, stacklevel=3)
+        f = 1.0
+    return interval * f
 
 
 def _set_calibration(imp, calibration: Calibration | None, axes: str) -> None:
@@ -298,12 +326,13 @@ def _set_calibration(imp, calibration: Calibration | None, axes: str) -> None:
     cal.pixelDepth = float(calibration.get("Z"))
     if "T" in dict(calibration.spacing):
         cal.frameInterval = float(calibration.get("T"))
+        cal.setTimeUnit("sec")
     unit = calibration.unit
     cal.setUnit(None if unit in ("", "pixel", "pixels") else str(unit))
     imp.setCalibration(cal)
 
 
-def from_imageplus(imp, squeeze: bool = True) -> tuple[np.ndarray, Calibration]:
+def from_imageplus(imp, squeeze: bool = True, axes: str | None = None) -> tuple[np.ndarray, Calibration]:
     """Copy an ImageJ 1.x ``ImagePlus`` into a numpy array and its :class:`Calibration`.
 
     Parameters
@@ -312,16 +341,22 @@ def from_imageplus(imp, squeeze: bool = True) -> tuple[np.ndarray, Calibration]:
         An ``ij.ImagePlus`` (8-bit, 16-bit, 32-bit or RGB; stack or hyperstack).
     squeeze:
         Drop the C, Z, T axes of size 1 (Y and X are always kept).
+    axes:
+        The axis order to return, e.g. ``"CZYX"`` for what :func:`to_imageplus` was given
+        (a round trip then keeps the order: ImageJ stores ``TZCYX``, so a CZYX array came
+        back ZCYX).  Axes of size 1 are added or dropped as ``axes`` says; one of size > 1
+        missing from it is an error.
 
     Returns
     -------
     array : numpy.ndarray
-        ``uint8``, ``uint16``, ``float32`` (or ``uint8`` with a trailing ``S`` axis for RGB),
-        axes in ImageJ order ``TZCYX``; a copy (Java → numpy always copies).
+        ``uint8``, ``uint16`` (``int16`` for ImageJ's signed 16-bit images), ``float32`` (or
+        ``uint8`` with a trailing ``S`` axis for RGB), axes in ImageJ order ``TZCYX`` unless
+        ``axes`` is given; a copy (Java → numpy always copies).
     calibration : Calibration
         ``axes`` names the returned axes; ``spacing`` has ``X``, ``Y``, ``Z`` (and ``T``
-        when a frame interval is set); ``unit`` is ImageJ's unit (``"pixel"`` when
-        uncalibrated).
+        in seconds, from ImageJ's frame interval and time unit, when a frame interval is
+        set); ``unit`` is ImageJ's unit (``"pixel"`` when uncalibrated).
 
     Example
     -------
@@ -364,19 +399,40 @@ def from_imageplus(imp, squeeze: bool = True) -> tuple[np.ndarray, Calibration]:
                     out[t, z, c, :, :, 2] = v & 0xFF
                 else:
                     out[t, z, c] = pix.view(dtype)
-    axes = IJ_ORDER + ("S" if rgb else "")
-    if squeeze:
-        keep = [k for k, a in enumerate(axes) if a in "YXS" or out.shape[k] > 1]
+    if bitdepth == 16 and bool(imp.getCalibration().isSigned16Bit()):  # raw = value + 32768
+        out = (out.astype(np.int32) - 32768).astype(np.int16)
+    have = IJ_ORDER + ("S" if rgb else "")
+    if squeeze or axes is not None:
+        keep = [k for k, a in enumerate(have) if a in "YXS" or out.shape[k] > 1]
         out = out.reshape([out.shape[k] for k in keep])
-        axes = "".join(axes[k] for k in keep)
+        have = "".join(have[k] for k in keep)
+    if axes is not None:
+        out, have = _reorder(out, have, axes)
     cal = imp.getCalibration()
     spacing = {"X": float(cal.pixelWidth), "Y": float(cal.pixelHeight)}
-    if "Z" in axes or float(cal.pixelDepth) != 1.0:
+    if "Z" in have or float(cal.pixelDepth) != 1.0:
         spacing["Z"] = float(cal.pixelDepth)
     if float(cal.frameInterval) > 0:
-        spacing["T"] = float(cal.frameInterval)
+        spacing["T"] = _frame_interval_s(float(cal.frameInterval), str(cal.getTimeUnit()), imp)
     unit = str(cal.getUnit())
-    return out, Calibration.make(axes, unit=unit, **spacing)
+    return out, Calibration.make(have, unit=unit, **spacing)
+
+
+def _reorder(out: np.ndarray, have: str, axes: Any) -> tuple[np.ndarray, str]:
+    """``out`` (axes ``have``, size-1 axes dropped) in the order ``axes``, size-1 axes added."""
+    if not isinstance(axes, str):
+        raise TypeError(f"axes: expected a string such as 'CZYX', got {type(axes).__name__}")
+    want = axes.upper()
+    if len(set(want)) != len(want) or set(want) - set(IJ_ORDER + "S"):
+        raise ValueError(f"axes: {axes!r} must name each of T, Z, C, Y, X (and S for RGB) at most once")
+    lost = [a for a in have if a not in want]
+    if lost:
+        raise ValueError(f"axes: {axes!r} leaves out {', '.join(lost)}, of size "
+                         f"{', '.join(str(out.shape[have.index(a)]) for a in lost)} in this image ({have})")
+    extra = [a for a in want if a not in have]
+    out = out.reshape(out.shape + (1,) * len(extra))
+    have += "".join(extra)
+    return np.ascontiguousarray(np.transpose(out, [have.index(a) for a in want])), want
 
 
 # ---------------------------------------------------------------------------------------
