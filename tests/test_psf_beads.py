@@ -310,6 +310,20 @@ def test_command_spacing_from_calibration(truth):
         cmd.load()(img, **kw)  # 0 = from the calibration, and there is none
 
 
+def test_command_on_an_uncalibrated_image_says_the_psf_has_no_unit(truth):
+    """pixel=65 slice=150 on an uncalibrated bead image made a PSF calibrated 65 x 65 x 150 *pixels*:
+    later taken at its image's voxel size (not resampled) with only a note then; now said here."""
+    from fijidecon.calibration import Calibration
+    from fijidecon.commands import modern_psf
+
+    cmd = modern_psf.PSF_FROM_BEADS
+    img = _beads_image(truth, _positions(1, seed=13), [3000], seed=14)
+    kw = cmd.api_kwargs(dict(width=21, height=21, depth=11, pixel_size=65, slice_spacing=150))
+    with pytest.warns(RuntimeWarning, match=r"^image: no length unit \(uncalibrated\): the PSF's voxel size "
+                                            r"\(150 x 65 x 65\) has none either"):
+        cmd.load()(img, calibration=Calibration.default(3), **kw)
+
+
 @pytest.mark.parametrize("vox", [(100.0, 40.0, 40.0), (50.0, 50.0)])
 def test_bead_kernel_is_a_centred_sphere(vox):
     k = bead_kernel(500.0, vox)

@@ -74,3 +74,25 @@ def test_bad_input_names_the_parameter():
         run_command(get_command("gaussian-psf"), {"nonsense": 1}, {})
     with pytest.raises(TypeError, match="not an image"):
         run_mod.result_image({"image": img})
+
+
+@pytest.mark.parametrize("psf_unit, said", [("pixel", "psf: no voxel size (uncalibrated) while the image has one"),
+                                             ("inch", "psf: its unit 'inch' is not a length unit")])
+def test_one_side_calibrated_is_said_with_the_reason(psf_unit, said):
+    """A PSF in inches (ImageJ's unit for a TIFF with a print resolution) was reported as
+    "no voxel size (uncalibrated)"; both are taken at the image's voxel size, each said."""
+    import warnings
+
+    img = np.ones((4, 8, 8), np.float32)
+    psf = np.zeros((3, 3, 3), np.float32)
+    psf[1, 1, 1] = 1
+    cal = Calibration.make("ZYX", unit="micron", Z=0.3, Y=0.1, X=0.1)
+    pcal = Calibration.make("ZYX", unit=psf_unit, Z=1.0, Y=0.01, X=0.01)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        res, _, _ = run_command(get_command("richardson-lucy"), {"iterations": 1}, {"image": (img, cal),
+                                                                                     "psf": (psf, pcal)},
+                                voxel_size_from_calibration=True)
+    msgs = [str(w.message) for w in seen]
+    assert any(m.startswith(said) and "the PSF is taken to be sampled at the image's voxel size" in m for m in msgs), msgs
+    assert not any("psf_voxel_size" in m for m in msgs) and not any("taken to be sampled" in n for n in res.notes)

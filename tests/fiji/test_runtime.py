@@ -86,7 +86,31 @@ def test_heap_option_and_headless_in_fresh_process():
     info = json.loads(r.stdout.splitlines()[0])
     assert 250 <= info["max_heap_mb"] <= 310, info
     assert info["headless"] is True
-    assert "NOWINDOW" in r.stdout and "Xvfb" in r.stdout
+    assert "NOWINDOW" in r.stdout and "Xvfb" in r.stdout and "in a new Python process" in r.stdout
+
+
+def test_a_second_start_asking_for_other_settings_warns_in_fresh_process():
+    """start(heap="2g") then start(heap="8g") kept 2 GB silently; headless=True after a start
+    with a display too.  The same settings, or none, stay silent."""
+    r = _run_py(
+        """
+        import warnings
+        from fijidecon.fiji import runtime
+        runtime.start(heap="300m", headless=True)
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            runtime.start()
+            runtime.start(heap="300m", headless=True)
+            runtime.ensure_started()
+            print("QUIET", len(seen))
+            runtime.start(heap="400m", headless=False)
+            print("WARN", seen[-1].message)
+        """
+    )
+    assert r.returncode == 0, r.stderr
+    assert "QUIET 0" in r.stdout, r.stdout
+    assert ("WARN start: the JVM is already running; heap='400m' (running with 300m), headless=False (running "
+            "headless) cannot change in this process (one JVM per process)") in r.stdout, r.stdout
 
 
 @pytest.mark.parametrize("heap", ["lots", "-1g", "4 g", 0])

@@ -297,7 +297,11 @@ def _hyperstack_kwargs(image: Any, psf: Any, func: Any, voxel_from_cal: bool) ->
                 other = f"psf[{i}]"
             how = ("; to give the image its voxel size: --voxel-size on the CLI, Image > Properties in ImageJ"
                    if other == "image" else "")
-            warnings.warn(f"{other}: no voxel size (uncalibrated) while the {which} has one; the PSF is taken to be "
+            odd = (pc if other.startswith("psf") else cal).unit
+            why = ("no voxel size (uncalibrated)" if odd in ("", "pixel", "pixels") else
+                   f"its unit {odd!r} is not a length unit (nm, µm, mm, m, pm, Å; an 'inch' is a TIFF's print "
+                   "resolution, not a voxel size)")
+            warnings.warn(f"{other}: {why} while the {which} has one; the PSF is taken to be "
                           f"sampled at the image's voxel size{how}", RuntimeWarning, stacklevel=3)
             if other == "image":
                 break

@@ -36,6 +36,7 @@ import re
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -335,7 +336,7 @@ def is_headless() -> bool:
 
 def start(
     heap: str | int | None = None,
-    headless: bool = False,
+    headless: bool | None = None,
     options: Iterable[str] = (),
     extra_coordinates: Iterable[str] = (),
 ) -> None:
@@ -352,7 +353,9 @@ def start(
         ``$FIJIDECON_HEAP`` or ``"4g"``).
     headless:
         Start with ``-Djava.awt.headless=true``: conversions work, ImageJ windows and
-        dialogs do not.  With ``False`` on Linux a ``DISPLAY`` is needed (Xvfb will do).
+        dialogs do not.  With ``False`` (the default, ``None``) on Linux a ``DISPLAY`` is
+        needed (Xvfb will do).  Once the JVM runs, a later call asking for another heap or
+        headless mode warns (they cannot change in the process).
     options:
         Extra JVM options.
     extra_coordinates:
@@ -371,8 +374,10 @@ def start(
     with _lock:
         if is_started():
             _check_foreign_jvm()
+            _warn_ignored(heap, headless, options, extra_coordinates)
             return
         heap_s = _parse_heap(heap if heap is not None else os.environ.get("FIJIDECON_HEAP", "4g"))
+        headless = False if headless is None else headless
         if not isinstance(headless, bool):
             raise TypeError(f"headless: expected a bool, got {type(headless).__name__}")
         opts = [str(o) for o in options]
@@ -411,6 +416,22 @@ def start(
             raise RuntimeError(f"fijidecon.fiji: the JVM did not start: {type(e).__name__}: {e}") from e
         _state.update(started_by_us=True, headless=headless, heap=heap_s, startup_s=time.perf_counter() - t0)
         scyjava.when_jvm_stops(close_image_windows)
+
+
+def _warn_ignored(heap, headless, options, extra_coordinates) -> None:
+    """A warning naming what a second :func:`start` asked for that the running JVM cannot change."""
+    if not _state["started_by_us"]:
+        return
+    asked = []
+    if heap is not None and _heap_bytes(_parse_heap(heap)) != _heap_bytes(_state["heap"]):
+        asked.append(f"heap={heap!r} (running with {_state['heap']})")
+    if headless is not None and bool(headless) != bool(_state["headless"]):
+        asked.append(f"headless={headless!r} (running {'headless' if _state['headless'] else 'with a display'})")
+    if list(options) or list(extra_coordinates):
+        asked.append("options/extra_coordinates")
+    if asked:
+        warnings.warn(f"start: the JVM is already running; {', '.join(asked)} cannot change in this process (one JVM "
+                      "per process): start a new Python process for other settings", RuntimeWarning, stacklevel=3)
 
 
 def _check_foreign_jvm() -> None:
@@ -478,7 +499,8 @@ def imagej(show: bool = False):
                 raise RuntimeError(
                     "fijidecon.fiji: ImageJ's window needs a display: this JVM is headless or "
                     "DISPLAY is unset. Run under Xvfb (e.g. 'xvfb-run -a python ...' or "
-                    "'Xvfb :99 & export DISPLAY=:99') and start without headless=True."
+                    "'Xvfb :99 & export DISPLAY=:99') and start without headless=True (in a new Python "
+                    "process if this one started headless: one JVM per process)."
                 )
             ImageJ = jimport("ij.ImageJ")
             inst = ImageJ(ImageJ.NO_SHOW)

@@ -10,6 +10,7 @@ depth of 1 gives a 2-D PSF.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -122,7 +123,16 @@ def beads_psf(image: np.ndarray, *, pixel_size: float = 0.0, slice_spacing: floa
         shape = (sizes[1], sizes[0]) if nd == 2 else (sizes[2], sizes[1], sizes[0])
     mb = _int("max_beads", max_beads, 0) or None
     bd = _validate.check_float("bead_diameter", bead_diameter, 0.0)
+    if calibration is not None and not calibration.has_length_unit():
+        warnings.warn(f"image: no length unit (uncalibrated): the PSF's voxel size ({_fmt(tgt or vox)}) has none either,"
+                      " so a deconvolution takes it at its image's voxel size, whatever that is; give the beads "
+                      "image a unit (ImageJ: Image > Properties; CLI: --voxel-size with a unit) to have the PSF "
+                      "resampled to the image it deconvolves", RuntimeWarning, stacklevel=2)
     return psf_from_beads(image, vox, target_voxel_size=tgt, shape=shape, threshold=threshold, max_beads=mb,
                           reject_saturated=_validate.check_bool("reject_saturated", reject_saturated),
                           register=_validate.check_bool("register", register),
                           bead_diameter=bd or None, normalize=normalize)
+
+
+def _fmt(v: Any) -> str:
+    return " x ".join(f"{float(x):g}" for x in v)
