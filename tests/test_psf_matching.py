@@ -324,3 +324,7 @@ def test_one_voxel_size_alone_is_said_in_the_api():
         warnings.simplefilter("error")
         both = richardson_lucy(img, psf, 2, voxel_size=(0.2, 0.1, 0.1), psf_voxel_size=(0.2, 0.1, 0.1))
     assert not any("taken to be sampled" in n for n in both.notes)
+    # stop="auto" runs RL on the kernel prepared (resampled) already: not a PSF without a voxel size
+    auto = richardson_lucy(img, psf, 10, stop="auto", gain=1.0, offset=0.0, voxel_size=(0.2, 0.1, 0.1),
+                           psf_voxel_size=(0.1, 0.05, 0.05))
+    assert any("resampled" in n for n in auto.notes) and not any("taken to be sampled" in n for n in auto.notes)

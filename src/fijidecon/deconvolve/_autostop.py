@@ -589,6 +589,8 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
     inner = {k: v for k, v in options.items() if k not in (
         "axes", "psf_voxel_size", "recenter", "background", "read_noise", "callback", "stop", "snapshot_every",
         "psf_threshold", "start", "track_deviance", "bricks", "halo")}
+    if inner.get("voxel_size") is not None:  # the kernel is prepared (resampled) already: at the image's voxel size
+        inner["psf_voxel_size"] = inner["voxel_size"]
     picks, minima, curves, cams, drops = [], [], [], [], []
     for vol, prep in zip(vols, preps):
         if offset is not None and not offset < float(np.max(vol.data)):
