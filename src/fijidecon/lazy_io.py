@@ -312,7 +312,64 @@ def _read_ome_zarr(p: Path, level: int) -> tuple[Any, Calibration]:
     if not 0 <= level < len(node.data):
         raise ValueError(f"level: {str(p)!r} has resolution levels 0 to {len(node.data) - 1}, got {level}")
     transforms = (node.metadata.get("coordinateTransformations") or [None] * len(node.data))[level] or []
-    return node.data[level], _ngff_calibration(p, node.metadata.get("axes") or [], transforms)
+    return _checked_level(p, node.data[level], level), _ngff_calibration(p, node.metadata.get("axes") or [], transforms)
+
+
+#: Group attribute of the OME-Zarr stores :func:`write_ome_zarr` writes: every chunk is stored
+#: (empty ones too), so a missing chunk is lost data, not the fill value.
+ALL_CHUNKS_ATTR = "fijidecon_all_chunks_written"
+
+
+def _checked_level(p: Path, arr: Any, level: int) -> Any:
+    """One level of an OME-Zarr: refused when a store we wrote misses chunks; read through
+    :class:`_ZarrChunks` (a damaged chunk is a one-line error naming the store)."""
+    import zarr
+
+    try:
+        group = zarr.open_group(str(p), mode="r")
+        attrs = dict(group.attrs)
+        path = (attrs.get("multiscales") or attrs["ome"]["multiscales"])[0]["datasets"][level]["path"]
+        zarr_array = group[path]
+    except Exception:  # an NGFF layout ome_zarr reads but plain zarr does not: its own dask array
+        return arr
+    if attrs.get(ALL_CHUNKS_ATTR):
+        have, total = int(zarr_array.nchunks_initialized), int(zarr_array.nchunks)
+        if have < total:
+            raise ValueError(f"image: {str(p)!r} is damaged: {total - have} of its {total} chunks are missing (it "
+                             "was written with every chunk; a copy was cut short or files were removed)")
+    src = _ZarrChunks(str(p), path, tuple(zarr_array.shape), zarr_array.dtype)
+    return _dask().from_array(src, chunks=arr.chunks, name=f"read-zarr-{abs(hash((str(p), path, src.shape)))}",
+                              lock=False, asarray=True, meta=np.empty((0,) * len(src.shape), src.dtype))
+
+
+class _ZarrChunks:
+    """A picklable OME-Zarr array source: a chunk that cannot be read or decoded is a
+    ``ValueError`` naming the store and the region (was: "internal error (RuntimeError:
+    error during blosc decompression: -1)")."""
+
+    def __init__(self, store: str, path: str, shape: tuple[int, ...], dtype: Any):
+        self.store, self.path, self.shape, self.dtype = store, path, shape, np.dtype(dtype)
+        self.ndim, self._array = len(shape), None
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_array"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._array = None
+
+    def __getitem__(self, key) -> np.ndarray:
+        import zarr
+
+        try:
+            if self._array is None:
+                self._array = zarr.open_group(self.store, mode="r")[self.path]
+            return np.asarray(self._array[key])
+        except Exception as exc:
+            where = ", ".join(f"{k.start}:{k.stop}" if isinstance(k, slice) else str(k) for k in key) \
+                if isinstance(key, tuple) else str(key)
+            raise ValueError(f"image: {self.store!r} is damaged: its chunk(s) at [{where}] of {self.path!r} cannot "
+                             f"be read ({_io._short(exc)})") from None
 
 
 def _ngff_letter(axis: Mapping[str, Any]) -> str:
@@ -464,7 +521,12 @@ def _atomic_output(p: Path, overwrite: bool) -> Iterator[Path]:
     _ACTIVE.add(str(tmp))
     try:
         with _sigterm_unwinds():
-            yield tmp
+            try:
+                yield tmp
+            except OSError as exc:  # a full disk, a folder made read-only meanwhile: one line naming the output
+                if str(exc).startswith("output:"):
+                    raise
+                raise _io._write_failed(p, exc) from None
             _put_in_place(tmp, p, overwrite)
     finally:
         _ACTIVE.discard(str(tmp))
@@ -622,12 +684,14 @@ def write_ome_zarr(path: str | os.PathLike, array: Any, calibration: Calibration
         group = zarr.open_group(str(tmp), mode="w-", zarr_format=2)
         target = group.create_array("s0", shape=arr.shape, dtype=arr.dtype, chunks=store_chunks, fill_value=0,
                                     compressors=Blosc(cname="zstd", clevel=3, shuffle=Blosc.SHUFFLE),
-                                    chunk_key_encoding={"name": "v2", "separator": "/"})
+                                    chunk_key_encoding={"name": "v2", "separator": "/"},
+                                    config={"write_empty_chunks": True})  # a missing chunk is then lost data
         with _GuardedTarget(target) as guarded:
             da.store(arr, guarded, lock=False, compute=True)
         # metadata last: the (hidden) partial is never a readable OME-Zarr
         if description:
             group.attrs["fijidecon"] = {str(k): str(v) for k, v in description.items()}
+        group.attrs[ALL_CHUNKS_ATTR] = True
         write_multiscales_metadata(group, datasets=datasets, fmt=FormatV04(), axes=axes_meta,
                                    name=name or p.name.rsplit(".zarr", 1)[0].removesuffix(".ome"))
     return p
