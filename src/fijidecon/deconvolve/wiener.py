@@ -268,6 +268,8 @@ def _run_bricked(layout, vols, preps, plans, choose) -> WienerResult:
                          f"chosen on the central brick (rule {dec.extra['rule']}; the whole volume's choice may "
                          "differ: give regularization= for the same value everywhere)")
             log.info(notes[-1])
+            if plan.n > 1:
+                warn_reach(prep.kernel, dec.regularization, plan.halo)
     extra = dict(notes=_hyper.notes_of(preps) + notes, psf_report=_hyper.reports_of(layout, preps))
     if layout.single:
         return WienerResult(layout.merge(outs, method="wiener"), rhos[0], rule, negs[0], **extra)
@@ -294,8 +296,43 @@ def _lazy(image, psf, axes, choose, psf_threshold, recenter, voxel_size, psf_vox
 
     lazy = _bricks.lazy_run(lv, means, preps, plans, lambda p: _brick_fn(p, choose), decide)
     rule = choose["rule"]
+    if plans[0].n > 1:
+        warn_reach(preps[0].kernel, min(rhos), plans[0].halo)
+    how = "given" if rule == "given" else "chosen on each volume's central brick"
     return WienerResult(lazy, rhos[0] if len(rhos) == 1 else rhos, rule, float("nan"),
-                        notes=[f"wiener: lazy: {plans[0].describe()}"] + [n for p in preps for n in p.notes])
+                        notes=[f"wiener: lazy: {plans[0].describe()}; regularization {how}"]
+                        + [n for p in preps for n in p.notes])
+
+
+#: Bricked Wiener warns when more than this fraction of its filter's weight lies beyond the halo.
+REACH_WARN = 0.05
+
+
+def filter_reach(kernel: np.ndarray, rho: float, halo: Sequence[int]) -> float:
+    """The fraction of the Wiener filter's weight (sum of ``|w|``, ``w`` its real-space form
+    ``irfftn(conj(H) / (|H|^2 + rho))``) beyond ``halo`` voxels of its centre, on a grid twice
+    the halo box (at most 256 per axis).  A brick's core sees its neighbours' data only within
+    the halo: the rest of the filter meets the brick's own mirrored and wrapped edges."""
+    grid = tuple(int(_fft.fast_len(min(2 * (2 * int(h) + 1), 256))) if k > 1 else 1
+                 for h, k in zip(halo, kernel.shape))
+    grid = tuple(max(g, k) for g, k in zip(grid, kernel.shape))
+    H = _otf.otf(kernel, grid)
+    w = np.abs(_fft.irfftn(np.conj(H) / (H.real * H.real + H.imag * H.imag + np.float32(rho)), grid))
+    box = np.ix_(*[np.r_[0:min(h, n // 2) + 1, n - min(h, (n - 1) // 2):n] if n > 1 else np.r_[0:1]
+                   for n, h in zip(grid, halo)])
+    total = float(w.sum())
+    return 1.0 - float(w[box].sum()) / total if total > 0 else 0.0
+
+
+def warn_reach(kernel: np.ndarray, rho: float, halo: Sequence[int]) -> None:
+    """A warning when bricks of this Wiener filter cannot match the whole volume (see :func:`filter_reach`)."""
+    out = filter_reach(kernel, rho, halo)
+    if out > REACH_WARN:
+        warnings.warn(f"wiener: at regularization {rho:.3g} {100 * out:.0f} % of the filter's weight lies beyond the "
+                      f"bricks' halo ({'x'.join(map(str, halo))}): the result depends on the brick layout (several % "
+                      "of the maximum; a PSF with noisy tails, e.g. 8-bit, makes the filter wide); give a larger "
+                      "regularization, a larger halo, or the memory to run the whole volume", RuntimeWarning,
+                      stacklevel=3)
 
 
 def _wiener(pairs, channels, rule, rho, edges, negative_fraction, recenter, psf_threshold,
