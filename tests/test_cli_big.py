@@ -319,4 +319,10 @@ def test_a_budget_too_small_for_any_brick_names_the_budget_that_fits(tmp_path, c
     need = re.search(r"give --memory-limit (\d+)MiB or more", err[0])
     assert need, err
     assert main([*args, str(tmp_path / "b.tif"), "--memory-limit", f"{need[1]}MiB"]) == 0
+    # the bricks that fit cost many times the whole volume's work: said, with the budget that runs it whole
+    costly = re.search(r"Warning: --memory-limit: richardson-lucy in \d+ bricks computes \d+x the volume's voxels .*"
+                       r"--memory-limit (\d+)MiB runs it whole", capsys.readouterr().err)
+    assert costly, "no warning about the bricks' cost"
+    assert main([*args, str(tmp_path / "w.tif"), "--memory-limit", f"{costly[1]}MiB"]) == 0
+    assert "bricks computes" not in capsys.readouterr().err
     assert main([*args, str(tmp_path / "c.tif"), "--memory-limit", f"{int(need[1]) - 2}MiB"]) == 2

@@ -338,7 +338,7 @@ def plan_volume(method: str, shape: Sequence[int], kernel_shape: Sequence[int], 
 
 
 #: A plan computing this many times the volume's voxels (halos computed once per brick) warns.
-COSTLY_PLAN = 8.0
+COSTLY_PLAN = 4.0
 
 
 def _warn_costly(plan: Plan, method: str, whole_need: int) -> None:
