@@ -92,6 +92,8 @@ def test_imagej_hyperstack_round_trip(files, tmp_path, capsys, method, args, api
         assert _ratio(got[t, 0], got[t, 1]) == pytest.approx(5.0, rel=0.02)
     rec = json.loads((tmp_path / "out.tif.json").read_text())
     assert rec["output"]["axes"] == "TZCYX" and rec["output"]["calibration"]["unit"] == "micron"
+    assert rec["output"]["calibration"]["time_unit"] == "s"  # T = 30 sat under "unit": "micron" alone
+    assert not any(k.startswith("_") for k in rec["result"])  # no private "_state": null
     assert [i["parameter"] for i in rec["inputs"]] == ["image"] + ["psf"] * len(psf_args)
 
 

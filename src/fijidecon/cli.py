@@ -211,9 +211,18 @@ def _result_record(result: Any) -> dict[str, Any]:
     rec: dict[str, Any] = {}
     for f in dataclasses.fields(result):
         v = getattr(result, f.name)
-        if f.name in ("image", "notes") or _contains_array(v):
-            continue
+        if f.name in ("image", "notes") or f.name.startswith("_") or _contains_array(v):
+            continue  # private fields (the resume state) are not results
         rec[f.name] = v
+    return rec
+
+
+def calibration_record(cal: Calibration) -> dict[str, Any]:
+    """A Calibration for the sidecar: axes, spacing, the length unit, and ``time_unit``
+    ``"s"`` when a T spacing (frame interval, seconds) is present."""
+    rec = dataclasses.asdict(cal)
+    if "T" in dict(cal.spacing):
+        rec["time_unit"] = "s"
     return rec
 
 
@@ -311,7 +320,7 @@ def input_record(parameter: str, path: str, arr: Any, cal: Calibration, channel:
 
     digest = io.sha256_file(path) if Path(path).is_file() else None
     rec = {"parameter": parameter, "path": os.path.abspath(path), "sha256": digest,
-           "shape": list(arr.shape), "dtype": str(arr.dtype), "calibration": dataclasses.asdict(cal)}
+           "shape": list(arr.shape), "dtype": str(arr.dtype), "calibration": calibration_record(cal)}
     if channel is not None:
         rec["channel"] = channel
     return rec
@@ -685,7 +694,7 @@ def _record(cmd: Command, kwargs: dict[str, Any], inputs: list, out: Path, image
         "parameters": kwargs,
         "inputs": inputs,
         "output": {"path": os.path.abspath(out), "shape": list(stored[0]), "dtype": str(image.dtype),
-                   "axes": stored[1], "calibration": dataclasses.asdict(cal.with_axes(stored[1]))},
+                   "axes": stored[1], "calibration": calibration_record(cal.with_axes(stored[1]))},
         "result": _result_record(result),
         "notes": notes.notes,
         "warnings": notes.warnings,

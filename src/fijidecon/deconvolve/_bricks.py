@@ -145,6 +145,8 @@ class Plan:
         return next(b for b in self.bricks() if b.index == mid)
 
     def describe(self) -> str:
+        if self.n == 1:
+            return f"not split: one brick per volume ({'x'.join(map(str, self.shape))} voxels)"
         return (f"{self.n} brick(s) of {'x'.join(map(str, self.core))} voxels "
                 f"({'x'.join(map(str, self.counts))}) with a halo of {'x'.join(map(str, self.halo))}")
 
