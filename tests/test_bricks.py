@@ -219,3 +219,17 @@ def test_bricked_wiener_warns_when_its_filter_reaches_beyond_the_halo():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         wiener(img, kernel, 1e-1, bricks=(20, 48, 48))
+
+
+def test_a_stopping_rule_in_bricks_says_where_the_count_was_decided():
+    """A fresh user's discrepancy stop: the whole volume stopped at 9, the bricks at 10 (central
+    brick), and nothing said where the count came from."""
+    img = _data()
+    r = richardson_lucy(img, PSF, 40, background=5, stop="discrepancy", bricks=(20, 48, 48))
+    assert any(f"; {r.iterations} iterations, decided by the stopping rule on the central brick" in n
+               for n in r.notes), r.notes
+    lazy = richardson_lucy(da.from_array(img, chunks=img.shape), PSF, 40, background=5, stop="discrepancy",
+                           bricks=(20, 48, 48))
+    assert any("decided by the stopping rule on each volume's central brick" in n for n in lazy.notes), lazy.notes
+    plain = richardson_lucy(img, PSF, 3, background=5, bricks=(20, 48, 48))
+    assert not any("stopping rule" in n for n in plain.notes)

@@ -715,7 +715,10 @@ def _run_bricked(layout, vols, preps, plans, iterations, stop_fn, opts, voxel_si
             its.append(dec.iterations)
             reasons.append(r["stop_reason"])
             who = "richardson-lucy" if layout.n_c == 1 else f"volume t={vol.t}, c={vol.c}"
-            note = f"{who}: bricked: {plan.describe()}"
+            note = f"{who}: bricked: {plan.describe()}" + (
+                f"; {dec.iterations} iterations, decided by the stopping rule on the central brick (the whole volume's "
+                "count may differ)"
+                if plan.n > 1 and r["stop_reason"] != "iterations" else "")
             notes.append(note)
             _hyper.log.info(note)
     image = layout.merge(outs, method="richardson_lucy")
@@ -755,7 +758,10 @@ def _lazy(image, psf, axes, iterations, stop_fn, opts, voxel_size, psf_voxel_siz
         return dec
 
     lazy = _bricks.lazy_run(lv, means, preps, plans, lambda prep: _brick_fn(prep, opts, voxel_size), decide)
-    notes = _hyper.notes_of(preps) + [f"bricked (lazy): {plans[0].describe()}"] + \
+    decided = (f"; {', '.join(map(str, counts))} iterations, decided by the stopping rule on each volume's central "
+               "brick (the whole volume's count may differ)" if plans[0].n > 1 and set(reasons) != {"iterations"}
+               else "")
+    notes = _hyper.notes_of(preps) + [f"bricked (lazy): {plans[0].describe()}{decided}"] + \
         _bp_notes(opts["back_projector"], preps)
     reason = reasons[0] if len(set(reasons)) == 1 else "mixed"  # as the in-memory bricked run says
     return RichardsonLucyResult(lazy, max(counts), {}, [], reason, notes=notes,
