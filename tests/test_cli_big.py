@@ -187,6 +187,16 @@ def test_bad_options_are_one_line_errors_before_any_computation(tmp_path, capsys
     assert not out.exists() and not (tmp_path / "out.ome.zarr.json").exists()
 
 
+def test_stop_auto_over_the_budget_names_the_budget_not_a_tif(tmp_path, capsys):
+    """To a .tif over --memory-limit the remedy said "write a .tif" (it was one)."""
+    _hyperstack(tmp_path)
+    rc = main(["deconvolve", "richardson-lucy", str(tmp_path / "hs.tif"), str(tmp_path / "psf.tif"), "-o",
+               str(tmp_path / "out.tif"), "--stop", "auto", "--memory-limit", "3MB"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "is over --memory-limit); give --memory-limit " in err[0], err
+    assert "write a .tif" not in err[0]
+
+
 @pytest.mark.parametrize("lazy", [False, True])
 def test_a_bad_psf_among_several_is_named_by_its_index(tmp_path, capsys, lazy):
     """One PSF per channel, the second all zero: the error names psf[1], in memory and lazy alike."""

@@ -597,9 +597,10 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
     if lazy and str(values.get("stop") or "").strip().lower() == "auto":
         why = ("--workers/--scheduler" if workers or address else "OME-Zarr output" if io._is_zarr(out)
                else f"the whole-volume estimate {need / 2**20:.0f} MiB is over --memory-limit")
+        fix = ("drop --workers/--scheduler" if workers or address else "write a .tif" if io._is_zarr(out)
+               else f"give --memory-limit {-(-int(need) // 2**20)}MiB or more if there is that much memory")
         raise click.ClickException(f"--stop: 'auto' needs the whole image in memory, and this run is lazy ({why}); "
-                                   "write a .tif within the memory limit, or run --stop auto on a crop and give its "
-                                   "count with --iterations")
+                                   f"{fix}, or run --stop auto on a crop and give its count with --iterations")
     info = {"memory_limit_bytes": limit, "estimate_whole_bytes": need}
     with cli._collect_notes(quiet) as notes:
         for w in read_warnings:
