@@ -148,3 +148,22 @@ def test_show_iteration_displays_the_padded_estimate_each_iteration(bridge, jvm,
                          'maximum=2 terminate=-1000");')
     assert r.ok, r.error
     assert seen == []
+
+
+def test_macro_result_log_is_this_runs_lines_only(bridge):
+    """MacroResult.log held the whole Log window: an earlier Wiener line came back with every
+    later result unless the Log was cleared by hand."""
+    assert bridge.run_macro('print("first run");', clear_log=True).log.split() == ["first", "run"]
+    r = bridge.run_macro('print("second run");')
+    assert r.log.split() == ["second", "run"], r.log
+
+
+def test_a_result_title_already_open_is_said_in_the_log(bridge):
+    from fijidecon.fiji import convert
+
+    convert.to_imageplus(np.load(DATA / "input3d_40x36x12.npy"), title="img").show()
+    convert.to_imageplus(np.load(DATA / "psfA_32x32x16.npy"), title="psf").show()
+    code = 'run("Convolve (FFT)", "image=img kernel=psf title=same");'
+    assert bridge.run_macro(code, clear_log=True).ok
+    r = bridge.run_macro(code)
+    assert r.ok and "an image titled 'same' is already open" in r.log, r.log

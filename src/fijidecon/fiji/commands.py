@@ -1032,6 +1032,11 @@ def execute(cmd: Command, values: Mapping[str, Any], imps: Mapping[str, Any], *,
         arr = arr.astype(np.float32)
     out_cal = _psf_length_unit(cmd, full, out_cal, label)
     title = _result_title(cmd, full, res, first_title)
+    if _j("ij.WindowManager").getImage(title) is not None:  # ImageJ allows it; image=<title> then picks one
+        note = (f"{label}: an image titled '{title}' is already open; the result has the same title (a macro's "
+                "image=<title> will pick one of them: give another title)")
+        state.notes.append(note)
+        _j("ij.IJ").log(note)
     try:
         heap.check_bytes(int(np.size(arr)) * 4, label, f"its result ({'x'.join(map(str, arr.shape[::-1]))} float32)")
     except MemoryError as e:
@@ -1141,7 +1146,8 @@ def run_macro(code: str, arg: str = "", *, timeout: float = 600.0, ignore_errors
         and so does a fijidecon command cancelled (Esc, or Cancel in its dialog): ``error``
         is then e.g. ``"Richardson-Lucy Deconvolution: cancelled (Esc)"``.
     clear_log:
-        Clear the Log window first; ``log`` is then this run's Log only.
+        Clear the Log window first.  Either way ``log`` holds this run's Log lines only (the
+        Log's earlier text is cut off; the whole Log when the macro cleared it itself).
 
     Returns
     -------
@@ -1161,6 +1167,7 @@ def run_macro(code: str, arg: str = "", *, timeout: float = 600.0, ignore_errors
     Thread = _j("java.lang.Thread")
     if clear_log:
         IJ.log("\\Clear")
+    before = str(IJ.getLog() or "")
     state.last_error = state.reported_error = state.cancel_message = None
     interp = Interpreter()
     if ignore_errors:
@@ -1208,7 +1215,8 @@ def run_macro(code: str, arg: str = "", *, timeout: float = 600.0, ignore_errors
             if "error" in title.lower():
                 error = f"{title}: {text}"
                 break
-    log = IJ.getLog()
+    log = str(IJ.getLog() or "")
+    log = log[len(before):] if before and log.startswith(before) else log  # this run's lines
     try:
         line = int(interp.getLineNumber()) if error is not None else None
     except Exception:
@@ -1218,7 +1226,7 @@ def run_macro(code: str, arg: str = "", *, timeout: float = 600.0, ignore_errors
         ok=error is None and not bool(interp.wasError()),
         error=error,
         returned=box.get("returned"),
-        log="" if log is None else str(log),
+        log=log,
         dialogs=dialogs,
         seconds=time.perf_counter() - t0,
     )
