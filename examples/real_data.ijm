@@ -92,7 +92,7 @@ if (indexOf(jobs, ",beads,") >= 0) {
     open(data + File.separator + "boulanger_bead_psf" + File.separator + "psf-gfp.tif");
     beads = getTitle();
     setVoxelSize(65, 65, 200, "nm");
-    run("PSF from Beads", "image=[" + beads + "] width,=64 height,=64 depth,=24 title=PSF_gfp");
+    run("PSF from Beads", "beads=[" + beads + "] width,=64 height,=64 depth,=24 title=PSF_gfp");
     save("PSF_gfp", "beads_psf.tif");
     run("Close All");
 }
