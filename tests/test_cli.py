@@ -398,3 +398,20 @@ def test_snapshot_every_writes_each_snapshot_beside_the_output(tmp_path, capsys)
     assert main(base + ["-o", str(tmp_path / "s.tif")]) == 2  # refused before reading the inputs
     assert "s_iter10.tif" in capsys.readouterr().err and (tmp_path / "s_iter10.tif").read_bytes() == b"mine"
     assert not (tmp_path / "s.tif").exists()
+
+
+@pytest.mark.parametrize("out", ["same.tif", "same.ome.zarr"])
+def test_the_image_given_as_its_own_psf_is_said(tmp_path, out):
+    """`deconvolve … img.tif img.tif` ran without a word (in memory and lazy)."""
+    import subprocess
+    import sys
+
+    from fijidecon.calibration import Calibration
+    from fijidecon.io import write_image
+
+    write_image(tmp_path / "im.tif", np.random.default_rng(0).random((8, 32, 32)).astype(np.float32) + 1,
+                Calibration.make("ZYX", unit="micron", Z=0.3, Y=0.1, X=0.1))
+    r = subprocess.run([sys.executable, "-m", "fijidecon.cli", "deconvolve", "wiener", "im.tif", "./im.tif", "-o", out],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "Warning: psf: ./im.tif is the image file itself; give the PSF's file" in r.stderr.splitlines()

@@ -393,6 +393,14 @@ def _same_file(a: Path, b: str) -> bool:
         return False
 
 
+def warn_psf_is_image(inputs: dict[str, Any]) -> None:
+    """A warning when the PSF file is the image file itself (``fijidecon deconvolve … img.tif img.tif``)."""
+    image, psfs = inputs.get("image"), inputs.get("psf")
+    for psf in (psfs if isinstance(psfs, tuple) else (psfs,)) if image and psfs else ():
+        if _same_file(Path(image), psf):
+            warnings.warn(f"psf: {psf} is the image file itself; give the PSF's file", RuntimeWarning, stacklevel=2)
+
+
 def refuse_inputs_as_output(out: Path, inputs: dict[str, Any], snapshots: Any = (), like: str | None = None) -> None:
     """:func:`refuse_writing_over` for every input (name -> path or tuple of paths) and ``--like``:
     called first, so that an output that is an input says so rather than "exists"."""
@@ -625,6 +633,7 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
     images: dict[str, Any] = {}
     records: list[dict[str, Any]] = []
     with held_warnings(read_warnings):
+        warn_psf_is_image({q.name: kw[q.name] for q in image_params})
         voxel_warning = _read_inputs(kw, image_params, images, records, out, axes, voxel, psf_voxel)
     drop_spacing_warnings(read_warnings, voxel)
     if image_params:

@@ -584,6 +584,7 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
     with cli.held_warnings(read_warnings):
         limit = budget(kwargs.get("memory_limit"))
     with cli.held_warnings(read_warnings):
+        cli.warn_psf_is_image({"image": image_path, "psf": psf_paths})
         lazy_img, cal = _open_lazy(image_path, axes)
     records = [cli.input_record("image", image_path, lazy_img, cal)]
     cal, voxel_warning = cli.with_voxel_size(cal, tuple(lazy_img.shape), voxel, image_path)

@@ -393,3 +393,17 @@ def test_hyperstack_made_in_imagej(convert, jvm):
     for (c, z, t), v in marks.items():
         imp2.setPositionWithoutUpdate(c + 1, z + 1, t + 1)
         assert imp2.getProcessor().getPixel(5, 7) == v
+
+
+def test_lazy_and_mismatched_inputs_say_what_to_do(convert):
+    """A dask array: TypeError without a remedy; a 2-D array with a ZYX calibration: accepted silently
+    (the calibration's axes dropped); an xarray over dask: titled 'array-143f6040bc61…'."""
+    import dask.array as dsk
+    import xarray as xr
+
+    with pytest.raises(TypeError, match=r"got Array \(a lazy array: call \.compute\(\) or numpy\.asarray\(\)"):
+        convert.to_imageplus(dsk.zeros((4, 5), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"^calibration: its axes 'ZYX' name 3 axes for an array of 2 dimensions"):
+        convert.to_imageplus(np.zeros((4, 5), np.float32), Calibration.make("ZYX", unit="micron", Z=1, Y=1, X=1))
+    imp = convert.to_imageplus(xr.DataArray(dsk.zeros((3, 4, 5), dtype=np.float32), dims=("z", "y", "x")))
+    assert str(imp.getTitle()) == "image"

@@ -167,3 +167,11 @@ def test_a_result_title_already_open_is_said_in_the_log(bridge):
     assert bridge.run_macro(code, clear_log=True).ok
     r = bridge.run_macro(code)
     assert r.ok and "an image titled 'same' is already open" in r.log, r.log
+
+
+def test_the_image_chosen_as_its_own_psf_is_said_in_the_log(bridge):
+    from fijidecon.fiji import convert
+
+    convert.to_imageplus(np.load(DATA / "input3d_40x36x12.npy"), title="img").show()
+    r = bridge.run_macro('run("Convolve (FFT)", "image=img kernel=img title=self");', clear_log=True)
+    assert r.ok and "is the image itself ('img'); choose the PSF's window" in r.log, r.log

@@ -826,6 +826,12 @@ def _run(cmd: Command, label: str) -> None:
             _report(label, f"\"{p.label}\" ({p.key}={title}): no open image has this title.\nOpen images: {open_}")
             return
         imps[p.name] = imp
+    chosen = [imps[p.name] for p in image_params]
+    if len(chosen) == 2 and int(chosen[0].getID()) == int(chosen[1].getID()):  # e.g. psf=<the image itself>
+        note = (f"{label}: warning: \"{image_params[1].label}\" is the image itself ('{chosen[0].getTitle()}'); "
+                "choose the PSF's window")
+        state.notes.append(note)
+        IJ.log(note)
     confirm = _CONFIRM.get(cmd.id)
     if confirm is not None and options is None:  # interactive only, as in the original
         title, message = confirm(values)

@@ -34,6 +34,7 @@ Example
 
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Any
 
@@ -238,9 +239,13 @@ def to_imageplus(
             raise ValueError("calibration/axes: not accepted with an xarray.DataArray (its dims and coords say it)")
         return to_imageplus_xarray(array, title=title)
     if not isinstance(array, np.ndarray):
-        raise TypeError(f"array: expected a numpy array or xarray.DataArray, got {type(array).__name__}")
+        lazy = " (a lazy array: call .compute() or numpy.asarray() on it first)" if hasattr(array, "compute") else ""
+        raise TypeError(f"array: expected a numpy array or xarray.DataArray, got {type(array).__name__}{lazy}")
     if calibration is not None and not isinstance(calibration, Calibration):
         raise TypeError(f"calibration: expected a fijidecon Calibration, got {type(calibration).__name__}")
+    if axes is None and calibration is not None and len(calibration.axes) != array.ndim:
+        raise ValueError(f"calibration: its axes {calibration.axes!r} name {len(calibration.axes)} axes for an array "
+                         f"of {array.ndim} dimensions {array.shape}; give a calibration of the array's axes, or axes=")
     if title is None:
         title = "image"
     if not isinstance(title, str):
@@ -482,7 +487,8 @@ def to_imageplus_xarray(da, title: str | None = None):
             if unit is None and a == "X":
                 unit = da.coords[d].attrs.get("units") or da.coords[d].attrs.get("unit")
     cal = Calibration.make(axes, unit=str(unit) if unit else "pixel", **spacing)
-    return to_imageplus(np.asarray(da.values), cal, title=title if title is not None else str(da.name or "image"), axes=axes)
+    name = str(da.name) if da.name is not None and not re.fullmatch(r"[\w-]+-[0-9a-f]{32}", str(da.name)) else None
+    return to_imageplus(np.asarray(da.values), cal, title=title if title is not None else (name or "image"), axes=axes)
 
 
 def from_imageplus_xarray(imp, squeeze: bool = True):
