@@ -215,3 +215,13 @@ def test_escape_flag_set_by_a_plugin_cancels_and_aborts_the_macro(bridge, jvm):
     assert not r.ok and r.error == "Richardson-Lucy Deconvolution: cancelled (Esc)", r
     assert "after" not in r.log
     assert not any(t.startswith("Flag_") for t in _titles(jvm))
+
+
+def test_a_core_error_names_the_dialog_field_and_macro_key(bridge):
+    """The core's `pixel_size: 0 means 'from the image calibration'…` named the Python parameter;
+    the ImageJ user typed pixel= in the macro (or the dialog field)."""
+    from fijidecon.fiji import convert
+
+    convert.to_imageplus(np.load(DATA / "psfA_32x32x16.npy"), title="beads").show()  # uncalibrated
+    r = bridge.run_macro('run("PSF from Beads", "beads=beads pixel=0 slice=0");', ignore_errors=True)
+    assert not r.ok and '"Pixel size of the image (0 = from its calibration)" (pixel): 0 means' in r.error, r.error

@@ -759,6 +759,17 @@ def _psf_confirm(values: Mapping[str, Any]) -> tuple[str, str]:
 _CONFIRM: dict[str, Callable[[Mapping[str, Any]], tuple[str, str]]] = {"diffraction-psf-3d": _psf_confirm}
 
 
+def _in_dialog_terms(cmd: Command, message: str) -> str:
+    """A core error that starts with a Python parameter name (``pixel_size: …``) as the dialog
+    field and macro key the user typed (``"Pixel size of the image …" (pixel): …``)."""
+    head, sep, rest = message.partition(": ")
+    name = head.split("[")[0]
+    p = next((q for q in cmd.params if q.name == name and q.kind != "image"), None)
+    if not sep or p is None:
+        return message
+    return f"\"{p.label}\" ({p.key}): {rest}"
+
+
 def _cancelled(label: str, how: str, recording: bool) -> None:
     """A command cancelled (dialog, confirmation or Esc): status bar, ``state``, recorder."""
     _j("ij.IJ").showStatus(f"{label}: {how}")
@@ -1013,7 +1024,7 @@ def execute(cmd: Command, values: Mapping[str, Any], imps: Mapping[str, Any], *,
     except CommandError:
         raise
     except (ValueError, TypeError) as e:
-        raise CommandError(str(e)) from None
+        raise CommandError(_in_dialog_terms(cmd, str(e))) from None
     except MemoryError as e:
         raise CommandError(str(e) or "not enough memory for this computation") from None
     except Exception as e:
