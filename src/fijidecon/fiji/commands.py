@@ -857,8 +857,8 @@ def _run(cmd: Command, label: str) -> None:
     snaps: list = []
     try:
         out, res = execute(cmd, values, imps, label=label, progress=True, snapshots=snaps)
-    except CommandError as e:
-        _report(label, str(e))
+    except CommandError as e:  # a dialog's or macro's user: the field and key typed, not the Python name
+        _report(label, _in_dialog_terms(cmd, str(e)))
         return
     if out is None:
         _cancelled(label, "cancelled (Esc)", False)
@@ -1024,7 +1024,7 @@ def execute(cmd: Command, values: Mapping[str, Any], imps: Mapping[str, Any], *,
     except CommandError:
         raise
     except (ValueError, TypeError) as e:
-        raise CommandError(_in_dialog_terms(cmd, str(e))) from None
+        raise CommandError(str(e)) from None
     except MemoryError as e:
         raise CommandError(str(e) or "not enough memory for this computation") from None
     except Exception as e:
