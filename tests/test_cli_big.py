@@ -335,4 +335,6 @@ def test_a_budget_too_small_for_any_brick_names_the_budget_that_fits(tmp_path, c
     assert costly, "no warning about the bricks' cost"
     assert main([*args, str(tmp_path / "w.tif"), "--memory-limit", f"{costly[1]}MiB"]) == 0
     assert "bricks computes" not in capsys.readouterr().err
+    side = json.loads((tmp_path / "w.tif.json").read_text())  # whole: not bricked in memory either (it was)
+    assert not any("brick" in n for n in side["notes"]) and "brick_core" not in side.get("memory", {}), side["notes"]
     assert main([*args, str(tmp_path / "c.tif"), "--memory-limit", f"{int(need[1]) - 2}MiB"]) == 2

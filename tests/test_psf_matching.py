@@ -320,6 +320,10 @@ def test_one_voxel_size_alone_is_said_in_the_api():
            "resampled)" in r.notes
     with pytest.warns(RuntimeWarning, match=r"^psf_voxel_size: not used without the image's voxel_size"):
         wiener(img, psf, 1e-3, psf_voxel_size=(0.2, 0.1, 0.1))
+    id3 = iterative_deconvolve_3d(img, psf, compat=False, max_iterations=2, voxel_size=(0.2, 0.1, 0.1))
+    assert any("taken to be sampled at the image's voxel size" in n for n in id3.notes), id3.notes
+    with pytest.warns(RuntimeWarning, match=r"^psf_voxel_size: not used without the image's voxel_size"):
+        iterative_deconvolve_3d(img, psf, compat=False, max_iterations=2, psf_voxel_size=(0.2, 0.1, 0.1))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         both = richardson_lucy(img, psf, 2, voxel_size=(0.2, 0.1, 0.1), psf_voxel_size=(0.2, 0.1, 0.1))

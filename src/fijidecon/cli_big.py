@@ -100,6 +100,15 @@ def whole_need(cmd: Command, kwargs: dict[str, Any], shape: tuple[int, ...], dty
     return int(est + int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize)
 
 
+def whole_budget(need: int, shape: tuple[int, ...], dtype: Any) -> int:
+    """The ``--memory-limit`` that runs an input whole in memory, core included: :func:`whole_need`
+    plus what the core holds beside it (its float32 result, and a float32 copy of another dtype),
+    rounded up to MiB with 5 % for the PSF's prepared size (it may grow when resampled)."""
+    n4 = 4 * int(np.prod(shape, dtype=np.int64))
+    total = (int(need) + n4 + (0 if np.dtype(dtype) == np.float32 else n4)) * 1.05
+    return -(-int(total) // 2**20) * 2**20
+
+
 def _rss() -> int:
     import psutil
 
@@ -160,7 +169,8 @@ def brick_need(method: str, outer: tuple[int, ...], kernel: tuple[int, ...], opt
 
 
 def plan_bricks(method: str, vol: tuple[int, ...], kernel: tuple[int, ...], opts: dict[str, Any], limit: int,
-                concurrency: int, tiff_out: bool) -> tuple[tuple[int, ...], tuple[int, ...], int]:
+                concurrency: int, tiff_out: bool, whole: int | None = None) -> tuple[tuple[int, ...], tuple[int, ...],
+                                                                                    int]:
     """Brick cores for a lazy run of (Z, Y, X) volumes ``vol`` within ``limit`` bytes.
 
     Files are read (TIFF, ``.npy``) and written (TIFF) in whole planes, so Dask holds every
@@ -170,6 +180,10 @@ def plan_bricks(method: str, vol: tuple[int, ...], kernel: tuple[int, ...], opts
     the largest Y, X cores (the axis largest relative to its halo halved first) whose
     :func:`brick_need` fits what the slabs leave for the ``concurrency`` bricks computed at
     once; of these plans, the one with the least FFT work (:func:`_work`).
+
+    ``whole``: the budget that runs the input whole in memory (:func:`whole_budget`), when
+    that is possible (a TIFF output): the refusal names the smaller of it and the smallest
+    budget with a plan.
 
     Returns
     -------
@@ -185,6 +199,7 @@ def plan_bricks(method: str, vol: tuple[int, ...], kernel: tuple[int, ...], opts
     best = _best_plan(method, vol, kernel, halo, opts, limit, concurrency, tiff_out)
     if best is None:
         need = _smallest_limit(method, vol, kernel, halo, opts, limit, concurrency, tiff_out)
+        need = min(need, whole) if whole else need
         raise MemoryError(f"memory_limit: {_size(limit)} is too small for {method} on {'x'.join(map(str, vol))} "
                           f"volumes from and to files: even bricks of {MIN_CORE} voxels or as thick as the halo ("
                           f"{'x'.join(map(str, halo))}: the PSF's size) and their slabs "
@@ -233,7 +248,7 @@ def _warn_costly(method: str, vol: tuple[int, ...], core: tuple[int, ...], halo:
     plan = _bricks.Plan(vol, core, halo, True)
     ratio = plan.n * float(np.prod(plan.outer)) / float(np.prod(vol))
     if ratio >= _bricks.COSTLY_PLAN:
-        whole_text = f"--memory-limit {-(-int(whole) // 2**20)}MiB runs it whole, or " if whole else ""
+        whole_text = f"--memory-limit {int(whole) // 2**20}MiB runs it whole, or " if whole else ""
         warnings.warn(f"--memory-limit: {method} in {plan.n} bricks computes {ratio:.0f}x the volume's voxels (each "
                       f"brick with a halo of {'x'.join(map(str, halo))}, the PSF's size), so it takes about that "
                       f"much longer; {whole_text}crop the PSF to where it is above the noise", RuntimeWarning,
@@ -712,9 +727,11 @@ def _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, 
             budget_now = per_worker - sched.held
         else:
             budget_now = limit
-        core, halo, room = plan_bricks(cmd.id, vol, kernel, opts, budget_now, sched.concurrency, tiff_out)
+        whole = whole_budget(info["estimate_whole_bytes"], tuple(lazy_img.shape), lazy_img.dtype)
+        core, halo, room = plan_bricks(cmd.id, vol, kernel, opts, budget_now, sched.concurrency, tiff_out,
+                                       whole if tiff_out and not (workers or address) else None)
         info.update(brick_core=list(core), halo=list(halo), brick_budget_bytes=room, scheduler=sched.description)
-        _warn_costly(cmd.id, vol, core, halo, info.get("estimate_whole_bytes"))
+        _warn_costly(cmd.id, vol, core, halo, whole)
         if not quiet:
             click.echo(f"Note: lazy run ({why}) on {sched.description}: bricks of {'x'.join(map(str, core))} "
                        f"voxels + halo {'x'.join(map(str, halo))}, a budget of {_size(room)} per brick", err=True)

@@ -197,15 +197,18 @@ def test_escape_cancels_a_running_deconvolution(bridge, jvm, command):
     IJ.resetEscape()
 
 
-def test_escape_flag_set_by_a_plugin_cancels_and_aborts_the_macro(bridge, jvm):
+@pytest.mark.parametrize("block", [False, True])
+def test_escape_flag_set_by_a_plugin_cancels_and_aborts_the_macro(bridge, jvm, block):
     """IJ.setKeyDown(VK_ESCAPE) (a plugin or script, not the key): the command stopped but the
-    macro went on and run_macro said ok=True with no result."""
+    macro went on and run_macro said ok=True with no result; inside a block the error was the
+    interpreter's "';' expected"."""
     _inputs(bridge)
     IJ = jvm.jimport("ij.IJ")
     KeyEvent = jvm.jimport("java.awt.event.KeyEvent")
     bridge.state.iteration = 0
-    th, box = _start(bridge, 'run("Richardson-Lucy Deconvolution", "image=img3d psf=psfA iterations=5000 '
-                             'title=Flag_RL"); print("after");')
+    call = 'run("Richardson-Lucy Deconvolution", "image=img3d psf=psfA iterations=5000 title=Flag_RL");'
+    code = f'for (i = 0; i < 2; i++) {{ {call} print("loop"); }}' if block else call
+    th, box = _start(bridge, code + ' print("after");')
     _wait_for(lambda: bridge.state.iteration >= 2)
     IJ.setKeyDown(KeyEvent.VK_ESCAPE)
     th.join(30)

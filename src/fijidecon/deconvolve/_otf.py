@@ -293,13 +293,21 @@ def prepare_psf(psf: object, *, threshold: float = 1e-4, recenter: bool = True, 
     return PreparedPSF(box.astype(np.float32), centroid, shift, tuple(notes), report)
 
 
-def _match_voxel_size(a, name, voxel_size, psf_voxel_size, max_shape, report, notes) -> np.ndarray:
+def one_sided_voxel_size(name: str, voxel_size: Any, psf_voxel_size: Any, notes: list[str],
+                         stacklevel: int = 7) -> None:
+    """Only one of ``voxel_size`` / ``psf_voxel_size`` given: a note (the PSF is taken at the
+    image's voxel size) or a warning (``psf_voxel_size`` alone cannot be used)."""
     if voxel_size is not None and psf_voxel_size is None:
         notes.append(f"{name}: taken to be sampled at the image's voxel size (no psf_voxel_size given; give it to "
                      "have the PSF resampled)")
     if psf_voxel_size is not None and voxel_size is None:
         warnings.warn(f"psf_voxel_size: not used without the image's voxel_size; the {name} is taken to be sampled at "
-                      "the image's voxel size (give voxel_size= to have it resampled)", RuntimeWarning, stacklevel=6)
+                      "the image's voxel size (give voxel_size= to have it resampled)", RuntimeWarning,
+                      stacklevel=stacklevel)
+
+
+def _match_voxel_size(a, name, voxel_size, psf_voxel_size, max_shape, report, notes) -> np.ndarray:
+    one_sided_voxel_size(name, voxel_size, psf_voxel_size, notes)
     if voxel_size is None or psf_voxel_size is None:
         return a
     from .. import _validate

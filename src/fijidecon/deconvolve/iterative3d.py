@@ -417,6 +417,7 @@ def _match_voxel_size(psf, voxel_size, psf_voxel_size, notes: list[str], name: s
     """The PSF resampled to the image's voxel size when both are known and differ (sum kept;
     the same rule, checks and note as the other methods, :func:`fijidecon.deconvolve._otf.prepare_psf`)."""
     if voxel_size is None or psf_voxel_size is None:
+        _otf.one_sided_voxel_size(name, voxel_size, psf_voxel_size, notes, stacklevel=5)
         return psf
     a = _as_volume(name, psf).astype(np.float64)
     new: list[str] = []

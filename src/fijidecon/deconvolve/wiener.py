@@ -177,6 +177,13 @@ def wiener(image: object, psf: object, regularization: float | str | None = None
         (Z, Y, X) or (Y, X) spacings of the image and the PSF in one length unit; when
         both are given and differ, the PSF is resampled to the image's voxel size.
         ``psf_voxel_size`` may be one spacing per PSF (a list) with one PSF per channel.
+    memory_limit, bricks, halo:
+        As for :func:`fijidecon.deconvolve.richardson_lucy`: a volume over the budget
+        (or given ``bricks=``, the brick *core* size per axis in voxels, not a count) is
+        filtered in bricks, read with ``halo`` voxels on each side (default: the prepared
+        PSF's size); the regularization is chosen once, on each volume's central brick.
+        A warning says when the filter reaches beyond the halo (small ``rho``: the result
+        then depends on the layout).  A ``dask.array.Array`` image gives a lazy result.
 
     Returns
     -------
@@ -264,9 +271,10 @@ def _run_bricked(layout, vols, preps, plans, choose) -> WienerResult:
             negs.append(max(_negfrac(out), 0.0))
             rule = dec.extra["rule"]
             who = "wiener" if layout.single else f"wiener (t={vol.t}, c={vol.c})"
-            notes.append(f"{who}: bricked: {plan.describe()}; regularization {dec.regularization:.3g} "
-                         f"chosen on the central brick (rule {dec.extra['rule']}; the whole volume's choice may "
-                         "differ: give regularization= for the same value everywhere)")
+            notes.append(f"{who}: bricked: {plan.describe()}; regularization {dec.regularization:.3g} " + (
+                "given" if dec.extra["rule"] == "given" else
+                f"chosen on the central brick (rule {dec.extra['rule']}; the whole volume's choice may differ: give "
+                "regularization= for the same value everywhere)"))
             log.info(notes[-1])
             if plan.n > 1:
                 warn_reach(prep.kernel, dec.regularization, plan.halo)
@@ -329,8 +337,9 @@ def warn_reach(kernel: np.ndarray, rho: float, halo: Sequence[int]) -> None:
     out = filter_reach(kernel, rho, halo)
     if out > REACH_WARN:
         warnings.warn(f"wiener: at regularization {rho:.3g} {100 * out:.0f} % of the filter's weight lies beyond the "
-                      f"bricks' halo ({'x'.join(map(str, halo))}): the result depends on the brick layout (several % "
-                      "of the maximum; a PSF with noisy tails, e.g. 8-bit, makes the filter wide); give a larger "
+                      f"bricks' halo ({'x'.join(map(str, halo))}): the result depends on the brick layout (RedLionfish's "
+                      "8-bit PSF: 17 % rel L2 between layouts at 1e-3, 57 % at 1e-4; noisy PSF tails make the filter "
+                      "wide); give a larger "
                       "regularization, a larger halo, or the memory to run the whole volume", RuntimeWarning,
                       stacklevel=3)
 

@@ -1225,8 +1225,8 @@ def run_macro(code: str, arg: str = "", *, timeout: float = 600.0, ignore_errors
     if error is None and "exception" in box:
         # "Macro canceled" is also how exit() ends a macro: an error only if one was reported
         error = box["exception"] if "Macro canceled" not in box["exception"] else state.last_error
-    if error is None and state.cancel_message is not None:  # a command cancelled (Esc, Cancel): no result
-        error = state.cancel_message
+    if state.cancel_message is not None and "timed_out" not in box:  # a command cancelled (Esc, Cancel): no
+        error = state.cancel_message  # result; aborting inside a block leaves the interpreter with "'}' expected"
     if error is None:
         for title, text in dialogs:
             if "error" in title.lower():
