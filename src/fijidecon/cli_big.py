@@ -343,7 +343,10 @@ def scheduler(workers: int | None, address: str | None) -> Iterator[Scheduler]:
         old = os.environ.get("FIJIDECON_FFT_WORKERS")
         os.environ["FIJIDECON_FFT_WORKERS"] = fft  # the worker processes inherit it
         try:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            # silence_logs: the workers' own log lines (a heartbeat missed under load, with its traceback) are
+            # not the user's errors; a task that fails still reaches this process as an exception
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                                   silence_logs=logging.CRITICAL)
         except KeyboardInterrupt:  # Ctrl-C while the workers start: end them, quietly
             _end_children_now()
             raise
