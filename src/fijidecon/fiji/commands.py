@@ -759,6 +759,10 @@ def _psf_confirm(values: Mapping[str, Any]) -> tuple[str, str]:
 _CONFIRM: dict[str, Callable[[Mapping[str, Any]], tuple[str, str]]] = {"diffraction-psf-3d": _psf_confirm}
 
 
+class _CoreError(CommandError):
+    """A core function's ``ValueError``/``TypeError``, named in its Python parameters."""
+
+
 def _in_dialog_terms(cmd: Command, message: str) -> str:
     """A core error that starts with a Python parameter name (``pixel_size: …``) as the dialog
     field and macro key the user typed (``"Pixel size of the image …" (pixel): …``)."""
@@ -857,8 +861,11 @@ def _run(cmd: Command, label: str) -> None:
     snaps: list = []
     try:
         out, res = execute(cmd, values, imps, label=label, progress=True, snapshots=snaps)
-    except CommandError as e:  # a dialog's or macro's user: the field and key typed, not the Python name
+    except _CoreError as e:  # a dialog's or macro's user: the field and key typed, not the Python name
         _report(label, _in_dialog_terms(cmd, str(e)))
+        return
+    except CommandError as e:
+        _report(label, str(e))
         return
     if out is None:
         _cancelled(label, "cancelled (Esc)", False)
@@ -1024,7 +1031,7 @@ def execute(cmd: Command, values: Mapping[str, Any], imps: Mapping[str, Any], *,
     except CommandError:
         raise
     except (ValueError, TypeError) as e:
-        raise CommandError(str(e)) from None
+        raise _CoreError(str(e)) from None
     except MemoryError as e:
         raise CommandError(str(e) or "not enough memory for this computation") from None
     except Exception as e:
