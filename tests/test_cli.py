@@ -415,3 +415,7 @@ def test_the_image_given_as_its_own_psf_is_said(tmp_path, out):
                        cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "Warning: psf: ./im.tif is the image file itself; give the PSF's file" in r.stderr.splitlines()
+    (tmp_path / "copy.tif").write_bytes((tmp_path / "im.tif").read_bytes())  # a copy: the same bytes
+    r = subprocess.run([sys.executable, "-m", "fijidecon.cli", "deconvolve", "wiener", "im.tif", "copy.tif", "-o",
+                        "2" + out], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and f"copy.tif holds the same bytes as the image ({tmp_path / 'im.tif'})" in r.stderr

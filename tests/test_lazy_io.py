@@ -577,3 +577,11 @@ def test_a_damaged_chunk_names_the_store(tmp_path):
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1 and "is damaged: its chunk(s)" in lines[0], r.stderr
     assert not (tmp_path / "out.ome.zarr").exists()
+
+
+def test_unreadable_zarr_metadata_is_called_damage(tmp_path):
+    """A .zattrs that is not JSON was reported as "no 'multiscales' metadata"."""
+    _store_with_empty_and_full_planes(tmp_path / "c.ome.zarr")
+    (tmp_path / "c.ome.zarr" / ".zattrs").write_text('{"multiscales": [')
+    with pytest.raises(ValueError, match=r"^image: '.*c.ome.zarr' is damaged: its .zattrs is not readable JSON"):
+        read_lazy(tmp_path / "c.ome.zarr")

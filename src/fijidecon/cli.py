@@ -401,6 +401,16 @@ def warn_psf_is_image(inputs: dict[str, Any]) -> None:
             warnings.warn(f"psf: {psf} is the image file itself; give the PSF's file", RuntimeWarning, stacklevel=2)
 
 
+def warn_psf_same_content(records: list[dict[str, Any]]) -> None:
+    """A warning when a PSF file holds the same bytes as the image file (a copy of it), from the
+    inputs' SHA-256 (the same path is said by :func:`warn_psf_is_image`)."""
+    image = next((r for r in records if r["parameter"] == "image" and r.get("sha256")), None)
+    for r in records:
+        if image and r["parameter"] == "psf" and r.get("sha256") == image["sha256"] and r["path"] != image["path"]:
+            warnings.warn(f"psf: {r['path']} holds the same bytes as the image ({image['path']}); give the PSF's "
+                          "file", RuntimeWarning, stacklevel=2)
+
+
 def refuse_inputs_as_output(out: Path, inputs: dict[str, Any], snapshots: Any = (), like: str | None = None) -> None:
     """:func:`refuse_writing_over` for every input (name -> path or tuple of paths) and ``--like``:
     called first, so that an output that is an input says so rather than "exists"."""
@@ -635,6 +645,7 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
     with held_warnings(read_warnings):
         warn_psf_is_image({q.name: kw[q.name] for q in image_params})
         voxel_warning = _read_inputs(kw, image_params, images, records, out, axes, voxel, psf_voxel)
+        warn_psf_same_content(records)
     drop_spacing_warnings(read_warnings, voxel)
     if image_params:
         first = images[image_params[0].name]

@@ -609,6 +609,7 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
     cli.drop_spacing_warnings(read_warnings, voxel)
     with cli.held_warnings(read_warnings):
         psf = cli._read_psfs(psf_paths, cal, tuple(lazy_img.shape), records, psf_voxel)
+        cli.warn_psf_same_content(records)
     io.check_output(out, cal.axes, overwrite=overwrite, sidecar=True, shape=tuple(lazy_img.shape))
     psf_shape = np.shape((psf[0] if isinstance(psf, list) else psf)[0])
     need = whole_need(cmd, kwargs, tuple(lazy_img.shape), lazy_img.dtype, cal.axes, psf_shape)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import json
 import os
 import shutil
 import signal
@@ -308,6 +309,13 @@ def _read_ome_zarr(p: Path, level: int) -> tuple[Any, Calibration]:
         raise ValueError(f"image: {str(p)!r} is not a readable OME-Zarr ({_io._short(exc)})") from None
     node = next((n for n in nodes if n.load(Multiscales) is not None and n.data), None)
     if node is None:
+        for meta in (p / ".zattrs", p / ".zgroup", p / "zarr.json"):  # metadata that is there but unreadable
+            try:
+                if meta.is_file():
+                    json.loads(meta.read_text())
+            except (ValueError, OSError) as exc:
+                raise ValueError(f"image: {str(p)!r} is damaged: its {meta.name} is not readable JSON "
+                                 f"({_io._short(exc)})") from None
         raise ValueError(f"image: {str(p)!r} holds no OME-Zarr image (no 'multiscales' metadata)")
     if not 0 <= level < len(node.data):
         raise ValueError(f"level: {str(p)!r} has resolution levels 0 to {len(node.data) - 1}, got {level}")

@@ -334,8 +334,9 @@ def plan_volume(method: str, shape: Sequence[int], kernel_shape: Sequence[int], 
                           f"{e} ({_mib(limit or 0)} budget, {_mib(resident)} already held by the input and output); "
                           "raise memory_limit, use a smaller halo, or work from a file (OME-Zarr) with the CLI") \
             from None
-    if core is None:
-        _warn_costly(plan, method, need + resident)
+    if core is None or not lazy:  # lazy runs with bricks= are the CLI's own plans: it says so itself
+        need = need if core is None else estimate(method, shape, kernel_shape, **options)
+        _warn_costly(plan, method, need + resident, "memory_limit" if core is None else "bricks")
     return plan
 
 
@@ -343,12 +344,12 @@ def plan_volume(method: str, shape: Sequence[int], kernel_shape: Sequence[int], 
 COSTLY_PLAN = 4.0
 
 
-def _warn_costly(plan: Plan, method: str, whole_need: int) -> None:
+def _warn_costly(plan: Plan, method: str, whole_need: int, who: str = "memory_limit") -> None:
     """A warning when the halos make the bricks compute :data:`COSTLY_PLAN` times the volume's
     voxels or more (a PSF about as wide as the volume: bricks save little memory at a high price)."""
     ratio = plan.n * float(np.prod(plan.outer)) / float(np.prod(plan.shape))
     if ratio >= COSTLY_PLAN:
-        warnings.warn(f"memory_limit: {method} in {plan.n} bricks computes {ratio:.0f}x the volume's voxels (each "
+        warnings.warn(f"{who}: {method} in {plan.n} bricks computes {ratio:.0f}x the volume's voxels (each "
                       f"brick with a halo of {'x'.join(map(str, plan.halo))}, the PSF's size), so it takes about "
                       f"that much longer; memory_limit {math.ceil(whole_need / 2**20)}MiB runs it whole, or crop the PSF to where it is above "
                       "the noise", RuntimeWarning, stacklevel=4)
