@@ -240,19 +240,12 @@ def _smallest_limit(method, vol, kernel, halo, opts, limit, concurrency, tiff_ou
 
 def _warn_costly(method: str, vol: tuple[int, ...], core: tuple[int, ...], halo: tuple[int, ...],
                  whole: int | None) -> None:
-    """The CLI's form of :func:`fijidecon.deconvolve._bricks._warn_costly`: bricks whose halos make
-    them compute ``COSTLY_PLAN`` times the volume's voxels or more (the whole run may then be both
-    faster and smaller: RedLionfish's 160³ with its 61x32x32 PSF at 200MB, 16 bricks, 5.5x the time)."""
+    """:func:`fijidecon.deconvolve._bricks.warn_costly` for the CLI's lazy plan (the whole run may
+    be both faster and smaller: RedLionfish's 160³ with its 61x32x32 PSF at 200MB, 16 bricks, 5.5x the time)."""
     from .deconvolve import _bricks
 
-    plan = _bricks.Plan(vol, core, halo, True)
-    ratio = plan.n * float(np.prod(plan.outer)) / float(np.prod(vol))
-    if ratio >= _bricks.COSTLY_PLAN:
-        whole_text = f"--memory-limit {int(whole) // 2**20}MiB runs it whole, or " if whole else ""
-        warnings.warn(f"--memory-limit: {method} in {plan.n} bricks computes {ratio:.0f}x the volume's voxels (each "
-                      f"brick with a halo of {'x'.join(map(str, halo))}, the PSF's size), so it takes about that "
-                      f"much longer; {whole_text}crop the PSF to where it is above the noise", RuntimeWarning,
-                      stacklevel=2)
+    _bricks.warn_costly(_bricks.Plan(vol, core, halo, True), method,
+                        f"--memory-limit {int(whole) // 2**20}MiB" if whole else None, "--memory-limit", stacklevel=3)
 
 
 def _work(vol, core, halo, kernel) -> float:

@@ -345,14 +345,20 @@ COSTLY_PLAN = 4.0
 
 
 def _warn_costly(plan: Plan, method: str, whole_need: int, who: str = "memory_limit") -> None:
+    warn_costly(plan, method, f"memory_limit {math.ceil(whole_need / 2**20)}MiB", who, stacklevel=5)
+
+
+def warn_costly(plan: Plan, method: str, whole_budget: str | None, who: str, stacklevel: int = 2) -> None:
     """A warning when the halos make the bricks compute :data:`COSTLY_PLAN` times the volume's
-    voxels or more (a PSF about as wide as the volume: bricks save little memory at a high price)."""
+    voxels or more (a PSF about as wide as the volume: bricks save little memory at a high price);
+    ``whole_budget`` (e.g. ``"memory_limit 323MiB"``) is said to run it whole."""
     ratio = plan.n * float(np.prod(plan.outer)) / float(np.prod(plan.shape))
     if ratio >= COSTLY_PLAN:
+        whole = f"{whole_budget} runs it whole, or " if whole_budget else ""
         warnings.warn(f"{who}: {method} in {plan.n} bricks computes {ratio:.0f}x the volume's voxels (each "
                       f"brick with a halo of {'x'.join(map(str, plan.halo))}, the PSF's size), so it takes about "
-                      f"that much longer; memory_limit {math.ceil(whole_need / 2**20)}MiB runs it whole, or crop the PSF to where it is above "
-                      "the noise", RuntimeWarning, stacklevel=4)
+                      f"that much longer; {whole}crop the PSF to where it is above the noise", RuntimeWarning,
+                      stacklevel=stacklevel)
 
 
 def check_core_vs_halo(shape: tuple[int, ...], core: Sequence[int], halo: Sequence[int]) -> None:
