@@ -40,7 +40,6 @@ import os
 import threading
 import time
 import uuid
-import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
