@@ -311,6 +311,10 @@ def _big_options() -> list[click.Option]:
                      help="Compute on an existing Dask distributed cluster (e.g. tcp://host:8786, started with "
                           "'dask scheduler' and 'dask worker', or dask-jobqueue); the workers must see the input "
                           "and output paths. --memory-limit is then the budget of each worker."),
+        click.Option(["--resume"], is_flag=True,
+                     help="OME-Zarr output (.zarr) only: keep the partial output if the run does not finish "
+                          "(a crash, Ctrl-C, a kill), and go on from the chunks it holds when the same command is run "
+                          "again with --resume (same inputs, parameters and bricks; otherwise it starts again)."),
     ]
 
 
@@ -869,6 +873,20 @@ def _option_named(message: str, args: list[str]) -> str:
     return message
 
 
+@contextmanager
+def _resume_hint() -> Iterator[None]:
+    """After a ``--resume`` run that did not finish: say where its partial output is kept."""
+    try:
+        yield
+    except BaseException:
+        lazy = sys.modules.get("fijidecon.lazy_io")
+        for tmp in getattr(lazy, "KEPT", [])[:1]:
+            if tmp.exists():
+                click.echo(f"Note: the partial output is kept ({tmp}); run the same command with --resume to go on "
+                           "from it", err=True)
+        raise
+
+
 def _interrupted() -> int:
     """Exit status 130 after Ctrl-C.  When the run's local Dask cluster was ended (its workers
     killed), the process leaves at once: distributed's own atexit teardown of that cluster
@@ -887,7 +905,7 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args[:1] or os.environ.get("FIJIDECON_DEBUG", "") not in ("", "0")
     try:
-        with _sigterm_unwinds():
+        with _sigterm_unwinds(), _resume_hint():
             rv = cli.main(args=args, prog_name="fijidecon", standalone_mode=False)
     except _Terminated as exc:
         click.echo("Terminated.", err=True)

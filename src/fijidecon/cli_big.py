@@ -35,13 +35,14 @@ removes the partial output and exits with status 130 (see :func:`fijidecon.cli.m
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import click
 import numpy as np
@@ -467,8 +468,9 @@ def with_ticks(image: Any, sched: Scheduler) -> Any:
 
 
 @contextlib.contextmanager
-def brick_bar(total: int, sched: Scheduler, quiet: bool, label: str) -> Iterator[None]:
-    """A tqdm bar of bricks done (with the ETA) on stderr while the block computes."""
+def brick_bar(total: int, sched: Scheduler, quiet: bool, label: str) -> Iterator[Callable[[int], None]]:
+    """A tqdm bar of bricks done (with the ETA) on stderr while the block computes; yields a
+    function that sets the bar's total (a resumed run)."""
     with _COUNT_LOCK:
         _COUNT["done"] = 0
     events = {"done": 0}
@@ -478,13 +480,18 @@ def brick_bar(total: int, sched: Scheduler, quiet: bool, label: str) -> Iterator
 
         sched.client.subscribe_topic(sched.topic, on_event)
     if quiet:
-        yield
+        yield lambda n: None
         return
     from tqdm import tqdm
 
     stop = threading.Event()
     bar = tqdm(total=total, desc=label, unit="brick", file=click.get_text_stream("stderr"), mininterval=0.5,
                dynamic_ncols=True)
+
+    def set_total(n: int) -> None:  # a resumed run computes only some bricks
+        nonlocal total
+        total = bar.total = max(int(n), 0)
+        bar.refresh()
 
     def watch() -> None:
         while not stop.wait(0.25):
@@ -496,7 +503,7 @@ def brick_bar(total: int, sched: Scheduler, quiet: bool, label: str) -> Iterator
     t.start()
     ok = False
     try:
-        yield
+        yield set_total
         ok = True
     finally:
         stop.set()
@@ -573,6 +580,10 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
     voxel = kw.pop("voxel_size", None)
     psf_voxel = kw.pop("psf_voxel_size", None)
     workers, address = kw.pop("workers", None), kw.pop("scheduler", None)
+    resume = bool(kw.pop("resume", False))
+    if resume and not io._is_zarr(out):
+        raise click.UsageError(f"--resume: only an OME-Zarr output (.zarr) can be resumed (it is written chunk by "
+                               f"chunk), not {out.name!r}; give e.g. -o {out.stem}.ome.zarr")
     if workers and address:
         raise click.UsageError("--workers, --scheduler: give one of them (a local cluster, or an existing one)")
     cores = os.cpu_count() or 1
@@ -630,7 +641,7 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
             why = ("--workers" if workers else "--scheduler" if address else "OME-Zarr output" if io._is_zarr(out)
                    else f"about {_size(need)} needed, budget {_size(limit)}")
             _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, quiet, notes,
-                      workers, address, limit, info, why)
+                      workers, address, limit, info, why, resume)
         else:
             _run_in_memory(cmd, values, kwargs, image_path, axes, psf, records, out, overwrite, quiet, notes,
                            info, need > limit, cal, snaps)
@@ -705,7 +716,7 @@ def _iteration_bar(cmd: Command, kwargs: dict[str, Any]) -> Any:
 
 
 def _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, quiet, notes, workers, address,
-              limit, info, why) -> None:
+              limit, info, why, resume: bool = False) -> None:
     from . import cli, io
 
     t0 = time.perf_counter()
@@ -742,15 +753,45 @@ def _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, 
                     click.echo(f"Note: {n}", err=True)
         t1 = time.perf_counter()
         ticked = with_ticks(image, sched)
-        with brick_bar(int(ticked.npartitions), sched, quiet, cmd.title):
+        with brick_bar(int(ticked.npartitions), sched, quiet, cmd.title) as set_total:
+            resumable = {} if not resume else {
+                "resume": resume_key(cmd, values, records, core, halo), "report": {},
+                "on_start": lambda rep: set_total(rep["bricks_to_compute"]) if rep["kept"] else None}
             line = _finish(cmd, kwargs, records, out, ticked, ocal, result, notes, t0, overwrite, info,
-                           setup_seconds=t1 - t0)
+                           setup_seconds=t1 - t0, resumable=resumable)
     if not quiet:
         click.echo(line, err=True)
 
 
+def resume_key(cmd: Command, values: dict[str, Any], records: list[dict[str, Any]], core: tuple[int, ...],
+               halo: tuple[int, ...]) -> str:
+    """What a resumable output was made from, as a SHA-256: the package version, the command,
+    its parameters (not the memory budget), the inputs (checksums; a folder by its files' sizes
+    and times) and the bricks (core and halo).  A partial with another key is not resumed."""
+    import hashlib
+
+    from . import io
+
+    inputs = [{k: r.get(k) for k in ("parameter", "path", "sha256", "shape", "dtype", "calibration", "channel")}
+              | ({"files": _folder_stamp(r["path"])} if r.get("sha256") is None else {}) for r in records]
+    payload = {"version": __version__, "command": cmd.id, "inputs": inputs, "core": list(core), "halo": list(halo),
+               "values": {k: v for k, v in values.items() if k != "memory_limit"}}
+    text = json.dumps(io.jsonable(payload), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _folder_stamp(path: str) -> list[int]:
+    """A folder input (OME-Zarr) as [files, bytes, newest modification time in ns]."""
+    n = size = newest = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            st = os.stat(os.path.join(root, f))
+            n, size, newest = n + 1, size + st.st_size, max(newest, st.st_mtime_ns)
+    return [n, size, newest]
+
+
 def _finish(cmd, kwargs, records, out, image, ocal, result, notes, t0, overwrite, info,
-            setup_seconds: float | None = None) -> str:
+            setup_seconds: float | None = None, resumable: dict[str, Any] | None = None) -> str:
     """Write the image and its sidecar (both or neither); returns the one-line summary."""
     from . import cli, io
 
@@ -764,10 +805,18 @@ def _finish(cmd, kwargs, records, out, image, ocal, result, notes, t0, overwrite
             record["timings_s"] = {"setup": setup_seconds, "compute_and_write": seconds}
         else:
             record["timings_s"]["write"] = seconds
+        if resumable:
+            record["resume"] = dict(resumable["report"])
         return record
 
-    io.write_image_and_sidecar(out, image, ocal, with_write_time, overwrite=overwrite,
-                               description={"fijidecon": __version__, "command": cmd.title})
+    description = {"fijidecon": __version__, "command": cmd.title}
+    if resumable:
+        from .lazy_io import write_big_and_sidecar
+
+        write_big_and_sidecar(out, image, ocal, with_write_time, overwrite=overwrite, description=description,
+                              **resumable)
+    else:
+        io.write_image_and_sidecar(out, image, ocal, with_write_time, overwrite=overwrite, description=description)
     extra = cli._iterations_text(record["result"]) + cli._wiener_text(result)
     shape, axes = io.stored_layout(out, tuple(image.shape), ocal.axes)  # as in the file (NGFF, ImageJ or own order)
     return f"wrote {out} {shape} {axes} {image.dtype}{extra} in {time.perf_counter() - t0:.2f} s"

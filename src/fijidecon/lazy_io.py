@@ -19,6 +19,7 @@ This module needs the ``big`` extra (``pip install fijidecon[big]``: zarr, ome-z
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import json
 import os
@@ -36,7 +37,7 @@ from . import io as _io
 from .calibration import Calibration, unit_factor
 
 __all__ = ["read_lazy", "write_ome_zarr", "write_tiff_lazy", "write_big", "write_big_and_sidecar", "is_zarr_path",
-           "is_lazy", "remove_stale_partials", "NGFF_VERSION"]
+           "is_lazy", "remove_stale_partials", "resumable_path", "NGFF_VERSION"]
 
 #: The OME-Zarr (NGFF) version written.  0.4 (Zarr v2) is what napari-ome-zarr, Fiji's
 #: n5-zarr/MoBIE and most other readers open today; :func:`read_lazy` also reads 0.5.
@@ -52,6 +53,10 @@ _FROM_NGFF = {"picometer": "pm", "angstrom": "Å", "nanometer": "nm", "micromete
 _NGFF_TIME_S = {"second": 1.0, "millisecond": 1e-3, "microsecond": 1e-6, "nanosecond": 1e-9, "minute": 60.0,
                 "hour": 3600.0, "day": 86400.0}
 _PARTIAL = ".partial-"
+#: The hidden sibling a resumable write keeps when it does not finish (``.<name>.resumable``).
+_RESUMABLE = ".resumable"
+#: Group attribute of a resumable partial: the key of the run that writes it.
+RESUME_ATTR = "fijidecon_resume_key"
 
 
 def _dask():
@@ -542,6 +547,64 @@ def _atomic_output(p: Path, overwrite: bool) -> Iterator[Path]:
             _remove(tmp)  # a task still running elsewhere may write a chunk later: see remove_stale_partials
 
 
+def resumable_path(path: str | os.PathLike) -> Path:
+    """The hidden sibling a resumable OME-Zarr write of ``path`` keeps until it is complete:
+    ``.<name>.resumable`` (see :func:`write_ome_zarr`'s ``resume``)."""
+    p = Path(path)
+    return p.with_name(f".{p.name}{_RESUMABLE}")
+
+
+@contextlib.contextmanager
+def _writer_lock(tmp: Path, p: Path) -> Iterator[None]:
+    """One writer at a time of a resumable partial: an exclusive ``flock`` on ``<tmp>.lock``
+    (released by the system if the process is killed)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no lock
+        yield
+        return
+    lock = Path(f"{tmp}.lock")
+    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FileExistsError(f"output: another run is writing {str(p)!r} now (it holds {str(lock)!r}); wait for "
+                                  "it to end, or choose another output name") from None
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _resumable_output(p: Path, overwrite: bool) -> Iterator[Path]:
+    """As :func:`_atomic_output`, but the temporary sibling is :func:`resumable_path` and is
+    kept when the write does not finish (an error, Ctrl-C, SIGTERM, a kill), for a later
+    write with the same resume key to go on from."""
+    _check_target(p, overwrite)
+    remove_stale_partials(p)
+    tmp = resumable_path(p)
+    with _writer_lock(tmp, p), _sigterm_unwinds():
+        try:
+            yield tmp
+        except OSError as exc:
+            KEPT.append(tmp)
+            if str(exc).startswith("output:"):
+                raise
+            raise _io._write_failed(p, exc) from None
+        except BaseException:
+            KEPT.append(tmp)
+            raise
+        _put_in_place(tmp, p, overwrite)
+
+
+#: Resumable partial outputs this process kept after a write that did not finish (the CLI names them).
+KEPT: list[Path] = []
+
+
 def _put_in_place(tmp: Path, p: Path, overwrite: bool) -> None:
     if os.path.lexists(p):
         if not overwrite:
@@ -622,7 +685,8 @@ def _chunked(array: Any, order: list[int], letters: str, chunks) -> tuple[Any, t
 
 def write_ome_zarr(path: str | os.PathLike, array: Any, calibration: Calibration | None = None, *,
                    chunks: tuple[int, ...] | None = None, overwrite: bool = False, name: str | None = None,
-                   description: Mapping[str, Any] | None = None) -> Path:
+                   description: Mapping[str, Any] | None = None, resume: str | None = None,
+                   report: dict | None = None, on_start: Any = None) -> Path:
     """Write an array as an OME-Zarr image (NGFF 0.4, one resolution level), chunk by chunk.
 
     Parameters
@@ -650,6 +714,21 @@ def write_ome_zarr(path: str | os.PathLike, array: Any, calibration: Calibration
     description : mapping, optional
         Extra properties, stored as the group attribute ``"fijidecon"`` (beside the NGFF
         ``"multiscales"``).
+    resume : str, optional
+        Make the write resumable, ``resume`` being the key of what is written (e.g. a hash of
+        the inputs and parameters; the CLI's ``--resume`` makes one).  The partial output is
+        then ``.<name>.resumable`` (:func:`resumable_path`) and is *kept* when the write does
+        not finish (an error, Ctrl-C, SIGTERM, the process killed).  A later write with the
+        same key, shape, dtype and chunks keeps the chunks it finds complete (each one is
+        decoded; a chunk cut short by a kill is computed again) and computes only the others;
+        a partial with another key is discarded (a note says so).  One writer at a time: a
+        second one is refused while the first runs.
+    report : dict, optional
+        Filled before any chunk is computed: ``chunks`` (the store's), ``kept`` (found
+        complete in a resumable partial), ``bricks_to_compute`` (blocks of ``array`` needed
+        for the others) and ``discarded`` (why an earlier partial was not used, or None).
+    on_start : callable, optional
+        Called with ``report`` just before the chunks are computed.
 
     Returns
     -------
@@ -667,8 +746,10 @@ def write_ome_zarr(path: str | os.PathLike, array: Any, calibration: Calibration
 
     Notes
     -----
-    Atomic: written to ``.<name>.partial-<pid>`` next to ``path`` and renamed at the end.  A
-    failed, interrupted (Ctrl-C) or terminated (SIGTERM) write leaves no ``path``.
+    Atomic: written to ``.<name>.partial-<pid>`` (``.<name>.resumable`` with ``resume``) next
+    to ``path`` and renamed at the end.  A failed, interrupted (Ctrl-C) or terminated
+    (SIGTERM) write leaves no ``path``.  A write without ``resume`` that completes removes a
+    resumable partial an earlier run left for the same name (with a note).
     """
     import zarr
     from ome_zarr.format import FormatV04
@@ -686,23 +767,149 @@ def write_ome_zarr(path: str | os.PathLike, array: Any, calibration: Calibration
     if chunks is not None and len(chunks) != len(letters):
         raise ValueError(f"chunks: {tuple(chunks)} has {len(chunks)} values for the {len(letters)} axes {letters}")
     da = _dask()
+    source_chunks = _source_chunks(array, order)
     arr, store_chunks = _chunked(array, order, letters, chunks)
     axes_meta, datasets = _ngff_metadata(letters, cal)
-    with _atomic_output(p, overwrite) as tmp:
-        group = zarr.open_group(str(tmp), mode="w-", zarr_format=2)
-        target = group.create_array("s0", shape=arr.shape, dtype=arr.dtype, chunks=store_chunks, fill_value=0,
-                                    compressors=Blosc(cname="zstd", clevel=3, shuffle=Blosc.SHUFFLE),
-                                    chunk_key_encoding={"name": "v2", "separator": "/"},
-                                    config={"write_empty_chunks": True})  # a missing chunk is then lost data
+
+    def make(where: Path) -> tuple[Any, Any]:
+        group = zarr.open_group(str(where), mode="w-", zarr_format=2)
+        return group, group.create_array("s0", shape=arr.shape, dtype=arr.dtype, chunks=store_chunks, fill_value=0,
+                                         compressors=Blosc(cname="zstd", clevel=3, shuffle=Blosc.SHUFFLE),
+                                         chunk_key_encoding={"name": "v2", "separator": "/"},
+                                         config={"write_empty_chunks": True})  # a missing chunk is then lost data
+
+    info = report if report is not None else {}
+    with (_atomic_output(p, overwrite) if resume is None else _resumable_output(p, overwrite)) as tmp:
+        if resume is None:
+            (group, target), kept, info["discarded"] = make(tmp), set(), None
+        else:
+            group, target, kept, info["discarded"] = _resumable_target(tmp, str(resume), make, arr, store_chunks)
+        pending = [i for i in np.ndindex(*arr.numblocks) if i not in kept]
+        info.update(chunks=int(np.prod(arr.numblocks)), kept=len(kept),
+                    bricks_to_compute=_bricks_touched(source_chunks, arr.chunks, pending, not kept))
+        _say_resumed(p, info, resume is not None)
+        if on_start is not None:
+            on_start(info)
         with _GuardedTarget(target) as guarded:
-            da.store(arr, guarded, lock=False, compute=True)
+            if not kept:
+                da.store(arr, guarded, lock=False, compute=True)
+            elif pending:
+                da.store([arr.blocks[i] for i in pending], [guarded] * len(pending), lock=False, compute=True,
+                         regions=[_block_region(arr.chunks, i) for i in pending])
         # metadata last: the (hidden) partial is never a readable OME-Zarr
         if description:
             group.attrs["fijidecon"] = {str(k): str(v) for k, v in description.items()}
         group.attrs[ALL_CHUNKS_ATTR] = True
+        if resume is not None:
+            group.attrs.pop(RESUME_ATTR, None)
         write_multiscales_metadata(group, datasets=datasets, fmt=FormatV04(), axes=axes_meta,
                                    name=name or p.name.rsplit(".zarr", 1)[0].removesuffix(".ome"))
+    if resume is None:
+        _drop_old_resumable(p)
     return p
+
+
+def _source_chunks(array: Any, order: list[int]) -> tuple[tuple[int, ...], ...] | None:
+    """A dask array's chunks (its bricks) in NGFF order; None for numpy."""
+    chunks = getattr(array, "chunks", None)
+    if not isinstance(chunks, tuple) or not all(isinstance(c, tuple) for c in chunks):
+        return None
+    return tuple(chunks[i] for i in order)
+
+
+def _block_region(chunks: tuple[tuple[int, ...], ...], index: tuple[int, ...]) -> tuple[slice, ...]:
+    """The slices of block ``index`` of an array with dask ``chunks``."""
+    out = []
+    for sizes, i in zip(chunks, index):
+        start = int(sum(sizes[:i]))
+        out.append(slice(start, start + int(sizes[i])))
+    return tuple(out)
+
+
+def _bricks_touched(source, store, pending, everything: bool) -> int:
+    """How many blocks of the source (dask chunks, NGFF order) the ``pending`` store blocks need."""
+    if source is None:
+        return 0
+    if everything:
+        return int(np.prod([len(c) for c in source]))
+    edges = [np.cumsum((0,) + tuple(c)) for c in source]
+    touched: set[tuple[int, ...]] = set()
+    for index in pending:
+        ranges = []
+        for e, r in zip(edges, _block_region(store, index)):
+            first = int(np.searchsorted(e, r.start, side="right")) - 1
+            last = int(np.searchsorted(e, r.stop, side="left")) - 1
+            ranges.append(range(first, last + 1))
+        touched.update(itertools.product(*ranges))
+    return len(touched)
+
+
+def _resumable_target(tmp: Path, key: str, make: Any, arr: Any, store_chunks: tuple[int, ...]):
+    """The group and ``s0`` array of a resumable partial, the block indices already complete,
+    and why an earlier partial was discarded (None when kept or none)."""
+    import zarr
+
+    why = None
+    if tmp.exists():
+        try:
+            group = zarr.open_group(str(tmp), mode="r+", zarr_format=2)
+            target = group["s0"]
+            same = (group.attrs.get(RESUME_ATTR) == key, tuple(target.shape) == tuple(arr.shape),
+                    np.dtype(target.dtype) == np.dtype(arr.dtype), tuple(target.chunks) == tuple(store_chunks))
+            if all(same):
+                return group, target, _complete_blocks(tmp, target, arr.numblocks), None
+            why = ("it was made with other inputs, parameters or bricks" if not same[0]
+                   else "its shape, data type or chunks differ")
+        except Exception as exc:  # noqa: BLE001 - a damaged partial is started again, never trusted
+            why = f"it cannot be read ({type(exc).__name__})"
+        _remove(tmp)
+    group, target = make(tmp)
+    group.attrs[RESUME_ATTR] = key  # before any chunk: a partial without its key is never kept
+    return group, target, set(), why
+
+
+def _complete_blocks(tmp: Path, target: Any, grid: tuple[int, ...]) -> set[tuple[int, ...]]:
+    """Blocks whose chunk file is there and decodes; a chunk cut short (a killed write) is removed."""
+    done = set()
+    for index in np.ndindex(*grid):
+        f = tmp / "s0" / "/".join(map(str, index))
+        if not f.is_file():
+            continue
+        try:
+            target.get_block_selection(index)
+        except Exception:  # noqa: BLE001 - any decoding error: computed again
+            f.unlink(missing_ok=True)
+            continue
+        done.add(index)
+    return done
+
+
+def _say_resumed(p: Path, info: dict, resumable: bool) -> None:
+    import logging
+
+    log = logging.getLogger("fijidecon")
+    if info.get("discarded"):
+        log.info(f"output: the partial output an earlier run left for {p.name} was discarded ({info['discarded']}); "
+                 "started again")
+    if resumable and info["kept"]:
+        log.info(f"output: resumed {p.name}: {info['kept']} of {info['chunks']} chunks kept from the earlier run, "
+                 f"{info['chunks'] - info['kept']} to compute ({info['bricks_to_compute']} bricks)")
+
+
+def _drop_old_resumable(p: Path) -> None:
+    """After a complete write without ``resume``: the resumable partial of an earlier run is of no use now."""
+    old = resumable_path(p)
+    if not old.exists():
+        return
+    try:
+        with _writer_lock(old, p):
+            _remove(old)
+    except FileExistsError:  # a resumable run of the same name is writing it now: left alone
+        return
+    import logging
+
+    logging.getLogger("fijidecon").info(f"output: removed the resumable partial output an earlier run left "
+                                        f"({old.name}): {p.name} is complete now")
 
 
 _NGFF_TYPE = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
@@ -874,17 +1081,21 @@ def write_tiff_lazy(path: str | os.PathLike, array: Any, calibration: Calibratio
 
 
 def write_big(path: str | os.PathLike, array: Any, calibration: Calibration | None = None, *,
-              overwrite: bool = False, description: Mapping[str, Any] | None = None) -> Path:
+              overwrite: bool = False, description: Mapping[str, Any] | None = None, **resumable: Any) -> Path:
     """Write ``array`` by the output's name: ``.zarr`` → :func:`write_ome_zarr`, else
     :func:`write_tiff_lazy` (what :func:`fijidecon.io.write_image` calls for a ``.zarr`` name
-    or a dask array)."""
+    or a dask array).  ``resume``, ``report``, ``on_start``: see :func:`write_ome_zarr`
+    (OME-Zarr only: ``ValueError`` for a TIFF name)."""
     if is_zarr_path(path):
-        return write_ome_zarr(path, array, calibration, overwrite=overwrite, description=description)
+        return write_ome_zarr(path, array, calibration, overwrite=overwrite, description=description, **resumable)
+    if resumable.get("resume") is not None:
+        raise ValueError(f"resume: only an OME-Zarr output (.zarr) can be resumed, not {Path(path).name!r}")
     return write_tiff_lazy(path, array, calibration, overwrite=overwrite, description=description)
 
 
 def write_big_and_sidecar(path: str | os.PathLike, array: Any, calibration: Calibration | None, record: Any, *,
-                          overwrite: bool = False, description: Mapping[str, Any] | None = None) -> Path:
+                          overwrite: bool = False, description: Mapping[str, Any] | None = None,
+                          **resumable: Any) -> Path:
     """:func:`write_big`, then the JSON sidecar (:func:`fijidecon.io.write_sidecar`); if the
     sidecar cannot be written the new image is removed again (both or neither).  ``record``
     is the sidecar record, or a callable that gets the seconds the image took to write."""
@@ -893,7 +1104,7 @@ def write_big_and_sidecar(path: str | os.PathLike, array: Any, calibration: Cali
     p = Path(path)
     _check_target(_io.sidecar_path(p), overwrite)
     t0 = time.perf_counter()
-    write_big(p, array, calibration, overwrite=overwrite, description=description)
+    write_big(p, array, calibration, overwrite=overwrite, description=description, **resumable)
     try:
         rec = record(time.perf_counter() - t0) if callable(record) else record
         _io.write_sidecar(p, rec, overwrite=overwrite)

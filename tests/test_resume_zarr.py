@@ -1,0 +1,164 @@
+"""Resumable OME-Zarr outputs: a write that does not finish keeps its chunks, and the same
+write (same key) goes on from them; the CLI's ``--resume`` after a real SIGKILL gives the
+same bytes as an uninterrupted run."""
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array")
+zarr = pytest.importorskip("zarr")
+
+from fijidecon import lazy_io  # noqa: E402
+from fijidecon.calibration import Calibration  # noqa: E402
+from fijidecon.cli import main  # noqa: E402
+from fijidecon.io import write_image  # noqa: E402
+from fijidecon.psf import gaussian  # noqa: E402
+
+CHUNKS = (2, 16, 16)
+TRUTH = np.arange(4 * 48 * 48, dtype=np.float32).reshape(4, 48, 48)  # 2x3x3 = 18 chunks
+
+
+class Boom(Exception):
+    pass
+
+
+def _lazy(fail_after=None, calls=None):
+    """TRUTH * 2, computed block by block; raises after ``fail_after`` blocks (one thread)."""
+    calls = calls if calls is not None else []
+
+    def f(block):
+        if block.size == 0:  # dask's meta probe
+            return block * 2
+        if fail_after is not None and len(calls) >= fail_after:
+            raise Boom("the run was stopped")
+        calls.append(1)
+        return block * 2
+
+    return da.from_array(TRUTH, chunks=CHUNKS).map_blocks(f, dtype=np.float32), calls
+
+
+def _chunk_files(store):
+    return sorted(p for p in (store / "s0").rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+def _interrupted(out, key="k1", fail_after=5):
+    import dask
+
+    with dask.config.set(scheduler="synchronous"), pytest.raises(Boom):
+        lazy_io.write_ome_zarr(out, _lazy(fail_after)[0], chunks=CHUNKS, resume=key)
+    tmp = lazy_io.resumable_path(out)
+    assert not out.exists() and tmp.is_dir() and 1 <= len(_chunk_files(tmp)) <= fail_after
+    return tmp, len(_chunk_files(tmp))
+
+
+def test_interrupted_write_is_kept_and_resumed(tmp_path, caplog):
+    out = tmp_path / "r.ome.zarr"
+    tmp, n = _interrupted(out)
+    assert not os.path.exists(f"{tmp}.lock")  # the lock goes with the writer
+    report, calls = {}, []
+    with caplog.at_level(logging.INFO, logger="fijidecon"):
+        lazy_io.write_ome_zarr(out, _lazy(calls=calls)[0], chunks=CHUNKS, resume="k1", report=report)
+    assert report == {"discarded": None, "chunks": 18, "kept": n, "bricks_to_compute": 18 - n}
+    assert len(calls) == 18 - n  # only the missing chunks were computed
+    np.testing.assert_array_equal(zarr.open_group(str(out), mode="r")["s0"][:], TRUTH * 2)
+    assert lazy_io.RESUME_ATTR not in zarr.open_group(str(out), mode="r").attrs
+    assert not tmp.exists() and sorted(os.listdir(tmp_path)) == ["r.ome.zarr"]
+    assert any(f"resumed r.ome.zarr: {n} of 18 chunks kept" in r.getMessage() for r in caplog.records)
+
+
+def test_chunk_cut_short_by_a_kill_is_computed_again(tmp_path):
+    out = tmp_path / "r.ome.zarr"
+    tmp, n = _interrupted(out)
+    cut = _chunk_files(tmp)[0]
+    cut.write_bytes(cut.read_bytes()[:20])  # what a SIGKILL in the middle of a chunk write leaves
+    report = {}
+    lazy_io.write_ome_zarr(out, _lazy()[0], chunks=CHUNKS, resume="k1", report=report)
+    assert report["kept"] == n - 1
+    np.testing.assert_array_equal(zarr.open_group(str(out), mode="r")["s0"][:], TRUTH * 2)
+
+
+def test_partial_of_other_parameters_is_discarded(tmp_path, caplog):
+    out = tmp_path / "r.ome.zarr"
+    _interrupted(out, key="k1")
+    report = {}
+    with caplog.at_level(logging.INFO, logger="fijidecon"):
+        lazy_io.write_ome_zarr(out, _lazy()[0] + 1, chunks=CHUNKS, resume="k2", report=report)
+    assert report["kept"] == 0 and "other inputs, parameters" in report["discarded"]
+    np.testing.assert_array_equal(zarr.open_group(str(out), mode="r")["s0"][:], TRUTH * 2 + 1)
+    assert any("was discarded" in r.getMessage() for r in caplog.records)
+
+
+def test_complete_write_without_resume_removes_an_old_partial(tmp_path, caplog):
+    out = tmp_path / "r.ome.zarr"
+    tmp, _ = _interrupted(out)
+    with caplog.at_level(logging.INFO, logger="fijidecon"):
+        lazy_io.write_ome_zarr(out, _lazy()[0], chunks=CHUNKS)
+    assert not tmp.exists() and sorted(os.listdir(tmp_path)) == ["r.ome.zarr"]
+    assert any("removed the resumable partial" in r.getMessage() for r in caplog.records)
+
+
+def test_second_writer_is_refused_while_the_first_holds_the_lock(tmp_path):
+    fcntl = pytest.importorskip("fcntl")
+    out = tmp_path / "r.ome.zarr"
+    lock = f"{lazy_io.resumable_path(out)}.lock"
+    fd = os.open(lock, os.O_CREAT | os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with pytest.raises(FileExistsError, match="output: another run is writing"):
+            lazy_io.write_ome_zarr(out, _lazy()[0], chunks=CHUNKS, resume="k1")
+    finally:
+        os.close(fd)
+    assert not out.exists()
+
+
+def test_resume_is_for_ome_zarr_only(tmp_path, capsys):
+    with pytest.raises(ValueError, match="resume: only an OME-Zarr output"):
+        lazy_io.write_big(tmp_path / "r.tif", _lazy()[0], resume="k1")
+    img, psf = tmp_path / "img.tif", tmp_path / "psf.tif"
+    cal = Calibration.make("ZYX", unit="micron", Z=0.3, Y=0.1, X=0.1)
+    write_image(img, np.ones((8, 32, 32), np.float32), cal)
+    write_image(psf, gaussian((5, 7, 7), (1.0, 1.0, 1.0)), cal)
+    assert main(["deconvolve", "richardson-lucy", str(img), str(psf), "-o", str(tmp_path / "o.tif"), "--resume"]) == 2
+    assert "--resume: only an OME-Zarr output (.zarr)" in capsys.readouterr().err
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_cli_resume_after_sigkill_gives_the_uninterrupted_result(tmp_path):
+    """A real kill (-9) after the first brick is on disk; the same command with --resume keeps
+    it, computes the rest, and the bytes equal a run that was never interrupted."""
+    rng = np.random.default_rng(0)
+    cal = Calibration.make("ZYX", unit="micron", Z=0.3, Y=0.1, X=0.1)
+    img, psf = tmp_path / "img.tif", tmp_path / "psf.tif"
+    write_image(img, rng.poisson(50, (32, 256, 256)).astype(np.uint16), cal)
+    write_image(psf, gaussian((9, 15, 15), (2.0, 1.5, 1.5)), cal)
+    base = [sys.executable, "-m", "fijidecon.cli", "deconvolve", "richardson-lucy", str(img), str(psf),
+            "--iterations", "10", "--memory-limit", "60MB", "-q"]  # 4 bricks of 32x128x128
+    whole = subprocess.run(base + ["-o", str(tmp_path / "whole.ome.zarr")], capture_output=True, text=True,
+                           timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    out = tmp_path / "r.ome.zarr"
+    tmp = lazy_io.resumable_path(out)
+    p = subprocess.Popen(base + ["-o", str(out), "--resume"], stderr=subprocess.PIPE, text=True)
+    t0 = time.monotonic()
+    while not (tmp.is_dir() and _chunk_files(tmp)) and p.poll() is None and time.monotonic() - t0 < 120:
+        time.sleep(0.02)
+    p.send_signal(signal.SIGKILL)
+    p.communicate(timeout=60)
+    assert p.returncode == -signal.SIGKILL and not out.exists() and 1 <= len(_chunk_files(tmp)) < 4
+    again = subprocess.run(base + ["-o", str(out), "--resume"], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    rec = json.loads((tmp_path / "r.ome.zarr.json").read_text())
+    assert rec["resume"]["kept"] >= 1 and rec["resume"]["chunks"] == 4
+    assert any("chunks kept from the earlier run" in n for n in rec["notes"])
+    a = zarr.open_group(str(out), mode="r")["s0"][:]
+    b = zarr.open_group(str(tmp_path / "whole.ome.zarr"), mode="r")["s0"][:]
+    np.testing.assert_array_equal(a, b)
+    assert not tmp.exists()
