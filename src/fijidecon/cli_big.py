@@ -616,7 +616,8 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
     io.check_output(out, cal.axes, overwrite=overwrite, sidecar=True, shape=tuple(lazy_img.shape))
     psf_shape = np.shape((psf[0] if isinstance(psf, list) else psf)[0])
     need = whole_need(cmd, kwargs, tuple(lazy_img.shape), lazy_img.dtype, cal.axes, psf_shape)
-    lazy = cmd.id in LAZY_COMMANDS and bool(workers or address or io._is_zarr(out) or need > limit)
+    # without the 'big' extra a run over the budget is bricked in memory by the core (input and output held)
+    lazy = cmd.id in LAZY_COMMANDS and bool(workers or address or io._is_zarr(out) or (need > limit and have_big()))
     if lazy and str(values.get("stop") or "").strip().lower() == "auto":
         why = ("--workers/--scheduler" if workers or address else "OME-Zarr output" if io._is_zarr(out)
                else f"the whole-volume estimate {need / 2**20:.0f} MiB is over --memory-limit")
@@ -640,33 +641,60 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
         if lazy:
             why = ("--workers" if workers else "--scheduler" if address else "OME-Zarr output" if io._is_zarr(out)
                    else f"about {_size(need)} needed, budget {_size(limit)}")
+            _refuse_lazy_without_big(why)
             _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, quiet, notes,
                       workers, address, limit, info, why, resume)
         else:
             _run_in_memory(cmd, values, kwargs, image_path, axes, psf, records, out, overwrite, quiet, notes,
-                           info, need > limit, cal, snaps)
+                           info, need > limit, cal, snaps, lazy_img if isinstance(lazy_img, np.ndarray) else None)
+
+
+def have_big() -> bool:
+    """Whether the 'big' extra (dask, zarr, ome-zarr, distributed, tqdm) is installed."""
+    import importlib.util
+
+    try:
+        return all(importlib.util.find_spec(m) is not None for m in ("dask", "zarr", "ome_zarr", "tqdm"))
+    except (ImportError, ValueError):  # a module set to None in sys.modules
+        return False
+
+
+_NEED_BIG = "pip install 'fijidecon[big]'"
 
 
 def _open_lazy(path: str, axes: str | None) -> tuple[Any, Any]:
-    try:
+    """The image lazily (metadata only), or, without the 'big' extra, read whole (a numpy array)."""
+    if have_big():
         from .lazy_io import read_lazy
-    except ImportError:  # pragma: no cover - the 'big' extra is a test dependency
-        raise click.ClickException("image: big runs need the 'big' extra: pip install 'fijidecon[big]'") from None
-    return read_lazy(path, axes=axes)
+
+        return read_lazy(path, axes=axes)
+    from . import io
+
+    if io._is_zarr(path) or Path(path).is_dir():
+        raise click.ClickException(f"image: reading an OME-Zarr needs the 'big' extra: {_NEED_BIG}")
+    return io.read_image(path, axes=axes)
+
+
+def _refuse_lazy_without_big(why: str) -> None:
+    if not have_big():
+        raise click.ClickException(f"this run must be lazy ({why}), which needs the 'big' extra (dask, zarr): "
+                                   f"{_NEED_BIG}")
 
 
 def _run_in_memory(cmd, values, kwargs, image_path, axes, psf, records, out, overwrite, quiet, notes, info,
-                   over_budget, cal, snaps) -> None:
+                   over_budget, cal, snaps, arr: np.ndarray | None = None) -> None:
+    """``arr``: the image already read whole (no 'big' extra), else it is read now."""
     import sys
 
     from . import cli, io
 
-    again: list[str] = []
-    with cli.held_warnings(again):
-        arr, _ = io.read_image(image_path, axes=axes)  # cal: the file's, with --voxel-size applied
-    for w in again:  # what opening the file lazily could not see (said once; Z spacing: decided there)
-        if io.SPACING_TAKEN_AS_1 not in w:
-            notes.warn(w)
+    if arr is None:
+        again: list[str] = []
+        with cli.held_warnings(again):
+            arr, _ = io.read_image(image_path, axes=axes)  # cal: the file's, with --voxel-size applied
+        for w in again:  # what opening the file lazily could not see (said once; Z spacing: decided there)
+            if io.SPACING_TAKEN_AS_1 not in w:
+                notes.warn(w)
     iteration_cb = _iteration_bar(cmd, kwargs) if (not quiet and sys.stderr.isatty()) else None
     bar = _BrickBar(cmd.title, iteration_cb) if (not quiet and over_budget) else None
     callback = bar if bar is not None else iteration_cb
