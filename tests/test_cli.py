@@ -419,3 +419,24 @@ def test_the_image_given_as_its_own_psf_is_said(tmp_path, out):
     r = subprocess.run([sys.executable, "-m", "fijidecon.cli", "deconvolve", "wiener", "im.tif", "copy.tif", "-o",
                         "2" + out], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and f"copy.tif holds the same bytes as the image ({tmp_path / 'im.tif'})" in r.stderr
+
+
+def test_sidecar_cli_line_is_shell_quoted_and_replays(tmp_path):
+    """The sidecar's ``cli`` pasted into a shell runs the same command (a fresh user's
+    ``--voxel-size 0.3,0.13,0.13 um`` came back unquoted and failed)."""
+    import shlex
+
+    from fijidecon.psf import gaussian
+
+    img, psf = tmp_path / "my image.tif", tmp_path / "psf.tif"
+    write_image(img, np.random.default_rng(0).poisson(20, (8, 32, 32)).astype(np.uint16))
+    write_image(psf, gaussian((5, 7, 7), (1.0, 1.0, 1.0)))
+    args = ["deconvolve", "richardson-lucy", str(img), str(psf), "-o", str(tmp_path / "out.tif"), "--iterations",
+            "2", "--voxel-size", "0.3,0.13,0.13 um", "--psf-voxel-size", "0.3,0.13,0.13 um", "-q"]
+    assert main(args) == 0
+    line = json.loads((tmp_path / "out.tif.json").read_text())["cli"]
+    assert shlex.split(line) == ["fijidecon", *args]
+    replay = shlex.split(line)[1:]
+    replay[replay.index(str(tmp_path / "out.tif"))] = str(tmp_path / "again.tif")
+    assert main(replay) == 0
+    np.testing.assert_array_equal(read_image(tmp_path / "again.tif")[0], read_image(tmp_path / "out.tif")[0])

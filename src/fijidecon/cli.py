@@ -17,6 +17,7 @@ import importlib
 import inspect
 import logging
 import os
+import shlex
 import signal
 import sys
 import time
@@ -705,6 +706,10 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
         click.echo(f"wrote {out} {shape} {axes} {image.dtype}{extra} in {t1 - t0:.2f} s", err=True)
 
 
+#: The arguments of this process's CLI call (the sidecar's ``cli``).
+_INVOCATION: list[str] = []
+
+
 def _record(cmd: Command, kwargs: dict[str, Any], inputs: list, out: Path, image: np.ndarray, cal: Calibration,
             result: Any, notes: _Notes, like_record: dict[str, Any] | None, seconds: float) -> dict[str, Any]:
     """The sidecar record of a run (its ``notes``/``warnings`` lists keep filling until it is written)."""
@@ -714,7 +719,7 @@ def _record(cmd: Command, kwargs: dict[str, Any], inputs: list, out: Path, image
     record = {
         "fijidecon_version": __version__,
         "command": cmd.title,
-        "cli": " ".join(sys.argv[1:]) if sys.argv else "",
+        "cli": shlex.join(["fijidecon", *_INVOCATION]),  # quoted: pasting it into a shell runs it again
         "parameters": kwargs,
         "inputs": inputs,
         "output": {"path": os.path.abspath(out), "shape": list(stored[0]), "dtype": str(image.dtype),
@@ -903,6 +908,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI; expected errors become one line and exit code 2; Ctrl-C
     gives 130 and SIGTERM 143, both after removing temporary files."""
     args = list(sys.argv[1:] if argv is None else argv)
+    _INVOCATION[:] = [str(a) for a in args]
     debug = "--debug" in args[:1] or os.environ.get("FIJIDECON_DEBUG", "") not in ("", "0")
     try:
         with _sigterm_unwinds(), _resume_hint():
