@@ -332,3 +332,24 @@ def test_one_voxel_size_alone_is_said_in_the_api():
     auto = richardson_lucy(img, psf, 10, stop="auto", gain=1.0, offset=0.0, voxel_size=(0.2, 0.1, 0.1),
                            psf_voxel_size=(0.1, 0.05, 0.05))
     assert any("resampled" in n for n in auto.notes) and not any("taken to be sampled" in n for n in auto.notes)
+
+
+def test_image_and_psf_swapped_is_warned_and_a_big_real_psf_is_not():
+    """``deconvolve PSF IMAGE``: the 'PSF' (the data) is bigger than the 'image' on every axis and
+    most of its flux is cropped away: a warning asks whether they were swapped.  A measured PSF
+    bigger than the image whose flux is all usable (case 3) gets no such warning."""
+    import warnings as w
+
+    from fijidecon.deconvolve import richardson_lucy, wiener
+    from fijidecon.psf import gaussian
+
+    rng = np.random.default_rng(1)
+    data = rng.poisson(30, (40, 96, 96)).astype(np.float32)
+    psf = gaussian((9, 15, 15), (1.5, 1.5, 1.5))
+    for fn in (lambda a, b: richardson_lucy(a, b, 1), lambda a, b: wiener(a, b)):
+        with pytest.warns(RuntimeWarning, match=r"bigger than the image \(9, 15, 15\) on every axis.*swapped"):
+            fn(psf, data)
+    big_psf = gaussian((61, 127, 127), (2.0, 1.5, 1.5))  # bigger than the image on every axis, compact
+    with w.catch_warnings():
+        w.simplefilter("error", RuntimeWarning)
+        richardson_lucy(data, big_psf, 1)

@@ -546,6 +546,8 @@ def lazy_preps(lv: LazyVolumes, edges: str, threshold: float, recenter: Any, vox
     recenter = _validate.check_bool("recenter", recenter)
     vol_shape = tuple(lv.canon.shape[2:])
     max_shape = _edges.kernel_limit(edges, vol_shape)
-    return _hyper.per_channel(lv.psfs, psf_voxel_size, lambda p, name, pvs: _otf.prepare_psf(
+    preps = _hyper.per_channel(lv.psfs, psf_voxel_size, lambda p, name, pvs: _otf.prepare_psf(
         p, threshold=threshold, recenter=recenter, name=name, max_shape=max_shape, voxel_size=voxel_size,
         psf_voxel_size=pvs))
+    _hyper.warn_swapped(preps, vol_shape)
+    return preps

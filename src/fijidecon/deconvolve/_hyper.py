@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -316,7 +317,25 @@ def prepare_psfs(layout: Layout, vols: Sequence[Volume], edges: str, *, threshol
     by_channel = per_channel(channel_psfs_of(layout, vols), psf_voxel_size, lambda p, name, pvs: _otf.prepare_psf(
         p, threshold=threshold, recenter=recenter, name=name, max_shape=max_shape, voxel_size=voxel_size,
         psf_voxel_size=pvs))
+    warn_swapped(by_channel, vols[0].data.shape)
     return [by_channel[v.c] for v in vols]
+
+
+#: A PSF bigger than the image on every axis that loses more than this fraction of its flux to
+#: the crop the edges allow is warned about: the image and the PSF were probably swapped.
+SWAPPED_FLUX = 0.5
+
+
+def warn_swapped(preps: Sequence[Any], vol_shape: Sequence[int]) -> None:
+    """A warning when a PSF looks like the image (bigger than it on every axis, most of its
+    flux outside the kernel the method can use): ``deconvolve PSF IMAGE`` instead of ``IMAGE PSF``."""
+    for c, p in enumerate(preps):
+        given, dropped = p.report.get("shape_given"), float(p.report.get("flux_dropped") or 0.0)
+        if given and all(g > n for g, n in zip(given, vol_shape)) and dropped > SWAPPED_FLUX:
+            name = "psf" if len(preps) == 1 else f"psf[{c}]"
+            warnings.warn(f"{name}: {tuple(given)} is bigger than the image {tuple(vol_shape)} on every axis and "
+                          f"{100 * dropped:.0f} % of its flux lies outside the part that can be used: were the image "
+                          "and the PSF swapped? (the image comes first)", RuntimeWarning, stacklevel=5)
 
 
 def notes_of(preps: Sequence[Any]) -> list[str]:
