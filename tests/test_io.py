@@ -383,3 +383,17 @@ def test_imagej_frame_interval_in_its_time_unit_is_read_in_seconds(tmp_path):
     tifffile.imwrite(tmp_path / "t.tif", np.zeros((3, 4, 5, 6), np.uint16), imagej=True,
                      metadata={"axes": "TZYX", "finterval": 10.0, "tunit": "min", "unit": "um", "spacing": 0.5})
     assert read_image(tmp_path / "t.tif")[1].get("T") == 600.0
+
+
+def test_a_resolution_of_zero_with_a_unit_is_warned_about(tmp_path):
+    """ImageJ TIFF with unit micron and resolution 0: X and Y were taken as 1 micron silently
+    (a 0.1 µm PSF then became 7x1x1; only Z's invalid spacing was warned about)."""
+    import tifffile
+
+    p = tmp_path / "res0.tif"
+    tifffile.imwrite(p, np.zeros((4, 8, 8), np.float32), imagej=True, resolution=(0, 0),
+                     metadata={"spacing": 0.2, "unit": "micron", "axes": "ZYX"})
+    with pytest.warns(RuntimeWarning, match=r"^image: res0.tif: its X/Y resolution tag is 0 or missing: the X/Y "
+                                            r"pixel size is taken as 1 unit"):
+        _, cal = read_image(p)
+    assert dict(cal.spacing)["Z"] == pytest.approx(0.2) and "X" not in dict(cal.spacing)

@@ -326,7 +326,7 @@ def test_one_voxel_size_alone_is_said_in_the_api():
         iterative_deconvolve_3d(img, psf, compat=False, max_iterations=2, psf_voxel_size=(0.2, 0.1, 0.1))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        both = richardson_lucy(img, psf, 2, voxel_size=(0.2, 0.1, 0.1), psf_voxel_size=(0.2, 0.1, 0.1))
+        both = richardson_lucy(img, psf, 2, voxel_size=(0.2, 0.1, 0.1), psf_voxel_size=(0.2, 0.1, 0.1), background=1.0)
     assert not any("taken to be sampled" in n for n in both.notes)
     # stop="auto" runs RL on the kernel prepared (resampled) already: not a PSF without a voxel size
     auto = richardson_lucy(img, psf, 10, stop="auto", gain=1.0, offset=0.0, voxel_size=(0.2, 0.1, 0.1),
@@ -352,4 +352,4 @@ def test_image_and_psf_swapped_is_warned_and_a_big_real_psf_is_not():
     big_psf = gaussian((61, 127, 127), (2.0, 1.5, 1.5))  # bigger than the image on every axis, compact
     with w.catch_warnings():
         w.simplefilter("error", RuntimeWarning)
-        richardson_lucy(data, big_psf, 1)
+        richardson_lucy(data, big_psf, 1, background=15)

@@ -463,7 +463,7 @@ def _hooked(work: Path, sig: str, when: str, *args, wait: bool = True):
 
 def _rl(iterations: int, out: str = "out.tif", *extra) -> tuple:
     return ("deconvolve", "richardson-lucy", "stack.tif", "psf.tif", "-o", out, "--iterations", str(iterations),
-            "-q", *extra)
+            "--background", "10", "-q", *extra)  # the stack sits on ~11: without it, an offset warning
 
 
 def _pair(work: Path, name: str = "out.tif") -> tuple[np.ndarray, int]:
@@ -535,3 +535,22 @@ def test_case16_temporary_files_of_a_killed_run_are_removed_by_the_next(work):
     assert r.returncode == 0, r.stderr
     now = sorted(f for f in os.listdir(work) if f.startswith((".o.tif", "o.tif")))
     assert now == sorted(["o.tif", "o.tif.json", live.name]), now
+
+
+def test_a_result_too_big_for_the_disk_is_refused_before_computing(tmp_path):
+    """The free space was found missing only after the whole run (an 8 MB tmpfs: 'Not enough free
+    space' after 5.5 s).  ``check_output`` with the result's shape (what the CLI calls before
+    reading pixels) now compares its float32 size with the disk's free space: a TIFF is refused,
+    an OME-Zarr (compressed) warns."""
+    import shutil
+
+    from fijidecon import io
+
+    free = shutil.disk_usage(tmp_path).free
+    shape = (int(free // 4 // 10**6) + 10, 1000, 1000)  # a little more than the disk holds, as float32
+    with pytest.raises(OSError, match=r"^output: the result needs about .* free; free some space or write elsewhere"):
+        io.check_output(tmp_path / "r.tif", "ZYX", shape=shape)
+    with pytest.warns(RuntimeWarning, match=r"^output: the result needs about .*compressed chunks may not fit"):
+        io.check_output(tmp_path / "r.ome.zarr", "ZYX", shape=shape)
+    io.check_output(tmp_path / "r.tif", "ZYX", shape=(10, 100, 100))  # fits: no error
+    assert list(tmp_path.iterdir()) == []

@@ -129,3 +129,28 @@ def test_messages_say_what_was_wrong_not_a_consequence():
         richardson_lucy(np.ones((4, 8, 8)), "psf.tif", 1)
     with pytest.raises(TypeError, match=r"^path: expected a file path"):
         read_image(None)
+
+
+@pytest.mark.parametrize("kw, name", [({"sample_index": 1e-300}, "sample_index"), ({"sample_index": 1e-9}, "sample_index"),
+                                      ({"sample_index": 0.5}, "sample_index"), ({"immersion_index": 40.0},
+                                                                                "immersion_index")])
+def test_refractive_indices_outside_any_medium_are_refused(kw, name):
+    """sample_index 1e-300 was an internal ZeroDivisionError; 1e-9 gave a flat PSF with a warning."""
+    from fijidecon.psf import widefield
+
+    with pytest.raises(ValueError, match=rf"^{name}: expected a refractive index from 1 \(air, vacuum\) to 3, got"):
+        widefield((4, 16, 16), voxel_size_nm=100, na=0.9, wavelength_nm=500, **kw)
+
+
+def test_an_infinite_bead_diameter_is_refused_by_name():
+    """bead_diameter 1e308 overflowed (OverflowError: cannot convert float infinity to integer)."""
+    import warnings
+
+    from fijidecon.psf import psf_from_beads
+
+    beads = np.random.default_rng(0).random((16, 32, 32)).astype(np.float32)
+    beads[8, 16, 16] = 50
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(ValueError, match=r"^bead_diameter: the bead"):
+            psf_from_beads(beads, (0.2, 0.1, 0.1), bead_diameter=1e308)

@@ -367,6 +367,9 @@ def _imagej_or_plain_calibration(tif) -> tuple[dict[str, float], str]:
         spacing["X"] = dx
     if dy:
         spacing["Y"] = dy
+    if ij and ij.get("unit") not in (None, "pixel", "") and not (dx and dy):  # a unit, but a resolution of 0
+        axis = "/".join(a for a, d in (("X", dx), ("Y", dy)) if not d)
+        warn_spacing_taken_as_1(Path(tif.filehandle.name).name, f"its {axis} resolution tag is 0 or missing", axis)
     if ij.get("spacing") is not None:
         z = _float_or_nan(ij["spacing"])
         if z > 0 and math.isfinite(z):
@@ -569,6 +572,9 @@ def check_output(path: str | os.PathLike, axes: str | None = None, *, overwrite:
         The folder is missing, not a folder or not writable; the path is a folder.
     ValueError
         Not a TIFF name, or axes that cannot be written.
+    OSError
+        With ``shape``: a float32 result of that shape does not fit on the disk (a TIFF; an
+        OME-Zarr, compressed, only warns).
     """
     p = Path(path)
     _check_name_length(p)
@@ -585,7 +591,32 @@ def check_output(path: str | os.PathLike, axes: str | None = None, *, overwrite:
         check_axes(axes, name="output axes")
         if shape is not None and not _is_zarr(p):
             _check_tiff_shape(tuple(shape), axes)
+    if shape is not None:
+        _check_free_space(p, int(np.prod(shape, dtype=np.float64)) * 4)
     return p
+
+
+def _check_free_space(p: Path, nbytes: int) -> None:
+    """A float32 result of ``nbytes`` that cannot fit on the output's disk is refused before
+    computing (a TIFF is written uncompressed; an OME-Zarr compresses, so it only warns)."""
+    import shutil
+
+    try:
+        free = shutil.disk_usage(p.parent).free
+    except OSError:  # not measurable (e.g. a special file system): the write itself will tell
+        return
+    need = nbytes + (1 << 16)  # the image, its tags or metadata and the sidecar
+    if need <= free:
+        return
+    what = (f"output: the result needs about {_mib(need)} (float32) and {str(p.parent)!r} has {_mib(free)} free")
+    if _is_zarr(p):
+        warnings.warn(f"{what}; its compressed chunks may not fit either", RuntimeWarning, stacklevel=3)
+        return
+    raise OSError(f"{what}; free some space or write elsewhere (nothing was computed)")
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n < 2**30 else f"{n / 2**30:.2f} GiB"
 
 
 def _check_resolution(cal: Calibration) -> None:

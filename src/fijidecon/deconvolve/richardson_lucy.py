@@ -537,6 +537,7 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
         opts.update(background=background * layout.scale, read_noise=read_noise * layout.scale)
     _check_background(opts["background"], [float(np.max(v.data)) for v in vols], [v.label for v in vols],
                       layout.scale)
+    _warn_offset(opts["background"], vols, layout.scale, layout.single)
     ndim = len(layout.vol_axes)
     _backproject.check(back_projector, bp_alpha, bp_beta, bp_order, ndim)
     if voxel_size is not None:
@@ -628,6 +629,27 @@ def _check_background(background: float, tops: Sequence[float], labels: Sequence
             raise ValueError(f"background: {background / scale:g} is at or above the image's maximum{where} "
                              f"({top / scale:g}); it is the level of the data without signal (camera offset, dark "
                              "level): give a value below the data's")
+
+
+#: With ``background=0``, a volume whose 1st percentile is above this fraction of its maximum warns.
+OFFSET_WARN = 0.05
+
+
+def _warn_offset(background: float, vols: Sequence[Any], scale: float = 1.0, single: bool = True) -> None:
+    """``background=0`` on data sitting on an offset (a camera's, or a uniform background):
+    Richardson-Lucy takes it as signal and digs a dark rim around objects; say so once, with a value."""
+    if background > 0:
+        return
+    for v in vols:
+        sample = v.data.ravel()[::max(1, v.data.size // 1_000_000)]  # 1e6 voxels are enough for a percentile
+        low, top = float(np.percentile(sample, 1)), float(np.max(v.data))
+        if top > 0 and low > OFFSET_WARN * top:
+            where = "" if single else f" (volume {v.label})"
+            warnings.warn(f"background: 0, but the image's lowest values{where} are about {low / scale:.4g} "
+                          f"({100 * low / top:.0f} % of its maximum): a camera offset or a uniform background, which "
+                          "Richardson-Lucy then takes as signal (a dark rim around objects); give background= about "
+                          "that level (CLI --background)", RuntimeWarning, stacklevel=4)
+            return
 
 
 def _memory_options(opts: dict, snapshot_every: int | None, iterations: int) -> dict:

@@ -267,7 +267,7 @@ def _shell_median(crop: np.ndarray, width: int = 2) -> float:
 def _kernel_shape(diameter: float, vox: Sequence[float]) -> tuple[int, ...]:
     """Odd shape of the voxelized bead (:func:`bead_kernel`), computed without allocating."""
     r = diameter / 2.0
-    return tuple(2 * int(min(math.ceil(r / v - 0.5), 2**40)) + 1 for v in vox)
+    return tuple(2 * int(math.ceil(min(float(r) / float(v), 2.0**40) - 0.5)) + 1 for v in vox)  # inf: capped
 
 
 def bead_kernel(diameter: float, voxel_size: float | Sequence[float], ndim: int | None = None,

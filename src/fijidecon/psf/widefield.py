@@ -80,8 +80,8 @@ _RADIAL_STEP = 1.0 / 256.0
 def _check_model(na, wavelength_nm, immersion_index, sample_index, depth_nm, apodization):
     na = check_positive(na, "na")
     wavelength_nm = _check_wavelength(check_positive(wavelength_nm, "wavelength_nm"))
-    ni = check_positive(immersion_index, "immersion_index")
-    ns = ni if sample_index is None else check_positive(sample_index, "sample_index")
+    ni = _check_index(check_positive(immersion_index, "immersion_index"), "immersion_index")
+    ns = ni if sample_index is None else _check_index(check_positive(sample_index, "sample_index"), "sample_index")
     depth = check_positive(depth_nm, "depth_nm", allow_zero=True)
     if na < MIN_NA:  # the PSF scales as na**4: far below, float64 underflows to 0 (NaN after normalizing)
         raise InputError(f"na: expected a numerical aperture >= {MIN_NA:g}, got {na:g}")
@@ -90,6 +90,18 @@ def _check_model(na, wavelength_nm, immersion_index, sample_index, depth_nm, apo
                          f"({ni:g}), got {na:g}")
     apodization = _choice("apodization", apodization, APODIZATIONS)
     return na, wavelength_nm, ni, ns, depth, apodization
+
+
+#: Refractive indices accepted: no medium is below vacuum's 1 for light; 3 is above any immersion or sample
+#: medium (diamond 2.42).
+INDEX_RANGE = (1.0, 3.0)
+
+
+def _check_index(n: float, name: str) -> float:
+    if not INDEX_RANGE[0] <= n <= INDEX_RANGE[1]:
+        raise InputError(f"{name}: expected a refractive index from {INDEX_RANGE[0]:g} (air, vacuum) to "
+                         f"{INDEX_RANGE[1]:g}, got {n:g}")
+    return n
 
 
 #: Wavelengths accepted (nm): light microscopes use 200-2000 nm; outside this range the unit is wrong.
