@@ -321,6 +321,12 @@ def _match_voxel_size(a, name, voxel_size, psf_voxel_size, max_shape, report, no
                       f"{max(max(p / v, v / p) for p, v in zip(ps, vs)):.0f}x: probably a unit mix-up (nm vs µm); "
                       "the PSF is used at the image's voxel size, not resampled", RuntimeWarning, stacklevel=5)
         return a
+    ratio = max(max(p / v, v / p) for p, v in zip(ps, vs))
+    if ratio > FAR_APART:  # not nm/µm (above), but as absurd: m vs µm, a resolution tag of 0 ...
+        warnings.warn(f"{name}: its voxel size {_fmt(ps)} and the image's {_fmt(vs)} differ {ratio:.3g}x: no "
+                      "microscope samples a PSF and its image that differently; check both voxel sizes (the files' "
+                      "calibration, --voxel-size/--psf-voxel-size, voxel_size=/psf_voxel_size=)", RuntimeWarning,
+                      stacklevel=5)
     limit = None
     if max_shape is not None:  # no need to compute more than the method can use (+ room to re-centre)
         limit = [int(m) + 2 for m in max_shape]
@@ -337,6 +343,10 @@ def _match_voxel_size(a, name, voxel_size, psf_voxel_size, max_shape, report, no
     notes.append(f"{name}: resampled from voxel size {_fmt(ps)} to the image's {_fmt(vs)} "
                  f"({'x'.join(map(str, a.shape))} -> {'x'.join(map(str, out.shape))})")
     return out
+
+
+#: Image and PSF voxel sizes further apart than this (on any axis, and not a nm/µm mix-up) warn.
+FAR_APART = 30.0
 
 
 def unit_mixup(psf_voxel_size: Sequence[float], voxel_size: Sequence[float]) -> bool:
