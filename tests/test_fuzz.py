@@ -453,7 +453,7 @@ def test_case9_beads_bad_values(kwargs, name):
 @pytest.mark.timeout(20)
 @pytest.mark.parametrize("fn,args,kwargs,name", [
     (psf.widefield, ((4, 8, 8),), dict(voxel_size_nm=100, na=1.0, wavelength_nm=1e-12), "wavelength_nm"),
-    (psf.focal_shift, (), dict(na=1.0, wavelength_nm=500, sample_index=1e30, depth_nm=1e12), "depth_nm"),
+    (psf.focal_shift, (), dict(na=1.0, wavelength_nm=500, sample_index=2.9, depth_nm=1e12), "depth_nm"),  # (1e30: sample_index)
     (psf.diffraction_psf_3d, (), dict(width=8, height=8, depth=4, wavelength=1e-30), "wavelength"),
     (psf.diffraction_psf_3d, (), dict(width=8, height=8, depth=4, wavelength=1e-30, compat=False), "wavelength"),
     (psf.diffraction_psf_3d, (), dict(width=64, height=64, depth=32, pixel_spacing=1e9), "pixel_spacing"),

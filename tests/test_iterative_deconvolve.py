@@ -268,3 +268,28 @@ def test_db_values_beyond_float32_are_named():
     img = np.full((8, 16, 16), 400.0, np.float32)
     with pytest.raises(ValueError, match=r"^image: dB values above about 385 do not fit float32"):
         iterative_deconvolve_3d(img, np.zeros((3, 3, 3), np.float32), db=True, max_iterations=1)
+
+
+@pytest.mark.parametrize("compat", [True, False])
+def test_a_psf_mostly_cancelled_by_negatives_and_an_image_without_positives_warn(compat):
+    """A PSF less its mean (sum ~5e-9) gave an output of -59198..2154010 for data up to 5064, and
+    an all-negative image an all-zero result, both without a word (the original takes them); now
+    each warns, and the numbers are unchanged."""
+    import warnings
+
+    from fijidecon.psf import gaussian
+
+    img = np.random.default_rng(0).poisson(20, (8, 32, 32)).astype(np.float32)
+    p = gaussian((5, 9, 9), (1.0, 1.0, 1.0))
+    bad = p - 0.95 * p.mean()  # negatives, sum still positive
+    with pytest.warns(RuntimeWarning, match=r"^psf: its negative values sum to \d+ % of its positive ones"):
+        r = iterative_deconvolve_3d(img, bad, max_iterations=2, compat=compat)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = iterative_deconvolve_3d(img, bad, max_iterations=2, compat=compat)
+    np.testing.assert_array_equal(r.image, again.image)
+    with pytest.warns(RuntimeWarning, match=r"^image: no positive values \(maximum -?\d+\): the result is all zero"):
+        iterative_deconvolve_3d(-img, p, max_iterations=2, compat=compat)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        iterative_deconvolve_3d(img, p, max_iterations=2, compat=compat)

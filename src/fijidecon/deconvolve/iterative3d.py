@@ -28,6 +28,7 @@ import inspect
 import logging
 import math
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -447,6 +448,25 @@ def _hyperstack(image, psf, axes, voxel_size, psf_voxel_size, opts, mem) -> Iter
                            sum(r.iteration_seconds for r in rs), notes)
 
 
+#: A PSF whose negative values sum to more than this fraction of its positive ones is warned about.
+NEGATIVE_PSF_WARN = 0.1
+
+
+def _warn_signs(Y: np.ndarray, A: np.ndarray, db: bool) -> None:
+    """Inputs the original plugin takes without a word but that cannot give a deconvolution: a PSF
+    with a large negative part (a background subtracted too far: the result swings far beyond the
+    data) and an image without positive values (the result is 0).  Both modes compute as before."""
+    pos, neg = float(A[A > 0].sum(dtype=np.float64)), -float(A[A < 0].sum(dtype=np.float64))
+    if pos > neg and neg > NEGATIVE_PSF_WARN * pos:  # a sum <= 0 is refused below
+        warnings.warn(f"psf: its negative values sum to {100 * neg / pos:.0f} % of its positive ones (sum "
+                      f"{pos - neg:.3g}): Iterative Deconvolve 3D uses the PSF as given, so the result can swing far "
+                      "beyond the data; was a background subtracted too far? (Richardson-Lucy and Wiener clip the "
+                      "negatives)", RuntimeWarning, stacklevel=4)
+    if not db and not float(Y.max()) > 0:
+        warnings.warn(f"image: no positive values (maximum {float(Y.max()):g}): the result is all zero; add the "
+                      "camera offset back or flip the sign", RuntimeWarning, stacklevel=4)
+
+
 def _volume(image, psf, *, normalize, gamma, lowpass_xy, lowpass_z, max_iterations, terminate, anti_ringing,
             detect_divergence, db, compat, callback) -> IterativeResult:
     """One 2D/3D volume (the original plugin's whole job)."""
@@ -465,6 +485,7 @@ def _volume(image, psf, *, normalize, gamma, lowpass_xy, lowpass_z, max_iteratio
         raise InputError("image: contains NaN or infinite values")
     if not np.isfinite(A).all():
         raise InputError("psf: contains NaN or infinite values")
+    _warn_signs(Y, A, db)
     if db:
         with np.errstate(over="ignore"):
             Y = np.exp(Y.astype(np.float64) * _LN10_10).astype(np.float32)
