@@ -485,8 +485,8 @@ def brick_bar(total: int, sched: Scheduler, quiet: bool, label: str) -> Iterator
     from tqdm import tqdm
 
     stop = threading.Event()
-    bar = tqdm(total=total, desc=label, unit="brick", file=click.get_text_stream("stderr"), mininterval=0.5,
-               dynamic_ncols=True)
+    bar = tqdm(total=total, desc=label, unit="brick", file=click.get_text_stream("stderr"),
+               mininterval=_bar_interval(), dynamic_ncols=True)
 
     def set_total(n: int) -> None:  # a resumed run computes only some bricks
         nonlocal total
@@ -516,6 +516,17 @@ def brick_bar(total: int, sched: Scheduler, quiet: bool, label: str) -> Iterator
                 sched.client.unsubscribe_topic(sched.topic)
 
 
+#: Seconds between progress-bar updates: on a terminal, and in a log file (stderr not a terminal).
+BAR_INTERVAL = {"terminal": 0.5, "log": 30.0}
+
+
+def _bar_interval() -> float:
+    """A batch log gets a bar line every 30 s, not every 0.5 s (an overnight run wrote megabytes of bar)."""
+    import sys
+
+    return BAR_INTERVAL["terminal" if sys.stderr.isatty() else "log"]
+
+
 class _BrickBar:
     """A ``callback`` for in-memory bricked runs: a tqdm bar of :class:`BrickFigures` (and
     the iteration bar of :func:`fijidecon.cli._run` for other figures, on a terminal)."""
@@ -532,7 +543,7 @@ class _BrickBar:
             if self.bar is None:
                 from tqdm import tqdm
 
-                self.bar = tqdm(total=first.bricks, desc=self.label, unit="brick", mininterval=0.5,
+                self.bar = tqdm(total=first.bricks, desc=self.label, unit="brick", mininterval=_bar_interval(),
                                 file=click.get_text_stream("stderr"), dynamic_ncols=True)
             self.bar.update(first.brick - self.bar.n)
         elif self.iteration_cb is not None:
