@@ -121,3 +121,15 @@ def test_a_psf_stored_as_rgb_takes_psf_voxel_size(tmp_path):
                         "0.3,0.1,0.1 micron"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stderr.count("colour planes are taken as Z planes") == 1, r.stderr
+
+
+@pytest.mark.parametrize("name, said", [("", "expected a file name, got ''"), ("x.tif/", "ends in '/'"),
+                                        ("a\nb.tif", "expected a file name")])
+def test_output_names_that_are_not_file_names_are_refused(tmp_path, capsys, name, said):
+    """-o '' said "PosixPath('.') has an empty name"; a newline split the summary line; 'x.tif/' wrote x.tif."""
+    from fijidecon.cli import main
+
+    assert main(["psf", "gaussian", "-o", f"{tmp_path}/{name}" if name else name]) == 2
+    err = capsys.readouterr().err
+    assert said in err and err.startswith("Error: Invalid value for '-o' / '--output'"), err
+    assert list(tmp_path.iterdir()) == []

@@ -371,7 +371,7 @@ def test_case5_output_that_is_an_input_says_so_without_overwrite(work, command):
     assert _sha(work / "stack.tif") == before
 
 
-@pytest.mark.parametrize("how", ["snapshot", "sidecar", "zarr-holding-inputs", "plain-folder"])
+@pytest.mark.parametrize("how", ["snapshot", "sidecar", "zarr-holding-inputs", "plain-folder", "inside-input-zarr"])
 def test_case5_no_file_the_run_writes_replaces_an_input(work, how):
     """A snapshot (NAME_iterK.tif) or the sidecar (NAME.json) named like an input replaced it with
     --overwrite; an OME-Zarr output over a folder removed the folder, inputs and unrelated files too."""
@@ -388,6 +388,10 @@ def test_case5_no_file_the_run_writes_replaces_an_input(work, how):
         shutil.copy(work / "stack.tif", work / "store.ome.zarr" / "stack.tif")
         args, needle, kept = ["store.ome.zarr/stack.tif", "psf.tif", "-o", "store.ome.zarr"], \
             "store.ome.zarr is a folder that holds an input (image", "store.ome.zarr/stack.tif"
+    elif how == "inside-input-zarr":  # a file written into the input store (a fresh user's -o in.zarr/inner.tif)
+        assert _cli("deconvolve", "convolve", "stack.tif", "psf.tif", "-o", "in.ome.zarr", cwd=work).returncode == 0
+        args, needle, kept = ["in.ome.zarr", "psf.tif", "-o", "in.ome.zarr/inner.tif"], \
+            "in.ome.zarr/inner.tif is inside an input folder (image", "in.ome.zarr/.zattrs"
     else:
         (work / "keep.zarr").mkdir()
         (work / "keep.zarr" / "notes.txt").write_text("mine")

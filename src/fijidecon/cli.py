@@ -161,6 +161,21 @@ def _collect_notes(quiet: bool) -> Iterator[_Notes]:
 # generated commands
 # ----------------------------------------------------------------------------------
 
+class _OutputPath(click.Path):
+    """An output file name: not empty, not a folder name ending in '/' (it would be written as a file)."""
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        text = str(value)
+        if not text.strip() or "\n" in text or "\r" in text:
+            self.fail(f"expected a file name, got {text!r}", param, ctx)
+        if text.endswith(("/", os.sep)) and not text.rstrip("/" + os.sep).lower().endswith(".zarr"):
+            self.fail(f"{text!r} ends in '/': give a file name (e.g. result.tif)", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+_OUTPUT_PATH = _OutputPath()
+
+
 class _Choice(click.Choice):
     """click's case-insensitive choice that also ignores surrounding blanks, as the API does
     (``--initial "wiener "`` from a quoted shell variable)."""
@@ -277,7 +292,7 @@ def _make_command(cmd: Command, name: str) -> click.Command:
         params.append(click.Option(["--psf-voxel-size"], default=None, metavar="'Z,Y,X UNIT'",
                                    callback=lambda ctx, prm, v: None if v is None else parse_voxel_size(v),
                                    help=_PSF_VOXEL_HELP))
-    params.append(click.Option(["-o", "--output", "output_path"], required=True, type=click.Path(),
+    params.append(click.Option(["-o", "--output", "output_path"], required=True, type=_OUTPUT_PATH,
                                help="Output: an ImageJ hyperstack (.tif), an OME-TIFF (.ome.tif) or an OME-Zarr "
                                     "folder (.zarr, written brick by brick); written in the input's axes with its "
                                     "calibration. A JSON sidecar OUTPUT.json (e.g. result.tif.json) records "
@@ -439,6 +454,9 @@ def refuse_writing_over(out: Path, path: str, name: str, snapshots: Any = ()) ->
     if Path(out).resolve() in Path(path).resolve().parents:
         raise click.ClickException(f"output: {out} is a folder that holds an input ({name}: {path}); writing it "
                                    "would remove the input; choose another name")
+    if Path(path).is_dir() and Path(path).resolve() in Path(out).resolve().parents:
+        raise click.ClickException(f"output: {out} is inside an input folder ({name}: {path}, an OME-Zarr store); "
+                                   "write it elsewhere")
 
 
 def _apply_like(cmd: Command, kw: dict[str, Any], like: str, axes: str | None, unit: str | None) -> dict[str, Any]:
