@@ -175,7 +175,6 @@ def test_ctrl_c_with_workers_is_one_line_and_ends_the_workers(big):
     (["--memory-limit", "-1GB"], "memory_limit"),
     (["--scheduler", "foo://nowhere:8786"], "scheduler: cannot connect"),
     (["--scheduler", "tcp://127.0.0.1:8786", "--workers", "2"], "--workers, --scheduler"),
-    (["--stop", "auto"], "--stop: 'auto' needs the whole image in memory, and this run is lazy (OME-Zarr output)"),
 ])
 def test_bad_options_are_one_line_errors_before_any_computation(tmp_path, capsys, args, message):
     _hyperstack(tmp_path)
@@ -188,17 +187,21 @@ def test_bad_options_are_one_line_errors_before_any_computation(tmp_path, capsys
     assert not out.exists() and not (tmp_path / "out.ome.zarr.json").exists()
 
 
-def test_stop_auto_over_the_budget_names_the_budget_not_a_tif(tmp_path, capsys):
-    """To a .tif over --memory-limit the remedy said "write a .tif" (it was one)."""
-    _hyperstack(tmp_path)
-    rc = main(["deconvolve", "richardson-lucy", str(tmp_path / "hs.tif"), str(tmp_path / "psf.tif"), "-o",
-               str(tmp_path / "out.tif"), "--stop", "auto", "--memory-limit", "3MB"])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and len(err) == 1 and "is over --memory-limit); give --memory-limit " in err[0], err
-    assert "write a .tif" not in err[0]
+def test_stop_auto_in_a_lazy_run_chooses_on_each_volume_s_central_brick(tmp_path, capsys):
+    """--stop auto was refused in lazy runs (any OME-Zarr output): each (T, C) volume's count is now
+    chosen on its central brick, every brick of it run to that count; the sidecar keeps the choices."""
+    img = _hyperstack(tmp_path)
+    out = tmp_path / "out.ome.zarr"
+    rc = main(["deconvolve", "richardson-lucy", str(tmp_path / "hs.tif"), str(tmp_path / "psf.tif"), "-o", str(out),
+               "--stop", "auto", "--iterations", "40", "--background", "20", "--gain", "1", "--offset", "0", "-q"])
+    assert rc == 0, capsys.readouterr().err
+    rec = json.loads((tmp_path / "out.ome.zarr.json").read_text())["result"]
+    auto = rec["auto_stop"]
+    assert rec["stop_reason"] == "auto" and auto["on"] == "central brick" and len(auto["volumes"]) == 4
+    counts = [v["iteration"] for v in auto["volumes"]]
+    assert all(1 <= k <= 40 for k in counts) and rec["iterations"] == max(counts) == auto["iteration"]
+    assert read_image(out)[0].shape == img.shape
 
-
-@pytest.mark.parametrize("lazy", [False, True])
 def test_a_bad_psf_among_several_is_named_by_its_index(tmp_path, capsys, lazy):
     """One PSF per channel, the second all zero: the error names psf[1], in memory and lazy alike."""
     _hyperstack(tmp_path)

@@ -53,7 +53,7 @@ from .commands import Command
 #: Commands whose core function takes a Dask array.
 LAZY_COMMANDS = ("convolve", "wiener", "richardson-lucy")
 #: Options of the core functions that change their memory (passed to ``estimate_memory``).
-_MEMORY_OPTIONS = ("edges", "acceleration", "regularization", "weight", "iterations", "snapshot_every",
+_MEMORY_OPTIONS = ("edges", "acceleration", "regularization", "weight", "iterations", "snapshot_every", "stop",
                    "read_noise", "compat", "anti_ringing", "gamma", "lowpass_xy", "lowpass_z")
 #: Fraction of a distributed worker's own Dask memory limit a run uses by default.
 WORKER_FRACTION = 0.7
@@ -629,13 +629,6 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
     need = whole_need(cmd, kwargs, tuple(lazy_img.shape), lazy_img.dtype, cal.axes, psf_shape)
     # without the 'big' extra a run over the budget is bricked in memory by the core (input and output held)
     lazy = cmd.id in LAZY_COMMANDS and bool(workers or address or io._is_zarr(out) or (need > limit and have_big()))
-    if lazy and str(values.get("stop") or "").strip().lower() == "auto":
-        why = ("--workers/--scheduler" if workers or address else "OME-Zarr output" if io._is_zarr(out)
-               else f"the whole-volume estimate {need / 2**20:.0f} MiB is over --memory-limit")
-        fix = ("drop --workers/--scheduler" if workers or address else "write a .tif" if io._is_zarr(out)
-               else f"give --memory-limit {-(-int(need) // 2**20)}MiB or more if there is that much memory")
-        raise click.ClickException(f"--stop: 'auto' needs the whole image in memory, and this run is lazy ({why}); "
-                                   f"{fix}, or run --stop auto on a crop and give its count with --iterations")
     info = {"memory_limit_bytes": limit, "estimate_whole_bytes": need}
     with cli._collect_notes(quiet) as notes:
         for w in read_warnings:

@@ -118,6 +118,10 @@ RULES = {"deblurred": f"the latest iterate within {SE_FACTOR:g} standard error o
 #: Set by :func:`run_auto` around the final run, read by ``richardson_lucy`` (its guard is then off).
 EXPONENT_DROPS: contextvars.ContextVar[list | None] = contextvars.ContextVar("fijidecon_exponent_drops",
                                                                              default=None)
+#: Set by :func:`run_auto` for a bricked or lazy run (a Dask image, ``bricks=``, or a choice that does not
+#: fit ``memory_limit`` whole): each (T, C) volume's count is chosen on its central brick by
+#: :func:`choose_on_pilot` (``{"gain", "offset", "choices"}``), read by ``richardson_lucy``'s ``_decide``.
+ON_PILOT: contextvars.ContextVar[dict | None] = contextvars.ContextVar("fijidecon_auto_on_pilot", default=None)
 #: Blocks of the photon-transfer estimate (pixels per side, in each plane).
 BLOCK = 8
 #: The quantile of the blocks' residual variances taken per mean bin.
@@ -678,6 +682,8 @@ def run_auto(rl: Any, image: Any, psf: Any, iterations: Any, gain: Any, offset: 
     if opts.get("start") is not None:
         raise ValueError("start: not available with stop='auto' (the count is chosen from the first iteration); "
                          "resume with stop=None")
+    if _on_pilot(image, psf, opts):
+        return _run_on_pilots(rl, image, psf, iterations, gain, offset, opts)
     choose = {k: v for k, v in opts.items() if k not in ("start", "snapshot_every", "callback", "track_deviance",
                                                          "bricks", "halo")}
     t0 = time.perf_counter()
@@ -692,3 +698,72 @@ def run_auto(rl: Any, image: Any, psf: Any, iterations: Any, gain: Any, offset: 
     res.stop_reason = "auto"
     res.notes.append(auto["note"])
     return res
+
+
+def _on_pilot(image: Any, psf: Any, opts: dict) -> bool:
+    """Whether the count is chosen per volume on its central brick: a Dask image, bricks given, or
+    a whole-volume choice (about 2x a run: :data:`~fijidecon.deconvolve._memory.AUTO_IMAGE_VOLUMES`)
+    over ``memory_limit``."""
+    from . import _bricks
+    from ._memory import estimate_memory
+
+    if _bricks.is_dask(image) or opts.get("bricks") is not None:
+        return True
+    limit = _bricks.budget(opts.get("memory_limit"))
+    if limit is None:
+        return False
+    try:
+        a = np.asarray(image)
+        mem = {k: opts.get(k) for k in ("edges", "acceleration", "regularization", "weight", "read_noise", "axes")
+               if opts.get(k) is not None}
+        need = estimate_memory("richardson-lucy", a.shape, np.shape(psf), stop="auto", dtype=a.dtype, **mem)
+    except (ValueError, TypeError):  # the run itself says what is wrong
+        return False
+    return need + 2 * 4 * a.size > limit
+
+
+def _run_on_pilots(rl: Any, image: Any, psf: Any, iterations: Any, gain: Any, offset: Any, opts: dict) -> Any:
+    """``stop="auto"`` in bricks: each (T, C) volume's count chosen on its central brick (with its
+    halo), then every brick of that volume run to it; ``auto_stop`` is that choice (one volume)
+    or ``{"iteration": the largest, "volumes": [...], ...}``."""
+    state = {"gain": gain, "offset": offset, "choices": []}
+    token = ON_PILOT.set(state)
+    try:
+        res = rl(image, psf, iterations, stop=None, **opts)
+    finally:
+        ON_PILOT.reset(token)
+    choices = state["choices"]
+    if len(choices) == 1:
+        auto = dict(choices[0])
+    else:
+        auto = {"iteration": max(c["iteration"] for c in choices), "volumes": choices,
+                "note": "; ".join(c["note"] for c in choices)}
+    auto["on"] = "central brick"
+    res.auto_stop, res.stop_reason = auto, "auto"
+    for c in choices:
+        if c["note"] not in res.notes:
+            res.notes.append(c["note"])
+    return res
+
+
+def choose_on_pilot(pilot: np.ndarray, prep: Any, opts: dict, voxel_size: Any, iterations: int) -> dict:
+    """:func:`choose_iterations` on a volume's central brick ``pilot`` (float32, its halo
+    included) with the prepared kernel ``prep.kernel`` and the run's options ``opts`` (as
+    ``richardson_lucy`` holds them); the choice is appended to :data:`ON_PILOT`'s ``choices``."""
+    state = ON_PILOT.get()
+    bp = opts["back_projector"]
+    bp_kw = ({"back_projector": None} if bp.kind == "matched" else {"back_projector": bp.kernel}
+             if bp.kind == "array" else {"back_projector": bp.kind, "bp_alpha": bp.alpha, "bp_beta": bp.beta,
+                                         "bp_order": bp.order})
+    token = ON_PILOT.set(None)  # the thinned run inside is an ordinary whole-volume run
+    try:
+        choice = choose_iterations(pilot, prep.kernel, iterations, gain=state["gain"], offset=state["offset"],
+                                   edges=opts["edges"], background=opts["background"], read_noise=opts["read_noise"],
+                                   regularization=opts["regularization"], weight=opts["weight"],
+                                   acceleration=opts["acceleration"], initial=opts["initial"],
+                                   exponent=opts["exponent"], recenter=False, psf_threshold=0.0, **bp_kw)
+    finally:
+        ON_PILOT.reset(token)
+    choice["brick"] = list(pilot.shape)
+    state["choices"].append(choice)
+    return choice

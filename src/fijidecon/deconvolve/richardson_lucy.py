@@ -546,7 +546,7 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
                                 voxel_size=voxel_size, psf_voxel_size=psf_voxel_size)
     plans = _bricks.plan_volumes("richardson-lucy", layout, vols, preps, _memory_options(opts, snapshot_every,
                                  iterations), memory_limit, bricks, halo, np.asarray(image).nbytes)
-    if any(p is not None for p in plans):
+    if any(p is not None for p in plans) or _autostop.ON_PILOT.get() is not None:
         _bricks.refuse_with_bricks(start=start, snapshot_every=snapshot_every)
         return _run_bricked(layout, vols, preps, plans, iterations, stop_fn, opts, voxel_size, callback)
     states, starts, done0 = _starts(start, layout, len(vols))
@@ -653,9 +653,11 @@ def _warn_offset(background: float, vols: Sequence[Any], scale: float = 1.0, sin
 
 
 def _memory_options(opts: dict, snapshot_every: int | None, iterations: int) -> dict:
-    """The options that change how much memory a run needs (see ``estimate_memory``)."""
+    """The options that change how much memory a run needs (see ``estimate_memory``); with
+    ``stop="auto"`` chosen on the central brick, that brick's choice too."""
     return dict(edges=opts["edges"], acceleration=opts["acceleration"], regularization=opts["regularization"],
-                snapshot_every=snapshot_every, iterations=iterations, back_projector=opts["back_projector"].kind)
+                snapshot_every=snapshot_every, iterations=iterations, back_projector=opts["back_projector"].kind,
+                stop="auto" if _autostop.ON_PILOT.get() is not None else None)
 
 
 def _brick_fn(prep: Any, opts: dict, voxel_size: Any) -> "_bricks.BrickFn":
@@ -686,6 +688,15 @@ def _decide(pilot: np.ndarray, mean: float, prep: Any, opts: dict, voxel_size: A
     which the rule stops on the ``pilot`` brick (the central one; its run is returned);
     ``exponents``: the exponent schedule the pilot follows (else its own guard's)."""
     mean = max(float(mean), 1e-20)
+    auto = None
+    if _autostop.ON_PILOT.get() is not None:  # stop="auto" in bricks: the count chosen on this brick first
+        auto = _autostop.choose_on_pilot(np.ascontiguousarray(pilot, dtype=np.float32), prep, opts, voxel_size,
+                                         iterations)
+        iterations = int(auto["iteration"])
+        drops = auto.get("exponent_drops")
+        if drops and opts["exponent"] > 1:
+            drop = drops[0] if drops[0] is not None else iterations + 1
+            exponents = {k: (opts["exponent"] if k < drop else 1.0) for k in range(1, iterations + 1)}
     eng = _RL(np.ascontiguousarray(pilot, dtype=np.float32), prep, opts["edges"], opts["background"],
               opts["read_noise"], opts["regularization"], opts["weight"], opts["acceleration"], voxel_size, scale=mean,
               bp=opts["back_projector"], exponent=opts["exponent"])
@@ -695,6 +706,8 @@ def _decide(pilot: np.ndarray, mean: float, prep: Any, opts: dict, voxel_size: A
     r = eng.run(iterations, 0, None, None, stop_fn)
     extra = {"alphas": {f.iteration: f.acceleration for f in r["history"]},
              "exponents": {f.iteration: f.exponent for f in r["history"]}}
+    if auto is not None:
+        r["stop_reason"] = "auto"
     return _bricks.Decisions(mean=mean, iterations=r["iterations"], extra=extra), r
 
 
@@ -769,7 +782,8 @@ def _lazy(image, psf, axes, iterations, stop_fn, opts, voxel_size, psf_voxel_siz
     reasons: list[str] = []
 
     def decide(vol, plan, prep, mean):
-        if stop_fn is None and opts["acceleration"] is None and opts["exponent"] == 1:
+        if stop_fn is None and opts["acceleration"] is None and opts["exponent"] == 1 and \
+                _autostop.ON_PILOT.get() is None:
             dec, why = _bricks.Decisions(mean=max(mean, 1e-20), iterations=iterations), "iterations"
         else:  # the central brick decides (iterations, extrapolation factors, exponents), computed now
             pilot = np.asarray(vol[plan.pilot().outer], dtype=np.float32)
