@@ -397,3 +397,19 @@ def test_a_resolution_of_zero_with_a_unit_is_warned_about(tmp_path):
                                             r"pixel size is taken as 1 unit"):
         _, cal = read_image(p)
     assert dict(cal.spacing)["Z"] == pytest.approx(0.2) and "X" not in dict(cal.spacing)
+
+
+def test_write_image_takes_a_dataarray_with_its_dims_as_axes(tmp_path):
+    """write_image(path, DataArray) raised xarray's 'unhashable type: list' (the deconvolution
+    functions take DataArrays): its dims are now the axes; a calibration that contradicts them is refused."""
+    xr = pytest.importorskip("xarray")
+    from fijidecon.calibration import Calibration
+
+    data = np.arange(2 * 4 * 8 * 8, dtype=np.float32).reshape(2, 4, 8, 8)
+    a = xr.DataArray(data, dims=("c", "z", "y", "x"))
+    write_image(tmp_path / "a.tif", a)
+    back, cal = read_image(tmp_path / "a.tif")
+    assert sorted(cal.axes) == sorted("CZYX")
+    np.testing.assert_array_equal(np.moveaxis(back, [cal.axes.index(x) for x in "CZYX"], range(4)), data)
+    with pytest.raises(ValueError, match=r"^calibration: axes 'TZYX' contradict the DataArray's dims"):
+        write_image(tmp_path / "b.tif", a, Calibration.default(4).with_axes("TZYX"))

@@ -154,3 +154,18 @@ def test_an_infinite_bead_diameter_is_refused_by_name():
         warnings.simplefilter("error", RuntimeWarning)
         with pytest.raises(ValueError, match=r"^bead_diameter: the bead"):
             psf_from_beads(beads, (0.2, 0.1, 0.1), bead_diameter=1e308)
+
+
+def test_counts_and_regularizations_no_run_can_use_are_refused():
+    """--iterations 2147483648 was taken (and ran past a 2-minute timeout); Wiener at 1e308 wrote an
+    all-zero image with an overflow warning and 'negative fraction inf'."""
+    from fijidecon.deconvolve import iterative_deconvolve_3d, richardson_lucy, wiener
+
+    img = np.random.default_rng(0).poisson(20, (8, 16, 16)).astype(np.float32)
+    psf = np.ones((3, 3, 3), np.float32)
+    with pytest.raises(ValueError, match=r"^iterations: expected a whole number in \[0, 100000\], got 2147483648"):
+        richardson_lucy(img, psf, 2**31)
+    with pytest.raises(ValueError, match=r"^max_iterations: expected a whole number in \[0, 100000\]"):
+        iterative_deconvolve_3d(img, psf, max_iterations=10**6)
+    with pytest.raises(ValueError, match=r"^regularization: expected at most 10000 .* got 1e\+308"):
+        wiener(img, psf, 1e308)

@@ -50,6 +50,10 @@ def check_bool(name: str, value: Any) -> bool:
     raise InputTypeError(f"{name}: expected True or False, got {got(value)}")
 
 
+#: The most iterations any method takes (Richardson-Lucy's best counts are 10-300; 2**31 ran for ever).
+MAX_ITERATIONS = 100_000
+
+
 def check_int(name: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:
     """``value`` as an int (whole-valued floats accepted, bools and strings not)."""
     what = f"a whole number{_bounds(minimum, maximum)}"

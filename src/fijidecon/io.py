@@ -717,10 +717,11 @@ def write_image(
         ``spacing``, ``unit`` and resolution tags).  Its folder must exist.  A ``.zarr``
         name writes an OME-Zarr (:func:`fijidecon.lazy_io.write_ome_zarr`); a dask
         ``array`` is written plane by plane (:func:`fijidecon.lazy_io.write_tiff_lazy`).
-    array : numpy.ndarray
+    array : numpy.ndarray or xarray.DataArray
         Non-empty uint8, uint16 or float32 data (float64 and other numeric types are
         converted to float32 with a warning; ImageJ has no float64 images), axes as in
-        ``calibration.axes`` (any order of T, C, Z, Y, X, S).
+        ``calibration.axes`` (any order of T, C, Z, Y, X, S); a DataArray's dims give the
+        axes when no calibration is given.
     calibration : Calibration, optional
         Axes, voxel size and unit.  Default: the axes by number of dimensions (2 ``YX``,
         3 ``ZYX``, 4 ``CZYX``, 5 ``TCZYX``), uncalibrated.
@@ -750,6 +751,7 @@ def write_image(
     >>> write_image("out.ome.tif", result_czyx, cal)   # OME-TIFF, stored as CZYX           # doctest: +SKIP
     """
     p = Path(path)
+    array, calibration = _from_dataarray(array, calibration)
     if _is_zarr(p) or hasattr(array, "__dask_graph__"):  # OME-Zarr or a dask array: fijidecon.lazy_io
         from .lazy_io import write_big
         return write_big(p, array, calibration, overwrite=overwrite, description=description)
@@ -760,6 +762,21 @@ def write_image(
         if os.path.exists(tmp):
             os.unlink(tmp)
     return p
+
+
+def _from_dataarray(array: Any, calibration: Calibration | None) -> tuple[Any, Calibration | None]:
+    """An ``xarray.DataArray``: its data and, without a calibration, its dims as the axes (``z``,
+    ``y``, ``x``, ``c``/``ch``, ``t``: as the deconvolution functions read them); a calibration
+    whose axes contradict the dims is refused."""
+    from .deconvolve import _hyper
+
+    if not _hyper._is_xarray(array):
+        return array, calibration
+    axes = _hyper._dims_to_axes(array.dims, "array")
+    if calibration is not None and calibration.axes != axes:
+        raise ValueError(f"calibration: axes {calibration.axes!r} contradict the DataArray's dims "
+                         f"{tuple(array.dims)} ({axes})")
+    return array.data, calibration or Calibration.default(len(axes)).with_axes(axes)
 
 
 def _image_part(p: Path, array: Any, calibration: Calibration | None, overwrite: bool, description) -> str:

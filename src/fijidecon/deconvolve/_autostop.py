@@ -575,7 +575,7 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
     """
     from .richardson_lucy import richardson_lucy
 
-    iterations = _validate.check_int("iterations", iterations, 1)
+    iterations = _validate.check_int("iterations", iterations, 1, _validate.MAX_ITERATIONS)
     gain, offset, fraction, seed, criterion, folds = check_options(gain, offset, fraction, seed, criterion, folds)
     if type(image).__name__ == "Array" and hasattr(image, "dask"):
         raise ValueError("stop: 'auto' needs an in-memory image, not a Dask array (run stop='auto' on a numpy crop, "

@@ -331,7 +331,7 @@ def iterative_deconvolve_3d(
     opts["gamma"] = _validate.check_float("gamma", gamma, 0.0)  # checked before the memory estimate uses them
     for name in ("lowpass_xy", "lowpass_z"):  # in pixels: more than LOWPASS_MAX only pads the grid beyond reason
         opts[name] = _validate.check_float(name, opts[name], 0.0, LOWPASS_MAX)
-    opts["max_iterations"] = _validate.check_int("max_iterations", max_iterations, 0)
+    opts["max_iterations"] = _validate.check_int("max_iterations", max_iterations, 0, _validate.MAX_ITERATIONS)
     opts["terminate"] = _validate.check_float("terminate", terminate)
     mem = dict(limit=_bricks.budget(memory_limit), bricks=bricks, halo=halo, resident=np.asarray(image).nbytes * 3)
     if _is_hyperstack(image, axes):
@@ -476,7 +476,7 @@ def _volume(image, psf, *, normalize, gamma, lowpass_xy, lowpass_z, max_iteratio
     gamma = _validate.check_float("gamma", gamma, 0.0)
     lowpass_xy = _validate.check_float("lowpass_xy", lowpass_xy, 0.0)
     lowpass_z = _validate.check_float("lowpass_z", lowpass_z, 0.0)
-    max_iterations = _validate.check_int("max_iterations", max_iterations, 0)
+    max_iterations = _validate.check_int("max_iterations", max_iterations, 0, _validate.MAX_ITERATIONS)
     terminate = _validate.check_float("terminate", terminate)
     out_ndim = Y0.ndim
     Y = (Y0 if Y0.ndim == 3 else Y0[None]).astype(np.float32)  # always a copy

@@ -502,7 +502,7 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
             exponent=exponent))
     if gain is not None or offset is not None:
         raise ValueError("gain: gain= and offset= are used only with stop='auto'")
-    iterations = _validate.check_int("iterations", iterations, 0)
+    iterations = _validate.check_int("iterations", iterations, 0, _validate.MAX_ITERATIONS)
     edges = _edges.check_edges(edges)
     acceleration = _validate.check_choice("acceleration", acceleration, ACCELERATIONS)
     initial = _validate.check_choice("initial", initial, INITIALS)

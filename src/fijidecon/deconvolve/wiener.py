@@ -489,7 +489,14 @@ def _parse_regularization(regularization: object) -> tuple[str, float | None]:
         raise TypeError(f"regularization: expected a number, None or a rule name, got {regularization!r}") from None
     if not (rho > 0 and np.isfinite(rho)):
         raise ValueError(f"regularization: must be a positive finite number, got {regularization!r}")
+    if rho > RHO_MAX:  # |H|^2 <= 1: far above it every frequency is damped to nothing (1e308 overflowed to 0)
+        raise ValueError(f"regularization: expected at most {RHO_MAX:g} (the OTF's |H|^2 is at most 1, so "
+                         f"{rho:g} damps every frequency to nothing), got {rho:g}")
     return "given", rho
+
+
+#: The largest Wiener regularization taken: 1e4 times the OTF's largest |H|^2 (1 at zero frequency).
+RHO_MAX = 1e4
 
 
 @dataclass(frozen=True)
