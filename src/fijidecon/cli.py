@@ -718,10 +718,27 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
 
         io.write_image_and_sidecar(out, image, cal, with_write_time, overwrite=overwrite,
                                    description={"fijidecon": __version__, "command": cmd.title})
+        output_in_place()
     if not quiet:
         extra = _iterations_text(record["result"]) + _wiener_text(result)
         shape, axes = io.stored_layout(out, tuple(image.shape), cal.axes)
         click.echo(f"wrote {out} {shape} {axes} {image.dtype}{extra} in {t1 - t0:.2f} s", err=True)
+
+
+#: Set once the run's output and sidecar are in place (see :func:`output_in_place`).
+_OUTPUT_DONE = {"done": False}
+
+
+def output_in_place() -> None:
+    """The output and its sidecar are complete: from now on Ctrl-C and SIGTERM are ignored (the
+    summary line, the snapshots and the exit take milliseconds), so a signal that arrives then
+    cannot make the exit status say the run failed while its output is on disk."""
+    import threading
+
+    _OUTPUT_DONE["done"] = True
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
 
 
 #: The arguments of this process's CLI call (the sidecar's ``cli``).
@@ -927,7 +944,20 @@ def main(argv: list[str] | None = None) -> int:
     gives 130 and SIGTERM 143, both after removing temporary files."""
     args = list(sys.argv[1:] if argv is None else argv)
     _INVOCATION[:] = [str(a) for a in args]
-    debug = "--debug" in args[:1] or os.environ.get("FIJIDECON_DEBUG", "") not in ("", "0")
+    _OUTPUT_DONE["done"] = False
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _main(args, debug="--debug" in args[:1] or os.environ.get("FIJIDECON_DEBUG", "") not in ("", "0"))
+    finally:
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            done = _OUTPUT_DONE["done"] and argv is None  # the process exits now, its output in place
+            for sig, handler in saved.items():  # in-process callers get their handlers back
+                signal.signal(sig, signal.SIG_IGN if done else handler)
+
+
+def _main(args: list[str], debug: bool) -> int:
     try:
         with _sigterm_unwinds(), _resume_hint():
             rv = cli.main(args=args, prog_name="fijidecon", standalone_mode=False)

@@ -849,6 +849,7 @@ def _finish(cmd, kwargs, records, out, image, ocal, result, notes, t0, overwrite
                               **resumable)
     else:
         io.write_image_and_sidecar(out, image, ocal, with_write_time, overwrite=overwrite, description=description)
+    cli.output_in_place()
     extra = cli._iterations_text(record["result"]) + cli._wiener_text(result)
     shape, axes = io.stored_layout(out, tuple(image.shape), ocal.axes)  # as in the file (NGFF, ImageJ or own order)
     return f"wrote {out} {shape} {axes} {image.dtype}{extra} in {time.perf_counter() - t0:.2f} s"

@@ -573,8 +573,8 @@ def check_output(path: str | os.PathLike, axes: str | None = None, *, overwrite:
     ValueError
         Not a TIFF name, or axes that cannot be written.
     OSError
-        With ``shape``: a float32 result of that shape does not fit on the disk (a TIFF; an
-        OME-Zarr, compressed, only warns).
+        With ``shape``: a float32 TIFF of that shape does not fit on the disk (an OME-Zarr,
+        compressed, is not checked).
     """
     p = Path(path)
     _check_name_length(p)
@@ -598,21 +598,17 @@ def check_output(path: str | os.PathLike, axes: str | None = None, *, overwrite:
 
 def _check_free_space(p: Path, nbytes: int) -> None:
     """A float32 result of ``nbytes`` that cannot fit on the output's disk is refused before
-    computing (a TIFF is written uncompressed; an OME-Zarr compresses, so it only warns)."""
+    computing (a TIFF is written uncompressed; an OME-Zarr compresses: not checked)."""
     import shutil
 
     try:
         free = shutil.disk_usage(p.parent).free
     except OSError:  # not measurable (e.g. a special file system): the write itself will tell
         return
-    need = nbytes + (1 << 16)  # the image, its tags or metadata and the sidecar
-    if need <= free:
+    if nbytes <= free or _is_zarr(p):  # an OME-Zarr's compressed size is not known before writing
         return
-    what = (f"output: the result needs about {_mib(need)} (float32) and {str(p.parent)!r} has {_mib(free)} free")
-    if _is_zarr(p):
-        warnings.warn(f"{what}; its compressed chunks may not fit either", RuntimeWarning, stacklevel=3)
-        return
-    raise OSError(f"{what}; free some space or write elsewhere (nothing was computed)")
+    raise OSError(f"output: {str(p)!r} needs about {_mib(nbytes)} (the float32 result) and its folder has "
+                  f"{_mib(free)} free; free some space or write elsewhere (nothing was computed)")
 
 
 def _mib(n: int) -> str:
