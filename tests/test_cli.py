@@ -1,6 +1,7 @@
 """The CLI: generated options, outputs with calibration and sidecars, one-line errors."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -434,8 +435,9 @@ def test_sidecar_cli_line_is_shell_quoted_and_replays(tmp_path):
     args = ["deconvolve", "richardson-lucy", str(img), str(psf), "-o", str(tmp_path / "out.tif"), "--iterations",
             "2", "--voxel-size", "0.3,0.13,0.13 um", "--psf-voxel-size", "0.3,0.13,0.13 um", "-q"]
     assert main(args) == 0
-    line = json.loads((tmp_path / "out.tif.json").read_text())["cli"]
-    assert shlex.split(line) == ["fijidecon", *args]
+    rec = json.loads((tmp_path / "out.tif.json").read_text())
+    line = rec["cli"]
+    assert shlex.split(line) == ["fijidecon", *args] and rec["cwd"] == os.getcwd()
     replay = shlex.split(line)[1:]
     replay[replay.index(str(tmp_path / "out.tif"))] = str(tmp_path / "again.tif")
     assert main(replay) == 0

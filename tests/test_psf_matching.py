@@ -355,8 +355,8 @@ def test_image_and_psf_swapped_is_warned_and_a_big_real_psf_is_not():
         richardson_lucy(data, big_psf, 1, background=15)
 
 
-@pytest.mark.parametrize("vs", [(0.2e6, 0.1e6, 0.1e6), (0.2e-9, 0.1e-9, 0.1e-9), (0.2, 0.1, 4.0)])
-def test_voxel_sizes_absurdly_far_apart_warn(vs):
+@pytest.mark.parametrize("vs", [(0.2, 0.1, 4.0), (0.2, 0.1, 25.0)])
+def test_voxel_sizes_far_apart_warn_and_absurdly_far_apart_are_refused(vs):
     """A PSF at 0.1 µm for an image 'at' 1e5 µm (metres read as µm) or 1e-10 µm became 1x1x1 (the
     output equalled the input) or a flat result, with a note only; a nm/µm mix-up (1000x) was
     the only ratio warned about."""
@@ -369,6 +369,9 @@ def test_voxel_sizes_absurdly_far_apart_warn(vs):
     with pytest.warns(RuntimeWarning, match=r"^psf: its voxel size \(0.2, 0.1, 0.1\) and the image's .* differ "
                                             r".*x: no microscope samples"):
         richardson_lucy(img, psf, 1, background=10, voxel_size=vs, psf_voxel_size=(0.2, 0.1, 0.1))
+    for absurd in ((0.2e6, 0.1e6, 0.1e6), (0.2e-9, 0.1e-9, 0.1e-9)):  # metres as µm: constant or unchanged output
+        with pytest.raises(ValueError, match=r"^psf: its voxel size .* differ 1e\+0[69]x; no microscope"):
+            richardson_lucy(img, psf, 1, background=10, voxel_size=absurd, psf_voxel_size=(0.2, 0.1, 0.1))
     with w.catch_warnings():
         w.simplefilter("error", RuntimeWarning)
         richardson_lucy(img, psf, 1, background=10, voxel_size=(0.6, 0.05, 0.05), psf_voxel_size=(0.2, 0.1, 0.1))

@@ -577,3 +577,18 @@ def test_a_signal_after_the_output_is_in_place_does_not_fail_the_run(work, sig):
     assert rc == 0, (rc, err)
     assert (work / "late.tif").exists() and (work / "late.tif.json").exists()
     assert "Interrupted" not in err and "Terminated" not in err
+
+
+def test_full_disk_with_resume_keeps_the_chunks_and_says_so(work, mounted):
+    """--resume onto a full disk said 'nothing was written' right after 'the partial output is
+    kept' (68 chunks were): the error now says the chunks are kept and how to go on."""
+    tifffile.imwrite(work / "in.tif", np.random.default_rng(2).random((16, 64, 64)).astype(np.float32), imagej=True,
+                     resolution=(10, 10), metadata={"axes": "ZYX", "spacing": 0.25, "unit": "micron"})
+    full = mounted("full", "size=64k")
+    r = _cli("deconvolve", "richardson-lucy", "in.tif", "psf.tif", "-o", full / "out.ome.zarr", "--iterations", "2",
+             "-q", "--resume", cwd=work)
+    assert r.returncode == 2, r.stderr
+    err = [ln for ln in r.stderr.splitlines() if ln.startswith("Error:")]
+    assert len(err) == 1 and "disk is full" in err[0] and "nothing was written" not in err[0], r.stderr
+    assert "the chunks written so far are kept in .out.ome.zarr.resumable" in err[0] and "--resume" in err[0]
+    assert (full / ".out.ome.zarr.resumable").is_dir() and not (full / "out.ome.zarr").exists()

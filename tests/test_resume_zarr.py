@@ -114,6 +114,10 @@ def test_second_writer_is_refused_while_the_first_holds_the_lock(tmp_path):
         fcntl.flock(fd, fcntl.LOCK_EX)
         with pytest.raises(FileExistsError, match="output: another run is writing"):
             lazy_io.write_ome_zarr(out, _lazy()[0], chunks=CHUNKS, resume="k1")
+        # a write without resume (a fresh user's run B with --overwrite) is refused too, before computing
+        for overwrite in (False, True):
+            with pytest.raises(FileExistsError, match="output: another run is writing"):
+                lazy_io.write_ome_zarr(out, _lazy()[0], chunks=CHUNKS, overwrite=overwrite)
     finally:
         os.close(fd)
     assert not out.exists()

@@ -430,3 +430,24 @@ def test_data_on_a_camera_offset_without_background_is_warned_about():
         warnings.simplefilter("error")
         richardson_lucy(rng.poisson(blurred + 120).astype(np.float32), psf, 2, background=110)
         richardson_lucy(rng.poisson(blurred + 1).astype(np.float32), psf, 2)
+    da = pytest.importorskip("dask.array")  # lazy runs (OME-Zarr output, --workers) said nothing
+    lazy = da.from_array(rng.poisson(blurred + 120).astype(np.float32), chunks=(16, 24, 24))
+    with pytest.warns(RuntimeWarning, match=r"^background: 0, but the image's lowest values are about (9\d|1\d\d) "):
+        richardson_lucy(lazy, psf, 2, bricks=(16, 24, 24))
+
+
+def test_stop_auto_on_channels_does_not_warn_about_a_background_the_user_gave():
+    """2 channels, background given, stop='auto': the thinned runs (photo-electrons, background
+    converted) warned 'background: 0, but ...' although the user gave 500."""
+    import warnings
+
+    rng = np.random.default_rng(4)
+    obj = np.zeros((2, 12, 32, 32), np.float32)
+    obj[:, 5:8, 12:20, 12:20] = 300.0
+    img = np.stack([convolve(o, np.ones((3, 5, 5)) / 75.0, edges="constant") for o in obj]) + 500
+    img = rng.poisson(img).astype(np.float32)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        richardson_lucy(img, np.ones((3, 5, 5)), 20, background=295, stop="auto", gain=1.0, offset=300.0,
+                        axes="CZYX")
+    assert not [str(w.message) for w in caught if "background: 0" in str(w.message)]

@@ -755,6 +755,7 @@ def _record(cmd: Command, kwargs: dict[str, Any], inputs: list, out: Path, image
         "fijidecon_version": __version__,
         "command": cmd.title,
         "cli": shlex.join(["fijidecon", *_INVOCATION]),  # quoted: pasting it into a shell runs it again
+        "cwd": os.getcwd(),  # where relative paths in "cli" are
         "parameters": kwargs,
         "inputs": inputs,
         "output": {"path": os.path.abspath(out), "shape": list(stored[0]), "dtype": str(image.dtype),

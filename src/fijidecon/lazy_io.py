@@ -488,6 +488,10 @@ _ZARR_MARKERS = ("zarr.json", ".zgroup", ".zattrs", ".zarray")
 
 
 def _check_target(p: Path, overwrite: bool) -> None:
+    lock = Path(f"{resumable_path(p)}.lock")
+    if _held(lock):  # a --resume run is writing this output now (any write of the name would race it)
+        raise FileExistsError(f"output: another run is writing {str(p)!r} now (it holds {str(lock)!r}); wait for "
+                              "it to end, or choose another output name")
     if p.exists() and not overwrite:
         raise FileExistsError(f"output: {str(p)!r} exists (use overwrite=True or --overwrite to replace it)")
     if p.is_dir() and not any((p / m).exists() for m in _ZARR_MARKERS):  # replaced whole: never a plain folder
@@ -554,6 +558,28 @@ def resumable_path(path: str | os.PathLike) -> Path:
     return p.with_name(f".{p.name}{_RESUMABLE}")
 
 
+def _held(lock: Path) -> bool:
+    """Whether another process holds the ``flock`` of ``lock`` now."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no lock
+        return False
+    if not lock.exists():
+        return False
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def _writer_lock(tmp: Path, p: Path) -> Iterator[None]:
     """One writer at a time of a resumable partial: an exclusive ``flock`` on ``<tmp>.lock``
@@ -594,7 +620,11 @@ def _resumable_output(p: Path, overwrite: bool) -> Iterator[Path]:
             KEPT.append(tmp)
             if str(exc).startswith("output:"):
                 raise
-            raise _io._write_failed(p, exc) from None
+            failed = _io._write_failed(p, exc)
+            kept = OSError(str(failed).replace("; nothing was written", f"; the chunks written so far are kept in "
+                                               f"{tmp.name}: free some space and run it again with --resume"))
+            kept.errno = failed.errno
+            raise kept from None
         except BaseException:
             KEPT.append(tmp)
             raise

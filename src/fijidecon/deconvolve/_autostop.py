@@ -118,6 +118,8 @@ RULES = {"deblurred": f"the latest iterate within {SE_FACTOR:g} standard error o
 #: Set by :func:`run_auto` around the final run, read by ``richardson_lucy`` (its guard is then off).
 EXPONENT_DROPS: contextvars.ContextVar[list | None] = contextvars.ContextVar("fijidecon_exponent_drops",
                                                                              default=None)
+#: True while the thinned run of :func:`choose_iterations` runs (checks of the user's data are skipped there).
+THINNED: contextvars.ContextVar[bool] = contextvars.ContextVar("fijidecon_auto_thinned", default=False)
 #: Set by :func:`run_auto` for a bricked or lazy run (a Dask image, ``bricks=``, or a choice that does not
 #: fit ``memory_limit`` whole): each (T, C) volume's count is chosen on its central brick by
 #: :func:`choose_on_pilot` (``{"gain", "offset", "choices"}``), read by ``richardson_lucy``'s ``_decide``.
@@ -614,8 +616,12 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
         for _ in range(folds):
             y1, y2 = thin(counts, fraction, rng)
             scorer = _Scorer(y2, prep.kernel, (1 - fraction) / fraction, fraction * b_e, edges, DEBLUR_EPS)
-            rows, pick, drop = _fold_curve(richardson_lucy, y1, prep.kernel, scorer, iterations, col,
-                                           fraction * b_e, inner)
+            token = THINNED.set(True)  # its data are photo-electrons of the thinned half, not the user's image
+            try:
+                rows, pick, drop = _fold_curve(richardson_lucy, y1, prep.kernel, scorer, iterations, col,
+                                               fraction * b_e, inner)
+            finally:
+                THINNED.reset(token)
             runs.append(rows)
             fold_picks.append(pick)
             fold_drops.append(drop)
@@ -738,7 +744,10 @@ def _run_on_pilots(rl: Any, image: Any, psf: Any, iterations: Any, gain: Any, of
     else:
         auto = {"iteration": max(c["iteration"] for c in choices), "volumes": choices,
                 "note": "; ".join(c["note"] for c in choices)}
-    auto["on"] = "central brick"
+    shape = tuple(getattr(image, "shape", ()))
+    axes = str(opts.get("axes") or _hyper.DEFAULT_AXES.get(len(shape), "")).upper()
+    volume = [n for a, n in zip(axes, shape) if a in "ZYX"]
+    auto["on"] = "whole volume (not split)" if all(c.get("brick") == volume for c in choices) else "central brick"
     res.auto_stop, res.stop_reason = auto, "auto"
     for c in choices:
         if c["note"] not in res.notes:

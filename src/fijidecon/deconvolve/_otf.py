@@ -322,7 +322,11 @@ def _match_voxel_size(a, name, voxel_size, psf_voxel_size, max_shape, report, no
                       "the PSF is used at the image's voxel size, not resampled", RuntimeWarning, stacklevel=5)
         return a
     ratio = max(max(p / v, v / p) for p, v in zip(ps, vs))
-    if ratio > FAR_APART:  # not nm/µm (above), but as absurd: m vs µm, a resolution tag of 0 ...
+    if ratio > ABSURD_APART:  # m vs µm: a constant or an unchanged image (in memory), a huge PSF (lazy)
+        raise ValueError(f"{name}: its voxel size {_fmt(ps)} and the image's {_fmt(vs)} differ {ratio:.3g}x; no "
+                         "microscope samples a PSF and its image that differently: check both voxel sizes (the "
+                         "files' calibration, --voxel-size/--psf-voxel-size, voxel_size=/psf_voxel_size=)")
+    if ratio > FAR_APART:  # not nm/µm (above), but as absurd: a resolution tag of 0 ...
         warnings.warn(f"{name}: its voxel size {_fmt(ps)} and the image's {_fmt(vs)} differ {ratio:.3g}x: no "
                       "microscope samples a PSF and its image that differently; check both voxel sizes (the files' "
                       "calibration, --voxel-size/--psf-voxel-size, voxel_size=/psf_voxel_size=)", RuntimeWarning,
@@ -345,8 +349,10 @@ def _match_voxel_size(a, name, voxel_size, psf_voxel_size, max_shape, report, no
     return out
 
 
-#: Image and PSF voxel sizes further apart than this (on any axis, and not a nm/µm mix-up) warn.
+#: Image and PSF voxel sizes further apart than this (on any axis, and not a nm/µm mix-up) warn;
+#: beyond ``ABSURD_APART`` they are refused.
 FAR_APART = 30.0
+ABSURD_APART = 3000.0
 
 
 def unit_mixup(psf_voxel_size: Sequence[float], voxel_size: Sequence[float]) -> bool:

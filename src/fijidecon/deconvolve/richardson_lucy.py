@@ -638,17 +638,26 @@ OFFSET_WARN = 0.05
 def _warn_offset(background: float, vols: Sequence[Any], scale: float = 1.0, single: bool = True) -> None:
     """``background=0`` on data sitting on an offset (a camera's, or a uniform background):
     Richardson-Lucy takes it as signal and digs a dark rim around objects; say so once, with a value."""
-    if background > 0:
+    if background > 0 or _autostop.THINNED.get():
         return
-    for v in vols:
-        sample = v.data.ravel()[::max(1, v.data.size // 1_000_000)]  # 1e6 voxels are enough for a percentile
-        low, top = float(np.percentile(sample, 1)), float(np.max(v.data))
+    _say_offset([(_low(v.data), float(np.max(v.data)), "" if single else f" (volume {v.label})") for v in vols],
+                scale)
+
+
+def _low(data: Any) -> float:
+    """The 1st percentile of ``data`` (at most 1e6 voxels of it, evenly spaced: enough for a percentile)."""
+    a = np.asarray(data)
+    return float(np.percentile(a.ravel()[::max(1, a.size // 1_000_000)], 1))
+
+
+def _say_offset(levels: Sequence[tuple[float, float, str]], scale: float = 1.0, stacklevel: int = 5) -> None:
+    """The offset warning of :func:`_warn_offset`, once, for the first (low, top, where) that sits on one."""
+    for low, top, where in levels:
         if top > 0 and low > OFFSET_WARN * top:
-            where = "" if single else f" (volume {v.label})"
             warnings.warn(f"background: 0, but the image's lowest values{where} are about {low / scale:.4g} "
                           f"({100 * low / top:.0f} % of its maximum): a camera offset or a uniform background, which "
                           "Richardson-Lucy then takes as signal (a dark rim around objects); give background= about "
-                          "that level (CLI --background)", RuntimeWarning, stacklevel=4)
+                          "that level (CLI --background)", RuntimeWarning, stacklevel=stacklevel)
             return
 
 
@@ -778,6 +787,9 @@ def _lazy(image, psf, axes, iterations, stop_fn, opts, voxel_size, psf_voxel_siz
     plans = _bricks.lazy_plans("richardson-lucy", vol_shape, preps, _memory_options(opts, None, iterations),
                                memory_limit, bricks, halo)
     _warn_layout_dependence(opts, plans)
+    if opts["background"] <= 0 and not _autostop.THINNED.get():  # each channel's central brick, read once
+        _say_offset([(_low(lv.volume(0, c)[plans[c].pilot().outer]), lv.tops[c],
+                      "" if lv.n_c == 1 else f" (channel {c})") for c in range(lv.n_c)], stacklevel=4)
     counts: list[int] = []
     reasons: list[str] = []
 
