@@ -442,3 +442,20 @@ def test_sidecar_cli_line_is_shell_quoted_and_replays(tmp_path):
     replay[replay.index(str(tmp_path / "out.tif"))] = str(tmp_path / "again.tif")
     assert main(replay) == 0
     np.testing.assert_array_equal(read_image(tmp_path / "again.tif")[0], read_image(tmp_path / "out.tif")[0])
+
+
+def test_a_run_leaves_the_callers_signal_handlers_alone(tmp_path):
+    """Once its output is in place a run ignores Ctrl-C/SIGTERM (exit 0, not 130): only inside
+    main(), which puts the handlers back.  Through the click group (CliRunner) the ignore stayed in
+    the test process, and every process it started later ignored SIGINT and SIGTERM (9 CI failures)."""
+    import signal
+
+    from click.testing import CliRunner
+
+    from fijidecon.cli import cli
+
+    before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+    r = CliRunner().invoke(cli, ["psf", "gaussian", "-o", str(tmp_path / "a.tif"), "-q"])
+    assert r.exit_code == 0, r.output
+    assert main(["psf", "gaussian", "-o", str(tmp_path / "b.tif"), "-q"]) == 0
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before

@@ -725,8 +725,9 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
         click.echo(f"wrote {out} {shape} {axes} {image.dtype}{extra} in {t1 - t0:.2f} s", err=True)
 
 
-#: Set once the run's output and sidecar are in place (see :func:`output_in_place`).
-_OUTPUT_DONE = {"done": False}
+#: ``active``: inside :func:`main` (which restores the signal handlers); ``done``: the run's output and
+#: sidecar are in place (see :func:`output_in_place`).
+_OUTPUT_DONE = {"done": False, "active": False}
 
 
 def output_in_place() -> None:
@@ -736,7 +737,9 @@ def output_in_place() -> None:
     import threading
 
     _OUTPUT_DONE["done"] = True
-    if threading.current_thread() is threading.main_thread():
+    # only under main(), which puts the handlers back: a caller of the click group (CliRunner in a test
+    # process) would otherwise keep ignoring signals, and so would every process it starts after
+    if _OUTPUT_DONE["active"] and threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)
 
@@ -945,13 +948,14 @@ def main(argv: list[str] | None = None) -> int:
     gives 130 and SIGTERM 143, both after removing temporary files."""
     args = list(sys.argv[1:] if argv is None else argv)
     _INVOCATION[:] = [str(a) for a in args]
-    _OUTPUT_DONE["done"] = False
+    _OUTPUT_DONE.update(done=False, active=True)
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         return _main(args, debug="--debug" in args[:1] or os.environ.get("FIJIDECON_DEBUG", "") not in ("", "0"))
     finally:
         import threading
 
+        _OUTPUT_DONE["active"] = False
         if threading.current_thread() is threading.main_thread():
             done = _OUTPUT_DONE["done"] and argv is None  # the process exits now, its output in place
             for sig, handler in saved.items():  # in-process callers get their handlers back
