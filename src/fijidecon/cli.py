@@ -393,6 +393,7 @@ def _read_psfs(paths: tuple[str, ...], image_cal: Calibration, image_shape: tupl
         if replaced:
             warnings.warn(replaced, RuntimeWarning, stacklevel=2)
         records.append(input_record("psf", path, arr, cal, channel=i if len(paths) > 1 else None))
+        _refuse_absurd_voxel_sizes(records[0]["path"], image_cal, path, cal)
         if "C" in cal.axes:
             if len(paths) > 1:
                 raise click.ClickException(f"psf: {path} has channels; give one PSF hyperstack or one file per "
@@ -404,6 +405,27 @@ def _read_psfs(paths: tuple[str, ...], image_cal: Calibration, image_shape: tupl
         raise click.ClickException(f"psf: {len(psfs)} PSFs given for an image with {n_channels} channel(s) "
                                    f"(axes {image_cal.axes}, shape {tuple(image_shape)})")
     return psfs if len(psfs) > 1 else psfs[0]
+
+
+def _refuse_absurd_voxel_sizes(image_path: str, image_cal: Calibration, psf_path: str, psf_cal: Calibration) -> None:
+    """The core's refusal of voxel sizes over ``ABSURD_APART`` apart, before reading pixels and
+    naming both files (a damaged resolution tag, metres read as µm)."""
+    from .deconvolve import _otf
+
+    axes = [a for a in "ZYX" if a in dict(image_cal.spacing) and a in dict(psf_cal.spacing)]
+    try:
+        vi, vp = image_cal.voxel_size(axes, unit="nm"), psf_cal.voxel_size(axes, unit="nm")
+    except ValueError:  # an axis or both without a length unit: nothing to compare
+        return
+    if not axes or _otf.unit_mixup(vp, vi):
+        return
+    ratio = max(max(p / v, v / p) for p, v in zip(vp, vi))
+    if ratio > _otf.ABSURD_APART:
+        raise click.ClickException(
+            f"voxel size: the image {image_path} ({', '.join(f'{v:.4g}' for v in vi)} nm, {''.join(axes)}) and the "
+            f"PSF {psf_path} ({', '.join(f'{v:.4g}' for v in vp)} nm) differ {ratio:.3g}x; no microscope samples "
+            "a PSF and its image that differently: check both files' calibration (or give --voxel-size, "
+            "--psf-voxel-size)")
 
 
 def _same_file(a: Path, b: str) -> bool:
