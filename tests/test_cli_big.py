@@ -348,3 +348,17 @@ def test_a_budget_too_small_for_any_brick_names_the_budget_that_fits(tmp_path, c
     side = json.loads((tmp_path / "w.tif.json").read_text())  # whole: not bricked in memory either (it was)
     assert not any("brick" in n for n in side["notes"]) and "brick_core" not in side.get("memory", {}), side["notes"]
     assert main([*args, str(tmp_path / "c.tif"), "--memory-limit", f"{int(need[1]) - 2}MiB"]) == 2
+    capsys.readouterr()
+    # an OME-Zarr output is lazy whatever the budget: the advice names a TIFF output (it said the budget
+    # alone runs it whole, and the run with that budget still made the same bricks)
+    assert main([*args, str(tmp_path / "z.ome.zarr"), "--memory-limit", f"{need[1]}MiB"]) == 0
+    assert re.search(r"a TIFF output \(-o NAME.tif\) with --memory-limit \d+MiB runs it whole",
+                     capsys.readouterr().err)
+
+
+def test_costly_advice_under_workers_says_without_workers():
+    """With --workers a budget alone does not run the volume whole: the advice says without what."""
+    from fijidecon.cli_big import _warn_costly
+
+    with pytest.warns(RuntimeWarning, match=r"--memory-limit 270MiB without --workers runs it whole"):
+        _warn_costly("richardson-lucy", (160, 160, 160), (160, 40, 40), (61, 32, 32), 270 * 2**20, "--workers")

@@ -239,13 +239,21 @@ def _smallest_limit(method, vol, kernel, halo, opts, limit, concurrency, tiff_ou
 
 
 def _warn_costly(method: str, vol: tuple[int, ...], core: tuple[int, ...], halo: tuple[int, ...],
-                 whole: int | None) -> None:
+                 whole: int | None, forced: str | None = None) -> None:
     """:func:`fijidecon.deconvolve._bricks.warn_costly` for the CLI's lazy plan (the whole run may
-    be both faster and smaller: RedLionfish's 160³ with its 61x32x32 PSF at 200MB, 16 bricks, 5.5x the time)."""
+    be both faster and smaller: RedLionfish's 160³ with its 61x32x32 PSF at 200MB, 16 bricks, 5.5x the time).
+    ``forced``: what makes the run lazy whatever the budget (``"--workers"``, ``"--scheduler"``,
+    ``"OME-Zarr output"``), so that a budget alone does not run it whole: the advice says so."""
     from .deconvolve import _bricks
 
-    _bricks.warn_costly(_bricks.Plan(vol, core, halo, True), method,
-                        f"--memory-limit {int(whole) // 2**20}MiB" if whole else None, "--memory-limit", stacklevel=3)
+    advice = None
+    if whole:
+        advice = f"--memory-limit {int(whole) // 2**20}MiB"
+        if forced == "OME-Zarr output":
+            advice = f"a TIFF output (-o NAME.tif) with {advice}"
+        elif forced:
+            advice = f"{advice} without {forced}"
+    _bricks.warn_costly(_bricks.Plan(vol, core, halo, True), method, advice, "--memory-limit", stacklevel=3)
 
 
 def _work(vol, core, halo, kernel) -> float:
@@ -770,7 +778,7 @@ def _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, 
         core, halo, room = plan_bricks(cmd.id, vol, kernel, opts, budget_now, sched.concurrency, tiff_out,
                                        whole if tiff_out and not (workers or address) else None)
         info.update(brick_core=list(core), halo=list(halo), brick_budget_bytes=room, scheduler=sched.description)
-        _warn_costly(cmd.id, vol, core, halo, whole)
+        _warn_costly(cmd.id, vol, core, halo, whole, None if tiff_out and not (workers or address) else why)
         if not quiet:
             click.echo(f"Note: lazy run ({why}) on {sched.description}: bricks of {'x'.join(map(str, core))} "
                        f"voxels + halo {'x'.join(map(str, halo))}, a budget of {_size(room)} per brick", err=True)
