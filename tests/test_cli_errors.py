@@ -133,3 +133,34 @@ def test_output_names_that_are_not_file_names_are_refused(tmp_path, capsys, name
     err = capsys.readouterr().err
     assert said in err and err.startswith("Error: Invalid value for '-o' / '--output'"), err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("unit, ok", [("nan", False), ("furlong", False), ("", False), ("µm", True),
+                                      ("micron", True), ("pixel", True)])
+def test_psf_unit_must_be_a_length_unit(tmp_path, capsys, unit, ok):
+    """--unit took any text (``nan``) and wrote it into the PSF file's calibration."""
+    from fijidecon.cli import main
+    from fijidecon.io import read_image
+
+    out = tmp_path / "g.tif"
+    rc = main(["psf", "gaussian", "--width", "8", "--height", "8", "--depth", "4", "--unit", unit, "-o", str(out)])
+    err = capsys.readouterr().err
+    if ok:
+        assert rc == 0 and read_image(out)[1].unit in (unit, "micron"), err
+    else:
+        assert rc == 2 and "Invalid value for '--unit'" in err and "is not a length unit" in err, err
+        assert not out.exists()
+
+
+@pytest.mark.parametrize("option", ["--weight", "--memory-limit"])
+def test_an_empty_value_is_not_taken_as_auto(tmp_path, capsys, option):
+    """``--weight "$W"`` with W unset ran with the automatic weight, silently."""
+    from fijidecon.cli import main
+
+    img = tmp_path / "a.tif"
+    tifffile.imwrite(img, np.ones((4, 16, 16), np.float32), imagej=True, metadata={"axes": "ZYX"})
+    assert main(["deconvolve", "richardson-lucy", str(img), str(img), "-o", str(tmp_path / "o.tif"), option,
+                 ""]) == 2
+    err = capsys.readouterr().err
+    assert f"Invalid value for '{option}': empty; give a value or 'auto'" in err, err
+    assert not (tmp_path / "o.tif").exists()

@@ -184,6 +184,35 @@ class _Choice(click.Choice):
         return super().convert(value.strip() if isinstance(value, str) else value, param, ctx)
 
 
+def _check_length_unit(ctx: Any, param: Any, value: Any) -> Any:
+    """``--unit``: a length unit :mod:`fijidecon.calibration` knows, or ``pixel`` (spacings in pixels);
+    any other text (``nan``, a typo) would be written into the file's calibration unread."""
+    from .calibration import unit_factor
+
+    if value is None or str(value).strip().lower() in ("pixel", "pixels"):
+        return value
+    try:
+        unit_factor(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a length unit (nm, um/micron, mm, m, pm, Å, or pixel)") from None
+    return str(value).strip()
+
+
+class _NotEmpty(click.ParamType):
+    """Text for an option whose default is automatic: an empty value (an unset shell variable,
+    ``--weight "$W"``) is refused, not taken as the automatic default (the dialogs' empty field is)."""
+
+    name = "text"
+
+    def __init__(self, none: str) -> None:
+        self.none = none
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail(f"empty; give a value or {self.none!r}", param, ctx)
+        return value
+
+
 def _click_option(p) -> click.Option:
     help_text = p.help + (f" [unit: {p.unit}]" if p.unit and p.unit not in ("px",) else "")
     if p.kind == "bool":
@@ -198,6 +227,7 @@ def _click_option(p) -> click.Option:
     metavar = None
     if p.none is not None:  # a number (or a word) or the automatic default
         metavar = f"{'NUMBER' if p.numeric else 'TEXT'}|{p.none}"
+        typ = _NotEmpty(p.none)
     return click.Option([p.cli_flag, p.name], type=typ, default=p.face_default, show_default=True, help=help_text,
                         metavar=metavar)
 
@@ -301,7 +331,9 @@ def _make_command(cmd: Command, name: str) -> click.Command:
         params += _big_options()
     if cmd.extras.get("spacing") and not _fixed_unit(cmd):
         params.append(click.Option(["--unit"], default=cmd.extras.get("unit", "nm"), show_default=True,
-                                   help="Length unit of the spacings, written into the TIFF calibration."))
+                                   callback=_check_length_unit,
+                                   help="Length unit of the spacings, written into the TIFF calibration (nm, "
+                                        "um/micron, mm, m, pm, or pixel)."))
     params.append(click.Option(["--overwrite"], is_flag=True, help="Replace existing output files."))
     params.append(click.Option(["-q", "--quiet"], is_flag=True,
                                help="No progress bar, notes or summary (warnings are still printed)."))
