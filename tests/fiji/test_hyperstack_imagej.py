@@ -127,6 +127,30 @@ def test_2c_2t_hyperstack_with_a_psf_per_channel(bridge, cmd_id):
     assert np.max(np.abs(got[:, :, 0] - other[:, :, 0])) <= 1e-5 * np.max(np.abs(want))
 
 
+@pytest.mark.parametrize("background", ["20,100", "auto"])
+def test_richardson_lucy_background_per_channel_from_a_macro(bridge, background):
+    """``background=20,100`` (one per channel: channel 2 sits on 5 x 20) and ``background=auto``
+    (each volume's lowest local mean, said in the Log) through the dialog's text field = the API."""
+    from fijidecon.fiji import convert
+
+    data = _hyperstack(nt=1)[0]  # (Z, C, Y, X)
+    psfs = _psfs()
+    _show(data, "ZCYX", "hyper")
+    _show(np.stack(psfs, axis=1), "ZCYX", "psf hyper")
+    r = bridge.run_macro(f'run("Richardson-Lucy Deconvolution", "image=hyper psf=[psf hyper] iterations=4 '
+                         f'background={background} title=OUT");', clear_log=True)
+    assert r.ok, r.error
+    got, _ = convert.from_imageplus(bridge.image("OUT"))
+    want = _api("richardson-lucy", data, psfs, "ZCYX", {"iterations": 4, "background": background})
+    assert want.background == ([20.0, 100.0] if background != "auto" else want.background)
+    assert np.max(np.abs(got - _image(want))) <= 1e-5 * np.max(np.abs(_image(want)))
+    if background == "auto":
+        assert "background estimated as" in r.log and "(c=1)" in r.log, r.log
+        assert 15 < want.background[0] < 20 and 90 < want.background[1] < 100, want.background
+    one = _image(_api("richardson-lucy", data, psfs, "ZCYX", {"iterations": 4, "background": "20"}))
+    assert np.max(np.abs(got[:, 1] - one[:, 1])) > 1e-3 * np.max(np.abs(one))  # channel 2 took its own
+
+
 def test_one_psf_stack_for_every_channel(bridge):
     from fijidecon.fiji import convert
 

@@ -101,6 +101,10 @@ class Param:
         Optional validator of a converted value that is not ``None``: it raises
         ``ValueError`` (one line naming the parameter) for a bad value, so every face
         refuses it before any computation (e.g. ``memory_limit``: ``parse_memory``).
+    parse:
+        For a ``"string"`` parameter whose API value is not text: converts the face's text
+        (or an API value passed through) to the API value, raising a one-line error naming
+        the parameter (``background``: ``"600, 400"`` -> ``(600.0, 400.0)``, ``"auto"``).
     """
 
     name: str
@@ -118,6 +122,7 @@ class Param:
     none: str | None = None
     numeric: bool = False
     check: Callable[[Any], Any] | None = None
+    parse: Callable[[Any], Any] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -180,6 +185,8 @@ class Param:
             raise ValueError(
                 f"{name}: {value!r} is not one of " + ", ".join(repr(c) for c in self.choice_labels)
             )
+        if self.kind == "string" and self.parse is not None:
+            return self.parse(value)
         if self.kind == "string" and self.none is not None:
             value = self._convert_auto(value)
             if value is not None and self.check is not None:

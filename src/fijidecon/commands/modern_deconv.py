@@ -16,6 +16,7 @@ Every default is the core function's (``API``); Richardson-Lucy's ``weight`` and
 
 from __future__ import annotations
 
+from fijidecon.deconvolve import _background
 from fijidecon.deconvolve._memory import parse_memory
 from fijidecon.deconvolve.richardson_lucy import DEFAULT_WEIGHT
 
@@ -150,8 +151,10 @@ RICHARDSON_LUCY = Command(
               none="auto", numeric=True, minimum=0.0,
               help="Regularization weight (dimensionless); auto = the default of the chosen regularization (" +
                    _AUTO_WEIGHT + ")."),
-        Param("background", "Background (same units as the image)", "float", API, decimals=2, minimum=0.0,
-              help="Constant background in the data, added to the model."),
+        Param("background", "Background (same units as the image; one per channel, or auto)", "string", API,
+              parse=_background.parse,
+              help="Constant background in the data (camera offset plus the sample's uniform level), added to the "
+                   "model: one value, one per channel (e.g. 600,400), or auto (each volume's lowest local mean)."),
         Param("read_noise", "Read noise (standard deviation, same units)", "float", API, decimals=2, minimum=0.0,
               help="Gaussian camera read noise; allows negative pixel values."),
         Param("stop", "Stop rule", "choice", API,

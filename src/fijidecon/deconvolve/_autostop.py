@@ -87,7 +87,7 @@ import numpy as np
 import scipy.fft
 
 from .. import _validate
-from . import _edges, _hyper, _otf
+from . import _background, _edges, _hyper, _otf
 
 log = logging.getLogger("fijidecon")
 
@@ -582,9 +582,10 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
     if type(image).__name__ == "Array" and hasattr(image, "dask"):
         raise ValueError("stop: 'auto' needs an in-memory image, not a Dask array (run stop='auto' on a numpy crop, "
                          "then give its result's iterations as iterations=)")
-    bg = _validate.check_float("background", options.get("background", 0.0), 0)
+    background = _background.check(options.get("background", 0.0))
     rn = _validate.check_float("read_noise", options.get("read_noise", 0.0), 0)
     layout, vols = _hyper.split(image, psf, options.get("axes"), allow_negative=True)
+    bgs = _background.per_volume(background, layout.n_t, layout.n_c, lambda i: vols[i].data, layout.scale)
     edges = _edges.check_edges(options.get("edges", "non-circulant"))
     preps = _hyper.prepare_psfs(layout, vols, edges, threshold=options.get("psf_threshold", 1e-4),
                                 recenter=options.get("recenter", True), voxel_size=options.get("voxel_size"),
@@ -598,7 +599,7 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
     if inner.get("voxel_size") is not None:  # the kernel is prepared (resampled) already: at the image's voxel size
         inner["psf_voxel_size"] = inner["voxel_size"]
     picks, minima, curves, cams, drops = [], [], [], [], []
-    for vol, prep in zip(vols, preps):
+    for vol, prep, bg in zip(vols, preps, bgs):
         if offset is not None and not offset < float(np.max(vol.data)):
             raise ValueError(f"offset: the camera offset ({offset:g}) is at or above the image's maximum "
                              f"({float(np.max(vol.data)):g}): no photo-electrons would be left; give the offset "

@@ -166,7 +166,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .. import _validate
-from . import _autostop, _backproject, _bricks, _edges, _fft, _hyper, _otf, _par
+from . import _autostop, _background, _backproject, _bricks, _edges, _fft, _hyper, _otf, _par
 
 ACCELERATIONS = (None, "biggs-andrews", "momentum", "biggs-andrews-2")
 #: Biggs-Andrews extrapolation (first and second order).
@@ -276,6 +276,9 @@ class RichardsonLucyResult:
         With ``stop="auto"``: the chosen ``iteration``, the held-out ``curve``
         (``[[k, L(k)], ...]``), the ``method`` and the camera model (see
         :func:`fijidecon.deconvolve._autostop.choose_iterations`); else ``None``.
+    background:
+        The background used, in the image's units: a float, or one per (T, C) volume
+        (``t * C + c`` order) when they differ (per channel, or ``background="auto"``).
     """
 
     image: np.ndarray
@@ -292,6 +295,7 @@ class RichardsonLucyResult:
     notes: list = field(default_factory=list)
     psf_report: Any = None
     auto_stop: dict | None = None
+    background: Any = None
     _state: Any = field(default=None, repr=False)
 
     def figures(self, name: str) -> np.ndarray:
@@ -316,7 +320,7 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
                     snapshot_every: int | None = None,
                     callback: Callable[[IterationFigures, np.ndarray], Any] | None = None,
                     stop: "None | float | str | Callable[[IterationFigures], bool]" = None,
-                    background: float = 0.0, read_noise: float = 0.0,
+                    background: "float | Sequence[float] | str" = 0.0, read_noise: float = 0.0,
                     voxel_size: Sequence[float] | None = None,
                     track_deviance: bool | None = None, recenter: bool = True,
                     psf_threshold: float = 1e-4, axes: str | None = None,
@@ -424,7 +428,12 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
         ``None``, ``"discrepancy"``, a relative-change tolerance, or a callable; see the
         module docstring.
     background:
-        Constant background in the data's units (>= 0).
+        Constant background in the data's units (>= 0): the level of the data without
+        signal (camera offset plus the sample's uniform background).  One number, one
+        per channel (a list, channel order), or ``"auto"``: estimated on each (T, C)
+        volume as its lowest local mean (:mod:`fijidecon.deconvolve._background`; in
+        bricks and Dask runs on each volume's central brick), reported in
+        ``result.background`` and ``result.notes``.
     read_noise:
         Gaussian read-noise standard deviation in the data's units (>= 0).
     voxel_size:
@@ -515,7 +524,7 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
     if regularization is None and weight > 0:
         warnings.warn(f"weight: {weight:g} is used only with a regularization ('tv' or 'tikhonov'); without one it "
                       "has no effect", RuntimeWarning, stacklevel=2)
-    background = _validate.check_float("background", background, 0)
+    background = _background.check(background)
     read_noise = _validate.check_float("read_noise", read_noise, 0, READ_NOISE_MAX)
     if snapshot_every is not None:
         snapshot_every = _validate.check_int("snapshot_every", snapshot_every, 0) or None
@@ -534,10 +543,12 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
                      recenter, bricks, halo, memory_limit, start, snapshot_every)
     layout, vols = _hyper.split(image, psf, axes, allow_negative=read_noise > 0)
     if layout.scale != 1.0:  # extreme values are computed at max 1: the noise model scales with them
-        opts.update(background=background * layout.scale, read_noise=read_noise * layout.scale)
-    _check_background(opts["background"], [float(np.max(v.data)) for v in vols], [v.label for v in vols],
-                      layout.scale)
-    _warn_offset(opts["background"], vols, layout.scale, layout.single)
+        opts.update(read_noise=read_noise * layout.scale)
+    bgs = _background.per_volume(background, layout.n_t, layout.n_c, lambda i: vols[i].data, layout.scale)
+    _check_background(bgs, [float(np.max(v.data)) for v in vols], [v.label for v in vols], layout.scale)
+    _warn_offset(bgs, vols, layout.scale, layout.single)
+    vopts = [dict(opts, background=b) for b in bgs]
+    bg_note = _background_note(background, bgs, layout.n_c, layout.scale)
     ndim = len(layout.vol_axes)
     _backproject.check(back_projector, bp_alpha, bp_beta, bp_order, ndim)
     if voxel_size is not None:
@@ -548,12 +559,13 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
                                  iterations), memory_limit, bricks, halo, np.asarray(image).nbytes)
     if any(p is not None for p in plans) or _autostop.ON_PILOT.get() is not None:
         _bricks.refuse_with_bricks(start=start, snapshot_every=snapshot_every)
-        return _run_bricked(layout, vols, preps, plans, iterations, stop_fn, opts, voxel_size, callback)
+        return _with_background(_run_bricked(layout, vols, preps, plans, iterations, stop_fn, vopts, voxel_size,
+                                             callback), bgs, layout.scale, bg_note)
     states, starts, done0 = _starts(start, layout, len(vols))
     results, drop_notes = [], []
     with _fft.reuse_memory():
         for i, (vol, prep) in enumerate(zip(vols, preps)):
-            eng = _RL(vol.data, prep, edges, opts["background"], opts["read_noise"], regularization, weight,
+            eng = _RL(vol.data, prep, edges, bgs[i], opts["read_noise"], regularization, weight,
                       acceleration, voxel_size, bp=bp, exponent=exponent)
             eng.track_deviance = track_deviance
             eng.exponents = _exponent_schedule(i, exponent, done0 + iterations)
@@ -564,7 +576,7 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
             results.append(eng.run(iterations, done0, snapshot_every, callback, stop_fn))
             results[-1]["psf_shift"] = prep.shift
             if regularization is not None:
-                _warn_lost_flux(vol, results[-1]["image"], opts["background"], regularization, weight, layout)
+                _warn_lost_flux(vol, results[-1]["image"], bgs[i], regularization, weight, layout)
             if eng.drop_note is not None:
                 drop_notes.append(f"richardson-lucy{'' if layout.single else f' (t={vol.t}, c={vol.c})'}: "
                                   f"{eng.drop_note}")
@@ -573,6 +585,26 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
     result = _result(layout, results, preps, edges=edges, acceleration=acceleration,
                      regularization=regularization, weight=weight, back_projector=bp.kind)
     result.notes += _bp_notes(bp, preps) + drop_notes
+    return _with_background(result, bgs, layout.scale, bg_note)
+
+
+def _background_note(background: Any, bgs: Sequence[float], n_c: int, scale: float) -> str | None:
+    """With ``background="auto"``, the estimated values in one logged line (also in the result's notes)."""
+    if background != _background.AUTO:
+        return None
+    note = (f"richardson-lucy: background estimated as {_background.describe(bgs, n_c, scale)} (the lowest mean of "
+            f"{'x'.join(map(str, _background.WINDOW))} voxels)")
+    _hyper.log.info(note)
+    return note
+
+
+def _with_background(result: RichardsonLucyResult, bgs: Sequence[float], scale: float,
+                     note: str | None) -> RichardsonLucyResult:
+    """The result with the background used (image units; one float when all volumes share it) and its note."""
+    vals = [float(b) / scale for b in bgs]
+    result.background = vals[0] if len(set(vals)) == 1 else vals
+    if note is not None:
+        result.notes.insert(0, note)
     return result
 
 
@@ -617,14 +649,12 @@ def _bp_notes(bp: "_backproject.BackProjector", preps: list) -> list[str]:
 READ_NOISE_MAX = 1e15
 
 
-def _check_background(background: float, tops: Sequence[float], labels: Sequence[str], scale: float = 1.0) -> None:
-    """A background at or above a volume's maximum (``tops``, one per (T, C) volume) leaves
-    nothing to deconvolve there (its result collapses to about 0): refused, naming the volume,
-    as an offset above the maximum is by ``stop="auto"``."""
-    if background <= 0:
-        return
-    for top, label in zip(tops, labels):
-        if background >= top:
+def _check_background(bgs: Sequence[float], tops: Sequence[float], labels: Sequence[str], scale: float = 1.0) -> None:
+    """A background at or above a volume's maximum (``bgs`` and ``tops``: one per (T, C) volume)
+    leaves nothing to deconvolve there (its result collapses to about 0): refused, naming the
+    volume, as an offset above the maximum is by ``stop="auto"``."""
+    for background, top, label in zip(bgs, tops, labels):
+        if background > 0 and background >= top:
             where = f" of volume {label}" if len(tops) > 1 else ""
             raise ValueError(f"background: {background / scale:g} is at or above the image's maximum{where} "
                              f"({top / scale:g}); it is the level of the data without signal (camera offset, dark "
@@ -635,13 +665,13 @@ def _check_background(background: float, tops: Sequence[float], labels: Sequence
 OFFSET_WARN = 0.05
 
 
-def _warn_offset(background: float, vols: Sequence[Any], scale: float = 1.0, single: bool = True) -> None:
-    """``background=0`` on data sitting on an offset (a camera's, or a uniform background):
-    Richardson-Lucy takes it as signal and digs a dark rim around objects; say so once, with a value."""
-    if background > 0 or _autostop.THINNED.get():
+def _warn_offset(bgs: Sequence[float], vols: Sequence[Any], scale: float = 1.0, single: bool = True) -> None:
+    """``background=0`` (``bgs``: one per volume) on data sitting on an offset (a camera's, or a uniform
+    background): Richardson-Lucy takes it as signal and digs a dark rim around objects; say so once, with a value."""
+    if _autostop.THINNED.get():
         return
-    _say_offset([(_low(v.data), float(np.max(v.data)), "" if single else f" (volume {v.label})") for v in vols],
-                scale)
+    _say_offset([(_low(v.data), float(np.max(v.data)), "" if single else f" (volume {v.label})")
+                 for v, b in zip(vols, bgs) if b <= 0], scale)
 
 
 def _low(data: Any) -> float:
@@ -657,7 +687,8 @@ def _say_offset(levels: Sequence[tuple[float, float, str]], scale: float = 1.0, 
             warnings.warn(f"background: 0, but the image's lowest values{where} are about {low / scale:.4g} "
                           f"({100 * low / top:.0f} % of its maximum): a camera offset or a uniform background, which "
                           "Richardson-Lucy then takes as signal (a dark rim around objects); give background= about "
-                          "that level (CLI --background)", RuntimeWarning, stacklevel=stacklevel)
+                          "that level, one per channel, or 'auto' (CLI --background)", RuntimeWarning,
+                          stacklevel=stacklevel)
             return
 
 
@@ -672,7 +703,7 @@ def _memory_options(opts: dict, snapshot_every: int | None, iterations: int) -> 
 def _brick_fn(prep: Any, opts: dict, voxel_size: Any) -> "_bricks.BrickFn":
     """Richardson-Lucy on one brick with the volume's decisions (mean, iteration count)."""
     def fn(data: np.ndarray, dec: "_bricks.Decisions") -> np.ndarray:
-        eng = _RL(data, prep, opts["edges"], opts["background"], opts["read_noise"], opts["regularization"],
+        eng = _RL(data, prep, opts["edges"], dec.extra["background"], opts["read_noise"], opts["regularization"],
                   opts["weight"], opts["acceleration"], voxel_size, scale=dec.mean, bp=opts["back_projector"],
                   exponent=opts["exponent"])
         eng.track_deviance = False
@@ -714,7 +745,7 @@ def _decide(pilot: np.ndarray, mean: float, prep: Any, opts: dict, voxel_size: A
     eng.init(None, opts["initial"])
     r = eng.run(iterations, 0, None, None, stop_fn)
     extra = {"alphas": {f.iteration: f.acceleration for f in r["history"]},
-             "exponents": {f.iteration: f.exponent for f in r["history"]}}
+             "exponents": {f.iteration: f.exponent for f in r["history"]}, "background": opts["background"]}
     if auto is not None:
         r["stop_reason"] = "auto"
     return _bricks.Decisions(mean=mean, iterations=r["iterations"], extra=extra), r
@@ -740,18 +771,20 @@ def _warn_layout_dependence(opts: dict, plans: list) -> None:
                       "for bricked runs", RuntimeWarning, stacklevel=4)
 
 
-def _run_bricked(layout, vols, preps, plans, iterations, stop_fn, opts, voxel_size, callback) -> RichardsonLucyResult:
-    """Each volume in bricks (whole when its plan is None), decisions taken per volume."""
+def _run_bricked(layout, vols, preps, plans, iterations, stop_fn, vopts, voxel_size, callback) -> RichardsonLucyResult:
+    """Each volume in bricks (whole when its plan is None), decisions taken per volume
+    (``vopts``: the options of each volume, which differ in their background only)."""
+    opts = vopts[0]
     _warn_layout_dependence(opts, plans)
     t0 = time.perf_counter()
     total = sum(p.n if p is not None else 1 for p in plans)
     done = [0]
     outs, its, reasons, notes = [], [], [], []
     with _fft.reuse_memory():
-        for vol, prep, plan in zip(vols, preps, plans):
+        for vol, prep, plan, vo in zip(vols, preps, plans, vopts):
             plan = plan or _bricks.Plan(vol.data.shape, vol.data.shape, (0,) * vol.data.ndim)
             mean = _level(vol.data, opts["read_noise"])
-            dec, r = _decide(vol.data[plan.pilot().outer], mean, prep, opts, voxel_size, iterations, stop_fn,
+            dec, r = _decide(vol.data[plan.pilot().outer], mean, prep, vo, voxel_size, iterations, stop_fn,
                              _exponent_schedule(len(outs), opts["exponent"], iterations))
             outs.append(_bricks.run_numpy(vol.data, plan, _brick_fn(prep, opts, voxel_size), dec, done=done,
                                           total=total, t0=t0, callback=callback,
@@ -778,7 +811,6 @@ def _lazy(image, psf, axes, iterations, stop_fn, opts, voxel_size, psf_voxel_siz
     _bricks.refuse_with_bricks(start=start, snapshot_every=snapshot_every)
     lv, means = _bricks.lazy_volumes(image, psf, axes, allow_negative=opts["read_noise"] > 0,
                                      offset=opts["read_noise"] ** 2)
-    _check_background(opts["background"], lv.tops, [f"t={i // lv.n_c}, c={i % lv.n_c}" for i in range(len(lv.tops))])
     ndim = len(lv.vol_axes)
     if voxel_size is not None:
         voxel_size = _validate.check_spacing("voxel_size", voxel_size, ndim)
@@ -787,19 +819,29 @@ def _lazy(image, psf, axes, iterations, stop_fn, opts, voxel_size, psf_voxel_siz
     plans = _bricks.lazy_plans("richardson-lucy", vol_shape, preps, _memory_options(opts, None, iterations),
                                memory_limit, bricks, halo)
     _warn_layout_dependence(opts, plans)
-    if opts["background"] <= 0 and not _autostop.THINNED.get():  # each channel's central brick, read once
-        _say_offset([(_low(lv.volume(0, c)[plans[c].pilot().outer]), lv.tops[c],
-                      "" if lv.n_c == 1 else f" (channel {c})") for c in range(lv.n_c)], stacklevel=4)
+
+    def central(i: int) -> np.ndarray:  # (T, C) volume i's central brick, read now
+        return np.asarray(lv.volume(i // lv.n_c, i % lv.n_c)[plans[i % lv.n_c].pilot().outer], dtype=np.float32)
+
+    bgs = _background.per_volume(opts["background"], lv.n_t, lv.n_c, central)
+    _check_background(bgs, lv.tops, [f"t={i // lv.n_c}, c={i % lv.n_c}" for i in range(len(lv.tops))])
+    if not _autostop.THINNED.get():  # each channel's central brick at t=0 (read once more)
+        _say_offset([(_low(central(c)), lv.tops[c], "" if lv.n_c == 1 else f" (channel {c})")
+                     for c in range(lv.n_c) if bgs[c] <= 0], stacklevel=4)
+    bg_note = _background_note(opts["background"], bgs, lv.n_c, 1.0)
     counts: list[int] = []
     reasons: list[str] = []
 
     def decide(vol, plan, prep, mean):
+        vo = dict(opts, background=bgs[len(counts)])  # lazy_run decides the (T, C) volumes in order
         if stop_fn is None and opts["acceleration"] is None and opts["exponent"] == 1 and \
                 _autostop.ON_PILOT.get() is None:
-            dec, why = _bricks.Decisions(mean=max(mean, 1e-20), iterations=iterations), "iterations"
+            dec = _bricks.Decisions(mean=max(mean, 1e-20), iterations=iterations,
+                                    extra={"background": vo["background"]})
+            why = "iterations"
         else:  # the central brick decides (iterations, extrapolation factors, exponents), computed now
             pilot = np.asarray(vol[plan.pilot().outer], dtype=np.float32)
-            dec, r = _decide(pilot, mean, prep, opts, voxel_size, iterations, stop_fn)
+            dec, r = _decide(pilot, mean, prep, vo, voxel_size, iterations, stop_fn)
             why = r["stop_reason"]
         counts.append(dec.iterations)
         reasons.append(why)
@@ -812,10 +854,11 @@ def _lazy(image, psf, axes, iterations, stop_fn, opts, voxel_size, psf_voxel_siz
     notes = _hyper.notes_of(preps) + [f"bricked (lazy): {plans[0].describe()}{decided}"] + \
         _bp_notes(opts["back_projector"], preps)
     reason = reasons[0] if len(set(reasons)) == 1 else "mixed"  # as the in-memory bricked run says
-    return RichardsonLucyResult(lazy, max(counts), {}, [], reason, notes=notes,
-                                psf_report=[p.report for p in preps] if len(preps) > 1 else preps[0].report,
-                                back_projector=opts["back_projector"].kind,
-                                **{k: opts[k] for k in ("edges", "acceleration", "regularization", "weight")})
+    return _with_background(RichardsonLucyResult(
+        lazy, max(counts), {}, [], reason, notes=notes,
+        psf_report=[p.report for p in preps] if len(preps) > 1 else preps[0].report,
+        back_projector=opts["back_projector"].kind,
+        **{k: opts[k] for k in ("edges", "acceleration", "regularization", "weight")}), bgs, 1.0, bg_note)
 
 
 def _starts(start: Any, layout: "_hyper.Layout", n: int) -> tuple[list[Any], list[Any], int]:
