@@ -202,8 +202,9 @@ def test_bricks_that_cost_far_more_than_the_whole_volume_warn():
         warnings.simplefilter("error")
         whole = convolve(img, psf, memory_limit=f"{whole_budget}MiB")
     np.testing.assert_allclose(bricked, whole, atol=1e-5 * float(whole.max()))
-    with pytest.warns(RuntimeWarning, match=r"^bricks: convolve in 64 bricks computes"):  # bricks= given
-        convolve(img, psf, bricks=(24, 16, 16))
+    with pytest.warns(RuntimeWarning, match=r"^bricks: convolve in 64 bricks computes .*memory_limit \d+MiB "
+                                            r"without bricks= runs it whole"):  # bricks= given: a budget alone
+        convolve(img, psf, bricks=(24, 16, 16), memory_limit="20GB")       # does not run it whole
 
 
 def test_bricked_wiener_warns_when_its_filter_reaches_beyond_the_halo():

@@ -401,6 +401,40 @@ def test_snapshot_every_writes_each_snapshot_beside_the_output(tmp_path, capsys)
     assert not (tmp_path / "s.tif").exists()
 
 
+def test_snapshots_are_written_while_ctrl_c_still_stops_the_run(tmp_path, monkeypatch):
+    """Under main() signals are ignored once the output is in place; the snapshots (full-size
+    TIFFs) were written after that, so Ctrl-C could not stop them.  They are written first now,
+    and a run that fails after them (here its output write) leaves none of them."""
+    import signal
+
+    from fijidecon import cli
+
+    img, psf = load("input3d_40x36x12.npy"), load("psfA_32x32x16.npy")
+    write_image(tmp_path / "img.tif", img)
+    write_image(tmp_path / "psf.tif", psf)
+    seen, real = [], cli._write_snapshots
+
+    def spy(*a, **k):
+        seen.append((signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)))
+        return real(*a, **k)
+
+    monkeypatch.setattr(cli, "_write_snapshots", spy)
+    assert main(["deconvolve", "richardson-lucy", str(tmp_path / "img.tif"), str(tmp_path / "psf.tif"),
+                 "--iterations", "4", "--snapshot-every", "2", "-q", "-o", str(tmp_path / "r.tif")]) == 0
+    assert len(seen) == 1 and signal.SIG_IGN not in seen[0], seen
+    assert (tmp_path / "r_iter2.tif").exists()
+
+    def refused(*a, **k):
+        raise KeyboardInterrupt  # Ctrl-C while the output is written
+
+    import fijidecon.io
+
+    monkeypatch.setattr(fijidecon.io, "write_image_and_sidecar", refused)
+    assert main(["deconvolve", "richardson-lucy", str(tmp_path / "img.tif"), str(tmp_path / "psf.tif"),
+                 "--iterations", "4", "--snapshot-every", "2", "-q", "-o", str(tmp_path / "s.tif")]) == 130
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("s")]
+
+
 @pytest.mark.parametrize("out", ["same.tif", "same.ome.zarr"])
 def test_the_image_given_as_its_own_psf_is_said(tmp_path, out):
     """`deconvolve … img.tif img.tif` ran without a word (in memory and lazy)."""

@@ -161,7 +161,25 @@ def test_cli_resume_after_sigkill_gives_the_uninterrupted_result(tmp_path):
     p.send_signal(signal.SIGKILL)
     p.communicate(timeout=60)
     assert p.returncode == -signal.SIGKILL and not out.exists() and 2 <= len(_chunk_files(tmp)) < 4
-    again = subprocess.run(base + ["-o", str(out), "--resume"], capture_output=True, text=True, timeout=300)
+    kept = _chunk_files(tmp)
+
+    def rerun(*change):
+        args = list(base)
+        for old, new in change:
+            args[args.index(old)] = new
+        return subprocess.run(args + ["-o", str(out), "--resume"], capture_output=True, text=True, timeout=300)
+
+    # other parameters: refused before computing, the partial untouched (it was discarded with a note)
+    other = rerun(("10", "11"))
+    assert other.returncode == 2 and "--resume: the partial output .r.ome.zarr.resumable was made with other " \
+        "inputs or parameters" in other.stderr, other.stderr
+    # its bricks no longer fit: refused, naming the budget it began with
+    small = rerun(("60MB", "20MB"))
+    assert small.returncode == 2 and "which do not fit a budget of" in small.stderr, small.stderr
+    assert "give --memory-limit 58MiB or more" in small.stderr, small.stderr
+    assert _chunk_files(tmp) == kept and not out.exists()
+    # a larger budget (it would run whole: one brick) goes on with the partial's 4 bricks, and keeps its chunks
+    again = rerun(("60MB", "400MB"))
     assert again.returncode == 0, again.stderr
     rec = json.loads((tmp_path / "r.ome.zarr.json").read_text())
     assert rec["resume"]["kept"] >= 1 and rec["resume"]["chunks"] == 4
@@ -170,3 +188,77 @@ def test_cli_resume_after_sigkill_gives_the_uninterrupted_result(tmp_path):
     b = zarr.open_group(str(tmp_path / "whole.ome.zarr"), mode="r")["s0"][:]
     np.testing.assert_array_equal(a, b)
     assert not tmp.exists()
+
+
+def test_a_sidecar_that_fails_puts_the_complete_output_back_as_the_partial(tmp_path):
+    """The image was in place, then Ctrl-C (or a full disk) while writing its sidecar: the image
+    was removed with all its chunks; now it is the resumable partial again, and the same write
+    goes on from every chunk (nothing computed)."""
+    out = tmp_path / "r.ome.zarr"
+    lazy_io.KEPT.clear()
+
+    def stop(_seconds):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        lazy_io.write_big_and_sidecar(out, _lazy()[0], None, stop, chunks=CHUNKS, resume="k1",
+                                      resume_info={"key": "k0"})
+    tmp = lazy_io.resumable_path(out)
+    assert not out.exists() and len(_chunk_files(tmp)) == 18 and lazy_io.KEPT == [tmp]
+    assert lazy_io.resume_info(out) == {"key": "k0"}
+    report, (arr, calls) = {}, _lazy()
+    lazy_io.write_big_and_sidecar(out, arr, None, {"ok": 1}, chunks=CHUNKS, resume="k1", report=report)
+    assert report["kept"] == 18 and calls == [] and not tmp.exists()
+    np.testing.assert_array_equal(zarr.open_group(str(out), mode="r")["s0"][:], TRUTH * 2)
+    assert lazy_io.RESUME_ATTR not in zarr.open_group(str(out), mode="r").attrs
+
+
+def test_an_unreadable_partial_is_set_aside_not_removed(tmp_path):
+    out = tmp_path / "r.ome.zarr"
+    tmp, n = _interrupted(out)
+    (tmp / ".zgroup").write_text("{not json")
+    with pytest.raises(OSError, match=r"^output: the partial output .* cannot be read"):
+        lazy_io.resume_info(out)
+    report = {}
+    lazy_io.write_ome_zarr(out, _lazy()[0], chunks=CHUNKS, resume="k1", report=report)
+    assert "cannot be read" in report["discarded"] and "it is kept as" in report["discarded"]
+    aside = [p for p in tmp_path.iterdir() if ".unreadable-" in p.name]
+    assert len(aside) == 1 and len(_chunk_files(aside[0])) == n
+
+
+def test_a_lock_busy_for_a_moment_is_waited_for(tmp_path):
+    """Another run's probe of the lock (``_held``) holds it for microseconds: a writer starting
+    then was refused as if a run were writing."""
+    import threading
+
+    fcntl = pytest.importorskip("fcntl")
+    out = tmp_path / "r.ome.zarr"
+    lock = lazy_io.Path(f"{lazy_io.resumable_path(out)}.lock")
+    fd = os.open(lock, os.O_CREAT | os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    threading.Timer(0.08, lambda: os.close(fd)).start()
+    mine = lazy_io._lock_file(lock, out)
+    try:
+        assert os.fstat(mine).st_ino == os.stat(lock).st_ino
+    finally:
+        os.close(mine)
+
+
+def test_the_kept_message_names_the_cause_and_the_hint_is_for_this_run_only(tmp_path, capsys):
+    import errno
+
+    out = tmp_path / "r.ome.zarr"
+    lazy_io.KEPT.clear()
+
+    def denied(block):
+        if block.size:
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return block
+
+    with pytest.raises(OSError) as e:
+        lazy_io.write_ome_zarr(out, da.from_array(TRUTH, chunks=CHUNKS).map_blocks(denied, dtype=np.float32),
+                               chunks=CHUNKS, resume="k1")
+    assert "fix the cause and run it again with --resume" in str(e.value) and "free some space" not in str(e.value)
+    assert lazy_io.KEPT  # kept by this process: a later, unrelated CLI error must not name it
+    assert main(["deconvolve", "richardson-lucy", "--no-such-option"]) == 2
+    assert "partial output is kept" not in capsys.readouterr().err

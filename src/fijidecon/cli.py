@@ -656,8 +656,10 @@ def _snapshot_paths(out: Path, values: dict[str, Any]) -> dict[int, Path]:
     return {k: out.with_name(f"{stem}_iter{k:0{width}d}{ext}") for k in range(every, n + 1, every)}
 
 
-def _write_snapshots(result: Any, paths: dict[int, Path], cal: Calibration, overwrite: bool, quiet: bool) -> None:
-    """Writes ``result.snapshots`` (the output's axes and calibration, float32) to ``paths``."""
+def _write_snapshots(result: Any, paths: dict[int, Path], cal: Calibration, overwrite: bool, quiet: bool,
+                     written: list[Path] | None = None) -> None:
+    """Writes ``result.snapshots`` (the output's axes and calibration, float32) to ``paths``
+    (each file atomic; ``written`` gets each path once it is in place)."""
     from . import io
 
     snaps = getattr(result, "snapshots", None) or {}
@@ -665,6 +667,8 @@ def _write_snapshots(result: Any, paths: dict[int, Path], cal: Calibration, over
         if k in paths:
             io.write_image(paths[k], np.asarray(snaps[k], np.float32), cal, overwrite=overwrite,
                            description={"fijidecon": __version__, "snapshot_iteration": k})
+            if written is not None:
+                written.append(paths[k])
     if snaps and not quiet:
         done = [k for k in sorted(snaps) if k in paths]
         if not done:
@@ -785,9 +789,10 @@ _OUTPUT_DONE = {"done": False, "active": False}
 
 
 def output_in_place() -> None:
-    """The output and its sidecar are complete: from now on Ctrl-C and SIGTERM are ignored (the
-    summary line, the snapshots and the exit take milliseconds), so a signal that arrives then
-    cannot make the exit status say the run failed while its output is on disk."""
+    """The output and its sidecar are complete (its snapshots are written before it): from now on
+    Ctrl-C and SIGTERM are ignored (the summary line and the exit take milliseconds; a lazy run's
+    scheduler closes), so a signal that arrives then cannot make the exit status say the run
+    failed while its output is on disk."""
     import threading
 
     _OUTPUT_DONE["done"] = True
@@ -973,13 +978,16 @@ def _option_named(message: str, args: list[str]) -> str:
 
 @contextmanager
 def _resume_hint() -> Iterator[None]:
-    """After a ``--resume`` run that did not finish: say where its partial output is kept."""
+    """After a ``--resume`` run that did not finish: say where its partial output is kept (once:
+    not when the error says it already, nor for a partial an earlier call in this process kept)."""
+    lazy = sys.modules.get("fijidecon.lazy_io")
+    before = len(getattr(lazy, "KEPT", []))
     try:
         yield
-    except BaseException:
+    except BaseException as exc:
         lazy = sys.modules.get("fijidecon.lazy_io")
-        for tmp in getattr(lazy, "KEPT", [])[:1]:
-            if tmp.exists():
+        for tmp in getattr(lazy, "KEPT", [])[before:before + 1]:
+            if tmp.exists() and tmp.name not in str(exc):
                 click.echo(f"Note: the partial output is kept ({tmp}); run the same command with --resume to go on "
                            "from it", err=True)
         raise

@@ -210,21 +210,35 @@ def plan_bricks(method: str, vol: tuple[int, ...], kernel: tuple[int, ...], opts
 
 def _best_plan(method, vol, kernel, halo, opts, limit, concurrency, tiff_out) -> tuple | None:
     """(work, core, room) of the plan with the least FFT work within ``limit``, or ``None``."""
-    plane = int(np.prod(vol[1:], dtype=np.int64)) * 4 if len(vol) == 3 else 0
     cz = vol[0] if len(vol) == 3 else None
     best = None
     while True:
-        if cz is None:  # a 2D image: one "plane", read and written whole
-            slabs = 4 * int(np.prod(vol, dtype=np.int64)) * (2 if tiff_out else 1)
-        else:
-            slabs = IN_SLAB_COPIES * min(vol[0], cz + 2 * halo[0]) * plane + (cz * plane if tiff_out else 0)
-        room = (int(limit) - slabs) // max(int(concurrency), 1)
+        room = _room(vol, cz, halo, limit, concurrency, tiff_out)
         core = _fit_lateral(method, vol, cz, kernel, halo, opts, room) if room > 0 else None
         if core is not None and (best is None or _work(vol, core, halo, kernel) < best[0]):
             best = (_work(vol, core, halo, kernel), core, room)
         if cz is None or -(-cz // 2) < max(1, halo[0]):  # thinner Z cores: Dask would merge them (and more halo)
             return best
         cz = -(-cz // 2)
+
+
+def _room(vol, cz, halo, limit, concurrency, tiff_out) -> int:
+    """Bytes left for one brick of Z core ``cz`` (None: a 2D image) once the slabs of whole planes
+    (see :func:`plan_bricks`) are held, ``concurrency`` bricks at once."""
+    if cz is None:  # a 2D image: one "plane", read and written whole
+        slabs = 4 * int(np.prod(vol, dtype=np.int64)) * (2 if tiff_out else 1)
+    else:
+        plane = int(np.prod(vol[1:], dtype=np.int64)) * 4
+        slabs = IN_SLAB_COPIES * min(vol[0], cz + 2 * halo[0]) * plane + (cz * plane if tiff_out else 0)
+    return (int(limit) - slabs) // max(int(concurrency), 1)
+
+
+def room_for(method, vol, kernel, core, halo, opts, limit, concurrency, tiff_out) -> int | None:
+    """The bytes left for one brick of a given plan (``core``, ``halo``) within ``limit``, or
+    ``None`` when its bricks do not fit (a ``--resume`` run goes on with the bricks it began with)."""
+    room = _room(vol, core[0] if len(vol) == 3 else None, halo, limit, concurrency, tiff_out)
+    outer = tuple(min(n, c + 2 * h) for n, c, h in zip(vol, core, halo))
+    return room if room > 0 and brick_need(method, outer, kernel, opts) <= room else None
 
 
 def _smallest_limit(method, vol, kernel, halo, opts, limit, concurrency, tiff_out) -> int:
@@ -720,8 +734,14 @@ def _run_in_memory(cmd, values, kwargs, image_path, axes, psf, records, out, ove
         if iteration_cb is not None:
             iteration_cb.close()
     del arr
-    line = _finish(cmd, kwargs, records, out, image, ocal, result, notes, t0, overwrite, info)
-    cli._write_snapshots(result, snaps, ocal, overwrite, quiet)
+    written: list[Path] = []
+    try:  # the snapshots first, so that Ctrl-C still stops them; a run that fails leaves none of its files
+        cli._write_snapshots(result, snaps, ocal, overwrite, quiet, written)
+        line = _finish(cmd, kwargs, records, out, image, ocal, result, notes, t0, overwrite, info)
+    except BaseException:
+        for p in written:
+            p.unlink(missing_ok=True)
+        raise
     if not quiet:
         click.echo(line, err=True)
 
@@ -775,8 +795,10 @@ def _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, 
         else:
             budget_now = limit
         whole = whole_budget(info["estimate_whole_bytes"], tuple(lazy_img.shape), lazy_img.dtype)
-        core, halo, room = plan_bricks(cmd.id, vol, kernel, opts, budget_now, sched.concurrency, tiff_out,
-                                       whole if tiff_out and not (workers or address) else None)
+        prior = _prior_plan(cmd, values, records, out, (vol, kernel, opts, budget_now, sched.concurrency, tiff_out)) \
+            if resume else None
+        core, halo, room = prior or plan_bricks(cmd.id, vol, kernel, opts, budget_now, sched.concurrency, tiff_out,
+                                                whole if tiff_out and not (workers or address) else None)
         info.update(brick_core=list(core), halo=list(halo), brick_budget_bytes=room, scheduler=sched.description)
         _warn_costly(cmd.id, vol, core, halo, whole, None if tiff_out and not (workers or address) else why)
         if not quiet:
@@ -796,26 +818,63 @@ def _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, 
         with brick_bar(int(ticked.npartitions), sched, quiet, cmd.title) as set_total:
             resumable = {} if not resume else {
                 "resume": resume_key(cmd, values, records, core, halo), "report": {},
-                "on_start": lambda rep: set_total(rep["bricks_to_compute"]) if rep["kept"] else None}
+                "on_start": lambda rep: set_total(rep["bricks_to_compute"]) if rep["kept"] else None,
+                "resume_info": {"key": resume_key(cmd, values, records), "core": list(core), "halo": list(halo),
+                                "budget": int(budget_now)}}
             line = _finish(cmd, kwargs, records, out, ticked, ocal, result, notes, t0, overwrite, info,
                            setup_seconds=t1 - t0, resumable=resumable)
     if not quiet:
         click.echo(line, err=True)
 
 
-def resume_key(cmd: Command, values: dict[str, Any], records: list[dict[str, Any]], core: tuple[int, ...],
-               halo: tuple[int, ...]) -> str:
+def _prior_plan(cmd: Command, values: dict[str, Any], records: list[dict[str, Any]], out: Path,
+                plan_args: tuple) -> tuple[tuple[int, ...], tuple[int, ...], int] | None:
+    """``--resume``: the bricks (core, halo, room) the output's partial was begun with, so that a
+    rerun under another budget (the default is 70 % of the memory free *now*) or ``--workers``
+    goes on with the same bricks; ``None`` when there is no partial.  ``plan_args``: (vol, kernel,
+    opts, budget, concurrency, tiff_out).  Refuses, before computing, a partial made by another
+    command, inputs or parameters (it would be discarded), one that cannot be read, and bricks
+    that no longer fit the budget."""
+    from . import lazy_io
+
+    try:
+        info = lazy_io.resume_info(out)
+    except OSError as exc:
+        raise click.ClickException(str(exc)) from None
+    if info is None:
+        return None
+    name = lazy_io.resumable_path(out).name
+    if info.get("key") != resume_key(cmd, values, records):
+        raise click.ClickException(f"--resume: the partial output {name} was made with other inputs or parameters (or "
+                                   "another version of fijidecon); run the command that made it to go on, or run "
+                                   "without --resume to start again (the partial is then replaced)")
+    vol, kernel, opts, budget, concurrency, tiff_out = plan_args
+    core, halo = tuple(info["core"]), tuple(info["halo"])
+    room = room_for(cmd.id, vol, kernel, core, halo, opts, budget, concurrency, tiff_out)
+    if room is None:
+        began = int(info.get("budget", 0))
+        raise click.ClickException(f"--resume: the partial output {name} was computed in bricks of "
+                                   f"{'x'.join(map(str, core))} + halo {'x'.join(map(str, halo))}, which do not fit "
+                                   f"a budget of {_size(budget)} (it began with {_size(began)}); give --memory-limit "
+                                   f"{-(-began // 2**20)}MiB or more to go on")
+    return core, halo, room
+
+
+def resume_key(cmd: Command, values: dict[str, Any], records: list[dict[str, Any]],
+               core: tuple[int, ...] | None = None, halo: tuple[int, ...] | None = None) -> str:
     """What a resumable output was made from, as a SHA-256: the package version, the command,
     its parameters (not the memory budget), the inputs (checksums; a folder by its files' sizes
-    and times) and the bricks (core and halo).  A partial with another key is not resumed."""
+    and times) and, when given, the bricks (core and halo).  A partial with another key is not resumed."""
     import hashlib
 
     from . import io
 
     inputs = [{k: r.get(k) for k in ("parameter", "path", "sha256", "shape", "dtype", "calibration", "channel")}
               | ({"files": _folder_stamp(r["path"])} if r.get("sha256") is None else {}) for r in records]
-    payload = {"version": __version__, "command": cmd.id, "inputs": inputs, "core": list(core), "halo": list(halo),
+    payload = {"version": __version__, "command": cmd.id, "inputs": inputs,
                "values": {k: v for k, v in values.items() if k != "memory_limit"}}
+    if core is not None:
+        payload.update(core=list(core), halo=list(halo or ()))
     text = json.dumps(io.jsonable(payload), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -19,6 +19,7 @@ This module needs the ``big`` extra (``pip install fijidecon[big]``: zarr, ome-z
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import math
 import json
@@ -57,6 +58,9 @@ _PARTIAL = ".partial-"
 _RESUMABLE = ".resumable"
 #: Group attribute of a resumable partial: the key of the run that writes it.
 RESUME_ATTR = "fijidecon_resume_key"
+#: Group attribute of a resumable partial: what the CLI needs to go on with the same bricks
+#: (``key`` without the bricks, ``core``, ``halo``, ``budget``); see :func:`resume_info`.
+RESUME_INFO_ATTR = "fijidecon_resume_info"
 
 
 def _dask():
@@ -490,8 +494,7 @@ _ZARR_MARKERS = ("zarr.json", ".zgroup", ".zattrs", ".zarray")
 def _check_target(p: Path, overwrite: bool) -> None:
     lock = Path(f"{resumable_path(p)}.lock")
     if _held(lock):  # a --resume run is writing this output now (any write of the name would race it)
-        raise FileExistsError(f"output: another run is writing {str(p)!r} now (it holds {str(lock)!r}); wait for "
-                              "it to end, or choose another output name")
+        raise FileExistsError(_busy(p, lock))
     if p.exists() and not overwrite:
         raise FileExistsError(f"output: {str(p)!r} exists (use overwrite=True or --overwrite to replace it)")
     if p.is_dir() and not any((p / m).exists() for m in _ZARR_MARKERS):  # replaced whole: never a plain folder
@@ -584,25 +587,53 @@ def _held(lock: Path) -> bool:
 def _writer_lock(tmp: Path, p: Path) -> Iterator[None]:
     """One writer at a time of a resumable partial: an exclusive ``flock`` on ``<tmp>.lock``
     (released by the system if the process is killed)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: no lock
+    import importlib.util
+
+    if importlib.util.find_spec("fcntl") is None:  # pragma: no cover - Windows: no lock
         yield
         return
     lock = Path(f"{tmp}.lock")
-    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+    fd = _lock_file(lock, p)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise FileExistsError(f"output: another run is writing {str(p)!r} now (it holds {str(lock)!r}); wait for "
-                                  "it to end, or choose another output name") from None
         try:
             yield
         finally:
-            lock.unlink(missing_ok=True)
+            lock.unlink(missing_ok=True)  # before the close: a waiting run then finds another inode and retries
     finally:
         os.close(fd)
+
+
+def _lock_file(lock: Path, p: Path, tries: int = 5) -> int:
+    """An open descriptor of ``lock`` holding its exclusive ``flock``.  The lock file is removed
+    when its writer ends, so a descriptor whose inode is no longer the file at ``lock`` (opened just
+    before that removal) is dropped and the file opened again; a lock busy for a moment only (another
+    run's :func:`_held` probe) is tried again ``tries`` times, 50 ms apart."""
+    import fcntl
+    import time
+
+    for attempt in range(tries):
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if attempt == tries - 1:
+                raise FileExistsError(_busy(p, lock)) from None
+            time.sleep(0.05)
+            continue
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)
+    raise FileExistsError(_busy(p, lock))
+
+
+def _busy(p: Path, lock: Path) -> str:
+    return (f"output: another run is writing {str(p)!r} now (it holds {str(lock)!r}); wait for it to end, or choose "
+            "another output name")
 
 
 @contextlib.contextmanager
@@ -621,8 +652,9 @@ def _resumable_output(p: Path, overwrite: bool) -> Iterator[Path]:
             if str(exc).startswith("output:"):
                 raise
             failed = _io._write_failed(p, exc)
+            fix = "free some space" if failed.errno == errno.ENOSPC else "fix the cause"
             kept = OSError(str(failed).replace("; nothing was written", f"; the chunks written so far are kept in "
-                                               f"{tmp.name}: free some space and run it again with --resume"))
+                                               f"{tmp.name}: {fix} and run it again with --resume"))
             kept.errno = failed.errno
             raise kept from None
         except BaseException:
@@ -716,7 +748,8 @@ def _chunked(array: Any, order: list[int], letters: str, chunks) -> tuple[Any, t
 def write_ome_zarr(path: str | os.PathLike, array: Any, calibration: Calibration | None = None, *,
                    chunks: tuple[int, ...] | None = None, overwrite: bool = False, name: str | None = None,
                    description: Mapping[str, Any] | None = None, resume: str | None = None,
-                   report: dict | None = None, on_start: Any = None) -> Path:
+                   report: dict | None = None, on_start: Any = None,
+                   resume_info: Mapping[str, Any] | None = None) -> Path:
     """Write an array as an OME-Zarr image (NGFF 0.4, one resolution level), chunk by chunk.
 
     Parameters
@@ -759,6 +792,9 @@ def write_ome_zarr(path: str | os.PathLike, array: Any, calibration: Calibration
         for the others) and ``discarded`` (why an earlier partial was not used, or None).
     on_start : callable, optional
         Called with ``report`` just before the chunks are computed.
+    resume_info : mapping, optional
+        With ``resume``: JSON-able values kept in the partial beside its key until the write
+        completes, read back by :func:`resume_info` (the CLI keeps the bricks it used there).
 
     Returns
     -------
@@ -813,7 +849,8 @@ def write_ome_zarr(path: str | os.PathLike, array: Any, calibration: Calibration
         if resume is None:
             (group, target), kept, info["discarded"] = make(tmp), set(), None
         else:
-            group, target, kept, info["discarded"] = _resumable_target(tmp, str(resume), make, arr, store_chunks)
+            group, target, kept, info["discarded"] = _resumable_target(tmp, str(resume), make, arr, store_chunks,
+                                                                       resume_info)
         pending = [i for i in np.ndindex(*arr.numblocks) if i not in kept]
         info.update(chunks=int(np.prod(arr.numblocks)), kept=len(kept),
                     bricks_to_compute=_bricks_touched(source_chunks, arr.chunks, pending, not kept))
@@ -830,10 +867,11 @@ def write_ome_zarr(path: str | os.PathLike, array: Any, calibration: Calibration
         if description:
             group.attrs["fijidecon"] = {str(k): str(v) for k, v in description.items()}
         group.attrs[ALL_CHUNKS_ATTR] = True
-        if resume is not None:
-            group.attrs.pop(RESUME_ATTR, None)
         write_multiscales_metadata(group, datasets=datasets, fmt=FormatV04(), axes=axes_meta,
                                    name=name or p.name.rsplit(".zarr", 1)[0].removesuffix(".ome"))
+        if resume is not None:  # last: a partial killed before this still has its key (and all its chunks)
+            for attr in (RESUME_ATTR, RESUME_INFO_ATTR):
+                group.attrs.pop(attr, None)
     if resume is None:
         _drop_old_resumable(p)
     return p
@@ -874,7 +912,8 @@ def _bricks_touched(source, store, pending, everything: bool) -> int:
     return len(touched)
 
 
-def _resumable_target(tmp: Path, key: str, make: Any, arr: Any, store_chunks: tuple[int, ...]):
+def _resumable_target(tmp: Path, key: str, make: Any, arr: Any, store_chunks: tuple[int, ...],
+                      resume_info: Mapping[str, Any] | None = None):
     """The group and ``s0`` array of a resumable partial, the block indices already complete,
     and why an earlier partial was discarded (None when kept or none)."""
     import zarr
@@ -891,11 +930,42 @@ def _resumable_target(tmp: Path, key: str, make: Any, arr: Any, store_chunks: tu
             why = ("it was made with other inputs, parameters or bricks" if not same[0]
                    else "its shape, data type or chunks differ")
         except Exception as exc:  # noqa: BLE001 - a damaged partial is started again, never trusted
-            why = f"it cannot be read ({type(exc).__name__})"
+            aside = tmp.with_name(f"{tmp.name}.unreadable-{os.getpid()}")
+            os.replace(tmp, aside)  # not removed: the error may pass (a disk, a permission)
+            return (*_new_resumable(tmp, key, make, resume_info),
+                    f"it cannot be read ({type(exc).__name__}: {exc}); it is kept as {aside.name}")
         _remove(tmp)
+    return (*_new_resumable(tmp, key, make, resume_info), why)
+
+
+def _new_resumable(tmp: Path, key: str, make: Any, resume_info: Mapping[str, Any] | None) -> tuple:
     group, target = make(tmp)
     group.attrs[RESUME_ATTR] = key  # before any chunk: a partial without its key is never kept
-    return group, target, set(), why
+    if resume_info is not None:
+        group.attrs[RESUME_INFO_ATTR] = dict(resume_info)
+    return group, target, set()
+
+
+def resume_info(path: str | os.PathLike) -> dict | None:
+    """What a resumable partial of the output ``path`` keeps (its ``resume_info``, ``{}`` when
+    none was given), or ``None`` when there is no partial.
+
+    Raises
+    ------
+    OSError
+        The partial exists but cannot be read (one line naming it).
+    """
+    import zarr
+
+    tmp = resumable_path(path)
+    if not os.path.lexists(tmp):
+        return None
+    try:
+        group = zarr.open_group(str(tmp), mode="r", zarr_format=2)
+        return dict(group.attrs.get(RESUME_INFO_ATTR) or {})
+    except Exception as exc:  # noqa: BLE001 - any reading error is the same for the user
+        raise OSError(f"output: the partial output {str(tmp)!r} cannot be read ({type(exc).__name__}: {exc}); "
+                      "remove it, or run without --resume to start again") from None
 
 
 def _complete_blocks(tmp: Path, target: Any, grid: tuple[int, ...]) -> set[tuple[int, ...]]:
@@ -1139,6 +1209,29 @@ def write_big_and_sidecar(path: str | os.PathLike, array: Any, calibration: Cali
         rec = record(time.perf_counter() - t0) if callable(record) else record
         _io.write_sidecar(p, rec, overwrite=overwrite)
     except BaseException:
-        _remove(p)
+        if resumable.get("resume") is not None:
+            _back_to_resumable(p, str(resumable["resume"]), resumable.get("resume_info"))
+        else:
+            _remove(p)
         raise
     return p
+
+
+def _back_to_resumable(p: Path, key: str, info: Mapping[str, Any] | None) -> None:
+    """A complete resumable output whose sidecar could not be written is put back as the partial
+    (with its key), so that the same command with ``--resume`` finishes it from its chunks."""
+    import zarr
+
+    tmp = resumable_path(p)
+    try:
+        if os.path.lexists(tmp):
+            _remove(p)
+            return
+        os.replace(p, tmp)
+        group = zarr.open_group(str(tmp), mode="r+", zarr_format=2)
+        group.attrs[RESUME_ATTR] = key
+        if info is not None:
+            group.attrs[RESUME_INFO_ATTR] = dict(info)
+        KEPT.append(tmp)
+    except OSError:  # pragma: no cover - the folder went away meanwhile
+        _remove(p)

@@ -680,7 +680,10 @@ def run_auto(rl: Any, image: Any, psf: Any, iterations: Any, gain: Any, offset: 
     ``rl`` is :func:`richardson_lucy`; ``opts`` its other options.  The result is that
     run's, with ``auto_stop`` (the choice, see :func:`choose_iterations`) and
     ``stop_reason="auto"``.  ``start`` is refused (the choice counts from the first
-    iteration); ``callback`` and ``snapshot_every`` apply to the final run only.  With
+    iteration); ``callback`` and ``snapshot_every`` apply to the final run only, and are refused
+    (as in any bricked run) when the count is chosen on the central brick because the choice
+    would not fit ``memory_limit`` (:func:`_on_pilot`; the choice holds about
+    ``_memory.AUTO_IMAGE_VOLUMES`` image volumes more than the run).  With
     ``exponent > 1`` the final run drops the exponent where the thinned run's guard did
     (``EXPONENT_DROPS``): the guard's 1 % test is decided by noise (on the bars phantom a
     0.7-count change of the offset moves it from iteration 6 to never), and a count chosen for

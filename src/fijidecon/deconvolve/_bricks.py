@@ -345,7 +345,9 @@ COSTLY_PLAN = 4.0
 
 
 def _warn_costly(plan: Plan, method: str, whole_need: int, who: str = "memory_limit") -> None:
-    warn_costly(plan, method, f"memory_limit {math.ceil(whole_need / 2**20)}MiB", who, stacklevel=5)
+    """``who``: ``"bricks"`` when ``bricks=`` made the plan (then a budget alone does not run it whole)."""
+    budget = f"memory_limit {math.ceil(whole_need / 2**20)}MiB"
+    warn_costly(plan, method, budget if who != "bricks" else f"{budget} without bricks=", who, stacklevel=5)
 
 
 def warn_costly(plan: Plan, method: str, whole_budget: str | None, who: str, stacklevel: int = 2) -> None:
