@@ -3,6 +3,7 @@ gives it: every command runs in memory (a run over --memory-limit in bricks, in 
 needs the extra is refused, with one line naming it.  The extra's modules are hidden from a child
 process (``sys.modules[name] = None`` makes their import fail as if they were not installed)."""
 
+import os
 import subprocess
 import sys
 
@@ -14,8 +15,8 @@ from fijidecon.io import read_image, write_image
 from fijidecon.psf import gaussian
 
 _CHILD = """
-import sys
-for name in ("dask", "dask.array", "zarr", "ome_zarr", "distributed"):
+import os, sys
+for name in os.environ.get("HIDE", "dask dask.array zarr ome_zarr distributed").split():
     sys.modules[name] = None
 from fijidecon.cli import main
 rc = main(sys.argv[1:])
@@ -24,9 +25,10 @@ sys.exit(rc)
 """
 
 
-def _cli(*args):
+def _cli(*args, hide=None):
+    env = dict(os.environ, **({"HIDE": hide} if hide else {}))
     return subprocess.run([sys.executable, "-c", _CHILD, *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +69,13 @@ def test_what_needs_the_extra_is_refused_in_one_line(files, extra, said):
     line = [ln for ln in r.stderr.splitlines() if ln.startswith("Error:")]
     assert len(line) == 1 and said in line[0] and "pip install 'fijidecon[big]'" in line[0], r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_workers_without_distributed_is_refused_in_one_line(files):
+    """dask and zarr installed, dask.distributed not: --workers failed with an internal ImportError."""
+    r = _cli("deconvolve", "richardson-lucy", files / "img.tif", files / "psf.tif", "-o", files / "w.tif",
+             "--workers", "1", hide="distributed")
+    assert r.returncode == 2, r.stderr
+    line = [ln for ln in r.stderr.splitlines() if ln.startswith("Error:")]
+    assert len(line) == 1 and "(dask, zarr, distributed)" in line[0] and "--workers" in line[0], r.stderr
+    assert "Traceback" not in r.stderr and not (files / "w.tif").exists()

@@ -440,8 +440,9 @@ def _read_psfs(paths: tuple[str, ...], image_cal: Calibration, image_shape: tupl
 
 
 def _refuse_absurd_voxel_sizes(image_path: str, image_cal: Calibration, psf_path: str, psf_cal: Calibration) -> None:
-    """The core's refusal of voxel sizes over ``ABSURD_APART`` apart, before reading pixels and
-    naming both files (a damaged resolution tag, metres read as µm)."""
+    """The core's refusal of voxel sizes over ``ABSURD_APART`` apart, as each PSF file is read
+    (before any computation; a lazy run has read the image's metadata only), naming both files
+    (a damaged resolution tag, metres read as µm).  ``image_path``: the image's file."""
     from .deconvolve import _otf
 
     axes = [a for a in "ZYX" if a in dict(image_cal.spacing) and a in dict(psf_cal.spacing)]
@@ -451,13 +452,12 @@ def _refuse_absurd_voxel_sizes(image_path: str, image_cal: Calibration, psf_path
         return
     if not axes or _otf.unit_mixup(vp, vi):
         return
-    ratio = max(max(p / v, v / p) for p, v in zip(vp, vi))
+    ratio = _otf.apart(vp, vi)
     if ratio > _otf.ABSURD_APART:
         raise click.ClickException(
             f"voxel size: the image {image_path} ({', '.join(f'{v:.4g}' for v in vi)} nm, {''.join(axes)}) and the "
-            f"PSF {psf_path} ({', '.join(f'{v:.4g}' for v in vp)} nm) differ {ratio:.3g}x; no microscope samples "
-            "a PSF and its image that differently: check both files' calibration (or give --voxel-size, "
-            "--psf-voxel-size)")
+            f"PSF {psf_path} ({', '.join(f'{v:.4g}' for v in vp)} nm) differ {ratio:.3g}x; {_otf.NO_MICROSCOPE}: "
+            "check both files' calibration (or give --voxel-size, --psf-voxel-size)")
 
 
 def _same_file(a: Path, b: str) -> bool:

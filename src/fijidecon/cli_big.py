@@ -667,7 +667,7 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
         if lazy:
             why = ("--workers" if workers else "--scheduler" if address else "OME-Zarr output" if io._is_zarr(out)
                    else f"about {_size(need)} needed, budget {_size(limit)}")
-            _refuse_lazy_without_big(why)
+            _refuse_lazy_without_big(why, cluster=bool(workers or address))
             _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, quiet, notes,
                       workers, address, limit, info, why, resume)
         else:
@@ -676,11 +676,17 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
 
 
 def have_big() -> bool:
-    """Whether the 'big' extra (dask, zarr, ome-zarr, distributed, tqdm) is installed."""
+    """Whether the 'big' extra's array libraries (dask, zarr, ome-zarr, tqdm) are installed
+    (``--workers``/``--scheduler`` also need dask.distributed: :func:`_refuse_lazy_without_big`)."""
+    return _have("dask", "zarr", "ome_zarr", "tqdm")
+
+
+def _have(*modules: str) -> bool:
+    """Whether every module can be imported (found, and not set to None in ``sys.modules``)."""
     import importlib.util
 
     try:
-        return all(importlib.util.find_spec(m) is not None for m in ("dask", "zarr", "ome_zarr", "tqdm"))
+        return all(importlib.util.find_spec(m) is not None for m in modules)
     except (ImportError, ValueError):  # a module set to None in sys.modules
         return False
 
@@ -701,10 +707,12 @@ def _open_lazy(path: str, axes: str | None) -> tuple[Any, Any]:
     return io.read_image(path, axes=axes)
 
 
-def _refuse_lazy_without_big(why: str) -> None:
-    if not have_big():
-        raise click.ClickException(f"this run must be lazy ({why}), which needs the 'big' extra (dask, zarr): "
-                                   f"{_NEED_BIG}")
+def _refuse_lazy_without_big(why: str, cluster: bool = False) -> None:
+    """Without the 'big' extra (or, for ``--workers``/``--scheduler``, without dask.distributed) a
+    lazy run is refused in one line naming the extra."""
+    if not have_big() or (cluster and not _have("distributed")):
+        raise click.ClickException(f"this run must be lazy ({why}), which needs the 'big' extra (dask, zarr"
+                                   f"{', distributed' if cluster else ''}): {_NEED_BIG}")
 
 
 def _run_in_memory(cmd, values, kwargs, image_path, axes, psf, records, out, overwrite, quiet, notes, info,

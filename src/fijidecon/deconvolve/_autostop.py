@@ -729,7 +729,7 @@ def _on_pilot(image: Any, psf: Any, opts: dict) -> bool:
         need = estimate_memory("richardson-lucy", a.shape, np.shape(psf), stop="auto", dtype=a.dtype, **mem)
     except (ValueError, TypeError):  # the run itself says what is wrong
         return False
-    return need + 2 * 4 * a.size > limit
+    return need + _bricks.resident_bytes(a.nbytes, a.size) > limit
 
 
 def _run_on_pilots(rl: Any, image: Any, psf: Any, iterations: Any, gain: Any, offset: Any, opts: dict) -> Any:

@@ -388,6 +388,12 @@ def check_core(core: Any, ndim: int) -> tuple[int, ...] | None:
     return tuple(_validate.check_int(f"bricks[{i}]", c, 1) for i, c in enumerate(core))
 
 
+def resident_bytes(input_bytes: int, n: int) -> int:
+    """What an in-memory run holds for all of it beside the method's own memory: the input
+    (``input_bytes``), its float32 output and, for another dtype, its float32 copy (``n`` voxels)."""
+    return int(input_bytes) + 4 * n + (0 if int(input_bytes) == 4 * n else 4 * n)
+
+
 def plan_volumes(method: str, layout: Any, vols: Sequence[Any], preps: Sequence[Any], options: dict,
                  memory_limit: Any, core: Any, halo: Any, input_bytes: int) -> list[Plan | None]:
     """One plan (or ``None``: whole) per volume; the input, its float32 copy and the output
@@ -395,8 +401,7 @@ def plan_volumes(method: str, layout: Any, vols: Sequence[Any], preps: Sequence[
     ndim = len(layout.vol_axes)
     core, halo = check_core(core, ndim), check_halo(halo, ndim)
     limit = budget(memory_limit)
-    n = int(np.prod(layout.shape))
-    resident = int(input_bytes) + 4 * n + (0 if input_bytes == 4 * n else 4 * n)
+    resident = resident_bytes(input_bytes, int(np.prod(layout.shape)))
     plans: dict[int, Plan | None] = {}
     out = []
     for v, p in zip(vols, preps):

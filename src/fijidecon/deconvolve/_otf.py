@@ -316,21 +316,20 @@ def _match_voxel_size(a, name, voxel_size, psf_voxel_size, max_shape, report, no
     ps = _validate.check_spacing("psf_voxel_size", psf_voxel_size, a.ndim)
     if all(abs(p - v) <= 1e-3 * v for p, v in zip(ps, vs)):
         return a
+    ratio = apart(ps, vs)
     if unit_mixup(ps, vs):
         warnings.warn(f"{name}: its voxel size {_fmt(ps)} and the image's {_fmt(vs)} differ about "
-                      f"{max(max(p / v, v / p) for p, v in zip(ps, vs)):.0f}x: probably a unit mix-up (nm vs µm); "
+                      f"{ratio:.0f}x: probably a unit mix-up (nm vs µm); "
                       "the PSF is used at the image's voxel size, not resampled", RuntimeWarning, stacklevel=5)
         return a
-    ratio = max(max(p / v, v / p) for p, v in zip(ps, vs))
+    check = ("check both voxel sizes (the files' calibration, --voxel-size/--psf-voxel-size, "
+             "voxel_size=/psf_voxel_size=)")
     if ratio > ABSURD_APART:  # m vs µm: a constant or an unchanged image (in memory), a huge PSF (lazy)
-        raise ValueError(f"{name}: its voxel size {_fmt(ps)} and the image's {_fmt(vs)} differ {ratio:.3g}x; no "
-                         "microscope samples a PSF and its image that differently: check both voxel sizes (the "
-                         "files' calibration, --voxel-size/--psf-voxel-size, voxel_size=/psf_voxel_size=)")
+        raise ValueError(f"{name}: its voxel size {_fmt(ps)} and the image's {_fmt(vs)} differ {ratio:.3g}x; "
+                         f"{NO_MICROSCOPE}: {check}")
     if ratio > FAR_APART:  # not nm/µm (above), but as absurd: a resolution tag of 0 ...
-        warnings.warn(f"{name}: its voxel size {_fmt(ps)} and the image's {_fmt(vs)} differ {ratio:.3g}x: no "
-                      "microscope samples a PSF and its image that differently; check both voxel sizes (the files' "
-                      "calibration, --voxel-size/--psf-voxel-size, voxel_size=/psf_voxel_size=)", RuntimeWarning,
-                      stacklevel=5)
+        warnings.warn(f"{name}: its voxel size {_fmt(ps)} and the image's {_fmt(vs)} differ {ratio:.3g}x: "
+                      f"{NO_MICROSCOPE}; {check}", RuntimeWarning, stacklevel=5)
     limit = None
     if max_shape is not None:  # no need to compute more than the method can use (+ room to re-centre)
         limit = [int(m) + 2 for m in max_shape]
@@ -353,6 +352,15 @@ def _match_voxel_size(a, name, voxel_size, psf_voxel_size, max_shape, report, no
 #: beyond ``ABSURD_APART`` they are refused.
 FAR_APART = 30.0
 ABSURD_APART = 3000.0
+
+
+#: Said of voxel sizes more than :data:`FAR_APART` apart.
+NO_MICROSCOPE = "no microscope samples a PSF and its image that differently"
+
+
+def apart(a: Sequence[float], b: Sequence[float]) -> float:
+    """How many times two voxel sizes differ along the axis where they differ most (>= 1)."""
+    return max(max(x / y, y / x) for x, y in zip(a, b))
 
 
 def unit_mixup(psf_voxel_size: Sequence[float], voxel_size: Sequence[float]) -> bool:
