@@ -112,6 +112,22 @@ def test_ctrl_c_while_the_cli_imports_is_one_line():
     assert r.returncode == 130 and r.stderr == "Interrupted.\n", r.stderr
 
 
+def test_sigterm_while_the_cli_imports_is_one_line():
+    """SIGTERM in the first second killed the process by the signal (-15, no word)."""
+    code = ("import os, signal, sys\n"
+            "class Stop:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'fijidecon.cli':\n"
+            "            os.kill(os.getpid(), signal.SIGTERM)\n"
+            "sys.meta_path.insert(0, Stop())\n"
+            "from fijidecon._entry import main\n"
+            "rc = main()\n"
+            "assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL\n"
+            "sys.exit(rc)\n")
+    r = subprocess.run([sys.executable, "-c", code, "info"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 143 and r.stderr == "Terminated.\n", (r.returncode, r.stderr)
+
+
 def test_a_psf_stored_as_rgb_takes_psf_voxel_size(tmp_path):
     """--psf-voxel-size on such a PSF: '3 values for a PSF with 2 spatial axes (YX)'."""
     tifffile.imwrite(tmp_path / "img.tif", np.ones((8, 24, 24), np.float32))
