@@ -180,3 +180,24 @@ def test_an_empty_value_is_not_taken_as_auto(tmp_path, capsys, option):
     err = capsys.readouterr().err
     assert f"Invalid value for '{option}': empty; give a value or 'auto'" in err, err
     assert not (tmp_path / "o.tif").exists()
+
+
+def test_a_note_during_a_brick_bar_gets_its_own_line():
+    """A note or warning printed while the tqdm bar of bricks was drawn ended up on the bar's line."""
+    import io
+
+    from tqdm import tqdm
+
+    from fijidecon.cli import _Notes
+
+    buf = io.StringIO()
+    bar = tqdm(total=3, file=buf, mininterval=0)
+    try:
+        _Notes(quiet=False).warn("a late warning")
+        bar.update(1)
+    finally:
+        bar.close()
+    text = buf.getvalue()
+    before, sep, after = text.partition("Warning: a late warning\n")
+    assert sep and before.endswith("\r"), repr(text)  # the bar was cleared first
+    assert "1/3" in after  # and drawn again below it

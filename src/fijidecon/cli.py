@@ -107,12 +107,22 @@ class _Notes(logging.Handler):
         elif msg not in self.notes and msg not in self.warnings:  # a warning also logged as a note: once
             self.notes.append(msg)
             if not self.quiet:
-                click.echo(f"Note: {msg}", err=True)
+                _say(f"Note: {msg}")
 
     def warn(self, msg: str) -> None:
         if msg not in self.warnings:
             self.warnings.append(msg)
-            click.echo(f"Warning: {msg}", err=True)
+            _say(f"Warning: {msg}")
+
+
+def _say(line: str) -> None:
+    """One line on stderr; above a brick progress bar (tqdm) when one is drawn, not on its line."""
+    bars = sys.modules.get("tqdm")
+    drawn = list(getattr(bars.tqdm, "_instances", ())) if bars is not None else []
+    if drawn:  # tqdm clears the bars drawn on that stream, writes the line, and draws them again
+        bars.tqdm.write(line, file=drawn[0].fp)
+    else:
+        click.echo(line, err=True)
 
     def showwarning(self, message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ARG002
         self.warn(_one_line(message))
