@@ -201,3 +201,14 @@ def test_a_note_during_a_brick_bar_gets_its_own_line():
     before, sep, after = text.partition("Warning: a late warning\n")
     assert sep and before.endswith("\r"), repr(text)  # the bar was cleared first
     assert "1/3" in after  # and drawn again below it
+
+
+def test_stop_reasons_are_said_in_words():
+    """Improved Iterative Deconvolve 3D said '(diverged)' for a small rise of its change figure."""
+    from fijidecon.cli import _iterations_text
+
+    assert _iterations_text({"iterations": 7, "stop_reason": "diverged"}) == \
+        ", 7 iterations (the change figure rose: divergence detection)"
+    assert _iterations_text({"iterations": 9, "stop_reason": "change_increased"}) == \
+        ", 9 iterations (the change figure rose)"
+    assert _iterations_text({"iterations": 30, "stop_reason": "iterations"}) == ", 30 iterations (as asked)"

@@ -114,6 +114,9 @@ class _Notes(logging.Handler):
             self.warnings.append(msg)
             _say(f"Warning: {msg}")
 
+    def showwarning(self, message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ARG002
+        self.warn(_one_line(message))
+
 
 def _say(line: str) -> None:
     """One line on stderr; above a brick progress bar (tqdm) when one is drawn, not on its line."""
@@ -123,9 +126,6 @@ def _say(line: str) -> None:
         bars.tqdm.write(line, file=drawn[0].fp)
     else:
         click.echo(line, err=True)
-
-    def showwarning(self, message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ARG002
-        self.warn(_one_line(message))
 
 
 @contextmanager
@@ -587,6 +587,12 @@ def _labelled(name: str):
         raise
 
 
+#: Stop reasons in the summary line's words (others as they are: ``converged``, ``auto``, ``discrepancy`` ...).
+_STOP_WORDS = {"iterations": "as asked", "stop": "stopping rule", "max_iterations": "the maximum",
+               "diverged": "the change figure rose: divergence detection",
+               "change_increased": "the change figure rose"}
+
+
 def _iterations_text(rec: dict[str, Any]) -> str:
     """', 12 iterations (converged)', or per volume of a hyperstack when they differ."""
     if "iterations" not in rec:
@@ -596,7 +602,7 @@ def _iterations_text(rec: dict[str, Any]) -> str:
     why = list(why) if isinstance(why, (list, tuple)) else [why]
     if len(set(map(str, its))) == 1 and len(set(map(str, why))) == 1:
         each = " each" if len(its) > 1 else ""
-        reason = {"iterations": "as asked", "stop": "stopping rule"}.get(str(why[0]), why[0])
+        reason = _STOP_WORDS.get(str(why[0]), why[0])
         return f", {its[0]} iteration{'' if str(its[0]) == '1' else 's'}{each} ({reason})"
     return ", iterations per volume " + ", ".join(f"{i} ({w})" for i, w in zip(its, why * len(its)))
 
