@@ -95,8 +95,10 @@ def test_bricked_and_dask_runs_give_each_volume_its_background():
         assert res.background == list(LEVELS)
         for c in range(2):  # bricks with the PSF's halo: the whole volume's result
             assert np.linalg.norm(out[c] - whole.image[c]) / np.linalg.norm(whole.image[c]) < 0.01
-    auto = richardson_lucy(da.from_array(img, chunks=(1, 20, 48, 48)), PSF, 3, background="auto")
-    assert auto.background == [_background.estimate(img[c]) for c in range(2)]  # one brick: the whole volume
+    # 'auto' is estimated on the whole volume whatever the bricks (on the central brick it moved with the budget)
+    for chunks, bricks in (((1, 20, 48, 48), None), ((1, 10, 24, 24), (10, 24, 24))):
+        auto = richardson_lucy(da.from_array(img, chunks=chunks), PSF, 3, background="auto", bricks=bricks)
+        assert auto.background == pytest.approx([_background.estimate(img[c]) for c in range(2)], rel=1e-6)
 
 
 @pytest.mark.filterwarnings("ignore:stop. 'auto' chose the last iteration")
@@ -120,8 +122,9 @@ def test_the_faces_text_is_parsed_by_the_command_description(text, value):
 
     p = {q.name: q for q in get_command("richardson-lucy").params}["background"]
     assert p.convert(text) == value
-    with pytest.raises(ValueError, match="^background: expected a number >= 0, one per channel"):
-        p.convert("600,x")
+    for bad in ("600,x", "600,", ",600", "600,,400", "", "auto,auto"):  # an empty item is not "one for all"
+        with pytest.raises(ValueError, match="^background: expected a number >= 0, one per channel"):
+            p.convert(bad)
 
 
 def test_cli_background_per_channel_and_auto(tmp_path, capsys):
@@ -148,3 +151,22 @@ def test_cli_background_per_channel_and_auto(tmp_path, capsys):
     assert main([*args, str(tmp_path / "bad.ome.tif"), "--background", "600,100,5"]) == 2
     assert "background: 3 values for an image with 2 channel(s)" in capsys.readouterr().err
     assert not (tmp_path / "bad.ome.tif").exists()
+
+
+def test_a_background_far_above_the_darkest_part_warns_naming_its_level():
+    img, _ = _two_channels()
+    with pytest.warns(RuntimeWarning, match=r"^background: 700 is far above the darkest part of the image "
+                                            r"\(volume t=0, c=0\), whose lowest local mean is 59\d"):
+        richardson_lucy(img, PSF, 2, background=[700, 100])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        richardson_lucy(img, PSF, 2, background=list(LEVELS))  # the true levels: silent
+        richardson_lucy(img, PSF, 2, background=np.array(600.0)[()] * 0 + np.array(100.0))  # a 0-d array
+
+
+def test_the_note_gives_each_channels_range_over_time_points():
+    assert _background.describe([2194.0, 486.4, 2494.0, 786.0], 2) == "2194-2494 (c=0), 486.4-786 (c=1)"
+    assert _background.describe([5.0, 5.0], 1) == "5"
+    assert _background.estimate(np.full((4, 12, 12), 7, np.uint16)) == 7.0

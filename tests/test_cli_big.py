@@ -349,16 +349,24 @@ def test_a_budget_too_small_for_any_brick_names_the_budget_that_fits(tmp_path, c
     assert not any("brick" in n for n in side["notes"]) and "brick_core" not in side.get("memory", {}), side["notes"]
     assert main([*args, str(tmp_path / "c.tif"), "--memory-limit", f"{int(need[1]) - 2}MiB"]) == 2
     capsys.readouterr()
-    # an OME-Zarr output is lazy whatever the budget: the advice names a TIFF output (it said the budget
-    # alone runs it whole, and the run with that budget still made the same bricks)
+    # an OME-Zarr output is lazy whatever the budget: the advice is the budget of one brick per volume (the
+    # in-memory figure split it anyway), and that budget runs it as one brick, without the warning
     assert main([*args, str(tmp_path / "z.ome.zarr"), "--memory-limit", f"{need[1]}MiB"]) == 0
-    assert re.search(r"a TIFF output \(-o NAME.tif\) with --memory-limit \d+MiB runs it whole",
-                     capsys.readouterr().err)
+    one = re.search(r"--memory-limit (\d+)MiB runs it whole", capsys.readouterr().err)
+    assert one, "no advice"
+    assert main([*args, str(tmp_path / "z1.ome.zarr"), "--memory-limit", f"{one[1]}MiB"]) == 0
+    err = capsys.readouterr().err
+    assert "bricks computes" not in err and "not split" in err, err
 
 
-def test_costly_advice_under_workers_says_without_workers():
-    """With --workers a budget alone does not run the volume whole: the advice says without what."""
-    from fijidecon.cli_big import _warn_costly
+def test_one_brick_budget_counts_the_bricks_computed_at_once():
+    """With --workers 2 the budget is shared by two bricks at once: the advice said a budget (from the
+    in-memory rule) under which the run still made 16 bricks."""
+    from fijidecon.cli_big import _best_plan, _one_brick_limit
 
-    with pytest.warns(RuntimeWarning, match=r"--memory-limit 270MiB without --workers runs it whole"):
-        _warn_costly("richardson-lucy", (160, 160, 160), (160, 40, 40), (61, 32, 32), 270 * 2**20, "--workers")
+    vol, kernel, halo, opts = (40, 96, 96), (25, 31, 31), (25, 31, 31), {"iterations": 2}
+    one = {c: _one_brick_limit("richardson-lucy", vol, kernel, halo, opts, 2**20, c, False) for c in (1, 2)}
+    assert one[2] > one[1]
+    for c, b in one.items():
+        assert tuple(_best_plan("richardson-lucy", vol, kernel, halo, opts, b, c, False)[1]) == vol
+        assert _best_plan("richardson-lucy", vol, kernel, halo, opts, b - 2**21, c, False)[1] != vol

@@ -152,7 +152,7 @@ def test_output_names_that_are_not_file_names_are_refused(tmp_path, capsys, name
 
 
 @pytest.mark.parametrize("unit, ok", [("nan", False), ("furlong", False), ("", False), ("µm", True),
-                                      ("micron", True), ("pixel", True)])
+                                      ("micron", True), ("pixel", True), ("NM", True), ("pixels", True)])
 def test_psf_unit_must_be_a_length_unit(tmp_path, capsys, unit, ok):
     """--unit took any text (``nan``) and wrote it into the PSF file's calibration."""
     from fijidecon.cli import main
@@ -162,13 +162,14 @@ def test_psf_unit_must_be_a_length_unit(tmp_path, capsys, unit, ok):
     rc = main(["psf", "gaussian", "--width", "8", "--height", "8", "--depth", "4", "--unit", unit, "-o", str(out)])
     err = capsys.readouterr().err
     if ok:
-        assert rc == 0 and read_image(out)[1].unit in (unit, "micron"), err
+        assert rc == 0 and read_image(out)[1].unit in (unit, "micron", unit.lower(), "pixel"), err
+        assert read_image(out)[1].unit != "NM"  # the usual spelling is written
     else:
         assert rc == 2 and "Invalid value for '--unit'" in err and "is not a length unit" in err, err
         assert not out.exists()
 
 
-@pytest.mark.parametrize("option", ["--weight", "--memory-limit"])
+@pytest.mark.parametrize("option", ["--weight", "--memory-limit", "--scheduler"])
 def test_an_empty_value_is_not_taken_as_auto(tmp_path, capsys, option):
     """``--weight "$W"`` with W unset ran with the automatic weight, silently."""
     from fijidecon.cli import main
@@ -178,7 +179,8 @@ def test_an_empty_value_is_not_taken_as_auto(tmp_path, capsys, option):
     assert main(["deconvolve", "richardson-lucy", str(img), str(img), "-o", str(tmp_path / "o.tif"), option,
                  ""]) == 2
     err = capsys.readouterr().err
-    assert f"Invalid value for '{option}': empty; give a value or 'auto'" in err, err
+    said = "empty; give a value, or leave the option out" if option == "--scheduler" else "empty; give a value or 'auto'"
+    assert f"Invalid value for '{option}': {said}" in err, err
     assert not (tmp_path / "o.tif").exists()
 
 

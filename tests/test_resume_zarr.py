@@ -173,6 +173,7 @@ def test_cli_resume_after_sigkill_gives_the_uninterrupted_result(tmp_path):
     other = rerun(("10", "11"))
     assert other.returncode == 2 and "--resume: the partial output .r.ome.zarr.resumable was made with other " \
         "inputs or parameters" in other.stderr, other.stderr
+    assert "--iterations 10 then, 11 now" in other.stderr, other.stderr  # what differs, named
     # its bricks no longer fit: refused, naming the budget it began with
     small = rerun(("60MB", "20MB"))
     assert small.returncode == 2 and "which do not fit a budget of" in small.stderr, small.stderr

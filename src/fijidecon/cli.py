@@ -197,15 +197,18 @@ class _Choice(click.Choice):
 def _check_length_unit(ctx: Any, param: Any, value: Any) -> Any:
     """``--unit``: a length unit :mod:`fijidecon.calibration` knows, or ``pixel`` (spacings in pixels);
     any other text (``nan``, a typo) would be written into the file's calibration unread."""
-    from .calibration import unit_factor
+    from .calibration import UNIT_NM, unit_factor
 
-    if value is None or str(value).strip().lower() in ("pixel", "pixels"):
+    if value is None:
         return value
+    text = str(value).strip()
+    if text.lower() in ("pixel", "pixels"):
+        return "pixel"
     try:
-        unit_factor(value)
+        unit_factor(text)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a length unit (nm, um/micron, mm, m, pm, Å, or pixel)") from None
-    return str(value).strip()
+    return text if text in UNIT_NM else text.lower()  # the file gets the usual spelling ('NM' -> 'nm')
 
 
 class _NotEmpty(click.ParamType):
@@ -365,15 +368,24 @@ def _big_options() -> list[click.Option]:
         click.Option(["--workers"], type=click.IntRange(min=1), default=None, metavar="N",
                      help="Compute on a local Dask cluster of N worker processes (one thread each), the "
                           "input read lazily and the result written brick by brick."),
-        click.Option(["--scheduler"], default=None, metavar="ADDRESS",
+        click.Option(["--scheduler"], default=None, metavar="ADDRESS", callback=_not_empty,
                      help="Compute on an existing Dask distributed cluster (e.g. tcp://host:8786, started with "
                           "'dask scheduler' and 'dask worker', or dask-jobqueue); the workers must see the input "
                           "and output paths. --memory-limit is then the budget of each worker."),
         click.Option(["--resume"], is_flag=True,
                      help="OME-Zarr output (.zarr) only: keep the partial output if the run does not finish "
                           "(a crash, Ctrl-C, a kill), and go on from the chunks it holds when the same command is run "
-                          "again with --resume (same inputs, parameters and bricks; otherwise it starts again)."),
+                          "again with --resume (same inputs and parameters: the partial keeps its bricks; "
+                          "another command is refused)."),
     ]
+
+
+def _not_empty(ctx: Any, param: Any, value: Any) -> Any:
+    """An option given as empty text (``--scheduler "$ADDR"`` with ADDR unset) is refused: it
+    would otherwise mean "not given" and run somewhere else than meant."""
+    if isinstance(value, str) and not value.strip():
+        raise click.BadParameter("empty; give a value, or leave the option out")
+    return value
 
 
 def input_record(parameter: str, path: str, arr: Any, cal: Calibration, channel: int | None = None):

@@ -253,21 +253,39 @@ def _smallest_limit(method, vol, kernel, halo, opts, limit, concurrency, tiff_ou
 
 
 def _warn_costly(method: str, vol: tuple[int, ...], core: tuple[int, ...], halo: tuple[int, ...],
-                 whole: int | None, forced: str | None = None) -> None:
+                 whole: int | None) -> None:
     """:func:`fijidecon.deconvolve._bricks.warn_costly` for the CLI's lazy plan (the whole run may
-    be both faster and smaller: RedLionfish's 160³ with its 61x32x32 PSF at 200MB, 16 bricks, 5.5x the time).
-    ``forced``: what makes the run lazy whatever the budget (``"--workers"``, ``"--scheduler"``,
-    ``"OME-Zarr output"``), so that a budget alone does not run it whole: the advice says so."""
+    be both faster and smaller: RedLionfish's 160³ with its 61x32x32 PSF at 200MB, 16 bricks, 5.5x the time);
+    ``whole``: the budget that runs the volume whole (one brick, or in memory), as this run would."""
     from .deconvolve import _bricks
 
-    advice = None
-    if whole:
-        advice = f"--memory-limit {int(whole) // 2**20}MiB"
-        if forced == "OME-Zarr output":
-            advice = f"a TIFF output (-o NAME.tif) with {advice}"
-        elif forced:
-            advice = f"{advice} without {forced}"
+    advice = f"--memory-limit {-(-int(whole) // 2**20)}MiB" if whole else None
     _bricks.warn_costly(_bricks.Plan(vol, core, halo, True), method, advice, "--memory-limit", stacklevel=3)
+
+
+def _costly(vol, core, halo) -> bool:
+    """Whether the core's costly-bricks warning (``_bricks.COSTLY_PLAN``) will be given for this plan."""
+    from .deconvolve import _bricks
+
+    plan = _bricks.Plan(vol, core, halo, True)
+    return plan.n * float(np.prod(plan.outer)) / float(np.prod(vol)) >= _bricks.COSTLY_PLAN
+
+
+def _one_brick_limit(method, vol, kernel, halo, opts, limit, concurrency, tiff_out) -> int:
+    """The smallest budget (to 1 MiB) whose plan is one brick per volume, with the same concurrency
+    and output kind (the costly-bricks warning's remedy; with --workers or an OME-Zarr output a
+    budget that would run an in-memory run whole may still split it)."""
+    def whole(b: int) -> bool:
+        best = _best_plan(method, vol, kernel, halo, opts, b, concurrency, tiff_out)
+        return best is not None and tuple(best[1]) == tuple(vol)
+
+    lo, hi = int(limit), max(int(limit), 2**20) * 2
+    while not whole(hi) and hi < 2**50:
+        lo, hi = hi, hi * 2
+    while hi - lo > 2**20:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if whole(mid) else (mid, hi)
+    return -(-hi // 2**20) * 2**20
 
 
 def _work(vol, core, halo, kernel) -> float:
@@ -373,7 +391,7 @@ def scheduler(workers: int | None, address: str | None) -> Iterator[Scheduler]:
         with cluster, Client(cluster) as client, _no_all_exit_logs():
             held = sum(client.run(_rss).values())
             try:
-                yield Scheduler(client, workers, held, None, f"local cluster of {workers} worker processes")
+                yield Scheduler(client, workers, held, None, f"local cluster of {workers} worker process{'es' if workers > 1 else ''}")
             except (KeyboardInterrupt, SystemExit):
                 _end_workers_now(cluster)
                 raise
@@ -808,7 +826,9 @@ def _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, 
         core, halo, room = prior or plan_bricks(cmd.id, vol, kernel, opts, budget_now, sched.concurrency, tiff_out,
                                                 whole if tiff_out and not (workers or address) else None)
         info.update(brick_core=list(core), halo=list(halo), brick_budget_bytes=room, scheduler=sched.description)
-        _warn_costly(cmd.id, vol, core, halo, whole, None if tiff_out and not (workers or address) else why)
+        if _costly(vol, core, halo):  # the budget that runs it as one brick (or in memory), as this run would
+            one = _one_brick_limit(cmd.id, vol, kernel, halo, opts, budget_now, sched.concurrency, tiff_out)
+            _warn_costly(cmd.id, vol, core, halo, min(one, whole) if tiff_out and not (workers or address) else one)
         if not quiet:
             click.echo(f"Note: lazy run ({why}) on {sched.description}: bricks of {'x'.join(map(str, core))} "
                        f"voxels + halo {'x'.join(map(str, halo))}, a budget of {_size(room)} per brick", err=True)
@@ -828,11 +848,38 @@ def _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, 
                 "resume": resume_key(cmd, values, records, core, halo), "report": {},
                 "on_start": lambda rep: set_total(rep["bricks_to_compute"]) if rep["kept"] else None,
                 "resume_info": {"key": resume_key(cmd, values, records), "core": list(core), "halo": list(halo),
-                                "budget": int(budget_now)}}
+                                "budget": int(budget_now), **_made_from(cmd, values, records)}}
             line = _finish(cmd, kwargs, records, out, ticked, ocal, result, notes, t0, overwrite, info,
                            setup_seconds=t1 - t0, resumable=resumable)
     if not quiet:
         click.echo(line, err=True)
+
+
+def _made_from(cmd: Command, values: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a resumable partial keeps of the run that made it, to say what differs on a refused
+    ``--resume``: the version, the command, its values (not the budget) and each input's path and checksum."""
+    from . import io
+
+    return {"version": __version__, "command": cmd.id,
+            "values": io.jsonable({k: v for k, v in values.items() if k != "memory_limit"}),
+            "inputs": [{k: r.get(k) for k in ("parameter", "path", "sha256")} for r in records]}
+
+
+def _what_differs(then: dict[str, Any], now: dict[str, Any]) -> str:
+    """The first difference between two :func:`_made_from` records, in words ("" when none is known)."""
+    if then.get("version") != now["version"]:
+        return f"fijidecon {then.get('version')} then, {now['version']} now"
+    if then.get("command") != now["command"]:
+        return f"command {then.get('command')} then, {now['command']} now"
+    old = then.get("values") or {}
+    for k, v in now["values"].items():
+        if k in old and old[k] != v:
+            return f"--{k.replace('_', '-')} {old[k]} then, {v} now"
+    for a, b in zip(then.get("inputs") or [], now["inputs"]):
+        if a != b:
+            why = "another file" if a.get("path") != b.get("path") else "its content changed"
+            return f"{b.get('parameter')} {b.get('path')}: {why}"
+    return ""
 
 
 def _prior_plan(cmd: Command, values: dict[str, Any], records: list[dict[str, Any]], out: Path,
@@ -853,9 +900,11 @@ def _prior_plan(cmd: Command, values: dict[str, Any], records: list[dict[str, An
         return None
     name = lazy_io.resumable_path(out).name
     if info.get("key") != resume_key(cmd, values, records):
+        what = _what_differs(info, _made_from(cmd, values, records))
         raise click.ClickException(f"--resume: the partial output {name} was made with other inputs or parameters (or "
-                                   "another version of fijidecon); run the command that made it to go on, or run "
-                                   "without --resume to start again (the partial is then replaced)")
+                                   f"another version of fijidecon){': ' + what if what else ''}; run the command "
+                                   "that made it to go on, or run without --resume to start again (the partial is "
+                                   "then replaced)")
     vol, kernel, opts, budget, concurrency, tiff_out = plan_args
     core, halo = tuple(info["core"]), tuple(info["halo"])
     room = room_for(cmd.id, vol, kernel, core, halo, opts, budget, concurrency, tiff_out)
