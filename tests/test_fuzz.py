@@ -333,7 +333,8 @@ def test_fuzz_richardson_lucy(data):
     good = dict(COMMON, iterations=st.integers(0, 4), regularization=st.sampled_from([None, "tv", "tikhonov"]),
                 weight=st.sampled_from([None, 1e-3]), acceleration=st.sampled_from([None, "biggs-andrews"]),
                 edges=st.sampled_from(["non-circulant", "periodic", "reflect"]), snapshot_every=st.sampled_from([None, 2]),
-                stop=st.sampled_from([None, 1e-3, "discrepancy"]), background=st.sampled_from([0.0, 1.0]),
+                stop=st.sampled_from([None, 1e-3, "discrepancy"]),
+                background=st.sampled_from([0.0, 1.0, "auto", [1.0], (0.5, 0.5)]),
                 read_noise=st.sampled_from([0.0, 2.0]), track_deviance=st.sampled_from([None, True]),
                 back_projector=st.sampled_from([None, "wiener-butterworth"]))
     kw = kwargs_from(data.draw, good)
@@ -528,3 +529,17 @@ def test_found_write_image_one_pixel_planes_read_back(tmp_path, shape):
         assert back.size == a.size and back.shape[-2:] == a.shape[-2:], f"{a.shape} read back as {back.shape}"
     else:  # or refused in one line naming the array
         assert str(r).startswith("array: ") and not (tmp_path / "out.tif").exists()
+
+
+@given(text=st.one_of(st.text(max_size=12), st.text(alphabet="0123456789.,; -eEinfatuAU", max_size=14)))
+def test_fuzz_background_text_of_the_faces(text):
+    """The CLI/dialog text of ``background``: a float >= 0, a tuple of them, 'auto', or one line naming it."""
+    from fijidecon.deconvolve import _background
+
+    try:
+        got = _background.parse(text)
+    except ALLOWED as e:
+        assert NAME.match(str(e)) and str(e).startswith("background: ") and "\n" not in str(e), str(e)
+        return
+    vals = got if isinstance(got, tuple) else (got,)
+    assert got == "auto" or all(isinstance(v, float) and np.isfinite(v) and v >= 0 for v in vals), got
