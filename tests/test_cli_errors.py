@@ -214,3 +214,15 @@ def test_stop_reasons_are_said_in_words():
     assert _iterations_text({"iterations": 9, "stop_reason": "change_increased"}) == \
         ", 9 iterations (the change figure rose)"
     assert _iterations_text({"iterations": 30, "stop_reason": "iterations"}) == ", 30 iterations (as asked)"
+
+
+def test_a_closed_stderr_does_not_fail_the_run(tmp_path):
+    """`fijidecon ... 2>&-` (stderr closed by the caller, so Python's sys.stderr is None) exited 1
+    without a word and wrote nothing (an AttributeError on sys.stderr.isatty())."""
+    img = tmp_path / "a.tif"
+    tifffile.imwrite(img, np.ones((4, 16, 16), np.float32) + 1, imagej=True, metadata={"axes": "ZYX"})
+    code = "import sys\nfrom fijidecon.cli import main\nsys.exit(main())\n"
+    r = subprocess.run([sys.executable, "-c", code, "deconvolve", "richardson-lucy", str(img), str(img), "-o",
+                        str(tmp_path / "o.tif"), "--iterations", "2"], stderr=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       timeout=120, close_fds=True, pass_fds=(), preexec_fn=lambda: __import__("os").close(2))
+    assert r.returncode == 0 and (tmp_path / "o.tif").exists()

@@ -1037,6 +1037,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI; expected errors become one line and exit code 2; Ctrl-C
     gives 130 and SIGTERM 143, both after removing temporary files."""
     args = list(sys.argv[1:] if argv is None else argv)
+    for name in ("stdout", "stderr"):  # closed by the caller (2>&-): Python sets None; the run goes on unheard
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w"))
     _INVOCATION[:] = [str(a) for a in args]
     _OUTPUT_DONE.update(done=False, active=True)
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
