@@ -201,7 +201,7 @@ def test_a_note_during_a_brick_bar_gets_its_own_line():
         bar.close()
     text = buf.getvalue()
     before, sep, after = text.partition("Warning: a late warning\n")
-    assert sep and before.endswith("\r"), repr(text)  # the bar was cleared first
+    assert sep and before.endswith("\r\n"), repr(text)  # the bar was cleared first; in a log, a line of its own
     assert "1/3" in after  # and drawn again below it
 
 

@@ -123,7 +123,9 @@ def _say(line: str) -> None:
     bars = sys.modules.get("tqdm")
     drawn = list(getattr(bars.tqdm, "_instances", ())) if bars is not None else []
     if drawn:  # tqdm clears the bars drawn on that stream, writes the line, and draws them again
-        bars.tqdm.write(line, file=drawn[0].fp)
+        fp = drawn[0].fp
+        tty = bool(getattr(fp, "isatty", lambda: False)())
+        bars.tqdm.write(line if tty else "\n" + line, file=fp)  # a log file: the line starts a line (grep ^Note)
     else:
         click.echo(line, err=True)
 
