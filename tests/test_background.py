@@ -166,6 +166,15 @@ def test_a_background_far_above_the_darkest_part_warns_naming_its_level():
         richardson_lucy(img, PSF, 2, background=np.array(600.0)[()] * 0 + np.array(100.0))  # a 0-d array
 
 
+def test_a_lazy_run_warns_about_a_background_far_above_too():
+    da = pytest.importorskip("dask.array")
+    img, _ = _two_channels(shape=(20, 48, 48))
+    with pytest.warns(RuntimeWarning, match=r"^background: 700 is far above the darkest part of the image "
+                                            r"\(volume t=0, c=0\)"):
+        richardson_lucy(da.from_array(img, chunks=(1, 10, 24, 24)), PSF, 2, background=[700, 100],
+                        bricks=(10, 24, 24))
+
+
 def test_the_note_gives_each_channels_range_over_time_points():
     assert _background.describe([2194.0, 486.4, 2494.0, 786.0], 2) == "2194-2494 (c=0), 486.4-786 (c=1)"
     assert _background.describe([5.0, 5.0], 1) == "5"

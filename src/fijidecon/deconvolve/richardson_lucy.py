@@ -678,8 +678,9 @@ def _warn_offset(bgs: Sequence[float], vols: Sequence[Any], scale: float = 1.0, 
 
 
 def _warn_high(bgs: Sequence[float], vols: Sequence[Any], scale: float = 1.0, single: bool = True) -> None:
-    """A background far above a volume's darkest part (:func:`_background.too_high`): said once, with
-    the level (the mirror of :func:`_warn_offset`)."""
+    """A background far above a volume's darkest part (:func:`_background.too_high`; ``vols``: the
+    volumes, or in a lazy run each channel's central brick at t=0): said once, with the level (the
+    mirror of :func:`_warn_offset`)."""
     if _autostop.THINNED.get():
         return
     for b, v in zip(bgs, vols):
@@ -850,6 +851,10 @@ def _lazy(image, psf, axes, iterations, stop_fn, opts, voxel_size, psf_voxel_siz
     if not _autostop.THINNED.get():  # each channel's central brick at t=0 (read once more)
         _say_offset([(_low(central(c)), lv.tops[c], "" if lv.n_c == 1 else f" (channel {c})")
                      for c in range(lv.n_c) if bgs[c] <= 0], stacklevel=4)
+        if opts["background"] != _background.AUTO:  # its darkest part: a lower bound of the volume's
+            given = [c for c in range(lv.n_c) if bgs[c] > 0]
+            _warn_high([bgs[c] for c in given], [_hyper.Volume(0, c, central(c), None) for c in given],
+                       single=lv.n_c == 1)
     bg_note = _background_note(opts["background"], bgs, lv.n_c, 1.0)
     counts: list[int] = []
     reasons: list[str] = []
