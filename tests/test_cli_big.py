@@ -349,8 +349,9 @@ def test_a_budget_too_small_for_any_brick_names_the_budget_that_fits(tmp_path, c
     assert not any("brick" in n for n in side["notes"]) and "brick_core" not in side.get("memory", {}), side["notes"]
     assert main([*args, str(tmp_path / "c.tif"), "--memory-limit", f"{int(need[1]) - 2}MiB"]) == 2
     capsys.readouterr()
-    # an OME-Zarr output is lazy whatever the budget: the advice is the budget of one brick per volume (the
-    # in-memory figure split it anyway), and that budget runs it as one brick, without the warning
+    # an OME-Zarr output is lazy whatever the budget: the advised budget runs it as one brick, without the
+    # warning (a regression check; the fault it guards, a budget that still split, was under --workers:
+    # test_one_brick_budget_counts_the_bricks_computed_at_once)
     assert main([*args, str(tmp_path / "z.ome.zarr"), "--memory-limit", f"{need[1]}MiB"]) == 0
     one = re.search(r"--memory-limit (\d+)MiB runs it whole", capsys.readouterr().err)
     assert one, "no advice"

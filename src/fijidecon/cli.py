@@ -214,17 +214,18 @@ def _check_length_unit(ctx: Any, param: Any, value: Any) -> Any:
 
 
 class _NotEmpty(click.ParamType):
-    """Text for an option whose default is automatic: an empty value (an unset shell variable,
-    ``--weight "$W"``) is refused, not taken as the automatic default (the dialogs' empty field is)."""
+    """Text that may not be empty: an empty value (an unset shell variable, ``--weight "$W"``) is
+    refused, not taken as the option's default (for ``auto`` options the dialogs' empty field is);
+    ``remedy`` ends the message."""
 
     name = "text"
 
-    def __init__(self, none: str) -> None:
-        self.none = none
+    def __init__(self, remedy: str) -> None:
+        self.remedy = remedy
 
     def convert(self, value: Any, param: Any, ctx: Any) -> Any:
         if isinstance(value, str) and not value.strip():
-            self.fail(f"empty; give a value or {self.none!r}", param, ctx)
+            self.fail(f"empty; give a value{self.remedy}", param, ctx)
         return value
 
 
@@ -242,7 +243,7 @@ def _click_option(p) -> click.Option:
     metavar = None
     if p.none is not None:  # a number (or a word) or the automatic default
         metavar = f"{'NUMBER' if p.numeric else 'TEXT'}|{p.none}"
-        typ = _NotEmpty(p.none)
+        typ = _NotEmpty(f" or {p.none!r}")
     return click.Option([p.cli_flag, p.name], type=typ, default=p.face_default, show_default=True, help=help_text,
                         metavar=metavar)
 
@@ -370,7 +371,7 @@ def _big_options() -> list[click.Option]:
         click.Option(["--workers"], type=click.IntRange(min=1), default=None, metavar="N",
                      help="Compute on a local Dask cluster of N worker processes (one thread each), the "
                           "input read lazily and the result written brick by brick."),
-        click.Option(["--scheduler"], default=None, metavar="ADDRESS", callback=_not_empty,
+        click.Option(["--scheduler"], type=_NotEmpty(", or leave the option out"), default=None, metavar="ADDRESS",
                      help="Compute on an existing Dask distributed cluster (e.g. tcp://host:8786, started with "
                           "'dask scheduler' and 'dask worker', or dask-jobqueue); the workers must see the input "
                           "and output paths. --memory-limit is then the budget of each worker."),
@@ -380,14 +381,6 @@ def _big_options() -> list[click.Option]:
                           "again with --resume (same inputs and parameters: the partial keeps its bricks; "
                           "another command is refused)."),
     ]
-
-
-def _not_empty(ctx: Any, param: Any, value: Any) -> Any:
-    """An option given as empty text (``--scheduler "$ADDR"`` with ADDR unset) is refused: it
-    would otherwise mean "not given" and run somewhere else than meant."""
-    if isinstance(value, str) and not value.strip():
-        raise click.BadParameter("empty; give a value, or leave the option out")
-    return value
 
 
 def input_record(parameter: str, path: str, arr: Any, cal: Calibration, channel: int | None = None):

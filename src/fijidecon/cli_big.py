@@ -243,12 +243,19 @@ def room_for(method, vol, kernel, core, halo, opts, limit, concurrency, tiff_out
 
 def _smallest_limit(method, vol, kernel, halo, opts, limit, concurrency, tiff_out) -> int:
     """The smallest budget (to 1 MiB) with a plan, for the refusal's remedy."""
+    return _least_budget(lambda b: _best_plan(method, vol, kernel, halo, opts, b, concurrency, tiff_out) is not None,
+                         limit)
+
+
+def _least_budget(fits: Any, limit: int) -> int:
+    """The smallest budget (rounded up to 1 MiB) above ``limit`` for which ``fits(budget)`` holds
+    (doubling, then bisecting; ``fits`` grows with the budget)."""
     lo, hi = int(limit), max(int(limit), 2**20) * 2
-    while _best_plan(method, vol, kernel, halo, opts, hi, concurrency, tiff_out) is None and hi < 2**50:
+    while not fits(hi) and hi < 2**50:
         lo, hi = hi, hi * 2
     while hi - lo > 2**20:
         mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if _best_plan(method, vol, kernel, halo, opts, mid, concurrency, tiff_out) else (mid, hi)
+        lo, hi = (lo, mid) if fits(mid) else (mid, hi)
     return -(-hi // 2**20) * 2**20
 
 
@@ -279,13 +286,7 @@ def _one_brick_limit(method, vol, kernel, halo, opts, limit, concurrency, tiff_o
         best = _best_plan(method, vol, kernel, halo, opts, b, concurrency, tiff_out)
         return best is not None and tuple(best[1]) == tuple(vol)
 
-    lo, hi = int(limit), max(int(limit), 2**20) * 2
-    while not whole(hi) and hi < 2**50:
-        lo, hi = hi, hi * 2
-    while hi - lo > 2**20:
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if whole(mid) else (mid, hi)
-    return -(-hi // 2**20) * 2**20
+    return _least_budget(whole, limit)
 
 
 def _work(vol, core, halo, kernel) -> float:
@@ -391,7 +392,8 @@ def scheduler(workers: int | None, address: str | None) -> Iterator[Scheduler]:
         with cluster, Client(cluster) as client, _no_all_exit_logs():
             held = sum(client.run(_rss).values())
             try:
-                yield Scheduler(client, workers, held, None, f"local cluster of {workers} worker process{'es' if workers > 1 else ''}")
+                yield Scheduler(client, workers, held, None,
+                                f"local cluster of {workers} worker process{'es' if workers > 1 else ''}")
             except (KeyboardInterrupt, SystemExit):
                 _end_workers_now(cluster)
                 raise
@@ -821,8 +823,9 @@ def _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, 
         else:
             budget_now = limit
         whole = whole_budget(info["estimate_whole_bytes"], tuple(lazy_img.shape), lazy_img.dtype)
-        prior = _prior_plan(cmd, values, records, out, (vol, kernel, opts, budget_now, sched.concurrency, tiff_out)) \
-            if resume else None
+        key = resume_key(cmd, values, records) if resume else None  # once: a folder input is walked for it
+        prior = _prior_plan(cmd, values, records, out, key, (vol, kernel, opts, budget_now, sched.concurrency,
+                                                              tiff_out)) if resume else None
         core, halo, room = prior or plan_bricks(cmd.id, vol, kernel, opts, budget_now, sched.concurrency, tiff_out,
                                                 whole if tiff_out and not (workers or address) else None)
         info.update(brick_core=list(core), halo=list(halo), brick_budget_bytes=room, scheduler=sched.description)
@@ -845,10 +848,10 @@ def _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, 
         ticked = with_ticks(image, sched)
         with brick_bar(int(ticked.npartitions), sched, quiet, cmd.title) as set_total:
             resumable = {} if not resume else {
-                "resume": resume_key(cmd, values, records, core, halo), "report": {},
+                "resume": with_bricks(key, core, halo), "report": {},
                 "on_start": lambda rep: set_total(rep["bricks_to_compute"]) if rep["kept"] else None,
-                "resume_info": {"key": resume_key(cmd, values, records), "core": list(core), "halo": list(halo),
-                                "budget": int(budget_now), **_made_from(cmd, values, records)}}
+                "resume_info": {"key": key, "core": list(core), "halo": list(halo), "budget": int(budget_now),
+                                **_made_from(cmd, values, records)}}
             line = _finish(cmd, kwargs, records, out, ticked, ocal, result, notes, t0, overwrite, info,
                            setup_seconds=t1 - t0, resumable=resumable)
     if not quiet:
@@ -882,11 +885,12 @@ def _what_differs(then: dict[str, Any], now: dict[str, Any]) -> str:
     return ""
 
 
-def _prior_plan(cmd: Command, values: dict[str, Any], records: list[dict[str, Any]], out: Path,
+def _prior_plan(cmd: Command, values: dict[str, Any], records: list[dict[str, Any]], out: Path, key: str,
                 plan_args: tuple) -> tuple[tuple[int, ...], tuple[int, ...], int] | None:
     """``--resume``: the bricks (core, halo, room) the output's partial was begun with, so that a
     rerun under another budget (the default is 70 % of the memory free *now*) or ``--workers``
-    goes on with the same bricks; ``None`` when there is no partial.  ``plan_args``: (vol, kernel,
+    goes on with the same bricks; ``None`` when there is no partial.  ``key``: this run's
+    :func:`resume_key`; ``plan_args``: (vol, kernel,
     opts, budget, concurrency, tiff_out).  Refuses, before computing, a partial made by another
     command, inputs or parameters (it would be discarded), one that cannot be read, and bricks
     that no longer fit the budget."""
@@ -899,7 +903,7 @@ def _prior_plan(cmd: Command, values: dict[str, Any], records: list[dict[str, An
     if info is None:
         return None
     name = lazy_io.resumable_path(out).name
-    if info.get("key") != resume_key(cmd, values, records):
+    if info.get("key") != key:
         what = _what_differs(info, _made_from(cmd, values, records))
         raise click.ClickException(f"--resume: the partial output {name} was made with other inputs or parameters (or "
                                    f"another version of fijidecon){': ' + what if what else ''}; run the command "
@@ -917,11 +921,10 @@ def _prior_plan(cmd: Command, values: dict[str, Any], records: list[dict[str, An
     return core, halo, room
 
 
-def resume_key(cmd: Command, values: dict[str, Any], records: list[dict[str, Any]],
-               core: tuple[int, ...] | None = None, halo: tuple[int, ...] | None = None) -> str:
+def resume_key(cmd: Command, values: dict[str, Any], records: list[dict[str, Any]]) -> str:
     """What a resumable output was made from, as a SHA-256: the package version, the command,
-    its parameters (not the memory budget), the inputs (checksums; a folder by its files' sizes
-    and times) and, when given, the bricks (core and halo).  A partial with another key is not resumed."""
+    its parameters (not the memory budget) and the inputs (checksums; a folder by its files'
+    sizes and times).  The partial's own key adds the bricks (:func:`with_bricks`)."""
     import hashlib
 
     from . import io
@@ -930,10 +933,16 @@ def resume_key(cmd: Command, values: dict[str, Any], records: list[dict[str, Any
               | ({"files": _folder_stamp(r["path"])} if r.get("sha256") is None else {}) for r in records]
     payload = {"version": __version__, "command": cmd.id, "inputs": inputs,
                "values": {k: v for k, v in values.items() if k != "memory_limit"}}
-    if core is not None:
-        payload.update(core=list(core), halo=list(halo or ()))
     text = json.dumps(io.jsonable(payload), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def with_bricks(key: str, core: tuple[int, ...], halo: tuple[int, ...]) -> str:
+    """A :func:`resume_key` and the bricks (core, halo) as one SHA-256: the key a partial is
+    written with (its chunks depend on the bricks too)."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps([key, list(core), list(halo)]).encode()).hexdigest()
 
 
 def _folder_stamp(path: str) -> list[int]:

@@ -546,8 +546,9 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
     if layout.scale != 1.0:  # extreme values are computed at max 1: the noise model scales with them
         opts.update(read_noise=read_noise * layout.scale)
     bgs = _background.per_volume(background, layout.n_t, layout.n_c, lambda i: vols[i].data, layout.scale)
-    _check_background(bgs, [float(np.max(v.data)) for v in vols], [v.label for v in vols], layout.scale)
-    _warn_offset(bgs, vols, layout.scale, layout.single)
+    tops = [float(np.max(v.data)) for v in vols]
+    _check_background(bgs, tops, [v.label for v in vols], layout.scale)
+    _warn_offset(bgs, vols, tops, layout.scale, layout.single)
     if background != _background.AUTO:
         _warn_high(bgs, vols, layout.scale, layout.single)
     vopts = [dict(opts, background=b) for b in bgs]
@@ -668,13 +669,15 @@ def _check_background(bgs: Sequence[float], tops: Sequence[float], labels: Seque
 OFFSET_WARN = 0.05
 
 
-def _warn_offset(bgs: Sequence[float], vols: Sequence[Any], scale: float = 1.0, single: bool = True) -> None:
-    """``background=0`` (``bgs``: one per volume) on data sitting on an offset (a camera's, or a uniform
-    background): Richardson-Lucy takes it as signal and digs a dark rim around objects; say so once, with a value."""
+def _warn_offset(bgs: Sequence[float], vols: Sequence[Any], tops: Sequence[float], scale: float = 1.0,
+                 single: bool = True) -> None:
+    """``background=0`` (``bgs``, ``tops``: each volume's background and maximum) on data sitting on an
+    offset (a camera's, or a uniform background): Richardson-Lucy takes it as signal and digs a dark rim
+    around objects; say so once, with a value."""
     if _autostop.THINNED.get():
         return
-    _say_offset([(_low(v.data), float(np.max(v.data)), "" if single else f" (volume {v.label})")
-                 for v, b in zip(vols, bgs) if b <= 0], scale)
+    _say_offset([(_low(v.data), top, "" if single else f" (volume {v.label})")
+                 for v, b, top in zip(vols, bgs, tops) if b <= 0], scale)
 
 
 def _warn_high(bgs: Sequence[float], vols: Sequence[Any], scale: float = 1.0, single: bool = True) -> None:
