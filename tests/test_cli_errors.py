@@ -63,8 +63,8 @@ def test_a_2d_psf_for_a_3d_image_names_the_psf(tmp_path):
                             str(tmp_path / "psf.tif"), "-o", str(tmp_path / f"{cmd}.tif")],
                            capture_output=True, text=True, timeout=120)
         assert p.returncode == 2 and p.stderr.strip().splitlines() == [
-            "Error: psf: 2D PSF (shape (9, 9)) for 3D volumes: give a (Z, Y, X) PSF, one per channel with a leading "
-            "channel axis, or a list (mismatched dimensionality)"], (cmd, p.stderr)
+            "Error: psf: 2D PSF (shape (9, 9)) for 3D volumes: give a (Z, Y, X) PSF (for several "
+            "channels, one per channel stacked on a leading channel axis; mismatched dimensionality)"], (cmd, p.stderr)
 
 
 def test_remedies_are_spelt_as_options_on_the_command_line(tmp_path):

@@ -227,7 +227,7 @@ def test_improved_mode_2d_and_mixed_cases_run():
     (IMG3, PSF_A[None], "psf: expected 2D"),
     (IMG3[0, 0], PSF_A, "image: expected 2D"),
     (np.zeros((40, 36, 3), np.uint8), PSF_A1[0, :8, :8], "RGB"),
-    ("image.tif", PSF_A, "image: expected a numpy array"),
+    ("image.tif", PSF_A, "image: expected an array, got the path .image.tif.; read the file first"),
     (IMG3.astype(np.complex64), PSF_A, "image: expected a real numeric array"),
 ])
 def test_bad_input(image, psf, match, compat):

@@ -19,7 +19,7 @@ import numpy as np
 from .errors import InputError, InputTypeError, ResourceError
 
 __all__ = ["check_bool", "check_int", "check_float", "check_choice", "check_spacing", "check_axes", "check_per_axis",
-           "check_shape", "check_array", "check_count", "check_memory", "format_bytes", "got"]
+           "check_shape", "check_array", "refuse_file_name", "check_count", "check_memory", "format_bytes", "got"]
 
 
 def got(value: Any) -> str:
@@ -168,12 +168,22 @@ def check_shape(name: str, value: Any, ndims: Sequence[int] = (1, 2, 3), minimum
     return tuple(check_int(f"{name}[{i}]", v, minimum) for i, v in enumerate(vals))
 
 
+def refuse_file_name(name: str, value: Any) -> None:
+    """``InputTypeError`` when an array parameter got a file name (``str`` or path) instead of an array."""
+    import os
+
+    if isinstance(value, (str, bytes, os.PathLike)):
+        raise InputTypeError(f"{name}: expected an array, got the path {str(value)!r}; read the file first "
+                             "(fijidecon.io.read_image)")
+
+
 def check_array(name: str, value: Any, ndims: Sequence[int] | None = None, kinds: str = "uif", *,
                 finite: bool = True, min_size: int = 1) -> np.ndarray:
     """A numpy array with an allowed number of axes and dtype kind, every axis ``>= min_size``.
 
     ``finite`` refuses NaN and infinite values.  Returns the array itself (not a copy).
     """
+    refuse_file_name(name, value)
     if not isinstance(value, np.ndarray):
         raise InputTypeError(f"{name}: expected a numpy array, got {type(value).__name__}")
     if ndims is not None and value.ndim not in tuple(ndims):

@@ -818,9 +818,12 @@ def write_ome_zarr(path: str | os.PathLike, array: Any, calibration: Calibration
     resumable partial an earlier run left for the same name (with a note).
     """
     import zarr
-    from ome_zarr.format import FormatV04
-    from ome_zarr.writer import write_multiscales_metadata
     from numcodecs import Blosc
+    from ome_zarr.format import FormatV04
+
+    with warnings.catch_warnings():  # ome-zarr >= 0.14 warns at import about its own default Scaler (unused here)
+        warnings.filterwarnings("ignore", message="Call to deprecated class Scaler", category=DeprecationWarning)
+        from ome_zarr.writer import write_multiscales_metadata
 
     p = Path(path)
     if not is_zarr_path(p):

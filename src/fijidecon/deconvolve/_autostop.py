@@ -93,6 +93,8 @@ log = logging.getLogger("fijidecon")
 
 #: The largest count the CLI's ``--stop auto`` considers when ``--iterations`` is not given.
 DEFAULT_MAXIMUM = 200
+#: ``stop="auto"`` with a maximum below this warns (little to choose from).
+FEW = 10
 #: Default thinning fraction: the photons RL is run on (the rest score it).
 DEFAULT_FRACTION = 0.8
 #: Count for the full data per count chosen on the fraction p (measured, see the module docstring).
@@ -579,6 +581,9 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
 
     iterations = _validate.check_int("iterations", iterations, 1, _validate.MAX_ITERATIONS)
     gain, offset, fraction, seed, criterion, folds = check_options(gain, offset, fraction, seed, criterion, folds)
+    if iterations < FEW and not THINNED.get():
+        _warn(f"iterations: stop='auto' chooses at most iterations={iterations}, which leaves little to choose from "
+              f"(the scoreboard's best counts are 5-300); give the largest count to consider, e.g. {DEFAULT_MAXIMUM}")
     if type(image).__name__ == "Array" and hasattr(image, "dask"):
         raise ValueError("stop: 'auto' needs an in-memory image, not a Dask array (run stop='auto' on a numpy crop, "
                          "then give its result's iterations as iterations=)")

@@ -205,11 +205,12 @@ def make_plan(shape: Sequence[int], halo: Sequence[int], fits: Callable[[tuple[i
     if best is None:
         small = Plan(shape, tuple(floor), tuple(halo), core_at_least_halo)
         wide = [i for i, (h, n) in enumerate(zip(halo, shape)) if 2 * h >= n]
-        why = (f" (the halo, {'x'.join(map(str, halo))} voxels on each side from the PSF's size, is wider than "
-               f"the volume along axis {', '.join(map(str, wide))}: bricks cannot save memory here)" if wide else "")
-        raise ResourceError(f"even one brick of {'x'.join(map(str, small.outer))} voxels (core "
-                            f"{'x'.join(map(str, floor))} + halo {'x'.join(map(str, halo))}) does not fit the "
-                            f"memory budget{why}")
+        why = (f" (the halo, from the PSF's size, spans the volume along axis {', '.join(map(str, wide))}: bricks "
+               "cannot save memory here; a PSF cropped closer, e.g. a higher psf_threshold, makes it smaller)"
+               if wide else "")
+        raise ResourceError(f"even the smallest brick does not fit the memory budget: a core of "
+                            f"{'x'.join(map(str, floor))} voxels with its halo of {'x'.join(map(str, halo))} on each "
+                            f"side, {'x'.join(map(str, small.outer))} voxels within the volume{why}")
     return best[1]
 
 

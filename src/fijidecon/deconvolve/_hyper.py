@@ -19,7 +19,6 @@ Pure numpy (xarray is used only when the caller passes a DataArray).
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -165,6 +164,7 @@ def _volumes_of(a: np.ndarray, axes: str, vol_axes: str):
 
 def image_axes(image: Any, axes: str | None, psf: Any = None, name: str = "image") -> tuple[np.ndarray, str, Any]:
     """The image as an array, its axes (checked) and the DataArray template (or None)."""
+    _validate.refuse_file_name(name, image)
     template = None
     if _is_xarray(image):
         template = image
@@ -229,9 +229,7 @@ def channel_psfs(psf: Any, n_c: int, vol_ndim: int, has_c: bool) -> list[Any]:
         if len(order) != len(pax):
             raise ValueError(f"psf: dims {tuple(psf.dims)} must be c (optional), z, y, x")
         psf = np.transpose(psf.values, order)
-    if isinstance(psf, (str, bytes, os.PathLike)):
-        raise TypeError(f"psf: expected an array, got the path {str(psf)!r}; read the file first "
-                        "(fijidecon.io.read_image)")
+    _validate.refuse_file_name("psf", psf)
     if isinstance(psf, (list, tuple)):
         if len(psf) != n_c:
             raise ValueError(f"psf: {len(psf)} PSFs given for {n_c} channel(s)")
@@ -256,8 +254,8 @@ def channel_psfs(psf: Any, n_c: int, vol_ndim: int, has_c: bool) -> list[Any]:
 def dimensionality_message(psf_shape: tuple[int, ...], vol_ndim: int) -> str:
     """The one-line error for a PSF of ``psf_shape`` whose dimensionality does not fit the volumes."""
     what = "a (Z, Y, X) PSF" if vol_ndim == 3 else "a (Y, X) PSF"
-    return (f"psf: {len(psf_shape)}D PSF (shape {tuple(psf_shape)}) for {vol_ndim}D volumes: give {what}, one per "
-            "channel with a leading channel axis, or a list (mismatched dimensionality)")
+    return (f"psf: {len(psf_shape)}D PSF (shape {tuple(psf_shape)}) for {vol_ndim}D volumes: give {what} (for "
+            "several channels, one per channel stacked on a leading channel axis; mismatched dimensionality)")
 
 
 def for_each(layout: Layout, vols: Sequence[Volume], fn: Callable[[Volume], Any]) -> list[Any]:

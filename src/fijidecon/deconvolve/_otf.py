@@ -52,6 +52,7 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import ndimage
 
+from .. import _validate
 from . import _fft
 
 log = logging.getLogger("fijidecon.psf")
@@ -104,6 +105,7 @@ class PreparedPSF:
 
 def check_psf(psf: object, name: str = "psf") -> np.ndarray:
     """Validate a PSF array and return it as float64 (a copy, input untouched)."""
+    _validate.refuse_file_name(name, psf)
     a = np.asarray(psf)
     if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
         raise TypeError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
@@ -137,6 +139,11 @@ def _corner_median(a: np.ndarray) -> float:
     return float(np.median(np.concatenate(parts)))
 
 
+#: A PSF whose negative values (set to 0) sum to more than this fraction of its positive ones is warned
+#: about (Iterative Deconvolve 3D, which uses the PSF as given, warns at the same share).
+NEGATIVE_WARN = 0.1
+
+
 def remove_offset(a: np.ndarray, name: str, report: dict, notes: list[str]) -> np.ndarray:
     """Stage 2: subtract a flat camera offset (see the module docstring); clip negatives."""
     peak = float(a.max())
@@ -159,7 +166,13 @@ def remove_offset(a: np.ndarray, name: str, report: dict, notes: list[str]) -> n
         notes.append(f"{name}: camera offset {b:.4g} (median of its border voxels) removed; "
                      f"voxels within {NOISE_FLOOR:g} noise SD ({sigma:.3g}) of it set to 0")
     elif a.min() < 0:
-        notes.append(f"{name}: negative values (down to {-a.min() / peak:.2g} of the maximum) set to 0")
+        pos, neg = float(a[a > 0].sum(dtype=np.float64)), -float(a[a < 0].sum(dtype=np.float64))
+        notes.append(f"{name}: negative values (down to {a.min() / peak:.2g} x the maximum; their sum "
+                     f"{100 * neg / pos:.0f} % of the positive ones) set to 0")
+        if neg > NEGATIVE_WARN * pos:
+            warnings.warn(f"{name}: its negative values sum to {100 * neg / pos:.0f} % of its positive ones and are "
+                          "set to 0, which leaves only its brightest core: was a background subtracted too far? "
+                          "(give the PSF with its background, or clip it yourself)", RuntimeWarning, stacklevel=4)
         a = np.clip(a, 0, None)
     return a
 

@@ -94,7 +94,8 @@ class IterativeResult:
 # ----------------------------------------------------------------------------------
 
 def _as_volume(name: str, a) -> np.ndarray:
-    if isinstance(a, (str, bytes)) or a is None:
+    _validate.refuse_file_name(name, a)
+    if a is None:
         raise InputTypeError(f"{name}: expected a numpy array, got {type(a).__name__}")
     arr = np.asarray(a)
     if arr.dtype.kind not in "uif":
@@ -335,7 +336,8 @@ def iterative_deconvolve_3d(
     opts["terminate"] = _validate.check_float("terminate", terminate)
     mem = dict(limit=_bricks.budget(memory_limit), bricks=bricks, halo=halo, resident=np.asarray(image).nbytes * 3)
     if _is_hyperstack(image, axes):
-        return _hyperstack(image, psf, axes, voxel_size, psf_voxel_size, opts, mem)
+        return _told_divergence(_hyperstack(image, psf, axes, voxel_size, psf_voxel_size, opts, mem),
+                                opts["max_iterations"])
     if axes is not None:
         image = np.asarray(image)
         _validate.check_axes("axes", axes, image.ndim, "ZYX")
@@ -343,6 +345,25 @@ def iterative_deconvolve_3d(
     psf = _match_voxel_size(psf, voxel_size, psf_voxel_size, notes)
     res = _checked_volume(image, psf, opts, mem, notes)
     res.notes = notes
+    return _told_divergence(res, opts["max_iterations"])
+
+
+def _told_divergence(res: IterativeResult, asked: int) -> IterativeResult:
+    """A note (logged) and a warning when divergence detection stopped a volume before ``asked``."""
+    reasons = res.stop_reason if isinstance(res.stop_reason, list) else [res.stop_reason]
+    its = res.iterations if isinstance(res.iterations, list) else [res.iterations]
+    logs = res.log if len(reasons) > 1 else [res.log]
+    stopped = [(i, n, logs[i][-2:]) for i, (n, r) in enumerate(zip(its, reasons)) if r == "diverged"]
+    if not stopped:
+        return res
+    where = "" if len(reasons) == 1 else "volume(s) " + ", ".join(str(i) for i, _, _ in stopped) + ": "
+    rose = "; ".join(f"{v[0]:.4g} % -> {v[1]:.4g} %" for _, _, v in stopped if len(v) == 2) or "its last value"
+    note = (f"iterative-deconvolve-3d: {where}stopped after {', '.join(str(n) for _, n, _ in stopped)} of {asked} "
+            f"iterations: the change figure rose ({rose}; detect_divergence); the estimate before that step is "
+            "returned")
+    res.notes.append(note)
+    warnings.warn(note, RuntimeWarning, stacklevel=3)  # first: the CLI then prints it once, as a warning
+    logging.getLogger("fijidecon.deconvolve").info(note)
     return res
 
 
@@ -448,16 +469,12 @@ def _hyperstack(image, psf, axes, voxel_size, psf_voxel_size, opts, mem) -> Iter
                            sum(r.iteration_seconds for r in rs), notes)
 
 
-#: A PSF whose negative values sum to more than this fraction of its positive ones is warned about.
-NEGATIVE_PSF_WARN = 0.1
-
-
 def _warn_signs(Y: np.ndarray, A: np.ndarray, db: bool) -> None:
     """Inputs the original plugin takes without a word but that cannot give a deconvolution: a PSF
     with a large negative part (a background subtracted too far: the result swings far beyond the
     data) and an image without positive values (the result is 0).  Both modes compute as before."""
     pos, neg = float(A[A > 0].sum(dtype=np.float64)), -float(A[A < 0].sum(dtype=np.float64))
-    if pos > neg and neg > NEGATIVE_PSF_WARN * pos:  # a sum <= 0 is refused below
+    if pos > neg and neg > _otf.NEGATIVE_WARN * pos:  # a sum <= 0 is refused below
         warnings.warn(f"psf: its negative values sum to {100 * neg / pos:.0f} % of its positive ones (sum "
                       f"{pos - neg:.3g}): Iterative Deconvolve 3D uses the PSF as given, so the result can swing far "
                       "beyond the data; was a background subtracted too far? (Richardson-Lucy and Wiener clip the "

@@ -425,8 +425,12 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
         ``True`` stops.  Channels of (C, Z, Y, X) input are processed one after the
         other, each with its own iterations, stopping and callbacks.
     stop:
-        ``None``, ``"discrepancy"``, a relative-change tolerance, or a callable; see the
-        module docstring.
+        ``None`` (run ``iterations``), ``"auto"`` (the count chosen from the data alone,
+        at most ``iterations``: binomial-thinning cross-validation, see
+        :func:`fijidecon.deconvolve._autostop.choose_iterations`; the choice in
+        ``result.auto_stop``; ``gain`` and ``offset`` convert to photo-electrons),
+        ``"discrepancy"``, a relative-change tolerance, or a callable; see the module
+        docstring.
     background:
         Constant background in the data's units (>= 0): the level of the data without
         signal (camera offset plus the sample's uniform background).  One number, one

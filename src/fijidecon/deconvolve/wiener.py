@@ -120,7 +120,8 @@ class WienerResult:
         warning is logged).  For hyperstacks: the first volume's rule, or a fallback
         (``"->"``) if any volume needed one.
     negative_fraction:
-        ``-min / max`` of the estimate (per channel).
+        ``-min / max`` of the estimate (per channel): how deep its most negative value
+        goes, as a fraction of its maximum (it can exceed 1); not the share of negative voxels.
     notes, psf_report:
         What was done to the PSF (see :class:`~fijidecon.deconvolve.RichardsonLucyResult`).
     """
@@ -371,7 +372,8 @@ def _wiener(pairs, channels, rule, rho, edges, negative_fraction, recenter, psf_
         k = len(outs)
         where = "" if channels.single else f" (t={k // channels.n_c}, c={k % channels.n_c})"
         if not quiet:
-            log.info("wiener%s: regularization %.3g %s; negative fraction %.3f%s", where, r, why, neg, _flux_text(r))
+            log.info("wiener%s: regularization %.3g %s; most negative value %.3g x the maximum (negative_fraction)%s",
+                     where, r, why, -neg, _flux_text(r))
         outs.append(out)
         rhos.append(float(r))
         negs.append(max(neg, 0.0))

@@ -1,0 +1,126 @@
+"""What a notebook user is told: faults a fresh user found on the real files (2026-12-02).
+
+A file name where an array belongs, a PSF made mostly negative by an over-subtracted
+background, Iterative Deconvolve 3D stopped by its divergence test, ``stop="auto"`` with
+almost nothing to choose from, Wiener's most negative value named as such, and no
+third-party deprecation warning on an OME-Zarr write."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fijidecon.deconvolve import convolve, iterative_deconvolve_3d, richardson_lucy, wiener
+from fijidecon.errors import InputTypeError
+
+DAPI = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "deconwolf_demo" / "dapi_001.tif"
+
+
+def _gauss(shape=(9, 15, 15), sigma=(1.5, 2.0, 2.0)):
+    g = np.indices(shape, dtype=float)
+    p = np.exp(-0.5 * sum(((gi - n // 2) / s) ** 2 for gi, n, s in zip(g, shape, sigma)))
+    return (p / p.sum()).astype(np.float32)
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: richardson_lucy("img.tif", _gauss(), 2), "image"),
+    (lambda: richardson_lucy(np.ones((8, 16, 16), np.float32), Path("psf.tif"), 2), "psf"),
+    (lambda: wiener("img.tif", _gauss()), "image"),
+    (lambda: convolve(np.ones((8, 16, 16), np.float32), "psf.tif"), "psf"),
+    (lambda: iterative_deconvolve_3d("img.tif", _gauss()), "image"),
+    (lambda: iterative_deconvolve_3d(np.ones((8, 16, 16), np.float32), Path("psf.tif")), "psf"),
+])
+def test_a_file_name_instead_of_an_array_says_read_it_first(call, name):
+    """richardson_lucy("img.tif", ...) said 'expected a 2D (Y, X) to 5D ... array, got shape ()'."""
+    with pytest.raises(InputTypeError, match=rf"^{name}: expected an array, got the path '(img|psf)\.tif'; read the "
+                                             r"file first \(fijidecon\.io\.read_image\)$"):
+        call()
+
+
+def test_a_mostly_negative_psf_is_warned_about_not_only_noted():
+    """A PSF with too much background subtracted was cut to a 3x1x1 core with only a note
+    ('negative values (down to 1 of the maximum) set to 0')."""
+    rng = np.random.default_rng(0)
+    img = np.zeros((12, 32, 32), np.float32)
+    img[6, 10:20, 12:22] = 400
+    img = rng.poisson(convolve(img, _gauss()) + 1).astype(np.float32)
+    psf = _gauss()
+    with pytest.warns(RuntimeWarning, match=r"^psf: its negative values sum to \d+ % of its positive ones and are "
+                                            r"set to 0, which leaves only its brightest core"):
+        res = richardson_lucy(img, psf - psf.max() / 2, 2)
+    assert any("negative values (down to -1 x the maximum" in n for n in res.notes), res.notes
+    # a PSF with a little negative ringing (a measured PSF after background subtraction) is only noted
+    mild = psf.copy()
+    mild[0, 0, :4] = -0.01 * psf.max()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        res = richardson_lucy(img, mild, 2)
+    assert any("negative values (down to -0.01 x the maximum; their sum 0 % of the positive ones)" in n
+               for n in res.notes), res.notes
+
+
+@pytest.mark.skipif(not DAPI.is_file(), reason="the real DAPI file is not there")
+def test_iterative_deconvolve_3d_says_when_its_divergence_test_stopped_it(caplog):
+    """On a DAPI crop with a widefield PSF the improved mode stopped at 8 of 10 ('diverged')
+    with neither a warning nor a note."""
+    import tifffile
+
+    from fijidecon.psf import widefield
+
+    img = tifffile.imread(DAPI)[:, 40:168]
+    psf = widefield((31, 63, 63), voxel_size_nm=(200, 130, 130), na=1.4, wavelength_nm=460, immersion_index=1.515)
+    with caplog.at_level(logging.INFO, logger="fijidecon"), pytest.warns(
+            RuntimeWarning, match=r"^iterative-deconvolve-3d: stopped after 8 of 10 iterations: the change figure "
+                                  r"rose \(3\.099 % -> 3\.106 %; detect_divergence\); the estimate before that "
+                                  r"step is returned"):
+        res = iterative_deconvolve_3d(img, psf, max_iterations=10, compat=False)
+    assert res.stop_reason == "diverged" and res.iterations == 8
+    assert res.notes == ["iterative-deconvolve-3d: stopped after 8 of 10 iterations: the change figure rose "
+                         "(3.099 % -> 3.106 %; detect_divergence); the estimate before that step is returned"]
+    assert res.notes[0] in caplog.text
+    # a hyperstack names the volume(s); without the test it runs on, without a word
+    with pytest.warns(RuntimeWarning, match=r"^iterative-deconvolve-3d: volume\(s\) 0, 1: stopped after 8, 8 of 10"):
+        two = iterative_deconvolve_3d(np.stack([img, img], 1), psf, axes="ZCYX", max_iterations=10, compat=False)
+    assert two.notes[-1].startswith("iterative-deconvolve-3d: volume(s) 0, 1: stopped after 8, 8 of 10")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        free = iterative_deconvolve_3d(img, psf, max_iterations=10, compat=False, detect_divergence=False)
+    assert free.iterations == 10 and free.notes == []
+
+
+def test_stop_auto_with_a_tiny_maximum_warns():
+    """richardson_lucy(img, psf, 2, stop='auto') chose 1 of 2 without a word about the maximum."""
+    rng = np.random.default_rng(1)
+    img = rng.poisson(80, (8, 32, 32)).astype(np.float32)
+    with pytest.warns(UserWarning, match=r"^iterations: stop='auto' chooses at most iterations=2, which leaves "
+                                         r"little to choose from .* e\.g\. 200$"):
+        richardson_lucy(img, _gauss(), 2, stop="auto", gain=1.0, offset=0.0)
+
+
+def test_wiener_names_its_most_negative_value_not_a_share_of_voxels(caplog):
+    """The log said 'negative fraction 1.272' (-min/max), read as a share of negative voxels."""
+    rng = np.random.default_rng(2)
+    img = rng.poisson(30, (12, 32, 32)).astype(np.float32)
+    with caplog.at_level(logging.INFO, logger="fijidecon"):
+        res = wiener(img, _gauss(), 1e-4)
+    line = [r.getMessage() for r in caplog.records if "regularization" in r.getMessage()][-1]
+    assert f"most negative value {-res.negative_fraction:.3g} x the maximum (negative_fraction)" in line
+    assert "negative fraction" not in line
+    assert res.negative_fraction == pytest.approx(-float(res.image.min()) / float(res.image.max()), rel=1e-5)
+
+
+def test_an_ome_zarr_write_shows_no_third_party_deprecation_warning(tmp_path):
+    """ome-zarr 0.14+ warned 'Call to deprecated class Scaler' on every write (its own default argument)."""
+    pytest.importorskip("ome_zarr")
+    import subprocess
+    import sys
+
+    code = ("import numpy as np; from fijidecon.io import write_image; "
+            f"write_image({str(tmp_path / 'x.ome.zarr')!r}, np.ones((4, 8, 8), np.float32))")
+    p = subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "Scaler" not in p.stderr and "DeprecationWarning" not in p.stderr, p.stderr
