@@ -122,6 +122,22 @@ def test_offset_data_without_camera_values_warn(bars):
     assert abs(res.auto_stop["offset"] - 100) < 5
 
 
+def test_each_channel_gets_its_own_camera_model_named_in_warnings_and_result(bars):
+    """A two-channel run printed two 'does not look like photo-electrons' warnings without
+    saying which channel, and its result held channel 0's gain and offset only."""
+    data, psf, _ = bars
+    two = np.stack([data, data / 4.0 + 100.0])  # (C, Z, Y, X): photo-electrons, then gain 4 e-/ADU, offset 100
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = richardson_lucy(two, psf, 30, stop="auto", background=[BG, 100 + BG / 4], read_noise=RN)
+    texts = [str(w.message) for w in caught if "photo-electrons" in str(w.message)]
+    assert texts and all(t.startswith("stop='auto' (volume t=0, c=1): the image does not look like") for t in texts)
+    a = res.auto_stop
+    assert len(a["per_volume"]) == 2 and a["camera"] == ["estimated", "estimated"]
+    assert 0.7 < a["gain"][0] < 1.45 and 3 < a["gain"][1] < 5.5 and abs(a["offset"][1] - 100) < 5
+    assert "per volume (t, c): (0, 0) " in a["note"] and "; (0, 1) " in a["note"]
+
+
 def test_background_below_offset_warns(bars):
     data, psf, _ = bars
     with pytest.warns(UserWarning, match=r"^background: 0 is below the camera offset 100 \(given; stop='auto'\).*"

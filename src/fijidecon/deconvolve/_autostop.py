@@ -261,22 +261,23 @@ def _fit_camera(r: np.ndarray, c: np.ndarray, block: int, bins: int, quantile: f
     return Camera(float(1 / a), float(-c0 / a), "estimated", (float(a), float(c0)))
 
 
-def _camera(vol: np.ndarray, gain: Any, offset: Any, read_noise: float, kernel: np.ndarray) -> Camera:
+def _camera(vol: np.ndarray, gain: Any, offset: Any, read_noise: float, kernel: np.ndarray, where: str = "") -> Camera:
     """The camera model used for thinning: given, estimated or assumed (with a warning).
 
     ``shift`` (e-) is added to the converted counts: the read-noise variance when the
-    offset is given or assumed; 0 when it is estimated (it then includes the shift)."""
+    offset is given or assumed; 0 when it is estimated (it then includes the shift).
+    ``where`` (``" (volume t=0, c=1)"`` in a hyperstack) goes into the warnings."""
     if gain is not None and offset is not None:
         return Camera(gain, offset, "given", shift=(gain * read_noise) ** 2)
     floor = float(np.mean(vol == np.min(vol)))
     if floor > 0.5:  # no camera offset or read noise (simulated data): the noise is not measurable there
-        _warn(f"stop='auto': {floor:.0%} of the voxels equal the image's minimum ({float(np.min(vol)):g}), so the "
-              "camera's noise cannot be measured well (simulated data without background?); pass gain= and "
+        _warn(f"stop='auto'{where}: {floor:.0%} of the voxels equal the image's minimum ({float(np.min(vol)):g}), so "
+              "the camera's noise cannot be measured well (simulated data without background?); pass gain= and "
               "offset= (CLI --gain, --offset) if the image is in photo-electrons, e.g. gain 1 and offset 0")
     est = estimate_camera(vol, kernel)
     if est is None:
         g, off = (1.0 if gain is None else gain), (0.0 if offset is None else offset)
-        _warn("stop='auto': the image's noise level could not be measured (too flat or too small); taking "
+        _warn(f"stop='auto'{where}: the image's noise level could not be measured (too flat or too small); taking "
               f"gain {g:g} e-/ADU and offset {off:g} - pass gain= and offset= (CLI --gain, --offset; camera values) "
               "if the image is not in photo-electrons")
         return Camera(g, off, "assumed", shift=(g * read_noise) ** 2)
@@ -288,7 +289,7 @@ def _camera(vol: np.ndarray, gain: Any, offset: Any, read_noise: float, kernel: 
     level = float(np.mean(vol))
     if (gain is None and not 0.7 <= g <= 1.45) or (offset is None and abs(off) > 0.05 * max(level, 1.0) + 2 +
                                                    2 * read_noise ** 2):
-        _warn(f"stop='auto': the image does not look like photo-electrons: its noise variance is "
+        _warn(f"stop='auto'{where}: the image does not look like photo-electrons: its noise variance is "
               f"{est.fit[0]:.3g} x mean {est.fit[1]:+.3g}, i.e. gain {g:.3g} e-/ADU and offset {off:.3g} "
               "(estimated and used to choose the iteration count); pass gain= and offset= "
               "(CLI --gain, --offset; camera values) to use those instead")
@@ -609,12 +610,13 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
             raise ValueError(f"offset: the camera offset ({offset:g}) is at or above the image's maximum "
                              f"({float(np.max(vol.data)):g}): no photo-electrons would be left; give the offset "
                              "in image units (ADU), or omit it to estimate it")
-        cam = _camera(vol.data, gain, offset, rn, prep.kernel)
+        where = "" if len(vols) == 1 else f" (volume t={vol.t}, c={vol.c})"
+        cam = _camera(vol.data, gain, offset, rn, prep.kernel, where)
         counts = cam.gain * (vol.data.astype(np.float64) - cam.offset) + cam.shift
         b_e = cam.gain * (bg - cam.offset) + cam.shift
         if b_e < -0.05 * max(float(counts.mean()), 1.0):
-            _warn(f"background: {bg:g} is below the camera offset {cam.offset:.4g} ({cam.source}; stop='auto'): the "
-                  "RL model image = H x + background would take the rest of the offset for object; give "
+            _warn(f"background{where}: {bg:g} is below the camera offset {cam.offset:.4g} ({cam.source}; "
+                  "stop='auto'): the RL model image = H x + background would take the rest of the offset for object; give "
                   f"background={cam.offset:.4g} or more (CLI --background, ImageJ Background: the offset plus the "
                   "sample's own background), or subtract the offset from the image first")
         b_e = max(b_e, 0.0)
@@ -640,7 +642,6 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
         cams.append(cam)
     k1 = int(np.median(picks))
     k = int(min(iterations, max(1, round(k1 * factor))))
-    cam = cams[0]
 
     def pairs(c: np.ndarray, j: int) -> list:
         return [[int(r[0]), float(r[j])] for r in c]
@@ -650,25 +651,34 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
                curve=pairs(curves[0], col) if one else [pairs(c, col) for c in curves],
                likelihood_curve=pairs(curves[0], 2) if one else [pairs(c, 2) for c in curves],
                method=f"binomial thinning cross-validation (p={fraction:g}, {folds} fold(s), {CRITERIA[criterion]})",
-               criterion=criterion, fraction=fraction, factor=factor, folds=folds, gain=cam.gain, offset=cam.offset,
-               camera=cam.source, seed=seed, maximum=iterations, rule=RULES[criterion],
+               criterion=criterion, fraction=fraction, factor=factor, folds=folds, gain=cams[0].gain,
+               offset=cams[0].offset, camera=cams[0].source, seed=seed, maximum=iterations, rule=RULES[criterion],
                scored="whole image" if modes[0] == "work" or edges == "periodic" else "image interior")
-    if not one:
-        out["per_volume"] = picks
+    if not one:  # each (T, C) volume's count and camera model, in the order of the volumes
+        out.update(per_volume=picks, gain=[c.gain for c in cams], offset=[c.offset for c in cams],
+                   camera=[c.source for c in cams])
     q0 = float(options.get("exponent", 1.0))
     if q0 > 1:
         out["exponent_drops"] = drops
     out["note"] = ("richardson-lucy: stop=auto chose %d iterations (%s on %g of the photons: minimum at %d, %s %d; "
-                   "of %d; gain %.3g e-/ADU, %s %.3g, %s%s)" % (
+                   "of %d; %s%s)" % (
                        k, criterion, fraction, out["minimum"],
                        "within one standard error until" if criterion == "deblurred" else "chosen", k1, iterations,
-                       cam.gain, "effective offset (read noise included)" if cam.shift == 0 and cam.source ==
-                       "estimated" else "offset", cam.offset, cam.source, _drop_note(q0, drops)))
+                       _camera_note(cams) if one else "per volume (t, c): " + "; ".join(
+                           f"({v.t}, {v.c}) {p}, {_camera_note([c])}" for v, p, c in zip(vols, picks, cams)),
+                       _drop_note(q0, drops)))
     log.info(out["note"])
     if k1 >= iterations:
         warnings.warn(f"stop: 'auto' chose the last iteration ({iterations}): the best count may be higher; "
                       "raise iterations", RuntimeWarning, stacklevel=4)
     return out
+
+
+def _camera_note(cams: list[Camera]) -> str:
+    """The note's words on a volume's camera model."""
+    cam = cams[0]
+    kind = "effective offset (read noise included)" if cam.shift == 0 and cam.source == "estimated" else "offset"
+    return f"gain {cam.gain:.3g} e-/ADU, {kind} {cam.offset:.3g}, {cam.source}"
 
 
 def _drop_note(q0: float, drops: list[int | None]) -> str:
