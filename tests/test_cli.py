@@ -401,6 +401,26 @@ def test_snapshot_every_writes_each_snapshot_beside_the_output(tmp_path, capsys)
     assert not (tmp_path / "s.tif").exists()
 
 
+def test_snapshots_of_an_earlier_run_are_named_and_this_runs_listed_in_the_sidecar(tmp_path, capsys):
+    """`--overwrite` with fewer iterations left r_iter15/r_iter20 of the earlier run beside the new
+    output without a word, and no file told which run made which snapshot."""
+    img, psf = load("input3d_40x36x12.npy"), load("psfA_32x32x16.npy")
+    write_image(tmp_path / "img.tif", img)
+    write_image(tmp_path / "psf.tif", psf)
+    base = ["deconvolve", "richardson-lucy", str(tmp_path / "img.tif"), str(tmp_path / "psf.tif"),
+            "--snapshot-every", "5", "-o", str(tmp_path / "r.tif"), "-q"]
+    assert main(base + ["--iterations", "20"]) == 0
+    capsys.readouterr()
+    assert main(base + ["--iterations", "10", "--overwrite"]) == 0
+    err = capsys.readouterr().err
+    assert ("Warning: 2 snapshot file(s) of an earlier run stay beside the output and are not this run's: "
+            "r_iter15.tif ... r_iter20.tif; remove them, or choose another output name") in err, err
+    assert (tmp_path / "r_iter15.tif").exists()  # kept: never deleted unasked
+    side = json.loads((tmp_path / "r.tif.json").read_text())
+    assert side["output"]["snapshots"] == ["r_iter05.tif", "r_iter10.tif"]
+    assert "r_iter15.tif" in side["warnings"][0]
+
+
 def test_snapshots_are_written_while_ctrl_c_still_stops_the_run(tmp_path, monkeypatch):
     """Under main() signals are ignored once the output is in place; the snapshots (full-size
     TIFFs) were written after that, so Ctrl-C could not stop them.  They are written first now,

@@ -679,6 +679,27 @@ def _snapshot_paths(out: Path, values: dict[str, Any]) -> dict[int, Path]:
     return {k: out.with_name(f"{stem}_iter{k:0{width}d}{ext}") for k in range(every, n + 1, every)}
 
 
+def _stale_snapshots(out: Path, paths: dict[int, Path]) -> str | None:
+    """A warning naming snapshot files of ``out`` (``NAME_iterK.EXT``) that this run does not
+    write (an earlier run's, e.g. with more iterations): they stay, and would pass for this run's."""
+    import re
+
+    name = out.name
+    ext = next((e for e in (".ome.tiff", ".ome.tif") if name.lower().endswith(e)), out.suffix)
+    stem = name[:len(name) - len(ext)] if ext else name
+    pattern = re.compile(re.escape(stem) + r"_iter\d+" + re.escape(ext) + "$")
+    mine = {p.name for p in paths.values()}
+    try:
+        old = sorted(p.name for p in out.parent.iterdir() if pattern.match(p.name) and p.name not in mine)
+    except OSError:
+        return None
+    if not old:
+        return None
+    names = old[0] if len(old) == 1 else f"{old[0]} ... {old[-1]}"
+    return (f"{len(old)} snapshot file(s) of an earlier run stay beside the output and are not this run's: {names}; "
+            "remove them, or choose another output name")
+
+
 def _write_snapshots(result: Any, paths: dict[int, Path], cal: Calibration, overwrite: bool, quiet: bool,
                      written: list[Path] | None = None) -> None:
     """Writes ``result.snapshots`` (the output's axes and calibration, float32) to ``paths``

@@ -654,7 +654,7 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
     io.check_output(out, overwrite=overwrite, sidecar=True)  # refuse before reading or computing anything
     for path in snaps.values():
         io.check_output(path, overwrite=overwrite)
-    read_warnings: list[str] = []
+    read_warnings: list[str] = [w for w in [cli._stale_snapshots(out, snaps)] if w]
     with cli.held_warnings(read_warnings):
         limit = budget(kwargs.get("memory_limit"))
     with cli.held_warnings(read_warnings):
@@ -765,7 +765,7 @@ def _run_in_memory(cmd, values, kwargs, image_path, axes, psf, records, out, ove
     written: list[Path] = []
     try:  # the snapshots first, so that Ctrl-C still stops them; a run that fails leaves none of its files
         cli._write_snapshots(result, snaps, ocal, overwrite, quiet, written)
-        line = _finish(cmd, kwargs, records, out, image, ocal, result, notes, t0, overwrite, info)
+        line = _finish(cmd, kwargs, records, out, image, ocal, result, notes, t0, overwrite, info, snapshots=written)
     except BaseException:
         for p in written:
             p.unlink(missing_ok=True)
@@ -956,13 +956,17 @@ def _folder_stamp(path: str) -> list[int]:
 
 
 def _finish(cmd, kwargs, records, out, image, ocal, result, notes, t0, overwrite, info,
-            setup_seconds: float | None = None, resumable: dict[str, Any] | None = None) -> str:
-    """Write the image and its sidecar (both or neither); returns the one-line summary."""
+            setup_seconds: float | None = None, resumable: dict[str, Any] | None = None,
+            snapshots: list[Path] | None = None) -> str:
+    """Write the image and its sidecar (both or neither); returns the one-line summary.
+    ``snapshots``: the snapshot files this run wrote, listed in the sidecar's ``output``."""
     from . import cli, io
 
     t1 = time.perf_counter()
     record = cli._record(cmd, kwargs, records, out, image, ocal, result, notes, None, t1 - t0)
     record["memory"] = info
+    if snapshots:
+        record["output"]["snapshots"] = [p.name for p in snapshots]
     lazy = hasattr(image, "__dask_graph__")
 
     def with_write_time(seconds: float) -> dict[str, Any]:
