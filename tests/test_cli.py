@@ -456,8 +456,9 @@ def test_snapshots_are_written_while_ctrl_c_still_stops_the_run(tmp_path, monkey
 
 
 @pytest.mark.parametrize("out", ["same.tif", "same.ome.zarr"])
-def test_the_image_given_as_its_own_psf_is_said(tmp_path, out):
-    """`deconvolve … img.tif img.tif` ran without a word (in memory and lazy)."""
+def test_the_image_given_as_its_own_psf_is_refused(tmp_path, out):
+    """`deconvolve … img.tif img.tif` ran without a word (in memory and lazy), then with a warning
+    and exit 0: a run that means nothing is refused before computing, exit 2, nothing written."""
     import subprocess
     import sys
 
@@ -468,12 +469,15 @@ def test_the_image_given_as_its_own_psf_is_said(tmp_path, out):
                 Calibration.make("ZYX", unit="micron", Z=0.3, Y=0.1, X=0.1))
     r = subprocess.run([sys.executable, "-m", "fijidecon.cli", "deconvolve", "wiener", "im.tif", "./im.tif", "-o", out],
                        cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    assert "Warning: psf: ./im.tif is the image file itself; give the PSF's file" in r.stderr.splitlines()
+    assert r.returncode == 2 and r.stderr.splitlines() == [
+        "Error: psf: ./im.tif is the image file itself; give the PSF's file"], r.stderr
     (tmp_path / "copy.tif").write_bytes((tmp_path / "im.tif").read_bytes())  # a copy: the same bytes
     r = subprocess.run([sys.executable, "-m", "fijidecon.cli", "deconvolve", "wiener", "im.tif", "copy.tif", "-o",
                         "2" + out], cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0 and f"copy.tif holds the same bytes as the image ({tmp_path / 'im.tif'})" in r.stderr
+    assert r.returncode == 2 and r.stderr.splitlines() == [
+        f"Error: psf: {tmp_path / 'copy.tif'} holds the same bytes as the image ({tmp_path / 'im.tif'}); give the "
+        "PSF's file"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.tif", "im.tif"]
 
 
 def test_sidecar_cli_line_is_shell_quoted_and_replays(tmp_path):

@@ -32,6 +32,7 @@ import numpy as np
 from . import __version__
 from .calibration import Calibration, unit_factor
 from .deconvolve._bricks import CancelledError
+from .errors import InputError
 from .commands import Command, all_commands
 from .commands.run import accepts, output_calibration, rgb_planes_as_z, run_command  # noqa: F401  (accepts, output_calibration: re-exported)
 
@@ -484,22 +485,23 @@ def _same_file(a: Path, b: str) -> bool:
         return False
 
 
-def warn_psf_is_image(inputs: dict[str, Any]) -> None:
-    """A warning when the PSF file is the image file itself (``fijidecon deconvolve … img.tif img.tif``)."""
+def refuse_psf_is_image(inputs: dict[str, Any]) -> None:
+    """``InputError`` when the PSF file is the image file itself (``fijidecon deconvolve … img.tif
+    img.tif``: a run that means nothing, refused before reading)."""
     image, psfs = inputs.get("image"), inputs.get("psf")
     for psf in (psfs if isinstance(psfs, tuple) else (psfs,)) if image and psfs else ():
         if _same_file(Path(image), psf):
-            warnings.warn(f"psf: {psf} is the image file itself; give the PSF's file", RuntimeWarning, stacklevel=2)
+            raise InputError(f"psf: {psf} is the image file itself; give the PSF's file")
 
 
-def warn_psf_same_content(records: list[dict[str, Any]]) -> None:
-    """A warning when a PSF file holds the same bytes as the image file (a copy of it), from the
-    inputs' SHA-256 (the same path is said by :func:`warn_psf_is_image`)."""
+def refuse_psf_same_content(records: list[dict[str, Any]]) -> None:
+    """``InputError`` when a PSF file holds the same bytes as the image file (a copy of it), from
+    the inputs' SHA-256, before computing (the same path is refused by :func:`refuse_psf_is_image`)."""
     image = next((r for r in records if r["parameter"] == "image" and r.get("sha256")), None)
     for r in records:
         if image and r["parameter"] == "psf" and r.get("sha256") == image["sha256"] and r["path"] != image["path"]:
-            warnings.warn(f"psf: {r['path']} holds the same bytes as the image ({image['path']}); give the PSF's "
-                          "file", RuntimeWarning, stacklevel=2)
+            raise InputError(f"psf: {r['path']} holds the same bytes as the image ({image['path']}); give the "
+                             "PSF's file")
 
 
 def refuse_inputs_as_output(out: Path, inputs: dict[str, Any], snapshots: Any = (), like: str | None = None) -> None:
@@ -768,9 +770,9 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
     images: dict[str, Any] = {}
     records: list[dict[str, Any]] = []
     with held_warnings(read_warnings):
-        warn_psf_is_image({q.name: kw[q.name] for q in image_params})
+        refuse_psf_is_image({q.name: kw[q.name] for q in image_params})
         voxel_warning = _read_inputs(kw, image_params, images, records, out, axes, voxel, psf_voxel)
-        warn_psf_same_content(records)
+        refuse_psf_same_content(records)
     drop_spacing_warnings(read_warnings, voxel)
     if image_params:
         first = images[image_params[0].name]

@@ -658,14 +658,14 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
     with cli.held_warnings(read_warnings):
         limit = budget(kwargs.get("memory_limit"))
     with cli.held_warnings(read_warnings):
-        cli.warn_psf_is_image({"image": image_path, "psf": psf_paths})
+        cli.refuse_psf_is_image({"image": image_path, "psf": psf_paths})
         lazy_img, cal = _open_lazy(image_path, axes)
     records = [cli.input_record("image", image_path, lazy_img, cal)]
     cal, voxel_warning = cli.with_voxel_size(cal, tuple(lazy_img.shape), voxel, image_path)
     cli.drop_spacing_warnings(read_warnings, voxel)
     with cli.held_warnings(read_warnings):
         psf = cli._read_psfs(psf_paths, cal, tuple(lazy_img.shape), records, psf_voxel)
-        cli.warn_psf_same_content(records)
+        cli.refuse_psf_same_content(records)
     io.check_output(out, cal.axes, overwrite=overwrite, sidecar=True, shape=tuple(lazy_img.shape))
     psf_shape = np.shape((psf[0] if isinstance(psf, list) else psf)[0])
     need = whole_need(cmd, kwargs, tuple(lazy_img.shape), lazy_img.dtype, cal.axes, psf_shape)
