@@ -197,6 +197,12 @@ def test_psf_like_takes_size_and_voxel_size_converted_to_the_commands_unit(tmp_p
     assert psf.shape == (5, 20, 30) and cal.unit == "nm" and cal.voxel_size() == pytest.approx((300, 130, 130))
     rec = json.loads((tmp_path / "p.tif.json").read_text())
     assert rec["parameters"]["pixel_spacing"] == pytest.approx(130) and rec["like"]["kept"] == ["depth"]
+    # the --like image is an input of the PSF: listed with its SHA-256 (the inputs were empty)
+    import hashlib
+
+    (like,) = rec["inputs"]
+    assert like["parameter"] == "like" and like["path"] == str(tmp_path / "img.tif")
+    assert like["sha256"] == hashlib.sha256((tmp_path / "img.tif").read_bytes()).hexdigest()
     # --unit micron: the spacings stay in micron
     out = tmp_path / "pu.tif"
     assert main(["psf", "gaussian", "--like", str(tmp_path / "img.tif"), "--unit", "micron", "--fwhm-xy", "0.25",

@@ -21,11 +21,12 @@ sys.exit(c.main(sys.argv[1:]))
 
 
 def _run(tmp_path, *extra):
-    img = tmp_path / "a.tif"
+    img, psf = tmp_path / "a.tif", tmp_path / "psf.tif"
     if not img.exists():
         tifffile.imwrite(img, np.ones((4, 16, 16), np.float32), imagej=True, metadata={"axes": "ZYX"})
+        tifffile.imwrite(psf, np.ones((3, 5, 5), np.float32), imagej=True, metadata={"axes": "ZYX"})
     out = tmp_path / f"o{len(extra)}.tif"
-    return subprocess.run([sys.executable, "-c", _BOOM, *extra, "deconvolve", "convolve", str(img), str(img),
+    return subprocess.run([sys.executable, "-c", _BOOM, *extra, "deconvolve", "convolve", str(img), str(psf),
                            "-o", str(out)], capture_output=True, text=True, timeout=120)
 
 
@@ -219,10 +220,11 @@ def test_stop_reasons_are_said_in_words():
 def test_a_closed_stderr_does_not_fail_the_run(tmp_path):
     """`fijidecon ... 2>&-` (stderr closed by the caller, so Python's sys.stderr is None) exited 1
     without a word and wrote nothing (an AttributeError on sys.stderr.isatty())."""
-    img = tmp_path / "a.tif"
+    img, psf = tmp_path / "a.tif", tmp_path / "psf.tif"
     tifffile.imwrite(img, np.ones((4, 16, 16), np.float32) + 1, imagej=True, metadata={"axes": "ZYX"})
+    tifffile.imwrite(psf, np.ones((3, 5, 5), np.float32), imagej=True, metadata={"axes": "ZYX"})
     code = "import sys\nfrom fijidecon.cli import main\nsys.exit(main())\n"
-    r = subprocess.run([sys.executable, "-c", code, "deconvolve", "richardson-lucy", str(img), str(img), "-o",
+    r = subprocess.run([sys.executable, "-c", code, "deconvolve", "richardson-lucy", str(img), str(psf), "-o",
                         str(tmp_path / "o.tif"), "--iterations", "2"], stderr=subprocess.DEVNULL, stdout=subprocess.PIPE,
                        timeout=120, close_fds=True, pass_fds=(), preexec_fn=lambda: __import__("os").close(2))
     assert r.returncode == 0 and (tmp_path / "o.tif").exists()

@@ -269,7 +269,8 @@ def test_a_thousandfold_voxel_size_difference_is_a_unit_mix_up_not_a_resampling(
     psf = _gauss((9, 15, 15), (1.5, 2.0, 2.0))
     for fn in (lambda **k: richardson_lucy(img, psf, 1, **k).notes, lambda **k: wiener(img, psf, 1e-3, **k).notes,
                lambda **k: iterative_deconvolve_3d(img, psf, max_iterations=1, **k).notes):
-        with pytest.warns(RuntimeWarning, match="unit mix-up"):
+        with pytest.warns(RuntimeWarning, match=r"\(both in the image.s length unit\) differ about 1000x: "
+                                                r"probably a unit mix-up"):
             notes = fn(voxel_size=(250, 100, 100), psf_voxel_size=(0.25, 0.1, 0.1))
         assert not any("resampled" in n for n in notes)
 

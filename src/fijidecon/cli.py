@@ -341,8 +341,10 @@ def _make_command(cmd: Command, name: str) -> click.Command:
                                    help=_PSF_VOXEL_HELP))
     params.append(click.Option(["-o", "--output", "output_path"], required=True, type=_OUTPUT_PATH,
                                help="Output: an ImageJ hyperstack (.tif), an OME-TIFF (.ome.tif) or an OME-Zarr "
-                                    "folder (.zarr, written brick by brick); written in the input's axes with its "
-                                    "calibration. A JSON sidecar OUTPUT.json (e.g. result.tif.json) records "
+                                    "folder (.zarr, written brick by brick); written "
+                                    + ("in the input's axes with its calibration" if images else
+                                       "with the command's voxel size as its calibration") +
+                                    ". A JSON sidecar OUTPUT.json (e.g. result.tif.json) records "
                                     "parameters, input hashes, notes, warnings, iterations and timings."))
     if cmd.id in _LAZY_COMMANDS:
         params += _big_options()
@@ -537,6 +539,7 @@ def _apply_like(cmd: Command, kw: dict[str, Any], like: str, axes: str | None, u
     from . import io
 
     arr, cal = io.read_image(like, axes=axes)
+    record = input_record("like", like, arr, cal)
     ctx = click.get_current_context()
     given = {n for n in kw if ctx.get_parameter_source(n) in (click.core.ParameterSource.COMMANDLINE,
                                                                 click.core.ParameterSource.ENVIRONMENT)}
@@ -581,7 +584,8 @@ def _apply_like(cmd: Command, kw: dict[str, Any], like: str, axes: str | None, u
     kept_text = f" (given on the command line: {', '.join(cmd.param(n).cli_flag for n in kept)})" if kept else ""
     taken_text = ", ".join(show(n, v) for n, v in used.items()) or "nothing taken"
     line = f"from {Path(like).name}: {taken_text}{kept_text}{why}"
-    return {"path": os.path.abspath(like), "taken": used, "kept": kept, "line": line, "warning": warning}
+    return {"path": os.path.abspath(like), "taken": used, "kept": kept, "line": line, "warning": warning,
+            "input": record}
 
 
 @contextmanager
@@ -768,7 +772,7 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
     auto_note = _auto_maximum(values)
     kwargs = cmd.api_kwargs(values)
     images: dict[str, Any] = {}
-    records: list[dict[str, Any]] = []
+    records: list[dict[str, Any]] = [like_record["input"]] if like_record else []
     with held_warnings(read_warnings):
         refuse_psf_is_image({q.name: kw[q.name] for q in image_params})
         voxel_warning = _read_inputs(kw, image_params, images, records, out, axes, voxel, psf_voxel)

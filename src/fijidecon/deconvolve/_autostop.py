@@ -711,6 +711,8 @@ def run_auto(rl: Any, image: Any, psf: Any, iterations: Any, gain: Any, offset: 
         return _run_on_pilots(rl, image, psf, iterations, gain, offset, opts)
     choose = {k: v for k, v in opts.items() if k not in ("start", "snapshot_every", "callback", "track_deviance",
                                                          "bricks", "halo")}
+    log.info("richardson-lucy: stop=auto: the count is chosen first on a thinned copy of the data (one more run, "
+             "usually stopped early), then the data are deconvolved to it: about twice a run's time")
     t0 = time.perf_counter()
     auto = choose_iterations(image, psf, iterations, gain=gain, offset=offset, **choose)
     auto["seconds"] = round(time.perf_counter() - t0, 3)  # the choice alone: the final run is timed as usual

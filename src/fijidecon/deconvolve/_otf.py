@@ -155,7 +155,8 @@ def remove_offset(a: np.ndarray, name: str, report: dict, notes: list[str]) -> n
              and abs(_corner_median(a) - b) <= 0.2 * b)
     if level and peak - b < 20 * sigma:
         warnings.warn(f"{name}: mostly background: its peak is only {(peak - b) / max(sigma, 1e-30):.1f} noise SD "
-                      f"above its border level {b:.4g}; average more beads or crop closer to the bead",
+                      f"above its border level {b:.4g}; average more beads or crop closer to the bead (a computed PSF this "
+                      "flat was made with wrong parameters: check their units)",
                       RuntimeWarning, stacklevel=4)
     flat = level and sigma < 0.1 * (peak - b)
     if flat:
@@ -331,8 +332,8 @@ def _match_voxel_size(a, name, voxel_size, psf_voxel_size, max_shape, report, no
         return a
     ratio = apart(ps, vs)
     if unit_mixup(ps, vs):
-        warnings.warn(f"{name}: its voxel size {_fmt(ps)} and the image's {_fmt(vs)} differ about "
-                      f"{ratio:.0f}x: probably a unit mix-up (nm vs µm); "
+        warnings.warn(f"{name}: its voxel size {_fmt(ps)} and the image's {_fmt(vs)} (both in the image's length "
+                      f"unit) differ about {ratio:.0f}x: probably a unit mix-up (nm vs µm); "
                       "the PSF is used at the image's voxel size, not resampled", RuntimeWarning, stacklevel=5)
         return a
     check = ("check both voxel sizes (the files' calibration, --voxel-size/--psf-voxel-size, "
