@@ -88,16 +88,18 @@ def test_bricked_and_dask_runs_give_each_volume_its_background():
     da = pytest.importorskip("dask.array")
     img, _ = _two_channels(shape=(20, 48, 48))
     whole = richardson_lucy(img, PSF, 6, background=list(LEVELS), acceleration=None)
+    halo = PSF.shape  # one PSF width (the default is 1.5: too thick for these 10-plane Dask bricks)
     for res in (richardson_lucy(img, PSF, 6, background=list(LEVELS), acceleration=None, bricks=(10, 24, 24)),
                 richardson_lucy(da.from_array(img, chunks=(1, 10, 24, 24)), PSF, 6, background=list(LEVELS),
-                                acceleration=None, bricks=(10, 24, 24))):
+                                acceleration=None, bricks=(10, 24, 24), halo=halo)):
         out = np.asarray(res.image)
         assert res.background == list(LEVELS)
         for c in range(2):  # bricks with the PSF's halo: the whole volume's result
             assert np.linalg.norm(out[c] - whole.image[c]) / np.linalg.norm(whole.image[c]) < 0.01
     # 'auto' is estimated on the whole volume whatever the bricks (on the central brick it moved with the budget)
     for chunks, bricks in (((1, 20, 48, 48), None), ((1, 10, 24, 24), (10, 24, 24))):
-        auto = richardson_lucy(da.from_array(img, chunks=chunks), PSF, 3, background="auto", bricks=bricks)
+        auto = richardson_lucy(da.from_array(img, chunks=chunks), PSF, 3, background="auto", bricks=bricks,
+                               halo=halo)
         assert auto.background == pytest.approx([_background.estimate(img[c]) for c in range(2)], rel=1e-6)
 
 
@@ -172,7 +174,7 @@ def test_a_lazy_run_warns_about_a_background_far_above_too():
     with pytest.warns(RuntimeWarning, match=r"^background: 700 is far above the darkest part of the image "
                                             r"\(volume t=0, c=0\)"):
         richardson_lucy(da.from_array(img, chunks=(1, 10, 24, 24)), PSF, 2, background=[700, 100],
-                        bricks=(10, 24, 24))
+                        bricks=(10, 24, 24), halo=PSF.shape)
 
 
 def test_the_note_gives_each_channels_range_over_time_points():

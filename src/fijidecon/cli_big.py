@@ -122,9 +122,7 @@ MIN_CORE = 16
 IN_SLAB_COPIES = 2
 
 
-def default_halo(kernel_shape: tuple[int, ...]) -> tuple[int, ...]:
-    """The core's default halo for a prepared PSF: its full width per axis (0 for size 1)."""
-    return tuple(int(k) if k > 1 else 0 for k in kernel_shape)
+
 
 
 def kernel_shape(psf: Any, image_cal: Any, vol_axes: str, recenter: bool) -> tuple[int, ...]:
@@ -195,14 +193,16 @@ def plan_bricks(method: str, vol: tuple[int, ...], kernel: tuple[int, ...], opts
     MemoryError
         Not even bricks of one plane by ``MIN_CORE`` voxels fit (naming ``memory_limit``).
     """
-    halo = default_halo(kernel)
+    from .deconvolve import _bricks
+
+    halo = _bricks.default_halo(kernel, method)
     best = _best_plan(method, vol, kernel, halo, opts, limit, concurrency, tiff_out)
     if best is None:
         need = _smallest_limit(method, vol, kernel, halo, opts, limit, concurrency, tiff_out)
         need = min(need, whole) if whole else need
         raise MemoryError(f"memory_limit: {_size(limit)} is too small for {method} on {'x'.join(map(str, vol))} "
                           f"volumes from and to files: even bricks of {MIN_CORE} voxels or as thick as the halo ("
-                          f"{'x'.join(map(str, halo))}: the PSF's size) and their slabs "
+                          f"{'x'.join(map(str, halo))}: from the PSF's size) and their slabs "
                           f"of whole planes do not fit; give --memory-limit {_size(need).replace(' ', '')} or more, "
                           "or a smaller PSF (crop it to where it is above the noise)")
     return best[1], halo, best[2]

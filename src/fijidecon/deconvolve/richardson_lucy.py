@@ -461,10 +461,10 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
     bricks:
         Force bricks of this core size (Z, Y, X) (default: only when needed, as big as fit).
     halo:
-        Voxels read around each brick (one number, or one per axis); default: the prepared
-        PSF's full width per axis.  Bricked runs keep a fixed iteration count, decided on the
-        central brick when ``stop`` is given; ``start``, ``snapshot_every`` and per-iteration
-        callbacks are not available (the callback gets a ``BrickFigures`` after each brick,
+        Voxels read around each brick (one number, or one per axis); default: 1.5 times the
+        prepared PSF's full width per axis (``_bricks.HALO_WIDTHS``).  Bricked runs keep a
+        fixed iteration count, decided on the central brick when ``stop`` is given;
+        ``start``, ``snapshot_every`` and per-iteration callbacks are not available (the callback gets a ``BrickFigures`` after each brick,
         and returning ``True`` raises ``CancelledError``).
     gain, offset:
         With ``stop="auto"`` only: the camera's gain (photo-electrons per image unit) and

@@ -181,8 +181,8 @@ def wiener(image: object, psf: object, regularization: float | str | None = None
     memory_limit, bricks, halo:
         As for :func:`fijidecon.deconvolve.richardson_lucy`: a volume over the budget
         (or given ``bricks=``, the brick *core* size per axis in voxels, not a count) is
-        filtered in bricks, read with ``halo`` voxels on each side (default: the prepared
-        PSF's size); the regularization is chosen once, on each volume's central brick.
+        filtered in bricks, read with ``halo`` voxels on each side (default: 1.5 times
+        the prepared PSF's size); the regularization is chosen once, on each volume's central brick.
         A warning says when the filter reaches beyond the halo (small ``rho``: the result
         then depends on the layout).  A ``dask.array.Array`` image gives a lazy result.
 
