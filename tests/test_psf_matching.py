@@ -376,3 +376,20 @@ def test_voxel_sizes_far_apart_warn_and_absurdly_far_apart_are_refused(vs):
     with w.catch_warnings():
         w.simplefilter("error", RuntimeWarning)
         richardson_lucy(img, psf, 1, background=10, voxel_size=(0.6, 0.05, 0.05), psf_voxel_size=(0.2, 0.1, 0.1))
+
+
+def test_voxel_sizes_given_in_x_y_z_order_are_warned_about():
+    """`--psf-voxel-size '0.13,0.13,0.3 um'` (Z and X swapped) resampled a 15x31x31 PSF to 7x31x72 with
+    only a note; a PSF finer in Z than in X for an image coarser in Z is named now."""
+    img = np.zeros((8, 32, 32), np.float32)
+    img[4, 16, 16] = 100
+    psf = _gauss((9, 15, 15), (1.5, 2.0, 2.0))
+    with pytest.warns(RuntimeWarning, match=r"^psf: its voxel size \(0\.13, 0\.13, 0\.3\) is finer in Z than in X "
+                                            r"while the image's \(0\.3, 0\.13, 0\.13\) is coarser .* given in X, Y, "
+                                            r"Z order\?"):
+        richardson_lucy(img, psf, 1, voxel_size=(0.3, 0.13, 0.13), psf_voxel_size=(0.13, 0.13, 0.3))
+    import warnings
+
+    with warnings.catch_warnings():  # both coarser in Z (a PSF sampled finer than the image): no word
+        warnings.simplefilter("error")
+        richardson_lucy(img, psf, 1, voxel_size=(0.3, 0.13, 0.13), psf_voxel_size=(0.2, 0.1, 0.1))

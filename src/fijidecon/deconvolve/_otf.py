@@ -344,6 +344,10 @@ def _match_voxel_size(a, name, voxel_size, psf_voxel_size, max_shape, report, no
     if ratio > FAR_APART:  # not nm/µm (above), but as absurd: a resolution tag of 0 ...
         warnings.warn(f"{name}: its voxel size {_fmt(ps)} and the image's {_fmt(vs)} differ {ratio:.3g}x: "
                       f"{NO_MICROSCOPE}; {check}", RuntimeWarning, stacklevel=5)
+    if _axes_reversed(ps, vs):
+        warnings.warn(f"{name}: its voxel size {_fmt(ps)} is finer in Z than in X while the image's {_fmt(vs)} is "
+                      "coarser (or the reverse): given in X, Y, Z order? Voxel sizes are (Z, Y, X); "
+                      f"{check}", RuntimeWarning, stacklevel=5)
     limit = None
     if max_shape is not None:  # no need to compute more than the method can use (+ room to re-centre)
         limit = [int(m) + 2 for m in max_shape]
@@ -360,6 +364,19 @@ def _match_voxel_size(a, name, voxel_size, psf_voxel_size, max_shape, report, no
     notes.append(f"{name}: resampled from voxel size {_fmt(ps)} to the image's {_fmt(vs)} "
                  f"({'x'.join(map(str, a.shape))} -> {'x'.join(map(str, out.shape))})")
     return out
+
+
+#: A voxel whose Z and X sizes differ by more than this factor is anisotropic (see ``_axes_reversed``).
+ANISOTROPIC = 1.5
+
+
+def _axes_reversed(ps: Sequence[float], vs: Sequence[float]) -> bool:
+    """Whether PSF and image voxels are both clearly anisotropic, the PSF's Z finer than its X where
+    the image's is coarser (or the reverse): one of them given in (X, Y, Z) order."""
+    if len(ps) < 3:
+        return False
+    rp, rv = ps[0] / ps[-1], vs[0] / vs[-1]
+    return (rp > ANISOTROPIC and rv < 1 / ANISOTROPIC) or (rp < 1 / ANISOTROPIC and rv > ANISOTROPIC)
 
 
 #: Image and PSF voxel sizes further apart than this (on any axis, and not a nm/µm mix-up) warn;
