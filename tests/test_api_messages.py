@@ -86,6 +86,9 @@ def test_iterative_deconvolve_3d_says_when_its_divergence_test_stopped_it(caplog
     with pytest.warns(RuntimeWarning, match=r"^iterative-deconvolve-3d: volume\(s\) 0, 1: stopped after 8, 8 of 10"):
         two = iterative_deconvolve_3d(np.stack([img, img], 1), psf, axes="ZCYX", max_iterations=10, compat=False)
     assert two.notes[-1].startswith("iterative-deconvolve-3d: volume(s) 0, 1: stopped after 8, 8 of 10")
+    with pytest.warns(RuntimeWarning, match=r"^iterative-deconvolve-3d: volume\(s\) 0: stopped after 8 of 10 "
+                                            r"iterations: the change figure rose \(3\.099 % -> 3\.106 %"):
+        iterative_deconvolve_3d(img[:, None], psf, axes="ZCYX", max_iterations=10, compat=False)  # one channel
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         free = iterative_deconvolve_3d(img, psf, max_iterations=10, compat=False, detect_divergence=False)

@@ -155,8 +155,8 @@ def remove_offset(a: np.ndarray, name: str, report: dict, notes: list[str]) -> n
              and abs(_corner_median(a) - b) <= 0.2 * b)
     if level and peak - b < 20 * sigma:
         warnings.warn(f"{name}: mostly background: its peak is only {(peak - b) / max(sigma, 1e-30):.1f} noise SD "
-                      f"above its border level {b:.4g}; average more beads or crop closer to the bead (a computed PSF this "
-                      "flat was made with wrong parameters: check their units)",
+                      f"above its border level {b:.4g}; average more beads or crop closer to the bead (a computed "
+                      "PSF this flat was made with wrong parameters: check their units)",
                       RuntimeWarning, stacklevel=4)
     flat = level and sigma < 0.1 * (peak - b)
     if flat:

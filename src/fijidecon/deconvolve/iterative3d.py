@@ -350,13 +350,14 @@ def iterative_deconvolve_3d(
 
 def _told_divergence(res: IterativeResult, asked: int) -> IterativeResult:
     """A note (logged) and a warning when divergence detection stopped a volume before ``asked``."""
-    reasons = res.stop_reason if isinstance(res.stop_reason, list) else [res.stop_reason]
-    its = res.iterations if isinstance(res.iterations, list) else [res.iterations]
-    logs = res.log if len(reasons) > 1 else [res.log]
+    several = isinstance(res.stop_reason, list)  # a hyperstack: one entry per (T, C) volume
+    reasons = res.stop_reason if several else [res.stop_reason]
+    its = res.iterations if several else [res.iterations]
+    logs = res.log if several else [res.log]
     stopped = [(i, n, logs[i][-2:]) for i, (n, r) in enumerate(zip(its, reasons)) if r == "diverged"]
     if not stopped:
         return res
-    where = "" if len(reasons) == 1 else "volume(s) " + ", ".join(str(i) for i, _, _ in stopped) + ": "
+    where = "" if not several else "volume(s) " + ", ".join(str(i) for i, _, _ in stopped) + ": "
     rose = "; ".join(f"{v[0]:.4g} % -> {v[1]:.4g} %" for _, _, v in stopped if len(v) == 2) or "its last value"
     note = (f"iterative-deconvolve-3d: {where}stopped after {', '.join(str(n) for _, n, _ in stopped)} of {asked} "
             f"iterations: the change figure rose ({rose}; detect_divergence); the estimate before that step is "
