@@ -122,9 +122,6 @@ MIN_CORE = 16
 IN_SLAB_COPIES = 2
 
 
-
-
-
 def kernel_shape(psf: Any, image_cal: Any, vol_axes: str, recenter: bool) -> tuple[int, ...]:
     """The largest prepared PSF (the kernel the core uses: support cropped, resampled to the
     image's voxel size when both are calibrated) over the channel PSFs."""

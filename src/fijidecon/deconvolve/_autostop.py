@@ -261,7 +261,8 @@ def _fit_camera(r: np.ndarray, c: np.ndarray, block: int, bins: int, quantile: f
     return Camera(float(1 / a), float(-c0 / a), "estimated", (float(a), float(c0)))
 
 
-def _camera(vol: np.ndarray, gain: Any, offset: Any, read_noise: float, kernel: np.ndarray, where: str = "") -> Camera:
+def _camera(vol: np.ndarray, gain: Any, offset: Any, read_noise: float, kernel: np.ndarray,
+            where: str = "") -> Camera:
     """The camera model used for thinning: given, estimated or assumed (with a warning).
 
     ``shift`` (e-) is added to the converted counts: the read-noise variance when the
