@@ -127,3 +127,25 @@ def test_an_ome_zarr_write_shows_no_third_party_deprecation_warning(tmp_path):
     p = subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert "Scaler" not in p.stderr and "DeprecationWarning" not in p.stderr, p.stderr
+
+
+@pytest.mark.skipif(not DAPI.is_file(), reason="the real DAPI file is not there")
+def test_an_image_given_as_the_psf_is_named():
+    """Image and a same-size PSF swapped (the README's `psf --like` recipe makes them the same size)
+    ran without a word but a re-centring note."""
+    import tifffile
+
+    from fijidecon.psf import diffraction_psf_3d
+
+    img = tifffile.imread(DAPI).astype(np.float32)
+    psf = diffraction_psf_3d(index=1.512, na=1.45, wavelength=461, pixel_spacing=130, slice_spacing=300,
+                             width=101, height=201, depth=40)
+    with pytest.warns(RuntimeWarning, match=r"^psf: its peak is only 3\.2x its mean, .* is it an image, given as "
+                                            r"the PSF \(arguments swapped\)\?"):
+        richardson_lucy(psf * 1e4, img, 1, background=0.0)
+    with warnings.catch_warnings():  # the right order, and RedLionfish's broad 8-bit PSF (14x): no word about it
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", message="background: 0")
+        richardson_lucy(img, psf, 1)
+        rfi = DAPI.parents[1] / "redlionfish_rfi_psf" / "PSF_RFI_8bit.tif"
+        wiener(np.ones((64, 64, 64), np.float32), tifffile.imread(rfi), 0.01)

@@ -13,7 +13,9 @@ line each, also logged on the ``fijidecon`` logger at INFO):
    it is subtracted and voxels within 3 noise standard deviations of it are set to 0
    (the noise floor would otherwise add up to more than the PSF over a large crop).
    A PSF whose peak stands less than 20 noise deviations above such a flat border level
-   gets a ``RuntimeWarning`` ("mostly background").  Negative values (over-subtracted backgrounds) become 0;
+   gets a ``RuntimeWarning`` ("mostly background").  Negative values (over-subtracted backgrounds) become 0
+   (a warning when they sum to over 10 % of the positive ones).  A PSF at least 15 voxels wide whose
+   peak is under 8x its mean warns: an image given as the PSF;
 3. ``resample`` (when both voxel sizes are known and differ): one cubic-spline
    interpolation to the image's voxel size that keeps the array centre ``n // 2`` on
    the new centre ``m // 2`` (flux is kept by the normalisation of stage 6).  Sizes that
@@ -278,6 +280,7 @@ def prepare_psf(psf: object, *, threshold: float = 1e-4, recenter: bool = True, 
     a = remove_offset(a, name, report, notes)
     if not a.sum() > 0:
         raise ValueError(f"{name}: nothing is left of the PSF after removing its background")
+    _warn_not_concentrated(a, name)
     a = _match_voxel_size(a, name, voxel_size, psf_voxel_size, max_shape, report, notes)
     centroid, ci, frac, moved = _centre(a, recenter, name, report, notes)
     need_shift = any(abs(f) > SHIFT_MIN for f in frac)
@@ -364,6 +367,23 @@ def _match_voxel_size(a, name, voxel_size, psf_voxel_size, max_shape, report, no
     notes.append(f"{name}: resampled from voxel size {_fmt(ps)} to the image's {_fmt(vs)} "
                  f"({'x'.join(map(str, a.shape))} -> {'x'.join(map(str, out.shape))})")
     return out
+
+
+#: A PSF (>= OFFSET_MIN_SIZE wide in Y and X) whose peak is less than this times its mean is warned about:
+#: measured and computed PSFs are 14x (RedLionfish's broad 8-bit PSF) to 8000x; dapi_001 given as the PSF, 3.2x.
+CONCENTRATED = 8.0
+
+
+def _warn_not_concentrated(a: np.ndarray, name: str) -> None:
+    """A warning when a PSF big enough to tell is not concentrated around a peak: an image given as the
+    PSF (arguments swapped, or the same-size PSF file mixed up with the data)."""
+    if a.ndim < 2 or min(a.shape[-2:]) < OFFSET_MIN_SIZE:
+        return
+    ratio = float(a.max()) / float(a.mean())
+    if ratio < CONCENTRATED:
+        warnings.warn(f"{name}: its peak is only {ratio:.2g}x its mean, where a PSF concentrates its light around "
+                      "its centre (measured and computed PSFs: from 14x for a broad 8-bit PSF to thousands of times): "
+                      "is it an image, given as the PSF (arguments swapped)?", RuntimeWarning, stacklevel=4)
 
 
 #: A voxel whose Z and X sizes differ by more than this factor is anisotropic (see ``_axes_reversed``).
