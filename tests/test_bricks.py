@@ -237,3 +237,33 @@ def test_a_stopping_rule_in_bricks_says_where_the_count_was_decided():
     assert any("decided by the stopping rule on each volume's central brick" in n for n in lazy.notes), lazy.notes
     plain = richardson_lucy(img, PSF, 3, background=5, bricks=(20, 48, 48))
     assert not any("stopping rule" in n for n in plain.notes)
+
+
+def test_a_lazy_momentum_run_does_not_compute_the_central_brick_twice(monkeypatch):
+    """A lazy run computed the central brick once to 'decide' and again as a brick, with momentum too,
+    whose factors are a fixed schedule (60 iterations on dapi_001 to OME-Zarr: 4.0 s of set-up + 4.5 s,
+    against 4.5 s in memory); its result is the in-memory bricked run's all the same."""
+    da = pytest.importorskip("dask.array")
+    import dask
+
+    import importlib
+
+    rl_module = importlib.import_module("fijidecon.deconvolve.richardson_lucy")  # the module, not the function
+
+    rng = np.random.default_rng(0)
+    img = rng.poisson(50 + 400 * (rng.random((24, 96, 96)) > 0.995)).astype(np.float32)
+    g = np.indices((7, 11, 11)).astype(float)
+    psf = np.exp(-0.5 * (((g[0] - 3) / 1.5) ** 2 + ((g[1] - 5) / 1.5) ** 2 + ((g[2] - 5) / 1.5) ** 2))
+    calls = []
+    real = rl_module._decide
+    monkeypatch.setattr(rl_module, "_decide", lambda *a, **k: calls.append(1) or real(*a, **k))
+    for acc, decided in (("momentum", 0), ("biggs-andrews", 1)):
+        calls.clear()
+        whole = richardson_lucy(img, psf, 12, acceleration=acc, bricks=(24, 48, 48), background=50).image
+        calls.clear()
+        lazy = richardson_lucy(da.from_array(img, chunks=(24, 48, 48)), psf, 12, acceleration=acc,
+                               bricks=(24, 48, 48), background=50)
+        with dask.config.set(scheduler="threads"):
+            out = np.asarray(lazy.image)
+        assert len(calls) == decided, (acc, calls)
+        np.testing.assert_array_equal(out, whole)

@@ -263,3 +263,29 @@ def test_the_kept_message_names_the_cause_and_the_hint_is_for_this_run_only(tmp_
     assert lazy_io.KEPT  # kept by this process: a later, unrelated CLI error must not name it
     assert main(["deconvolve", "richardson-lucy", "--no-such-option"]) == 2
     assert "partial output is kept" not in capsys.readouterr().err
+
+
+def test_a_resume_run_stopped_in_its_set_up_says_nothing_was_kept(tmp_path, capsys, monkeypatch):
+    """Ctrl-C while the central brick was computed (before any brick of the output existed) printed
+    only 'Interrupted.', though the README promises that a --resume run that does not finish says
+    what it keeps."""
+    import importlib
+
+    rl_module = importlib.import_module("fijidecon.deconvolve.richardson_lucy")
+    rng = np.random.default_rng(0)
+    cal = Calibration.make("ZYX", unit="micron", Z=0.3, Y=0.1, X=0.1)
+    write_image(tmp_path / "img.tif", rng.poisson(50, (16, 96, 96)).astype(np.uint16), cal)
+    write_image(tmp_path / "psf.tif", gaussian((9, 15, 15), (2.0, 1.5, 1.5)), cal)
+
+    def ctrl_c(*a, **k):
+        raise KeyboardInterrupt  # Biggs-Andrews decides its factors on the central brick first
+
+    monkeypatch.setattr(rl_module, "_decide", ctrl_c)
+    out = tmp_path / "r.ome.zarr"
+    rc = main(["deconvolve", "richardson-lucy", str(tmp_path / "img.tif"), str(tmp_path / "psf.tif"),
+               "--acceleration", "biggs-andrews", "--memory-limit", "40MB", "-q", "-o", str(out), "--resume"])
+    err = capsys.readouterr().err
+    assert rc == 130 and "Interrupted." in err, err
+    assert ("Note: --resume: stopped before this run wrote a brick of the output (in its set-up); nothing was "
+            "kept, and the next run starts from the beginning") in err, err
+    assert not out.exists() and not lazy_io.resumable_path(out).exists()

@@ -1027,20 +1027,39 @@ def _option_named(message: str, args: list[str]) -> str:
 
 
 @contextmanager
-def _resume_hint() -> Iterator[None]:
+def _resume_hint(args: list[str]) -> Iterator[None]:
     """After a ``--resume`` run that did not finish: say where its partial output is kept (once:
-    not when the error says it already, nor for a partial an earlier call in this process kept)."""
+    not when the error says it already, nor for a partial an earlier call in this process kept),
+    or, when it was stopped (Ctrl-C, SIGTERM) before its first brick was written, that nothing was."""
     lazy = sys.modules.get("fijidecon.lazy_io")
     before = len(getattr(lazy, "KEPT", []))
     try:
         yield
     except BaseException as exc:
         lazy = sys.modules.get("fijidecon.lazy_io")
-        for tmp in getattr(lazy, "KEPT", [])[before:before + 1]:
+        kept = getattr(lazy, "KEPT", [])[before:before + 1]
+        for tmp in kept:
             if tmp.exists() and tmp.name not in str(exc):
                 click.echo(f"Note: the partial output is kept ({tmp}); run the same command with --resume to go on "
                            "from it", err=True)
+        stopped = isinstance(exc, (_Terminated, click.exceptions.Abort, KeyboardInterrupt))
+        out = _output_argument(args)
+        if not kept and stopped and "--resume" in args and out is not None and lazy is not None:
+            earlier = lazy.resumable_path(out)
+            click.echo(f"Note: --resume: stopped before this run wrote a brick of the output (in its set-up); "
+                       + (f"the partial output of an earlier run is kept as it was ({earlier})" if earlier.exists()
+                          else "nothing was kept, and the next run starts from the beginning"), err=True)
         raise
+
+
+def _output_argument(args: list[str]) -> str | None:
+    """The ``-o``/``--output`` value in a command line, if any."""
+    for i, a in enumerate(args):
+        if a in ("-o", "--output") and i + 1 < len(args):
+            return args[i + 1]
+        if a.startswith("--output="):
+            return a.split("=", 1)[1]
+    return None
 
 
 def _interrupted() -> int:
@@ -1079,7 +1098,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: list[str], debug: bool) -> int:
     try:
-        with _sigterm_unwinds(), _resume_hint():
+        with _sigterm_unwinds(), _resume_hint(args):
             rv = cli.main(args=args, prog_name="fijidecon", standalone_mode=False)
     except _Terminated as exc:
         click.echo("Terminated.", err=True)

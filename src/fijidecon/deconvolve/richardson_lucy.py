@@ -169,6 +169,8 @@ from .. import _validate
 from . import _autostop, _background, _backproject, _bricks, _edges, _fft, _hyper, _otf, _par
 
 ACCELERATIONS = (None, "biggs-andrews", "momentum", "biggs-andrews-2")
+#: Accelerations whose factors do not depend on the data (a bricked run needs no central brick's).
+MOMENTUM_OR_NONE = (None, "momentum")
 #: Biggs-Andrews extrapolation (first and second order).
 BIGGS_ANDREWS = ("biggs-andrews", "biggs-andrews-2")
 #: Work-grid volumes (float32) each acceleration keeps from one iteration to the next: x, and
@@ -868,7 +870,8 @@ def _lazy(image, psf, axes, iterations, stop_fn, opts, voxel_size, psf_voxel_siz
 
     def decide(vol, plan, prep, mean):
         vo = dict(opts, background=bgs[len(counts)])  # lazy_run decides the (T, C) volumes in order
-        if stop_fn is None and opts["acceleration"] is None and opts["exponent"] == 1 and \
+        # nothing to decide on the central brick (momentum's factors are a fixed schedule): not computed twice
+        if stop_fn is None and opts["acceleration"] in MOMENTUM_OR_NONE and opts["exponent"] == 1 and \
                 _autostop.ON_PILOT.get() is None:
             dec = _bricks.Decisions(mean=max(mean, 1e-20), iterations=iterations,
                                     extra={"background": vo["background"]})

@@ -35,7 +35,8 @@ def _spacing(name: str, value: Any, calibration: Any, axis: str) -> float:
         return v
     if calibration is not None and calibration.is_calibrated():
         return float(calibration.get(axis))
-    raise InputError(f"{name}: 0 means 'from the image calibration', but the image has none; give the spacing")
+    raise InputError(f"{name}: 0 means 'from the image calibration', but the image has none; give the spacing "
+                     f"(CLI --{name.replace('_', '-')}, or --voxel-size 'Z,Y,X UNIT' for the image)")
 
 
 def _stack(width, height, depth):

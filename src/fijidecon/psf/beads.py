@@ -32,6 +32,7 @@ Pipeline of :func:`psf_from_beads`:
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -597,6 +598,7 @@ def psf_from_beads(
                  "its peak is clipped and the PSF is too flat there", SaturationWarning)
     if len(accepted) == 1 and len(peaks) >= 1:
         notes.append("one bead used: no averaging, the PSF keeps that bead's noise")
+        logging.getLogger("fijidecon.psf").info("psf-from-beads: " + notes[-1])  # the CLI and ImageJ print it
 
     _validate.check_memory("shape", float(np.prod(shape, dtype=np.float64)) * 8.0 * (2 * len(accepted) + nd + 8),
                            f"{len(accepted)} bead crops of {'x'.join(map(str, shape))} voxels",
