@@ -149,3 +149,21 @@ def test_an_image_given_as_the_psf_is_named():
         richardson_lucy(img, psf, 1)
         rfi = DAPI.parents[1] / "redlionfish_rfi_psf" / "PSF_RFI_8bit.tif"
         wiener(np.ones((64, 64, 64), np.float32), tifffile.imread(rfi), 0.01)
+
+
+@pytest.mark.skipif(not DAPI.is_file(), reason="the real DAPI file is not there")
+def test_a_lazy_wiener_run_names_the_rule_the_in_memory_run_names():
+    """A lazy (Dask / OME-Zarr) Wiener run said 'rule snr' where the in-memory run said 'snr->fwhm',
+    for the same regularization and an identical result."""
+    da = pytest.importorskip("dask.array")
+    import tifffile
+
+    from fijidecon.psf import diffraction_psf_3d
+
+    img = tifffile.imread(DAPI).astype(np.float32)
+    psf = diffraction_psf_3d(width=31, height=31, depth=15, index=1.33, na=1.2, wavelength=520, pixel_spacing=130,
+                             slice_spacing=300)
+    whole = wiener(img, psf)
+    lazy = wiener(da.from_array(img, chunks=img.shape), psf)
+    assert whole.rule == "snr->fwhm" and lazy.rule == whole.rule
+    assert lazy.regularization == pytest.approx(whole.regularization, rel=1e-6)

@@ -294,17 +294,20 @@ def _lazy(image, psf, axes, choose, psf_threshold, recenter, voxel_size, psf_vox
     preps = _bricks.lazy_preps(lv, choose["edges"], psf_threshold, recenter, voxel_size, psf_voxel_size)
     plans = _bricks.lazy_plans("wiener", vol_shape, preps, {"edges": choose["edges"]}, memory_limit, bricks, halo)
     rhos: list[float] = []
+    rules: list[str] = []
 
     def decide(vol, plan, prep, mean):
         if choose["rule"] == "given":
-            dec = _bricks.Decisions(regularization=choose["rho"])
+            dec = _bricks.Decisions(regularization=choose["rho"], extra={"rule": "given"})
         else:
             dec = _decide(np.asarray(vol[plan.pilot().outer], dtype=np.float32), prep, choose)[0]
         rhos.append(dec.regularization)
+        rules.append(dec.extra["rule"])
         return dec
 
     lazy = _bricks.lazy_run(lv, means, preps, plans, lambda p: _brick_fn(p, choose), decide)
-    rule = choose["rule"]
+    # as the in-memory run says it: the first volume's rule, or a fallback ('->') if any volume needed one
+    rule = next((r for r in rules if "->" in r), rules[0] if rules else choose["rule"])
     if plans[0].n > 1:
         warn_reach(preps[0].kernel, min(rhos), plans[0].halo)
     how = "given" if rule == "given" else "chosen on each volume's central brick"
