@@ -273,14 +273,35 @@ def is_dask(obj: Any) -> bool:
     return type(obj).__module__.startswith("dask.") and type(obj).__name__ == "Array"
 
 
-def lazy(dvol: Any, plan: Plan, fn: BrickFn, decisions: Decisions) -> Any:
+class _LocalOnly:
+    """A value the tasks of a local (threaded) Dask scheduler can use.  Pickled - for a process or
+    distributed scheduler - it arrives empty, and the task computes what it would have reused
+    (a brick's result is never shipped with every task of the graph)."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def __reduce__(self) -> tuple:
+        return (_LocalOnly, (None,))
+
+
+def lazy(dvol: Any, plan: Plan, fn: BrickFn, decisions: Decisions,
+         pilot_result: tuple[Brick, np.ndarray] | None = None) -> Any:
     """A lazy ``dask.array.Array``: ``fn`` on every brick of a dask volume (``map_overlap``
-    with the halo as depth, no padding beyond the volume's border, cores kept)."""
+    with the halo as depth, no padding beyond the volume's border, cores kept).
+    ``pilot_result``: the central brick, computed already to take the decisions, and its
+    result, used once for that brick instead of computing it again (threaded scheduler)."""
     import dask.array as da
 
     vol = dvol.astype(np.float32).rechunk(tuple(tuple(plan.sizes(i)) for i in range(len(plan.shape))))
+    held = _LocalOnly(pilot_result)
 
-    def one(block: np.ndarray) -> np.ndarray:
+    def one(block: np.ndarray, block_id: tuple[int, ...] | None = None) -> np.ndarray:
+        known = held.value
+        if known is not None and block_id is not None and tuple(block_id) == known[0].index \
+                and known[1].shape == block.shape:
+            held.value = None  # once: its memory goes with it
+            return known[1]
         return fn(np.ascontiguousarray(block, dtype=np.float32), decisions)
 
     # no overlap along an axis the bricks do not split: the brick already spans it (and Dask refuses a depth
@@ -512,8 +533,9 @@ def lazy_run(lv: LazyVolumes, means: Sequence[float], preps: Sequence[Any], plan
     for i in range(lv.n_t * lv.n_c):
         c = i % lv.n_c
         vol = lv.volume(i // lv.n_c, c)
-        dec = decide(vol, plans[c], preps[c], means[i])
-        out.append(lazy(vol, plans[c], make_fn(preps[c]), dec))
+        dec = decide(vol, plans[c], preps[c], means[i])  # Decisions, or (Decisions, the pilot's result)
+        dec, pilot_result = dec if isinstance(dec, tuple) else (dec, None)
+        out.append(lazy(vol, plans[c], make_fn(preps[c]), dec, pilot_result))
     return lv.merge(out)
 
 

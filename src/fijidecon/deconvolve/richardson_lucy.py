@@ -875,14 +875,14 @@ def _lazy(image, psf, axes, iterations, stop_fn, opts, voxel_size, psf_voxel_siz
                 _autostop.ON_PILOT.get() is None:
             dec = _bricks.Decisions(mean=max(mean, 1e-20), iterations=iterations,
                                     extra={"background": vo["background"]})
-            why = "iterations"
+            why, done = "iterations", None
         else:  # the central brick decides (iterations, extrapolation factors, exponents), computed now
             pilot = np.asarray(vol[plan.pilot().outer], dtype=np.float32)
             dec, r = _decide(pilot, mean, prep, vo, voxel_size, iterations, stop_fn)
-            why = r["stop_reason"]
+            why, done = r["stop_reason"], (plan.pilot(), r["image"])  # its result: not computed again
         counts.append(dec.iterations)
         reasons.append(why)
-        return dec
+        return dec if done is None else (dec, done)
 
     lazy = _bricks.lazy_run(lv, means, preps, plans, lambda prep: _brick_fn(prep, opts, voxel_size), decide)
     decided = (f"; {', '.join(map(str, counts))} iterations, decided by the stopping rule on each volume's central "
