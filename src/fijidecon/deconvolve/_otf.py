@@ -170,10 +170,11 @@ def remove_offset(a: np.ndarray, name: str, report: dict, notes: list[str]) -> n
                      f"voxels within {NOISE_FLOOR:g} noise SD ({sigma:.3g}) of it set to 0")
     elif a.min() < 0:
         pos, neg = float(a[a > 0].sum(dtype=np.float64)), -float(a[a < 0].sum(dtype=np.float64))
+        share = (f"{100 * neg / pos:.0f} % of" if neg <= 10 * pos else f"{neg / pos:.3g} times")  # not 987470 %
         notes.append(f"{name}: negative values (down to {a.min() / peak:.2g} x the maximum; their sum "
-                     f"{100 * neg / pos:.0f} % of the positive ones) set to 0")
+                     f"{share} the positive ones) set to 0")
         if neg > NEGATIVE_WARN * pos:
-            warnings.warn(f"{name}: its negative values sum to {100 * neg / pos:.0f} % of its positive ones and are "
+            warnings.warn(f"{name}: its negative values sum to {share} its positive ones and are "
                           "set to 0, which leaves only its brightest core: was a background subtracted too far? "
                           "(give the PSF with its background, or clip it yourself)", RuntimeWarning, stacklevel=4)
         a = np.clip(a, 0, None)
