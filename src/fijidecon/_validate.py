@@ -12,6 +12,7 @@ ImageJ dialogs, macros - convert their text through :mod:`fijidecon.commands` fi
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -170,8 +171,6 @@ def check_shape(name: str, value: Any, ndims: Sequence[int] = (1, 2, 3), minimum
 
 def refuse_file_name(name: str, value: Any) -> None:
     """``InputTypeError`` when an array parameter got a file name (``str`` or path) instead of an array."""
-    import os
-
     if isinstance(value, (str, bytes, os.PathLike)):
         raise InputTypeError(f"{name}: expected an array, got the path {str(value)!r}; read the file first "
                              "(fijidecon.io.read_image)")

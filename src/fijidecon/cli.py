@@ -672,15 +672,20 @@ def with_voxel_size(cal: Calibration, shape: tuple[int, ...], given: tuple[tuple
     return new, None
 
 
+def _stem_and_extension(out: Path) -> tuple[str, str]:
+    """An output's name split where its snapshots' ``_iterK`` goes: ``("r", ".ome.tif")``."""
+    name = out.name
+    ext = next((e for e in (".ome.tiff", ".ome.tif") if name.lower().endswith(e)), out.suffix)
+    return (name[:len(name) - len(ext)] if ext else name), ext
+
+
 def _snapshot_paths(out: Path, values: dict[str, Any]) -> dict[int, Path]:
     """``--snapshot-every N``: the file of each snapshot, ``NAME_iterK.EXT`` beside the output
     (``K`` zero-padded), for every multiple of N up to ``--iterations``."""
     every, n = int(values.get("snapshot_every") or 0), int(values.get("iterations") or 0)
     if every <= 0 or n <= 0:
         return {}
-    name = out.name
-    ext = next((e for e in (".ome.tiff", ".ome.tif") if name.lower().endswith(e)), out.suffix)
-    stem = name[:len(name) - len(ext)] if ext else name
+    stem, ext = _stem_and_extension(out)
     width = len(str(n))
     return {k: out.with_name(f"{stem}_iter{k:0{width}d}{ext}") for k in range(every, n + 1, every)}
 
@@ -690,9 +695,7 @@ def _stale_snapshots(out: Path, paths: dict[int, Path]) -> str | None:
     write (an earlier run's, e.g. with more iterations): they stay, and would pass for this run's."""
     import re
 
-    name = out.name
-    ext = next((e for e in (".ome.tiff", ".ome.tif") if name.lower().endswith(e)), out.suffix)
-    stem = name[:len(name) - len(ext)] if ext else name
+    stem, ext = _stem_and_extension(out)
     pattern = re.compile(re.escape(stem) + r"_iter\d+" + re.escape(ext) + "$")
     mine = {p.name for p in paths.values()}
     try:
@@ -1046,7 +1049,7 @@ def _resume_hint(args: list[str]) -> Iterator[None]:
         out = _output_argument(args)
         if not kept and stopped and "--resume" in args and out is not None and lazy is not None:
             earlier = lazy.resumable_path(out)
-            click.echo(f"Note: --resume: stopped before this run wrote a brick of the output (in its set-up); "
+            click.echo("Note: --resume: stopped before this run wrote a brick of the output (in its set-up); "
                        + (f"the partial output of an earlier run is kept as it was ({earlier})" if earlier.exists()
                           else "nothing was kept, and the next run starts from the beginning"), err=True)
         raise

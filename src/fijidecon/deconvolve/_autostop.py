@@ -665,8 +665,8 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
                    "of %d; %s%s)" % (
                        k, criterion, fraction, out["minimum"],
                        "within one standard error until" if criterion == "deblurred" else "chosen", k1, iterations,
-                       _camera_note(cams) if one else "per volume (t, c): " + "; ".join(
-                           f"({v.t}, {v.c}) {p}, {_camera_note([c])}" for v, p, c in zip(vols, picks, cams)),
+                       _camera_note(cams[0]) if one else "per volume (t, c): " + "; ".join(
+                           f"({v.t}, {v.c}) {p}, {_camera_note(c)}" for v, p, c in zip(vols, picks, cams)),
                        _drop_note(q0, drops)))
     log.info(out["note"])
     if k1 >= iterations:
@@ -675,9 +675,8 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
     return out
 
 
-def _camera_note(cams: list[Camera]) -> str:
+def _camera_note(cam: Camera) -> str:
     """The note's words on a volume's camera model."""
-    cam = cams[0]
     kind = "effective offset (read noise included)" if cam.shift == 0 and cam.source == "estimated" else "offset"
     return f"gain {cam.gain:.3g} e-/ADU, {kind} {cam.offset:.3g}, {cam.source}"
 

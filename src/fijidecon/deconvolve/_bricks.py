@@ -40,7 +40,7 @@ from ..errors import ResourceError
 #: Default halo, in units of the prepared PSF's full width per axis.  1.5: on real data (dapi_001
 #: with a 15x31x31 PSF, bricks of 20x48x48, ``benchmarks/scale.py --halo``) one width left 0.4-1.1 %
 #: rel L2 and up to 6 % of the maximum (momentum, 60 iterations) against the whole volume; 1.5 widths
-#: 0.16 % and 0.6 %; plain RL 0.6 % / 2.5 % -> 0.09 % / 0.4 %.
+#: 0.14-0.15 % and at most 0.53 %; plain RL up to 0.61 % / 2.5 % -> 0.075 % / 0.31 %.
 HALO_WIDTHS = 1.5
 #: Bricks are never smaller than this core size per axis (or the volume).
 MIN_CORE = 16
@@ -527,14 +527,15 @@ def lazy_volumes(image: Any, psf: Any, axes: str | None, *, allow_negative: bool
 
 
 def lazy_run(lv: LazyVolumes, means: Sequence[float], preps: Sequence[Any], plans: Sequence[Plan],
-             make_fn: Callable[[Any], BrickFn], decide: Callable[[Any, Plan, Any, float], Decisions]) -> Any:
-    """The lazy result: every (T, C) volume through :func:`lazy` with its own decisions."""
+             make_fn: Callable[[Any], BrickFn],
+             decide: Callable[[Any, Plan, Any, float], tuple[Decisions, tuple[Brick, np.ndarray] | None]]) -> Any:
+    """The lazy result: every (T, C) volume through :func:`lazy` with its own decisions.  ``decide``
+    returns them with the central brick's result when it computed that brick (else ``None``)."""
     out = []
     for i in range(lv.n_t * lv.n_c):
         c = i % lv.n_c
         vol = lv.volume(i // lv.n_c, c)
-        dec = decide(vol, plans[c], preps[c], means[i])  # Decisions, or (Decisions, the pilot's result)
-        dec, pilot_result = dec if isinstance(dec, tuple) else (dec, None)
+        dec, pilot_result = decide(vol, plans[c], preps[c], means[i])
         out.append(lazy(vol, plans[c], make_fn(preps[c]), dec, pilot_result))
     return lv.merge(out)
 

@@ -110,7 +110,8 @@ def _lazy(image, psf, axes, edges, psf_threshold, recenter, voxel_size, psf_voxe
     vol_shape = tuple(lv.canon.shape[2:])
     preps = _bricks.lazy_preps(lv, edges, psf_threshold, recenter, voxel_size, psf_voxel_size)
     plans = _bricks.lazy_plans("convolve", vol_shape, preps, {"edges": edges}, memory_limit, bricks, halo)
-    return _bricks.lazy_run(lv, means, preps, plans, lambda p: _brick_fn(p, edges), lambda *a: _bricks.Decisions())
+    return _bricks.lazy_run(lv, means, preps, plans, lambda p: _brick_fn(p, edges),
+                            lambda *a: (_bricks.Decisions(), None))
 
 
 def _convolve_one(im: np.ndarray, kernel: np.ndarray, edges: str) -> np.ndarray:

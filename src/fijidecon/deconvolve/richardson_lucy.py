@@ -466,8 +466,9 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
         Voxels read around each brick (one number, or one per axis); default: 1.5 times the
         prepared PSF's full width per axis (``_bricks.HALO_WIDTHS``).  Bricked runs keep a
         fixed iteration count, decided on the central brick when ``stop`` is given;
-        ``start``, ``snapshot_every`` and per-iteration callbacks are not available (the callback gets a ``BrickFigures`` after each brick,
-        and returning ``True`` raises ``CancelledError``).
+        ``start``, ``snapshot_every`` and per-iteration callbacks are not available (the
+        callback gets a ``BrickFigures`` after each brick, and returning ``True`` raises
+        ``CancelledError``).
     gain, offset:
         With ``stop="auto"`` only: the camera's gain (photo-electrons per image unit) and
         offset (image units), to convert the data to photo-electrons for the thinning;
@@ -882,7 +883,7 @@ def _lazy(image, psf, axes, iterations, stop_fn, opts, voxel_size, psf_voxel_siz
             why, done = r["stop_reason"], (plan.pilot(), r["image"])  # its result: not computed again
         counts.append(dec.iterations)
         reasons.append(why)
-        return dec if done is None else (dec, done)
+        return dec, done
 
     lazy = _bricks.lazy_run(lv, means, preps, plans, lambda prep: _brick_fn(prep, opts, voxel_size), decide)
     decided = (f"; {', '.join(map(str, counts))} iterations, decided by the stopping rule on each volume's central "

@@ -303,7 +303,7 @@ def _lazy(image, psf, axes, choose, psf_threshold, recenter, voxel_size, psf_vox
             dec = _decide(np.asarray(vol[plan.pilot().outer], dtype=np.float32), prep, choose)[0]
         rhos.append(dec.regularization)
         rules.append(dec.extra["rule"])
-        return dec
+        return dec, None
 
     lazy = _bricks.lazy_run(lv, means, preps, plans, lambda p: _brick_fn(p, choose), decide)
     # as the in-memory run says it: the first volume's rule, or a fallback ('->') if any volume needed one
