@@ -291,6 +291,12 @@ def test_psf_channel_count_and_psf_hyperstack_errors(tmp_path, capsys):
         assert main(base + [str(p) for p in psfs] + ["-o", str(tmp_path / "o.tif")]) == 2
         err = capsys.readouterr().err
         assert needle in err and err.count("\n") == 1
+        assert "swapped" not in err  # these PSFs are smaller than the image
+    # a 2-channel image given as the PSF of a PSF file (arguments swapped): the count refusal says so
+    assert main(["deconvolve", "convolve", str(tmp_path / "p.tif"), str(tmp_path / "img.tif"), "-o",
+                 str(tmp_path / "s.tif")]) == 2
+    assert "2 PSFs given for an image with 1 channel(s) (axes ZYX, shape (3, 5, 5)); were the image and the PSF " \
+        "swapped? (the image comes first)" in capsys.readouterr().err
     assert main(base + [str(tmp_path / "p2c.tif"), "-o", str(tmp_path / "o.tif"), "-q"]) == 0
     assert read_image(tmp_path / "o.tif")[1].axes == "ZCYX"
 

@@ -454,8 +454,11 @@ def _read_psfs(paths: tuple[str, ...], image_cal: Calibration, image_shape: tupl
         else:
             psfs.append((arr, cal))
     if len(psfs) > 1 and len(psfs) != n_channels:
+        bigger = len(paths) == 1 and psfs[0][0].size > int(np.prod(image_shape)) // n_channels
         raise click.ClickException(f"psf: {len(psfs)} PSFs given for an image with {n_channels} channel(s) "
-                                   f"(axes {image_cal.axes}, shape {tuple(image_shape)})")
+                                   f"(axes {image_cal.axes}, shape {tuple(image_shape)})"
+                                   + ("; were the image and the PSF swapped? (the image comes first)" if bigger
+                                      else ""))
     return psfs if len(psfs) > 1 else psfs[0]
 
 
