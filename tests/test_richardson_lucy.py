@@ -436,6 +436,30 @@ def test_data_on_a_camera_offset_without_background_is_warned_about():
         richardson_lucy(lazy, psf, 2, bricks=(16, 24, 24))
 
 
+def test_offset_warning_names_every_volume_on_an_offset():
+    """A 2-channel stack on two camera offsets, background 0: the warning named only channel 0's
+    level; it now gives each volume's (whole and lazy), and a channel near 0 is not named."""
+    rng = np.random.default_rng(5)
+    obj = np.zeros((16, 48, 48), np.float32)
+    obj[6:10, 20:28, 20:28] = 400.0
+    blurred = convolve(obj, np.ones((3, 5, 5)) / 75.0, edges="constant")
+    psf = np.ones((3, 5, 5))
+    both = np.stack([rng.poisson(blurred + 120), rng.poisson(blurred + 300)]).astype(np.float32)
+    pattern = (r"lowest values are about (9\d|1\d\d) \(\d+ % of its maximum\) in volume t=0, c=0; "
+               r"(2[6-9]\d|3[0-3]\d) \(\d+ % of its maximum\) in volume t=0, c=1: a camera offset")
+    with pytest.warns(RuntimeWarning, match=pattern):
+        richardson_lucy(both, psf, 2)
+    da = pytest.importorskip("dask.array")
+    with pytest.warns(RuntimeWarning, match=r"(9\d|1\d\d) \(\d+ % of its maximum\) in channel 0; "
+                                            r"(2[6-9]\d|3[0-3]\d) \(\d+ % of its maximum\) in channel 1: "):
+        richardson_lucy(da.from_array(both, chunks=(1, 16, 24, 24)), psf, 2, bricks=(16, 24, 24))
+    one = np.stack([rng.poisson(blurred + 1), rng.poisson(blurred + 300)]).astype(np.float32)
+    with pytest.warns(RuntimeWarning, match=r"lowest values are about (2[6-9]\d|3[0-3]\d) \(\d+ % of its "
+                                            r"maximum\) in volume t=0, c=1: a camera") as rec:
+        richardson_lucy(one, psf, 2)
+    assert not any("c=0" in str(w.message) for w in rec)
+
+
 def test_stop_auto_on_channels_does_not_warn_about_a_background_the_user_gave():
     """2 channels, background given, stop='auto': the thinned runs (photo-electrons, background
     converted) warned 'background: 0, but ...' although the user gave 500."""

@@ -683,7 +683,7 @@ def _warn_offset(bgs: Sequence[float], vols: Sequence[Any], tops: Sequence[float
     around objects; say so once, with a value."""
     if _autostop.THINNED.get():
         return
-    _say_offset([(_low(v.data), top, "" if single else f" (volume {v.label})")
+    _say_offset([(_low(v.data), top, "" if single else f"volume {v.label}")
                  for v, b, top in zip(vols, bgs, tops) if b <= 0], scale)
 
 
@@ -711,16 +711,23 @@ def _low(data: Any) -> float:
     return float(np.percentile(a.ravel()[::max(1, a.size // 1_000_000)], 1))
 
 
+#: How many volumes the offset warning names before "and N more".
+OFFSET_NAMED = 4
+
+
 def _say_offset(levels: Sequence[tuple[float, float, str]], scale: float = 1.0, stacklevel: int = 5) -> None:
-    """The offset warning of :func:`_warn_offset`, once, for the first (low, top, where) that sits on one."""
-    for low, top, where in levels:
-        if top > 0 and low > OFFSET_WARN * top:
-            warnings.warn(f"background: 0, but the image's lowest values{where} are about {low / scale:.4g} "
-                          f"({100 * low / top:.0f} % of its maximum): a camera offset or a uniform background, which "
-                          "Richardson-Lucy then takes as signal (a dark rim around objects); give background= about "
-                          "that level, one per channel, or 'auto' (CLI --background)", RuntimeWarning,
-                          stacklevel=stacklevel)
-            return
+    """The offset warning of :func:`_warn_offset`, once, naming every volume (``(low, top, label)``;
+    label ``""`` for a single volume) that sits on one, with its level."""
+    hits = [(low, top, label) for low, top, label in levels if top > 0 and low > OFFSET_WARN * top]
+    if not hits:
+        return
+    each = [f"{low / scale:.4g} ({100 * low / top:.0f} % of its maximum)" + (f" in {label}" if label else "")
+            for low, top, label in hits[:OFFSET_NAMED]]
+    more = f" and {len(hits) - OFFSET_NAMED} more volume(s)" if len(hits) > OFFSET_NAMED else ""
+    warnings.warn(f"background: 0, but the image's lowest values are about {'; '.join(each)}{more}: a camera "
+                  "offset or a uniform background, which Richardson-Lucy then takes as signal (a dark rim around "
+                  "objects); give background= about that level, one per channel, or 'auto' (CLI --background)",
+                  RuntimeWarning, stacklevel=stacklevel)
 
 
 def _memory_options(opts: dict, snapshot_every: int | None, iterations: int) -> dict:
@@ -859,7 +866,7 @@ def _lazy(image, psf, axes, iterations, stop_fn, opts, voxel_size, psf_voxel_siz
     bgs = _background.per_volume(opts["background"], lv.n_t, lv.n_c, lambda i: lv.volume(i // lv.n_c, i % lv.n_c))
     _check_background(bgs, lv.tops, [f"t={i // lv.n_c}, c={i % lv.n_c}" for i in range(len(lv.tops))])
     if not _autostop.THINNED.get():  # each channel's central brick at t=0 (read once more)
-        _say_offset([(_low(central(c)), lv.tops[c], "" if lv.n_c == 1 else f" (channel {c})")
+        _say_offset([(_low(central(c)), lv.tops[c], "" if lv.n_c == 1 else f"channel {c}")
                      for c in range(lv.n_c) if bgs[c] <= 0], stacklevel=4)
         if opts["background"] != _background.AUTO:  # its darkest part: a lower bound of the volume's
             given = [c for c in range(lv.n_c) if bgs[c] > 0]
