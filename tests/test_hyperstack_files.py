@@ -284,8 +284,10 @@ def test_lazy_run_with_a_psf_deeper_than_the_stack(tmp_path, capsys):
     assert "lazy run (OME-Zarr output)" in err and "halo 20x" in err  # 1.5 x the 13-plane PSF: deeper still
     # the zarr holds NGFF order (C before Z): the summary line and the sidecar say so
     assert "lazy.ome.zarr (2, 12, 48, 40) CZYX float32" in err
-    out = json.loads((tmp_path / "lazy.ome.zarr.json").read_text())["output"]
+    side = json.loads((tmp_path / "lazy.ome.zarr.json").read_text())
+    out = side["output"]
     assert out["axes"] == "CZYX" and out["shape"] == [2, 12, 48, 40]
+    assert any(n.startswith("lazy run (OME-Zarr output)") and "halo 20x" in n for n in side["notes"])  # kept too
     mem, _ = read_image(tmp_path / "mem.tif")
     lazy, cal = read_image(tmp_path / "lazy.ome.zarr")
     lazy = np.moveaxis(lazy, cal.axes.index("C"), 1) if cal.axes.index("C") != 1 else lazy

@@ -829,9 +829,11 @@ def _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, 
         if _costly(vol, core, halo):  # the budget that runs it as one brick (or in memory), as this run would
             one = _one_brick_limit(cmd.id, vol, kernel, halo, opts, budget_now, sched.concurrency, tiff_out)
             _warn_costly(cmd.id, vol, core, halo, min(one, whole) if tiff_out and not (workers or address) else one)
+        lazy_note = (f"lazy run ({why}) on {sched.description}: bricks of {'x'.join(map(str, core))} voxels + halo "
+                     f"{'x'.join(map(str, halo))}, a budget of {_size(room)} per brick")
+        notes.notes.append(lazy_note)  # the sidecar's notes too
         if not quiet:
-            click.echo(f"Note: lazy run ({why}) on {sched.description}: bricks of {'x'.join(map(str, core))} "
-                       f"voxels + halo {'x'.join(map(str, halo))}, a budget of {_size(room)} per brick", err=True)
+            click.echo(f"Note: {lazy_note}", err=True)
         result, image, ocal = cli.run_command(cmd, dict(values, memory_limit=room),
                                           {"image": (split_planes(lazy_img, cal.axes, vol_axes, core), cal),
                                            "psf": psf},
