@@ -1013,6 +1013,10 @@ def _sigterm_unwinds() -> Iterator[None]:
 #: The core's remedies spelt as Python, and how the command line says them.
 _CLI_SPELLINGS = (("overwrite=True or --overwrite", "--overwrite"), ("use compat=False", "use --mode improved"),
                   ("compat=False", "--mode improved"), ("raise memory_limit", "raise --memory-limit"),
+                  ("give memory_limit", "give --memory-limit"),
+                  ("or, from a file, use the CLI with an OME-Zarr output (it holds only the bricks)",
+                   "or write an OME-Zarr output (-o NAME.ome.zarr: it holds only the bricks)"),
+                  ("a PSF cropped closer (a higher psf_threshold)", "a PSF file cropped closer"),
                   ("clip with np.clip(image, 0, None), or pass read_noise=", "clip the data at 0, or pass --read-noise"),
                   ("check gain=", "check --gain"), ("and offset=", "and --offset"))
 

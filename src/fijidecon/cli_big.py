@@ -198,10 +198,10 @@ def plan_bricks(method: str, vol: tuple[int, ...], kernel: tuple[int, ...], opts
         need = _smallest_limit(method, vol, kernel, halo, opts, limit, concurrency, tiff_out)
         need = min(need, whole) if whole else need
         raise MemoryError(f"memory_limit: {_size(limit)} is too small for {method} on {'x'.join(map(str, vol))} "
-                          f"volumes from and to files: even bricks of {MIN_CORE} voxels or as thick as the halo ("
-                          f"{'x'.join(map(str, halo))}: from the PSF's size) and their slabs "
-                          f"of whole planes do not fit; give --memory-limit {_size(need).replace(' ', '')} or more, "
-                          "or a smaller PSF (crop it to where it is above the noise)")
+                          f"volumes from and to files: even the smallest bricks ({MIN_CORE} voxels, or as thick as "
+                          f"their halo of {'x'.join(map(str, halo))} set by the PSF's size) with their slabs of whole "
+                          f"planes do not fit; give --memory-limit {_size(need).replace(' ', '')} or more (the least "
+                          "that runs it), or crop the PSF to where it is above the noise (a smaller halo)")
     return best[1], halo, best[2]
 
 

@@ -183,6 +183,21 @@ def thinnest_core(n: int, halo: int) -> int:
     return min(int(n), max(MIN_CORE, int(halo)))
 
 
+class NoBrickFits(MemoryError):
+    """Even the smallest brick (``core`` voxels, ``halo`` each side: ``outer`` within the volume) does
+    not fit; ``wide``: the axes the halo spans (bricks there save nothing)."""
+
+    def __init__(self, core: tuple[int, ...], halo: tuple[int, ...], outer: tuple[int, ...],
+                 wide: tuple[int, ...]) -> None:
+        super().__init__(f"even the smallest brick does not fit the memory budget: a core of {_x(core)} voxels with "
+                         f"a halo of {_x(halo)}")
+        self.core, self.halo, self.outer, self.wide = core, halo, outer, wide
+
+
+def _x(shape: Sequence[int]) -> str:
+    return "x".join(map(str, shape))
+
+
 def make_plan(shape: Sequence[int], halo: Sequence[int], fits: Callable[[tuple[int, ...]], bool],
               core: Sequence[int] | None = None, core_at_least_halo: bool = False) -> Plan:
     """The plan that fits (``fits(outer_shape)``) with the least work, or the given ``core``.
@@ -213,13 +228,8 @@ def make_plan(shape: Sequence[int], halo: Sequence[int], fits: Callable[[tuple[i
             best = (cost, plan)
     if best is None:
         small = Plan(shape, tuple(floor), tuple(halo), core_at_least_halo)
-        wide = [i for i, (h, n) in enumerate(zip(halo, shape)) if 2 * h >= n]
-        why = (f" (the halo, from the PSF's size, spans the volume along axis {', '.join(map(str, wide))}: bricks "
-               "cannot save memory here; a PSF cropped closer, e.g. a higher psf_threshold, makes it smaller)"
-               if wide else "")
-        raise ResourceError(f"even the smallest brick does not fit the memory budget: a core of "
-                            f"{'x'.join(map(str, floor))} voxels with its halo of {'x'.join(map(str, halo))} on each "
-                            f"side, {'x'.join(map(str, small.outer))} voxels within the volume{why}")
+        raise NoBrickFits(tuple(floor), tuple(halo), small.outer,
+                          tuple(i for i, (h, n) in enumerate(zip(halo, shape)) if 2 * h >= n))
     return best[1]
 
 
@@ -359,12 +369,8 @@ def plan_volume(method: str, shape: Sequence[int], kernel_shape: Sequence[int], 
         check_core_vs_halo(tuple(int(n) for n in shape), core, h)
     try:
         plan = make_plan(shape, h, fits, core, core_at_least_halo=lazy)
-    except MemoryError as e:
-        whole = estimate(method, shape, kernel_shape, **options)
-        raise ResourceError(f"memory_limit: {method} on {'x'.join(map(str, shape))} needs about {_mib(whole)} whole; "
-                          f"{e} ({_mib(limit or 0)} budget, {_mib(resident)} already held by the input and output); "
-                          "raise memory_limit, use a smaller halo, or work from a file (OME-Zarr) with the CLI") \
-            from None
+    except NoBrickFits as e:
+        raise ResourceError(_too_small(method, shape, kernel_shape, options, limit or 0, resident, e)) from None
     if core is None or not lazy:  # lazy runs with bricks= are the CLI's own plans: it says so itself
         need = need if core is None else estimate(method, shape, kernel_shape, **options)
         _warn_costly(plan, method, need + resident, "memory_limit" if core is None else "bricks")
@@ -403,8 +409,30 @@ def check_core_vs_halo(shape: tuple[int, ...], core: Sequence[int], halo: Sequen
                              f"planned); use bricks of {h} or more there, or a smaller halo")
 
 
+def _too_small(method: str, shape: Sequence[int], kernel_shape: Sequence[int], options: dict, limit: int,
+               resident: int, e: NoBrickFits) -> str:
+    """The one-line refusal of a ``memory_limit`` no brick fits: what the smallest brick needs, the
+    smallest budget that runs (that brick, or the whole volume if less), and what else helps."""
+    whole = estimate(method, shape, kernel_shape, **options)
+    smallest = estimate(method, e.outer, kernel_shape, **options)
+    crop = "a PSF cropped closer" + ("" if method == "iterative-deconvolve-3d" else " (a higher psf_threshold)")
+    wide = (f"; the halo spans the volume along axis {', '.join(map(str, e.wide))}, so bricks save little there: "
+            f"{crop} makes it thinner" if e.wide else "")
+    lazy = ("" if method == "iterative-deconvolve-3d" else  # it has no Dask path
+            "; or, from a file, use the CLI with an OME-Zarr output (it holds only the bricks)")
+    return (f"memory_limit: {_mib(limit)} is too small for {method} on {_x(shape)}: the input and output hold "
+            f"{_mib(resident)}, and even the smallest brick (a {_x(e.core)} core with a {_x(e.halo)} halo from the "
+            f"PSF's size: {_x(e.outer)} within the volume) needs {_mib(smallest)} more (the whole volume "
+            f"{_mib(whole)}); give memory_limit of at least {_mib_up(resident + min(smallest, whole))}{wide}{lazy}")
+
+
 def _mib(n: float) -> str:
     return f"{n / 2**20:,.0f} MiB" if n < 2**30 else f"{n / 2**30:,.2f} GiB"
+
+
+def _mib_up(n: float) -> str:
+    """``n`` bytes in MiB (GiB), rounded up: a budget to give."""
+    return f"{math.ceil(n / 2**20):,d} MiB" if n < 2**30 else f"{math.ceil(n / 2**30 * 100) / 100:,.2f} GiB"
 
 
 def check_core(core: Any, ndim: int) -> tuple[int, ...] | None:
