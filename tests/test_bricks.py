@@ -115,6 +115,19 @@ def test_convolve_and_wiener_and_iterative3d_in_bricks():
         iterative_deconvolve_3d(img, PSF, bricks=(20, 48, 48))
 
 
+@pytest.mark.parametrize("core", [(20, 48, 48), (10, 48, 96), (20, 32, 32)])
+def test_iterative3d_bricks_see_the_volume_s_border_as_the_whole_run_does(core):
+    """Improved Iterative Deconvolve 3D pads each brick to its own grid: a brick at the volume's
+    border got its own pad and anti-ringing ramp there, and differed most in the outermost rows
+    (here 0.12-0.22 % of the maximum; dapi_001 with a widefield PSF, 4 bricks: 1.1 %).  That side
+    now gets the whole run's pad and ramp: 0.014-0.017 % here."""
+    img = _data()
+    kw = dict(compat=False, max_iterations=20, terminate=0)
+    whole = iterative_deconvolve_3d(img, PSF, **kw).image
+    l2, mx = _rel(iterative_deconvolve_3d(img, PSF, bricks=core, **kw).image, whole)
+    assert mx < 4e-4 and l2 < 4e-4, (l2, mx)
+
+
 # -- Dask ------------------------------------------------------------------------------------------
 
 da = pytest.importorskip("dask.array")

@@ -258,11 +258,12 @@ BrickFn = Callable[[np.ndarray, Decisions], np.ndarray]
 def run_numpy(volume: np.ndarray, plan: Plan, fn: BrickFn, decisions: Decisions, *,
               done: list[int] | None = None, total: int | None = None, t0: float | None = None,
               callback: Callable[[BrickFigures], Any] | None = None,
-              pilot_result: tuple[Brick, np.ndarray] | None = None) -> np.ndarray:
+              pilot_result: tuple[Brick, np.ndarray] | None = None, pass_brick: bool = False) -> np.ndarray:
     """Every brick of an in-memory volume in turn; returns the assembled float32 volume.
 
     ``done``/``total``/``t0`` count bricks across volumes for the callback; a callback
-    returning ``True`` raises :class:`CancelledError`."""
+    returning ``True`` raises :class:`CancelledError`.  ``pass_brick``: ``fn`` takes the
+    :class:`Brick` as a third argument (its place in the volume)."""
     out = np.empty(volume.shape, np.float32)
     done = [0] if done is None else done
     total = plan.n if total is None else total
@@ -271,7 +272,8 @@ def run_numpy(volume: np.ndarray, plan: Plan, fn: BrickFn, decisions: Decisions,
         if pilot_result is not None and b.index == pilot_result[0].index:
             res = pilot_result[1]
         else:
-            res = fn(np.ascontiguousarray(volume[b.outer], dtype=np.float32), decisions)
+            data = np.ascontiguousarray(volume[b.outer], dtype=np.float32)
+            res = fn(data, decisions, b) if pass_brick else fn(data, decisions)
         out[b.core] = res[b.inner]
         done[0] += 1
         if callback is not None and callback(BrickFigures(done[0], total, time.perf_counter() - t0)) is True:
