@@ -101,11 +101,15 @@ def test_convolve_and_wiener_and_iterative3d_in_bricks():
     img = _data()
     np.testing.assert_allclose(convolve(img, PSF, bricks=(10, 40, 40)), convolve(img, PSF), atol=1e-4 * img.max())
     w, whole = wiener(img, PSF, 1e-3, bricks=(20, 48, 48)).image, wiener(img, PSF, 1e-3).image
-    # mirror edges: bricks that touch the volume's border pad it to their own FFT length, so the
-    # last voxels there differ (2 % of the max); away from that border they agree
+    # mirror edges: a brick's side at the volume's border gets the whole run's margin; beyond it the
+    # grid wraps to the brick's halo, not the far border, so the last voxels there still differ (0.71 %
+    # of the max; 1.2 % with each brick's own margins); away from that border they agree
     inner = (slice(None), slice(12, -12), slice(12, -12))
     assert np.abs(w - whole)[inner].max() < 1e-3 * whole.max()
-    assert np.abs(w - whole).max() < 3e-2 * whole.max()
+    assert np.abs(w - whole).max() < 9e-3 * whole.max()
+    rl_whole = richardson_lucy(img, PSF, 20, edges="reflect").image
+    l2, mx = _rel(richardson_lucy(img, PSF, 20, edges="reflect", bricks=(20, 48, 48)).image, rl_whole)
+    assert l2 < 4e-3 and mx < 8e-3, (l2, mx)  # 0.29 % / 0.53 % (each brick's own margins: 0.60 % / 1.3 %)
     auto_w = wiener(img, PSF, bricks=(20, 48, 48))
     assert isinstance(auto_w.regularization, float) and any("bricked" in n for n in auto_w.notes)
     i_whole = iterative_deconvolve_3d(img, PSF, compat=False)
@@ -281,7 +285,7 @@ def test_a_lazy_run_does_not_compute_the_central_brick_twice(monkeypatch):
 
     def counted(*a, **k):
         fn = real_fn(*a, **k)
-        return lambda data, dec: bricks.append(data.shape) or fn(data, dec)
+        return lambda data, dec, place: bricks.append(data.shape) or fn(data, dec, place)
 
     monkeypatch.setattr(rl_module, "_brick_fn", counted)
     for acc, decided in (("momentum", 0), ("biggs-andrews", 1)):

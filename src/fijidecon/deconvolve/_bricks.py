@@ -96,6 +96,10 @@ class Brick:
     def outer_shape(self) -> tuple[int, ...]:
         return tuple(o.stop - o.start for o in self.outer)
 
+    def place(self, shape: Sequence[int]) -> tuple[tuple[int, int, int], ...]:
+        """Per axis ``(start, stop, n)`` of the outer region in a volume of ``shape`` (see ``Place``)."""
+        return tuple((o.start, o.stop, int(n)) for o, n in zip(self.outer, shape))
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -251,19 +255,23 @@ class Decisions:
     extra: dict = field(default_factory=dict)
 
 
-#: fn(outer data (float32, contiguous), decisions) -> result of the outer shape (float32)
-BrickFn = Callable[[np.ndarray, Decisions], np.ndarray]
+#: A brick's place in its volume: per axis ``(start, stop, n)`` of its outer region in a volume of ``n``
+#: voxels (``None``: a whole volume).  Methods that pad a brick to its own grid give the sides at the
+#: volume's border the whole run's margin (see ``_edges.geometry``).
+Place = tuple[tuple[int, int, int], ...]
+
+#: fn(outer data (float32, contiguous), decisions, place) -> result of the outer shape (float32)
+BrickFn = Callable[[np.ndarray, Decisions, "Place | None"], np.ndarray]
 
 
 def run_numpy(volume: np.ndarray, plan: Plan, fn: BrickFn, decisions: Decisions, *,
               done: list[int] | None = None, total: int | None = None, t0: float | None = None,
               callback: Callable[[BrickFigures], Any] | None = None,
-              pilot_result: tuple[Brick, np.ndarray] | None = None, pass_brick: bool = False) -> np.ndarray:
+              pilot_result: tuple[Brick, np.ndarray] | None = None) -> np.ndarray:
     """Every brick of an in-memory volume in turn; returns the assembled float32 volume.
 
     ``done``/``total``/``t0`` count bricks across volumes for the callback; a callback
-    returning ``True`` raises :class:`CancelledError`.  ``pass_brick``: ``fn`` takes the
-    :class:`Brick` as a third argument (its place in the volume)."""
+    returning ``True`` raises :class:`CancelledError`."""
     out = np.empty(volume.shape, np.float32)
     done = [0] if done is None else done
     total = plan.n if total is None else total
@@ -272,8 +280,7 @@ def run_numpy(volume: np.ndarray, plan: Plan, fn: BrickFn, decisions: Decisions,
         if pilot_result is not None and b.index == pilot_result[0].index:
             res = pilot_result[1]
         else:
-            data = np.ascontiguousarray(volume[b.outer], dtype=np.float32)
-            res = fn(data, decisions, b) if pass_brick else fn(data, decisions)
+            res = fn(np.ascontiguousarray(volume[b.outer], dtype=np.float32), decisions, b.place(volume.shape))
         out[b.core] = res[b.inner]
         done[0] += 1
         if callback is not None and callback(BrickFigures(done[0], total, time.perf_counter() - t0)) is True:
@@ -307,6 +314,7 @@ def lazy(dvol: Any, plan: Plan, fn: BrickFn, decisions: Decisions,
 
     vol = dvol.astype(np.float32).rechunk(tuple(tuple(plan.sizes(i)) for i in range(len(plan.shape))))
     held = _LocalOnly(pilot_result)
+    bricks = {b.index: b for b in plan.bricks()}
 
     def one(block: np.ndarray, block_id: tuple[int, ...] | None = None) -> np.ndarray:
         known = held.value
@@ -314,7 +322,9 @@ def lazy(dvol: Any, plan: Plan, fn: BrickFn, decisions: Decisions,
                 and known[1].shape == block.shape:
             held.value = None  # once: its memory goes with it
             return known[1]
-        return fn(np.ascontiguousarray(block, dtype=np.float32), decisions)
+        b = bricks.get(tuple(block_id)) if block_id is not None else None
+        place = b.place(plan.shape) if b is not None and b.outer_shape == block.shape else None
+        return fn(np.ascontiguousarray(block, dtype=np.float32), decisions, place)
 
     # no overlap along an axis the bricks do not split: the brick already spans it (and Dask refuses a depth
     # beyond the array, as with a PSF deeper than a thin stack)

@@ -157,8 +157,15 @@ class Geometry:
         return image
 
 
-def geometry(edges: str, image_shape: tuple[int, ...], kernel_shape: tuple[int, ...]) -> Geometry:
-    """Work-grid geometry for an edge model (see the module docstring)."""
+def geometry(edges: str, image_shape: tuple[int, ...], kernel_shape: tuple[int, ...],
+             place: Sequence[tuple[int, int, int]] | None = None) -> Geometry:
+    """Work-grid geometry for an edge model (see the module docstring).
+
+    ``place`` (a brick of a bigger volume): per axis ``(start, stop, n)`` of the brick within a volume
+    of ``n`` voxels.  With ``"reflect"``, along an axis where exactly one side of the brick is the
+    volume's border, that side gets the whole volume's mirror margin (as far as the brick's grid
+    allows, keeping the kernel's half-width on the other side), so that the border sees what it
+    sees in the whole run; the grid's shape is the brick's own."""
     image_shape = tuple(int(n) for n in image_shape)
     zero = tuple((0, 0) for _ in image_shape)
     if edges == "periodic":
@@ -168,19 +175,38 @@ def geometry(edges: str, image_shape: tuple[int, ...], kernel_shape: tuple[int, 
         return Geometry(edges, image_shape, work, zero)
     if edges == "reflect":
         pad = []
-        for n, k in zip(image_shape, kernel_shape):
-            p = k // 2
-            if p == 0:
-                pad.append((0, 0))
-                continue
-            p = min(p, n)  # 'symmetric' padding can mirror at most n voxels in one go
-            L = _fft.fast_len(n + 2 * p)
-            e = L - n - 2 * p
-            a, b = p + e // 2, p + e - e // 2
-            if a > n or b > n:  # too much for one mirror: fall back to the minimum padding
-                a = b = p
+        for i, (n, k) in enumerate(zip(image_shape, kernel_shape)):
+            a, b = _reflect_margins(n, k)
+            if place is not None and (a or b) and (place[i][0] == 0) != (place[i][1] == place[i][2]):
+                a, b = _border_margins(n, k, a + b, place[i])
             pad.append((a, b))
         pad_t = tuple(pad)
         work = tuple(n + a + b for n, (a, b) in zip(image_shape, pad_t))
         return Geometry(edges, image_shape, work, pad_t)
     raise ValueError(f"edges: unknown edge model {edges!r}")
+
+
+def _reflect_margins(n: int, k: int) -> tuple[int, int]:
+    """The mirror margins (before, after) of an axis of ``n`` voxels for a kernel of ``k``: half
+    the kernel each, and the rest of a fast FFT length split between them."""
+    p = k // 2
+    if p == 0:
+        return 0, 0
+    p = min(p, n)  # 'symmetric' padding can mirror at most n voxels in one go
+    e = _fft.fast_len(n + 2 * p) - n - 2 * p
+    a, b = p + e // 2, p + e - e // 2
+    if a > n or b > n:  # too much for one mirror: fall back to the minimum padding
+        a = b = p
+    return a, b
+
+
+def _border_margins(n: int, k: int, total: int, place: tuple[int, int, int]) -> tuple[int, int]:
+    """Margins of a brick (``total`` voxels in all) with one side at the volume's border: that
+    side the whole volume's margin (at most ``total`` less half the kernel), the other the rest."""
+    start, _, whole = place
+    wa, wb = _reflect_margins(whole, k)
+    border = min(wa if start == 0 else wb, total - min(k // 2, n), n)
+    other = total - border
+    if other > n:  # more than one mirror
+        return _reflect_margins(n, k)
+    return (border, other) if start == 0 else (other, border)

@@ -101,7 +101,7 @@ def convolve(image: object, psf: object, *, edges: str = "reflect", recenter: bo
 
 
 def _brick_fn(prep: Any, edges: str) -> Any:
-    return lambda data, dec: _convolve_one(data, prep.kernel, edges)
+    return lambda data, dec, place: _convolve_one(data, prep.kernel, edges)  # exact within its halo: no place
 
 
 def _lazy(image, psf, axes, edges, psf_threshold, recenter, voxel_size, psf_voxel_size, memory_limit, bricks, halo):

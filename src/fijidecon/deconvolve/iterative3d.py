@@ -412,17 +412,15 @@ def _bricked(image, psf, plan, opts: dict, notes: list[str]) -> IterativeResult:
     pilot = plan.pilot()
     t0 = time.perf_counter()
 
-    def place(b: _bricks.Brick) -> tuple:
-        return tuple((o.start, o.stop, n) for o, n in zip(b.outer, image.shape))
-
-    first = _volume(np.ascontiguousarray(image[pilot.outer]), psf, **dict(opts, callback=None), place=place(pilot))
+    first = _volume(np.ascontiguousarray(image[pilot.outer]), psf, **dict(opts, callback=None),
+                    place=pilot.place(image.shape))
     fixed = dict(opts, max_iterations=first.iterations, terminate=0.0, detect_divergence=False, callback=None)
 
-    def fn(data, dec, brick):
-        return _volume(data, psf, **fixed, place=place(brick)).image
+    def fn(data, dec, place):
+        return _volume(data, psf, **fixed, place=place).image
 
     out = _bricks.run_numpy(image, plan, fn, _bricks.Decisions(iterations=first.iterations), t0=t0,
-                            callback=opts["callback"], pilot_result=(pilot, first.image), pass_brick=True)
+                            callback=opts["callback"], pilot_result=(pilot, first.image))
     note = f"iterative-deconvolve-3d: bricked: {plan.describe()}; {first.iterations} iterations decided on the " \
            "central brick"
     notes.append(note)

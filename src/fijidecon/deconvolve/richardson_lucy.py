@@ -740,10 +740,10 @@ def _memory_options(opts: dict, snapshot_every: int | None, iterations: int) -> 
 
 def _brick_fn(prep: Any, opts: dict, voxel_size: Any) -> "_bricks.BrickFn":
     """Richardson-Lucy on one brick with the volume's decisions (mean, iteration count)."""
-    def fn(data: np.ndarray, dec: "_bricks.Decisions") -> np.ndarray:
+    def fn(data: np.ndarray, dec: "_bricks.Decisions", place: Any) -> np.ndarray:
         eng = _RL(data, prep, opts["edges"], dec.extra["background"], opts["read_noise"], opts["regularization"],
                   opts["weight"], opts["acceleration"], voxel_size, scale=dec.mean, bp=opts["back_projector"],
-                  exponent=opts["exponent"])
+                  exponent=opts["exponent"], place=place)
         eng.track_deviance = False
         eng.alphas = dec.extra.get("alphas")
         eng.exponents = dec.extra.get("exponents")
@@ -761,10 +761,11 @@ def _level(data: np.ndarray, read_noise: float) -> float:
 
 
 def _decide(pilot: np.ndarray, mean: float, prep: Any, opts: dict, voxel_size: Any, iterations: int,
-            stop_fn: Any, exponents: dict[int, float] | None = None) -> tuple["_bricks.Decisions", dict]:
+            stop_fn: Any, exponents: dict[int, float] | None = None,
+            place: Any = None) -> tuple["_bricks.Decisions", dict]:
     """A volume's decisions: its ``mean`` and, with a stopping rule, the iteration count at
-    which the rule stops on the ``pilot`` brick (the central one; its run is returned);
-    ``exponents``: the exponent schedule the pilot follows (else its own guard's)."""
+    which the rule stops on the ``pilot`` brick (the central one, at ``place`` in its volume; its
+    run is returned); ``exponents``: the exponent schedule the pilot follows (else its own guard's)."""
     mean = max(float(mean), 1e-20)
     auto = None
     if _autostop.ON_PILOT.get() is not None:  # stop="auto" in bricks: the count chosen on this brick first
@@ -777,7 +778,7 @@ def _decide(pilot: np.ndarray, mean: float, prep: Any, opts: dict, voxel_size: A
             exponents = {k: (opts["exponent"] if k < drop else 1.0) for k in range(1, iterations + 1)}
     eng = _RL(np.ascontiguousarray(pilot, dtype=np.float32), prep, opts["edges"], opts["background"],
               opts["read_noise"], opts["regularization"], opts["weight"], opts["acceleration"], voxel_size, scale=mean,
-              bp=opts["back_projector"], exponent=opts["exponent"])
+              bp=opts["back_projector"], exponent=opts["exponent"], place=place)
     eng.track_deviance = stop_fn is not None
     eng.exponents = exponents
     eng.init(None, opts["initial"])
@@ -823,7 +824,8 @@ def _run_bricked(layout, vols, preps, plans, iterations, stop_fn, vopts, voxel_s
             plan = plan or _bricks.Plan(vol.data.shape, vol.data.shape, (0,) * vol.data.ndim)
             mean = _level(vol.data, opts["read_noise"])
             dec, r = _decide(vol.data[plan.pilot().outer], mean, prep, vo, voxel_size, iterations, stop_fn,
-                             _exponent_schedule(len(outs), opts["exponent"], iterations))
+                             _exponent_schedule(len(outs), opts["exponent"], iterations),
+                             plan.pilot().place(vol.data.shape))
             outs.append(_bricks.run_numpy(vol.data, plan, _brick_fn(prep, opts, voxel_size), dec, done=done,
                                           total=total, t0=t0, callback=callback,
                                           pilot_result=(plan.pilot(), r["image"])))
@@ -886,7 +888,8 @@ def _lazy(image, psf, axes, iterations, stop_fn, opts, voxel_size, psf_voxel_siz
             why, done = "iterations", None
         else:  # the central brick decides (iterations, extrapolation factors, exponents), computed now
             pilot = np.asarray(vol[plan.pilot().outer], dtype=np.float32)
-            dec, r = _decide(pilot, mean, prep, vo, voxel_size, iterations, stop_fn)
+            dec, r = _decide(pilot, mean, prep, vo, voxel_size, iterations, stop_fn,
+                             place=plan.pilot().place(plan.shape))
             why, done = r["stop_reason"], (plan.pilot(), r["image"])  # its result: not computed again
         counts.append(dec.iterations)
         reasons.append(why)
@@ -1012,8 +1015,8 @@ class _RL:
     """
 
     def __init__(self, im, prep, edges, background, read_noise, regularization, weight, acceleration, voxel_size,
-                 scale=None, bp=None, exponent=1.0):
-        self.geo = geo = _edges.geometry(edges, im.shape, prep.kernel.shape)
+                 scale=None, bp=None, exponent=1.0, place=None):
+        self.geo = geo = _edges.geometry(edges, im.shape, prep.kernel.shape, place)
         self.work = geo.work_shape
         self.ndim = im.ndim
         self.plane = int(np.prod(self.work[1:]))

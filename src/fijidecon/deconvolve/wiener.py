@@ -237,24 +237,25 @@ def wiener(image: object, psf: object, regularization: float | str | None = None
         return _wiener(pairs, layout, rule, given, edges, negative_fraction, recenter, psf_threshold)
 
 
-def _one(data: np.ndarray, prep: Any, choose: dict, quiet: bool = False) -> WienerResult:
+def _one(data: np.ndarray, prep: Any, choose: dict, quiet: bool = False, place: Any = None) -> WienerResult:
     """Wiener on one volume or brick, the regularization chosen by ``choose["rule"]``
-    (``quiet``: no log line, for the bricks after the central one)."""
+    (``quiet``: no log line, for the bricks after the central one; ``place``: a brick's place
+    in its volume, ``_bricks.Place``)."""
     shape = data.shape
     single = _hyper.Layout("ZYX"[-data.ndim:], shape, "ZYX"[-data.ndim:], 1, 1)
     return _wiener([(data, prep)], single, choose["rule"], choose["rho"], choose["edges"],
-                   choose["negative_fraction"], True, 0.0, quiet)
+                   choose["negative_fraction"], True, 0.0, quiet, place)
 
 
-def _decide(pilot: np.ndarray, prep: Any, choose: dict) -> tuple["_bricks.Decisions", WienerResult]:
+def _decide(pilot: np.ndarray, prep: Any, choose: dict, place: Any) -> tuple["_bricks.Decisions", WienerResult]:
     """The regularization of a volume, chosen on its central brick (whose result is kept)."""
-    first = _one(np.ascontiguousarray(pilot, dtype=np.float32), prep, choose, quiet=True)
+    first = _one(np.ascontiguousarray(pilot, dtype=np.float32), prep, choose, quiet=True, place=place)
     return _bricks.Decisions(regularization=float(first.regularization), extra={"rule": first.rule}), first
 
 
 def _brick_fn(prep: Any, choose: dict) -> "_bricks.BrickFn":
-    def fn(data: np.ndarray, dec: "_bricks.Decisions") -> np.ndarray:
-        return _one(data, prep, dict(choose, rule="given", rho=dec.regularization), quiet=True).image
+    def fn(data: np.ndarray, dec: "_bricks.Decisions", place: Any) -> np.ndarray:
+        return _one(data, prep, dict(choose, rule="given", rho=dec.regularization), quiet=True, place=place).image
     return fn
 
 
@@ -264,7 +265,7 @@ def _run_bricked(layout, vols, preps, plans, choose) -> WienerResult:
     with _fft.reuse_memory():
         for vol, prep, plan in zip(vols, preps, plans):
             plan = plan or _bricks.Plan(vol.data.shape, vol.data.shape, (0,) * vol.data.ndim)
-            dec, first = _decide(vol.data[plan.pilot().outer], prep, choose)
+            dec, first = _decide(vol.data[plan.pilot().outer], prep, choose, plan.pilot().place(vol.data.shape))
             out = _bricks.run_numpy(vol.data, plan, _brick_fn(prep, choose), dec,
                                     pilot_result=(plan.pilot(), first.image))
             outs.append(out)
@@ -300,7 +301,8 @@ def _lazy(image, psf, axes, choose, psf_threshold, recenter, voxel_size, psf_vox
         if choose["rule"] == "given":
             dec = _bricks.Decisions(regularization=choose["rho"], extra={"rule": "given"})
         else:
-            dec = _decide(np.asarray(vol[plan.pilot().outer], dtype=np.float32), prep, choose)[0]
+            dec = _decide(np.asarray(vol[plan.pilot().outer], dtype=np.float32), prep, choose,
+                          plan.pilot().place(plan.shape))[0]
         rhos.append(dec.regularization)
         rules.append(dec.extra["rule"])
         return dec, None
@@ -349,11 +351,11 @@ def warn_reach(kernel: np.ndarray, rho: float, halo: Sequence[int]) -> None:
 
 
 def _wiener(pairs, channels, rule, rho, edges, negative_fraction, recenter, psf_threshold,
-            quiet: bool = False) -> WienerResult:
+            quiet: bool = False, place: Any = None) -> WienerResult:
     outs, rhos, negs = [], [], []
     used = rule
     for im, prep in pairs:
-        geo = _edges.geometry(edges, im.shape, prep.kernel.shape)
+        geo = _edges.geometry(edges, im.shape, prep.kernel.shape, place)
         G = _fft.rfftn(geo.data(im))
         H = _otf.otf(prep.kernel, geo.work_shape)
         H2 = (H.real * H.real + H.imag * H.imag).astype(np.float32)
