@@ -529,3 +529,12 @@ def test_a_run_leaves_the_callers_signal_handlers_alone(tmp_path):
     assert r.exit_code == 0, r.output
     assert main(["psf", "gaussian", "-o", str(tmp_path / "b.tif"), "-q"]) == 0
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def test_python_dash_m_runs_the_same_command(tmp_path):
+    """`python -m fijidecon` said "No module named fijidecon.__main__" (a fresh user's notebook)."""
+    r = subprocess.run([sys.executable, "-m", "fijidecon", "deconvolve", "richardson-lucy", str(tmp_path / "no.tif"),
+                        str(tmp_path / "no.tif"), "-o", str(tmp_path / "o.tif")], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2 and r.stderr.startswith("Error: Invalid value for 'IMAGE': Path "), r.stderr
+    assert "Traceback" not in r.stderr
