@@ -167,3 +167,35 @@ def test_a_lazy_wiener_run_names_the_rule_the_in_memory_run_names():
     lazy = wiener(da.from_array(img, chunks=img.shape), psf)
     assert whole.rule == "snr->fwhm" and lazy.rule == whole.rule
     assert lazy.regularization == pytest.approx(whole.regularization, rel=1e-6)
+
+
+def _bad_inputs():
+    img = np.random.default_rng(0).random((12, 32, 32), dtype=np.float32) + 1
+    nan = img.copy()
+    nan[3, 4, 5] = np.nan
+    psf = _gauss()
+    return [
+        (lambda: richardson_lucy(nan, psf, 2), "image"),
+        (lambda: wiener(nan, psf), "image"),
+        (lambda: convolve(nan, psf), "image"),
+        (lambda: richardson_lucy(img - 5, psf, 2), "image"),
+        (lambda: richardson_lucy(img, psf[4], 2), "psf"),
+        (lambda: richardson_lucy(img, psf, 2, axes="XYZ"), "axes"),
+        (lambda: wiener(img, np.zeros_like(psf)), "psf"),
+        (lambda: richardson_lucy(img, psf, 2, background=1e6), "background"),
+        (lambda: wiener(img, psf, "abc"), "regularization"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(9))
+def test_every_input_fault_is_the_package_s_own_error_type(case):
+    """README: 'the API raises the package's own types'; a fresh user's `except FijideconError`
+    missed NaN data, negative data, a 2D PSF for 3D data, axes='XYZ', an all-zero PSF, a background
+    above the data and regularization='abc' (plain ValueError)."""
+    from fijidecon.errors import FijideconError
+
+    call, name = _bad_inputs()[case]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(FijideconError, match=rf"^{name}: "):
+            call()

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Sequence
 
+from .errors import InputError
+
 #: Axis letters in numpy order that we understand (ImageJ hyperstack order is TZCYX).
 AXES = "TZCYXS"
 
@@ -52,7 +54,7 @@ def _unit_nm(unit: str) -> float:
     u = str(unit).strip()
     f = UNIT_NM.get(u, UNIT_NM.get(u.lower()))
     if f is None:
-        raise ValueError(f"unit: {unit!r} is not a length unit (known: nm, µm/um/micron, mm, m, pm, Å)")
+        raise InputError(f"unit: {unit!r} is not a length unit (known: nm, µm/um/micron, mm, m, pm, Å)")
     return f
 
 
@@ -80,13 +82,13 @@ class Calibration:
         axes = axes.upper()
         for ax in axes:
             if ax not in AXES:
-                raise ValueError(f"axes: unknown axis letter {ax!r} in {axes!r}")
+                raise InputError(f"axes: unknown axis letter {ax!r} in {axes!r}")
         sp = []
         for ax, val in spacing.items():
             ax = ax.upper()
             val = float(val)
             if not val > 0:
-                raise ValueError(f"spacing: {ax} spacing must be positive, got {val}")
+                raise InputError(f"spacing: {ax} spacing must be positive, got {val}")
             sp.append((ax, val))
         return cls(axes=axes, spacing=tuple(sorted(sp)), unit=unit)
 

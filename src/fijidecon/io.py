@@ -40,6 +40,7 @@ import numpy as np
 import tifffile
 
 from .calibration import Calibration, seconds_per, unit_factor
+from .errors import InputError, InputTypeError
 
 __all__ = ["read_image", "write_image", "write_image_and_sidecar", "check_output", "check_axes", "is_ome_path", "write_sidecar",
            "sidecar_path", "sha256_file", "atomic_write_bytes", "jsonable", "IMAGEJ_AXES"]
@@ -91,17 +92,17 @@ def check_axes(axes: str, ndim: int | None = None, name: str = "axes") -> str:
         Unknown or repeated letters, ``Y`` or ``X`` missing, or a length other than ``ndim``.
     """
     if not isinstance(axes, str):
-        raise TypeError(f"{name}: expected a string of axis letters such as 'CZYX', got {type(axes).__name__}")
+        raise InputTypeError(f"{name}: expected a string of axis letters such as 'CZYX', got {type(axes).__name__}")
     up = axes.strip().upper()
     bad = sorted({a for a in up if a not in _LETTERS})
     if bad:
-        raise ValueError(f"{name}: unknown axis letter(s) {''.join(bad)!r} in {axes!r} (use T, C, Z, Y, X, S)")
+        raise InputError(f"{name}: unknown axis letter(s) {''.join(bad)!r} in {axes!r} (use T, C, Z, Y, X, S)")
     if len(set(up)) != len(up):
-        raise ValueError(f"{name}: repeated axis letter in {axes!r}")
+        raise InputError(f"{name}: repeated axis letter in {axes!r}")
     if "Y" not in up or "X" not in up:
-        raise ValueError(f"{name}: {axes!r} needs both Y and X")
+        raise InputError(f"{name}: {axes!r} needs both Y and X")
     if ndim is not None and len(up) != ndim:
-        raise ValueError(f"{name}: {axes!r} has {len(up)} letters for an array with {ndim} dimensions")
+        raise InputError(f"{name}: {axes!r} has {len(up)} letters for an array with {ndim} dimensions")
     return up
 
 
@@ -164,7 +165,7 @@ def read_image(path: str | os.PathLike, axes: str | None = None) -> tuple[np.nda
     ('ZCYX', (0.2, 0.065, 0.065), 'micron')
     """
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path: expected a file path (str or pathlib.Path), got {type(path).__name__}")
+        raise InputTypeError(f"path: expected a file path (str or pathlib.Path), got {type(path).__name__}")
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"image: no such file {str(p)!r}")
@@ -179,14 +180,14 @@ def read_image(path: str | os.PathLike, axes: str | None = None) -> tuple[np.nda
     else:
         arr, cal = _read_tiff(p)
     if arr.size == 0:
-        raise ValueError(f"image: {str(p)!r} holds an empty array {arr.shape}")
+        raise InputError(f"image: {str(p)!r} holds an empty array {arr.shape}")
     if axes is not None:
         cal = given_axes(cal, axes, arr.ndim, p, own=p.suffix.lower() != ".npy")
     else:
         try:
             check_axes(cal.axes, arr.ndim)
         except ValueError:
-            raise ValueError(f"image: {str(p)!r} has axes {cal.axes!r} for shape {arr.shape}; "
+            raise InputError(f"image: {str(p)!r} has axes {cal.axes!r} for shape {arr.shape}; "
                              "give its axes (axes=, --axes)") from None
     return arr, cal
 
@@ -227,11 +228,11 @@ def _read_npy(p: Path, guess: bool = True) -> tuple[np.ndarray, Calibration]:
     try:
         arr = np.load(p, allow_pickle=False)
     except Exception as exc:  # EOFError, ValueError, OSError … for damaged files
-        raise ValueError(f"image: {str(p)!r} is not a readable .npy file ({type(exc).__name__}: {exc})") from None
+        raise InputError(f"image: {str(p)!r} is not a readable .npy file ({type(exc).__name__}: {exc})") from None
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
-        raise ValueError(f"image: {str(p)!r} does not hold a numeric array")
+        raise InputError(f"image: {str(p)!r} does not hold a numeric array")
     if arr.ndim < 2 or arr.ndim > 5:
-        raise ValueError(f"image: {str(p)!r} has {arr.ndim} dimensions; expected 2 to 5")
+        raise InputError(f"image: {str(p)!r} has {arr.ndim} dimensions; expected 2 to 5")
     default = Calibration.default(arr.ndim)
     return arr, default.with_axes(_npy_axes(arr, p)) if guess else default
 
@@ -270,11 +271,11 @@ def _read_tiff(p: Path) -> tuple[np.ndarray, Calibration]:
         log.removeHandler(collect)
     planes = int(np.prod([n for a, n in zip(axes or "", arr.shape) if a not in "YXS"] or [1]))
     if images and images > planes:
-        raise ValueError(f"image: {str(p)!r} is truncated or damaged: its ImageJ header says {images} images, "
+        raise InputError(f"image: {str(p)!r} is truncated or damaged: its ImageJ header says {images} images, "
                          f"{planes} could be read")
     lost = _pages_lost(collect.messages)
     if lost:
-        raise ValueError(f"image: {str(p)!r} is truncated or damaged: pages are missing or do not match its header "
+        raise InputError(f"image: {str(p)!r} is truncated or damaged: pages are missing or do not match its header "
                          f"({lost})")
     for msg in dict.fromkeys(collect.messages):
         warnings.warn(f"image: {p.name}: {msg}", stacklevel=3)
@@ -304,7 +305,7 @@ def _read_tiff_parts(p: Path):
     try:
         tif = tifffile.TiffFile(p)
     except Exception as exc:  # tifffile raises several types for non-TIFF input
-        raise ValueError(f"image: {str(p)!r} is not a readable TIFF ({_short(exc)})") from None
+        raise InputError(f"image: {str(p)!r} is not a readable TIFF ({_short(exc)})") from None
     with tif:
         try:
             series = tif.series[0]
@@ -320,7 +321,7 @@ def _read_tiff_parts(p: Path):
         except Exception as exc:  # damaged files: IndexError, struct.error, short reads …
             if str(exc).startswith("image: "):
                 raise
-            raise ValueError(f"image: {str(p)!r} is not a readable TIFF ({_short(exc)})") from None
+            raise InputError(f"image: {str(p)!r} is not a readable TIFF ({_short(exc)})") from None
     return arr, axes, spacing, unit, images
 
 
@@ -329,7 +330,7 @@ def _check_imagej_count(tif: Any, images: int, p: Path) -> None:
     count and drop the rest, silently; refused as damaged (more images than pages is checked
     once the pixels are read)."""
     if images and len(tif.pages) > images:
-        raise ValueError(f"image: {str(p)!r} is truncated or damaged: its ImageJ header says {images} images, the "
+        raise InputError(f"image: {str(p)!r} is truncated or damaged: its ImageJ header says {images} images, the "
                          f"file holds {len(tif.pages)} pages")
 
 
@@ -428,7 +429,7 @@ def _ome_calibration(xml: str, name: str = "image") -> tuple[dict[str, float], s
             try:
                 spacing[ax] *= unit_factor(u, target)
             except ValueError:
-                raise ValueError(f"image: {name}: OME PhysicalSize{ax}Unit {u!r} cannot be converted to {target!r}"
+                raise InputError(f"image: {name}: OME PhysicalSize{ax}Unit {u!r} cannot be converted to {target!r}"
                                  ) from None
     return spacing, _length_unit(target)
 
@@ -582,7 +583,7 @@ def check_output(path: str | os.PathLike, axes: str | None = None, *, overwrite:
         from .lazy_io import _check_target as _check_folder_target
         _check_folder_target(p, overwrite)
     elif p.suffix.lower() not in (".tif", ".tiff"):
-        raise ValueError(f"output: {str(p)!r} is not a .tif/.tiff (or .ome.tif, .ome.zarr) name")
+        raise InputError(f"output: {str(p)!r} is not a .tif/.tiff (or .ome.tif, .ome.zarr) name")
     else:
         _check_target(p, overwrite)
     if sidecar:
@@ -620,7 +621,7 @@ def _check_resolution(cal: Calibration) -> None:
     integers: a size whose inverse does not fit would be stored as another number."""
     for ax, size in (("X", cal.dx), ("Y", cal.dy)):
         if not 1.0 / (2**32 - 1) <= 1.0 / size <= 2**32 - 1:
-            raise ValueError(f"calibration: the {ax} pixel size {size:g} {cal.unit} cannot be stored in a TIFF's "
+            raise InputError(f"calibration: the {ax} pixel size {size:g} {cal.unit} cannot be stored in a TIFF's "
                              "resolution tags (1/size must lie within 2.3e-10 and 4.3e9); write an .ome.tif, or "
                              "give the size in another unit")
 
@@ -628,7 +629,7 @@ def _check_resolution(cal: Calibration) -> None:
 def _check_tiff_shape(shape: tuple[int, ...], axes: str) -> None:
     """tifffile reads a stack of planes 1 pixel wide back in another shape: refused."""
     if len(shape) >= 3 and "X" in axes and shape[axes.index("X")] == 1:
-        raise ValueError(f"array: a stack of planes 1 pixel wide (shape {tuple(shape)}, axes {axes}) does not read "
+        raise InputError(f"array: a stack of planes 1 pixel wide (shape {tuple(shape)}, axes {axes}) does not read "
                          "back the same from a TIFF; transpose it so that X is longer than 1, or save it with numpy")
 
 
@@ -642,7 +643,7 @@ def _check_name_length(p: Path) -> None:
     longest = len(os.fsencode(f".{p.name}.json{_PARTIAL}{os.getpid()}.12345678.part.tif"))
     if longest > limit:
         extra = longest - len(os.fsencode(p.name))
-        raise ValueError(f"output: the name {p.name[:40]!r}… is {len(os.fsencode(p.name))} bytes long; this folder's "
+        raise InputError(f"output: the name {p.name[:40]!r}… is {len(os.fsencode(p.name))} bytes long; this folder's "
                          f"file system takes {limit}, and the run's temporary files add {extra}: choose a shorter name")
 
 
@@ -673,13 +674,13 @@ def _finish(tmp: str, p: Path, overwrite: bool) -> None:
 def _writable_array(array: Any) -> np.ndarray:
     a = np.asarray(array)
     if a.size == 0:
-        raise ValueError(f"array: empty (shape {a.shape}); nothing to write")
+        raise InputError(f"array: empty (shape {a.shape}); nothing to write")
     if a.ndim < 2 or a.ndim > 6:
-        raise ValueError(f"array: expected 2 to 6 dimensions, got {a.ndim}")
+        raise InputError(f"array: expected 2 to 6 dimensions, got {a.ndim}")
     if a.dtype not in (np.uint8, np.uint16, np.float32):
         if a.dtype not in (np.float64, np.float16, np.int16, np.int32, np.uint32, np.int8, np.int64, np.uint64,
                            np.bool_):
-            raise TypeError(f"array: dtype {a.dtype} cannot be written as a TIFF for ImageJ")
+            raise InputTypeError(f"array: dtype {a.dtype} cannot be written as a TIFF for ImageJ")
         warnings.warn(f"write_image: {a.dtype} data converted to float32", stacklevel=3)
         a = a.astype(np.float32)
     return a
@@ -770,7 +771,7 @@ def _from_dataarray(array: Any, calibration: Calibration | None) -> tuple[Any, C
         return array, calibration
     axes = _hyper._dims_to_axes(array.dims, "array")
     if calibration is not None and calibration.axes != axes:
-        raise ValueError(f"calibration: axes {calibration.axes!r} contradict the DataArray's dims "
+        raise InputError(f"calibration: axes {calibration.axes!r} contradict the DataArray's dims "
                          f"{tuple(array.dims)} ({axes})")
     return array.data, calibration or Calibration.default(len(axes)).with_axes(axes)
 
@@ -778,7 +779,7 @@ def _from_dataarray(array: Any, calibration: Calibration | None) -> tuple[Any, C
 def _image_part(p: Path, array: Any, calibration: Calibration | None, overwrite: bool, description) -> str:
     """Write the image to a temporary file next to ``p``; return its path (removed on error)."""
     if not is_ome_path(p) and p.suffix.lower() not in (".tif", ".tiff"):  # never TIFF bytes under another name
-        raise ValueError(f"output: {str(p)!r} is not a .tif/.tiff (or .ome.tif, .ome.zarr) name")
+        raise InputError(f"output: {str(p)!r} is not a .tif/.tiff (or .ome.tif, .ome.zarr) name")
     a = _writable_array(array)
     cal = calibration or Calibration.default(a.ndim)
     axes = check_axes(cal.axes, a.ndim, name="calibration axes")

@@ -36,6 +36,7 @@ import tifffile
 
 from . import io as _io
 from .calibration import Calibration, unit_factor
+from .errors import InputError, InputTypeError
 
 __all__ = ["read_lazy", "write_ome_zarr", "write_tiff_lazy", "write_big", "write_big_and_sidecar", "is_zarr_path",
            "is_lazy", "remove_stale_partials", "resumable_path", "NGFF_VERSION"]
@@ -150,7 +151,7 @@ class _FileArray:
             f.seek(self.offset + first * plane)
             data = np.fromfile(f, self.file_dtype, count=n * plane // self.file_dtype.itemsize)
         if data.size * self.file_dtype.itemsize != n * plane:
-            raise ValueError(f"image: {self.path!r} is truncated (short read)")
+            raise InputError(f"image: {self.path!r} is truncated (short read)")
         return data.reshape(out_shape).astype(self.dtype, copy=False)
 
 
@@ -203,13 +204,13 @@ def read_lazy(path: str | os.PathLike, axes: str | None = None, *, level: int = 
     else:
         arr, cal = _read_tiff_lazy(p, plane_chunks)
     if arr.size == 0:
-        raise ValueError(f"image: {str(p)!r} holds an empty array {arr.shape}")
+        raise InputError(f"image: {str(p)!r} holds an empty array {arr.shape}")
     if axes is not None:
         return arr, _io.given_axes(cal, axes, arr.ndim, p, own=p.suffix.lower() != ".npy")
     try:
         _io.check_axes(cal.axes, arr.ndim)
     except ValueError:
-        raise ValueError(f"image: {str(p)!r} has axes {cal.axes!r} for shape {arr.shape}; "
+        raise InputError(f"image: {str(p)!r} has axes {cal.axes!r} for shape {arr.shape}; "
                          "give its axes (axes=, --axes)") from None
     return arr, cal
 
@@ -231,9 +232,9 @@ def _read_npy_lazy(p: Path, guess: bool, planes: int) -> tuple[Any, Calibration]
     try:
         mm = np.load(p, mmap_mode="r", allow_pickle=False)
     except Exception as exc:  # damaged header, pickled objects …
-        raise ValueError(f"image: {str(p)!r} is not a readable .npy file ({_io._short(exc)})") from None
+        raise InputError(f"image: {str(p)!r} is not a readable .npy file ({_io._short(exc)})") from None
     if mm.dtype.kind not in "biuf" or not 2 <= mm.ndim <= 5:
-        raise ValueError(f"image: {str(p)!r} does not hold a numeric array of 2 to 5 dimensions")
+        raise InputError(f"image: {str(p)!r} does not hold a numeric array of 2 to 5 dimensions")
     default = Calibration.default(mm.ndim)
     cal = default.with_axes(_io._npy_axes(mm, p)) if guess else default
     n_inner = 3 if cal.axes.endswith("S") else 2
@@ -255,7 +256,7 @@ def _read_tiff_lazy(p: Path, planes: int) -> tuple[Any, Calibration]:
         logging.getLogger("tifffile").removeHandler(collect)
     lost = _io._pages_lost(collect.messages)
     if lost:
-        raise ValueError(f"image: {str(p)!r} is truncated or damaged: pages are missing or do not match its header "
+        raise InputError(f"image: {str(p)!r} is truncated or damaged: pages are missing or do not match its header "
                          f"({lost})")
     return _lazy_tiff_array(p, planes, *parts)
 
@@ -264,7 +265,7 @@ def _read_tiff_lazy_parts(p: Path):
     try:
         tif = tifffile.TiffFile(p)
     except Exception as exc:  # tifffile raises several types for non-TIFF input
-        raise ValueError(f"image: {str(p)!r} is not a readable TIFF ({_io._short(exc)})") from None
+        raise InputError(f"image: {str(p)!r} is not a readable TIFF ({_io._short(exc)})") from None
     with tif:
         try:
             series = tif.series[0]
@@ -284,7 +285,7 @@ def _read_tiff_lazy_parts(p: Path):
         except Exception as exc:  # damaged files
             if str(exc).startswith("image: "):
                 raise
-            raise ValueError(f"image: {str(p)!r} is not a readable TIFF ({_io._short(exc)})") from None
+            raise InputError(f"image: {str(p)!r} is not a readable TIFF ({_io._short(exc)})") from None
     return shape, dtype, axes, spacing, unit, images, contiguous, dataoffset, filesize, end
 
 
@@ -294,7 +295,7 @@ def _lazy_tiff_array(p: Path, planes: int, shape, dtype, axes, spacing, unit, im
         axes = Calibration.default(len(shape)).axes if len(shape) <= 5 else ""
     planes_in = int(np.prod([n for a, n in zip(axes, shape) if a not in "YXS"] or [1]))
     if (images and images > planes_in) or (contiguous and end > filesize):
-        raise ValueError(f"image: {str(p)!r} is truncated or damaged: it should hold {max(images, planes_in)} "
+        raise InputError(f"image: {str(p)!r} is truncated or damaged: it should hold {max(images, planes_in)} "
                          f"images of {shape[-2:]} {dtype}, the file is too short")
     if unit == "pixel" and all(abs(v - 1.0) < 1e-12 for v in spacing.values()):
         spacing = {}
@@ -315,7 +316,7 @@ def _read_ome_zarr(p: Path, level: int) -> tuple[Any, Calibration]:
         loc = parse_url(str(p), mode="r", fmt=fmt)
         nodes = list(Reader(loc)()) if loc is not None else []
     except Exception as exc:  # invalid NGFF metadata, damaged store
-        raise ValueError(f"image: {str(p)!r} is not a readable OME-Zarr ({_io._short(exc)})") from None
+        raise InputError(f"image: {str(p)!r} is not a readable OME-Zarr ({_io._short(exc)})") from None
     node = next((n for n in nodes if n.load(Multiscales) is not None and n.data), None)
     if node is None:
         for meta in (p / ".zattrs", p / ".zgroup", p / "zarr.json"):  # metadata that is there but unreadable
@@ -323,11 +324,11 @@ def _read_ome_zarr(p: Path, level: int) -> tuple[Any, Calibration]:
                 if meta.is_file():
                     json.loads(meta.read_text())
             except (ValueError, OSError) as exc:
-                raise ValueError(f"image: {str(p)!r} is damaged: its {meta.name} is not readable JSON "
+                raise InputError(f"image: {str(p)!r} is damaged: its {meta.name} is not readable JSON "
                                  f"({_io._short(exc)})") from None
-        raise ValueError(f"image: {str(p)!r} holds no OME-Zarr image (no 'multiscales' metadata)")
+        raise InputError(f"image: {str(p)!r} holds no OME-Zarr image (no 'multiscales' metadata)")
     if not 0 <= level < len(node.data):
-        raise ValueError(f"level: {str(p)!r} has resolution levels 0 to {len(node.data) - 1}, got {level}")
+        raise InputError(f"level: {str(p)!r} has resolution levels 0 to {len(node.data) - 1}, got {level}")
     transforms = (node.metadata.get("coordinateTransformations") or [None] * len(node.data))[level] or []
     return _checked_level(p, node.data[level], level), _ngff_calibration(p, node.metadata.get("axes") or [], transforms)
 
@@ -352,7 +353,7 @@ def _checked_level(p: Path, arr: Any, level: int) -> Any:
     if attrs.get(ALL_CHUNKS_ATTR):
         have, total = int(zarr_array.nchunks_initialized), int(zarr_array.nchunks)
         if have < total:
-            raise ValueError(f"image: {str(p)!r} is damaged: {total - have} of its {total} chunks are missing (it "
+            raise InputError(f"image: {str(p)!r} is damaged: {total - have} of its {total} chunks are missing (it "
                              "was written with every chunk; a copy was cut short or files were removed)")
     src = _ZarrChunks(str(p), path, tuple(zarr_array.shape), zarr_array.dtype)
     return _dask().from_array(src, chunks=arr.chunks, name=f"read-zarr-{abs(hash((str(p), path, src.shape)))}",
@@ -385,7 +386,7 @@ class _ZarrChunks:
         except Exception as exc:
             where = ", ".join(f"{k.start}:{k.stop}" if isinstance(k, slice) else str(k) for k in key) \
                 if isinstance(key, tuple) else str(key)
-            raise ValueError(f"image: {self.store!r} is damaged: its chunk(s) at [{where}] of {self.path!r} cannot "
+            raise InputError(f"image: {self.store!r} is damaged: its chunk(s) at [{where}] of {self.path!r} cannot "
                              f"be read ({_io._short(exc)})") from None
 
 
@@ -428,7 +429,7 @@ def _ngff_calibration(p: Path, axes: list, transforms: list) -> Calibration:
                 try:
                     spacing[ax] *= unit_factor(u, unit)
                 except ValueError:
-                    raise ValueError(f"image: {str(p)!r}: axis {ax} unit {u!r} cannot be converted to "
+                    raise InputError(f"image: {str(p)!r}: axis {ax} unit {u!r} cannot be converted to "
                                      f"{unit!r}") from None
         unit = _io._length_unit(unit)
     if unit == "pixel" and all(abs(v - 1.0) < 1e-12 for k, v in spacing.items() if k != "T"):
@@ -699,17 +700,17 @@ def _check_array(array: Any, name: str = "array") -> None:
     shape = getattr(array, "shape", None)
     dtype = getattr(array, "dtype", None)
     if shape is None or dtype is None:
-        raise TypeError(f"{name}: expected a numpy or dask array, got {type(array).__name__}")
+        raise InputTypeError(f"{name}: expected a numpy or dask array, got {type(array).__name__}")
     if int(np.prod(shape)) == 0:
-        raise ValueError(f"{name}: empty (shape {tuple(shape)}); nothing to write")
+        raise InputError(f"{name}: empty (shape {tuple(shape)}); nothing to write")
     if np.dtype(dtype).kind not in "biuf":
-        raise TypeError(f"{name}: dtype {dtype} cannot be written (numeric data only)")
+        raise InputTypeError(f"{name}: dtype {dtype} cannot be written (numeric data only)")
 
 
 def _ngff_order(axes: str) -> tuple[str, list[int]]:
     """NGFF axis letters (T, C, Z, Y, X order; S, the RGB samples, become C) and the transpose to them."""
     if "S" in axes and "C" in axes:
-        raise ValueError(f"calibration axes: {axes!r} has both C and S; OME-Zarr has one channel axis")
+        raise InputError(f"calibration axes: {axes!r} has both C and S; OME-Zarr has one channel axis")
     as_c = axes.replace("S", "C")
     order = [as_c.index(a) for a in "TCZYX" if a in as_c]
     return "".join(as_c[i] for i in order), order
@@ -827,14 +828,14 @@ def write_ome_zarr(path: str | os.PathLike, array: Any, calibration: Calibration
 
     p = Path(path)
     if not is_zarr_path(p):
-        raise ValueError(f"output: {str(p)!r} is not a .zarr name (e.g. result.ome.zarr)")
+        raise InputError(f"output: {str(p)!r} is not a .zarr name (e.g. result.ome.zarr)")
     _check_array(array)
     cal = calibration or Calibration.default(len(array.shape))
     axes = _io.check_axes(cal.axes, len(array.shape), name="calibration axes")
     letters, order = _ngff_order(axes)
     _check_target(p, overwrite)
     if chunks is not None and len(chunks) != len(letters):
-        raise ValueError(f"chunks: {tuple(chunks)} has {len(chunks)} values for the {len(letters)} axes {letters}")
+        raise InputError(f"chunks: {tuple(chunks)} has {len(chunks)} values for the {len(letters)} axes {letters}")
     da = _dask()
     source_chunks = _source_chunks(array, order)
     arr, store_chunks = _chunked(array, order, letters, chunks)
@@ -1154,7 +1155,7 @@ def write_tiff_lazy(path: str | os.PathLike, array: Any, calibration: Calibratio
     """
     p = Path(path)
     if p.suffix.lower() not in (".tif", ".tiff"):
-        raise ValueError(f"output: {str(p)!r} is not a .tif/.tiff (or .ome.tif) name")
+        raise InputError(f"output: {str(p)!r} is not a .tif/.tiff (or .ome.tif) name")
     _check_array(array)
     arr = _tiff_dtype(array)
     cal = calibration or Calibration.default(len(arr.shape))
@@ -1192,7 +1193,7 @@ def write_big(path: str | os.PathLike, array: Any, calibration: Calibration | No
     if is_zarr_path(path):
         return write_ome_zarr(path, array, calibration, overwrite=overwrite, description=description, **resumable)
     if resumable.get("resume") is not None:
-        raise ValueError(f"resume: only an OME-Zarr output (.zarr) can be resumed, not {Path(path).name!r}")
+        raise InputError(f"resume: only an OME-Zarr output (.zarr) can be resumed, not {Path(path).name!r}")
     return write_tiff_lazy(path, array, calibration, overwrite=overwrite, description=description)
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from .. import _validate
+from ..errors import InputError
 
 #: Parameter kinds understood by every face.
 KINDS = ("float", "int", "bool", "choice", "string", "image")
@@ -126,11 +127,11 @@ class Param:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"Param {self.name!r}: unknown kind {self.kind!r}")
+            raise InputError(f"Param {self.name!r}: unknown kind {self.kind!r}")
         if self.kind == "choice" and not self.choices:
-            raise ValueError(f"Param {self.name!r}: a choice needs choices")
+            raise InputError(f"Param {self.name!r}: a choice needs choices")
         if self.none is not None and self.kind != "string":
-            raise ValueError(f"Param {self.name!r}: none= needs a string parameter (a text field in every face)")
+            raise InputError(f"Param {self.name!r}: none= needs a string parameter (a text field in every face)")
 
     # -- face values ---------------------------------------------------------------
     def face(self, value: Any) -> Any:
@@ -162,7 +163,7 @@ class Param:
         for lab, val in self.choices:
             if val == value or lab == value:
                 return lab
-        raise ValueError(f"{self.name}: {value!r} is not one of {self.choice_labels}")
+        raise InputError(f"{self.name}: {value!r} is not one of {self.choice_labels}")
 
     # -- conversion and validation ---------------------------------------------------
     def convert(self, value: Any) -> Any:
@@ -176,13 +177,13 @@ class Param:
                     return True
                 if low in ("0", "false", "no", "off"):
                     return False
-                raise ValueError(f"{name}: expected true/false, got {value!r}")
+                raise InputError(f"{name}: expected true/false, got {value!r}")
             return bool(value)
         if self.kind == "choice":
             for lab, val in self.choices:
                 if value == val or (isinstance(value, str) and value.strip().lower() in (lab.lower(), str(val).lower())):
                     return val
-            raise ValueError(
+            raise InputError(
                 f"{name}: {value!r} is not one of " + ", ".join(repr(c) for c in self.choice_labels)
             )
         if self.kind == "string" and self.parse is not None:
@@ -205,10 +206,10 @@ class Param:
                 float(value)
             except ValueError:
                 if self.numeric:
-                    raise ValueError(f"{self.name}: expected a number or {self.none!r}, got {value!r}") from None
+                    raise InputError(f"{self.name}: expected a number or {self.none!r}, got {value!r}") from None
                 return value.strip()
         elif isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{self.name}: expected a number or {self.none!r}, got {value!r}")
+            raise InputError(f"{self.name}: expected a number or {self.none!r}, got {value!r}")
         return float(self._number(value))
 
     def _number(self, value: Any) -> Any:
@@ -218,12 +219,12 @@ class Param:
                 raise TypeError
             num = float(value)
         except (TypeError, ValueError):
-            raise ValueError(f"{name}: expected a number, got {value!r}") from None
+            raise InputError(f"{name}: expected a number, got {value!r}") from None
         check = _validate.check_int if self.kind == "int" else _validate.check_float
         try:  # the core's checks, so that every face words a bad number the same way
             return check(name, num, self.minimum, self.maximum)
         except (TypeError, ValueError) as exc:
-            raise ValueError(str(exc)) from None
+            raise InputError(str(exc)) from None
 
     def to_macro(self, value: Any) -> str:
         """This parameter's part of an ImageJ macro option string ('' for a false checkbox)."""
@@ -278,7 +279,7 @@ class Command:
         keys = [p.key for p in self.params]
         dup = {k for k in keys if keys.count(k) > 1}
         if dup:
-            raise ValueError(f"Command {self.id!r}: duplicate macro keys {sorted(dup)}")
+            raise InputError(f"Command {self.id!r}: duplicate macro keys {sorted(dup)}")
         if any(p.default is API for p in self.params):
             object.__setattr__(self, "params", tuple(self._from_signature()))
 
@@ -290,7 +291,7 @@ class Command:
             if p.default is API:
                 q = sig.parameters.get(p.name)
                 if q is None or q.default is inspect.Parameter.empty:
-                    raise ValueError(f"Command {self.id!r}: {self.function} has no default for {p.name!r}; "
+                    raise InputError(f"Command {self.id!r}: {self.function} has no default for {p.name!r}; "
                                      "give the description a default")
                 p = dataclasses.replace(p, default=q.default)
             out.append(p)
@@ -316,7 +317,7 @@ class Command:
         """Defaults overlaid with ``values`` (keyed by name), each converted and checked."""
         unknown = set(values) - {p.name for p in self.params}
         if unknown:
-            raise ValueError(f"{self.id}: unknown parameter(s) {', '.join(sorted(unknown))}")
+            raise InputError(f"{self.id}: unknown parameter(s) {', '.join(sorted(unknown))}")
         out = {}
         for p in self.params:
             out[p.name] = p.convert(values[p.name]) if p.name in values else p.default

@@ -33,6 +33,7 @@ import numpy as np
 from fijidecon.calibration import Calibration
 
 from ._model import Command
+from ..errors import InputError, InputTypeError
 
 __all__ = ["run_command", "accepts", "output_calibration", "result_image"]
 
@@ -78,7 +79,7 @@ def result_image(result: Any) -> Any:
         for v in result:
             if _is_array(v):
                 return v
-    raise TypeError(f"the command returned {type(result).__name__}, not an image")
+    raise InputTypeError(f"the command returned {type(result).__name__}, not an image")
 
 
 def output_calibration(cmd: Command, values: Mapping[str, Any], inputs: list[tuple[np.ndarray, Calibration]],
@@ -167,10 +168,10 @@ def run_command(cmd: Command, values: Mapping[str, Any], images: Mapping[str, tu
     image_names = {p.name for p in image_params}
     for p in image_params:
         if images.get(p.name) is None or (isinstance(images[p.name], list) and not images[p.name]):
-            raise ValueError(f"{p.name}: an image is required")
+            raise InputError(f"{p.name}: an image is required")
     unknown = set(images) - image_names
     if unknown:
-        raise ValueError(f"images: {cmd.id} has no image parameter(s) {', '.join(sorted(unknown))}")
+        raise InputError(f"images: {cmd.id} has no image parameter(s) {', '.join(sorted(unknown))}")
     plain = {k: v for k, v in values.items() if k not in image_names}
     kwargs = cmd.api_kwargs(plain)
     full = cmd.resolve(plain)
@@ -193,7 +194,7 @@ def run_command(cmd: Command, values: Mapping[str, Any], images: Mapping[str, tu
         kwargs["callback"] = callback
     for name, value in (extra or {}).items():
         if not accepts(func, name):
-            raise TypeError(f"extra: {cmd.function} takes no {name!r}")
+            raise InputTypeError(f"extra: {cmd.function} takes no {name!r}")
         kwargs[name] = value
     result = func(**kwargs)
     image = result_image(result)
@@ -228,7 +229,7 @@ def rgb_planes_as_z(arr: np.ndarray, cal: Calibration, name: str = "psf") -> tup
     if "S" not in axes or len(axes) != arr.ndim:
         return arr, cal
     if "Z" in axes:
-        raise ValueError(f"{name}: the file holds an RGB stack (axes {axes}, shape {arr.shape}), not a PSF; save the "
+        raise InputError(f"{name}: the file holds an RGB stack (axes {axes}, shape {arr.shape}), not a PSF; save the "
                          "PSF as grey levels (tifffile: photometric='minisblack'; ImageJ: 8/16/32-bit)")
     import warnings
 
@@ -249,7 +250,7 @@ def split_psf(psf: tuple[np.ndarray, Calibration], name: str = "psf") -> Any:
     arr, cal = psf
     axes = cal.axes if len(cal.axes) == arr.ndim else Calibration.default(arr.ndim).axes
     if "T" in axes:
-        raise ValueError(f"{name}: a PSF cannot have time frames (axes {axes}); give one stack, or one channel "
+        raise InputError(f"{name}: a PSF cannot have time frames (axes {axes}); give one stack, or one channel "
                          "per image channel")
     arr, cal = rgb_planes_as_z(arr, cal.with_axes(axes), name)
     axes = cal.axes

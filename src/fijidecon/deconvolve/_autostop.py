@@ -88,6 +88,7 @@ import scipy.fft
 
 from .. import _validate
 from . import _background, _edges, _hyper, _otf
+from ..errors import InputError
 
 log = logging.getLogger("fijidecon")
 
@@ -317,11 +318,11 @@ def thin(counts: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple
     y = np.maximum(np.asarray(counts, np.float64), 0)
     top = float(y.max()) if y.size else 0.0
     if y.size and top < 1.0:
-        raise ValueError(f"gain: (image - offset) x gain is at most {top:.3g} photo-electrons in a voxel (less than "
+        raise InputError(f"gain: (image - offset) x gain is at most {top:.3g} photo-electrons in a voxel (less than "
                          "one): nothing to split; check gain= (photo-electrons per image unit) and offset= (image "
                          "units)")
     if not top <= MAX_COUNTS:
-        raise ValueError(f"gain: (image - offset) x gain is {top:.3g} photo-electrons in a voxel (more than "
+        raise InputError(f"gain: (image - offset) x gain is {top:.3g} photo-electrons in a voxel (more than "
                          f"{MAX_COUNTS:.0e}): check gain= (photo-electrons per image unit) and offset= (image units)")
     fl = np.floor(y)
     y = fl + (rng.random(y.shape) < (y - fl))
@@ -478,7 +479,7 @@ def check_options(gain: Any, offset: Any, fraction: Any, seed: Any, criterion: A
         offset = _validate.check_float("offset", offset)
     fraction = _validate.check_float("auto_fraction", fraction, positive=True)
     if not fraction < 1:
-        raise ValueError(f"auto_fraction: expected a fraction of the photons between 0 and 1 (exclusive), "
+        raise InputError(f"auto_fraction: expected a fraction of the photons between 0 and 1 (exclusive), "
                          f"got {fraction!r}")
     if seed is not None:
         seed = _validate.check_int("seed", seed, 0)
@@ -587,7 +588,7 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
         _warn(f"iterations: stop='auto' chooses at most iterations={iterations}, which leaves little to choose from "
               f"(the scoreboard's best counts are 5-300); give the largest count to consider, e.g. {DEFAULT_MAXIMUM}")
     if type(image).__name__ == "Array" and hasattr(image, "dask"):
-        raise ValueError("stop: 'auto' needs an in-memory image, not a Dask array (run stop='auto' on a numpy crop, "
+        raise InputError("stop: 'auto' needs an in-memory image, not a Dask array (run stop='auto' on a numpy crop, "
                          "then give its result's iterations as iterations=)")
     background = _background.check(options.get("background", 0.0))
     rn = _validate.check_float("read_noise", options.get("read_noise", 0.0), 0)
@@ -608,7 +609,7 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
     picks, minima, curves, cams, drops = [], [], [], [], []
     for vol, prep, bg in zip(vols, preps, bgs):
         if offset is not None and not offset < float(np.max(vol.data)):
-            raise ValueError(f"offset: the camera offset ({offset:g}) is at or above the image's maximum "
+            raise InputError(f"offset: the camera offset ({offset:g}) is at or above the image's maximum "
                              f"({float(np.max(vol.data)):g}): no photo-electrons would be left; give the offset "
                              "in image units (ADU), or omit it to estimate it")
         where = "" if len(vols) == 1 else f" (volume t={vol.t}, c={vol.c})"
@@ -705,7 +706,7 @@ def run_auto(rl: Any, image: Any, psf: Any, iterations: Any, gain: Any, offset: 
     one schedule does not fit the other (bars: 78 for a best at 24).
     """
     if opts.get("start") is not None:
-        raise ValueError("start: not available with stop='auto' (the count is chosen from the first iteration); "
+        raise InputError("start: not available with stop='auto' (the count is chosen from the first iteration); "
                          "resume with stop=None")
     if _on_pilot(image, psf, opts):
         return _run_on_pilots(rl, image, psf, iterations, gain, offset, opts)

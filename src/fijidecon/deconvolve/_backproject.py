@@ -36,6 +36,7 @@ import numpy as np
 
 from .. import _validate
 from . import _otf
+from ..errors import InputError
 
 KINDS = ("matched", "wiener-butterworth", "otf-masked-wiener")
 #: Defaults of ``bp_alpha`` per kind (Guo et al. 2020; PetaKit5D).
@@ -85,34 +86,34 @@ def check(back_projector: Any, bp_alpha: Any, bp_beta: Any, bp_order: Any, ndim:
     elif isinstance(back_projector, str):
         kind = back_projector.lower()
         if kind not in KINDS:
-            raise ValueError(f"back_projector: expected None, 'matched', 'wiener-butterworth', 'otf-masked-wiener' "
+            raise InputError(f"back_projector: expected None, 'matched', 'wiener-butterworth', 'otf-masked-wiener' "
                              f"or an array, got {back_projector!r}")
     else:
         kind = "array"
     beta = _validate.check_float("bp_beta", bp_beta, 0)
     if not 0 < beta < 1:
-        raise ValueError(f"bp_beta: expected a number in (0, 1), got {bp_beta!r}")
+        raise InputError(f"bp_beta: expected a number in (0, 1), got {bp_beta!r}")
     order = _validate.check_int("bp_order", bp_order, 1)
     if kind != "wiener-butterworth" and (beta != DEFAULT_BETA or order != DEFAULT_ORDER):
-        raise ValueError("bp_beta, bp_order: only used with back_projector='wiener-butterworth'")
+        raise InputError("bp_beta, bp_order: only used with back_projector='wiener-butterworth'")
     if bp_alpha is not None and kind not in DEFAULT_ALPHA:
-        raise ValueError("bp_alpha: only used with back_projector='wiener-butterworth' or 'otf-masked-wiener'")
+        raise InputError("bp_alpha: only used with back_projector='wiener-butterworth' or 'otf-masked-wiener'")
     alpha = DEFAULT_ALPHA.get(kind, 0.0) if bp_alpha is None else _validate.check_float("bp_alpha", bp_alpha, 0)
     if kind in DEFAULT_ALPHA and not alpha > 0:
-        raise ValueError(f"bp_alpha: expected a number > 0, got {bp_alpha!r}")
+        raise InputError(f"bp_alpha: expected a number > 0, got {bp_alpha!r}")
     kernel = None
     if kind == "array":
         kernel = np.asarray(back_projector)
         if kernel.dtype.kind not in "biuf" or kernel.ndim not in (2, 3) or kernel.size == 0:
-            raise ValueError(f"back_projector: expected a 2D or 3D real array, got {_validate.got(back_projector)}")
+            raise InputError(f"back_projector: expected a 2D or 3D real array, got {_validate.got(back_projector)}")
         if ndim is not None and kernel.ndim != ndim:
-            raise ValueError(f"back_projector: a {kernel.ndim}D kernel for {ndim}D volumes")
+            raise InputError(f"back_projector: a {kernel.ndim}D kernel for {ndim}D volumes")
         kernel = kernel.astype(np.float64)
         if not np.all(np.isfinite(kernel)):
-            raise ValueError("back_projector: contains NaN or infinity")
+            raise InputError("back_projector: contains NaN or infinity")
         total = float(kernel.sum())
         if not total > 0:
-            raise ValueError(f"back_projector: its sum must be > 0, got {total:g}")
+            raise InputError(f"back_projector: its sum must be > 0, got {total:g}")
         kernel = (kernel / total).astype(np.float32)
     return BackProjector(kind, float(alpha), float(beta), int(order), kernel)
 
@@ -240,7 +241,7 @@ def _cumulative_level(a: np.ndarray, a0: float, even_last: bool, bins: int = 1 <
 def _normalise(b: np.ndarray) -> np.ndarray:
     dc = b.flat[0]
     if not abs(dc) > 0:
-        raise ValueError("back_projector: its transfer function is 0 at zero frequency")
+        raise InputError("back_projector: its transfer function is 0 at zero frequency")
     b /= np.complex64(dc)
     return b.astype(np.complex64, copy=False)
 
@@ -256,7 +257,7 @@ def spectrum(bp: BackProjector, otf: np.ndarray, work: tuple[int, ...], kernel: 
     if bp.kind == "otf-masked-wiener":
         return otf_masked_wiener(otf, work, bp)
     if any(k > n for k, n in zip(bp.kernel.shape, work)):
-        raise ValueError(f"back_projector: kernel {bp.kernel.shape} does not fit the work grid {work}")
+        raise InputError(f"back_projector: kernel {bp.kernel.shape} does not fit the work grid {work}")
     return _otf.otf(bp.kernel, work)
 
 

@@ -35,7 +35,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..errors import ResourceError
+from ..errors import InputError, InputTypeError, ResourceError
 
 #: Default halo, in units of the prepared PSF's full width per axis.  1.5: on real data (dapi_001
 #: with a 15x31x31 PSF, bricks of 20x48x48, ``benchmarks/scale.py --halo``) one width left 0.4-1.1 %
@@ -177,7 +177,7 @@ def check_halo(halo: Any, ndim: int) -> tuple[int, ...] | None:
     if isinstance(halo, (int, np.integer)) and not isinstance(halo, bool):
         halo = (int(halo),) * ndim
     if isinstance(halo, (str, bytes)) or not isinstance(halo, Sequence) or len(halo) != ndim:
-        raise TypeError(f"halo: expected {ndim} whole numbers >= 0 (or one for every axis), got {_validate.got(halo)}")
+        raise InputTypeError(f"halo: expected {ndim} whole numbers >= 0 (or one for every axis), got {_validate.got(halo)}")
     return tuple(_validate.check_int(f"halo[{i}]", h, 0) for i, h in enumerate(halo))
 
 
@@ -416,7 +416,7 @@ def check_core_vs_halo(shape: tuple[int, ...], core: Sequence[int], halo: Sequen
     """Dask runs: a one-line error when a brick core is thinner than its halo along a split axis."""
     for i, (n, c, h) in enumerate(zip(shape, core, halo)):
         if int(c) < n and int(c) < h:
-            raise ValueError(f"bricks: a Dask run needs bricks at least as thick as the halo along each split axis, "
+            raise InputError(f"bricks: a Dask run needs bricks at least as thick as the halo along each split axis, "
                              f"but axis {i} has {int(c)} < halo {h} (Dask would merge them into bigger bricks than "
                              f"planned); use bricks of {h} or more there, or a smaller halo")
 
@@ -454,7 +454,7 @@ def check_core(core: Any, ndim: int) -> tuple[int, ...] | None:
     if core is None:
         return None
     if isinstance(core, (str, bytes)) or not isinstance(core, Sequence) or len(core) != ndim:
-        raise TypeError(f"bricks: expected the brick size as {ndim} whole numbers (Z, Y, X order), got "
+        raise InputTypeError(f"bricks: expected the brick size as {ndim} whole numbers (Z, Y, X order), got "
                         f"{_validate.got(core)}")
     return tuple(_validate.check_int(f"bricks[{i}]", c, 1) for i, c in enumerate(core))
 
@@ -488,7 +488,7 @@ def refuse_with_bricks(**given: Any) -> None:
     """One-line errors for options a bricked run cannot honour."""
     for name, value in given.items():
         if value:
-            raise ValueError(f"{name}: not available when the volume is processed in bricks (it does not fit the "
+            raise InputError(f"{name}: not available when the volume is processed in bricks (it does not fit the "
                              "memory budget, or bricks=/a Dask array was given); raise memory_limit or drop it")
 
 
@@ -539,11 +539,11 @@ def lazy_volumes(image: Any, psf: Any, axes: str | None, *, allow_negative: bool
     from .. import _validate
 
     if image.dtype.kind not in "uifb":
-        raise TypeError(f"image: expected a real numeric array, got dtype {image.dtype}")
+        raise InputTypeError(f"image: expected a real numeric array, got dtype {image.dtype}")
     if axes is None:
         axes = _hyper.DEFAULT_AXES.get(image.ndim)
         if axes is None:
-            raise ValueError(f"image: expected a 2D (Y, X) to 5D (T, C, Z, Y, X) array, got shape {image.shape}; "
+            raise InputError(f"image: expected a 2D (Y, X) to 5D (T, C, Z, Y, X) array, got shape {image.shape}; "
                              "name its axes with axes=")
     axes = _hyper.spatial_in_order(_validate.check_axes("axes", axes, image.ndim))
     vol_axes = "".join(a for a in axes if a in "ZYX")
@@ -558,9 +558,9 @@ def lazy_volumes(image: Any, psf: Any, axes: str | None, *, allow_negative: bool
     finite, lo, hi, means = dask.compute(da.isfinite(canon).all(), canon.min(), canon.max(axis=spatial),
                                          level.mean(axis=spatial))
     if not finite:
-        raise ValueError("image: contains NaN or infinite values")
+        raise InputError("image: contains NaN or infinite values")
     if not allow_negative and float(lo) < 0:
-        raise ValueError(f"image: Richardson-Lucy needs non-negative data, but the minimum is {float(lo):g}")
+        raise InputError(f"image: Richardson-Lucy needs non-negative data, but the minimum is {float(lo):g}")
     psfs = _hyper.channel_psfs(psf, int(canon.shape[1]), len(vol_axes), "C" in axes)
     return LazyVolumes(axes, vol_axes, canon, psfs, tuple(float(h) for h in np.ravel(hi))), \
         [float(m) for m in np.ravel(means)]
@@ -593,7 +593,7 @@ def concurrency() -> int:
 
 def refuse_periodic(edges: str) -> None:
     if edges == "periodic":
-        raise ValueError("edges: periodic edges wrap the whole volume around and cannot be computed in bricks; "
+        raise InputError("edges: periodic edges wrap the whole volume around and cannot be computed in bricks; "
                          "use 'reflect' or 'non-circulant'/'constant', or raise memory_limit")
 
 

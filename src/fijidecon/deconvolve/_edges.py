@@ -30,6 +30,7 @@ import numpy as np
 
 from .. import _validate
 from . import _fft
+from ..errors import InputError, InputTypeError
 
 EDGES = ("non-circulant", "periodic", "reflect")
 
@@ -42,26 +43,26 @@ def as_image(image: object, name: str = "image", allow_negative: bool = True) ->
     """Check an image and return it as float32 (no copy when it already is float32)."""
     a = np.asarray(image)
     if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
-        raise TypeError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
+        raise InputTypeError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
     if np.iscomplexobj(a):
-        raise TypeError(f"{name}: complex images are not supported (got {a.dtype})")
+        raise InputTypeError(f"{name}: complex images are not supported (got {a.dtype})")
     if a.size == 0:
-        raise ValueError(f"{name}: empty array of shape {a.shape}")
+        raise InputError(f"{name}: empty array of shape {a.shape}")
     with np.errstate(over="ignore"):
         f = np.ascontiguousarray(a, dtype=np.float32)
     if not np.isfinite(f).all():
         if a.dtype.kind == "f" and a.dtype.itemsize > 4 and np.isfinite(a).all():
             top = float(np.max(np.abs(a)))
-            raise ValueError(f"{name}: values up to {top:.3g} do not fit float32 (largest 3.4e38), which the "
+            raise InputError(f"{name}: values up to {top:.3g} do not fit float32 (largest 3.4e38), which the "
                              "computation uses; rescale the data")
-        raise ValueError(f"{name}: contains NaN or infinite values")
+        raise InputError(f"{name}: contains NaN or infinite values")
     a = f
     if not allow_negative:
         mn = float(a.min())
         if 0 > mn >= -ROUND_OFF * max(float(a.max()), 0.0):  # FFT round-off of a computed image: clipped (a copy)
             return np.clip(a, 0, None)
         if mn < 0:
-            raise ValueError(
+            raise InputError(
                 f"{name}: Richardson-Lucy needs non-negative data, but the minimum is {mn:g}; subtract less "
                 "background, clip with np.clip(image, 0, None), or pass read_noise= (Gaussian read noise, "
                 "which allows values down to -read_noise**2)")
@@ -183,7 +184,7 @@ def geometry(edges: str, image_shape: tuple[int, ...], kernel_shape: tuple[int, 
         pad_t = tuple(pad)
         work = tuple(n + a + b for n, (a, b) in zip(image_shape, pad_t))
         return Geometry(edges, image_shape, work, pad_t)
-    raise ValueError(f"edges: unknown edge model {edges!r}")
+    raise InputError(f"edges: unknown edge model {edges!r}")
 
 
 def _reflect_margins(n: int, k: int) -> tuple[int, int]:

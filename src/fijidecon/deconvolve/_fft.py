@@ -43,6 +43,8 @@ from typing import Iterator, Sequence
 import numpy as np
 import scipy.fft as sfft
 
+from ..errors import InputError
+
 #: Number of threads for scipy.fft (-1 = all cores).
 WORKERS = int(os.environ.get("FIJIDECON_FFT_WORKERS", "-1"))
 
@@ -375,7 +377,7 @@ def use_pyfftw(enable: bool = True, *, planner_effort: str = "FFTW_ESTIMATE", ke
 def backend(name: str) -> Iterator[str]:
     """Context manager selecting ``"scipy"`` or ``"pyfftw"`` for the enclosed code."""
     if name not in ("scipy", "pyfftw"):
-        raise ValueError(f"backend: expected 'scipy' or 'pyfftw', got {name!r}")
+        raise InputError(f"backend: expected 'scipy' or 'pyfftw', got {name!r}")
     old = _BACKEND_NAME
     use_pyfftw(name == "pyfftw")
     try:

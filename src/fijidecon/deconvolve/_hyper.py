@@ -27,6 +27,7 @@ import numpy as np
 
 from .. import _validate
 from . import _edges
+from ..errors import InputError
 
 log = logging.getLogger("fijidecon.deconvolve")
 
@@ -47,7 +48,7 @@ def _dims_to_axes(dims: Sequence[Any], name: str) -> str:
     for d in dims:
         a = DIM_ALIASES.get(str(d).lower())
         if a is None:
-            raise ValueError(f"{name}: unknown dimension {d!r}; name dims t, c, z, y, x (or time, channel, ...)")
+            raise InputError(f"{name}: unknown dimension {d!r}; name dims t, c, z, y, x (or time, channel, ...)")
         out.append(a)
     return "".join(out)
 
@@ -115,7 +116,7 @@ class Layout:
         """Split another array of the input's shape (e.g. a ``start`` estimate) into volumes."""
         a = np.asarray(array.values if _is_xarray(array) else array)
         if a.shape != self.shape:
-            raise ValueError(f"{name}: shape {a.shape} differs from the image's {self.shape}")
+            raise InputError(f"{name}: shape {a.shape} differs from the image's {self.shape}")
         return list(_volumes_of(a, self.axes, self.vol_axes))
 
 
@@ -170,7 +171,7 @@ def image_axes(image: Any, axes: str | None, psf: Any = None, name: str = "image
         template = image
         dim_axes = _dims_to_axes(image.dims, name)
         if axes is not None and _validate.check_axes("axes", axes, image.ndim) != dim_axes:
-            raise ValueError(f"axes: {axes!r} contradicts the DataArray's dims {tuple(image.dims)}")
+            raise InputError(f"axes: {axes!r} contradicts the DataArray's dims {tuple(image.dims)}")
         axes, image = dim_axes, image.values
     a = np.asarray(image)
     if axes is None:
@@ -179,7 +180,7 @@ def image_axes(image: Any, axes: str | None, psf: Any = None, name: str = "image
         elif a.ndim in DEFAULT_AXES:
             axes = DEFAULT_AXES[a.ndim]
         else:
-            raise ValueError(f"{name}: expected a 2D (Y, X) to 5D (T, C, Z, Y, X) array, got shape {a.shape}; "
+            raise InputError(f"{name}: expected a 2D (Y, X) to 5D (T, C, Z, Y, X) array, got shape {a.shape}; "
                              "name its axes with axes=")
     return a, spatial_in_order(_validate.check_axes("axes", axes, a.ndim)), template
 
@@ -191,7 +192,7 @@ def spatial_in_order(axes: str) -> str:
     spatial = "".join(x for x in axes if x in "ZYX")
     want = "".join(x for x in "ZYX" if x in axes)
     if spatial != want:
-        raise ValueError(f"axes: the spatial axes of {axes!r} are in {spatial} order; they must be in {want} order "
+        raise InputError(f"axes: the spatial axes of {axes!r} are in {spatial} order; they must be in {want} order "
                          f"(the PSF's): transpose the array first (numpy.moveaxis) or give the axes it really has")
     return axes
 
@@ -227,15 +228,15 @@ def channel_psfs(psf: Any, n_c: int, vol_ndim: int, has_c: bool) -> list[Any]:
         pax = _dims_to_axes(psf.dims, "psf")
         order = [pax.index(x) for x in "C" + "ZYX" if x in pax]
         if len(order) != len(pax):
-            raise ValueError(f"psf: dims {tuple(psf.dims)} must be c (optional), z, y, x")
+            raise InputError(f"psf: dims {tuple(psf.dims)} must be c (optional), z, y, x")
         psf = np.transpose(psf.values, order)
     _validate.refuse_file_name("psf", psf)
     if isinstance(psf, (list, tuple)):
         if len(psf) != n_c:
-            raise ValueError(f"psf: {len(psf)} PSFs given for {n_c} channel(s)")
+            raise InputError(f"psf: {len(psf)} PSFs given for {n_c} channel(s)")
         for i, p in enumerate(psf):
             if np.ndim(p) != vol_ndim:
-                raise ValueError(f"psf: PSF {i} is {np.ndim(p)}D but the image's volumes are {vol_ndim}D "
+                raise InputError(f"psf: PSF {i} is {np.ndim(p)}D but the image's volumes are {vol_ndim}D "
                                  "(mismatched dimensionality)")
         return list(psf)
     p = np.asarray(psf)
@@ -246,9 +247,9 @@ def channel_psfs(psf: Any, n_c: int, vol_ndim: int, has_c: bool) -> list[Any]:
             return [p[i] for i in range(n_c)]
         hint = ("; if the image's first axis is Z, not C (a stack saved without axes), give axes='ZYX' "
                 "(CLI --axes ZYX)" if vol_ndim == 2 else "")
-        raise ValueError(f"psf: shape {p.shape} holds {p.shape[0]} channel PSFs (first axis) but the image has "
+        raise InputError(f"psf: shape {p.shape} holds {p.shape[0]} channel PSFs (first axis) but the image has "
                          f"{n_c} channel(s){hint}")
-    raise ValueError(dimensionality_message(p.shape, vol_ndim))
+    raise InputError(dimensionality_message(p.shape, vol_ndim))
 
 
 def dimensionality_message(psf_shape: tuple[int, ...], vol_ndim: int) -> str:
@@ -273,7 +274,7 @@ def channel_psf_voxel_size(psf_voxel_size: Any, c: int, n_c: int) -> Any:
     if not items or not all(i is None or (isinstance(i, (list, tuple, np.ndarray)) and len(i)) for i in items):
         return psf_voxel_size  # one voxel size for every channel (checked where it is used)
     if len(items) != n_c:
-        raise ValueError(f"psf_voxel_size: {len(items)} voxel sizes (one per PSF) for an image with {n_c} "
+        raise InputError(f"psf_voxel_size: {len(items)} voxel sizes (one per PSF) for an image with {n_c} "
                          "channel(s); give one voxel size, or one per channel")
     return items[c]
 

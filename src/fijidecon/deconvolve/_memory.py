@@ -39,6 +39,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import _edges, _fft, _par
+from ..errors import InputError
 
 METHODS = ("richardson-lucy", "wiener", "convolve", "iterative-deconvolve-3d")
 #: Bytes every run adds whatever its size: FFT plans and twiddle tables, thread stacks,
@@ -114,7 +115,7 @@ EXTRA_OPTIONS = {"dtype", "axes", "threads"}
 
 def _check_method(method: Any) -> str:
     if not isinstance(method, str) or method.strip().lower().replace("_", "-") not in METHODS:
-        raise ValueError(f"method: expected one of {', '.join(map(repr, METHODS))}, got {method!r}")
+        raise InputError(f"method: expected one of {', '.join(map(repr, METHODS))}, got {method!r}")
     return method.strip().lower().replace("_", "-")
 
 
@@ -123,10 +124,10 @@ def _check_shape(name: str, shape: Any, ndims: Sequence[int]) -> tuple[int, ...]
         s = tuple(int(n) for n in shape)
         ok = all(int(n) == n for n in shape)
     except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"{name}: expected a tuple of whole numbers, got {shape!r}") from None
+        raise InputError(f"{name}: expected a tuple of whole numbers, got {shape!r}") from None
     if not ok or len(s) not in ndims or any(n < 1 for n in s):
         dims = "/".join(str(d) for d in ndims)
-        raise ValueError(f"{name}: expected {dims} positive whole numbers, got {shape!r}")
+        raise InputError(f"{name}: expected {dims} positive whole numbers, got {shape!r}")
     return s
 
 
@@ -136,7 +137,7 @@ def _hyper_shape(image_shape: tuple[int, ...], axes: str | None) -> tuple[tuple[
 
     if axes is None:
         if len(image_shape) > 3:
-            raise ValueError(f"image_shape: {len(image_shape)} axes given; pass axes= (e.g. 'TCZYX') for a "
+            raise InputError(f"image_shape: {len(image_shape)} axes given; pass axes= (e.g. 'TCZYX') for a "
                              "hyperstack, or one volume's (Z, Y, X) or (Y, X) shape")
         return image_shape, 1, False
     axes = _validate.check_axes("axes", axes, len(image_shape))
@@ -153,7 +154,7 @@ def _check_options(method: str, options: dict) -> None:
         allowed |= {"iterations"}
     for k in options:
         if k not in allowed:
-            raise ValueError(f"{k}: not an option of {method} (expected one of {', '.join(sorted(allowed))})")
+            raise InputError(f"{k}: not an option of {method} (expected one of {', '.join(sorted(allowed))})")
     if method == "richardson-lucy" and "acceleration" in options:  # the buffers depend on it
         from .._validate import check_choice
         from .richardson_lucy import ACCELERATIONS
@@ -360,7 +361,7 @@ def _wiener_rule(reg: Any) -> str:
         try:
             float(r)
         except ValueError:
-            raise ValueError(f"regularization: expected a number, None, 'auto', 'snr', 'imspector' or 'gcv', "
+            raise InputError(f"regularization: expected a number, None, 'auto', 'snr', 'imspector' or 'gcv', "
                              f"got {reg!r}") from None
     return "given"
 
@@ -433,7 +434,7 @@ def memory_model(method: str, image_shape: Sequence[int], psf_shape: Sequence[in
     try:
         options["dtype"] = np.dtype(options.get("dtype", np.float32))
     except TypeError:
-        raise ValueError(f"dtype: not a numpy dtype: {options['dtype']!r}") from None
+        raise InputError(f"dtype: not a numpy dtype: {options['dtype']!r}") from None
     work, buffers = _MODELS[method](vol, psf, options)
     buffers = [(n, int(b)) for n, b in buffers if b]
     buffers = _whole_run(method, vol, work, buffers, n_vol, moved, options)
@@ -611,7 +612,7 @@ def parse_memory(value: Any) -> int:
     (536870912, 2500000000, 1000)
     """
     if isinstance(value, bool):
-        raise ValueError(f"memory_limit: expected a size such as '1GB', '512MiB' or a number of bytes, got {value!r}")
+        raise InputError(f"memory_limit: expected a size such as '1GB', '512MiB' or a number of bytes, got {value!r}")
     if isinstance(value, (int, np.integer)):
         n = float(value)
     elif isinstance(value, (float, np.floating)):
@@ -620,9 +621,9 @@ def parse_memory(value: Any) -> int:
         m = _MEM_RE.match(value)
         n = float(m.group(1)) * _UNITS[m.group(2).lower()]
     else:
-        raise ValueError(f"memory_limit: expected a size such as '1GB', '512MiB' or a number of bytes, got {value!r}")
+        raise InputError(f"memory_limit: expected a size such as '1GB', '512MiB' or a number of bytes, got {value!r}")
     if not (math.isfinite(n) and n >= 1):
-        raise ValueError(f"memory_limit: must be at least 1 byte, got {value!r}")
+        raise InputError(f"memory_limit: must be at least 1 byte, got {value!r}")
     return int(n)
 
 

@@ -56,6 +56,7 @@ from scipy import ndimage
 
 from .. import _validate
 from . import _fft
+from ..errors import InputError, InputTypeError
 
 log = logging.getLogger("fijidecon.psf")
 
@@ -110,16 +111,16 @@ def check_psf(psf: object, name: str = "psf") -> np.ndarray:
     _validate.refuse_file_name(name, psf)
     a = np.asarray(psf)
     if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
-        raise TypeError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
+        raise InputTypeError(f"{name}: expected a real numeric array, got dtype {a.dtype}")
     if np.iscomplexobj(a):
-        raise TypeError(f"{name}: complex PSFs are not supported (got {a.dtype})")
+        raise InputTypeError(f"{name}: complex PSFs are not supported (got {a.dtype})")
     if a.ndim < 1 or a.size == 0:
-        raise ValueError(f"{name}: empty array of shape {a.shape}")
+        raise InputError(f"{name}: empty array of shape {a.shape}")
     a = a.astype(np.float64)
     if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name}: contains NaN or infinite values")
+        raise InputError(f"{name}: contains NaN or infinite values")
     if not a.max() > 0:
-        raise ValueError(f"{name}: the PSF is all zero or negative (max {a.max() + 0.0:g}); it must have a positive sum")
+        raise InputError(f"{name}: the PSF is all zero or negative (max {a.max() + 0.0:g}); it must have a positive sum")
     return a
 
 
@@ -274,13 +275,13 @@ def prepare_psf(psf: object, *, threshold: float = 1e-4, recenter: bool = True, 
 
     threshold = _validate.check_float("psf_threshold", threshold, 0.0, 1.0)
     if threshold >= 1:
-        raise ValueError(f"psf_threshold: expected a number in [0, 1), got {threshold!r}")
+        raise InputError(f"psf_threshold: expected a number in [0, 1), got {threshold!r}")
     a = check_psf(psf, name)
     notes: list[str] = []
     report: dict[str, Any] = {"shape_given": list(a.shape)}
     a = remove_offset(a, name, report, notes)
     if not a.sum() > 0:
-        raise ValueError(f"{name}: nothing is left of the PSF after removing its background")
+        raise InputError(f"{name}: nothing is left of the PSF after removing its background")
     _warn_not_concentrated(a, name)
     a = _match_voxel_size(a, name, voxel_size, psf_voxel_size, max_shape, report, notes)
     centroid, ci, frac, moved = _centre(a, recenter, name, report, notes)
@@ -302,7 +303,7 @@ def prepare_psf(psf: object, *, threshold: float = 1e-4, recenter: bool = True, 
         notes.append(f"{name}: cropped from its support {support} to {box.shape} (what these edges can use); "
                      f"{100 * dropped:.2g} % of its flux was outside and is not used")
     if not box.sum() > 0:
-        raise ValueError(f"{name}: nothing of the PSF is left inside {tuple(box.shape)}")
+        raise InputError(f"{name}: nothing of the PSF is left inside {tuple(box.shape)}")
     box /= box.sum()
     shift = tuple(float(g - c) for g, c in zip((n // 2 for n in a.shape), centroid)) if moved else (0.0,) * a.ndim
     report.update(shift=list(shift), recentred=moved)
@@ -343,7 +344,7 @@ def _match_voxel_size(a, name, voxel_size, psf_voxel_size, max_shape, report, no
     check = ("check both voxel sizes (the files' calibration, --voxel-size/--psf-voxel-size, "
              "voxel_size=/psf_voxel_size=)")
     if ratio > ABSURD_APART:  # m vs µm: a constant or an unchanged image (in memory), a huge PSF (lazy)
-        raise ValueError(f"{name}: its voxel size {_fmt(ps)} and the image's {_fmt(vs)} differ {ratio:.3g}x; "
+        raise InputError(f"{name}: its voxel size {_fmt(ps)} and the image's {_fmt(vs)} differ {ratio:.3g}x; "
                          f"{NO_MICROSCOPE}: {check}")
     if ratio > FAR_APART:  # not nm/µm (above), but as absurd: a resolution tag of 0 ...
         warnings.warn(f"{name}: its voxel size {_fmt(ps)} and the image's {_fmt(vs)} differ {ratio:.3g}x: "
@@ -359,11 +360,11 @@ def _match_voxel_size(a, name, voxel_size, psf_voxel_size, max_shape, report, no
     if limit is not None:
         n_out = [min(n, m) for n, m in zip(n_out, limit)]
     if float(np.prod(n_out, dtype=float)) * 8 > 2 ** 33:
-        raise ValueError(f"{name}: resampling from voxel size {ps} to {vs} would make a "
+        raise InputError(f"{name}: resampling from voxel size {ps} to {vs} would make a "
                          f"{'x'.join(map(str, n_out))} PSF; check the voxel sizes")
     out = resample(a, ps, vs, limit)
     if not out.sum() > 0:
-        raise ValueError(f"{name}: nothing is left of the PSF after resampling from voxel size {ps} to {vs}")
+        raise InputError(f"{name}: nothing is left of the PSF after resampling from voxel size {ps} to {vs}")
     report.update(resampled_from=list(ps), resampled_to=list(vs), shape_resampled=list(out.shape))
     notes.append(f"{name}: resampled from voxel size {_fmt(ps)} to the image's {_fmt(vs)} "
                  f"({'x'.join(map(str, a.shape))} -> {'x'.join(map(str, out.shape))})")
@@ -454,7 +455,7 @@ def _centre(a, recenter, name, report, notes):
 def place(kernel: np.ndarray, work_shape: tuple[int, ...]) -> np.ndarray:
     """The kernel on a zero work grid (float32) with its centre voxel at index 0 (wrapped)."""
     if any(k > n for k, n in zip(kernel.shape, work_shape)):
-        raise ValueError(f"psf: kernel {kernel.shape} does not fit the work grid {work_shape}")
+        raise InputError(f"psf: kernel {kernel.shape} does not fit the work grid {work_shape}")
     out = np.zeros(work_shape, np.float32)
     idx = [(np.arange(k) - k // 2) % n for k, n in zip(kernel.shape, work_shape)]
     out[np.ix_(*idx)] = kernel

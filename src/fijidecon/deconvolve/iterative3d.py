@@ -391,7 +391,7 @@ def _checked_volume(image, psf, opts: dict, mem: dict, notes: list[str]) -> Iter
     est = {k: opts[k] for k in ("compat", "anti_ringing", "gamma", "lowpass_xy", "lowpass_z")}
     if opts["compat"]:
         if mem["bricks"] is not None:
-            raise ValueError("bricks: compat mode runs on the whole volume only (it reproduces the original); "
+            raise InputError("bricks: compat mode runs on the whole volume only (it reproduces the original); "
                              "use compat=False")
         need = _bricks.estimate("iterative-deconvolve-3d", shape, kshape, **est) + mem["resident"]
         if mem["limit"] is not None and need > mem["limit"]:

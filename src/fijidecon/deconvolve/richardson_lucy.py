@@ -167,6 +167,7 @@ import numpy as np
 
 from .. import _validate
 from . import _autostop, _background, _backproject, _bricks, _edges, _fft, _hyper, _otf, _par
+from ..errors import InputError, InputTypeError
 
 ACCELERATIONS = (None, "biggs-andrews", "momentum", "biggs-andrews-2")
 #: Accelerations whose factors do not depend on the data (a bricked run needs no central brick's).
@@ -518,7 +519,7 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
             back_projector=back_projector, bp_alpha=bp_alpha, bp_beta=bp_beta, bp_order=bp_order, initial=initial,
             exponent=exponent))
     if gain is not None or offset is not None:
-        raise ValueError("gain: gain= and offset= are used only with stop='auto'")
+        raise InputError("gain: gain= and offset= are used only with stop='auto'")
     iterations = _validate.check_int("iterations", iterations, 0, _validate.MAX_ITERATIONS)
     edges = _edges.check_edges(edges)
     acceleration = _validate.check_choice("acceleration", acceleration, ACCELERATIONS)
@@ -542,7 +543,7 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
         track_deviance = True
     track_deviance = False if track_deviance is None else _validate.check_bool("track_deviance", track_deviance)
     if callback is not None and not callable(callback):
-        raise TypeError(f"callback: expected a callable or None, got {_validate.got(callback)}")
+        raise InputTypeError(f"callback: expected a callable or None, got {_validate.got(callback)}")
 
     opts = dict(edges=edges, background=background, read_noise=read_noise, regularization=regularization,
                 weight=weight, acceleration=acceleration, back_projector=bp, initial=initial, exponent=exponent)
@@ -667,7 +668,7 @@ def _check_background(bgs: Sequence[float], tops: Sequence[float], labels: Seque
     for background, top, label in zip(bgs, tops, labels):
         if background > 0 and background >= top:
             where = f" of volume {label}" if len(tops) > 1 else ""
-            raise ValueError(f"background: {background / scale:g} is at or above the image's maximum{where} "
+            raise InputError(f"background: {background / scale:g} is at or above the image's maximum{where} "
                              f"({top / scale:g}); it is the level of the data without signal (camera offset, dark "
                              "level): give a value below the data's")
 
@@ -914,10 +915,10 @@ def _starts(start: Any, layout: "_hyper.Layout", n: int) -> tuple[list[Any], lis
     if isinstance(start, RichardsonLucyResult):
         st = start._state
         if st is None:
-            raise ValueError("start: this result's state was dropped; pass start=result.image to restart from it")
+            raise InputError("start: this result's state was dropped; pass start=result.image to restart from it")
         st = st if isinstance(st, list) else [st]
         if len(st) != n:
-            raise ValueError(f"start: result has {len(st)} volumes, image has {n}")
+            raise InputError(f"start: result has {len(st)} volumes, image has {n}")
         return st, [None] * n, start.iterations
     if start is None:
         return [None] * n, [None] * n, 0
@@ -955,13 +956,13 @@ def _stop_rule(stop: Any) -> Callable[[IterationFigures], bool] | None:
     if isinstance(stop, str):
         if stop.lower() == "discrepancy":
             return lambda f: f.deviance <= f.deviance_expected
-        raise ValueError(f"stop: expected None, 'discrepancy', 'auto', a tolerance or a callable, got {stop!r}")
+        raise InputError(f"stop: expected None, 'discrepancy', 'auto', a tolerance or a callable, got {stop!r}")
     try:
         tol = float(stop)
     except (TypeError, ValueError):
-        raise TypeError(f"stop: expected None, 'discrepancy', a tolerance or a callable, got {stop!r}") from None
+        raise InputTypeError(f"stop: expected None, 'discrepancy', a tolerance or a callable, got {stop!r}") from None
     if not tol > 0:
-        raise ValueError(f"stop: a relative-change tolerance must be > 0, got {stop!r}")
+        raise InputError(f"stop: a relative-change tolerance must be > 0, got {stop!r}")
     return lambda f: f.relative_change < tol
 
 
@@ -1136,7 +1137,7 @@ class _RL:
         if st["key"] != self.key:
             diff = [f"{n} {a!r} -> {b!r}" for n, a, b in itertools.zip_longest(KEY_FIELDS, st["key"], self.key)
                     if a != b]
-            raise ValueError("start: the previous result was computed with other settings or data shape ("
+            raise InputError("start: the previous result was computed with other settings or data shape ("
                              + "; ".join(diff) + "); pass start=result.image to restart from its image")
         # copies: the previous result stays valid and resumable
         self.x = st["x"].copy()

@@ -94,7 +94,7 @@ import numpy as np
 
 from . import _bricks, _edges, _fft, _hyper, _otf
 from .. import _validate
-from ..errors import InputError
+from ..errors import InputError, InputTypeError
 
 log = logging.getLogger(__name__)
 
@@ -486,18 +486,18 @@ def _parse_regularization(regularization: object) -> tuple[str, float | None]:
         try:
             regularization = float(regularization)
         except ValueError:
-            raise ValueError(f"regularization: expected a number, None, 'auto', 'snr', 'imspector' or 'gcv', "
+            raise InputError(f"regularization: expected a number, None, 'auto', 'snr', 'imspector' or 'gcv', "
                              f"got {regularization!r}") from None
     if isinstance(regularization, bool):
-        raise TypeError(f"regularization: expected a number, None or a rule name, got {regularization!r}")
+        raise InputTypeError(f"regularization: expected a number, None or a rule name, got {regularization!r}")
     try:
         rho = float(regularization)
     except (TypeError, ValueError):
-        raise TypeError(f"regularization: expected a number, None or a rule name, got {regularization!r}") from None
+        raise InputTypeError(f"regularization: expected a number, None or a rule name, got {regularization!r}") from None
     if not (rho > 0 and np.isfinite(rho)):
-        raise ValueError(f"regularization: must be a positive finite number, got {regularization!r}")
+        raise InputError(f"regularization: must be a positive finite number, got {regularization!r}")
     if rho > RHO_MAX:  # |H|^2 <= 1: far above it every frequency is damped to nothing (1e308 overflowed to 0)
-        raise ValueError(f"regularization: expected at most {RHO_MAX:g} (the OTF's |H|^2 is at most 1, so "
+        raise InputError(f"regularization: expected at most {RHO_MAX:g} (the OTF's |H|^2 is at most 1, so "
                          f"{rho:g} damps every frequency to nothing), got {rho:g}")
     return "given", rho
 

@@ -44,6 +44,7 @@ import threading
 from typing import Any
 
 from fijidecon.commands import Command, all_commands, get_command
+from fijidecon.errors import InputError, InputTypeError
 from fijidecon.fiji import runtime, scripts
 
 __all__ = ["attach", "run", "script_source", "module_id", "LANGUAGE_NAME", "EXTENSION"]
@@ -99,7 +100,7 @@ def _context(ij):
     Context = runtime.jimport("org.scijava.Context")
     if isinstance(ij, Context):
         return ij
-    raise TypeError(
+    raise InputTypeError(
         f"ij: expected a pyimagej gateway (or an object with .context()) or an org.scijava.Context, got {type(ij).__name__}"
     )
 
@@ -208,13 +209,13 @@ def run(ij, command: str | Command, **values) -> dict:
     full = {p.name: p.default for p in cmd.params}
     unknown = set(values) - set(full)
     if unknown:
-        raise ValueError(f"{cmd.id}: unknown parameter(s) {', '.join(sorted(unknown))}")
+        raise InputError(f"{cmd.id}: unknown parameter(s) {', '.join(sorted(unknown))}")
     full.update(values)
     for p in cmd.params:
         v = full[p.name]
         if p.kind == "image":
             if v is None:
-                raise ValueError(f"{p.name}: an image is required")
+                raise InputError(f"{p.name}: an image is required")
             inputs.put(p.name, v)
         elif p.kind == "choice":
             inputs.put(p.name, jpype.JString(p.choice_label(p.convert(v))))

@@ -70,6 +70,7 @@ import numpy as np
 from fijidecon.calibration import Calibration
 from fijidecon.commands import Command, all_commands
 from fijidecon.commands.run import run_command
+from fijidecon.errors import InputTypeError
 from fijidecon.fiji import heap, runtime
 
 __all__ = [
@@ -200,7 +201,7 @@ def install(commands: Iterable[Command] | None = None, *, log: bool = True) -> d
     with _lock:
         for cmd in (all_commands() if commands is None else tuple(commands)):
             if not isinstance(cmd, Command):
-                raise TypeError(f"commands: expected Command descriptions, got {type(cmd).__name__}")
+                raise InputTypeError(f"commands: expected Command descriptions, got {type(cmd).__name__}")
             if any(c.id == cmd.id for c in state.labels.values()):
                 continue
             label = cmd.title

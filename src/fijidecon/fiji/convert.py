@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from fijidecon.calibration import Calibration
+from fijidecon.errors import InputError, InputTypeError
 from fijidecon.fiji import runtime
 
 __all__ = [
@@ -95,7 +96,7 @@ def _ij_dtype(array: np.ndarray, rgb: bool) -> np.ndarray:
     dt = array.dtype
     if rgb:
         if dt != np.uint8:
-            raise TypeError(f"array: an RGB image (axis 'S') must be uint8, got {dt}")
+            raise InputTypeError(f"array: an RGB image (axis 'S') must be uint8, got {dt}")
         return array
     if dt in (np.uint8, np.uint16, np.float32):
         return array
@@ -117,7 +118,7 @@ def _ij_dtype(array: np.ndarray, rgb: bool) -> np.ndarray:
             stacklevel=3,
         )
         return array.astype(np.float32)
-    raise TypeError(f"array: dtype {dt} cannot be converted to an ImageJ image (8/16/32-bit or RGB)")
+    raise InputTypeError(f"array: dtype {dt} cannot be converted to an ImageJ image (8/16/32-bit or RGB)")
 
 
 def _resolve_axes(ndim: int, axes: str | None, calibration: Calibration | None) -> str:
@@ -127,19 +128,19 @@ def _resolve_axes(ndim: int, axes: str | None, calibration: Calibration | None) 
         elif ndim <= 5:
             axes = Calibration.default(ndim).axes
         else:
-            raise ValueError(f"array: at most 5 dimensions (TZCYX) are supported, got {ndim}")
+            raise InputError(f"array: at most 5 dimensions (TZCYX) are supported, got {ndim}")
     if not isinstance(axes, str):
-        raise TypeError(f"axes: expected a string such as 'ZYX', got {type(axes).__name__}")
+        raise InputTypeError(f"axes: expected a string such as 'ZYX', got {type(axes).__name__}")
     axes = axes.upper()
     if len(axes) != ndim:
-        raise ValueError(f"axes: {axes!r} has {len(axes)} letters for an array of {ndim} dimensions")
+        raise InputError(f"axes: {axes!r} has {len(axes)} letters for an array of {ndim} dimensions")
     if len(set(axes)) != len(axes):
-        raise ValueError(f"axes: repeated letter in {axes!r}")
+        raise InputError(f"axes: repeated letter in {axes!r}")
     bad = set(axes) - set(IJ_ORDER + "S")
     if bad:
-        raise ValueError(f"axes: unknown letter(s) {sorted(bad)} in {axes!r}; use T, Z, C, Y, X (and S for RGB)")
+        raise InputError(f"axes: unknown letter(s) {sorted(bad)} in {axes!r}; use T, Z, C, Y, X (and S for RGB)")
     if "Y" not in axes or "X" not in axes:
-        raise ValueError(f"axes: {axes!r} must contain Y and X")
+        raise InputError(f"axes: {axes!r} must contain Y and X")
     return axes
 
 
@@ -180,7 +181,7 @@ def _to_java_array(plane: np.ndarray):
         return jpype.JArray(jpype.JFloat)(plane)
     if plane.dtype == np.int32:
         return jpype.JArray(jpype.JInt)(plane)
-    raise TypeError(f"internal: no Java array for {plane.dtype}")  # pragma: no cover
+    raise InputTypeError(f"internal: no Java array for {plane.dtype}")  # pragma: no cover
 
 
 # ---------------------------------------------------------------------------------------
@@ -236,30 +237,30 @@ def to_imageplus(
     """
     if _is_xarray(array):
         if calibration is not None or axes is not None:
-            raise ValueError("calibration/axes: not accepted with an xarray.DataArray (its dims and coords say it)")
+            raise InputError("calibration/axes: not accepted with an xarray.DataArray (its dims and coords say it)")
         return to_imageplus_xarray(array, title=title)
     if not isinstance(array, np.ndarray):
         lazy = " (a lazy array: call .compute() or numpy.asarray() on it first)" if hasattr(array, "compute") else ""
-        raise TypeError(f"array: expected a numpy array or xarray.DataArray, got {type(array).__name__}{lazy}")
+        raise InputTypeError(f"array: expected a numpy array or xarray.DataArray, got {type(array).__name__}{lazy}")
     if calibration is not None and not isinstance(calibration, Calibration):
-        raise TypeError(f"calibration: expected a fijidecon Calibration, got {type(calibration).__name__}")
+        raise InputTypeError(f"calibration: expected a fijidecon Calibration, got {type(calibration).__name__}")
     if axes is None and calibration is not None and len(calibration.axes) != array.ndim:
-        raise ValueError(f"calibration: its axes {calibration.axes!r} name {len(calibration.axes)} axes for an array "
+        raise InputError(f"calibration: its axes {calibration.axes!r} name {len(calibration.axes)} axes for an array "
                          f"of {array.ndim} dimensions {array.shape}; give a calibration of the array's axes, or axes=")
     if title is None:
         title = "image"
     if not isinstance(title, str):
-        raise TypeError(f"title: expected a str, got {type(title).__name__}")
+        raise InputTypeError(f"title: expected a str, got {type(title).__name__}")
     if array.ndim < 2:
-        raise ValueError(f"array: needs at least 2 dimensions (Y, X), got shape {array.shape}")
+        raise InputError(f"array: needs at least 2 dimensions (Y, X), got shape {array.shape}")
     if axes is None and not (calibration is not None and len(calibration.axes) == array.ndim):
         axes = _default_axes(array)
     ax = _resolve_axes(array.ndim, axes, calibration)
     rgb = "S" in ax
     if rgb and array.shape[ax.index("S")] != 3:
-        raise ValueError(f"array: the S (RGB) axis must have size 3, got {array.shape[ax.index('S')]}")
+        raise InputError(f"array: the S (RGB) axis must have size 3, got {array.shape[ax.index('S')]}")
     if 0 in array.shape:
-        raise ValueError(f"array: empty shape {array.shape}")
+        raise InputError(f"array: empty shape {array.shape}")
     data = _ij_dtype(array, rgb)
 
     # reorder to (T, Z, C, Y, X[, S]) with size-1 axes inserted
@@ -370,7 +371,7 @@ def from_imageplus(imp, squeeze: bool = True, axes: str | None = None) -> tuple[
     ('ZYX', 0.3)
     """
     if not is_imageplus(imp):
-        raise TypeError(f"imp: expected an ij.ImagePlus, got {type(imp).__name__}")
+        raise InputTypeError(f"imp: expected an ij.ImagePlus, got {type(imp).__name__}")
     nc, nz, nt = int(imp.getNChannels()), int(imp.getNSlices()), int(imp.getNFrames())
     w, h = int(imp.getWidth()), int(imp.getHeight())
     bitdepth = int(imp.getBitDepth())
@@ -387,7 +388,7 @@ def from_imageplus(imp, squeeze: bool = True, axes: str | None = None) -> tuple[
     elif bitdepth == 24:
         dtype = np.uint8
     else:  # pragma: no cover - ImageJ has no other bit depths
-        raise TypeError(f"imp: unsupported bit depth {bitdepth}")
+        raise InputTypeError(f"imp: unsupported bit depth {bitdepth}")
     rgb = bitdepth == 24
     shape = (nt, nz, nc, h, w) + ((3,) if rgb else ())
     out = np.empty(shape, dtype=dtype)
@@ -426,13 +427,13 @@ def from_imageplus(imp, squeeze: bool = True, axes: str | None = None) -> tuple[
 def _reorder(out: np.ndarray, have: str, axes: Any) -> tuple[np.ndarray, str]:
     """``out`` (axes ``have``, size-1 axes dropped) in the order ``axes``, size-1 axes added."""
     if not isinstance(axes, str):
-        raise TypeError(f"axes: expected a string such as 'CZYX', got {type(axes).__name__}")
+        raise InputTypeError(f"axes: expected a string such as 'CZYX', got {type(axes).__name__}")
     want = axes.upper()
     if len(set(want)) != len(want) or set(want) - set(IJ_ORDER + "S"):
-        raise ValueError(f"axes: {axes!r} must name each of T, Z, C, Y, X (and S for RGB) at most once")
+        raise InputError(f"axes: {axes!r} must name each of T, Z, C, Y, X (and S for RGB) at most once")
     lost = [a for a in have if a not in want]
     if lost:
-        raise ValueError(f"axes: {axes!r} leaves out {', '.join(lost)}, of size "
+        raise InputError(f"axes: {axes!r} leaves out {', '.join(lost)}, of size "
                          f"{', '.join(str(out.shape[have.index(a)]) for a in lost)} in this image ({have})")
     extra = [a for a in want if a not in have]
     out = out.reshape(out.shape + (1,) * len(extra))
@@ -469,12 +470,12 @@ def to_imageplus_xarray(da, title: str | None = None):
     >>> imp = to_imageplus_xarray(da)     # doctest: +SKIP
     """
     if not _is_xarray(da):
-        raise TypeError(f"da: expected an xarray.DataArray, got {type(da).__name__}")
+        raise InputTypeError(f"da: expected an xarray.DataArray, got {type(da).__name__}")
     axes = ""
     for d in da.dims:
         key = str(d).lower()
         if key not in _DIM_ALIASES:
-            raise ValueError(f"da: unknown dimension name {d!r}; use t, z, c, y, x (or t, pln, ch, row, col)")
+            raise InputError(f"da: unknown dimension name {d!r}; use t, z, c, y, x (or t, pln, ch, row, col)")
         axes += _DIM_ALIASES[key]
     spacing = {}
     unit = da.attrs.get("unit") or da.attrs.get("units")
@@ -588,19 +589,19 @@ def to_img(array: np.ndarray, copy: bool | None = None):
     7.0
     """
     if not isinstance(array, np.ndarray):
-        raise TypeError(f"array: expected a numpy array, got {type(array).__name__}")
+        raise InputTypeError(f"array: expected a numpy array, got {type(array).__name__}")
     if array.dtype.newbyteorder("=") not in _IMG_TYPES or not array.dtype.isnative:
-        raise TypeError(
+        raise InputTypeError(
             f"array: dtype {array.dtype} has no ImgLib2 equivalent here; use one of "
             + ", ".join(str(d) for d in _IMG_TYPES)
         )
     if array.ndim == 0:
-        raise ValueError("array: needs at least one dimension")
+        raise InputError("array: needs at least one dimension")
     if copy not in (None, True, False):
-        raise TypeError(f"copy: expected None, True or False, got {copy!r}")
+        raise InputTypeError(f"copy: expected None, True or False, got {copy!r}")
     shareable = array.flags.c_contiguous and array.flags.aligned and array.flags.writeable and array.size > 0
     if copy is False and not shareable:
-        raise ValueError(
+        raise InputError(
             "array: cannot be shared without a copy (needs C-contiguous, aligned, writable, non-empty); "
             "pass copy=None to allow a copy"
         )
@@ -637,14 +638,14 @@ def from_img(img) -> np.ndarray:
     """
     RAI = _j("net.imglib2.RandomAccessibleInterval")
     if not isinstance(img, RAI):
-        raise TypeError(f"img: expected an ImgLib2 RandomAccessibleInterval, got {type(img).__name__}")
+        raise InputTypeError(f"img: expected an ImgLib2 RandomAccessibleInterval, got {type(img).__name__}")
     Util = _j("net.imglib2.util.Util")
     Views = _j("net.imglib2.view.Views")
     ImgUtil = _j("net.imglib2.util.ImgUtil")
     t = Util.getTypeFromInterval(img)
     tname = str(t.getClass().getSimpleName())
     if tname not in _TYPE_TO_DTYPE:
-        raise TypeError(f"img: pixel type {tname} is not supported (use one of {', '.join(_TYPE_TO_DTYPE)})")
+        raise InputTypeError(f"img: pixel type {tname} is not supported (use one of {', '.join(_TYPE_TO_DTYPE)})")
     nd = int(img.numDimensions())
     shape = tuple(int(img.dimension(d)) for d in range(nd))[::-1]
     out = np.empty(shape, dtype=_TYPE_TO_DTYPE[tname])

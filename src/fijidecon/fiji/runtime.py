@@ -40,6 +40,8 @@ import warnings
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from fijidecon.errors import InputError, InputTypeError
+
 __all__ = [
     "COORDINATES",
     "IJ_VERSION",
@@ -141,23 +143,23 @@ def _parse_heap(heap: str | int) -> str:
     """
     h = _heap_text(heap)
     if _heap_bytes(h) < MIN_HEAP_BYTES:
-        raise ValueError(f"heap: {heap!r} is too small for ImageJ (at least {MIN_HEAP_BYTES // 2**20}m; "
+        raise InputError(f"heap: {heap!r} is too small for ImageJ (at least {MIN_HEAP_BYTES // 2**20}m; "
                          "ImageJ itself takes about 5 MB)")
     return h
 
 
 def _heap_text(heap: str | int) -> str:
     if isinstance(heap, bool):
-        raise TypeError("heap: expected a size such as '4g' or '512m', got a bool")
+        raise InputTypeError("heap: expected a size such as '4g' or '512m', got a bool")
     if isinstance(heap, int):
         if heap <= 0:
-            raise ValueError(f"heap: must be positive, got {heap}")
+            raise InputError(f"heap: must be positive, got {heap}")
         return f"{heap}m"
     if not isinstance(heap, str):
-        raise TypeError(f"heap: expected a size such as '4g' or '512m', got {type(heap).__name__}")
+        raise InputTypeError(f"heap: expected a size such as '4g' or '512m', got {type(heap).__name__}")
     h = heap.strip().lower()
     if not re.fullmatch(r"[1-9][0-9]*[kmg]?", h):
-        raise ValueError(f"heap: expected a size such as '4g' or '512m', got {heap!r}")
+        raise InputError(f"heap: expected a size such as '4g' or '512m', got {heap!r}")
     return h
 
 
@@ -196,7 +198,7 @@ def jar_path(coordinate: str, repo: Path | None = None) -> Path:
     """Where the jar of a pinned ``group:artifact:version`` lives in the local Maven repository."""
     parts = coordinate.split(":")
     if len(parts) < 3 or not parts[2]:
-        raise ValueError(f"coordinate: {coordinate!r} is not group:artifact:version")
+        raise InputError(f"coordinate: {coordinate!r} is not group:artifact:version")
     g, a, v = parts[:3]
     return (repo or m2_repo()).joinpath(*g.split("."), a, v, f"{a}-{v}.jar")
 
@@ -269,7 +271,7 @@ def fetch(coordinates: Sequence[str] = COORDINATES, update: bool = False) -> lis
     for c in coordinates:
         parts = c.split(":")
         if len(parts) < 3 or parts[2] in ("", "RELEASE", "LATEST"):
-            raise ValueError(f"coordinates: {c!r} is not pinned to a version")
+            raise InputError(f"coordinates: {c!r} is not pinned to a version")
     if not update:
         jars = cached_jars(coordinates)
         if jars is not None:
@@ -379,7 +381,7 @@ def start(
         heap_s = _parse_heap(heap if heap is not None else os.environ.get("FIJIDECON_HEAP", "4g"))
         headless = False if headless is None else headless
         if not isinstance(headless, bool):
-            raise TypeError(f"headless: expected a bool, got {type(headless).__name__}")
+            raise InputTypeError(f"headless: expected a bool, got {type(headless).__name__}")
         opts = [str(o) for o in options]
         extra = [str(c) for c in extra_coordinates]
         try:

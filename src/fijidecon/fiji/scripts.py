@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from fijidecon.commands import Command, Param, all_commands, get_command
+from fijidecon.errors import InputError, InputTypeError
 
 __all__ = [
     "OUTPUT",
@@ -111,10 +112,10 @@ def header(cmd: Command, *, script: Mapping[str, Any] | None = None, persist: bo
         ``persist=false``, so a run depends on its given inputs and defaults only.
     """
     if not isinstance(cmd, Command):
-        raise TypeError(f"cmd: expected a Command, got {type(cmd).__name__}")
+        raise InputTypeError(f"cmd: expected a Command, got {type(cmd).__name__}")
     names = [p.name for p in cmd.params]
     if OUTPUT in names:
-        raise ValueError(f"cmd: parameter name {OUTPUT!r} is reserved for the script output")
+        raise InputError(f"cmd: parameter name {OUTPUT!r} is reserved for the script output")
     if script is None:
         script = {"label": cmd.title + " (script)", "menuPath": cmd.menu + ">Scripts>" + cmd.title}
     lines = ["#@script (" + ", ".join(f"{k}={_attr(v)}" for k, v in script.items()) + ")"]
@@ -221,11 +222,11 @@ def run_script(command_id: str, namespace: Mapping[str, Any]):
         try:
             values[p.name] = p.convert(_py(v, p))
         except (TypeError, ValueError) as e:
-            raise ValueError(f"{cmd.title}: {e}") from None
+            raise InputError(f"{cmd.title}: {e}") from None
     try:
         out, _ = commands.execute(cmd, values, imps)
     except commands.CommandError as e:
-        raise ValueError(f"{cmd.title}: {e}") from None
+        raise InputError(f"{cmd.title}: {e}") from None
     return out
 
 
