@@ -155,3 +155,23 @@ def test_a_bad_psf_among_several_is_named_by_its_index(method):
     bad[0, 0, 0] = np.nan
     with pytest.raises(ValueError, match=r"^psf\[1\]: contains NaN or infinite values"):
         METHODS[method](img, [PSFS[0], bad, PSFS[0].copy()], axes="CZYX")
+
+
+def test_a_psf_given_as_a_nested_list_is_one_psf():
+    """psf.tolist() was read as one PSF per plane ('psf: 15 PSFs given for 40 channel(s)': the image
+    taken as 40 channels of 2D planes); a nested list of numbers is one PSF, as numpy reads it, and
+    gives the array's result; a list of arrays stays one PSF per channel."""
+    import warnings
+
+    from fijidecon.deconvolve import convolve, richardson_lucy, wiener
+    from fijidecon.psf import gaussian
+
+    img = np.random.default_rng(1).random((20, 40, 40), dtype=np.float32) + 1
+    p = gaussian((7, 11, 11), (2.0, 2.0, 2.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        np.testing.assert_array_equal(richardson_lucy(img, p.tolist(), 2).image, richardson_lucy(img, p, 2).image)
+        np.testing.assert_array_equal(wiener(img, p.tolist(), 1e-3).image, wiener(img, p, 1e-3).image)
+        np.testing.assert_array_equal(convolve(img[3], p[3].tolist()), convolve(img[3], p[3]))
+        two = richardson_lucy(np.stack([img, 2 * img]), [p, p], 2).image
+    assert two.shape == (2, 20, 40, 40)

@@ -8,8 +8,8 @@ result back through :meth:`Layout.merge`:
   ``xarray.DataArray`` whose dimension names say the axes (``t``/``time``,
   ``c``/``ch``/``channel``, ``z``/``pln``, ``y``/``row``, ``x``/``col``);
 * the PSF is one PSF for every channel (the volume's dimensionality), one more leading
-  axis with one PSF per channel, a list/tuple of per-channel PSFs, or a DataArray with
-  a ``c`` dimension;
+  axis with one PSF per channel, a list/tuple of per-channel PSF arrays (a nested list
+  of numbers is one PSF, as numpy reads it), or a DataArray with a ``c`` dimension;
 * the result has the input's axes, in the input's order (a DataArray with the input's
   dims, coords and attrs for DataArray input).
 
@@ -19,7 +19,6 @@ Pure numpy (xarray is used only when the caller passes a DataArray).
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -175,7 +174,8 @@ def image_axes(image: Any, axes: str | None, psf: Any = None, name: str = "image
         axes, image = dim_axes, image.values
     a = np.asarray(image)
     if axes is None:
-        if a.ndim == 3 and isinstance(psf, (list, tuple)) and all(np.ndim(p) == 2 for p in psf):
+        items = psf_list(psf)
+        if a.ndim == 3 and items is not None and all(np.ndim(p) == 2 for p in items):
             axes = "CYX"  # a list of 2D PSFs: the first axis holds channels
         elif a.ndim in DEFAULT_AXES:
             axes = DEFAULT_AXES[a.ndim]
@@ -222,8 +222,17 @@ def split(image: Any, psf: Any, axes: str | None = None, *, allow_negative: bool
     return layout, vols
 
 
+def psf_list(psf: Any) -> list[Any] | None:
+    """The PSFs of a per-channel list (a list or tuple of arrays: items with a ``shape``), else
+    ``None``.  A nested list of numbers (``psf.tolist()``) is one PSF, as numpy reads it (it was
+    taken as one PSF per plane: "15 PSFs given for 40 channel(s)")."""
+    if isinstance(psf, (list, tuple)) and len(psf) and all(hasattr(p, "shape") for p in psf):
+        return list(psf)
+    return None
+
+
 def channel_psfs(psf: Any, n_c: int, vol_ndim: int, has_c: bool) -> list[Any]:
-    """One PSF per channel from a single PSF, a stack with a leading channel axis, or a list."""
+    """One PSF per channel from a single PSF, a stack with a leading channel axis, or a list of arrays."""
     if _is_xarray(psf):
         pax = _dims_to_axes(psf.dims, "psf")
         order = [pax.index(x) for x in "C" + "ZYX" if x in pax]
@@ -231,14 +240,15 @@ def channel_psfs(psf: Any, n_c: int, vol_ndim: int, has_c: bool) -> list[Any]:
             raise InputError(f"psf: dims {tuple(psf.dims)} must be c (optional), z, y, x")
         psf = np.transpose(psf.values, order)
     _validate.refuse_file_name("psf", psf)
-    if isinstance(psf, (list, tuple)):
-        if len(psf) != n_c:
-            raise InputError(f"psf: {len(psf)} PSFs given for {n_c} channel(s)")
-        for i, p in enumerate(psf):
+    items = psf_list(psf)
+    if items is not None:
+        if len(items) != n_c:
+            raise InputError(f"psf: {len(items)} PSFs given for {n_c} channel(s)")
+        for i, p in enumerate(items):
             if np.ndim(p) != vol_ndim:
                 raise InputError(f"psf: PSF {i} is {np.ndim(p)}D but the image's volumes are {vol_ndim}D "
                                  "(mismatched dimensionality)")
-        return list(psf)
+        return items
     p = np.asarray(psf)
     if p.ndim == vol_ndim:
         return [p] * n_c
@@ -332,9 +342,9 @@ def warn_swapped(preps: Sequence[Any], vol_shape: Sequence[int]) -> None:
         given, dropped = p.report.get("shape_given"), float(p.report.get("flux_dropped") or 0.0)
         if given and all(g > n for g, n in zip(given, vol_shape)) and dropped > SWAPPED_FLUX:
             name = "psf" if len(preps) == 1 else f"psf[{c}]"
-            warnings.warn(f"{name}: {tuple(given)} is bigger than the image {tuple(vol_shape)} on every axis and "
-                          f"{100 * dropped:.0f} % of its flux lies outside the part that can be used: were the image "
-                          "and the PSF swapped? (the image comes first)", RuntimeWarning, stacklevel=5)
+            _validate.warn(f"{name}: {tuple(given)} is bigger than the image {tuple(vol_shape)} on every axis and "
+                           f"{100 * dropped:.0f} % of its flux lies outside the part that can be used: were the image "
+                           "and the PSF swapped? (the image comes first)", RuntimeWarning)
 
 
 def notes_of(preps: Sequence[Any]) -> list[str]:
