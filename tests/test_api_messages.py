@@ -199,3 +199,31 @@ def test_every_input_fault_is_the_package_s_own_error_type(case):
         warnings.simplefilter("ignore")
         with pytest.raises(FijideconError, match=rf"^{name}: "):
             call()
+
+
+def test_warnings_point_at_the_user_s_line(tmp_path):
+    """Warnings pointed inside the package (_hyper.py:315, _autostop.py:717, io.py:754) or one frame
+    too high ('sys:1' at a script's top level): each now names the line that called the package."""
+    from fijidecon.io import write_image
+
+    img = np.random.default_rng(0).poisson(2000, (12, 32, 32)).astype(np.float32)
+    psf = np.ones((3, 5, 5), np.float32)
+
+    def helper():
+        return richardson_lucy(img, psf, 2)  # the user's own function: its line
+
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        richardson_lucy(img, psf, 2, psf_voxel_size=(1, 1, 1)); line = _line()  # noqa: E702
+        helper()
+        write_image(tmp_path / "a.tif", img.astype(np.float64)); line3 = _line()  # noqa: E702
+    places = {(Path(w.filename).name, w.lineno, str(w.message)[:20]) for w in got}
+    here = Path(__file__).name
+    assert {p[:2] for p in places} == {(here, line), (here, helper.__code__.co_firstlineno + 1), (here, line3)}, places
+    assert len(places) == 4  # the offset warning twice, psf_voxel_size, float64
+
+
+def _line() -> int:
+    import sys
+
+    return sys._getframe(1).f_lineno

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 import os
+import sys
+import warnings
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -233,3 +235,17 @@ def check_memory(name: str, nbytes: float, what: str, remedy: str = "") -> None:
     tail = f"; {remedy}" if remedy else ""
     have = "" if budget is None else f", the memory budget is {format_bytes(budget)}"
     raise ResourceError(f"{name}: {what} would need about {format_bytes(nbytes)}{have}{tail}")
+
+
+#: The package's folder: frames from files in it are the package's own, not the user's.
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn(message: str, category: type[Warning] = RuntimeWarning) -> None:
+    """``warnings.warn`` pointing at the user's line: the first frame outside the package (a
+    fixed ``stacklevel`` pointed inside it, or at ``sys:1``, when the call came through helpers).
+    Where no frame is the user's (a Dask worker thread), at the outermost frame there is."""
+    frame, level = sys._getframe(1), 2
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

@@ -264,7 +264,7 @@ def _warn_costly(method: str, vol: tuple[int, ...], core: tuple[int, ...], halo:
     from .deconvolve import _bricks
 
     advice = f"--memory-limit {-(-int(whole) // 2**20)}MiB" if whole else None
-    _bricks.warn_costly(_bricks.Plan(vol, core, halo, True), method, advice, "--memory-limit", stacklevel=3)
+    _bricks.warn_costly(_bricks.Plan(vol, core, halo, True), method, advice, "--memory-limit")
 
 
 def _costly(vol, core, halo) -> bool:

@@ -30,7 +30,6 @@ import signal
 import tempfile
 import threading
 import time
-import warnings
 import xml.etree.ElementTree as ET
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,6 +38,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import tifffile
 
+from . import _validate
 from .calibration import Calibration, seconds_per, unit_factor
 from .errors import InputError, InputTypeError
 
@@ -216,11 +216,10 @@ def given_axes(cal: Calibration, axes: str, ndim: int, path: Path, own: bool = T
     of 40 planes and 2 channels read as CZYX gives 40 channels of 2 planes)."""
     axes = check_axes(axes, ndim)
     if own and axes != cal.axes and sorted(axes) == sorted(cal.axes):
-        import warnings
 
-        warnings.warn(f"axes: {axes!r} given for {path.name}, whose own axes are {cal.axes!r}: the stored array is "
-                      "read with these labels (relabelled, not transposed); leave out axes= / --axes to use the "
-                      "file's", RuntimeWarning, stacklevel=3)
+        _validate.warn(f"axes: {axes!r} given for {path.name}, whose own axes are {cal.axes!r}: the stored array is "
+                       "read with these labels (relabelled, not transposed); leave out axes= / --axes to use the "
+                       "file's", RuntimeWarning)
     return cal.with_axes(axes)
 
 
@@ -247,8 +246,8 @@ def _npy_axes(arr: np.ndarray, p: Path) -> str:
         return default
     if n == 3 and arr.dtype == np.uint8 and arr.ndim in (3, 4):
         return "ZYXS"[-arr.ndim:]
-    warnings.warn(f"image: {p.name} {arr.shape} {arr.dtype} taken as axes {default!r}, i.e. {n} pixels wide "
-                  f"(colour samples?); give its axes (axes=, --axes) to say which axis is which", stacklevel=3)
+    _validate.warn(f"image: {p.name} {arr.shape} {arr.dtype} taken as axes {default!r}, i.e. {n} pixels wide "
+                   f"(colour samples?); give its axes (axes=, --axes) to say which axis is which")
     return default
 
 
@@ -278,7 +277,7 @@ def _read_tiff(p: Path) -> tuple[np.ndarray, Calibration]:
         raise InputError(f"image: {str(p)!r} is truncated or damaged: pages are missing or do not match its header "
                          f"({lost})")
     for msg in dict.fromkeys(collect.messages):
-        warnings.warn(f"image: {p.name}: {msg}", stacklevel=3)
+        _validate.warn(f"image: {p.name}: {msg}")
     if axes is None or len(axes) != arr.ndim:
         axes = Calibration.default(arr.ndim).axes if arr.ndim <= 5 else axes
     if unit == "pixel" and all(abs(v - 1.0) < 1e-12 for v in spacing.values()):
@@ -341,9 +340,8 @@ def _warn_other_series(tif: Any, name: str) -> None:
         shapes = ", ".join("x".join(map(str, s.shape)) for s in tif.series[1:4])
         more = " …" if len(tif.series) > 4 else ""
         first = "x".join(map(str, tif.series[0].shape))
-        warnings.warn(f"image: {name} holds {len(tif.series)} series of images; the first ({first}) is read, not "
-                      f"the others ({shapes}{more}); save the one to deconvolve on its own", RuntimeWarning,
-                      stacklevel=5)
+        _validate.warn(f"image: {name} holds {len(tif.series)} series of images; the first ({first}) is read, not "
+                       f"the others ({shapes}{more}); save the one to deconvolve on its own", RuntimeWarning)
 
 
 def _short(exc: BaseException) -> str:
@@ -450,9 +448,9 @@ def warn_spacing_taken_as_1(name: str, why: str, axis: str = "Z") -> None:
     ImageJ reads it), which resamples a calibrated PSF to a size nobody gave, so say so."""
     what = "the Z spacing" if axis == "Z" else f"the {axis} pixel size"
     of = "pixel size" if axis == "Z" else "length unit"
-    warnings.warn(f"image: {name}: {why}: {what} {SPACING_TAKEN_AS_1} {of}; give the voxel size "
-                  "with --voxel-size 'Z,Y,X UNIT' on the CLI (voxel_size= in the API, Image > Properties in ImageJ)",
-                  RuntimeWarning, stacklevel=4)
+    _validate.warn(f"image: {name}: {why}: {what} {SPACING_TAKEN_AS_1} {of}; give the voxel size "
+                   "with --voxel-size 'Z,Y,X UNIT' on the CLI (voxel_size= in the API, Image > Properties in ImageJ)",
+                   RuntimeWarning)
 
 
 _PARTIAL = ".partial-"  # temporary files: .<name>.partial-<pid>.<random>.part[.tif]
@@ -681,7 +679,7 @@ def _writable_array(array: Any) -> np.ndarray:
         if a.dtype not in (np.float64, np.float16, np.int16, np.int32, np.uint32, np.int8, np.int64, np.uint64,
                            np.bool_):
             raise InputTypeError(f"array: dtype {a.dtype} cannot be written as a TIFF for ImageJ")
-        warnings.warn(f"write_image: {a.dtype} data converted to float32", stacklevel=3)
+        _validate.warn(f"write_image: {a.dtype} data converted to float32")
         a = a.astype(np.float32)
     return a
 

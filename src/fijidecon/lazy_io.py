@@ -34,7 +34,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import tifffile
 
-from . import io as _io
+from . import _validate, io as _io
 from .calibration import Calibration, unit_factor
 from .errors import InputError, InputTypeError
 
@@ -1081,7 +1081,7 @@ class _GuardedTarget:
 def _tiff_dtype(arr: Any) -> Any:
     if arr.dtype in (np.uint8, np.uint16, np.float32):
         return arr
-    warnings.warn(f"write_tiff_lazy: {arr.dtype} data converted to float32", stacklevel=3)
+    _validate.warn(f"write_tiff_lazy: {arr.dtype} data converted to float32")
     return arr.astype(np.float32)
 
 

@@ -30,6 +30,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from fijidecon import _validate
 from fijidecon.calibration import Calibration
 
 from ._model import Command
@@ -231,10 +232,9 @@ def rgb_planes_as_z(arr: np.ndarray, cal: Calibration, name: str = "psf") -> tup
     if "Z" in axes:
         raise InputError(f"{name}: the file holds an RGB stack (axes {axes}, shape {arr.shape}), not a PSF; save the "
                          "PSF as grey levels (tifffile: photometric='minisblack'; ImageJ: 8/16/32-bit)")
-    import warnings
 
-    warnings.warn(f"{name}: the file is stored as RGB (axes {axes}, shape {arr.shape}); a PSF has no colours, so "
-                  f"its {arr.shape[axes.index('S')]} colour planes are taken as Z planes", RuntimeWarning, stacklevel=3)
+    _validate.warn(f"{name}: the file is stored as RGB (axes {axes}, shape {arr.shape}); a PSF has no colours, so "
+                   f"its {arr.shape[axes.index('S')]} colour planes are taken as Z planes", RuntimeWarning)
     return np.moveaxis(arr, axes.index("S"), 0), cal.with_axes("Z" + axes.replace("S", ""))
 
 
@@ -266,7 +266,6 @@ def split_psf(psf: tuple[np.ndarray, Calibration], name: str = "psf") -> Any:
 def _hyperstack_kwargs(image: Any, psf: Any, func: Any, voxel_from_cal: bool) -> dict[str, Any]:
     """``axes``, the PSF(s) in (Z, Y, X) order, and the two voxel sizes in the image's
     unit when both sides carry a length calibration (a warning when only one does)."""
-    import warnings
 
     arr, cal = _first(image)
     out: dict[str, Any] = {}
@@ -302,8 +301,8 @@ def _hyperstack_kwargs(image: Any, psf: Any, func: Any, voxel_from_cal: bool) ->
             why = ("no voxel size (uncalibrated)" if odd in ("", "pixel", "pixels") else
                    f"its unit {odd!r} is not a length unit (nm, µm, mm, m, pm, Å; an 'inch' is a TIFF's print "
                    "resolution, not a voxel size)")
-            warnings.warn(f"{other}: {why} while the {which} has one; the PSF is taken to be "
-                          f"sampled at the image's voxel size{how}", RuntimeWarning, stacklevel=3)
+            _validate.warn(f"{other}: {why} while the {which} has one; the PSF is taken to be "
+                           f"sampled at the image's voxel size{how}", RuntimeWarning)
             if other == "image":
                 break
     return out

@@ -79,7 +79,6 @@ import functools
 import logging
 import math
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -301,7 +300,7 @@ def _camera(vol: np.ndarray, gain: Any, offset: Any, read_noise: float, kernel: 
 def _warn(msg: str) -> None:
     """A ``UserWarning``, also logged at INFO like the notes (at WARNING, Python's last-resort
     handler would print it a second time where logging is not configured)."""
-    warnings.warn(msg, UserWarning, stacklevel=4)  # first: the CLI then prints it once, as a warning
+    _validate.warn(msg, UserWarning)  # first: the CLI then prints it once, as a warning
     log.info(msg)
 
 
@@ -671,8 +670,8 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
                        _drop_note(q0, drops)))
     log.info(out["note"])
     if k1 >= iterations:
-        warnings.warn(f"stop: 'auto' chose the last iteration ({iterations}): the best count may be higher; "
-                      "raise iterations", RuntimeWarning, stacklevel=4)
+        _validate.warn(f"stop: 'auto' chose the last iteration ({iterations}): the best count may be higher; "
+                       "raise iterations", RuntimeWarning)
     return out
 
 

@@ -29,12 +29,12 @@ from __future__ import annotations
 import itertools
 import math
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .. import _validate
 from ..errors import InputError, InputTypeError, ResourceError
 
 #: Default halo, in units of the prepared PSF's full width per axis.  1.5: on real data (dapi_001
@@ -396,20 +396,19 @@ COSTLY_PLAN = 4.0
 def _warn_costly(plan: Plan, method: str, whole_need: int, who: str = "memory_limit") -> None:
     """``who``: ``"bricks"`` when ``bricks=`` made the plan (then a budget alone does not run it whole)."""
     budget = f"memory_limit {math.ceil(whole_need / 2**20)}MiB"
-    warn_costly(plan, method, budget if who != "bricks" else f"{budget} without bricks=", who, stacklevel=5)
+    warn_costly(plan, method, budget if who != "bricks" else f"{budget} without bricks=", who)
 
 
-def warn_costly(plan: Plan, method: str, whole_budget: str | None, who: str, stacklevel: int = 2) -> None:
+def warn_costly(plan: Plan, method: str, whole_budget: str | None, who: str) -> None:
     """A warning when the halos make the bricks compute :data:`COSTLY_PLAN` times the volume's
     voxels or more (a PSF about as wide as the volume: bricks save little memory at a high price);
     ``whole_budget`` (e.g. ``"memory_limit 323MiB"``) is said to run it whole."""
     ratio = plan.n * float(np.prod(plan.outer)) / float(np.prod(plan.shape))
     if ratio >= COSTLY_PLAN:
         whole = f"{whole_budget} runs it whole, or " if whole_budget else ""
-        warnings.warn(f"{who}: {method} in {plan.n} bricks computes {ratio:.0f}x the volume's voxels (each "
-                      f"brick with a halo of {'x'.join(map(str, plan.halo))}, from the PSF's size), so it takes about "
-                      f"that much longer; {whole}crop the PSF to where it is above the noise", RuntimeWarning,
-                      stacklevel=stacklevel)
+        _validate.warn(f"{who}: {method} in {plan.n} bricks computes {ratio:.0f}x the volume's voxels (each "
+                       f"brick with a halo of {'x'.join(map(str, plan.halo))}, from the PSF's size), so it takes about "
+                       f"that much longer; {whole}crop the PSF to where it is above the noise", RuntimeWarning)
 
 
 def check_core_vs_halo(shape: tuple[int, ...], core: Sequence[int], halo: Sequence[int]) -> None:

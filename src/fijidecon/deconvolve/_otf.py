@@ -47,7 +47,6 @@ Example
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -157,10 +156,10 @@ def remove_offset(a: np.ndarray, name: str, report: dict, notes: list[str]) -> n
     level = (min(a.shape[-2:]) >= OFFSET_MIN_SIZE and OFFSET_MIN * peak < b and sigma < 0.5 * b
              and abs(_corner_median(a) - b) <= 0.2 * b)
     if level and peak - b < 20 * sigma:
-        warnings.warn(f"{name}: mostly background: its peak is only {(peak - b) / max(sigma, 1e-30):.1f} noise SD "
-                      f"above its border level {b:.4g}; average more beads or crop closer to the bead (a computed "
-                      "PSF this flat was made with wrong parameters: check their units)",
-                      RuntimeWarning, stacklevel=4)
+        _validate.warn(f"{name}: mostly background: its peak is only {(peak - b) / max(sigma, 1e-30):.1f} noise SD "
+                       f"above its border level {b:.4g}; average more beads or crop closer to the bead (a computed "
+                       "PSF this flat was made with wrong parameters: check their units)",
+                       RuntimeWarning)
     flat = level and sigma < 0.1 * (peak - b)
     if flat:
         a = a - b
@@ -175,9 +174,9 @@ def remove_offset(a: np.ndarray, name: str, report: dict, notes: list[str]) -> n
         notes.append(f"{name}: negative values (down to {a.min() / peak:.2g} x the maximum; their sum "
                      f"{share} the positive ones) set to 0")
         if neg > NEGATIVE_WARN * pos:
-            warnings.warn(f"{name}: its negative values sum to {share} its positive ones and are "
-                          "set to 0, which leaves only its brightest core: was a background subtracted too far? "
-                          "(give the PSF with its background, or clip it yourself)", RuntimeWarning, stacklevel=4)
+            _validate.warn(f"{name}: its negative values sum to {share} its positive ones and are "
+                           "set to 0, which leaves only its brightest core: was a background subtracted too far? "
+                           "(give the PSF with its background, or clip it yourself)", RuntimeWarning)
         a = np.clip(a, 0, None)
     return a
 
@@ -312,17 +311,15 @@ def prepare_psf(psf: object, *, threshold: float = 1e-4, recenter: bool = True, 
     return PreparedPSF(box.astype(np.float32), centroid, shift, tuple(notes), report)
 
 
-def one_sided_voxel_size(name: str, voxel_size: Any, psf_voxel_size: Any, notes: list[str],
-                         stacklevel: int = 7) -> None:
+def one_sided_voxel_size(name: str, voxel_size: Any, psf_voxel_size: Any, notes: list[str]) -> None:
     """Only one of ``voxel_size`` / ``psf_voxel_size`` given: a note (the PSF is taken at the
     image's voxel size) or a warning (``psf_voxel_size`` alone cannot be used)."""
     if voxel_size is not None and psf_voxel_size is None:
         notes.append(f"{name}: taken to be sampled at the image's voxel size (no psf_voxel_size given; give it to "
                      "have the PSF resampled)")
     if psf_voxel_size is not None and voxel_size is None:
-        warnings.warn(f"psf_voxel_size: not used without the image's voxel_size; the {name} is taken to be sampled at "
-                      "the image's voxel size (give voxel_size= to have it resampled)", RuntimeWarning,
-                      stacklevel=stacklevel)
+        _validate.warn(f"psf_voxel_size: not used without the image's voxel_size; the {name} is taken to be sampled at "
+                       "the image's voxel size (give voxel_size= to have it resampled)", RuntimeWarning)
 
 
 def _match_voxel_size(a, name, voxel_size, psf_voxel_size, max_shape, report, notes) -> np.ndarray:
@@ -337,9 +334,9 @@ def _match_voxel_size(a, name, voxel_size, psf_voxel_size, max_shape, report, no
         return a
     ratio = apart(ps, vs)
     if unit_mixup(ps, vs):
-        warnings.warn(f"{name}: its voxel size {_fmt(ps)} and the image's {_fmt(vs)} (both in the image's length "
-                      f"unit) differ about {ratio:.0f}x: probably a unit mix-up (nm vs µm); "
-                      "the PSF is used at the image's voxel size, not resampled", RuntimeWarning, stacklevel=5)
+        _validate.warn(f"{name}: its voxel size {_fmt(ps)} and the image's {_fmt(vs)} (both in the image's length "
+                       f"unit) differ about {ratio:.0f}x: probably a unit mix-up (nm vs µm); "
+                       "the PSF is used at the image's voxel size, not resampled", RuntimeWarning)
         return a
     check = ("check both voxel sizes (the files' calibration, --voxel-size/--psf-voxel-size, "
              "voxel_size=/psf_voxel_size=)")
@@ -347,12 +344,12 @@ def _match_voxel_size(a, name, voxel_size, psf_voxel_size, max_shape, report, no
         raise InputError(f"{name}: its voxel size {_fmt(ps)} and the image's {_fmt(vs)} differ {ratio:.3g}x; "
                          f"{NO_MICROSCOPE}: {check}")
     if ratio > FAR_APART:  # not nm/µm (above), but as absurd: a resolution tag of 0 ...
-        warnings.warn(f"{name}: its voxel size {_fmt(ps)} and the image's {_fmt(vs)} differ {ratio:.3g}x: "
-                      f"{NO_MICROSCOPE}; {check}", RuntimeWarning, stacklevel=5)
+        _validate.warn(f"{name}: its voxel size {_fmt(ps)} and the image's {_fmt(vs)} differ {ratio:.3g}x: "
+                       f"{NO_MICROSCOPE}; {check}", RuntimeWarning)
     if _axes_reversed(ps, vs):
-        warnings.warn(f"{name}: its voxel size {_fmt(ps)} is finer in Z than in X while the image's {_fmt(vs)} is "
-                      "coarser (or the reverse): given in X, Y, Z order? Voxel sizes are (Z, Y, X); "
-                      f"{check}", RuntimeWarning, stacklevel=5)
+        _validate.warn(f"{name}: its voxel size {_fmt(ps)} is finer in Z than in X while the image's {_fmt(vs)} is "
+                       "coarser (or the reverse): given in X, Y, Z order? Voxel sizes are (Z, Y, X); "
+                       f"{check}", RuntimeWarning)
     limit = None
     if max_shape is not None:  # no need to compute more than the method can use (+ room to re-centre)
         limit = [int(m) + 2 for m in max_shape]
@@ -383,9 +380,9 @@ def _warn_not_concentrated(a: np.ndarray, name: str) -> None:
         return
     ratio = float(a.max()) / float(a.mean())
     if ratio < CONCENTRATED:
-        warnings.warn(f"{name}: its peak is only {ratio:.2g}x its mean, where a PSF concentrates its light around "
-                      "its centre (measured and computed PSFs: from 14x for a broad 8-bit PSF to thousands of times): "
-                      "is it an image, given as the PSF (arguments swapped)?", RuntimeWarning, stacklevel=4)
+        _validate.warn(f"{name}: its peak is only {ratio:.2g}x its mean, where a PSF concentrates its light around "
+                       "its centre (measured and computed PSFs: from 14x for a broad 8-bit PSF to thousands of times): "
+                       "is it an image, given as the PSF (arguments swapped)?", RuntimeWarning)
 
 
 #: A voxel whose Z and X sizes differ by more than this factor is anisotropic (see ``_axes_reversed``).
@@ -438,9 +435,9 @@ def _centre(a, recenter, name, report, notes):
     if not recenter or off_c <= CENTRE_TOLERANCE or off_p <= CENTRE_TOLERANCE:
         return centroid, geo, (0.0,) * a.ndim, False
     if all(n > 3 and (p <= 1 or p >= n - 2) for p, n in zip(peak, a.shape)):
-        warnings.warn(f"{name}: its peak {peak} is at a corner of the {a.shape} array: a PSF in FFT order (origin "
-                      "at index 0)? Give it centred (numpy.fft.fftshift(psf)); it is used re-centred on that corner, "
-                      "without the parts wrapped to the other corners", RuntimeWarning, stacklevel=5)
+        _validate.warn(f"{name}: its peak {peak} is at a corner of the {a.shape} array: a PSF in FFT order (origin "
+                       "at index 0)? Give it centred (numpy.fft.fftshift(psf)); it is used re-centred on that corner, "
+                       "without the parts wrapped to the other corners", RuntimeWarning)
     core = np.where(a > RECENTRE_LEVEL * a.max(), a, 0.0)  # the PSF's core: truncated tails do not pull it
     centroid = _centroid(core, peak)  # measured about the peak: the array centre is not the PSF's
     centroid = _centroid(core, tuple(int(round(c)) for c in centroid))

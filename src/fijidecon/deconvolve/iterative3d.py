@@ -28,7 +28,6 @@ import inspect
 import logging
 import math
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -376,7 +375,7 @@ def _told_divergence(res: IterativeResult, asked: int) -> IterativeResult:
             f"iterations: the change figure rose ({rose}; detect_divergence); the estimate before that step is "
             "returned")
     res.notes.append(note)
-    warnings.warn(note, RuntimeWarning, stacklevel=3)  # first: the CLI then prints it once, as a warning
+    _validate.warn(note, RuntimeWarning)  # first: the CLI then prints it once, as a warning
     logging.getLogger("fijidecon.deconvolve").info(note)
     return res
 
@@ -455,7 +454,7 @@ def _match_voxel_size(psf, voxel_size, psf_voxel_size, notes: list[str], name: s
     """The PSF resampled to the image's voxel size when both are known and differ (sum kept;
     the same rule, checks and note as the other methods, :func:`fijidecon.deconvolve._otf.prepare_psf`)."""
     if voxel_size is None or psf_voxel_size is None:
-        _otf.one_sided_voxel_size(name, voxel_size, psf_voxel_size, notes, stacklevel=5)
+        _otf.one_sided_voxel_size(name, voxel_size, psf_voxel_size, notes)
         return psf
     a = _as_volume(name, psf).astype(np.float64)
     new: list[str] = []
@@ -491,13 +490,13 @@ def _warn_signs(Y: np.ndarray, A: np.ndarray, db: bool) -> None:
     data) and an image without positive values (the result is 0).  Both modes compute as before."""
     pos, neg = float(A[A > 0].sum(dtype=np.float64)), -float(A[A < 0].sum(dtype=np.float64))
     if pos > neg and neg > _otf.NEGATIVE_WARN * pos:  # a sum <= 0 is refused below
-        warnings.warn(f"psf: its negative values sum to {100 * neg / pos:.0f} % of its positive ones (sum "
-                      f"{pos - neg:.3g}): Iterative Deconvolve 3D uses the PSF as given, so the result can swing far "
-                      "beyond the data; was a background subtracted too far? (Richardson-Lucy and Wiener clip the "
-                      "negatives)", RuntimeWarning, stacklevel=4)
+        _validate.warn(f"psf: its negative values sum to {100 * neg / pos:.0f} % of its positive ones (sum "
+                       f"{pos - neg:.3g}): Iterative Deconvolve 3D uses the PSF as given, so the result can swing far "
+                       "beyond the data; was a background subtracted too far? (Richardson-Lucy and Wiener clip the "
+                       "negatives)", RuntimeWarning)
     if not db and not float(Y.max()) > 0:
-        warnings.warn(f"image: no positive values (maximum {float(Y.max()):g}): the result is all zero; add the "
-                      "camera offset back or flip the sign", RuntimeWarning, stacklevel=4)
+        _validate.warn(f"image: no positive values (maximum {float(Y.max()):g}): the result is all zero; add the "
+                       "camera offset back or flip the sign", RuntimeWarning)
 
 
 def _volume(image, psf, *, normalize, gamma, lowpass_xy, lowpass_z, max_iterations, terminate, anti_ringing,

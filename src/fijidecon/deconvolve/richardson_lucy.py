@@ -159,7 +159,6 @@ from __future__ import annotations
 
 import itertools
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -526,13 +525,13 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
     initial = _validate.check_choice("initial", initial, INITIALS)
     exponent = _validate.check_float("exponent", exponent, 1.0, EXPONENT_MAX)
     if iterations == 0 and start is None:
-        warnings.warn(f"iterations: 0, so the result is the initial estimate ({_ZERO_ITERATIONS[initial]}), not a "
-                      "deconvolution", RuntimeWarning, stacklevel=2)
+        _validate.warn(f"iterations: 0, so the result is the initial estimate ({_ZERO_ITERATIONS[initial]}), not a "
+                       "deconvolution", RuntimeWarning)
     regularization = _validate.check_choice("regularization", regularization, REGULARIZATIONS)
     weight = DEFAULT_WEIGHT.get(regularization, 0.0) if weight is None else _validate.check_float("weight", weight, 0)
     if regularization is None and weight > 0:
-        warnings.warn(f"weight: {weight:g} is used only with a regularization ('tv' or 'tikhonov'); without one it "
-                      "has no effect", RuntimeWarning, stacklevel=2)
+        _validate.warn(f"weight: {weight:g} is used only with a regularization ('tv' or 'tikhonov'); without one it "
+                       "has no effect", RuntimeWarning)
     background = _background.check(background)
     read_noise = _validate.check_float("read_noise", read_noise, 0, READ_NOISE_MAX)
     if snapshot_every is not None:
@@ -628,8 +627,8 @@ def _warn_lost_flux(vol: Any, out: np.ndarray, background: float, regularization
     kept = float(np.sum(out, dtype=np.float64)) / data if data > 0 else 1.0
     if kept < FLUX_WARN:
         where = "" if layout.single else f" (t={vol.t}, c={vol.c})"
-        warnings.warn(f"weight: the result{where} keeps {kept:.2g} of the data's sum: {regularization} weight "
-                      f"{weight:g} is too large for these data (try 10x smaller)", RuntimeWarning, stacklevel=4)
+        _validate.warn(f"weight: the result{where} keeps {kept:.2g} of the data's sum: {regularization} weight "
+                       f"{weight:g} is too large for these data (try 10x smaller)", RuntimeWarning)
 
 
 #: Fraction of the data's sum below which a regularized RL result is warned about.
@@ -698,11 +697,11 @@ def _warn_high(bgs: Sequence[float], vols: Sequence[Any], scale: float = 1.0, si
         found = _background.too_high(b, v.data)
         if found is not None:
             where = "" if single else f" (volume {v.label})"
-            warnings.warn(f"background: {b / scale:.4g} is far above the darkest part of the image{where}, whose "
-                          f"lowest local mean is {found[0] / scale:.4g} (pixel noise SD {found[1] / scale:.3g}): "
-                          "Richardson-Lucy takes what is below the "
-                          "background for none and removes signal there; give about that level, one per channel, or "
-                          "'auto'", RuntimeWarning, stacklevel=4)
+            _validate.warn(f"background: {b / scale:.4g} is far above the darkest part of the image{where}, whose "
+                           f"lowest local mean is {found[0] / scale:.4g} (pixel noise SD {found[1] / scale:.3g}): "
+                           "Richardson-Lucy takes what is below the "
+                           "background for none and removes signal there; give about that level, one per channel, or "
+                           "'auto'", RuntimeWarning)
             return
 
 
@@ -716,7 +715,7 @@ def _low(data: Any) -> float:
 OFFSET_NAMED = 4
 
 
-def _say_offset(levels: Sequence[tuple[float, float, str]], scale: float = 1.0, stacklevel: int = 5) -> None:
+def _say_offset(levels: Sequence[tuple[float, float, str]], scale: float = 1.0) -> None:
     """The offset warning of :func:`_warn_offset`, once, naming every volume (``(low, top, label)``;
     label ``""`` for a single volume) that sits on one, with its level."""
     hits = [(low, top, label) for low, top, label in levels if top > 0 and low > OFFSET_WARN * top]
@@ -725,10 +724,10 @@ def _say_offset(levels: Sequence[tuple[float, float, str]], scale: float = 1.0, 
     each = [f"{low / scale:.4g} ({100 * low / top:.0f} % of its maximum)" + (f" in {label}" if label else "")
             for low, top, label in hits[:OFFSET_NAMED]]
     more = f" and {len(hits) - OFFSET_NAMED} more volume(s)" if len(hits) > OFFSET_NAMED else ""
-    warnings.warn(f"background: 0, but the image's lowest values are about {'; '.join(each)}{more}: a camera "
-                  "offset or a uniform background, which Richardson-Lucy then takes as signal (a dark rim around "
-                  "objects); give background= about that level, one per channel, or 'auto' (CLI --background)",
-                  RuntimeWarning, stacklevel=stacklevel)
+    _validate.warn(f"background: 0, but the image's lowest values are about {'; '.join(each)}{more}: a camera "
+                   "offset or a uniform background, which Richardson-Lucy then takes as signal (a dark rim around "
+                   "objects); give background= about that level, one per channel, or 'auto' (CLI --background)",
+                   RuntimeWarning)
 
 
 def _memory_options(opts: dict, snapshot_every: int | None, iterations: int) -> dict:
@@ -801,14 +800,14 @@ def _warn_layout_dependence(opts: dict, plans: list) -> None:
     if not any(p is not None and p.n > 1 for p in plans):
         return
     if opts["exponent"] > 1:
-        warnings.warn(f"exponent: {opts['exponent']:g} in bricks gives a result that depends on the brick layout "
-                      "(RedLionfish's phantom at 20 iterations: 23 % rel L2 from the whole volume in 8 bricks, 3.4 % "
-                      "without the exponent); use exponent=1 for bricked runs", RuntimeWarning, stacklevel=4)
+        _validate.warn(f"exponent: {opts['exponent']:g} in bricks gives a result that depends on the brick layout "
+                       "(RedLionfish's phantom at 20 iterations: 23 % rel L2 from the whole volume in 8 bricks, 3.4 % "
+                       "without the exponent); use exponent=1 for bricked runs", RuntimeWarning)
     if opts["initial"] == "wiener":  # each brick's Wiener estimate sees only its brick and halo
-        warnings.warn("initial: 'wiener' in bricks starts each brick from its own Wiener estimate, so the result "
-                      "depends on the brick layout (RedLionfish's volume, 10 iterations of the 2nd order in 16 bricks "
-                      "of 160x33x33: 8.0 % rel L2 from the whole volume, 0.7 % from a flat start); use initial='flat' "
-                      "for bricked runs", RuntimeWarning, stacklevel=4)
+        _validate.warn("initial: 'wiener' in bricks starts each brick from its own Wiener estimate, so the result "
+                       "depends on the brick layout (RedLionfish's volume, 10 iterations of the 2nd order in 16 bricks "
+                       "of 160x33x33: 8.0 % rel L2 from the whole volume, 0.7 % from a flat start); use initial='flat' "
+                       "for bricked runs", RuntimeWarning)
 
 
 def _run_bricked(layout, vols, preps, plans, iterations, stop_fn, vopts, voxel_size, callback) -> RichardsonLucyResult:
@@ -870,7 +869,7 @@ def _lazy(image, psf, axes, iterations, stop_fn, opts, voxel_size, psf_voxel_siz
     _check_background(bgs, lv.tops, [f"t={i // lv.n_c}, c={i % lv.n_c}" for i in range(len(lv.tops))])
     if not _autostop.THINNED.get():  # each channel's central brick at t=0 (read once more)
         _say_offset([(_low(central(c)), lv.tops[c], "" if lv.n_c == 1 else f"channel {c}")
-                     for c in range(lv.n_c) if bgs[c] <= 0], stacklevel=4)
+                     for c in range(lv.n_c) if bgs[c] <= 0])
         if opts["background"] != _background.AUTO:  # its darkest part: a lower bound of the volume's
             given = [c for c in range(lv.n_c) if bgs[c] > 0]
             _warn_high([bgs[c] for c in given], [_hyper.Volume(0, c, central(c), None) for c in given],

@@ -86,7 +86,6 @@ a good ridge parameter", Technometrics 21, 215-223 (1979).
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -216,8 +215,8 @@ def wiener(image: object, psf: object, regularization: float | str | None = None
     if not 0 < negative_fraction < 1:
         raise InputError(f"negative_fraction: expected a number in (0, 1), got {negative_fraction!r}")
     if negative_fraction != 0.10 and rule != "imspector":
-        warnings.warn(f"negative_fraction: {negative_fraction:g} is used only by regularization='imspector' (the "
-                      f"rule here is {rule!r}); it has no effect", RuntimeWarning, stacklevel=2)
+        _validate.warn(f"negative_fraction: {negative_fraction:g} is used only by regularization='imspector' (the "
+                       f"rule here is {rule!r}); it has no effect", RuntimeWarning)
     recenter = _validate.check_bool("recenter", recenter)
     psf_threshold = _validate.check_float("psf_threshold", psf_threshold, 0.0, 1.0)
     given = rho if rule == "given" else None
@@ -342,12 +341,11 @@ def warn_reach(kernel: np.ndarray, rho: float, halo: Sequence[int]) -> None:
     """A warning when bricks of this Wiener filter cannot match the whole volume (see :func:`filter_reach`)."""
     out = filter_reach(kernel, rho, halo)
     if out > REACH_WARN:
-        warnings.warn(f"wiener: at regularization {rho:.3g} {100 * out:.0f} % of the filter's weight lies beyond the "
-                      f"bricks' halo ({'x'.join(map(str, halo))}): the result depends on the brick layout (RedLionfish's "
-                      "8-bit PSF: 17 % rel L2 between layouts at 1e-3, 57 % at 1e-4; noisy PSF tails make the filter "
-                      "wide); give a larger "
-                      "regularization, a larger halo, or the memory to run the whole volume", RuntimeWarning,
-                      stacklevel=3)
+        _validate.warn(f"wiener: at regularization {rho:.3g} {100 * out:.0f} % of the filter's weight lies beyond the "
+                       f"bricks' halo ({'x'.join(map(str, halo))}): the result depends on the brick layout (RedLionfish's "
+                       "8-bit PSF: 17 % rel L2 between layouts at 1e-3, 57 % at 1e-4; noisy PSF tails make the filter "
+                       "wide); give a larger "
+                       "regularization, a larger halo, or the memory to run the whole volume", RuntimeWarning)
 
 
 def _wiener(pairs, channels, rule, rho, edges, negative_fraction, recenter, psf_threshold,

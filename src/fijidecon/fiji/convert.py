@@ -35,11 +35,11 @@ Example
 from __future__ import annotations
 
 import re
-import warnings
 from typing import Any
 
 import numpy as np
 
+from fijidecon import _validate
 from fijidecon.calibration import Calibration
 from fijidecon.errors import InputError, InputTypeError
 from fijidecon.fiji import runtime
@@ -101,7 +101,7 @@ def _ij_dtype(array: np.ndarray, rgb: bool) -> np.ndarray:
     if dt in (np.uint8, np.uint16, np.float32):
         return array
     if dt == np.bool_:
-        warnings.warn("array: bool converted to uint8 (True = 255) for ImageJ", DtypeConversionWarning, stacklevel=3)
+        _validate.warn("array: bool converted to uint8 (True = 255) for ImageJ", DtypeConversionWarning)
         return array.astype(np.uint8) * np.uint8(255)
     if dt == np.int16:  # ImageJ's signed 16-bit: raw = value + 32768, with its calibration function
         return (array.astype(np.int32) + 32768).astype(np.uint16)
@@ -111,11 +111,10 @@ def _ij_dtype(array: np.ndarray, rgb: bool) -> np.ndarray:
             top = int(max(abs(int(array.min())), abs(int(array.max()))))
             if top > 2**24:
                 lost = f"; integers above 2^24 = 16777216 are rounded (largest here {top})"
-        warnings.warn(
+        _validate.warn(
             f"array: {dt} converted to float32 for ImageJ 1.x (it has 8-bit, 16-bit and 32-bit float images only)"
             f"{lost}",
             DtypeConversionWarning,
-            stacklevel=3,
         )
         return array.astype(np.float32)
     raise InputTypeError(f"array: dtype {dt} cannot be converted to an ImageJ image (8/16/32-bit or RGB)")
@@ -160,11 +159,10 @@ def _default_axes(array: np.ndarray) -> str | None:
         why = "RGB samples? pass axes='TZYXS' or 'CZYXS' if the last axis is colour"
     else:
         why = f"RGB samples? an RGB image must be uint8 with axes ending in 'S'; this is {array.dtype}"
-    warnings.warn(
+    _validate.warn(
         f"array: shape {array.shape} taken as axes={default!r}, i.e. an image {n} pixels wide ({why}); "
         f"pass axes= to say which axis is which (this warning then goes away)",
         AmbiguousAxesWarning,
-        stacklevel=3,
     )
     return None
 
@@ -317,8 +315,8 @@ def _frame_interval_s(interval: float, unit: str, imp: Any) -> float:
 
     f = seconds_per(unit)
     if f is None:
-        warnings.warn(f"imp: '{imp.getTitle()}' has a frame interval in {unit!r}, not a time unit; taken as seconds",
-                      RuntimeWarning, stacklevel=3)
+        _validate.warn(f"imp: '{imp.getTitle()}' has a frame interval in {unit!r}, not a time unit; taken as seconds",
+                       RuntimeWarning)
         f = 1.0
     return interval * f
 

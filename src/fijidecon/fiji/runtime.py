@@ -36,10 +36,10 @@ import re
 import sys
 import threading
 import time
-import warnings
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from fijidecon import _validate
 from fijidecon.errors import InputError, InputTypeError
 
 __all__ = [
@@ -432,8 +432,8 @@ def _warn_ignored(heap, headless, options, extra_coordinates) -> None:
     if list(options) or list(extra_coordinates):
         asked.append("options/extra_coordinates")
     if asked:
-        warnings.warn(f"start: the JVM is already running; {', '.join(asked)} cannot change in this process (one JVM "
-                      "per process): start a new Python process for other settings", RuntimeWarning, stacklevel=3)
+        _validate.warn(f"start: the JVM is already running; {', '.join(asked)} cannot change in this process (one JVM "
+                       "per process): start a new Python process for other settings", RuntimeWarning)
 
 
 def _check_foreign_jvm() -> None:

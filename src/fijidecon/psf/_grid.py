@@ -7,7 +7,6 @@ and :mod:`fijidecon.psf.beads` use it so that they check and name their inputs t
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -134,4 +133,4 @@ def warn_if_units_mixed(wavelength: float, na: float, index: float, lateral: flo
     if axial is not None and not AXIAL_RATIO[0] * a <= axial <= AXIAL_RATIO[1] * a:
         bad.append(f"{names[2]}={axial:g} is {axial / a:.2g}x the depth of field (2 n {names[0]} / NA^2 = {a:.3g})")
     if bad:
-        warnings.warn(f"psf: {'; '.join(bad)}: are {', '.join(names)} in one unit?", UserWarning, stacklevel=3)
+        _validate.warn(f"psf: {'; '.join(bad)}: are {', '.join(names)} in one unit?", UserWarning)

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import logging
 import math
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -502,7 +501,7 @@ def psf_from_beads(
 
     def warn(msg: str, cat: type[Warning] = UserWarning) -> None:
         notes.append(msg)
-        warnings.warn(msg, cat, stacklevel=3)
+        _validate.warn(msg, cat)
 
     # -- background, noise, saturation ------------------------------------------------------
     if isinstance(background, str):
