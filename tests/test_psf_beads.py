@@ -253,6 +253,11 @@ def test_real_boulanger_bead_saturated():
         return np.sqrt(np.sum(prof[core] * x[core] ** 2) / np.sum(prof[core]))
 
     assert lateral_sigma(rs.psf, 100) == pytest.approx(lateral_sigma(res.psf, 65), rel=0.1)
+    # the README's box at 250x100x100 nm needs 39 planes: the refusal says how big the box is
+    with pytest.raises(ValueError, match=r"^image: 1 maxima found but none usable \(crop box leaves the image\); "
+                                         r"the 31x41x41 box spans 38.5x62.54x62.54 input voxels around a bead, the "
+                                         r"image is 32x250x250: give a smaller shape$"):
+        psf_from_beads(img, (200, 65, 65), target_voxel_size=(250, 100, 100), shape=(31, 41, 41))
 
 
 def test_real_lls_bead_off_centre():

@@ -568,9 +568,11 @@ def psf_from_beads(
     if n_edge:
         warn(f"{n_edge} bead(s) rejected: their {shape} crop box leaves the image")
     if not accepted:
+        span = "x".join(f"{v:.4g}" for v in lo_in + hi_in + 1)
         raise InputError(
             f"image: {len(peaks)} maxima found but none usable ({'; '.join(sorted({r for _, r in rejected}))}); "
-            "give a smaller shape")
+            f"the {'x'.join(map(str, shape))} box spans {span} input voxels around a bead, the image is "
+            f"{'x'.join(map(str, image.shape))}: give a smaller shape")
 
     # saturation per bead
     sat_counts = []
