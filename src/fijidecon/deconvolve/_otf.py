@@ -146,21 +146,29 @@ def _corner_median(a: np.ndarray) -> float:
 NEGATIVE_WARN = 0.1
 
 
-def remove_offset(a: np.ndarray, name: str, report: dict, notes: list[str]) -> np.ndarray:
-    """Stage 2: subtract a flat camera offset (see the module docstring); clip negatives."""
+def camera_offset(a: np.ndarray) -> tuple[float, float, bool, bool]:
+    """``(level, noise SD, on_offset, flat)`` of a PSF's border: ``on_offset`` when a measured
+    PSF (≥ ``OFFSET_MIN_SIZE`` wide) sits on a flat level above ``OFFSET_MIN`` of its peak,
+    ``flat`` when that level is also well above its noise (it is then removed)."""
     peak = float(a.max())
     shell = _shell(a)
     b = float(np.median(shell))
     sigma = float(1.4826 * np.median(np.abs(shell - b)))
-    report.update(offset=0.0, noise=sigma)
     level = (min(a.shape[-2:]) >= OFFSET_MIN_SIZE and OFFSET_MIN * peak < b and sigma < 0.5 * b
              and abs(_corner_median(a) - b) <= 0.2 * b)
+    return b, sigma, bool(level), bool(level and sigma < 0.1 * (peak - b))
+
+
+def remove_offset(a: np.ndarray, name: str, report: dict, notes: list[str]) -> np.ndarray:
+    """Stage 2: subtract a flat camera offset (see the module docstring); clip negatives."""
+    peak = float(a.max())
+    b, sigma, level, flat = camera_offset(a)
+    report.update(offset=0.0, noise=sigma)
     if level and peak - b < 20 * sigma:
         _validate.warn(f"{name}: mostly background: its peak is only {(peak - b) / max(sigma, 1e-30):.1f} noise SD "
                        f"above its border level {b:.4g}; average more beads or crop closer to the bead (a computed "
                        "PSF this flat was made with wrong parameters: check their units)",
                        RuntimeWarning)
-    flat = level and sigma < 0.1 * (peak - b)
     if flat:
         a = a - b
         floor = NOISE_FLOOR * sigma

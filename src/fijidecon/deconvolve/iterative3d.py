@@ -250,9 +250,11 @@ def iterative_deconvolve_3d(
         are used as they are).  Not modified.
     psf : array_like
         The PSF, 2D or 3D, centred at index n div 2 on every axis (the convention of
-        :func:`fijidecon.psf.diffraction_psf_3d`); not re-centred.  Its lateral size
-        must not exceed the image's.  A single-plane PSF with a 3D image deconvolves
-        slice by slice (set ``lowpass_z=0`` for fully independent slices); a 3D PSF
+        :func:`fijidecon.psf.diffraction_psf_3d`); used as given (as the original plugin
+        does): not re-centred, cropped or cleaned of a camera offset (a measured PSF on one
+        warns); any size (a PSF larger than the image is used whole on the padded grid).
+        Resampled to the image's voxel size when both are given.  A single-plane PSF
+        with a 3D image deconvolves slice by slice (set ``lowpass_z=0`` for fully independent slices); a 3D PSF
         with a single-plane image treats the object as z-invariant.
     normalize : bool
         Scale the result as if the PSF were divided by its sum (flux preserving).
@@ -484,16 +486,30 @@ def _hyperstack(image, psf, axes, voxel_size, psf_voxel_size, opts, mem) -> Iter
                            sum(r.iteration_seconds for r in rs), notes)
 
 
+#: A PSF whose border sits flat above this fraction of its peak warns (a camera offset; a theoretical PSF
+#: cropped closely has its faces at about 1 % of its peak, which Richardson-Lucy takes as an offset and removes).
+OFFSET_WARN = 0.05
+
+
 def _warn_signs(Y: np.ndarray, A: np.ndarray, db: bool) -> None:
     """Inputs the original plugin takes without a word but that cannot give a deconvolution: a PSF
     with a large negative part (a background subtracted too far: the result swings far beyond the
-    data) and an image without positive values (the result is 0).  Both modes compute as before."""
+    data), a measured PSF on a camera offset (``_otf.camera_offset``) and an image without positive
+    values (the result is 0).  Both modes compute as before."""
     pos, neg = float(A[A > 0].sum(dtype=np.float64)), -float(A[A < 0].sum(dtype=np.float64))
     if pos > neg and neg > _otf.NEGATIVE_WARN * pos:  # a sum <= 0 is refused below
         _validate.warn(f"psf: its negative values sum to {100 * neg / pos:.0f} % of its positive ones (sum "
                        f"{pos - neg:.3g}): Iterative Deconvolve 3D uses the PSF as given, so the result can swing far "
                        "beyond the data; was a background subtracted too far? (Richardson-Lucy and Wiener clip the "
                        "negatives)", RuntimeWarning)
+    if not db:
+        level, _, on_offset, _ = _otf.camera_offset(A)
+        if on_offset and level > OFFSET_WARN * float(A.max()):
+            _validate.warn(f"psf: it sits on a flat level of about {level:.4g} (the median of its border voxels, "
+                           f"{100 * level / float(A.max()):.0f} % of its peak: a camera offset?); Iterative "
+                           "Deconvolve 3D uses the PSF as given (as the original plugin does), so that level blurs "
+                           "like a wide pedestal: subtract it first (Richardson-Lucy and Wiener remove it "
+                           "themselves)", RuntimeWarning)
     if not db and not float(Y.max()) > 0:
         _validate.warn(f"image: no positive values (maximum {float(Y.max()):g}): the result is all zero; add the "
                        "camera offset back or flip the sign", RuntimeWarning)
