@@ -263,7 +263,9 @@ class RichardsonLucyResult:
     history:
         One :class:`IterationFigures` per iteration (per channel: a list of lists).
     stop_reason:
-        ``"iterations"``, ``"stop"`` (the stopping rule) or ``"callback"``.
+        ``"iterations"`` (all of them ran), ``"stop"`` (the stopping rule, ``stop=`` a
+        tolerance, ``"discrepancy"`` or a callable), ``"auto"`` (``stop="auto"`` chose the
+        count: ``auto_stop``) or ``"callback"`` (the callback returned ``True``).
     edges, acceleration, regularization, weight, back_projector:
         The settings used (``back_projector``: its kind, ``"array"`` for a user kernel).
     psf_shift:
