@@ -175,3 +175,23 @@ def test_a_psf_given_as_a_nested_list_is_one_psf():
         np.testing.assert_array_equal(convolve(img[3], p[3].tolist()), convolve(img[3], p[3]))
         two = richardson_lucy(np.stack([img, 2 * img]), [p, p], 2).image
     assert two.shape == (2, 20, 40, 40)
+
+
+def test_a_zcyx_stack_without_axes_is_warned_about():
+    """np.stack([a, b], axis=1) on two 40-plane volumes ran as 40 channels of 2 planes, silently (a
+    note about a cropped PSF was the only sign); now a warning names axes='ZCYX'.  CZYX-looking
+    stacks, or axes given, do not warn."""
+    import warnings
+
+    from fijidecon.deconvolve import richardson_lucy
+
+    vol = np.random.default_rng(2).random((40, 24, 24), dtype=np.float32) + 1
+    psf = np.ones((3, 5, 5), np.float32)
+    with pytest.warns(RuntimeWarning, match=r"^image: shape \(40, 2, 24, 24\) read as axes 'CZYX' \(the default "
+                                            r"for 4D\): 40 channels of 2 plane\(s\); .* give axes='ZCYX'"):
+        richardson_lucy(np.stack([vol, vol], axis=1), psf, 1, background=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert richardson_lucy(np.stack([vol, vol], axis=1), psf, 1, axes="ZCYX",
+                               background=0.5).image.shape == (40, 2, 24, 24)
+        richardson_lucy(np.stack([vol, vol]), psf, 1, background=0.5)
