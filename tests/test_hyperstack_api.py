@@ -153,7 +153,8 @@ def test_a_bad_psf_among_several_is_named_by_its_index(method):
     img = np.random.default_rng(3).random((3, 8, 16, 16), dtype=np.float32) + 3
     bad = PSFS[0].copy()
     bad[0, 0, 0] = np.nan
-    with pytest.raises(ValueError, match=r"^psf\[1\]: contains NaN or infinite values"):
+    with pytest.raises(ValueError, match=r"^psf\[1\]: contains 1 NaN or infinite value\(s\) of \d+ \(the first "
+                                         r"at index \(0, 0, 0\)\); replace them \(np.nan_to_num"):
         METHODS[method](img, [PSFS[0], bad, PSFS[0].copy()], axes="CZYX")
 
 

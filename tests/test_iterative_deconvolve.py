@@ -220,8 +220,8 @@ def test_improved_mode_2d_and_mixed_cases_run():
 @pytest.mark.parametrize("image,psf,match", [
     (IMG3, np.zeros_like(PSF_A), "psf: all zero"),
     (IMG3, -PSF_A, "psf: must have a positive sum"),
-    (IMG3, np.where(PSF_A > PSF_A.max() / 2, np.nan, PSF_A), "psf: contains NaN"),
-    (np.where(IMG3 > 3, np.inf, IMG3), PSF_A, "image: contains NaN or infinite"),
+    (IMG3, np.where(PSF_A > PSF_A.max() / 2, np.nan, PSF_A), "psf: contains 3 NaN or infinite value"),
+    (np.where(IMG3 > 3, np.inf, IMG3), PSF_A, "image: contains \\d+ NaN or infinite value"),
     (IMG3[None, None, None], PSF_A, "image: expected a 2D .* to 5D"),
     (IMG3, PSF_A, "axes: 'ZCX'"),
     (IMG3, PSF_A[None], "psf: expected 2D"),

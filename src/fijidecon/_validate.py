@@ -195,8 +195,21 @@ def check_array(name: str, value: Any, ndims: Sequence[int] | None = None, kinds
     if value.ndim and min(value.shape) < min_size:
         raise InputError(f"{name}: every axis needs at least {min_size} voxel(s), got shape {value.shape}")
     if finite and value.dtype.kind == "f" and not np.isfinite(value).all():
-        raise InputError(f"{name}: contains NaN or infinite values")
+        raise InputError(not_finite(name, value))
     return value
+
+
+def not_finite(name: str, value: Any) -> str:
+    """The message for an array with NaN or infinite values: how many, where the first is, and what
+    to do (``value``: a numpy array; a Dask array gives no count)."""
+    if not isinstance(value, np.ndarray):
+        return (f"{name}: contains NaN or infinite values; replace them (np.nan_to_num, or the background level) "
+                "or crop them away")
+    bad = ~np.isfinite(value)
+    n = int(np.count_nonzero(bad))
+    first = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), value.shape))
+    return (f"{name}: contains {n} NaN or infinite value(s) of {value.size} (the first at index {first}); replace "
+            "them (np.nan_to_num, or the background level) or crop them away")
 
 
 def check_count(name: str, count: float, limit: float, what: str, remedy: str = "") -> None:

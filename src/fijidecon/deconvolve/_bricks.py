@@ -557,7 +557,7 @@ def lazy_volumes(image: Any, psf: Any, axes: str | None, *, allow_negative: bool
     finite, lo, hi, means = dask.compute(da.isfinite(canon).all(), canon.min(), canon.max(axis=spatial),
                                          level.mean(axis=spatial))
     if not finite:
-        raise InputError("image: contains NaN or infinite values")
+        raise InputError(_validate.not_finite("image", canon))
     if not allow_negative and float(lo) < 0:
         raise InputError(f"image: Richardson-Lucy needs non-negative data, but the minimum is {float(lo):g}")
     psfs = _hyper.channel_psfs(psf, int(canon.shape[1]), len(vol_axes), "C" in axes)

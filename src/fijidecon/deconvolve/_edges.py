@@ -55,7 +55,7 @@ def as_image(image: object, name: str = "image", allow_negative: bool = True) ->
             top = float(np.max(np.abs(a)))
             raise InputError(f"{name}: values up to {top:.3g} do not fit float32 (largest 3.4e38), which the "
                              "computation uses; rescale the data")
-        raise InputError(f"{name}: contains NaN or infinite values")
+        raise InputError(_validate.not_finite(name, a))
     a = f
     if not allow_negative:
         mn = float(a.min())

@@ -117,7 +117,7 @@ def check_psf(psf: object, name: str = "psf") -> np.ndarray:
         raise InputError(f"{name}: empty array of shape {a.shape}")
     a = a.astype(np.float64)
     if not np.all(np.isfinite(a)):
-        raise InputError(f"{name}: contains NaN or infinite values")
+        raise InputError(_validate.not_finite(name, a))
     if not a.max() > 0:
         raise InputError(f"{name}: the PSF is all zero or negative (max {a.max() + 0.0:g}); it must have a positive sum")
     return a

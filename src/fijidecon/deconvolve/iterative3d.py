@@ -531,9 +531,9 @@ def _volume(image, psf, *, normalize, gamma, lowpass_xy, lowpass_z, max_iteratio
     Y = (Y0 if Y0.ndim == 3 else Y0[None]).astype(np.float32)  # always a copy
     A = (A0 if A0.ndim == 3 else A0[None]).astype(np.float32)
     if not np.isfinite(Y).all():
-        raise InputError("image: contains NaN or infinite values")
+        raise InputError(_validate.not_finite("image", Y))
     if not np.isfinite(A).all():
-        raise InputError("psf: contains NaN or infinite values")
+        raise InputError(_validate.not_finite("psf", A))
     _warn_signs(Y, A, db)
     if db:
         with np.errstate(over="ignore"):
