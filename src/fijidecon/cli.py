@@ -1074,13 +1074,15 @@ def _output_argument(args: list[str]) -> str | None:
 
 def _interrupted() -> int:
     """Exit status 130 after Ctrl-C.  When the run's local Dask cluster was ended (its workers
-    killed), the process leaves at once: distributed's own atexit teardown of that cluster
-    printed tracebacks, or ended the process by SIGINT (-2) under load."""
+    killed), the process ends at once by SIGINT (what the console command does after any Ctrl-C,
+    ``_entry._end_by_signal``): distributed's own atexit teardown of that cluster printed tracebacks."""
     big = sys.modules.get("fijidecon.cli_big")
     if big is not None and getattr(big, "WORKERS_ENDED", False):
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(130)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # ends by Ctrl-C's default action (a shell sees 130)
+        os.kill(os.getpid(), signal.SIGINT)
+        os._exit(130)  # pragma: no cover - not reached
     return 130
 
 
