@@ -335,21 +335,30 @@ def test_one_voxel_size_alone_is_said_in_the_api():
     assert any("resampled" in n for n in auto.notes) and not any("taken to be sampled" in n for n in auto.notes)
 
 
-def test_image_and_psf_swapped_is_warned_and_a_big_real_psf_is_not():
-    """``deconvolve PSF IMAGE``: the 'PSF' (the data) is bigger than the 'image' on every axis and
-    most of its flux is cropped away: a warning asks whether they were swapped.  A measured PSF
-    bigger than the image whose flux is all usable (case 3) gets no such warning."""
+def test_image_and_psf_swapped_is_refused_and_a_big_real_psf_is_not():
+    """``deconvolve PSF IMAGE``: the 'PSF' (the data) is bigger than the 'image' on every axis, most
+    of its flux is cropped away and it has no peak to speak of: refused (a batch run wrote a result of
+    the PSF's shape and exited 0 after two warnings).  A wide PSF cropped as much but concentrated
+    only warns; a measured PSF bigger than the image whose flux is all usable (case 3) gets no word."""
     import warnings as w
 
     from fijidecon.deconvolve import richardson_lucy, wiener
+    from fijidecon.errors import InputError
     from fijidecon.psf import gaussian
 
     rng = np.random.default_rng(1)
     data = rng.poisson(30, (40, 96, 96)).astype(np.float32)
     psf = gaussian((9, 15, 15), (1.5, 1.5, 1.5))
     for fn in (lambda a, b: richardson_lucy(a, b, 1), lambda a, b: wiener(a, b)):
-        with pytest.warns(RuntimeWarning, match=r"bigger than the image \(9, 15, 15\) on every axis.*swapped"):
-            fn(psf, data)
+        with w.catch_warnings():
+            w.simplefilter("ignore")
+            with pytest.raises(InputError, match=r"^psf: \(40, 96, 96\) is bigger than the image \(9, 15, 15\) on "
+                                                 r"every axis, \d+ % of its flux .* its peak is only [\d.]+x its mean: "
+                                                 r"the image and the PSF look swapped \(the image comes first\)$"):
+                fn(psf, data)
+    wide = gaussian((41, 61, 61), (16.0, 30.0, 30.0))  # peak 9.1x its mean, 55 % cropped away
+    with pytest.warns(RuntimeWarning, match=r"bigger than the image \(9, 15, 15\) on every axis.*swapped"):
+        richardson_lucy(psf + 1, wide, 1, background=1)
     big_psf = gaussian((61, 127, 127), (2.0, 1.5, 1.5))  # bigger than the image on every axis, compact
     with w.catch_warnings():
         w.simplefilter("error", RuntimeWarning)

@@ -289,7 +289,7 @@ def prepare_psf(psf: object, *, threshold: float = 1e-4, recenter: bool = True, 
     a = remove_offset(a, name, report, notes)
     if not a.sum() > 0:
         raise InputError(f"{name}: nothing is left of the PSF after removing its background")
-    _warn_not_concentrated(a, name)
+    report["peak_to_mean"] = _warn_not_concentrated(a, name)
     a = _match_voxel_size(a, name, voxel_size, psf_voxel_size, max_shape, report, notes)
     centroid, ci, frac, moved = _centre(a, recenter, name, report, notes)
     need_shift = any(abs(f) > SHIFT_MIN for f in frac)
@@ -381,16 +381,18 @@ def _match_voxel_size(a, name, voxel_size, psf_voxel_size, max_shape, report, no
 CONCENTRATED = 8.0
 
 
-def _warn_not_concentrated(a: np.ndarray, name: str) -> None:
+def _warn_not_concentrated(a: np.ndarray, name: str) -> float | None:
     """A warning when a PSF big enough to tell is not concentrated around a peak: an image given as the
-    PSF (arguments swapped, or the same-size PSF file mixed up with the data)."""
+    PSF (arguments swapped, or the same-size PSF file mixed up with the data).  Returns its peak / mean
+    (``None`` for a PSF too small to tell)."""
     if a.ndim < 2 or min(a.shape[-2:]) < OFFSET_MIN_SIZE:
-        return
+        return None
     ratio = float(a.max()) / float(a.mean())
     if ratio < CONCENTRATED:
         _validate.warn(f"{name}: its peak is only {ratio:.2g}x its mean, where a PSF concentrates its light around "
                        "its centre (measured and computed PSFs: from 14x for a broad 8-bit PSF to thousands of times): "
                        "is it an image, given as the PSF (arguments swapped)?", RuntimeWarning)
+    return ratio
 
 
 #: A voxel whose Z and X sizes differ by more than this factor is anisotropic (see ``_axes_reversed``).
