@@ -538,3 +538,24 @@ def test_python_dash_m_runs_the_same_command(tmp_path):
                        timeout=120)
     assert r.returncode == 2 and r.stderr.startswith("Error: Invalid value for 'IMAGE': Path "), r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_strict_makes_a_warning_stop_the_run_before_anything_is_written(tmp_path, capsys):
+    """A batch user: voxel sizes in the wrong order or unit, a PSF on an offset, data on a camera
+    offset with background 0 ... each warns and exits 0 with a result.  --strict turns the package's
+    warnings into a one-line error, exit 2, nothing written; without it the run goes on as before."""
+    from fijidecon.psf import gaussian
+
+    rng = np.random.default_rng(0)
+    write_image(tmp_path / "img.tif", rng.poisson(2000, (12, 32, 32)).astype(np.float32))
+    write_image(tmp_path / "psf.tif", gaussian((5, 9, 9), (2.0, 2.0, 2.0)))
+    args = ["deconvolve", "richardson-lucy", str(tmp_path / "img.tif"), str(tmp_path / "psf.tif"), "--iterations",
+            "2", "-o"]
+    assert main([*args, str(tmp_path / "s.tif"), "--strict"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("Error: background: 0, but the image's lowest values are about"), err
+    assert err[0].endswith("(--strict: a warning stops the run)") and "Traceback" not in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["img.tif", "psf.tif"]
+    assert main([*args, str(tmp_path / "w.tif")]) == 0
+    assert "Warning: background: 0, but" in capsys.readouterr().err and (tmp_path / "w.tif").exists()
+    assert main([*args, str(tmp_path / "b.tif"), "--strict", "--background", "1990"]) == 0  # nothing to warn about

@@ -254,10 +254,18 @@ def check_memory(name: str, nbytes: float, what: str, remedy: str = "") -> None:
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
+#: Warnings are errors (the CLI's ``--strict``, for unattended batches): :func:`warn` raises
+#: :class:`~fijidecon.errors.InputError` with the message instead.  Process-wide (Dask threads see it).
+STRICT = False
+
+
 def warn(message: str, category: type[Warning] = RuntimeWarning) -> None:
     """``warnings.warn`` pointing at the user's line: the first frame outside the package (a
     fixed ``stacklevel`` pointed inside it, or at ``sys:1``, when the call came through helpers).
-    Where no frame is the user's (a Dask worker thread), at the outermost frame there is."""
+    Where no frame is the user's (a Dask worker thread), at the outermost frame there is.  With
+    :data:`STRICT`, an ``InputError`` instead."""
+    if STRICT:
+        raise InputError(f"{message} (--strict: a warning stops the run)")
     frame, level = sys._getframe(1), 2
     while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
         frame, level = frame.f_back, level + 1

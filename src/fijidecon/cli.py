@@ -29,7 +29,7 @@ from typing import Any, Iterator
 import click
 import numpy as np
 
-from . import __version__
+from . import __version__, _validate
 from .calibration import Calibration, unit_factor
 from .deconvolve._bricks import CancelledError
 from .errors import InputError
@@ -356,14 +356,22 @@ def _make_command(cmd: Command, name: str) -> click.Command:
     params.append(click.Option(["--overwrite"], is_flag=True, help="Replace existing output files."))
     params.append(click.Option(["-q", "--quiet"], is_flag=True,
                                help="No progress bar, notes or summary (warnings are still printed)."))
+    params.append(click.Option(["--strict"], is_flag=True,
+                               help="Treat every warning of the package as an error: exit 2, nothing written "
+                                    "(for unattended batches: swapped arguments, voxel sizes in the wrong order or "
+                                    "unit, a PSF on an offset ...)."))
 
     def callback(**kw: Any) -> None:
-        if cmd.id in _LAZY_COMMANDS or any(q.name == "memory_limit" for q in cmd.params):
-            from . import cli_big
+        _validate.STRICT = bool(kw.pop("strict", False))
+        try:
+            if cmd.id in _LAZY_COMMANDS or any(q.name == "memory_limit" for q in cmd.params):
+                from . import cli_big
 
-            cli_big.run(cmd, kw)
-        else:
-            _run(cmd, kw)
+                cli_big.run(cmd, kw)
+            else:
+                _run(cmd, kw)
+        finally:
+            _validate.STRICT = False
 
     help_text = cmd.summary + ("\n\n" + _PSF_HELP if len(images) > 1 else "")
     return click.Command(name, params=params, callback=callback, help=help_text, short_help=cmd.summary)
@@ -443,7 +451,7 @@ def _read_psfs(paths: tuple[str, ...], image_cal: Calibration, image_shape: tupl
         arr, cal = rgb_planes_as_z(arr, cal, f"psf[{i}]" if len(paths) > 1 else "psf")
         cal, replaced = with_voxel_size(cal, arr.shape, psf_voxel, path, "--psf-voxel-size", "a PSF")
         if replaced:
-            warnings.warn(replaced, RuntimeWarning, stacklevel=2)
+            _validate.warn(replaced, RuntimeWarning)
         records.append(input_record("psf", path, arr, cal, channel=i if len(paths) > 1 else None))
         _refuse_absurd_voxel_sizes(records[0]["path"], image_cal, path, cal)
         if "C" in cal.axes:

@@ -47,7 +47,7 @@ from typing import Any, Callable, Iterator
 import click
 import numpy as np
 
-from . import __version__
+from . import __version__, _validate
 from .commands import Command
 
 #: Commands whose core function takes a Dask array.
@@ -70,11 +70,9 @@ def budget(memory_limit: Any) -> int:
     given = int(parse_memory(memory_limit))
     room = available_memory()
     if given > room:  # a budget the machine cannot give: planned runs would be killed, not refused
-        import warnings
-
-        warnings.warn(f"--memory-limit: {given / 2**30:,.1f} GiB is more than this process can allocate now "
-                      f"({room / 2**30:,.1f} GiB); the run is planned for it and may run out of memory; leave "
-                      "--memory-limit out for a safe budget", RuntimeWarning, stacklevel=2)
+        _validate.warn(f"--memory-limit: {given / 2**30:,.1f} GiB is more than this process can allocate now "
+                       f"({room / 2**30:,.1f} GiB); the run is planned for it and may run out of memory; leave "
+                       "--memory-limit out for a safe budget", RuntimeWarning)
     return given
 
 
