@@ -413,3 +413,19 @@ def test_write_image_takes_a_dataarray_with_its_dims_as_axes(tmp_path):
     np.testing.assert_array_equal(np.moveaxis(back, [cal.axes.index(x) for x in "CZYX"], range(4)), data)
     with pytest.raises(ValueError, match=r"^calibration: axes 'TZYX' contradict the DataArray's dims"):
         write_image(tmp_path / "b.tif", a, Calibration.default(4).with_axes("TZYX"))
+
+
+def test_a_zcyx_npy_without_axes_is_warned_about(tmp_path):
+    """A fresh batch user's (40, 2, Y, X) .npy (np.stack(..., axis=1)) ran through the CLI as 40 channels
+    of 2 planes, rc 0, with no word; read_image (the CLI's reader) now warns and names --axes."""
+    v = np.ones((40, 8, 8), np.float32)
+    np.save(tmp_path / "zc.npy", np.stack([v, v], axis=1))
+    with pytest.warns(RuntimeWarning, match=r"^image: zc.npy: shape \(40, 2, 8, 8\) read as axes 'CZYX' .* give its "
+                                            r"axes \(axes=, --axes\) as 'ZCYX'$"):
+        arr, cal = read_image(tmp_path / "zc.npy")
+    assert cal.axes == "CZYX"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_image(tmp_path / "zc.npy", axes="ZCYX")[1].axes == "ZCYX"

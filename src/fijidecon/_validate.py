@@ -270,3 +270,19 @@ def warn(message: str, category: type[Warning] = RuntimeWarning) -> None:
     while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level)
+
+
+#: A 4D array without axes read as CZYX warns when it then has at least this many channels ...
+MANY_CHANNELS = 8
+#: ... of at most this many planes (a ZCYX stack, as ImageJ and np.stack(..., axis=1) make it).
+FEW_PLANES = 4
+
+
+def warn_default_czyx(shape: Sequence[int], name: str, how: str = "axes=") -> None:
+    """The default CZYX of a 4D array (``shape``) without axes that looks like Z planes of a few
+    channels (ZCYX): a warning naming ``how`` to give the axes."""
+    shape = tuple(int(n) for n in shape)
+    if len(shape) == 4 and shape[0] >= MANY_CHANNELS and shape[1] <= FEW_PLANES:
+        warn(f"{name}: shape {shape} read as axes 'CZYX' (the default for 4D): {shape[0]} channels of {shape[1]} "
+             f"plane(s); if it is {shape[0]} planes of {shape[1]} channels (ImageJ's order, or np.stack(..., "
+             f"axis=1)), give {how}'ZCYX'", RuntimeWarning)

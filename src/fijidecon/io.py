@@ -242,6 +242,7 @@ def _npy_axes(arr: np.ndarray, p: Path) -> str:
     values is taken as X with a warning that names ``axes=``."""
     default = Calibration.default(arr.ndim).axes
     n = arr.shape[-1]
+    _validate.warn_default_czyx(arr.shape, f"image: {p.name}", "its axes (axes=, --axes) as ")
     if arr.ndim < 3 or n not in (3, 4):
         return default
     if n == 3 and arr.dtype == np.uint8 and arr.ndim in (3, 4):

@@ -179,25 +179,11 @@ def image_axes(image: Any, axes: str | None, psf: Any = None, name: str = "image
             axes = "CYX"  # a list of 2D PSFs: the first axis holds channels
         elif a.ndim in DEFAULT_AXES:
             axes = DEFAULT_AXES[a.ndim]
-            _warn_default_czyx(a.shape, name)
+            _validate.warn_default_czyx(a.shape, name)
         else:
             raise InputError(f"{name}: expected a 2D (Y, X) to 5D (T, C, Z, Y, X) array, got shape {a.shape}; "
                              "name its axes with axes=")
     return a, spatial_in_order(_validate.check_axes("axes", axes, a.ndim)), template
-
-
-#: A 4D array without axes= read as CZYX warns when it then has at least this many channels ...
-MANY_CHANNELS = 8
-#: ... of at most this many planes (a ZCYX stack, as ImageJ and np.stack(..., axis=1) make it).
-FEW_PLANES = 4
-
-
-def _warn_default_czyx(shape: tuple[int, ...], name: str) -> None:
-    """The default CZYX of a 4D array that looks like Z planes of a few channels (ZCYX)."""
-    if len(shape) == 4 and shape[0] >= MANY_CHANNELS and shape[1] <= FEW_PLANES:
-        _validate.warn(f"{name}: shape {shape} read as axes 'CZYX' (the default for 4D): {shape[0]} channels of "
-                       f"{shape[1]} plane(s); if it is {shape[0]} planes of {shape[1]} channels (ImageJ's order, or "
-                       "np.stack(..., axis=1)), give axes='ZCYX'", RuntimeWarning)
 
 
 def spatial_in_order(axes: str) -> str:
