@@ -289,3 +289,22 @@ def test_a_resume_run_stopped_in_its_set_up_says_nothing_was_kept(tmp_path, caps
     assert ("Note: --resume: stopped before this run wrote a brick of the output (in its set-up); nothing was "
             "kept, and the next run starts from the beginning") in err, err
     assert not out.exists() and not lazy_io.resumable_path(out).exists()
+
+
+def test_a_run_without_resume_says_it_will_not_use_an_earlier_partial(tmp_path, capsys):
+    """A batch user re-ran a killed --resume job without --resume: it started from scratch without a
+    word about the partial (hours of bricks) lying next to the output.  A warning now says so, before
+    any computation; the partial is removed once the new output is written."""
+    write_image(tmp_path / "img.tif", np.random.default_rng(0).random((8, 32, 32), dtype=np.float32) + 1)
+    write_image(tmp_path / "psf.tif", gaussian((3, 5, 5), (1.0, 1.0, 1.0)))
+    out = tmp_path / "r.ome.zarr"
+    partial = lazy_io.resumable_path(out)
+    partial.mkdir()
+    (partial / "zarr.json").write_text("{}")
+    assert main(["deconvolve", "convolve", str(tmp_path / "img.tif"), str(tmp_path / "psf.tif"), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert (f"Warning: --resume: not given, so this run starts from the beginning; the partial output an earlier run "
+            f"kept ({partial.name}) is removed once this one is written") in err, err
+    assert out.exists() and not partial.exists()
+    side = json.loads((tmp_path / "r.ome.zarr.json").read_text())
+    assert any(w.startswith("--resume: not given") for w in side["warnings"])

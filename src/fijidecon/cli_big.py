@@ -522,8 +522,8 @@ def brick_bar(total: int, sched: Scheduler, quiet: bool, label: str) -> Iterator
     from tqdm import tqdm
 
     stop = threading.Event()
-    bar = tqdm(total=total, desc=label, unit="brick", file=click.get_text_stream("stderr"),
-               mininterval=_bar_interval(), dynamic_ncols=True)
+    bar = tqdm(total=total, desc=label, unit="brick", file=click.get_text_stream("stderr"), **_bar_timing(),
+               dynamic_ncols=True)
 
     def set_total(n: int) -> None:  # a resumed run computes only some bricks
         nonlocal total
@@ -557,11 +557,14 @@ def brick_bar(total: int, sched: Scheduler, quiet: bool, label: str) -> Iterator
 BAR_INTERVAL = {"terminal": 0.5, "log": 30.0}
 
 
-def _bar_interval() -> float:
-    """A batch log gets a bar line every 30 s, not every 0.5 s (an overnight run wrote megabytes of bar)."""
+def _bar_timing() -> dict[str, float]:
+    """tqdm's intervals: a batch log gets a bar line every 30 s, not every 0.5 s (an overnight run wrote
+    megabytes of bar).  ``maxinterval`` too: tqdm's monitor thread otherwise redraws every 10 s (a log
+    showed lines 11-20 s apart)."""
     import sys
 
-    return BAR_INTERVAL["terminal" if sys.stderr.isatty() else "log"]
+    interval = BAR_INTERVAL["terminal" if sys.stderr.isatty() else "log"]
+    return {"mininterval": interval, "maxinterval": max(10.0, interval)}
 
 
 class _BrickBar:
@@ -580,7 +583,7 @@ class _BrickBar:
             if self.bar is None:
                 from tqdm import tqdm
 
-                self.bar = tqdm(total=first.bricks, desc=self.label, unit="brick", mininterval=_bar_interval(),
+                self.bar = tqdm(total=first.bricks, desc=self.label, unit="brick", **_bar_timing(),
                                 file=click.get_text_stream("stderr"), dynamic_ncols=True)
             self.bar.update(first.brick - self.bar.n)
         elif self.iteration_cb is not None:
@@ -649,7 +652,7 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
     io.check_output(out, overwrite=overwrite, sidecar=True)  # refuse before reading or computing anything
     for path in snaps.values():
         io.check_output(path, overwrite=overwrite)
-    read_warnings: list[str] = [w for w in [cli._stale_snapshots(out, snaps)] if w]
+    read_warnings: list[str] = [w for w in [cli._stale_snapshots(out, snaps), _unused_partial(out, resume)] if w]
     with cli.held_warnings(read_warnings):
         limit = budget(kwargs.get("memory_limit"))
     with cli.held_warnings(read_warnings):
@@ -853,6 +856,19 @@ def _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, 
                            setup_seconds=t1 - t0, resumable=resumable)
     if not quiet:
         click.echo(line, err=True)
+
+
+def _unused_partial(out: Path, resume: bool) -> str | None:
+    """A run without ``--resume`` whose output has an earlier run's resumable partial: said (it starts
+    from the beginning, and removes that partial once it has written its output)."""
+    from . import io, lazy_io
+
+    old = lazy_io.resumable_path(out)
+    if resume or not io._is_zarr(out) or not old.exists():
+        return None
+    return (f"--resume: not given, so this run starts from the beginning; the partial output an earlier run kept "
+            f"({old.name}) is removed once this one is written (stop now and run the same command with --resume to "
+            "go on from it)")
 
 
 def _made_from(cmd: Command, values: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
