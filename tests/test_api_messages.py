@@ -114,6 +114,14 @@ def test_wiener_names_its_most_negative_value_not_a_share_of_voxels(caplog):
     assert f"most negative value {-res.negative_fraction:.3g} x the maximum (negative_fraction)" in line
     assert "negative fraction" not in line
     assert res.negative_fraction == pytest.approx(-float(res.image.min()) / float(res.image.max()), rel=1e-5)
+    # a result without negative values said 'most negative value 0.17 x the maximum' (a fresh user, a 2D plane)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="fijidecon"):
+        res = wiener(img + 2000, _gauss(), 1.0)
+    line = [r.getMessage() for r in caplog.records if "regularization" in r.getMessage()][-1]
+    assert float(res.image.min()) > 0 and "most negative" not in line
+    assert f"no negative values (the lowest is {float(res.image.min()) / float(res.image.max()):.3g} x the " \
+           "maximum)" in line
 
 
 def test_an_ome_zarr_write_shows_no_third_party_deprecation_warning(tmp_path):

@@ -375,8 +375,7 @@ def _wiener(pairs, channels, rule, rho, edges, negative_fraction, recenter, psf_
         k = len(outs)
         where = "" if channels.single else f" (t={k // channels.n_c}, c={k % channels.n_c})"
         if not quiet:
-            log.info("wiener%s: regularization %.3g %s; most negative value %.3g x the maximum (negative_fraction)%s",
-                     where, r, why, -neg, _flux_text(r))
+            log.info("wiener%s: regularization %.3g %s; %s%s", where, r, why, _lowest_text(neg), _flux_text(r))
         outs.append(out)
         rhos.append(float(r))
         negs.append(max(neg, 0.0))
@@ -386,6 +385,13 @@ def _wiener(pairs, channels, rule, rho, edges, negative_fraction, recenter, psf_
     if not layout.single:
         return WienerResult(layout.merge(outs, method="wiener"), rhos, used, negs, **extra)
     return WienerResult(layout.merge(outs, method="wiener"), rhos[0], used, negs[0], **extra)
+
+
+def _lowest_text(neg: float) -> str:
+    """The result's lowest value for the log line (``neg``: minus the minimum over the maximum)."""
+    if neg > 0:
+        return f"most negative value {-neg:.3g} x the maximum (negative_fraction)"
+    return f"no negative values (the lowest is {-neg:.3g} x the maximum)"
 
 
 def _flux_text(rho: float) -> str:
