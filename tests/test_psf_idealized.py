@@ -169,3 +169,20 @@ def test_command_description_calls_core(kind):
     assert flat.shape == (20, 20)
     with pytest.raises(ValueError, match="fwhm"):
         cmd.load()(**cmd.api_kwargs(dict(fwhm_xy=0.0)))
+
+
+def test_fwhm_and_voxel_size_in_two_units_warn():
+    """gaussian(fwhm in µm, voxel_size in nm) gave a one-voxel PSF without a word; the physical models
+    warned ('... in one unit?').  A sampled PSF of any sensible width does not warn."""
+    import warnings
+
+    with pytest.warns(UserWarning, match=r"^fwhm: \(0.7, 0.25, 0.25\) is \(0.00233, 0.00192, 0.00192\) voxels of "
+                                         r"voxel_size \(300.0, 130.0, 130.0\) \(a PSF far narrower than one voxel\): "
+                                         r"are fwhm and voxel_size in one unit\?$"):
+        assert gaussian((15, 31, 31), fwhm=(0.7, 0.25, 0.25), voxel_size=(300, 130, 130)).max() == 1.0
+    with pytest.warns(UserWarning, match=r"thousands of voxels wide\): are fwhm and voxel_size in one unit\?$"):
+        lorentzian((31, 31), fwhm=250, voxel_size=0.13)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gaussian((15, 31, 31), fwhm=(700, 250, 250), voxel_size=(300, 130, 130))
+        gaussian((3, 5, 5), 0.3)  # a third of a voxel: a deliberately sharp kernel

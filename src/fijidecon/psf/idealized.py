@@ -29,6 +29,7 @@ from ._grid import (
     check_oversample,
     MAX_EVALUATIONS,
 )
+from .. import _validate
 from .._validate import check_count, check_memory
 
 __all__ = ["gaussian", "lorentzian"]
@@ -50,11 +51,28 @@ def _check_size(shape: tuple[int, ...], m: int, bytes_per_voxel: float, what: st
                  "use a smaller shape")
 
 
+#: FWHM / voxel size outside this range on every axis (below) or on any axis (above) warns: no PSF is
+#: sampled that way, and lengths in two units (a FWHM in µm, voxels in nm) are 1000x off.
+FWHM_VOXELS = (0.05, 1000.0)
+
+
+def _warn_units(fwhm: Sequence[float], voxel_size: Sequence[float]) -> None:
+    """A ``UserWarning`` when ``fwhm`` and ``voxel_size`` look like lengths in two units (as the
+    physical models warn about their wavelength and voxel size)."""
+    ratios = [a / d for a, d in zip(fwhm, voxel_size)]
+    if all(r < FWHM_VOXELS[0] for r in ratios) or any(r > FWHM_VOXELS[1] for r in ratios):
+        each = ", ".join(f"{r:.3g}" for r in ratios)
+        what = "far narrower than one voxel" if all(r < FWHM_VOXELS[0] for r in ratios) else "thousands of voxels wide"
+        _validate.warn(f"fwhm: {tuple(fwhm)} is ({each}) voxels of voxel_size {tuple(voxel_size)} (a PSF {what}): "
+                       "are fwhm and voxel_size in one unit?", UserWarning)
+
+
 def _prepare(shape, fwhm, voxel_size, centre, normalize, dtype, oversample, what="Gaussian", bytes_per_voxel=24.0):
     shape = check_shape(shape)
     nd = len(shape)
     fwhm_t = per_axis(fwhm, nd, "fwhm")
     vox_t = per_axis(voxel_size, nd, "voxel_size")
+    _warn_units(fwhm_t, vox_t)
     centre = check_centre(centre)
     normalize = check_normalize(normalize)
     dt = check_dtype(dtype)
