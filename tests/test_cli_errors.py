@@ -252,3 +252,23 @@ def test_ctrl_c_stops_a_bash_batch_loop(tmp_path):
     assert out.splitlines() == ["start 1"], (out, err)  # neither 'rc 1' nor 'start 2': bash stopped
     assert p.returncode == -signal.SIGINT and err.strip() == "Interrupted.", (p.returncode, err)
     assert sorted(f.name for f in tmp_path.iterdir()) == ["batch.sh", "img.npy", "psf.npy"]
+
+
+@pytest.mark.parametrize("given, says", [
+    (["--recenter", "False"], "--recenter False: --recenter is a switch and takes no value; write --recenter or "
+                              "--no-recenter: here --no-recenter"),
+    (["--no-recenter", "yes"], "here --no-recenter"),
+    (["--overwrite", "no"], "--overwrite no: --overwrite is a switch and takes no value; write --overwrite (or leave "
+                            "it out): here nothing (leave --overwrite out)"),
+])
+def test_a_value_after_a_switch_is_named_not_taken_for_a_file(tmp_path, capsys, given, says):
+    """`--recenter False` said "Invalid value for 'PSF...': Path 'False' does not exist" (click reads
+    the word as a file)."""
+    from fijidecon.cli import main
+
+    np.save(tmp_path / "img.npy", np.ones((4, 8, 8), np.float32))
+    np.save(tmp_path / "psf.npy", np.ones((1, 3, 3), np.float32))
+    assert main(["deconvolve", "richardson-lucy", str(tmp_path / "img.npy"), str(tmp_path / "psf.npy"), "-o",
+                 str(tmp_path / "o.tif"), *given]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Error: ") and says in err and "does not exist" not in err, err

@@ -1029,6 +1029,33 @@ _CLI_SPELLINGS = (("overwrite=True or --overwrite", "--overwrite"), ("use compat
                   ("check gain=", "check --gain"), ("and offset=", "and --offset"))
 
 
+#: Words a user may write after a switch (``--recenter False``): click takes them for a file.
+_BOOL_WORDS = ("true", "false", "yes", "no", "on", "off", "1", "0")
+
+
+def _switch_hint(message: str, args: list[str]) -> str:
+    """``--recenter False``: click reads 'False' as the PSF's path ("Path 'False' does not exist"); the
+    message says the option is a switch, taking no value, and what to write."""
+    cmd: Any = cli
+    for a in args:  # the sub-command the arguments name
+        if isinstance(cmd, click.Group) and a in cmd.commands:
+            cmd = cmd.commands[a]
+    for i, a in enumerate(args[1:], 1):
+        prev = args[i - 1]
+        if a.lower() not in _BOOL_WORDS or f"'{a}'" not in message:
+            continue
+        opt = next((p for p in getattr(cmd, "params", []) if isinstance(p, click.Option) and p.is_flag
+                    and prev in (*p.opts, *p.secondary_opts)), None)
+        if opt is None:
+            continue
+        on, off = opt.opts[0], (opt.secondary_opts or [None])[0]
+        wanted = (prev == on) == (a.lower() in _BOOL_WORDS[::2])  # '--x true' / '--no-x false': on
+        forms = f"{on} or {off}" if off else f"{on} (or leave it out)"
+        write = on if wanted else (off or f"nothing (leave {on} out)")
+        return f"{prev} {a}: {prev} is a switch and takes no value; write {forms}: here {write}"
+    return message
+
+
 def _option_named(message: str, args: list[str]) -> str:
     """A core message naming a parameter (``"snapshot_every: expected ..."``) names the
     option the user typed instead (``"--snapshot-every: expected ..."``), and its remedies
@@ -1130,7 +1157,7 @@ def _main(args: list[str], debug: bool) -> int:
         click.echo("Aborted.", err=True)
         return 1
     except click.ClickException as exc:
-        click.echo(f"Error: {_one_line(exc.format_message())}", err=True)
+        click.echo(f"Error: {_switch_hint(_one_line(exc.format_message()), args)}", err=True)
         return EXIT_USAGE if exc.exit_code in (1, 2) else exc.exit_code
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
