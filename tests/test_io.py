@@ -429,3 +429,16 @@ def test_a_zcyx_npy_without_axes_is_warned_about(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert read_image(tmp_path / "zc.npy", axes="ZCYX")[1].axes == "ZCYX"
+
+
+def test_voxel_size_in_a_unit_of_an_uncalibrated_file_says_what_to_do():
+    """README's recipe `pcal.voxel_size("ZYX", unit=cal.unit)` on dapi_001 (no voxel sizes: unit
+    'pixel') said "unit: 'pixel' is not a length unit (known: ...)" without saying why or what to do."""
+    from fijidecon.calibration import Calibration
+
+    pixel, um = Calibration.make("ZYX"), Calibration.make("ZYX", "um", Z=0.2, Y=0.1, X=0.1)
+    assert um.voxel_size("ZYX", unit="nm") == pytest.approx((200, 100, 100))
+    for cal, unit, which in ((um, pixel.unit, "the unit asked for"), (pixel, "nm", "this calibration's unit")):
+        with pytest.raises(ValueError, match=rf"^unit: {which} is 'pixel', not a length \(a file without voxel "
+                                             r"sizes reads as 'pixel'\): give the voxel sizes yourself"):
+            cal.voxel_size("ZYX", unit=unit)

@@ -79,6 +79,14 @@ class Calibration:
 
     @classmethod
     def make(cls, axes: str, unit: str = "pixel", **spacing: float) -> "Calibration":
+        """A calibration from axis letters, a unit and per-axis spacings, e.g.
+        ``Calibration.make("ZYX", "um", Z=0.2, Y=0.065, X=0.065)``; axes without a spacing get 1.
+
+        Raises
+        ------
+        fijidecon.errors.InputError
+            An unknown axis letter, or a spacing that is not positive.
+        """
         axes = axes.upper()
         for ax in axes:
             if ax not in AXES:
@@ -116,23 +124,34 @@ class Calibration:
 
         Raises
         ------
-        ValueError
-            When ``unit`` is given but this calibration's unit is not a length unit
-            (e.g. ``"pixel"``).
+        fijidecon.errors.InputError
+            When ``unit`` is given but it, or this calibration's unit, is not a length unit
+            (e.g. ``"pixel"``: a file without voxel sizes).
         """
+        if unit is not None:
+            for which, u in (("this calibration's unit", self.unit), ("the unit asked for", unit)):
+                if not _is_length(u):
+                    raise InputError(f"unit: {which} is {u!r}, not a length (a file without voxel sizes reads "
+                                     "as 'pixel'): give the voxel sizes yourself (voxel_size=, psf_voxel_size=; CLI "
+                                     "--voxel-size), or leave unit= out to get the spacings as they are")
         f = 1.0 if unit is None else unit_factor(self.unit, unit)
         return tuple(self.get(a) * f for a in axes)
 
     def has_length_unit(self) -> bool:
         """Whether the unit is a known length unit (so spacings can be compared across files)."""
-        try:
-            _unit_nm(self.unit)
-        except ValueError:
-            return False
-        return True
+        return _is_length(self.unit)
 
     def with_axes(self, axes: str) -> "Calibration":
         return replace(self, axes=axes.upper())
 
     def is_calibrated(self) -> bool:
         return self.unit not in ("", "pixel", "pixels") or any(v != 1.0 for _, v in self.spacing)
+
+
+def _is_length(unit: str) -> bool:
+    """Whether ``unit`` is a known length unit."""
+    try:
+        _unit_nm(unit)
+    except ValueError:
+        return False
+    return True
