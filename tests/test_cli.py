@@ -559,3 +559,15 @@ def test_strict_makes_a_warning_stop_the_run_before_anything_is_written(tmp_path
     assert main([*args, str(tmp_path / "w.tif")]) == 0
     assert "Warning: background: 0, but" in capsys.readouterr().err and (tmp_path / "w.tif").exists()
     assert main([*args, str(tmp_path / "b.tif"), "--strict", "--background", "1990"]) == 0  # nothing to warn about
+
+
+@pytest.mark.parametrize("name", ["p.tif", "p.ome.tif", "p.ome.zarr"])
+def test_the_sidecar_describes_the_file_as_it_reads_back(tmp_path, capsys, name):
+    """A one-plane PSF (--depth 1): 'wrote … (1, 31, 31) ZYX' and the sidecar said so, but the TIFF
+    reads back (31, 31) YX (a TIFF keeps no axis of length 1); an OME-Zarr keeps it."""
+    out = tmp_path / name
+    assert main(["psf", "diffraction", "--width", "31", "--height", "31", "--depth", "1", "-o", str(out)]) == 0
+    arr, cal = read_image(out)
+    rec = json.loads((tmp_path / f"{name}.json").read_text())["output"]
+    assert (tuple(rec["shape"]), rec["axes"]) == (arr.shape, cal.axes), (rec, arr.shape, cal.axes)
+    assert f"{name} {arr.shape} {cal.axes} float32" in capsys.readouterr().err

@@ -196,16 +196,17 @@ def stored_layout(path: str | os.PathLike, shape: tuple[int, ...], axes: str) ->
     """The shape and axes an image of ``shape``/``axes`` has in the file ``path`` (what
     :func:`write_image` stores, so that messages and sidecars describe the file): an OME-Zarr
     stores (T, C, Z, Y, X) order (NGFF), an OME-TIFF the given order, any other TIFF ImageJ's
-    TZCYX(S) order."""
+    TZCYX(S) order.  A TIFF does not keep T, C or Z axes of length 1 (a (1, 31, 31) ZYX PSF reads
+    back as (31, 31) YX): they are left out here too."""
     p = Path(path)
     if _is_zarr(p):
         from .lazy_io import _ngff_order
 
         letters, order = _ngff_order(axes)
-    elif is_ome_path(p):
-        return tuple(shape), axes
     else:
-        order = [axes.index(ax) for ax in IMAGEJ_AXES if ax in axes]
+        order = (list(range(len(axes))) if is_ome_path(p) else
+                 [axes.index(ax) for ax in IMAGEJ_AXES if ax in axes])
+        order = [i for i in order if not (axes[i] in "TCZ" and int(shape[i]) == 1)]
         letters = "".join(axes[i] for i in order)
     return tuple(int(shape[i]) for i in order), letters
 
