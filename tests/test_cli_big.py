@@ -125,6 +125,28 @@ def test_workers_local_cluster_on_a_hyperstack_equals_the_in_memory_run(tmp_path
     assert meta["memory"]["scheduler"] == "local cluster of 2 worker processes"
 
 
+def test_an_existing_cluster_equals_the_in_memory_run_and_its_budget_is_recorded(tmp_path):
+    """--scheduler against a running distributed cluster (one worker of 600 MB): the result is the
+    threaded run's, and the sidecar's budget is the one planned for each worker (it recorded this
+    machine's default budget, 17 GB, for a fresh user's 4 GB worker)."""
+    distributed = pytest.importorskip("distributed")
+    img = _hyperstack(tmp_path)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, memory_limit="600MB",
+                                  dashboard_address=None) as cluster:
+        r = subprocess.run([sys.executable, "-m", "fijidecon.cli", "deconvolve", "richardson-lucy",
+                            tmp_path / "hs.tif", tmp_path / "psf.tif", "-o", tmp_path / "s.ome.zarr", "--iterations",
+                            "3", "--scheduler", cluster.scheduler_address], capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    memory = json.loads((tmp_path / "s.ome.zarr.json").read_text())["memory"]
+    # 0.7 of the worker's 600 MB (cli_big.WORKER_FRACTION), not this machine's default budget
+    assert memory["memory_limit_bytes"] == 420_000_000 and memory["memory_limit_of"] == "each worker", memory
+    got, cal = read_image(tmp_path / "s.ome.zarr")
+    psf, _ = read_image(tmp_path / "psf.tif")
+    want = richardson_lucy(img, psf, 3, axes="TCZYX", voxel_size=(0.3, 0.1, 0.1),
+                           psf_voxel_size=(0.3, 0.1, 0.1), memory_limit=False).image
+    np.testing.assert_allclose(np.transpose(got, [cal.axes.index(a) for a in "TCZYX"]), want, rtol=1e-4, atol=1e-3)
+
+
 def _run_until(big, out, extra, pattern):
     """Start the CLI's RL on the big file and read its stderr until ``pattern`` shows: (process, seen)."""
     p = subprocess.Popen([sys.executable, "-m", "fijidecon.cli", "deconvolve", "richardson-lucy", big / "big.tif",

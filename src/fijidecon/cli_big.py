@@ -818,6 +818,8 @@ def _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, 
         if address:
             per_worker = limit if explicit else (sched.per_worker or limit)
             budget_now = per_worker - sched.held
+            # the sidecar's budget is the workers' (it said this machine's default, 17 GB, for 4 GB workers)
+            info.update(memory_limit_bytes=int(per_worker), memory_limit_of="each worker")
         else:
             budget_now = limit
         whole = whole_budget(info["estimate_whole_bytes"], tuple(lazy_img.shape), lazy_img.dtype)
