@@ -101,7 +101,7 @@ def test_bad_deconvolution_inputs(tmp_path):
     write_image(tmp_path / "zero.tif", np.zeros((8, 8, 8), np.float32))
     write_image(tmp_path / "nan.tif", np.full((4, 8, 8), np.nan, np.float32))
     (tmp_path / "junk.tif").write_text("junk")
-    cases = [("zero.tif", "psf: all zero"), ("nan.tif", "psf: contains NaN"),
+    cases = [("zero.tif", "psf: all zero"), ("nan.tif", "psf: contains 256 NaN or infinite value(s)"),
              ("junk.tif", "not a readable TIFF"), ("missing.tif", "does not exist")]
     for psf, needle in cases:
         r = run_cli("deconvolve", "iterative3d", tmp_path / "img.tif", tmp_path / psf, "-o", tmp_path / "o.tif")

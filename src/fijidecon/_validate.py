@@ -259,7 +259,7 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 STRICT = False
 
 
-def warn(message: str, category: type[Warning] = RuntimeWarning) -> None:
+def warn(message: str, category: type[Warning] = UserWarning) -> None:
     """``warnings.warn`` pointing at the user's line: the first frame outside the package (a
     fixed ``stacklevel`` pointed inside it, or at ``sys:1``, when the call came through helpers).
     Where no frame is the user's (a Dask worker thread), at the outermost frame there is.  With
