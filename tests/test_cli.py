@@ -73,7 +73,7 @@ def test_never_overwrites_and_errors_are_one_line(tmp_path):
     out = tmp_path / "psf.tif"
     out.write_bytes(b"precious")
     r = run_cli("psf", "diffraction", *PSF_A_ARGS, "-o", out)
-    assert r.returncode != 0
+    assert r.returncode == 3  # the output exists: nothing done (a batch re-run tells it from a failure, 2)
     assert out.read_bytes() == b"precious"
     assert r.stderr.strip().count("\n") == 0 and "exists" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("psf", "diffraction", *PSF_A_ARGS, "-o", out, "--overwrite", "-q")
@@ -262,16 +262,16 @@ def test_outputs_that_cannot_be_written_are_refused_before_computing(tmp_path, c
     write_image(tmp_path / "psf.tif", load("psfA_32x32x16.npy"))
     base = ["deconvolve", "richardson-lucy", str(tmp_path / "img.tif"), str(tmp_path / "psf.tif")]
     cases = [
-        (["-o", str(tmp_path / "no" / "r.tif")], "does not exist"),
-        (["-o", str(tmp_path / "r.png")], "not a .tif"),
-        (["-o", str(tmp_path / "img.tif"), "--overwrite"], "is an input"),
-        (["-o", str(tmp_path / "psf.tif"), "--overwrite"], "is an input"),
+        (["-o", str(tmp_path / "no" / "r.tif")], "does not exist", 2),
+        (["-o", str(tmp_path / "r.png")], "not a .tif", 2),
+        (["-o", str(tmp_path / "img.tif"), "--overwrite"], "is an input", 2),
+        (["-o", str(tmp_path / "psf.tif"), "--overwrite"], "is an input", 2),
     ]
     (tmp_path / "old.tif.json").write_text("{}")
-    cases.append((["-o", str(tmp_path / "old.tif")], "old.tif.json"))
+    cases.append((["-o", str(tmp_path / "old.tif")], "old.tif.json", 3))  # exists: nothing done, status 3
     before = sorted(p.name for p in tmp_path.iterdir())
-    for extra, needle in cases:
-        assert main(base + extra + ["--iterations", "1000000"]) == 2, extra  # would run for hours if not refused
+    for extra, needle, status in cases:
+        assert main(base + extra + ["--iterations", "1000000"]) == status, extra  # would run for hours if not refused
         err = capsys.readouterr().err
         assert needle in err and err.count("\n") == 1, err
     assert sorted(p.name for p in tmp_path.iterdir()) == before
@@ -408,7 +408,7 @@ def test_snapshot_every_writes_each_snapshot_beside_the_output(tmp_path, capsys)
     assert gcal.axes == "ZYX" and gcal.voxel_size() == pytest.approx((0.3, 0.1, 0.1))
     np.testing.assert_allclose(got, want.snapshots[10], rtol=1e-5, atol=1e-5 * float(want.snapshots[10].max()))
     (tmp_path / "s_iter10.tif").write_bytes(b"mine")
-    assert main(base + ["-o", str(tmp_path / "s.tif")]) == 2  # refused before reading the inputs
+    assert main(base + ["-o", str(tmp_path / "s.tif")]) == 3  # a snapshot exists: refused before reading the inputs
     assert "s_iter10.tif" in capsys.readouterr().err and (tmp_path / "s_iter10.tif").read_bytes() == b"mine"
     assert not (tmp_path / "s.tif").exists()
 

@@ -72,6 +72,6 @@ def test_demo_cli_refuses_existing_outputs_before_computing(tmp_path):
     (out / "deconvolved.tif").write_bytes(b"keep")
     r = subprocess.run([sys.executable, "-m", "fijidecon.cli", "demo", "-o", str(out)], capture_output=True,
                        text=True, timeout=60)
-    assert r.returncode == 2 and "exists" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 3 and "exists" in r.stderr and "Traceback" not in r.stderr
     assert (out / "deconvolved.tif").read_bytes() == b"keep"
     assert not (out / "sample.tif").exists()

@@ -32,11 +32,13 @@ import numpy as np
 from . import __version__, _validate
 from .calibration import Calibration, unit_factor
 from .deconvolve._bricks import CancelledError
-from .errors import InputError
+from .errors import InputError, OutputExistsError
 from .commands import Command, all_commands
 from .commands.run import accepts, output_calibration, rgb_planes_as_z, run_command  # noqa: F401  (accepts, output_calibration: re-exported)
 
 EXIT_USAGE = 2
+#: The output exists and --overwrite was not given: nothing was done (a batch re-run can skip it).
+EXIT_EXISTS = 3
 #: Commands whose core function takes a Dask array (lazy, bricked, any Dask scheduler).
 _LAZY_COMMANDS = ("convolve", "wiener", "richardson-lucy")
 
@@ -1169,7 +1171,7 @@ def _main(args: list[str], debug: bool) -> int:
         if debug:
             raise
         click.echo(f"Error: {_option_named(_one_line(exc), args)}", err=True)
-        return EXIT_USAGE
+        return EXIT_EXISTS if isinstance(exc, OutputExistsError) else EXIT_USAGE
     except Exception as exc:  # a programming error: still one line for the user, the traceback with --debug
         if debug:
             raise

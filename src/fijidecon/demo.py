@@ -23,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import __version__, io
+from .errors import OutputExistsError
 from .calibration import Calibration
 from .deconvolve import convolve, richardson_lucy
 from .psf import widefield
@@ -143,7 +144,7 @@ def run(out_dir: Path, *, overwrite: bool = False, shape: tuple[int, int, int] =
     if targets["demo.png"].is_dir():
         raise IsADirectoryError(f"output: {targets['demo.png']} is a folder; remove it or choose another folder")
     if targets["demo.png"].exists() and not overwrite:
-        raise FileExistsError(f"output: {targets['demo.png']} exists (use --overwrite to replace it)")
+        raise OutputExistsError(f"output: {targets['demo.png']} exists (use --overwrite to replace it)")
     cal = Calibration.make("ZYX", unit="nm", Z=VOXEL_NM[0], Y=VOXEL_NM[1], X=VOXEL_NM[2])
     t0 = time.perf_counter()
     image, truth, psf = make_sample(shape)

@@ -40,7 +40,7 @@ import tifffile
 
 from . import _validate
 from .calibration import Calibration, seconds_per, unit_factor
-from .errors import InputError, InputTypeError
+from .errors import InputError, InputTypeError, OutputExistsError
 
 __all__ = ["read_image", "write_image", "write_image_and_sidecar", "check_output", "check_axes", "is_ome_path", "write_sidecar",
            "sidecar_path", "sha256_file", "atomic_write_bytes", "jsonable", "IMAGEJ_AXES"]
@@ -533,7 +533,7 @@ def _check_target(p: Path, overwrite: bool) -> None:
     if p.is_dir():
         raise IsADirectoryError(f"output: {str(p)!r} is a folder")
     if p.exists() and not overwrite:
-        raise FileExistsError(f"output: {str(p)!r} exists (use overwrite=True or --overwrite to replace it)")
+        raise OutputExistsError(f"output: {str(p)!r} exists (use overwrite=True or --overwrite to replace it)")
     parent = p.parent
     if not parent.exists():
         raise FileNotFoundError(f"output: folder {str(parent)!r} does not exist")
@@ -662,10 +662,10 @@ def _finish(tmp: str, p: Path, overwrite: bool) -> None:
         try:
             os.link(tmp, p)
         except FileExistsError:
-            raise FileExistsError(f"output: {str(p)!r} exists (use overwrite=True or --overwrite to replace it)") from None
+            raise OutputExistsError(f"output: {str(p)!r} exists (use overwrite=True or --overwrite to replace it)") from None
         except OSError:  # file systems without hard links
             if p.exists():
-                raise FileExistsError(f"output: {str(p)!r} exists (use overwrite=True or --overwrite to replace it)") from None
+                raise OutputExistsError(f"output: {str(p)!r} exists (use overwrite=True or --overwrite to replace it)") from None
             os.replace(tmp, p)
             return
         os.unlink(tmp)
