@@ -210,6 +210,19 @@ def test_hyperstack_gets_one_count(bars):
     assert res.iterations == res.auto_stop["iteration"]
 
 
+def test_each_volume_s_choice_is_its_own_whatever_comes_before_it(bars):
+    """A 2-channel stack: numpy chose [40, 39] and Dask (each volume on its own) [40, 40] on the same
+    data: one random stream thinned every volume in turn.  Each volume is thinned from the seed
+    afresh now: its count is the one it gets alone, so the two paths and the order agree."""
+    data, psf, _ = bars
+    other = np.random.default_rng(11).poisson(np.clip(data - BG, 0, None) * 0.6 + BG).astype(np.float32)
+    kw = dict(gain=1.0, offset=0.0, background=BG, read_noise=RN, acceleration="biggs-andrews")
+    alone = [A.choose_iterations(v, psf, 40, **kw)["iteration"] for v in (data, other)]
+    both = A.choose_iterations(np.stack([data, other]), psf, 40, axes="CZYX", **kw)
+    flipped = A.choose_iterations(np.stack([other, data]), psf, 40, axes="CZYX", **kw)
+    assert both["per_volume"] == alone and flipped["per_volume"] == alone[::-1], (alone, both["per_volume"])
+
+
 def test_cli_stop_auto_records_choice(bars, tmp_path):
     import tifffile
 
