@@ -254,3 +254,15 @@ def test_iterative3d_warns_about_a_psf_on_a_camera_offset():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         iterative_deconvolve_3d(img, p, compat=False, max_iterations=1)
+
+
+@pytest.mark.parametrize("kw, psf_value", [(dict(recenter="False"), 1.0), (dict(voxel_size=0.13), 1.0), ({}, 0.0)])
+def test_a_bad_parameter_is_refused_before_any_warning_about_the_data(kw, psf_value):
+    """recenter='False', voxel_size=0.13 or an all-zero PSF came after a 'background: 0, but ...'
+    warning about the data: the error is now the only thing said."""
+    img = np.random.default_rng(0).poisson(2000, (8, 32, 32)).astype(np.float32)
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        with pytest.raises((ValueError, TypeError)):
+            richardson_lucy(img, np.full((3, 5, 5), psf_value), 2, **kw)
+    assert not got, [str(w.message) for w in got]

@@ -557,9 +557,6 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
     bgs = _background.per_volume(background, layout.n_t, layout.n_c, lambda i: vols[i].data, layout.scale)
     tops = [float(np.max(v.data)) for v in vols]
     _check_background(bgs, tops, [v.label for v in vols], layout.scale)
-    _warn_offset(bgs, vols, tops, layout.scale, layout.single)
-    if background != _background.AUTO:
-        _warn_high(bgs, vols, layout.scale, layout.single)
     vopts = [dict(opts, background=b) for b in bgs]
     bg_note = _background_note(background, bgs, layout.n_c, layout.scale)
     ndim = len(layout.vol_axes)
@@ -568,6 +565,11 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
         voxel_size = _validate.check_spacing("voxel_size", voxel_size, ndim)
     preps = _hyper.prepare_psfs(layout, vols, edges, threshold=psf_threshold, recenter=recenter,
                                 voxel_size=voxel_size, psf_voxel_size=psf_voxel_size)
+    # warnings about the data once every parameter has been checked (a bad recenter= or an all-zero PSF
+    # came after a 'background: 0, but ...' warning)
+    _warn_offset(bgs, vols, tops, layout.scale, layout.single)
+    if background != _background.AUTO:
+        _warn_high(bgs, vols, layout.scale, layout.single)
     plans = _bricks.plan_volumes("richardson-lucy", layout, vols, preps, _memory_options(opts, snapshot_every,
                                  iterations), memory_limit, bricks, halo, np.asarray(image).nbytes)
     if any(p is not None for p in plans) or _autostop.ON_PILOT.get() is not None:
