@@ -529,11 +529,15 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, overwrite: bool 
     return p
 
 
+def _exists(p: Path) -> str:
+    return f"output: {str(p)!r} exists (use overwrite=True or --overwrite to replace it)"
+
+
 def _check_target(p: Path, overwrite: bool) -> None:
     if p.is_dir():
         raise IsADirectoryError(f"output: {str(p)!r} is a folder")
     if p.exists() and not overwrite:
-        raise OutputExistsError(f"output: {str(p)!r} exists (use overwrite=True or --overwrite to replace it)")
+        raise OutputExistsError(_exists(p))
     parent = p.parent
     if not parent.exists():
         raise FileNotFoundError(f"output: folder {str(parent)!r} does not exist")
@@ -662,10 +666,10 @@ def _finish(tmp: str, p: Path, overwrite: bool) -> None:
         try:
             os.link(tmp, p)
         except FileExistsError:
-            raise OutputExistsError(f"output: {str(p)!r} exists (use overwrite=True or --overwrite to replace it)") from None
+            raise OutputExistsError(_exists(p)) from None
         except OSError:  # file systems without hard links
             if p.exists():
-                raise OutputExistsError(f"output: {str(p)!r} exists (use overwrite=True or --overwrite to replace it)") from None
+                raise OutputExistsError(_exists(p)) from None
             os.replace(tmp, p)
             return
         os.unlink(tmp)

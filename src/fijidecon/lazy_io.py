@@ -497,7 +497,7 @@ def _check_target(p: Path, overwrite: bool) -> None:
     if _held(lock):  # a --resume run is writing this output now (any write of the name would race it)
         raise FileExistsError(_busy(p, lock))
     if p.exists() and not overwrite:
-        raise OutputExistsError(f"output: {str(p)!r} exists (use overwrite=True or --overwrite to replace it)")
+        raise OutputExistsError(_io._exists(p))
     if p.is_dir() and not any((p / m).exists() for m in _ZARR_MARKERS):  # replaced whole: never a plain folder
         raise FileExistsError(f"output: {str(p)!r} is a folder that is not a Zarr store; it is not replaced, even "
                               "with overwrite (remove it yourself, or choose another name)")
@@ -671,7 +671,7 @@ KEPT: list[Path] = []
 def _put_in_place(tmp: Path, p: Path, overwrite: bool) -> None:
     if os.path.lexists(p):
         if not overwrite:
-            raise OutputExistsError(f"output: {str(p)!r} exists (use overwrite=True or --overwrite to replace it)")
+            raise OutputExistsError(_io._exists(p))
         old = p.with_name(f".{p.name}.old-{os.getpid()}")
         os.replace(p, old)  # keep the old output until the new one is in place
         try:

@@ -177,7 +177,8 @@ def check_halo(halo: Any, ndim: int) -> tuple[int, ...] | None:
     if isinstance(halo, (int, np.integer)) and not isinstance(halo, bool):
         halo = (int(halo),) * ndim
     if isinstance(halo, (str, bytes)) or not isinstance(halo, Sequence) or len(halo) != ndim:
-        raise InputTypeError(f"halo: expected {ndim} whole numbers >= 0 (or one for every axis), got {_validate.got(halo)}")
+        raise InputTypeError(f"halo: expected {ndim} whole numbers >= 0 (or one for every axis), got "
+                             f"{_validate.got(halo)}")
     return tuple(_validate.check_int(f"halo[{i}]", h, 0) for i, h in enumerate(halo))
 
 

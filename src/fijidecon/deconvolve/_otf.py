@@ -119,7 +119,8 @@ def check_psf(psf: object, name: str = "psf") -> np.ndarray:
     if not np.all(np.isfinite(a)):
         raise InputError(_validate.not_finite(name, a))
     if not a.max() > 0:
-        raise InputError(f"{name}: the PSF is all zero or negative (max {a.max() + 0.0:g}); it must have a positive sum")
+        raise InputError(f"{name}: the PSF is all zero or negative (max {a.max() + 0.0:g}); it must have a positive "
+                         "sum")
     return a
 
 

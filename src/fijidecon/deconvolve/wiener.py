@@ -342,10 +342,10 @@ def warn_reach(kernel: np.ndarray, rho: float, halo: Sequence[int]) -> None:
     out = filter_reach(kernel, rho, halo)
     if out > REACH_WARN:
         _validate.warn(f"wiener: at regularization {rho:.3g} {100 * out:.0f} % of the filter's weight lies beyond the "
-                       f"bricks' halo ({'x'.join(map(str, halo))}): the result depends on the brick layout (RedLionfish's "
-                       "8-bit PSF: 17 % rel L2 between layouts at 1e-3, 57 % at 1e-4; noisy PSF tails make the filter "
-                       "wide); give a larger "
-                       "regularization, a larger halo, or the memory to run the whole volume", RuntimeWarning)
+                       f"bricks' halo ({'x'.join(map(str, halo))}): the result depends on the brick layout "
+                       "(RedLionfish's 8-bit PSF: 17 % rel L2 between layouts at 1e-3, 57 % at 1e-4; noisy PSF tails "
+                       "make the filter wide); give a larger regularization, a larger halo, or the memory to run the "
+                       "whole volume", RuntimeWarning)
 
 
 def _wiener(pairs, channels, rule, rho, edges, negative_fraction, recenter, psf_threshold,
@@ -497,7 +497,8 @@ def _parse_regularization(regularization: object) -> tuple[str, float | None]:
     try:
         rho = float(regularization)
     except (TypeError, ValueError):
-        raise InputTypeError(f"regularization: expected a number, None or a rule name, got {regularization!r}") from None
+        raise InputTypeError(f"regularization: expected a number, None or a rule name, "
+                             f"got {regularization!r}") from None
     if not (rho > 0 and np.isfinite(rho)):
         raise InputError(f"regularization: must be a positive finite number, got {regularization!r}")
     if rho > RHO_MAX:  # |H|^2 <= 1: far above it every frequency is damped to nothing (1e308 overflowed to 0)

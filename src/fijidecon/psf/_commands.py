@@ -124,8 +124,8 @@ def beads_psf(image: np.ndarray, *, pixel_size: float = 0.0, slice_spacing: floa
     mb = _int("max_beads", max_beads, 0) or None
     bd = _validate.check_float("bead_diameter", bead_diameter, 0.0)
     if calibration is not None and not calibration.has_length_unit():
-        _validate.warn(f"image: no length unit (uncalibrated): the PSF's voxel size ({_fmt(tgt or vox)}) has none either,"
-                       " so a deconvolution takes it at its image's voxel size, whatever that is; give the beads "
+        _validate.warn(f"image: no length unit (uncalibrated): the PSF's voxel size ({_fmt(tgt or vox)}) has none "
+                       "either, so a deconvolution takes it at its image's voxel size, whatever that is; give the beads "
                        "image a unit (ImageJ: Image > Properties; CLI: --voxel-size with a unit) to have the PSF "
                        "resampled to the image it deconvolves", RuntimeWarning)
     return psf_from_beads(image, vox, target_voxel_size=tgt, shape=shape, threshold=threshold, max_beads=mb,
