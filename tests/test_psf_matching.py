@@ -353,8 +353,8 @@ def test_image_and_psf_swapped_is_refused_and_a_big_real_psf_is_not():
         with w.catch_warnings():
             w.simplefilter("ignore")
             with pytest.raises(InputError, match=r"^psf: \(40, 96, 96\) is bigger than the image \(9, 15, 15\) on "
-                                                 r"every axis, \d+ % of its flux .* its peak is only [\d.]+x its mean: "
-                                                 r"the image and the PSF look swapped \(the image comes first\)$"):
+                                                 r"every axis and its peak is only [\d.]+x its mean: the image and "
+                                                 r"the PSF look swapped \(the image comes first\)$"):
                 fn(psf, data)
     wide = gaussian((41, 61, 61), (16.0, 30.0, 30.0))  # peak 9.1x its mean, 55 % cropped away
     with pytest.warns(RuntimeWarning, match=r"bigger than the image \(9, 15, 15\) on every axis.*swapped"):

@@ -198,8 +198,9 @@ def plan_bricks(method: str, vol: tuple[int, ...], kernel: tuple[int, ...], opts
         raise MemoryError(f"memory_limit: {_size(limit)} is too small for {method} on {'x'.join(map(str, vol))} "
                           f"volumes from and to files: even the smallest bricks ({MIN_CORE} voxels, or as thick as "
                           f"their halo of {'x'.join(map(str, halo))} set by the PSF's size) with their slabs of whole "
-                          f"planes do not fit; give --memory-limit {_size(need).replace(' ', '')} or more (the least "
-                          "that runs it), or crop the PSF to where it is above the noise (a smaller halo)")
+                          f"planes do not fit; give --memory-limit {_size(need).replace(' ', '')} or more (this runs "
+                          "it, with a 5 % margin for the prepared PSF), or crop the PSF to where it is above the noise "
+                          "(a smaller halo)")
     return best[1], halo, best[2]
 
 

@@ -442,6 +442,11 @@ def _mib(n: float) -> str:
     return f"{n / 2**20:,.0f} MiB" if n < 2**30 else f"{n / 2**30:,.2f} GiB"
 
 
+def _mib_down(n: float) -> str:
+    """``n`` bytes in MiB (GiB), rounded down: a budget given (so that it never reads as the need)."""
+    return f"{math.floor(n / 2**20):,d} MiB" if n < 2**30 else f"{math.floor(n / 2**30 * 100) / 100:,.2f} GiB"
+
+
 def _mib_up(n: float) -> str:
     """``n`` bytes in MiB (GiB), rounded up: a budget to give."""
     return f"{math.ceil(n / 2**20):,d} MiB" if n < 2**30 else f"{math.ceil(n / 2**30 * 100) / 100:,.2f} GiB"

@@ -337,22 +337,23 @@ SWAPPED_FLUX = 0.5
 
 
 def warn_swapped(preps: Sequence[Any], vol_shape: Sequence[int]) -> None:
-    """A warning when a PSF looks like the image (bigger than it on every axis, most of its
-    flux outside the kernel the method can use): ``deconvolve PSF IMAGE`` instead of ``IMAGE PSF``;
-    an error when it is not concentrated around a peak either (``_otf.CONCENTRATED``): no PSF is
-    both, and a batch run would otherwise write a result of the PSF's shape and exit 0."""
+    """A PSF bigger than the image on every axis: an error when it is not concentrated around a
+    peak either (``_otf.CONCENTRATED``): no PSF is both, it is the image (``deconvolve PSF IMAGE``
+    instead of ``IMAGE PSF``), and a batch run would otherwise write a result of the PSF's shape and
+    exit 0; a warning when most of its flux lies outside the kernel the method can use."""
     from . import _otf
 
     for c, p in enumerate(preps):
         given, dropped = p.report.get("shape_given"), float(p.report.get("flux_dropped") or 0.0)
-        if given and all(g > n for g, n in zip(given, vol_shape)) and dropped > SWAPPED_FLUX:
-            name = "psf" if len(preps) == 1 else f"psf[{c}]"
-            ratio = p.report.get("peak_to_mean")
-            if ratio is not None and ratio < _otf.CONCENTRATED:
-                raise InputError(f"{name}: {tuple(given)} is bigger than the image {tuple(vol_shape)} on every axis, "
-                                 f"{100 * dropped:.0f} % of its flux lies outside the part that can be used, and its "
-                                 f"peak is only {ratio:.2g}x its mean: the image and the PSF look swapped (the image "
-                                 "comes first)")
+        if not (given and all(g > n for g, n in zip(given, vol_shape))):
+            continue
+        name = "psf" if len(preps) == 1 else f"psf[{c}]"
+        ratio = p.report.get("peak_to_mean")
+        if ratio is not None and ratio < _otf.CONCENTRATED:
+            raise InputError(f"{name}: {tuple(given)} is bigger than the image {tuple(vol_shape)} on every axis and "
+                             f"its peak is only {ratio:.2g}x its mean: the image and the PSF look swapped (the image "
+                             "comes first)")
+        if dropped > SWAPPED_FLUX:
             _validate.warn(f"{name}: {tuple(given)} is bigger than the image {tuple(vol_shape)} on every axis and "
                            f"{100 * dropped:.0f} % of its flux lies outside the part that can be used: were the image "
                            "and the PSF swapped? (the image comes first)", RuntimeWarning)

@@ -354,7 +354,7 @@ def iterative_deconvolve_3d(
                                 opts["max_iterations"])
     if axes is not None:
         image = np.asarray(image)
-        _validate.check_axes("axes", axes, image.ndim, "ZYX")
+        _hyper.spatial_in_order(_validate.check_axes("axes", axes, image.ndim, "ZYX"))  # 'XYZ' was taken as ZYX
     notes: list[str] = []
     psf = _match_voxel_size(psf, voxel_size, psf_voxel_size, notes)
     res = _checked_volume(image, psf, opts, mem, notes)
@@ -396,9 +396,10 @@ def _checked_volume(image, psf, opts: dict, mem: dict, notes: list[str]) -> Iter
                              "use compat=False")
         need = _bricks.estimate("iterative-deconvolve-3d", shape, kshape, **est) + mem["resident"]
         if mem["limit"] is not None and need > mem["limit"]:
-            raise ResourceError(f"memory_limit: compat mode reproduces the original on the whole volume and needs about "
-                              f"{_bricks._mib(need)}, over the budget of {_bricks._mib(mem['limit'])}; use "
-                              "compat=False (processed in bricks) or raise memory_limit")
+            raise ResourceError(f"memory_limit: compat mode reproduces the original on the whole volume and needs "
+                                f"{_bricks._mib_up(need)}, over the budget of {_bricks._mib_down(mem['limit'])}; use "
+                                f"compat=False (processed in bricks) or give memory_limit of at least "
+                                f"{_bricks._mib_up(need)}")
         return _volume(image, psf, **opts)
     plan = _bricks.plan_volume("iterative-deconvolve-3d", shape, kshape, est, mem["limit"], mem["resident"],
                                _bricks.check_core(mem["bricks"], ndim), _bricks.check_halo(mem["halo"], ndim))
@@ -487,32 +488,53 @@ def _hyperstack(image, psf, axes, voxel_size, psf_voxel_size, opts, mem) -> Iter
 
 
 #: A PSF whose border sits flat above this fraction of its peak warns (a camera offset; a theoretical PSF
-#: cropped closely has its faces at about 1 % of its peak, which Richardson-Lucy takes as an offset and removes).
+#: cropped closely has its faces at about 1 % of its peak, which Richardson-Lucy takes as an offset and removes) ...
 OFFSET_WARN = 0.05
+#: ... or whose border level, over all its voxels, is more than this share of its sum (raw bead PSFs:
+#: psf-gfp.tif 2.8 % of its peak, 99 % of its sum; the light-sheet bead 1.9 %, 103 %; a theoretical PSF
+#: cropped to 8x16x16: 49 %).
+OFFSET_SHARE = 0.75
 
 
 def _warn_signs(Y: np.ndarray, A: np.ndarray, db: bool) -> None:
     """Inputs the original plugin takes without a word but that cannot give a deconvolution: a PSF
     with a large negative part (a background subtracted too far: the result swings far beyond the
-    data), a measured PSF on a camera offset (``_otf.camera_offset``) and an image without positive
-    values (the result is 0).  Both modes compute as before."""
+    data), the image given as the PSF, a measured PSF on a camera offset (:func:`_offset_psf`) and an
+    image without positive values (the result is 0).  Both modes compute as before."""
     pos, neg = float(A[A > 0].sum(dtype=np.float64)), -float(A[A < 0].sum(dtype=np.float64))
     if pos > neg and neg > _otf.NEGATIVE_WARN * pos:  # a sum <= 0 is refused below
         _validate.warn(f"psf: its negative values sum to {100 * neg / pos:.0f} % of its positive ones (sum "
                        f"{pos - neg:.3g}): Iterative Deconvolve 3D uses the PSF as given, so the result can swing far "
                        "beyond the data; was a background subtracted too far? (Richardson-Lucy and Wiener clip the "
                        "negatives)", RuntimeWarning)
-    if not db:
-        level, _, on_offset, _ = _otf.camera_offset(A)
-        if on_offset and level > OFFSET_WARN * float(A.max()):
-            _validate.warn(f"psf: it sits on a flat level of about {level:.4g} (the median of its border voxels, "
-                           f"{100 * level / float(A.max()):.0f} % of its peak: a camera offset?); Iterative "
-                           "Deconvolve 3D uses the PSF as given (as the original plugin does), so that level blurs "
-                           "like a wide pedestal: subtract it first (Richardson-Lucy and Wiener remove it "
-                           "themselves)", RuntimeWarning)
-    if not db and not float(Y.max()) > 0:
+    if db:
+        return
+    above = _offset_psf(A)
+    if float(above.mean()) > 0:  # an all-zero PSF is refused below
+        ratio = _otf._warn_not_concentrated(above, "psf")
+        if ratio is not None and ratio < _otf.CONCENTRATED and all(a > y for a, y in zip(A.shape, Y.shape)):
+            raise InputError(f"psf: {A.shape} is bigger than the image {Y.shape} on every axis and its peak is only "
+                             f"{ratio:.2g}x its mean: the image and the PSF look swapped (the image comes first)")
+    if not float(Y.max()) > 0:
         _validate.warn(f"image: no positive values (maximum {float(Y.max()):g}): the result is all zero; add the "
                        "camera offset back or flip the sign", RuntimeWarning)
+
+
+def _offset_psf(A: np.ndarray) -> np.ndarray:
+    """A warning when a measured PSF sits on a camera offset (a flat border level, ``_otf.camera_offset``,
+    above :data:`OFFSET_WARN` of its peak or holding over :data:`OFFSET_SHARE` of its sum); returns the PSF
+    above that level (``A`` itself without one), for the swapped-arguments check."""
+    level, _, on_offset, _ = _otf.camera_offset(A)
+    if not on_offset:
+        return A
+    peak, share = float(A.max()), level * A.size / max(float(A.sum(dtype=np.float64)), 1e-30)
+    if level > OFFSET_WARN * peak or share > OFFSET_SHARE:
+        _validate.warn(f"psf: it sits on a flat level of about {level:.4g} (the median of its border voxels, "
+                       f"{100 * level / peak:.1f} % of its peak; over its {A.size} voxels that level is "
+                       f"{100 * min(share, 1.0):.0f} % of its sum: a camera offset?); Iterative Deconvolve 3D uses "
+                       "the PSF as given (as the original plugin does), so that level blurs like a wide pedestal: "
+                       "subtract it first (Richardson-Lucy and Wiener remove it themselves)", RuntimeWarning)
+    return np.clip(A - np.float32(level), 0, None)
 
 
 def _volume(image, psf, *, normalize, gamma, lowpass_xy, lowpass_z, max_iterations, terminate, anti_ringing,
