@@ -122,6 +122,11 @@ def test_wiener_names_its_most_negative_value_not_a_share_of_voxels(caplog):
     assert float(res.image.min()) > 0 and "most negative" not in line
     assert f"no negative values (the lowest is {float(res.image.min()) / float(res.image.max()):.3g} x the " \
            "maximum)" in line
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="fijidecon"):  # an all-zero image said 'most negative value -inf'
+        wiener(np.zeros_like(img), _gauss(), 1e-3)
+    line = [r.getMessage() for r in caplog.records if "regularization" in r.getMessage()][-1]
+    assert "no positive values (the result's maximum is 0 or below)" in line and "inf" not in line
 
 
 def test_an_ome_zarr_write_shows_no_third_party_deprecation_warning(tmp_path):

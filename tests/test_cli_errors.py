@@ -260,6 +260,7 @@ def test_ctrl_c_stops_a_bash_batch_loop(tmp_path):
     (["--no-recenter", "yes"], "here --no-recenter"),
     (["--overwrite", "no"], "--overwrite no: --overwrite is a switch and takes no value; write --overwrite (or leave "
                             "it out): here nothing (leave --overwrite out)"),
+    (["--quiet", "1"], "write --quiet (or leave it out): here --quiet"),  # -q is its first name: was inverted
 ])
 def test_a_value_after_a_switch_is_named_not_taken_for_a_file(tmp_path, capsys, given, says):
     """`--recenter False` said "Invalid value for 'PSF...': Path 'False' does not exist" (click reads
@@ -272,3 +273,12 @@ def test_a_value_after_a_switch_is_named_not_taken_for_a_file(tmp_path, capsys, 
                  str(tmp_path / "o.tif"), *given]) == 2
     err = capsys.readouterr().err
     assert err.startswith("Error: ") and says in err and "does not exist" not in err, err
+
+
+def test_a_value_after_a_switch_of_a_psf_command_is_named(tmp_path, capsys):
+    """`psf widefield -o p.tif --overwrite true` said click's "Got unexpected extra argument (true)"."""
+    from fijidecon.cli import main
+
+    assert main(["psf", "widefield", "-o", str(tmp_path / "p.tif"), "--overwrite", "true"]) == 2
+    err = capsys.readouterr().err
+    assert "--overwrite true: --overwrite is a switch and takes no value" in err and not (tmp_path / "p.tif").exists()

@@ -438,6 +438,8 @@ def test_voxel_size_in_a_unit_of_an_uncalibrated_file_says_what_to_do():
 
     pixel, um = Calibration.make("ZYX"), Calibration.make("ZYX", "um", Z=0.2, Y=0.1, X=0.1)
     assert um.voxel_size("ZYX", unit="nm") == pytest.approx((200, 100, 100))
+    with pytest.raises(ValueError, match=r"^unit: 'furlong' is not a length unit \(known: "):  # not 'no voxel sizes'
+        um.voxel_size("ZYX", unit="furlong")
     for cal, unit, which in ((um, pixel.unit, "the unit asked for"), (pixel, "nm", "this calibration's unit")):
         with pytest.raises(ValueError, match=rf"^unit: {which} is 'pixel', not a length \(a file without voxel "
                                              r"sizes reads as 'pixel'\): give the voxel sizes yourself"):

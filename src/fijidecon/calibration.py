@@ -130,7 +130,7 @@ class Calibration:
         """
         if unit is not None:
             for which, u in (("this calibration's unit", self.unit), ("the unit asked for", unit)):
-                if not _is_length(u):
+                if not _is_length(u) and str(u).lower() in ("", "pixel", "pixels"):
                     raise InputError(f"unit: {which} is {u!r}, not a length (a file without voxel sizes reads "
                                      "as 'pixel'): give the voxel sizes yourself (voxel_size=, psf_voxel_size=; CLI "
                                      "--voxel-size), or leave unit= out to get the spacings as they are")

@@ -1044,13 +1044,14 @@ def _switch_hint(message: str, args: list[str]) -> str:
             cmd = cmd.commands[a]
     for i, a in enumerate(args[1:], 1):
         prev = args[i - 1]
-        if a.lower() not in _BOOL_WORDS or f"'{a}'" not in message:
+        if a.lower() not in _BOOL_WORDS or (f"'{a}'" not in message and f"({a})" not in message):
             continue
         opt = next((p for p in getattr(cmd, "params", []) if isinstance(p, click.Option) and p.is_flag
                     and prev in (*p.opts, *p.secondary_opts)), None)
         if opt is None:
             continue
-        on, off = opt.opts[0], (opt.secondary_opts or [None])[0]
+        on = next((o for o in opt.opts if o.startswith("--")), opt.opts[0])  # --quiet, not -q
+        off = (opt.secondary_opts or [None])[0]
         wanted = (prev == on) == (a.lower() in _BOOL_WORDS[::2])  # '--x true' / '--no-x false': on
         forms = f"{on} or {off}" if off else f"{on} (or leave it out)"
         write = on if wanted else (off or f"nothing (leave {on} out)")

@@ -389,6 +389,8 @@ def _wiener(pairs, channels, rule, rho, edges, negative_fraction, recenter, psf_
 
 def _lowest_text(neg: float) -> str:
     """The result's lowest value for the log line (``neg``: minus the minimum over the maximum)."""
+    if not np.isfinite(neg):  # no positive maximum: an all-zero (or all-negative) result
+        return "no positive values (the result's maximum is 0 or below)"
     if neg > 0:
         return f"most negative value {-neg:.3g} x the maximum (negative_fraction)"
     return f"no negative values (the lowest is {-neg:.3g} x the maximum)"
