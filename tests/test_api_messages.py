@@ -270,6 +270,9 @@ def test_iterative3d_warns_about_a_psf_on_a_camera_offset():
                                                 r"border voxels, 2.8 % of its peak; over its 2000000 voxels that level "
                                                 r"is 99 % of its sum"):
             iterative_deconvolve_3d(bead[:, 80:180, 70:170], bead, compat=False, max_iterations=1)
+        crop = bead[5:26, 103:144, 97:138]  # the README's 21x41x41 box around the bead: 73 % of its sum
+        with pytest.warns(RuntimeWarning, match=r"^psf: it sits on a flat level of about 1\d\d .* that level is 7\d % "):
+            iterative_deconvolve_3d(bead[:, 80:180, 70:170], crop, compat=False, max_iterations=1)
 
 
 @pytest.mark.parametrize("kw, psf_value", [(dict(recenter="False"), 1.0), (dict(voxel_size=0.13), 1.0), ({}, 0.0)])
@@ -306,6 +309,17 @@ def test_swapped_image_and_psf_are_refused_by_every_method():
                 call()
     with pytest.raises(InputError, match=r"^axes: the spatial axes of 'XYZ' are in XYZ order"):
         iterative_deconvolve_3d(img, psf, axes="XYZ", max_iterations=1)
+    # a sparse image (RedLionfish's 160³, peak 57x its mean) given as the PSF of its own 61x32x32 PSF ran every method
+    rfi = DAPI.parents[1] / "redlionfish_rfi_psf"
+    data = tifffile.imread(rfi / "gendata_psfconv_poiss.tif").astype(np.float32)
+    small = tifffile.imread(rfi / "PSF_RFI_8bit.tif").astype(np.float32)
+    for call in (lambda: richardson_lucy(small, data, 1), lambda: wiener(small, data),
+                 lambda: iterative_deconvolve_3d(small, data, compat=False, max_iterations=1)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises(InputError, match=r"^psf: \(160, 160, 160\) is at least 2x the image \(61, 32, 32\) on "
+                                                 r"every axis.*the image and the PSF look swapped"):
+                call()
 
 
 def test_compat_memory_refusal_names_a_budget_that_runs():

@@ -332,8 +332,11 @@ def prepare_psfs(layout: Layout, vols: Sequence[Volume], edges: str, *, threshol
 
 
 #: A PSF bigger than the image on every axis that loses more than this fraction of its flux to
-#: the crop the edges allow is warned about: the image and the PSF were probably swapped.
+#: the crop the edges allow is warned about: the image and the PSF were probably swapped ...
 SWAPPED_FLUX = 0.5
+#: ... and refused when it is also this many times the image's size on every axis (RedLionfish's
+#: 160³ data given as the PSF of its 61x32x32 PSF: a sparse image, peak 57x its mean, 91 % cropped).
+SWAPPED_SIZE = 2.0
 
 
 def warn_swapped(preps: Sequence[Any], vol_shape: Sequence[int]) -> None:
@@ -353,6 +356,10 @@ def warn_swapped(preps: Sequence[Any], vol_shape: Sequence[int]) -> None:
             raise InputError(f"{name}: {tuple(given)} is bigger than the image {tuple(vol_shape)} on every axis and "
                              f"its peak is only {ratio:.2g}x its mean: the image and the PSF look swapped (the image "
                              "comes first)")
+        if all(g >= SWAPPED_SIZE * n for g, n in zip(given, vol_shape)) and dropped > SWAPPED_FLUX:
+            raise InputError(f"{name}: {tuple(given)} is at least {SWAPPED_SIZE:g}x the image {tuple(vol_shape)} on "
+                             f"every axis and {100 * dropped:.0f} % of its flux lies outside the part that can be "
+                             "used: the image and the PSF look swapped (the image comes first)")
         if dropped > SWAPPED_FLUX:
             _validate.warn(f"{name}: {tuple(given)} is bigger than the image {tuple(vol_shape)} on every axis and "
                            f"{100 * dropped:.0f} % of its flux lies outside the part that can be used: were the image "
