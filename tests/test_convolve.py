@@ -81,8 +81,13 @@ def test_channels_one_psf_each():
 
 def test_bad_input():
     img = np.ones((10, 10), np.float32)
-    # a kernel bigger than the image is used (up to 2n - 1 for mirror/zero edges), not refused
-    assert convolve(img, np.ones((15, 15))).shape == img.shape
+    # a kernel bigger than the image is used (up to 2n - 1 for mirror/zero edges), not refused; a uniform box
+    # kernel is a smoothing kernel, not an image given as the PSF (no swapped-arguments refusal or warning)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert convolve(img, np.ones((15, 15))).shape == img.shape
     bad = img.copy()
     bad[2, 2] = np.nan
     with pytest.raises(ValueError, match="image.*NaN"):

@@ -112,7 +112,8 @@ RICHARDSON_LUCY = Command(
         Param("edges", "Edges", "choice", API,
               choices=(("Non-circulant (Bertero-Boccacci)", "non-circulant"), ("Periodic", "periodic"),
                        ("Mirror", "reflect")),
-              help="Non-circulant: no ringing at borders (default); periodic: fastest; mirror: padding."),
+              help="Non-circulant: no ringing at borders (default); periodic: fastest; mirror (reflect): the image "
+                   "mirrored at its borders."),
         Param("acceleration", "Acceleration", "choice", API,
               choices=(("None", None), ("Biggs-Andrews", "biggs-andrews"),
                        ("Momentum (scaled heavy-ball)", "momentum"),

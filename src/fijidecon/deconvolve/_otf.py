@@ -385,9 +385,12 @@ CONCENTRATED = 8.0
 def _warn_not_concentrated(a: np.ndarray, name: str) -> float | None:
     """A warning when a PSF big enough to tell is not concentrated around a peak: an image given as the
     PSF (arguments swapped, or the same-size PSF file mixed up with the data).  Returns its peak / mean
-    (``None`` for a PSF too small to tell)."""
+    (``None`` for a PSF too small to tell, or a uniform box kernel)."""
     if a.ndim < 2 or min(a.shape[-2:]) < OFFSET_MIN_SIZE:
         return None
+    inside = a[a > 0]
+    if inside.size and float(inside.max() - inside.min()) <= 1e-6 * float(inside.max()):
+        return None  # a uniform (box) kernel: a smoothing kernel for convolve, not an image
     ratio = float(a.max()) / float(a.mean())
     if ratio < CONCENTRATED:
         _validate.warn(f"{name}: its peak is only {ratio:.2g}x its mean, where a PSF concentrates its light around "
