@@ -344,26 +344,34 @@ def warn_swapped(preps: Sequence[Any], vol_shape: Sequence[int]) -> None:
     peak either (``_otf.CONCENTRATED``): no PSF is both, it is the image (``deconvolve PSF IMAGE``
     instead of ``IMAGE PSF``), and a batch run would otherwise write a result of the PSF's shape and
     exit 0; a warning when most of its flux lies outside the kernel the method can use."""
-    from . import _otf
-
     for c, p in enumerate(preps):
         given, dropped = p.report.get("shape_given"), float(p.report.get("flux_dropped") or 0.0)
         if not (given and all(g > n for g, n in zip(given, vol_shape))):
             continue
         name = "psf" if len(preps) == 1 else f"psf[{c}]"
-        ratio = p.report.get("peak_to_mean")
-        if ratio is not None and ratio < _otf.CONCENTRATED:
-            raise InputError(f"{name}: {tuple(given)} is bigger than the image {tuple(vol_shape)} on every axis and "
-                             f"its peak is only {ratio:.2g}x its mean: the image and the PSF look swapped (the image "
-                             "comes first)")
-        if all(g >= SWAPPED_SIZE * n for g, n in zip(given, vol_shape)) and dropped > SWAPPED_FLUX:
-            raise InputError(f"{name}: {tuple(given)} is at least {SWAPPED_SIZE:g}x the image {tuple(vol_shape)} on "
-                             f"every axis and {100 * dropped:.0f} % of its flux lies outside the part that can be "
-                             "used: the image and the PSF look swapped (the image comes first)")
+        refuse_swapped(name, tuple(given), tuple(vol_shape), p.report.get("peak_to_mean"), dropped,
+                       "outside the part that can be used")
         if dropped > SWAPPED_FLUX:
             _validate.warn(f"{name}: {tuple(given)} is bigger than the image {tuple(vol_shape)} on every axis and "
                            f"{100 * dropped:.0f} % of its flux lies outside the part that can be used: were the image "
                            "and the PSF swapped? (the image comes first)", RuntimeWarning)
+
+
+def refuse_swapped(name: str, given: tuple[int, ...], vol_shape: tuple[int, ...], ratio: float | None,
+                   outside: float, where: str) -> None:
+    """The refusal of a 'PSF' bigger than the image on every axis (the caller checks that) that is the
+    image: its peak under ``_otf.CONCENTRATED`` x its mean (``ratio``), or at least :data:`SWAPPED_SIZE`
+    x the image on every axis with more than :data:`SWAPPED_FLUX` of its flux ``outside`` (``where``
+    says of what).  Shared by every method (Iterative Deconvolve 3D has no crop: its own box)."""
+    from . import _otf
+
+    if ratio is not None and ratio < _otf.CONCENTRATED:
+        raise InputError(f"{name}: {given} is bigger than the image {vol_shape} on every axis and its peak is only "
+                         f"{ratio:.2g}x its mean: the image and the PSF look swapped (the image comes first)")
+    if all(g >= SWAPPED_SIZE * n for g, n in zip(given, vol_shape) if n > 1) and outside > SWAPPED_FLUX:
+        raise InputError(f"{name}: {given} is at least {SWAPPED_SIZE:g}x the image {vol_shape} on every axis and "
+                         f"{100 * outside:.0f} % of its flux lies {where}: the image and the PSF look swapped (the "
+                         "image comes first)")
 
 
 def notes_of(preps: Sequence[Any]) -> list[str]:

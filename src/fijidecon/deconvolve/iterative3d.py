@@ -510,20 +510,15 @@ def _warn_signs(Y: np.ndarray, A: np.ndarray, db: bool) -> None:
     if db:
         return
     above = _offset_psf(A)
-    if float(above.mean()) > 0:  # an all-zero PSF is refused below
-        ratio = _otf._warn_not_concentrated(above, "psf")
-        if ratio is not None and ratio < _otf.CONCENTRATED and all(a > y for a, y in zip(A.shape, Y.shape)):
-            raise InputError(f"psf: {A.shape} is bigger than the image {Y.shape} on every axis and its peak is only "
-                             f"{ratio:.2g}x its mean: the image and the PSF look swapped (the image comes first)")
-    if float(above.sum(dtype=np.float64)) > 0 and all(a >= _hyper.SWAPPED_SIZE * y for a, y in
-                                                      zip(A.shape, Y.shape) if y > 1):
-        # as the other methods: most of its flux beyond the central box a PSF of this image needs (2 n - 1)
+    total = float(above.sum(dtype=np.float64))
+    if total > 0 and all(a > y for a, y in zip(A.shape, Y.shape)):  # an all-zero PSF is refused below
+        # no crop here: the flux beyond the central box a PSF of this image needs (2 n - 1), as the other methods
         box = tuple(slice(max(0, a // 2 - (y - 1)), a // 2 + y) for a, y in zip(A.shape, Y.shape))
-        outside = 1.0 - float(above[box].sum(dtype=np.float64)) / float(above.sum(dtype=np.float64))
-        if outside > _hyper.SWAPPED_FLUX:
-            raise InputError(f"psf: {A.shape} is at least {_hyper.SWAPPED_SIZE:g}x the image {Y.shape} on every axis "
-                             f"and {100 * outside:.0f} % of its flux lies beyond the 2n - 1 box around its centre: "
-                             "the image and the PSF look swapped (the image comes first)")
+        _hyper.refuse_swapped("psf", A.shape, Y.shape, _otf._warn_not_concentrated(above, "psf"),
+                              1.0 - float(above[box].sum(dtype=np.float64)) / total,
+                              "beyond the 2n - 1 box around its centre")
+    elif total > 0:
+        _otf._warn_not_concentrated(above, "psf")
     if not float(Y.max()) > 0:
         _validate.warn(f"image: no positive values (maximum {float(Y.max()):g}): the result is all zero; add the "
                        "camera offset back or flip the sign", RuntimeWarning)
