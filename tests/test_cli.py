@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -553,11 +554,11 @@ def test_strict_makes_a_warning_stop_the_run_before_anything_is_written(tmp_path
             "2", "-o"]
     assert main([*args, str(tmp_path / "s.tif"), "--strict"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("Error: background: 0, but the image's lowest values are about"), err
+    assert len(err) == 1 and err[0].startswith("Error: --background: 0, but the image's lowest values are about"), err
     assert err[0].endswith("(--strict: a warning stops the run)") and "Traceback" not in err[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["img.tif", "psf.tif"]
     assert main([*args, str(tmp_path / "w.tif")]) == 0
-    assert "Warning: background: 0, but" in capsys.readouterr().err and (tmp_path / "w.tif").exists()
+    assert "Warning: --background: 0, but" in capsys.readouterr().err and (tmp_path / "w.tif").exists()
     assert main([*args, str(tmp_path / "b.tif"), "--strict", "--background", "1990"]) == 0  # nothing to warn about
 
 
@@ -571,3 +572,34 @@ def test_the_sidecar_describes_the_file_as_it_reads_back(tmp_path, capsys, name)
     rec = json.loads((tmp_path / f"{name}.json").read_text())["output"]
     assert (tuple(rec["shape"]), rec["axes"]) == (arr.shape, cal.axes), (rec, arr.shape, cal.axes)
     assert f"{name} {arr.shape} {cal.axes} float32" in capsys.readouterr().err
+
+
+def test_warnings_name_the_options_of_the_command_not_the_api_parameters(tmp_path, capsys):
+    """A CLI user read 'give background= about that level ... (CLI --background)' and 'memory_limit 65MiB
+    runs it whole': the core's warnings are said in the command's terms (--background, --memory-limit 65MiB,
+    --stop auto, --gain), in the console and the sidecar alike."""
+    from fijidecon.psf import gaussian
+
+    rng = np.random.default_rng(1)
+    write_image(tmp_path / "img.tif", rng.poisson(2000, (12, 32, 32)).astype(np.float32))
+    write_image(tmp_path / "psf.tif", gaussian((11, 31, 31), (2.0, 6.0, 6.0)))
+    out = tmp_path / "o.tif"
+    assert main(["deconvolve", "richardson-lucy", str(tmp_path / "img.tif"), str(tmp_path / "psf.tif"),
+                 "--iterations", "2", "-o", str(out)]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("Warning: ")]
+    bg = next(line for line in err if "lowest values are about" in line)
+    assert bg.startswith("Warning: --background: 0, but") and "give --background about that level" in bg, bg
+    assert "background=" not in bg and "(CLI " not in bg, bg
+    side = json.loads((tmp_path / "o.tif.json").read_text())
+    assert any("give --background about that level" in w for w in side["warnings"]), side["warnings"]
+    from fijidecon import cli
+
+    rl = ["deconvolve", "richardson-lucy", "a.tif", "p.tif"]
+    costly = cli._option_named("memory_limit: richardson-lucy in 16 bricks computes 5x the volume's voxels (...); "
+                               "memory_limit 44MiB runs it whole, or crop the PSF", rl)
+    assert re.fullmatch(r"--memory-limit: .* --memory-limit 44MiB runs it whole, or crop the PSF", costly), costly
+    spelled = cli._option_named("stop='auto': the image does not look like photo-electrons; pass gain= and offset= "
+                                "(CLI --gain, --offset; camera values) to use those instead",
+                                rl)
+    assert spelled == ("--stop auto: the image does not look like photo-electrons; pass --gain and --offset "
+                       "(camera values) to use those instead"), spelled

@@ -17,6 +17,7 @@ import importlib
 import inspect
 import logging
 import os
+import re
 import shlex
 import signal
 import sys
@@ -113,6 +114,7 @@ class _Notes(logging.Handler):
                 _say(f"Note: {msg}")
 
     def warn(self, msg: str) -> None:
+        msg = _option_named(msg, _INVOCATION)  # the core's parameter names as this command's options
         if msg not in self.warnings:
             self.warnings.append(msg)
             _say(f"Warning: {msg}")
@@ -1035,13 +1037,19 @@ _CLI_SPELLINGS = (("overwrite=True or --overwrite", "--overwrite"), ("use compat
 _BOOL_WORDS = ("true", "false", "yes", "no", "on", "off", "1", "0")
 
 
+def _command_of(args: list[str]) -> Any:
+    """The (sub-)command the arguments name (the group itself when none)."""
+    cmd: Any = cli
+    for a in args:
+        if isinstance(cmd, click.Group) and a in cmd.commands:
+            cmd = cmd.commands[a]
+    return cmd
+
+
 def _switch_hint(message: str, args: list[str]) -> str:
     """``--recenter False``: click reads 'False' as the PSF's path ("Path 'False' does not exist"); the
     message says the option is a switch, taking no value, and what to write."""
-    cmd: Any = cli
-    for a in args:  # the sub-command the arguments name
-        if isinstance(cmd, click.Group) and a in cmd.commands:
-            cmd = cmd.commands[a]
+    cmd = _command_of(args)
     for i, a in enumerate(args[1:], 1):
         prev = args[i - 1]
         if a.lower() not in _BOOL_WORDS or (f"'{a}'" not in message and f"({a})" not in message):
@@ -1061,17 +1069,54 @@ def _switch_hint(message: str, args: list[str]) -> str:
 
 def _option_named(message: str, args: list[str]) -> str:
     """A core message naming a parameter (``"snapshot_every: expected ..."``) names the
-    option the user typed instead (``"--snapshot-every: expected ..."``), and its remedies
-    are spelt as options (``raise --memory-limit``, not ``raise memory_limit``)."""
+    option instead (``"--snapshot-every: expected ..."``) when the user typed it or the command
+    has it, and its remedies are spelt as options (``raise --memory-limit``, not ``raise
+    memory_limit``; ``give background=2100`` as ``give --background 2100``)."""
     for api, cli_words in _CLI_SPELLINGS:
         message = message.replace(api, cli_words)
+    options = _options_of(_command_of(args))
+    message = _API_ASSIGNMENT.sub(lambda m: _as_option(m, options), message)
+    message = _API_BUDGET.sub(lambda m: f"--memory-limit {m.group(1)}" if "--memory-limit" in options
+                              else m.group(0), message)
+    message = _CLI_ASIDE.sub(lambda m: _drop_aside(m, options), message).replace(" ()", "")
     name, sep, rest = message.partition(":")
     if not sep or not name.isidentifier():
         return message
     option = "--" + name.replace("_", "-")
-    if any(a == option or a.startswith(option + "=") for a in args):
+    if option in options or any(a == option or a.startswith(option + "=") for a in args):
         return f"{option}:{rest}"
     return message
+
+
+#: ``name=value`` or ``name=`` in a core message (``stop='auto'``, ``background=2100``, ``gain=``).
+_API_ASSIGNMENT = re.compile(r"(?<![\w.-])([a-z][a-z_]*)=('[^']*'|[^\s,;)'\"]*)")
+#: A core message's aside for CLI users (``(CLI --gain, --offset; camera values)``), said already in CLI terms.
+_CLI_ASIDE = re.compile(r"\(CLI ((?:--[a-z-]+(?: [A-Z]+)?(?:, )?)+)(; |\))")
+#: A budget a core message proposes (``memory_limit 65MiB runs it whole``).
+_API_BUDGET = re.compile(r"(?<![\w-])memory_limit (\d+(?:\.\d+)?[KMGT]i?B)")
+
+
+def _drop_aside(m: "re.Match[str]", options: set[str]) -> str:
+    """``(CLI --gain, --offset; camera values)`` -> ``(camera values)`` when the command has those options."""
+    named = re.findall(r"--[a-z-]+", m.group(1))
+    if not all(o in options for o in named):
+        return m.group(0)
+    return "(" if m.group(2) == "; " else "()"
+
+
+def _options_of(cmd: Any) -> set[str]:
+    """The long option names of a click command (``--memory-limit``, ...)."""
+    return {o for p in getattr(cmd, "params", []) if isinstance(p, click.Option) for o in p.opts
+            if o.startswith("--")}
+
+
+def _as_option(m: "re.Match[str]", options: set[str]) -> str:
+    """``background=2100`` -> ``--background 2100`` and ``gain=`` -> ``--gain`` when the command has the option."""
+    option = "--" + m.group(1).replace("_", "-")
+    if option not in options:
+        return m.group(0)
+    value = m.group(2).strip("'")
+    return f"{option} {value}" if value else option
 
 
 @contextmanager
