@@ -34,8 +34,10 @@ def _blobs(shape=(16, 64, 64), seed=1):
     return obj, rng.poisson(convolve(obj, PSF, edges="constant") + 5).astype(np.float32)
 
 
-@pytest.mark.parametrize("edges", ["periodic", "reflect"])
+@pytest.mark.parametrize("edges", ["non-circulant", "periodic", "reflect"])
 def test_the_flipped_psf_as_back_projector_is_plain_rl(edges):
+    """With every edge mode (non-circulant: the flipped PSF was taken as an unmatched back projector, the
+    ratio set to 1 outside the data box: 5.9e-2 rel L2 from plain RL on a DAPI crop, a fresh user)."""
     _, img = _data()
     plain = richardson_lucy(img, PSF, 8, background=5, edges=edges, recenter=False, psf_threshold=0)
     flipped = richardson_lucy(img, PSF, 8, background=5, edges=edges, recenter=False, psf_threshold=0,
@@ -44,16 +46,19 @@ def test_the_flipped_psf_as_back_projector_is_plain_rl(edges):
     np.testing.assert_allclose(flipped.image, plain.image, rtol=2e-4, atol=2e-4 * float(plain.image.max()))
 
 
-def test_the_flipped_psf_agrees_with_plain_rl_away_from_the_border_when_non_circulant():
-    # non-circulant + unmatched: the ratio is taken as 1 outside the data box (B^T 1 rings), which
-    # differs from the matched w = H^T 1 normalisation only near the border
+def test_a_kernel_with_negative_lobes_back_projects_the_ratio_minus_one_outside_the_box():
+    """Non-circulant edges: B^T 1 of a kernel with negative values rings, so it is not the normaliser
+    (the ratio is taken as 1 outside the data box); the result stays finite and close to the flipped PSF's
+    away from the border."""
     _, img = _data()
     plain = richardson_lucy(img, PSF, 8, background=5, recenter=False, psf_threshold=0).image
-    flipped = richardson_lucy(img, PSF, 8, background=5, recenter=False, psf_threshold=0,
-                              back_projector=PSF[::-1, ::-1, ::-1].copy()).image
+    ringing = PSF[::-1, ::-1, ::-1].astype(np.float64)
+    ringing[:, 8:13, 8:13] -= 0.02 * float(PSF.max())  # negative values beside the core, in every plane
+    out = richardson_lucy(img, PSF, 8, background=5, recenter=False, psf_threshold=0, back_projector=ringing).image
+    assert np.all(np.isfinite(out)) and out.min() >= 0
     inner = (slice(6, -6), slice(12, -12), slice(12, -12))
-    rel = np.linalg.norm(flipped[inner] - plain[inner]) / np.linalg.norm(plain[inner])
-    assert rel < 0.02, rel
+    rel = np.linalg.norm(out[inner] - plain[inner]) / np.linalg.norm(plain[inner])
+    assert 1e-4 < rel < 0.2, rel
 
 
 def test_spectra_are_normalised_and_the_cutoff_follows_the_fwhm():

@@ -80,7 +80,8 @@ Back projectors (``back_projector=``, ``bp_alpha=``, ``bp_beta=``, ``bp_order=``
     Butterworth cutoff ``1 / FWHM`` of the PSF along each axis (defaults alpha 1e-3,
     beta 1e-3, order 10, the paper's).  ``"otf-masked-wiener"`` (PetaKit5D, Ruan et al.
     2024): ``B = Wiener(alpha) x`` an apodised mask of the OTF support (alpha 5e-3).
-    An array: a user kernel applied by convolution (the flipped PSF gives plain RL).
+    An array: a user kernel applied by convolution (the flipped PSF gives plain RL with
+    every edge mode: a non-negative kernel is normalised by ``B^T 1`` on the data box).
     What it trades: it is **not** the maximum-likelihood iteration (it converges to no
     likelihood maximum; ``sum(Hx) = sum(g)`` no longer holds exactly); positivity is kept
     by clipping ``B(ratio)`` at 0; most of the gain comes in 1-5 iterations of the same
@@ -1054,14 +1055,19 @@ class _RL:
             self.spacing = tuple(v / m for v in voxel_size)
         self.winv = None
         self.w = None
+        # a non-negative kernel (the flipped PSF, a Gaussian) back-projects as the matched adjoint does:
+        # normalised by B^T 1 on the data box (the flipped PSF then gives plain RL, whatever the edges)
+        positive = bp_spec is not None and bp.kind == "array" and bool(np.all(bp.kernel >= 0))
         if not geo.full_box:
             mask = np.zeros(self.work, np.float32)
             mask[geo.box] = 1
+            self.bp = bp_spec if positive else None
             w = self._apply(mask, conj=True)
+            self.bp = None
             del mask
             ok = w >= W_MIN
             winv = np.zeros(self.work, np.float32)
-            if bp_spec is not None:
+            if bp_spec is not None and not positive:
                 # unmatched: B^T 1 rings (negative outside the box, far from 1 inside it), so the
                 # ratio is taken as 1 outside the data box (B^T 1 = 1); outside the box the correction
                 # B(ratio - 1) is damped by (H^T 1)^NEUTRAL_POWER (those voxels are only partly observed)
@@ -1077,7 +1083,7 @@ class _RL:
             del w, ok
         # an unmatched back projector's spectrum replaces conj(otf) in every adjoint (4 bytes per work voxel)
         self.bp = bp_spec
-        self.neutral = bp_spec is not None and not geo.full_box  # ratio - 1 is back-projected, then 1 added
+        self.neutral = bp_spec is not None and not positive and not geo.full_box  # ratio - 1 back-projected, 1 added
         self.key = (self.work, edges, acceleration, regularization, weight, float(self.b), float(exponent))  # KEY_FIELDS
         if bp is not None and not bp.matched:
             self.key += (bp.key(),)
