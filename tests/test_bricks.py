@@ -97,6 +97,35 @@ def test_cancelling_a_bricked_run():
     assert seen == [(1, 4), (2, 4)]
 
 
+def test_the_documented_two_argument_callbacks_work_in_bricks_and_bad_ones_are_refused_first():
+    """A fresh user: callback(figures, estimate) raised TypeError after the first brick of a run that the
+    memory budget alone had split (and Iterative Deconvolve 3D's callback(iteration, change) too); a
+    callback of no argument failed after the set-up; a Dask image skipped it without a word."""
+    import dask.array as da
+
+    from fijidecon.deconvolve import iterative_deconvolve_3d
+    from fijidecon.errors import InputTypeError
+
+    img = _data()
+    seen = []
+    richardson_lucy(img, PSF, 2, bricks=(20, 48, 48), callback=lambda f, e: seen.append((f.brick, e)))
+    assert seen == [(1, None), (2, None), (3, None), (4, None)]
+    seen.clear()
+    iterative_deconvolve_3d(img, PSF, max_iterations=2, compat=False, bricks=(20, 48, 48),
+                            callback=lambda it, change: seen.append(it.brick))
+    assert seen == [1, 2, 3, 4]
+    seen.clear()
+    richardson_lucy(img, PSF, 3, callback=lambda f: seen.append(f.iteration))  # one argument: the figures
+    assert seen == [1, 2, 3]
+    for bad in (lambda: None, lambda a, b, c: None):
+        with pytest.raises(InputTypeError, match=r"^callback: expected a function of \(figures, estimate\)"):
+            richardson_lucy(img, PSF, 3, bricks=(20, 48, 48), callback=bad)
+    with pytest.raises(InputTypeError, match=r"^callback: expected a function of \(iteration, change\)"):
+        iterative_deconvolve_3d(img, PSF, max_iterations=2, callback=lambda: None)
+    with pytest.warns(RuntimeWarning, match="^callback: a Dask image gives a lazy result"):
+        richardson_lucy(da.from_array(img, chunks=(20, 48, 48)), PSF, 2, callback=lambda f, e: None)
+
+
 def test_convolve_and_wiener_and_iterative3d_in_bricks():
     img = _data()
     np.testing.assert_allclose(convolve(img, PSF, bricks=(10, 40, 40)), convolve(img, PSF), atol=1e-4 * img.max())

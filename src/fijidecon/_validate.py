@@ -272,6 +272,40 @@ def warn(message: str, category: type[Warning] = UserWarning) -> None:
     warnings.warn(message, category, stacklevel=level)
 
 
+def check_callback(callback: Any, form: str) -> Any:
+    """``callback`` as a function of two positional arguments (``form`` names them, e.g.
+    ``"(figures, estimate)"``), or ``None``.  A function of one argument (``lambda figures: ...``) is
+    called with the first only; one that takes neither is refused up front (it failed after the
+    set-up, or after the first brick of a bricked run).  Bricked runs call it as
+    ``callback(BrickFigures, None)`` after each brick."""
+    if callback is None:
+        return None
+    if not callable(callback):
+        raise InputTypeError(f"callback: expected a callable or None, got {got(callback)}")
+    import inspect
+
+    try:
+        sig = inspect.signature(callback)
+    except (TypeError, ValueError):  # a builtin without a signature: taken as it is
+        return callback
+    named = {"estimate": None} if "estimate" in sig.parameters else {}  # Iterative Deconvolve 3D passes it so
+    for n in (2, 1):
+        try:
+            sig.bind(*([None] * n), **(named if n == 2 else {}))
+        except TypeError:
+            continue
+        return callback if n == 2 else _first_only(callback)
+    raise InputTypeError(f"callback: expected a function of {form} (returning True stops the run), got one with "
+                         f"parameters {sig}")
+
+
+def _first_only(callback: Any) -> Any:
+    def call(first: Any, second: Any = None, **kw: Any) -> Any:
+        return callback(first)
+    call.__wrapped_callback__ = callback  # type: ignore[attr-defined]
+    return call
+
+
 #: A 4D array without axes read as CZYX warns when it then has at least this many channels ...
 MANY_CHANNELS = 8
 #: ... of at most this many planes (a ZCYX stack, as ImageJ and np.stack(..., axis=1) make it).

@@ -267,12 +267,13 @@ BrickFn = Callable[[np.ndarray, Decisions, "Place | None"], np.ndarray]
 
 def run_numpy(volume: np.ndarray, plan: Plan, fn: BrickFn, decisions: Decisions, *,
               done: list[int] | None = None, total: int | None = None, t0: float | None = None,
-              callback: Callable[[BrickFigures], Any] | None = None,
+              callback: Callable[[BrickFigures, None], Any] | None = None,
               pilot_result: tuple[Brick, np.ndarray] | None = None) -> np.ndarray:
     """Every brick of an in-memory volume in turn; returns the assembled float32 volume.
 
-    ``done``/``total``/``t0`` count bricks across volumes for the callback; a callback
-    returning ``True`` raises :class:`CancelledError`."""
+    ``done``/``total``/``t0`` count bricks across volumes for the callback, called as
+    ``callback(BrickFigures, None)`` (the methods' two-argument form); returning ``True`` raises
+    :class:`CancelledError`."""
     out = np.empty(volume.shape, np.float32)
     done = [0] if done is None else done
     total = plan.n if total is None else total
@@ -284,7 +285,7 @@ def run_numpy(volume: np.ndarray, plan: Plan, fn: BrickFn, decisions: Decisions,
             res = fn(np.ascontiguousarray(volume[b.outer], dtype=np.float32), decisions, b.place(volume.shape))
         out[b.core] = res[b.inner]
         done[0] += 1
-        if callback is not None and callback(BrickFigures(done[0], total, time.perf_counter() - t0)) is True:
+        if callback is not None and callback(BrickFigures(done[0], total, time.perf_counter() - t0), None) is True:
             raise CancelledError(f"cancelled after {done[0]} of {total} bricks")
     return out
 

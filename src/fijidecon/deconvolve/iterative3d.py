@@ -292,7 +292,9 @@ def iterative_deconvolve_3d(
         ``scipy.optimize`` passes ``intermediate_result``), it also gets
         ``estimate=``: the current estimate on the whole padded grid (float32, the
         original's *Show iteration* display; valid during the call only - copy it to
-        keep it; compat mode then holds one more grid while the callback runs).
+        keep it; compat mode then holds one more grid while the callback runs).  A
+        function of one argument gets the iteration only; one of neither form is refused
+        before the run.  In bricks: ``callback(BrickFigures, None)`` after each brick.
 
     axes : str, optional
         Letters of the image's axes (``TCZYX``, any order, e.g. ``"ZCYX"`` for an ImageJ
@@ -338,6 +340,7 @@ def iterative_deconvolve_3d(
     >>> res.image.shape, res.image.dtype, res.iterations
     ((10, 24, 24), dtype('float32'), 5)
     """
+    callback = _validate.check_callback(callback, "(iteration, change)")
     opts = dict(normalize=normalize, gamma=gamma, lowpass_xy=lowpass_xy, lowpass_z=lowpass_z,
                 max_iterations=max_iterations, terminate=terminate, anti_ringing=anti_ringing,
                 detect_divergence=detect_divergence, db=db, compat=compat, callback=callback)

@@ -428,7 +428,9 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
         ``callback(figures, estimate)`` after every iteration (``estimate`` is a view
         of the image part of the current estimate: copy it to keep it).  Returning
         ``True`` stops.  Channels of (C, Z, Y, X) input are processed one after the
-        other, each with its own iterations, stopping and callbacks.
+        other, each with its own iterations, stopping and callbacks.  A function of one
+        argument gets ``figures`` only; one of neither form is refused before the run.  In
+        bricks: ``callback(BrickFigures, None)`` after each brick (see ``halo``).
     stop:
         ``None`` (run ``iterations``), ``"auto"`` (the count chosen from the data alone,
         at most ``iterations``: binomial-thinning cross-validation, see
@@ -470,8 +472,9 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
         prepared PSF's full width per axis (``_bricks.HALO_WIDTHS``).  Bricked runs keep a
         fixed iteration count, decided on the central brick when ``stop`` is given;
         ``start``, ``snapshot_every`` and per-iteration callbacks are not available (the
-        callback gets a ``BrickFigures`` after each brick, and returning ``True`` raises
-        ``CancelledError``).
+        callback is called as ``callback(BrickFigures, None)`` after each brick, and returning
+        ``True`` raises ``CancelledError``; with a Dask image it is not called, and a warning
+        says so).
     gain, offset:
         With ``stop="auto"`` only: the camera's gain (photo-electrons per image unit) and
         offset (image units), to convert the data to photo-electrons for the thinning;
@@ -544,12 +547,15 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
     if isinstance(stop, str) and stop.lower() == "discrepancy":
         track_deviance = True
     track_deviance = False if track_deviance is None else _validate.check_bool("track_deviance", track_deviance)
-    if callback is not None and not callable(callback):
-        raise InputTypeError(f"callback: expected a callable or None, got {_validate.got(callback)}")
+    callback = _validate.check_callback(callback, "(figures, estimate)")
 
     opts = dict(edges=edges, background=background, read_noise=read_noise, regularization=regularization,
                 weight=weight, acceleration=acceleration, back_projector=bp, initial=initial, exponent=exponent)
     if _bricks.is_dask(image):
+        if callback is not None:
+            _validate.warn("callback: a Dask image gives a lazy result, computed brick by brick later (by .compute() "
+                           "or a write): the callback is not called; for progress use Dask's (e.g. "
+                           "dask.diagnostics.ProgressBar)", RuntimeWarning)
         return _lazy(image, psf, axes, iterations, stop_fn, opts, voxel_size, psf_voxel_size, psf_threshold,
                      recenter, bricks, halo, memory_limit, start, snapshot_every)
     layout, vols = _hyper.split(image, psf, axes, allow_negative=read_noise > 0)
