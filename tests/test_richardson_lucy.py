@@ -132,6 +132,18 @@ def test_resume_with_other_settings_is_refused(data2):
         richardson_lucy(data2, PSF2, 3, start=half)
 
 
+def test_resume_on_another_psf_or_image_of_the_same_shape_is_refused(data2):
+    """A fresh user resumed with a PSF of another NA, and with the image flipped: both ran, 15 iterations,
+    no word (the settings and shapes agreed)."""
+    half = richardson_lucy(data2, PSF2, 3)
+    other_psf = np.roll(PSF2, 1, axis=-1) + 0.01 * PSF2.max()
+    with pytest.raises(ValueError, match=r"^start: the previous result was computed with another PSF \(the same "):
+        richardson_lucy(data2, other_psf, 3, start=half, recenter=False)
+    with pytest.raises(ValueError, match=r"^start: the previous result was computed with another image "):
+        richardson_lucy(np.ascontiguousarray(data2[..., ::-1]), PSF2, 3, start=half)
+    assert richardson_lucy(data2.copy(), PSF2.copy(), 3, start=half).iterations == 6  # equal copies resume
+
+
 def test_snapshots(data2):
     r = richardson_lucy(data2, PSF2, 25, snapshot_every=10, background=5)
     assert sorted(r.snapshots) == [10, 20]

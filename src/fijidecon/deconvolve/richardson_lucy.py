@@ -964,6 +964,14 @@ def _result(layout: "_hyper.Layout", results: list[dict], preps: list[Any], **co
                                 _state=[r["state"] for r in results], **common)
 
 
+def _digest(a: np.ndarray) -> int:
+    """A checksum of an array's values (CRC-32 of its bytes, about 1 ms per 4 MB): what a resumed run's
+    PSF and data are compared by."""
+    import zlib
+
+    return zlib.crc32(memoryview(np.ascontiguousarray(a)).cast("B"))
+
+
 def _stop_rule(stop: Any) -> Callable[[IterationFigures], bool] | None:
     if stop is None:
         return None
@@ -1034,6 +1042,7 @@ class _RL:
     def __init__(self, im, prep, edges, background, read_noise, regularization, weight, acceleration, voxel_size,
                  scale=None, bp=None, exponent=1.0, place=None):
         self.geo = geo = _edges.geometry(edges, im.shape, prep.kernel.shape, place)
+        self.inputs = (_digest(prep.kernel), _digest(im))  # a resumed run must be on the same PSF and data
         self.work = geo.work_shape
         self.ndim = im.ndim
         self.plane = int(np.prod(self.work[1:]))
@@ -1163,6 +1172,11 @@ class _RL:
                     if a != b]
             raise InputError("start: the previous result was computed with other settings or data shape ("
                              + "; ".join(diff) + "); pass start=result.image to restart from its image")
+        other = [w for w, a, b in zip(("PSF", "image"), st.get("inputs", self.inputs), self.inputs) if a != b]
+        if other:
+            raise InputError(f"start: the previous result was computed with another {' and '.join(other)} (the same "
+                             "shape, other values): resuming would mix two problems; pass start=result.image to "
+                             "restart from its image")
         # copies: the previous result stays valid and resumable
         self.x = st["x"].copy()
         self.xprev = None if st["xprev"] is None else st["xprev"].copy()
@@ -1583,7 +1597,7 @@ class _RL:
                 break
         k_done = history[-1].iteration if history else done0
         self.S = None  # the spectrum buffer is not part of the state
-        state = dict(key=self.key, x=self.x, xprev=self.xprev, gprev=self.gprev, alpha=self.alpha, mom_k=self.mom_k,
+        state = dict(key=self.key, inputs=self.inputs, x=self.x, xprev=self.xprev, gprev=self.gprev, alpha=self.alpha, mom_k=self.mom_k,
                      hprev=self.hprev, exponent=self.q, dev_prev=self.dev_prev,
                      zigzag=self.zigzag)
         out = np.array(self.image(), dtype=np.float32, copy=True)  # the caller's own array
