@@ -228,3 +228,34 @@ def test_a_core_error_names_the_dialog_field_and_macro_key(bridge):
     convert.to_imageplus(np.load(DATA / "psfA_32x32x16.npy"), title="beads").show()  # uncalibrated
     r = bridge.run_macro('run("PSF from Beads", "beads=beads pixel=0 slice=0");', ignore_errors=True)
     assert not r.ok and '"Pixel size of the image (0 = from its calibration)" (pixel): 0 means' in r.error, r.error
+
+
+@pytest.mark.parametrize("cmd, args, want", [
+    ("Gaussian PSF", "lateral=0 width,=15 height,=15 depth,=5", '"Lateral FWHM (x, y)" (lateral): expected a finite '
+                                                                'number > 0, got 0'),
+    ("Gaussian PSF", "axial=0 width,=15 height,=15 depth,=5", '"Axial FWHM (z)" (axial): expected a finite number'),
+    ("Lorentzian PSF", "pixel=0 width,=15 height,=15 depth,=5", '"Pixel spacing (x, y)" (pixel): expected a finite'),
+    ("Widefield PSF", "pixel=0 width,=15 height,=15 depth,=5", '"Pixel size (x, y)" (pixel): expected a finite'),
+])
+def test_psf_field_errors_name_the_field_not_the_cores_tuple(bridge, cmd, args, want):
+    """A fresh Fiji user: `Gaussian PSF: fwhm[1]: expected a finite number > 0, got 0.0` (and voxel_size[1],
+    voxel_size_nm[1]) named the core's per-axis tuples, which no dialog field or macro key has."""
+    r = bridge.run_macro(f'run("{cmd}", "{args}");', ignore_errors=True)
+    assert not r.ok and want in r.error and "[1]" not in r.error and "[0]" not in r.error, r.error
+
+
+def test_memory_refusals_say_what_to_do_in_macro_keys(bridge):
+    """A fresh Fiji user: `memory_limit: … use compat=False (processed in bricks) or give memory_limit of at
+    least 226 MiB`: the advice is the macro's (mode=Improved, memory=)."""
+    _inputs(bridge)
+    r = bridge.run_macro('run("Iterative Deconvolve 3D", "image=img3d point=psfA output=idc maximum=3 memory=1MB");',
+                         ignore_errors=True)
+    assert not r.ok and "(memory): " in r.error and "mode=Improved" in r.error, r.error
+    assert "compat=" not in r.error and "memory_limit" not in r.error, r.error
+
+
+def test_a_missing_window_is_one_line(bridge):
+    _inputs(bridge)
+    r = bridge.run_macro('run("Richardson-Lucy Deconvolution", "image=img3d psf=nosuchwindow iterations=2");',
+                         ignore_errors=True)
+    assert not r.ok and "no open image has this title (open images: " in r.error and "\n" not in r.error, r.error

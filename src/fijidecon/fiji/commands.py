@@ -766,13 +766,35 @@ class _CoreError(CommandError):
 
 def _in_dialog_terms(cmd: Command, message: str) -> str:
     """A core error that starts with a Python parameter name (``pixel_size: …``) as the dialog
-    field and macro key the user typed (``"Pixel size of the image …" (pixel): …``)."""
+    field and macro key the user typed (``"Pixel size of the image …" (pixel): …``); in the
+    rest, the command's parameters are its macro keys (``use compat=False`` -> ``use
+    mode=Improved``, ``give memory_limit of at least 226 MiB`` -> ``give memory= of at least …``)."""
     head, sep, rest = message.partition(": ")
+    rest = _keys_in(cmd, rest) if sep else _keys_in(cmd, message)
     name = head.split("[")[0]
     p = next((q for q in cmd.params if q.name == name and q.kind != "image"), None)
     if not sep or p is None:
-        return message
+        return f"{head}: {rest}" if sep else rest
     return f"\"{p.label}\" ({p.key}): {rest}"
+
+
+def _keys_in(cmd: Command, text: str) -> str:
+    """``name=value`` of the command's parameters as ``key=value`` (a choice's value as its label), and
+    a bare ``snake_case`` parameter name as ``key=``."""
+    import re
+
+    for q in cmd.params:
+        if q.kind == "image":
+            continue
+
+        def value(m: "re.Match[str]", q: Any = q) -> str:
+            v = m.group(1).strip("'\"")
+            label = next((lab for lab, val in q.choices if str(val) == v), None) if q.kind == "choice" else None
+            return f"{q.key}={label.split(' (')[0] if label else v}"
+        text = re.sub(rf"(?<![\w.-]){re.escape(q.name)}=('[^']*'|[^\s,;)]+)", value, text)
+        if "_" in q.name:
+            text = re.sub(rf"(?<![\w.-]){re.escape(q.name)}(?![\w=(\[])", f"{q.key}=", text)
+    return text
 
 
 def _cancelled(label: str, how: str, recording: bool) -> None:
@@ -839,7 +861,7 @@ def _run(cmd: Command, label: str) -> None:
         imp = WindowManager.getImage(title)
         if imp is None:
             open_ = ", ".join(titles) if titles else "none"
-            _report(label, f"\"{p.label}\" ({p.key}={title}): no open image has this title.\nOpen images: {open_}")
+            _report(label, f"\"{p.label}\" ({p.key}={title}): no open image has this title (open images: {open_})")
             return
         imps[p.name] = imp
     chosen = [imps[p.name] for p in image_params]
@@ -862,11 +884,8 @@ def _run(cmd: Command, label: str) -> None:
     snaps: list = []
     try:
         out, res = execute(cmd, values, imps, label=label, progress=True, snapshots=snaps)
-    except _CoreError as e:  # a dialog's or macro's user: the field and key typed, not the Python name
+    except CommandError as e:  # a dialog's or macro's user: the field and key typed, not the Python name
         _report(label, _in_dialog_terms(cmd, str(e)))
-        return
-    except CommandError as e:
-        _report(label, str(e))
         return
     if out is None:
         _cancelled(label, "cancelled (Esc)", False)

@@ -27,6 +27,15 @@ def _int(name: str, value: Any, minimum: int) -> int:
     return _validate.check_int(name, value, minimum)
 
 
+def _positive(name: str, value: Any) -> float:
+    """A length of one dialog field / option, checked under its own name (the core's per-axis tuples
+    would name ``fwhm[1]`` or ``voxel_size[1]``, which no dialog, macro key or option has)."""
+    v = _validate.check_float(name, value)
+    if not v > 0:
+        raise InputError(f"{name}: expected a finite number > 0, got {value!r}")
+    return v
+
+
 def _spacing(name: str, value: Any, calibration: Any, axis: str) -> float:
     """A spacing; 0 means 'from the image calibration' (which must then be known)."""
     v = _validate.check_float(name, value, 0.0)
@@ -46,9 +55,11 @@ def _stack(width, height, depth):
 def _idealized(func, width, height, depth, fwhm_xy, fwhm_z, pixel_spacing, slice_spacing, centre, normalize,
                oversample):
     shape = _stack(width, height, depth)
+    fwhm_xy, pixel_spacing = _positive("fwhm_xy", fwhm_xy), _positive("pixel_spacing", pixel_spacing)
     if len(shape) == 2:
         fwhm, vox = (fwhm_xy, fwhm_xy), (pixel_spacing, pixel_spacing)
     else:
+        fwhm_z, slice_spacing = _positive("fwhm_z", fwhm_z), _positive("slice_spacing", slice_spacing)
         fwhm, vox = (fwhm_z, fwhm_xy, fwhm_xy), (slice_spacing, pixel_spacing, pixel_spacing)
     return func(shape, fwhm, vox, centre=centre, normalize=normalize, oversample=_int("oversample", oversample, 1))
 
@@ -76,6 +87,9 @@ def widefield_psf(width: int = 64, height: int = 64, depth: int = 32, *, na: flo
                   centre: str = "fft", normalize: str = "sum") -> np.ndarray:
     """:func:`~fijidecon.psf.widefield` on a ``depth × height × width`` stack."""
     shape = _stack(width, height, depth)
+    pixel_size_nm = _positive("pixel_size_nm", pixel_size_nm)
+    if len(shape) == 3:
+        slice_spacing_nm = _positive("slice_spacing_nm", slice_spacing_nm)
     vox = (pixel_size_nm, pixel_size_nm) if len(shape) == 2 else (slice_spacing_nm, pixel_size_nm, pixel_size_nm)
     return widefield(shape, voxel_size_nm=vox, na=na, wavelength_nm=wavelength_nm, immersion_index=immersion_index,
                      sample_index=sample_index, depth_nm=depth_nm, apodization=apodization,
