@@ -103,6 +103,29 @@ def test_xarray_dims_name_the_axes():
         convolve(xr.DataArray(zcyx, dims=("z", "q", "y", "x")), PSFS[0])
 
 
+def test_a_dataarrays_calibrated_coords_are_its_voxel_size():
+    """A fresh notebook user: coords with steps and a unit were ignored (`psf_voxel_size: not used without
+    the image's voxel_size`), so the PSF was not resampled; index coords without a unit are no voxel size."""
+    xr = pytest.importorskip("xarray")
+    data = _volumes(n_t=1, n_c=1)[0][0]  # (Z, Y, X)
+    nz, ny, nx = data.shape
+    da = xr.DataArray(data, dims=("z", "y", "x"), attrs={"unit": "micron"},
+                      coords={"z": np.arange(nz) * 0.3, "y": np.arange(ny) * 0.1, "x": np.arange(nx) * 0.1})
+    psf = PSFS[0]
+    got = richardson_lucy(da, psf, 3, psf_voxel_size=(0.15, 0.05, 0.05))
+    want = richardson_lucy(data, psf, 3, psf_voxel_size=(0.15, 0.05, 0.05), voxel_size=(0.3, 0.1, 0.1))
+    assert any("resampled" in n for n in got.notes), got.notes
+    np.testing.assert_array_equal(np.asarray(got.image), want.image)
+    psf_da = xr.DataArray(psf, dims=("z", "y", "x"), attrs={"unit": "nm"},
+                          coords={d: np.arange(n) * s for d, n, s in zip("zyx", psf.shape, (150.0, 50.0, 50.0))})
+    both = wiener(da, psf_da, 1e-3)  # the PSF's coords in nm, converted to the image's micron
+    np.testing.assert_allclose(np.asarray(both.image), wiener(data, psf, 1e-3, voxel_size=(0.3, 0.1, 0.1),
+                                                              psf_voxel_size=(0.15, 0.05, 0.05)).image, atol=1e-5)
+    index = xr.DataArray(data, dims=("z", "y", "x"), coords={d: np.arange(n) for d, n in zip("zyx", data.shape)})
+    with pytest.warns(RuntimeWarning, match="^psf_voxel_size: not used without the image's voxel_size"):
+        richardson_lucy(index, psf, 2, psf_voxel_size=(0.15, 0.05, 0.05))
+
+
 @pytest.mark.parametrize("axes,match", [("ZYX", "names 3 axes"), ("ZZYX", "repeated"), ("ZCYT", "Y and X"),
                                         ("ZCYXS", "unknown axis"), ("ZCXY", "must be in ZYX order"),
                                         ("CXYZ", "must be in ZYX order")])

@@ -415,6 +415,18 @@ def test_write_image_takes_a_dataarray_with_its_dims_as_axes(tmp_path):
         write_image(tmp_path / "b.tif", a, Calibration.default(4).with_axes("TZYX"))
 
 
+def test_write_image_keeps_a_dataarrays_calibrated_coords(tmp_path):
+    """A fresh notebook user: a DataArray with coords z 0.3, y/x 0.1 and attrs unit 'micron' (the form
+    from_imageplus_xarray makes) was written uncalibrated, without a word."""
+    xr = pytest.importorskip("xarray")
+    a = xr.DataArray(np.ones((8, 24, 24), np.float32), dims=("z", "y", "x"), attrs={"unit": "micron"},
+                     coords={"z": np.arange(8) * 0.3, "y": np.arange(24) * 0.1, "x": np.arange(24) * 0.1})
+    for name in ("a.tif", "a.ome.tif"):
+        write_image(tmp_path / name, a)
+        _, cal = read_image(tmp_path / name)
+        assert cal.unit in ("micron", "µm") and cal.voxel_size() == pytest.approx((0.3, 0.1, 0.1), rel=1e-6), cal
+
+
 def test_a_zcyx_npy_without_axes_is_warned_about(tmp_path):
     """A fresh batch user's (40, 2, Y, X) .npy (np.stack(..., axis=1)) ran through the CLI as 40 channels
     of 2 planes, rc 0, with no word; read_image (the CLI's reader) now warns and names --axes."""

@@ -8,7 +8,7 @@ back on every result.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Any, Sequence
 
 from .errors import InputError
 
@@ -155,3 +155,26 @@ def _is_length(unit: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def dataarray_calibration(da: Any, axes: str) -> "Calibration":
+    """The calibration an ``xarray.DataArray`` carries: each T/Z/Y/X spacing is the step of its
+    coordinate (when it has one, of length > 1 and increasing), the unit is ``da.attrs["unit"]``
+    (or ``"units"``), else the ``x`` coordinate's ``attrs["units"]``, else ``"pixel"``.  ``axes``:
+    the letters of ``da.dims`` (``"ZYX"``).  What :func:`fijidecon.fiji.convert.from_imageplus_xarray`
+    writes, :func:`fijidecon.io.write_image` and the deconvolution functions read back."""
+    import numpy as np
+
+    spacing = {}
+    unit = da.attrs.get("unit") or da.attrs.get("units")
+    for d, a in zip(da.dims, axes):
+        if a in "XYZT" and d in da.coords and da.sizes[d] > 1:
+            c = np.asarray(da.coords[d].values)
+            if c.dtype.kind not in "iuf":
+                continue
+            step = float(c[1]) - float(c[0])
+            if step > 0:
+                spacing[a] = step
+            if unit is None and a == "X":
+                unit = da.coords[d].attrs.get("units") or da.coords[d].attrs.get("unit")
+    return Calibration.make(axes, unit=str(unit) if unit else "pixel", **spacing)

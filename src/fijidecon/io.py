@@ -767,8 +767,9 @@ def write_image(
 
 def _from_dataarray(array: Any, calibration: Calibration | None) -> tuple[Any, Calibration | None]:
     """An ``xarray.DataArray``: its data and, without a calibration, its dims as the axes (``z``,
-    ``y``, ``x``, ``c``/``ch``, ``t``: as the deconvolution functions read them); a calibration
-    whose axes contradict the dims is refused."""
+    ``y``, ``x``, ``c``/``ch``, ``t``: as the deconvolution functions read them) and its coords'
+    steps and unit attribute as the voxel size (:func:`~fijidecon.calibration.dataarray_calibration`);
+    a calibration whose axes contradict the dims is refused."""
     from .deconvolve import _hyper
 
     if not _hyper._is_xarray(array):
@@ -777,7 +778,9 @@ def _from_dataarray(array: Any, calibration: Calibration | None) -> tuple[Any, C
     if calibration is not None and calibration.axes != axes:
         raise InputError(f"calibration: axes {calibration.axes!r} contradict the DataArray's dims "
                          f"{tuple(array.dims)} ({axes})")
-    return array.data, calibration or Calibration.default(len(axes)).with_axes(axes)
+    from .calibration import dataarray_calibration
+
+    return array.data, calibration or dataarray_calibration(array, axes)
 
 
 def _image_part(p: Path, array: Any, calibration: Calibration | None, overwrite: bool, description) -> str:

@@ -52,6 +52,34 @@ def _dims_to_axes(dims: Sequence[Any], name: str) -> str:
     return "".join(out)
 
 
+def coords_voxel_sizes(image: Any, psf: Any, voxel_size: Any, psf_voxel_size: Any) -> tuple[Any, Any]:
+    """``(voxel_size, psf_voxel_size)``, each taken from a DataArray's coords when not given: the steps of
+    its Z/Y/X coordinates, when every spatial one has a step and the array a length unit (index
+    coordinates without one are no voxel size).  The PSF's is converted to the image's unit.  A note
+    (logged) says what was taken."""
+    from ..calibration import dataarray_calibration
+
+    def of(a: Any, name: str) -> Any:
+        if not _is_xarray(a):
+            return None
+        cal = dataarray_calibration(a, _dims_to_axes(a.dims, name))
+        vol = "".join(x for x in "ZYX" if x in cal.axes)
+        if not cal.has_length_unit() or not all(x in dict(cal.spacing) for x in vol):
+            return None
+        return cal, vol
+
+    img, ker = (of(image, "image") if voxel_size is None else None), (of(psf, "psf") if psf_voxel_size is None
+                                                                        else None)
+    if img is not None:
+        voxel_size = img[0].voxel_size(img[1])
+        log.info("voxel_size %s (%s) taken from the image's coords", voxel_size, img[0].unit)
+    if ker is not None:
+        unit = img[0].unit if img is not None else None
+        psf_voxel_size = ker[0].voxel_size(ker[1], unit=unit)
+        log.info("psf_voxel_size %s (%s) taken from the PSF's coords", psf_voxel_size, unit or ker[0].unit)
+    return voxel_size, psf_voxel_size
+
+
 @dataclass(frozen=True)
 class Volume:
     """One (T, C) volume: its index in (T, C), the data (float32, (Z, Y, X) or (Y, X)) and its PSF."""

@@ -80,6 +80,7 @@ def convolve(image: object, psf: object, *, edges: str = "reflect", recenter: bo
     >>> out.dtype, round(float(out.sum()), 4)
     (dtype('float32'), 1.0)
     """
+    voxel_size, psf_voxel_size = _hyper.coords_voxel_sizes(image, psf, voxel_size, psf_voxel_size)
     edges = _edges.check_edges(edges, ("reflect", "periodic", "constant"))
     if _bricks.is_dask(image):
         return _lazy(image, psf, axes, edges, psf_threshold, recenter, voxel_size, psf_voxel_size, memory_limit,

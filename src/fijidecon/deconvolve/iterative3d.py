@@ -340,6 +340,7 @@ def iterative_deconvolve_3d(
     >>> res.image.shape, res.image.dtype, res.iterations
     ((10, 24, 24), dtype('float32'), 5)
     """
+    voxel_size, psf_voxel_size = _hyper.coords_voxel_sizes(image, psf, voxel_size, psf_voxel_size)
     callback = _validate.check_callback(callback, "(iteration, change)")
     opts = dict(normalize=normalize, gamma=gamma, lowpass_xy=lowpass_xy, lowpass_z=lowpass_z,
                 max_iterations=max_iterations, terminate=terminate, anti_ringing=anti_ringing,

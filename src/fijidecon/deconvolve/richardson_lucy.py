@@ -514,6 +514,7 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
     >>> more.iterations
     30
     """
+    voxel_size, psf_voxel_size = _hyper.coords_voxel_sizes(image, psf, voxel_size, psf_voxel_size)
     if isinstance(stop, str) and stop.strip().lower() == "auto":
         from ._autostop import run_auto
         return run_auto(richardson_lucy, image, psf, iterations, gain, offset, dict(

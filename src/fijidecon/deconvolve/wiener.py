@@ -209,6 +209,7 @@ def wiener(image: object, psf: object, regularization: float | str | None = None
     >>> wiener(data, psf, "imspector", edges="periodic").negative_fraction <= 0.1 + 1e-6
     True
     """
+    voxel_size, psf_voxel_size = _hyper.coords_voxel_sizes(image, psf, voxel_size, psf_voxel_size)
     edges = _edges.check_edges(edges, ("reflect", "periodic"))
     rule, rho = _parse_regularization(regularization)
     negative_fraction = _validate.check_float("negative_fraction", negative_fraction, 0.0, 1.0)

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from fijidecon import _validate
-from fijidecon.calibration import Calibration
+from fijidecon.calibration import Calibration, dataarray_calibration
 from fijidecon.errors import InputError, InputTypeError
 from fijidecon.fiji import runtime
 
@@ -475,17 +475,7 @@ def to_imageplus_xarray(da, title: str | None = None):
         if key not in _DIM_ALIASES:
             raise InputError(f"da: unknown dimension name {d!r}; use t, z, c, y, x (or t, pln, ch, row, col)")
         axes += _DIM_ALIASES[key]
-    spacing = {}
-    unit = da.attrs.get("unit") or da.attrs.get("units")
-    for d, a in zip(da.dims, axes):
-        if a in "XYZT" and d in da.coords and da.sizes[d] > 1:
-            c = np.asarray(da.coords[d].values, dtype=np.float64)
-            step = float(c[1] - c[0])
-            if step > 0:
-                spacing[a] = step
-            if unit is None and a == "X":
-                unit = da.coords[d].attrs.get("units") or da.coords[d].attrs.get("unit")
-    cal = Calibration.make(axes, unit=str(unit) if unit else "pixel", **spacing)
+    cal = dataarray_calibration(da, axes)
     name = str(da.name) if da.name is not None and not re.fullmatch(r"[\w-]+-[0-9a-f]{32}", str(da.name)) else None
     return to_imageplus(np.asarray(da.values), cal, title=title if title is not None else (name or "image"), axes=axes)
 
