@@ -219,3 +219,27 @@ def test_a_zcyx_stack_without_axes_is_warned_about():
         assert richardson_lucy(np.stack([vol, vol], axis=1), psf, 1, axes="ZCYX",
                                background=0.5).image.shape == (40, 2, 24, 24)
         richardson_lucy(np.stack([vol, vol]), psf, 1, background=0.5)
+
+
+def test_a_warning_about_every_volume_is_said_once():
+    """A fresh notebook user's 3x2 hyperstack: Iterative Deconvolve 3D printed the same 'psf: it sits on a
+    flat level' warning 6 times, stop='auto' 6 near-identical camera warnings (one per volume); now one
+    warning each, the latter naming every volume."""
+    import warnings
+
+    rng = np.random.default_rng(3)
+    vols = rng.poisson(np.clip(_volumes(n_t=3, n_c=2), 0, None) + 50).astype(np.float32) * 10  # gain 0.1
+    wide = _gauss((9, 21, 21), (1.5, 2.0, 2.0))  # camera offsets are looked for in PSFs >= 15 px wide
+    offset_psf = wide / wide.max() * 1000 + 100
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        iterative_deconvolve_3d(vols, offset_psf, max_iterations=2, compat=False, axes="TCZYX")
+    flat = [str(w.message) for w in got if "flat level" in str(w.message)]
+    assert len(flat) == 1, flat
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        richardson_lucy(vols, PSFS[0], 12, stop="auto", background=500, axes="TCZYX")
+    camera = [str(w.message) for w in got if "photo-electrons" in str(w.message)]
+    assert len(camera) == 1 and camera[0].startswith(
+        "stop='auto' (volumes (t, c) (0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1); the figures of the first): "
+        "the image"), camera

@@ -11,11 +11,14 @@ ImageJ dialogs, macros - convert their text through :mod:`fijidecon.commands` fi
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import os
+import re
 import sys
 import warnings
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -259,11 +262,50 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 STRICT = False
 
 
+#: Inside :func:`volume_warnings`: the warnings held back to be said once for all volumes.
+_HELD: "contextvars.ContextVar[list | None]" = contextvars.ContextVar("fijidecon_held_warnings", default=None)
+#: A volume named in a warning (``(volume t=0, c=1)`` or ``(t=0, c=1)``).
+_VOLUME = re.compile(r" \((?:volume )?t=(\d+), c=(\d+)\)")
+
+
+@contextlib.contextmanager
+def volume_warnings(also: Any = None) -> Iterator[None]:
+    """Warnings from each (T, C) volume of a hyperstack said once: identical ones once, and those that
+    differ only in the volume they name (``stop='auto' (volume t=0, c=1): …``) as one warning naming
+    every volume (``stop='auto' (volumes (0, 0), (0, 1), … of 6): …`` with the first one's figures).
+    A hyperstack of 6 volumes printed the same warning 6 times.  ``also``: called with each warning said
+    (e.g. a logger's ``info``, for messages that are logged as well)."""
+    held: list = []
+    token = _HELD.set(held)
+    try:
+        yield
+    finally:
+        _HELD.reset(token)
+    groups: dict = {}
+    for message, category in held:
+        m = _VOLUME.search(message)
+        key = (_VOLUME.sub("", message) if m is None else
+               re.sub(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?", "#", _VOLUME.sub("", message)), category)
+        groups.setdefault(key, []).append((message, m))
+    for (_, category), items in groups.items():
+        message, m = items[0]
+        named = [f"({x.group(1)}, {x.group(2)})" for _, x in items if x is not None]
+        if len(named) > 1:
+            message = _VOLUME.sub(f" (volumes (t, c) {', '.join(named)}; the figures of the first)", message, count=1)
+        warn(message, category)
+        if also is not None:
+            also(message)
+
+
 def warn(message: str, category: type[Warning] = UserWarning) -> None:
     """``warnings.warn`` pointing at the user's line: the first frame outside the package (a
     fixed ``stacklevel`` pointed inside it, or at ``sys:1``, when the call came through helpers).
     Where no frame is the user's (a Dask worker thread), at the outermost frame there is.  With
-    :data:`STRICT`, an ``InputError`` instead."""
+    :data:`STRICT`, an ``InputError`` instead; inside :func:`volume_warnings`, held to be said once."""
+    held = _HELD.get()
+    if held is not None and not STRICT:
+        held.append((message, category))
+        return
     if STRICT:
         raise InputError(f"{message} (--strict: a warning stops the run)")
     frame, level = sys._getframe(1), 2

@@ -108,7 +108,9 @@ class _Notes(logging.Handler):
             msg = _one_line(record.msg)
         if record.levelno >= logging.WARNING:
             self.warn(msg)
-        elif msg not in self.notes and msg not in self.warnings:  # a warning also logged as a note: once
+            return
+        msg = _option_named(msg, _INVOCATION)  # as the warnings are, so that one also logged is said once
+        if msg not in self.notes and msg not in self.warnings:  # a warning also logged as a note: once
             self.notes.append(msg)
             if not self.quiet:
                 _say(f"Note: {msg}")

@@ -301,7 +301,8 @@ def _warn(msg: str) -> None:
     """A ``UserWarning``, also logged at INFO like the notes (at WARNING, Python's last-resort
     handler would print it a second time where logging is not configured)."""
     _validate.warn(msg, UserWarning)  # first: the CLI then prints it once, as a warning
-    log.info(msg)
+    if _validate._HELD.get() is None:  # else logged once for all volumes (volume_warnings)
+        log.info(msg)
 
 
 #: Photo-electrons per voxel beyond which thinning is refused (int64 binomial draws; no camera counts so many).
@@ -525,6 +526,53 @@ def _average(folds: list[list[list[float]]]) -> np.ndarray:
     return np.array([np.mean([r for f in folds for r in f if r[0] == k], axis=0) for k in sorted(common)])
 
 
+def _choose_volume(vol: Any, prep: Any, bg: float, gain: Any, offset: Any, rn: float, edges: str, fraction: float,
+                   seed: Any, folds: int, iterations: int, col: int, inner: dict, picks: list, minima: list,
+                   curves: list, cams: list, drops: list, scored: list, single: bool) -> None:
+    """One (T, C) volume of :func:`choose_iterations`: its camera model, its thinned runs and their
+    held-out curve; the results are appended to ``picks`` ... ``scored`` (one item each)."""
+    from .richardson_lucy import richardson_lucy
+
+    if offset is not None and not offset < float(np.max(vol.data)):
+        raise InputError(f"offset: the camera offset ({offset:g}) is at or above the image's maximum "
+                         f"({float(np.max(vol.data)):g}): no photo-electrons would be left; give the offset "
+                         "in image units (ADU), or omit it to estimate it")
+    where = "" if single else f" (volume t={vol.t}, c={vol.c})"
+    cam = _camera(vol.data, gain, offset, rn, prep.kernel, where)
+    counts = cam.gain * (vol.data.astype(np.float64) - cam.offset) + cam.shift
+    b_e = cam.gain * (bg - cam.offset) + cam.shift
+    if b_e < -0.05 * max(float(counts.mean()), 1.0):
+        _warn(f"background{where}: {bg:g} is below the camera offset {cam.offset:.4g} ({cam.source}; "
+              "stop='auto'): the RL model image = H x + background would take the rest of the offset for object; give "
+              f"background={cam.offset:.4g} or more (CLI --background, ImageJ Background: the offset plus the "
+              "sample's own background), or subtract the offset from the image first")
+    b_e = max(b_e, 0.0)
+    runs, modes, fold_picks, fold_drops = [], [], [], []
+    # each volume thinned from the seed afresh: its choice does not depend on the volumes before it, and
+    # is the one a lazy run makes on that volume alone (one stream for all gave [40, 39] against [40, 40])
+    rng = np.random.default_rng(seed)
+    for _ in range(folds):
+        y1, y2 = thin(counts, fraction, rng)
+        scorer = _Scorer(y2, prep.kernel, (1 - fraction) / fraction, fraction * b_e, edges, DEBLUR_EPS)
+        token = THINNED.set(True)  # its data are photo-electrons of the thinned half, not the user's image
+        try:
+            rows, pick, drop = _fold_curve(richardson_lucy, y1, prep.kernel, scorer, iterations, col,
+                                           fraction * b_e, inner)
+        finally:
+            THINNED.reset(token)
+        runs.append(rows)
+        fold_picks.append(pick)
+        fold_drops.append(drop)
+        modes.append(scorer.mode)
+    drops.append(_median_drop(fold_drops))
+    curve = _average(runs)
+    minima.append(int(curve[int(np.argmin(curve[:, col])), 0]))
+    picks.append(int(np.median(fold_picks)))
+    curves.append(curve)
+    cams.append(cam)
+    scored.append(modes[0])
+
+
 def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | None = None,
                       offset: float | None = None, fraction: float = DEFAULT_FRACTION, seed: int | None = 0,
                       criterion: str = "deblurred", folds: int = 1, **options: Any) -> dict:
@@ -579,8 +627,6 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
         ``criterion``, ``folds`` or ``iterations``, a Dask image, or any error of
         :func:`richardson_lucy`.
     """
-    from .richardson_lucy import richardson_lucy
-
     iterations = _validate.check_int("iterations", iterations, 1, _validate.MAX_ITERATIONS)
     gain, offset, fraction, seed, criterion, folds = check_options(gain, offset, fraction, seed, criterion, folds)
     if iterations < FEW and not THINNED.get():
@@ -604,45 +650,11 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
         "psf_threshold", "start", "track_deviance", "bricks", "halo")}
     if inner.get("voxel_size") is not None:  # the kernel is prepared (resampled) already: at the image's voxel size
         inner["psf_voxel_size"] = inner["voxel_size"]
-    picks, minima, curves, cams, drops = [], [], [], [], []
-    for vol, prep, bg in zip(vols, preps, bgs):
-        if offset is not None and not offset < float(np.max(vol.data)):
-            raise InputError(f"offset: the camera offset ({offset:g}) is at or above the image's maximum "
-                             f"({float(np.max(vol.data)):g}): no photo-electrons would be left; give the offset "
-                             "in image units (ADU), or omit it to estimate it")
-        where = "" if len(vols) == 1 else f" (volume t={vol.t}, c={vol.c})"
-        cam = _camera(vol.data, gain, offset, rn, prep.kernel, where)
-        counts = cam.gain * (vol.data.astype(np.float64) - cam.offset) + cam.shift
-        b_e = cam.gain * (bg - cam.offset) + cam.shift
-        if b_e < -0.05 * max(float(counts.mean()), 1.0):
-            _warn(f"background{where}: {bg:g} is below the camera offset {cam.offset:.4g} ({cam.source}; "
-                  "stop='auto'): the RL model image = H x + background would take the rest of the offset for object; give "
-                  f"background={cam.offset:.4g} or more (CLI --background, ImageJ Background: the offset plus the "
-                  "sample's own background), or subtract the offset from the image first")
-        b_e = max(b_e, 0.0)
-        runs, modes, fold_picks, fold_drops = [], [], [], []
-        # each volume thinned from the seed afresh: its choice does not depend on the volumes before it, and
-        # is the one a lazy run makes on that volume alone (one stream for all gave [40, 39] against [40, 40])
-        rng = np.random.default_rng(seed)
-        for _ in range(folds):
-            y1, y2 = thin(counts, fraction, rng)
-            scorer = _Scorer(y2, prep.kernel, (1 - fraction) / fraction, fraction * b_e, edges, DEBLUR_EPS)
-            token = THINNED.set(True)  # its data are photo-electrons of the thinned half, not the user's image
-            try:
-                rows, pick, drop = _fold_curve(richardson_lucy, y1, prep.kernel, scorer, iterations, col,
-                                               fraction * b_e, inner)
-            finally:
-                THINNED.reset(token)
-            runs.append(rows)
-            fold_picks.append(pick)
-            fold_drops.append(drop)
-            modes.append(scorer.mode)
-        drops.append(_median_drop(fold_drops))
-        curve = _average(runs)
-        minima.append(int(curve[int(np.argmin(curve[:, col])), 0]))
-        picks.append(int(np.median(fold_picks)))
-        curves.append(curve)
-        cams.append(cam)
+    picks, minima, curves, cams, drops, scored = [], [], [], [], [], []
+    with _validate.volume_warnings(also=log.info):  # each volume's camera warnings said once for all
+        for vol, prep, bg in zip(vols, preps, bgs):
+            _choose_volume(vol, prep, bg, gain, offset, rn, edges, fraction, seed, folds, iterations, col, inner,
+                           picks, minima, curves, cams, drops, scored, len(vols) == 1)
     k1 = int(np.median(picks))
     k = int(min(iterations, max(1, round(k1 * factor))))
 
@@ -656,7 +668,7 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
                method=f"binomial thinning cross-validation (p={fraction:g}, {folds} fold(s), {CRITERIA[criterion]})",
                criterion=criterion, fraction=fraction, factor=factor, folds=folds, gain=cams[0].gain,
                offset=cams[0].offset, camera=cams[0].source, seed=seed, maximum=iterations, rule=RULES[criterion],
-               scored="whole image" if modes[0] == "work" or edges == "periodic" else "image interior")
+               scored="whole image" if scored[0] == "work" or edges == "periodic" else "image interior")
     if not one:  # each (T, C) volume's count and camera model, in the order of the volumes
         out.update(per_volume=picks, gain=[c.gain for c in cams], offset=[c.offset for c in cams],
                    camera=[c.source for c in cams])

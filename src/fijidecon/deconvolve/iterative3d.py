@@ -485,7 +485,8 @@ def _hyperstack(image, psf, axes, voxel_size, psf_voxel_size, opts, mem) -> Iter
         return _match_voxel_size(p, voxel_size, pvs, notes, name)
 
     psfs = _hyper.per_channel(_hyper.channel_psfs_of(layout, vols), psf_voxel_size, channel_psf)
-    rs = [_checked_volume(v.data, psfs[v.c], opts, mem, notes) for v in vols]
+    with _validate.volume_warnings():  # a PSF's warning once, not once per (T, C) volume
+        rs = [_checked_volume(v.data, psfs[v.c], opts, mem, notes) for v in vols]
     return IterativeResult(layout.merge([r.image for r in rs]), [r.iterations for r in rs], [r.log for r in rs],
                            [r.stop_reason for r in rs], rs[0].padded_shape, sum(r.setup_seconds for r in rs),
                            sum(r.iteration_seconds for r in rs), notes)
