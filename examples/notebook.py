@@ -64,7 +64,7 @@ for _ in range(12):
 psf_np = diffraction_psf_3d(**psf_params)
 # circular convolution with the PSF (centred at n // 2), plus a little noise
 otf = np.fft.rfftn(np.fft.ifftshift(psf_np))
-blurred = np.fft.irfftn(np.fft.rfftn(truth) * otf, s=shape) + rng.normal(0, 0.05, shape)
+blurred = np.fft.irfftn(np.fft.rfftn(truth) * otf, s=shape, axes=(0, 1, 2)) + rng.normal(0, 0.05, shape)
 blurred = np.clip(blurred, 0, None).astype(np.float32)
 
 cal = Calibration.make("ZYX", unit="nm", **voxel)

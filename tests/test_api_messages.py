@@ -337,3 +337,18 @@ def test_compat_memory_refusal_names_a_budget_that_runs():
     assert iterative_deconvolve_3d(img, psf, max_iterations=1, memory_limit=f"{least}MiB").image.shape == img.shape
     with pytest.raises(MemoryError):
         iterative_deconvolve_3d(img, psf, max_iterations=1, memory_limit=f"{least - 1}MiB")
+
+
+@pytest.mark.parametrize("call, want", [
+    (lambda: richardson_lucy(np.ones((8, 16, 16), np.float32), _gauss(), 2, start="prev"),
+     r"^start: expected a previous result or an array of the image's shape \(8, 16, 16\), got 'prev' \(str\)"),
+    (lambda: iterative_deconvolve_3d(np.zeros((0, 24, 24), np.float32), _gauss()),
+     r"^image: empty array of shape \(0, 24, 24\)$"),
+    (lambda: richardson_lucy(np.ones((8, 16, 16), np.float32), _gauss(), 2, bp_beta=0.2),
+     r"^bp_beta: only used with back_projector='wiener-butterworth'$"),
+])
+def test_messages_name_the_parameter_given(call, want):
+    """A fresh notebook user: start='prev' said 'start: shape () differs'; an empty image for Iterative
+    Deconvolve 3D was named 'image_shape' (the memory estimate's); bp_beta alone named 'bp_beta, bp_order'."""
+    with pytest.raises((ValueError, TypeError), match=want):
+        call()

@@ -487,3 +487,16 @@ def test_stop_auto_on_channels_does_not_warn_about_a_background_the_user_gave():
         richardson_lucy(img, np.ones((3, 5, 5)), 20, background=295, stop="auto", gain=1.0, offset=300.0,
                         axes="CZYX")
     assert not [str(w.message) for w in caught if "background: 0" in str(w.message)]
+
+
+def test_a_stopping_rule_says_where_it_stopped_and_warns_when_it_never_did(data2):
+    """A fresh user: stop='discrepancy' never met in 500 iterations gave stop_reason 'iterations' and no word
+    (a Fiji user: no Log line either); the rule's stop is now a note, its absence a warning."""
+    met = richardson_lucy(data2, PSF2, 300, stop="discrepancy")
+    assert met.stop_reason == "stop" and any(
+        n == f"richardson-lucy: stopped by the discrepancy principle after {met.iterations} iteration(s)"
+        for n in met.notes), met.notes
+    with pytest.warns(RuntimeWarning, match=r"^stop: the discrepancy principle was not met within iterations=1; "
+                                            r"the result is the last iterate"):
+        missed = richardson_lucy(data2, PSF2, 1, stop="discrepancy")
+    assert missed.stop_reason == "iterations"

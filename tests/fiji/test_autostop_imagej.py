@@ -49,3 +49,15 @@ def test_automatic_stop_in_the_dialog_logs_its_choice(bridge):
     assert f"chose {want.iterations} iterations" in lines[0] and "given" in lines[0]
     got, _ = convert.from_imageplus(bridge.image("OUT"))
     np.testing.assert_allclose(got, want.image, rtol=1e-5, atol=1e-5 * float(np.max(want.image)))
+
+
+def test_the_discrepancy_stop_says_its_count_in_the_log(bridge):
+    """A fresh Fiji user: Richardson-Lucy with 'Discrepancy principle' stopped with no Log line and a window
+    titled as any other (the CLI said '8 iterations (stopping rule)')."""
+    img, psf = _pair()
+    _show(img, "img")
+    _show(psf, "psf")
+    r = bridge.run_macro('run("Richardson-Lucy Deconvolution", "image=img psf=psf iterations=300 background=100 '
+                         'stop=[Discrepancy principle (data in photons)] title=DISC");', clear_log=True)
+    assert r.ok, r.error
+    assert any("stopped by the discrepancy principle after" in x for x in r.log.splitlines()), r.log

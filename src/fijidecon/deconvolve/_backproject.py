@@ -95,7 +95,9 @@ def check(back_projector: Any, bp_alpha: Any, bp_beta: Any, bp_order: Any, ndim:
         raise InputError(f"bp_beta: expected a number in (0, 1), got {bp_beta!r}")
     order = _validate.check_int("bp_order", bp_order, 1)
     if kind != "wiener-butterworth" and (beta != DEFAULT_BETA or order != DEFAULT_ORDER):
-        raise InputError("bp_beta, bp_order: only used with back_projector='wiener-butterworth'")
+        which = ", ".join(n for n, v, d in (("bp_beta", beta, DEFAULT_BETA), ("bp_order", order, DEFAULT_ORDER))
+                          if v != d)
+        raise InputError(f"{which}: only used with back_projector='wiener-butterworth'")
     if bp_alpha is not None and kind not in DEFAULT_ALPHA:
         raise InputError("bp_alpha: only used with back_projector='wiener-butterworth' or 'otf-masked-wiener'")
     alpha = DEFAULT_ALPHA.get(kind, 0.0) if bp_alpha is None else _validate.check_float("bp_alpha", bp_alpha, 0)

@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import _validate
 from . import _edges
-from ..errors import InputError
+from ..errors import InputError, InputTypeError
 
 log = logging.getLogger("fijidecon.deconvolve")
 
@@ -141,6 +141,9 @@ class Layout:
 
     def split_like(self, array: Any, name: str) -> list[np.ndarray]:
         """Split another array of the input's shape (e.g. a ``start`` estimate) into volumes."""
+        if not (_is_xarray(array) or isinstance(array, np.ndarray) or type(array).__name__ == "Array"):
+            raise InputTypeError(f"{name}: expected a previous result or an array of the image's shape "
+                                 f"{self.shape}, got {_validate.got(array)}")
         a = np.asarray(array.values if _is_xarray(array) else array)
         if a.shape != self.shape:
             raise InputError(f"{name}: shape {a.shape} differs from the image's {self.shape}")

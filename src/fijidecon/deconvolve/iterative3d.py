@@ -352,6 +352,8 @@ def iterative_deconvolve_3d(
         opts[name] = _validate.check_float(name, opts[name], 0.0, LOWPASS_MAX)
     opts["max_iterations"] = _validate.check_int("max_iterations", max_iterations, 0, _validate.MAX_ITERATIONS)
     opts["terminate"] = _validate.check_float("terminate", terminate)
+    if 0 in tuple(getattr(image, "shape", ())):  # before the memory estimate, which would name image_shape
+        raise InputError(f"image: empty array of shape {tuple(image.shape)}")
     mem = dict(limit=_bricks.budget(memory_limit), bricks=bricks, halo=halo, resident=np.asarray(image).nbytes * 3)
     if _is_hyperstack(image, axes):
         return _told_divergence(_hyperstack(image, psf, axes, voxel_size, psf_voxel_size, opts, mem),

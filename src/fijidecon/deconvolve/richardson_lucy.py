@@ -607,8 +607,30 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
             del eng
     result = _result(layout, results, preps, edges=edges, acceleration=acceleration,
                      regularization=regularization, weight=weight, back_projector=bp.kind)
-    result.notes += _bp_notes(bp, preps) + drop_notes
+    result.notes += _bp_notes(bp, preps) + drop_notes + _told_stop(stop, results, vols, iterations, layout.single)
     return _with_background(result, bgs, layout.scale, bg_note)
+
+
+def _told_stop(stop: Any, results: list[dict], vols: Sequence[Any], iterations: int, single: bool) -> list[str]:
+    """A stopping rule (``"discrepancy"`` or a tolerance): a note (logged) of where it stopped each
+    volume, and a warning for a volume it never stopped (the result is then the last iterate, which a
+    user of the rule would otherwise take for the rule's choice)."""
+    if stop is None or callable(stop) or _autostop.THINNED.get():
+        return []
+    rule = "the discrepancy principle" if isinstance(stop, str) else f"relative change < {float(stop):g}"
+    met = [(v, r["iterations"]) for v, r in zip(vols, results) if r["stop_reason"] == "stop"]
+    missed = [v for v, r in zip(vols, results) if r["stop_reason"] == "iterations"]
+    notes = []
+    if met:
+        where = "" if single else " (" + "; ".join(f"t={v.t}, c={v.c}: {k}" for v, k in met) + ")"
+        notes.append(f"richardson-lucy: stopped by {rule} after {max(k for _, k in met)} iteration(s){where}")
+        _hyper.log.info(notes[-1])
+    if missed and iterations > 0:
+        where = "" if single else " in volume(s) " + ", ".join(f"t={v.t}, c={v.c}" for v in missed)
+        _validate.warn(f"stop: {rule} was not met within iterations={iterations}{where}; the result is the last "
+                       "iterate: raise iterations, or choose the count another way (stop='auto', snapshots)",
+                       RuntimeWarning)
+    return notes
 
 
 def _background_note(background: Any, bgs: Sequence[float], n_c: int, scale: float) -> str | None:
