@@ -40,3 +40,36 @@ def test_dialog_fields_hold_the_signature_defaults(bridge, cmd):
         assert got == q.default, f"{cmd.id}: dialog field {p.label!r} = {got!r}, API default {q.default!r}"
         checked += 1
     assert checked > 0
+
+
+@pytest.mark.parametrize("cid", ["richardson-lucy", "wiener"])
+def test_a_dialog_shown_again_keeps_auto_in_its_fields(bridge, cid):
+    """A fresh Fiji user: after OK, the dialog shown again had blank Alpha, Weight, Gain, Offset and Memory
+    fields where it had shown 'auto' (the values remembered were the API's None), and the recorder then wrote
+    alpha=[] ... memory=[]."""
+    from fijidecon.fiji import commands
+
+    cmd = next(c for c in all_commands() if c.id == cid)
+    gd = commands._build_dialog(cmd, dict(cmd.defaults()), ["image-a", "image-b"])
+    typed: dict = {}
+    try:
+        values = commands._read_dialog(cmd, gd, typed=typed)
+    finally:
+        gd.dispose()
+    remembered = dict(cmd.defaults())
+    remembered.update({p.name: typed.get(p.name, values[p.name]) for p in cmd.params if p.kind != "image"})
+    gd = commands._build_dialog(cmd, remembered, ["image-a", "image-b"])
+    try:
+        fields = [str(f.getText()) for f in gd.getStringFields()]
+        also = [str(p.face(None)) for p in cmd.params if p.kind == "string" and p.default is None
+                and p.face(None) is not None]
+    finally:
+        gd.dispose()
+    assert "" not in fields and also and all(a in fields for a in also), (fields, also)
+    # the API values remembered as None are shown as the field's word for None, too
+    gd = commands._build_dialog(cmd, dict(remembered, **{p.name: None for p in cmd.params
+                                                         if p.kind == "string" and p.none}), ["a", "b"])
+    try:
+        assert "" not in [str(f.getText()) for f in gd.getStringFields()]
+    finally:
+        gd.dispose()

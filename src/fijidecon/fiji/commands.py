@@ -530,8 +530,9 @@ def _build_dialog(cmd: Command, defaults: Mapping[str, Any], titles: list[str]):
             gd.addCheckbox(p.label, bool(val))
         elif p.kind == "choice":
             gd.addChoice(p.label, list(p.choice_labels), p.choice_label(val))
-        elif p.kind == "string":
-            gd.addStringField(p.label, "" if val is None else str(val), 12)
+        elif p.kind == "string":  # None as the field's word for it ("auto"), not a blank field
+            shown = p.face(val)
+            gd.addStringField(p.label, "" if shown is None else str(shown), 12)
         elif p.kind == "image":
             gd.addChoice(p.label, titles, image_defaults.get(p.name, titles[0]))
     if cmd.summary and not ported:
@@ -543,8 +544,9 @@ class _AlreadyReported(Exception):
     """An error ImageJ itself has already shown (or recorded) for the running macro."""
 
 
-def _read_dialog(cmd: Command, gd, macro: bool = False) -> dict[str, Any]:
-    """Read the fields back in order; validate each through its :class:`Param`."""
+def _read_dialog(cmd: Command, gd, macro: bool = False, typed: dict | None = None) -> dict[str, Any]:
+    """Read the fields back in order; validate each through its :class:`Param`.  ``typed``: filled
+    with the text of each string field as typed (what the next dialog shows again)."""
     values: dict[str, Any] = {}
     for p in cmd.params:
         if p.kind in ("float", "int"):
@@ -560,6 +562,8 @@ def _read_dialog(cmd: Command, gd, macro: bool = False) -> dict[str, Any]:
             values[p.name] = str(gd.getNextChoice())
         elif p.kind == "string":
             values[p.name] = str(gd.getNextString())
+    if typed is not None:
+        typed.update({p.name: values[p.name] for p in cmd.params if p.kind == "string"})
     out: dict[str, Any] = {}
     for p in cmd.params:
         v = values[p.name]
@@ -843,7 +847,8 @@ def _run(cmd: Command, label: str) -> None:
         _cancelled(label, "cancelled", recording)
         return
     try:
-        values = _read_dialog(cmd, gd, macro=options is not None)
+        typed: dict[str, str] = {}
+        values = _read_dialog(cmd, gd, macro=options is not None, typed=typed)
     except CommandError as e:
         _report(label, str(e))
         return
@@ -879,7 +884,8 @@ def _run(cmd: Command, label: str) -> None:
     if recording:
         Recorder.saveCommand()
     if options is None:
-        state.last_values[cmd.id] = {p.name: values[p.name] for p in cmd.params if p.kind != "image"}
+        state.last_values[cmd.id] = {p.name: typed.get(p.name, values[p.name]) for p in cmd.params
+                                     if p.kind != "image"}
 
     snaps: list = []
     try:
