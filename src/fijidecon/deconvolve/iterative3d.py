@@ -478,7 +478,12 @@ def _match_voxel_size(psf, voxel_size, psf_voxel_size, notes: list[str], name: s
 
 
 def _hyperstack(image, psf, axes, voxel_size, psf_voxel_size, opts, mem) -> IterativeResult:
-    """Each (T, C) volume on its own (see ``axes``); results merged into the input's axes."""
+    """Each (T, C) volume on its own (see ``axes``); results merged into the input's axes.  A 2D PSF of
+    3D volumes is taken as a one-plane (1, Y, X) PSF, as the plugin takes it on one stack (slice by slice)."""
+    letters = (_hyper._dims_to_axes(image.dims, "image") if _hyper._is_xarray(image) else
+               str(axes).upper() if axes else _hyper.DEFAULT_AXES.get(np.ndim(image), ""))
+    if _flat_psf(psf) and sum(a in "ZYX" for a in letters) == 3:
+        psf = np.asarray(psf)[None]
     layout, vols = _hyper.split(image, psf, axes)
     notes: list[str] = []
     def channel_psf(p, name, pvs):
@@ -492,6 +497,11 @@ def _hyperstack(image, psf, axes, voxel_size, psf_voxel_size, opts, mem) -> Iter
     return IterativeResult(layout.merge([r.image for r in rs]), [r.iterations for r in rs], [r.log for r in rs],
                            [r.stop_reason for r in rs], rs[0].padded_shape, sum(r.setup_seconds for r in rs),
                            sum(r.iteration_seconds for r in rs), notes)
+
+
+def _flat_psf(psf: Any) -> bool:
+    """A single 2D PSF array (not a list, nor a channel stack)."""
+    return isinstance(psf, np.ndarray) and psf.ndim == 2 or (_hyper._is_xarray(psf) and len(psf.dims) == 2)
 
 
 #: A PSF whose border sits flat above this fraction of its peak warns (a camera offset; a theoretical PSF
