@@ -456,3 +456,28 @@ def test_voxel_size_in_a_unit_of_an_uncalibrated_file_says_what_to_do():
         with pytest.raises(ValueError, match=rf"^unit: {which} is 'pixel', not a length \(a file without voxel "
                                              r"sizes reads as 'pixel'\): give the voxel sizes yourself"):
             cal.voxel_size("ZYX", unit=unit)
+
+
+@pytest.mark.parametrize("name", ["op.tif", "op.ome.tif"])
+def test_a_one_plane_stack_reads_back_as_one_plane_when_its_axes_are_given(tmp_path, name):
+    """A fresh notebook user: a (1, Y, X) ZYX stack came back (Y, X) (a TIFF keeps no axis of length 1) and
+    read_image(path, axes='ZYX') raised 'has 3 letters for an array with 2 dimensions'; the CLI's --axes
+    ZYX too, so a one-plane image could not meet a 3D PSF."""
+    from fijidecon.calibration import Calibration
+    from fijidecon.cli import main
+    from fijidecon.lazy_io import read_lazy
+    from fijidecon.psf import gaussian
+
+    write_image(tmp_path / name, np.full((1, 32, 32), 5.0, np.float32),
+                Calibration.make("ZYX", unit="micron", Z=0.3, Y=0.1, X=0.1))
+    arr, cal = read_image(tmp_path / name, axes="ZYX")
+    assert arr.shape == (1, 32, 32) and cal.axes == "ZYX" and cal.voxel_size() == pytest.approx((0.3, 0.1, 0.1))
+    lazy, lcal = read_lazy(tmp_path / name, axes="ZYX")
+    assert lazy.shape == (1, 32, 32) and lcal.axes == "ZYX"
+    write_image(tmp_path / "p.tif", gaussian((7, 15, 15), (2.0, 2.0, 2.0)))
+    assert main(["deconvolve", "richardson-lucy", str(tmp_path / name), str(tmp_path / "p.tif"), "--iterations",
+                 "2", "--background", "1", "-o", str(tmp_path / "o.tif")]) == 2  # 2D image, 3D PSF: refused ...
+    assert main(["deconvolve", "richardson-lucy", str(tmp_path / name), str(tmp_path / "p.tif"), "--iterations",
+                 "2", "--background", "1", "--axes", "ZYX", "-o", str(tmp_path / "o.tif")]) == 0  # ... as one plane
+    with pytest.raises(ValueError, match="has 3 letters"):  # only T, C, Z of length 1 are put back
+        read_image(tmp_path / name, axes="YXS")

@@ -182,6 +182,7 @@ def read_image(path: str | os.PathLike, axes: str | None = None) -> tuple[np.nda
     if arr.size == 0:
         raise InputError(f"image: {str(p)!r} holds an empty array {arr.shape}")
     if axes is not None:
+        arr, cal = singletons_back(arr, cal, axes)
         cal = given_axes(cal, axes, arr.ndim, p, own=p.suffix.lower() != ".npy")
     else:
         try:
@@ -209,6 +210,23 @@ def stored_layout(path: str | os.PathLike, shape: tuple[int, ...], axes: str) ->
         order = [i for i in order if not (axes[i] in "TCZ" and int(shape[i]) == 1)]
         letters = "".join(axes[i] for i in order)
     return tuple(int(shape[i]) for i in order), letters
+
+
+def singletons_back(arr: Any, cal: Calibration, axes: str) -> tuple[Any, Calibration]:
+    """``axes`` naming T, C or Z axes the file does not keep (a TIFF stores no axis of length 1: a
+    one-plane Z stack reads back as YX, its Z spacing in the calibration): the array (numpy or dask)
+    with those axes of length 1 put back, so ``read_image(path, axes="ZYX")`` gives (1, Y, X).  Otherwise unchanged."""
+    want = str(axes).upper()
+    if len(want) <= arr.ndim or len(set(want)) != len(want):
+        return arr, cal
+    kept = "".join(a for a in want if a in cal.axes)
+    if kept != cal.axes or any(a not in "TCZ" for a in want if a not in cal.axes):
+        return arr, cal
+    out = arr
+    for i, a in enumerate(want):
+        if a not in cal.axes:
+            out = out[(slice(None),) * i + (None,)]  # numpy or dask
+    return out, cal.with_axes(want)
 
 
 def given_axes(cal: Calibration, axes: str, ndim: int, path: Path, own: bool = True) -> Calibration:
