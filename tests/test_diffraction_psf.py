@@ -155,3 +155,16 @@ def test_lengths_in_different_units_warn(compat, lam, dxy, dz, word):
     msgs = [str(w.message) for w in caught if "in one unit?" in str(w.message)]
     assert (len(msgs) == 1 and word in msgs[0] and msgs[0].startswith("psf: ")) if word else not msgs
     assert np.isfinite(p).all()
+
+
+def test_lengths_in_different_units_that_would_take_minutes_are_refused():
+    """A fresh batch user: --wavelength 0.52 with the default 30-unit spacings and 256^3 stack warned, then ran
+    for many minutes (about 16 min projected); a unit mix-up that long is refused before any computation."""
+    import time
+
+    t = time.perf_counter()
+    with pytest.raises(ValueError, match=r"^wavelength: pixel_spacing=30 is \S+x the lateral resolution .* in one "
+                                         r"unit\? \(refused: this PSF would take about \d+ min to compute\)$"):
+        diffraction_psf_3d(index=1.515, na=1.4, wavelength=0.52, pixel_spacing=30, slice_spacing=30, width=256,
+                           height=256, depth=256)
+    assert time.perf_counter() - t < 5
