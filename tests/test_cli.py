@@ -603,3 +603,16 @@ def test_warnings_name_the_options_of_the_command_not_the_api_parameters(tmp_pat
                                 rl)
     assert spelled == ("--stop auto: the image does not look like photo-electrons; pass --gain and --offset "
                        "(camera values) to use those instead"), spelled
+
+
+def test_a_budget_under_a_mebibyte_is_said_as_given(tmp_path, capsys):
+    """A fresh batch user: --memory-limit 10kb was refused as '0 MiB is too small' (rounded)."""
+    from fijidecon.psf import gaussian
+
+    write_image(tmp_path / "img.tif", np.ones((12, 32, 32), np.float32))
+    write_image(tmp_path / "psf.tif", gaussian((5, 9, 9), (2.0, 2.0, 2.0)))
+    assert main(["deconvolve", "richardson-lucy", str(tmp_path / "img.tif"), str(tmp_path / "psf.tif"),
+                 "--memory-limit", "10kb", "-o", str(tmp_path / "o.tif")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Error: --memory-limit: 9 KiB is too small") or err.startswith(
+        "Error: --memory-limit: 10 KiB is too small"), err

@@ -481,3 +481,14 @@ def test_a_one_plane_stack_reads_back_as_one_plane_when_its_axes_are_given(tmp_p
                  "2", "--background", "1", "--axes", "ZYX", "-o", str(tmp_path / "o.tif")]) == 0  # ... as one plane
     with pytest.raises(ValueError, match="has 3 letters"):  # only T, C, Z of length 1 are put back
         read_image(tmp_path / name, axes="YXS")
+
+
+def test_a_text_file_named_npy_is_not_called_pickled(tmp_path):
+    """A fresh batch user: a .npy holding the text 'hello' was 'not a readable .npy file (ValueError: This
+    file contains pickled (object) data ...)'."""
+    from fijidecon.lazy_io import read_lazy
+
+    (tmp_path / "text.npy").write_text("hello")
+    for read in (read_image, read_lazy):
+        with pytest.raises(ValueError, match=r"^image: '.*text\.npy' is not a \.npy file \(no NumPy header\)$"):
+            read(tmp_path / "text.npy")

@@ -500,3 +500,10 @@ def test_a_stopping_rule_says_where_it_stopped_and_warns_when_it_never_did(data2
                                             r"the result is the last iterate"):
         missed = richardson_lucy(data2, PSF2, 1, stop="discrepancy")
     assert missed.stop_reason == "iterations"
+
+
+def test_a_snapshot_interval_beyond_the_iterations_warns(data2):
+    """A fresh batch user: --snapshot-every 100 --iterations 10 wrote no snapshot, without a word."""
+    with pytest.warns(RuntimeWarning, match=r"^snapshot_every: 100 is more than iterations=10: no snapshot is kept"):
+        res = richardson_lucy(data2, PSF2, 10, snapshot_every=100)
+    assert res.snapshots == {}

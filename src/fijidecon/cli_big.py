@@ -321,6 +321,8 @@ def _fit_lateral(method, vol, cz, kernel, halo, opts, room) -> tuple[int, ...] |
 
 
 def _size(n: float) -> str:
+    if n < 2**20:  # a budget of '10kb' read '0 MiB'
+        return f"{n / 2**10:,.0f} KiB" if n >= 2**10 else f"{int(n):,d} bytes"
     return f"{n / 2**20:,.0f} MiB" if n < 2**30 else f"{n / 2**30:,.2f} GiB"
 
 

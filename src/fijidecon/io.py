@@ -242,7 +242,15 @@ def given_axes(cal: Calibration, axes: str, ndim: int, path: Path, own: bool = T
     return cal.with_axes(axes)
 
 
+def check_npy_header(p: Path) -> None:
+    """``InputError`` for a ``.npy`` name without NumPy's header (numpy calls a text file 'pickled data')."""
+    with open(p, "rb") as fh:
+        if fh.read(6) != b"\x93NUMPY":
+            raise InputError(f"image: {str(p)!r} is not a .npy file (no NumPy header)")
+
+
 def _read_npy(p: Path, guess: bool = True) -> tuple[np.ndarray, Calibration]:
+    check_npy_header(p)
     try:
         arr = np.load(p, allow_pickle=False)
     except Exception as exc:  # EOFError, ValueError, OSError … for damaged files

@@ -230,6 +230,7 @@ def _from_source(src: _FileArray, chunks: tuple[int, ...]) -> Any:
 
 
 def _read_npy_lazy(p: Path, guess: bool, planes: int) -> tuple[Any, Calibration]:
+    _io.check_npy_header(p)
     try:
         mm = np.load(p, mmap_mode="r", allow_pickle=False)
     except Exception as exc:  # damaged header, pickled objects …

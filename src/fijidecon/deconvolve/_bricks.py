@@ -440,11 +440,15 @@ def _too_small(method: str, shape: Sequence[int], kernel_shape: Sequence[int], o
 
 
 def _mib(n: float) -> str:
+    if n < 2**20:  # a budget of '10kb' read '0 MiB'
+        return f"{n / 2**10:,.0f} KiB" if n >= 2**10 else f"{int(n):,d} bytes"
     return f"{n / 2**20:,.0f} MiB" if n < 2**30 else f"{n / 2**30:,.2f} GiB"
 
 
 def _mib_down(n: float) -> str:
     """``n`` bytes in MiB (GiB), rounded down: a budget given (so that it never reads as the need)."""
+    if n < 2**20:  # '10kb' read '0 MiB'
+        return f"{math.floor(n / 2**10):,d} KiB" if n >= 2**10 else f"{int(n):,d} bytes"
     return f"{math.floor(n / 2**20):,d} MiB" if n < 2**30 else f"{math.floor(n / 2**30 * 100) / 100:,.2f} GiB"
 
 

@@ -543,6 +543,9 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
     read_noise = _validate.check_float("read_noise", read_noise, 0, READ_NOISE_MAX)
     if snapshot_every is not None:
         snapshot_every = _validate.check_int("snapshot_every", snapshot_every, 0) or None
+        if snapshot_every is not None and snapshot_every > iterations and start is None:
+            _validate.warn(f"snapshot_every: {snapshot_every} is more than iterations={iterations}: no snapshot is "
+                           "kept (the result is the last iterate)", RuntimeWarning)
     bp = _backproject.check(back_projector, bp_alpha, bp_beta, bp_order)
     stop_fn = _stop_rule(stop)
     if isinstance(stop, str) and stop.lower() == "discrepancy":
