@@ -616,3 +616,13 @@ def test_a_budget_under_a_mebibyte_is_said_as_given(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("Error: --memory-limit: 9 KiB is too small") or err.startswith(
         "Error: --memory-limit: 10 KiB is too small"), err
+
+
+def test_a_2d_psf_has_no_z_spacing_in_its_sidecar(tmp_path):
+    """A fresh batch user: a 2D Gaussian PSF (--unit um) had ['Z', 200.0] in its sidecar calibration: the
+    default slice spacing (in nm) relabelled µm, for a YX output."""
+    out = tmp_path / "p.tif"
+    assert main(["psf", "gaussian", "--depth", "1", "--width", "15", "--height", "15", "--fwhm-xy", "0.3",
+                 "--pixel-spacing", "0.1", "--unit", "um", "-o", str(out)]) == 0
+    rec = json.loads((tmp_path / "p.tif.json").read_text())["output"]
+    assert rec["axes"] == "YX" and "Z" not in dict(rec["calibration"]["spacing"]), rec

@@ -97,7 +97,9 @@ def output_calibration(cmd: Command, values: Mapping[str, Any], inputs: list[tup
     spacing_params = cmd.extras.get("spacing")
     if spacing_params:
         z, y, x = (float(values[name]) for name in spacing_params)
-        return Calibration.make("ZYX"[-ndim:] if ndim <= 3 else "CZYX", unit=unit or "pixel", Z=z, Y=y, X=x)
+        axes = "ZYX"[-ndim:] if ndim <= 3 else "CZYX"
+        given = {"Z": z, "Y": y, "X": x}  # a 2D PSF has no Z spacing (its default slice spacing is not one)
+        return Calibration.make(axes, unit=unit or "pixel", **{a: v for a, v in given.items() if a in axes})
     if inputs:
         cal = inputs[0][1]
         return cal if len(cal.axes) == ndim else Calibration.default(ndim)
