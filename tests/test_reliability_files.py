@@ -566,6 +566,11 @@ def test_a_result_too_big_for_the_disk_is_refused_before_computing(tmp_path):
     io.check_output(tmp_path / "r.ome.zarr", "ZYX", shape=shape)  # compressed: its size is not known before
     io.check_output(tmp_path / "r.tif", "ZYX", shape=(10, 100, 100))  # fits: no error
     assert list(tmp_path.iterdir()) == []
+    # with its snapshots: a fresh batch user's 5 snapshots filled a 2 MB disk after the whole run
+    half = (int(free // 4 // 10**6 // 2) + 10, 1000, 1000)
+    io.check_output(tmp_path / "r.tif", "ZYX", shape=half)
+    with pytest.raises(OSError, match=r"\(the float32 result and 4 snapshot\(s\)\) and its folder has"):
+        io.check_output(tmp_path / "r.tif", "ZYX", shape=half, copies=5)
 
 
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])

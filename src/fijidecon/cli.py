@@ -800,7 +800,8 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
     drop_spacing_warnings(read_warnings, voxel)
     if image_params:
         first = images[image_params[0].name]
-        io.check_output(out, first[1].axes, overwrite=overwrite, sidecar=True, shape=np.shape(first[0]))
+        io.check_output(out, first[1].axes, overwrite=overwrite, sidecar=True, shape=np.shape(first[0]),
+                        copies=1 + len(_snapshot_paths(out, values)))  # the snapshots' files too
     total = cmd.extras.get("progress")
     bars: list[Any] = []  # created at the first iteration, so a failed set-up prints one line only
     callback = None

@@ -574,7 +574,7 @@ def _check_target(p: Path, overwrite: bool) -> None:
 
 
 def check_output(path: str | os.PathLike, axes: str | None = None, *, overwrite: bool = False,
-                 sidecar: bool = False, shape: tuple[int, ...] | None = None) -> Path:
+                 sidecar: bool = False, shape: tuple[int, ...] | None = None, copies: int = 1) -> Path:
     """Check, before computing, that :func:`write_image` can write ``path``.
 
     Parameters
@@ -589,7 +589,10 @@ def check_output(path: str | os.PathLike, axes: str | None = None, *, overwrite:
     sidecar : bool
         Also check the JSON sidecar ``<path>.json`` (see :func:`sidecar_path`).
     shape : tuple of int, optional
-        The result's shape (with ``axes``): checked to be writable to a TIFF.
+        The result's shape (with ``axes``): checked to be writable to a TIFF, and its float32
+        bytes (times ``copies``: the result and its snapshots) to fit the folder's free space.
+    copies : int
+        How many files of that size the run writes.
 
     Returns
     -------
@@ -623,22 +626,24 @@ def check_output(path: str | os.PathLike, axes: str | None = None, *, overwrite:
         if shape is not None and not _is_zarr(p):
             _check_tiff_shape(tuple(shape), axes)
     if shape is not None:
-        _check_free_space(p, int(np.prod(shape, dtype=np.float64)) * 4)
+        _check_free_space(p, int(np.prod(shape, dtype=np.float64)) * 4, copies)
     return p
 
 
-def _check_free_space(p: Path, nbytes: int) -> None:
-    """A float32 result of ``nbytes`` that cannot fit on the output's disk is refused before
-    computing (a TIFF is written uncompressed; an OME-Zarr compresses: not checked)."""
+def _check_free_space(p: Path, nbytes: int, copies: int = 1) -> None:
+    """A float32 result of ``nbytes`` (``copies`` files of it: the result and its snapshots) that cannot
+    fit on the output's disk is refused before computing (a TIFF is written uncompressed; an OME-Zarr
+    compresses: not checked)."""
     import shutil
 
     try:
         free = shutil.disk_usage(p.parent).free
     except OSError:  # not measurable (e.g. a special file system): the write itself will tell
         return
-    if nbytes <= free or _is_zarr(p):  # an OME-Zarr's compressed size is not known before writing
+    if nbytes * copies <= free or _is_zarr(p):  # an OME-Zarr's compressed size is not known before writing
         return
-    raise OSError(f"output: {str(p)!r} needs about {_mib(nbytes)} (the float32 result) and its folder has "
+    what = "the float32 result" if copies == 1 else f"the float32 result and {copies - 1} snapshot(s)"
+    raise OSError(f"output: {str(p)!r} needs about {_mib(nbytes * copies)} ({what}) and its folder has "
                   f"{_mib(free)} free; free some space or write elsewhere (nothing was computed)")
 
 
