@@ -125,6 +125,21 @@ def test_workers_local_cluster_on_a_hyperstack_equals_the_in_memory_run(tmp_path
     assert meta["memory"]["scheduler"] == "local cluster of 2 worker processes"
 
 
+def test_workers_with_a_budget_no_brick_fits_are_refused_before_the_cluster_starts(tmp_path):
+    """A fresh batch user: the one-line refusal of a too small --memory-limit with --workers 2 came after the
+    local cluster had started (7-9 s; 1.8 s without --workers); no worker process is started now."""
+    import time
+
+    _hyperstack(tmp_path)
+    t = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "fijidecon.cli", "deconvolve", "richardson-lucy", tmp_path / "hs.tif",
+                        tmp_path / "psf.tif", "-o", tmp_path / "out.tif", "--iterations", "2", "--workers", "2",
+                        "--memory-limit", "2MB"], capture_output=True, text=True, timeout=180)
+    assert r.returncode == 2 and r.stderr.startswith("Error: --memory-limit: ") and "too small" in r.stderr, r.stderr
+    assert "local cluster" not in r.stderr and time.perf_counter() - t < 30
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hs.tif", "psf.tif"]
+
+
 def test_an_existing_cluster_equals_the_in_memory_run_and_its_budget_is_recorded(tmp_path):
     """--scheduler against a running distributed cluster (one worker of 600 MB): the result is the
     threaded run's, and the sidecar's budget is the one planned for each worker (it recorded this

@@ -815,6 +815,8 @@ def _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, 
     kernel = kernel_shape(psf, cal, vol_axes, bool(kwargs.get("recenter", True)))
     opts = {k: kwargs[k] for k in _MEMORY_OPTIONS if k in kwargs}
     tiff_out = not io._is_zarr(out)
+    if workers and not resume:  # a local cluster: a budget no brick fits is refused before starting it (7-9 s)
+        plan_bricks(cmd.id, vol, kernel, opts, limit, workers, tiff_out, None)
     with scheduler(workers, address) as sched:
         # the budget: what the run adds to this process (Python and its imports not counted), shared by
         # the worker processes of --workers; with --scheduler, each worker's (less what it holds now)
