@@ -359,7 +359,7 @@ def prepare_psfs(layout: Layout, vols: Sequence[Volume], edges: str, *, threshol
     max_shape = _edges.kernel_limit(edges, vols[0].data.shape) if limit else None
     by_channel = per_channel(channel_psfs_of(layout, vols), psf_voxel_size, lambda p, name, pvs: _otf.prepare_psf(
         p, threshold=threshold, recenter=recenter, name=name, max_shape=max_shape, voxel_size=voxel_size,
-        psf_voxel_size=pvs))
+        psf_voxel_size=pvs, image_shape=vols[0].data.shape))
     warn_swapped(by_channel, vols[0].data.shape)
     return [by_channel[v.c] for v in vols]
 

@@ -248,7 +248,8 @@ def _limit(box: np.ndarray, max_shape: Sequence[int] | None) -> np.ndarray:
 
 def prepare_psf(psf: object, *, threshold: float = 1e-4, recenter: bool = True, name: str = "psf",
                 max_shape: Sequence[int] | None = None, voxel_size: Sequence[float] | None = None,
-                psf_voxel_size: Sequence[float] | None = None) -> PreparedPSF:
+                psf_voxel_size: Sequence[float] | None = None,
+                image_shape: Sequence[int] | None = None) -> PreparedPSF:
     """Check, clean, resample, centre, crop and normalise a PSF (see the module docstring).
 
     Parameters
@@ -265,6 +266,9 @@ def prepare_psf(psf: object, *, threshold: float = 1e-4, recenter: bool = True, 
         Parameter name used in messages (``"psf"``, ``"psf[1]"``).
     max_shape:
         Largest kernel the method can use, per axis (``None``: no limit).
+    image_shape:
+        The volume's shape, when known: a PSF bigger on every axis and not concentrated around
+        a peak is refused at once as the image itself (arguments swapped), before its warnings.
     voxel_size, psf_voxel_size:
         Voxel sizes of the image and of the PSF (same unit, same axis order as the PSF).
         When both are given and differ by more than 0.1 %, the PSF is resampled.
@@ -290,6 +294,10 @@ def prepare_psf(psf: object, *, threshold: float = 1e-4, recenter: bool = True, 
     a = remove_offset(a, name, report, notes)
     if not a.sum() > 0:
         raise InputError(f"{name}: nothing is left of the PSF after removing its background")
+    if image_shape is not None and all(g > n for g, n in zip(a.shape, image_shape)):  # swapped: refused first
+        from ._hyper import refuse_swapped
+
+        refuse_swapped(name, tuple(a.shape), tuple(image_shape), _peak_to_mean(a), 0.0, "")
     report["peak_to_mean"] = _warn_not_concentrated(a, name)
     a = _match_voxel_size(a, name, voxel_size, psf_voxel_size, max_shape, report, notes)
     centroid, ci, frac, moved = _centre(a, recenter, name, report, notes)
@@ -382,16 +390,23 @@ def _match_voxel_size(a, name, voxel_size, psf_voxel_size, max_shape, report, no
 CONCENTRATED = 8.0
 
 
-def _warn_not_concentrated(a: np.ndarray, name: str) -> float | None:
-    """A warning when a PSF big enough to tell is not concentrated around a peak: an image given as the
-    PSF (arguments swapped, or the same-size PSF file mixed up with the data).  Returns its peak / mean
-    (``None`` for a PSF too small to tell, or a uniform box kernel)."""
+def _peak_to_mean(a: np.ndarray) -> float | None:
+    """A PSF's peak / mean (``None`` for a PSF too small to tell, or a uniform box kernel)."""
     if a.ndim < 2 or min(a.shape[-2:]) < OFFSET_MIN_SIZE:
         return None
     inside = a[a > 0]
     if inside.size and float(inside.max() - inside.min()) <= 1e-6 * float(inside.max()):
         return None  # a uniform (box) kernel: a smoothing kernel for convolve, not an image
-    ratio = float(a.max()) / float(a.mean())
+    return float(a.max()) / float(a.mean())
+
+
+def _warn_not_concentrated(a: np.ndarray, name: str) -> float | None:
+    """A warning when a PSF big enough to tell is not concentrated around a peak: an image given as the
+    PSF (arguments swapped, or the same-size PSF file mixed up with the data).  Returns its peak / mean
+    (``None`` for a PSF too small to tell, or a uniform box kernel)."""
+    ratio = _peak_to_mean(a)
+    if ratio is None:
+        return None
     if ratio < CONCENTRATED:
         _validate.warn(f"{name}: its peak is only {ratio:.2g}x its mean, where a PSF concentrates its light around "
                        "its centre (measured and computed PSFs: from 14x for a broad 8-bit PSF to thousands of times): "
