@@ -367,3 +367,13 @@ def test_bead_size_is_removed():
     assert res.psf.sum() == pytest.approx(1.0, rel=1e-5)
     kept = psf_from_beads(img, vox, shape=(25, 41, 41))
     np.testing.assert_allclose(kept.fwhm, res.fwhm_average)
+
+
+def test_target_and_image_voxel_sizes_in_two_units_are_refused_at_once():
+    """A fresh notebook user: voxel_size in µm with target_voxel_size in nm gave a 'bead rejected' warning and
+    then 'the 21x41x41 box spans 2.5e+04x8e+04x8e+04 input voxels … give a smaller shape'."""
+    img = np.zeros((16, 32, 32), np.float32)
+    img[8, 16, 16] = 100.0
+    with pytest.raises(ValueError, match=r"^target_voxel_size: 250x130x130 and voxel_size 0\.2x0\.065x0\.065 differ "
+                                         r"about \d+x on every axis: probably a unit mix-up"):
+        psf_from_beads(img, (0.2, 0.065, 0.065), target_voxel_size=(250, 130, 130), shape=(21, 41, 41))

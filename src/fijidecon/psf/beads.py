@@ -214,6 +214,8 @@ MAX_UPSAMPLING = 32.0
 #: Most sample points of the bead kernel (see :func:`bead_kernel`): about a second of work
 #: (a 1 µm bead on 40 nm voxels needs 1.4e7).
 MAX_KERNEL_POINTS = 1e8
+#: Target and image voxel sizes this many times apart on every axis are a unit mix-up, refused at once.
+UNIT_MIXUP = 100.0
 
 
 def _check_box(shape, scale, bd, tgt, bead_iterations, resampled) -> None:
@@ -460,6 +462,11 @@ def psf_from_beads(
     nd = image.ndim
     vox = np.array(per_axis(voxel_size, nd, "voxel_size"))
     tgt = vox.copy() if target_voxel_size is None else np.array(per_axis(target_voxel_size, nd, "target_voxel_size"))
+    if np.all(tgt / vox >= UNIT_MIXUP) or np.all(vox / tgt >= UNIT_MIXUP):  # before the beads are looked for
+        ratio = float(np.median(np.maximum(tgt / vox, vox / tgt)))
+        raise InputError(f"target_voxel_size: {'x'.join(f'{v:g}' for v in tgt)} and voxel_size "
+                         f"{'x'.join(f'{v:g}' for v in vox)} differ about {ratio:.0f}x on every axis: probably a unit "
+                         "mix-up (nm vs µm); give both in one unit")
     if shape is not None:
         shape = check_shape(shape, ndims=(nd,))
     thr = per_axis(threshold, 1, "threshold", allow_zero=True)[0]
