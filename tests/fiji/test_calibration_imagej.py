@@ -202,3 +202,21 @@ def test_units_and_voxel_sizes_of_both_windows_reach_the_core(bridge, image_unit
     want = _api("richardson-lucy", img, psf, RUNS["richardson-lucy"][1], voxel_size=tuple(map(float, image_voxel)),
                 psf_voxel_size=tuple(v * to_image for v in psf_voxel))
     assert np.max(np.abs(got - want)) <= 1e-5 * np.max(want)
+
+
+@pytest.mark.parametrize("cmd", ["Gaussian PSF", "Lorentzian PSF"])
+def test_an_idealized_psf_in_microns_is_calibrated_in_microns(bridge, cmd):
+    """A fresh Fiji user: a Gaussian PSF with lateral=0.25 pixel=0.13 (µm, 'any one unit L') read 'voxel 0.13,
+    0.13, 0.3 nm' and was then resampled 1000x against a µm image; its unit now follows the FWHM's magnitude,
+    as Diffraction PSF 3D's follows the wavelength's, and a FWHM in neither unit leaves no length unit."""
+    r = bridge.run_macro(f'run("{cmd}", "lateral=0.25 axial=0.7 pixel=0.13 slice=0.3 width,=15 height,=15 '
+                         f'depth,=9 title=gpsf");', clear_log=True)
+    assert r.ok, r.error
+    cal = bridge.image("gpsf").getCalibration()
+    assert str(cal.getUnit()) in ("micron", "µm") and abs(float(cal.pixelWidth) - 0.13) < 1e-9
+    assert f"{cmd}: lateral 0.25 taken as µm" in r.log
+    r = bridge.run_macro(f'run("{cmd}", "lateral=12 axial=30 pixel=5 slice=10 width,=15 height,=15 depth,=9 '
+                         f'title=ppsf");', clear_log=True)
+    assert r.ok and "neither nm nor µm" in r.log, r.log
+    cal = bridge.image("ppsf").getCalibration()
+    assert str(cal.getUnit()) in ("pixel", "pixels") and float(cal.pixelWidth) == 1.0

@@ -706,27 +706,38 @@ def _log_wiener_choice(label: str, res: Any, logged: list[str]) -> None:
     _j("ij.IJ").log(line)
 
 
-def _psf_length_unit(cmd: Command, values: Mapping[str, Any], cal: Calibration, label: str) -> Calibration:
-    """The length unit of a *Diffraction PSF 3D* window, from the magnitude of its wavelength.
+#: The length that tells a PSF window's unit, and its range in nm (the same range / 1000 is µm).
+_UNIT_BY = {"diffraction-psf-3d": ("wavelength", 100.0, 2500.0), "gaussian-psf": ("fwhm_xy", 50.0, 5000.0),
+            "lorentzian-psf": ("fwhm_xy", 50.0, 5000.0)}
 
-    The original's lengths are in "any unit L, the same for every length" (its label:
+
+def _psf_length_unit(cmd: Command, values: Mapping[str, Any], cal: Calibration, label: str) -> Calibration:
+    """The length unit of a *Diffraction PSF 3D*, *Gaussian PSF* or *Lorentzian PSF* window, from the
+    magnitude of its wavelength (lateral FWHM).
+
+    Their lengths are in "any unit L, the same for every length" (the original's label:
     "Wavelength (perhaps in nm)"), and macros written in µm exist.  Now that a PSF window's
     calibration decides whether the PSF is resampled to an image's voxel size, the unit
-    must not be guessed blindly: a wavelength of 100-2500 is nm (the description's unit),
-    0.1-2.5 is µm (a Log line says so), anything else leaves the PSF without a length
-    unit (a Log line says so, and the deconvolution commands then take it at the image's
-    voxel size, with a warning)."""
-    if cmd.id != "diffraction-psf-3d" or cal.unit != "nm" or "wavelength" not in values:
+    must not be guessed blindly: a wavelength of 100-2500 (a FWHM of 50-5000) is nm (the
+    description's unit), a thousand times less is µm (a Log line says so), anything else leaves
+    the PSF without a length unit and without spacings (a Log line says so, and the
+    deconvolution commands then take it at the image's voxel size, with a warning).  A
+    Gaussian PSF with a FWHM of 0.25 and spacings of 0.13 was calibrated in nm, and resampled
+    1000x wrong."""
+    rule = _UNIT_BY.get(cmd.id)
+    if rule is None or cal.unit != "nm" or rule[0] not in values:
         return cal
-    w = float(values["wavelength"])
-    if 100 <= w <= 2500:
+    name, lo, hi = rule
+    w = float(values[name])
+    if lo <= w <= hi:
         return cal
-    unit = "micron" if 0.1 <= w <= 2.5 else "pixel"
-    line = (f"{label}: wavelength {w:g} taken as µm: the PSF is calibrated in micron" if unit == "micron" else
-            f"{label}: wavelength {w:g} is neither nm nor µm: the PSF gets no length unit")
+    unit = "micron" if lo / 1000 <= w <= hi / 1000 else "pixel"
+    key = cmd.param(name).key  # the macro key (lateral=), as the user typed it
+    line = (f"{label}: {key} {w:g} taken as µm: the PSF is calibrated in micron" if unit == "micron" else
+            f"{label}: {key} {w:g} is neither nm nor µm: the PSF gets no length unit")
     _j("ij.IJ").log(line)
     state.notes.append(line)
-    return Calibration(axes=cal.axes, spacing=cal.spacing, unit=unit)
+    return Calibration(axes=cal.axes, spacing=cal.spacing if unit == "micron" else (), unit=unit)
 
 
 def _iterations(res: Any) -> int | None:
