@@ -172,6 +172,20 @@ def test_error_inside_the_module_reaches_python(gateway, attached, convert_mod):
         run(gateway, "diffraction-psf-3d", width=8, height=8, depth=2, na=1.5, index=1.0, compat=False)
 
 
+def test_bad_input_in_a_module_is_one_line_not_a_java_stack_trace(gateway, attached, convert_mod, capfd):
+    """A fresh Fiji user: a bad value printed '[ERROR] javax.script.ScriptException: InputError: …' and 12 'at
+    org.jpype…/org.scijava…' lines on stderr before the Python error; iterations=-3 did not name the command."""
+    from fijidecon.fiji.attach import run
+
+    capfd.readouterr()
+    with pytest.raises(ValueError, match="na"):
+        run(gateway, "diffraction-psf-3d", width=8, height=8, depth=2, na=1.5, index=1.0, compat=False)
+    err = capfd.readouterr().err
+    assert "ScriptException" not in err and "\tat " not in err and "org.scijava" not in err, err
+    with pytest.raises(ValueError, match=r"^Diffraction PSF 3D: width: "):
+        run(gateway, "diffraction-psf-3d", width=-3)
+
+
 def test_not_a_gateway(jvm):
     from fijidecon.fiji.attach import attach
 

@@ -199,18 +199,40 @@ def run(ij, command: str | Command, **values) -> dict:
     RuntimeError
         The module produced no result for another reason (see the SciJava log).
     """
-    import jpype
-
     cmd = command if isinstance(command, Command) else get_command(command)
     infos = attach(ij, [cmd])
     info = infos[cmd.id]
     _, ms = _services(_context(ij))
-    inputs = jpype.JClass("java.util.HashMap")()
     full = {p.name: p.default for p in cmd.params}
     unknown = set(values) - set(full)
     if unknown:
         raise InputError(f"{cmd.id}: unknown parameter(s) {', '.join(sorted(unknown))}")
     full.update(values)
+    try:
+        inputs = _inputs(cmd, full)
+    except (ValueError, TypeError) as e:  # as the module's own errors: named by the command
+        raise type(e)(f"{cmd.title}: {e}") from None
+    path = str(_path(cmd))
+    scripts.take_error(path)
+    scripts.CALLER_RAISES.add(path)
+    try:
+        module = ms.run(info, True, inputs).get()
+    finally:
+        scripts.CALLER_RAISES.discard(path)
+    err = scripts.take_error(path)
+    if err is not None:
+        raise err
+    result = module.getOutput("result")
+    if result is None:
+        raise RuntimeError(f"{cmd.id}: the module produced no result (see the SciJava log)")
+    return {"result": result}
+
+
+def _inputs(cmd: Command, full: dict) -> Any:
+    """The module's inputs (a Java ``HashMap``), each value converted and checked by its :class:`Param`."""
+    import jpype
+
+    inputs = jpype.JClass("java.util.HashMap")()
     for p in cmd.params:
         v = full[p.name]
         if p.kind == "image":
@@ -227,12 +249,4 @@ def run(ij, command: str | Command, **values) -> dict:
             inputs.put(p.name, jpype.java.lang.Double(float(p.convert(v))))
         else:
             inputs.put(p.name, jpype.JString("" if v is None else str(v)))
-    scripts.take_error(_path(cmd))
-    module = ms.run(info, True, inputs).get()
-    err = scripts.take_error(_path(cmd))
-    if err is not None:
-        raise err
-    result = module.getOutput("result")
-    if result is None:
-        raise RuntimeError(f"{cmd.id}: the module produced no result (see the SciJava log)")
-    return {"result": result}
+    return inputs

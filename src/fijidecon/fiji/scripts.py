@@ -277,6 +277,8 @@ def register(context, folder: str | Path) -> dict[str, Any]:
 
 _LANG: dict = {}
 _ERRORS: dict[str, BaseException] = {}  # script path -> exception of its last failed run
+#: Script paths run by :func:`fijidecon.fiji.attach.run`, which raises their bad-input errors itself.
+CALLER_RAISES: set[str] = set()
 
 
 def take_error(path: str) -> BaseException | None:
@@ -350,7 +352,12 @@ def python_language(context, *, name: str = "python", extension: str = "py"):
             _ERRORS.pop(filename, None)
             try:
                 exec(compile(text, filename, "exec"), ns)
-            except BaseException as e:  # becomes a ScriptException (logged by ScriptModule)
+            except (ValueError, TypeError) as e:  # bad input: one line, not a Java stack trace from ScriptModule
+                _ERRORS[filename] = e
+                if filename not in CALLER_RAISES:
+                    print(f"[ERROR] {filename}: {type(e).__name__}: {e}", file=sys.stderr)
+                return None
+            except BaseException as e:  # becomes a ScriptException (logged by ScriptModule, with its trace)
                 _ERRORS[filename] = e
                 raise ScriptException(f"{type(e).__name__}: {e}") from None
             for k, v in ns.items():
