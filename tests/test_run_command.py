@@ -96,3 +96,21 @@ def test_one_side_calibrated_is_said_with_the_reason(psf_unit, said):
     msgs = [str(w.message) for w in seen]
     assert any(m.startswith(said) and "the PSF is taken to be sampled at the image's voxel size" in m for m in msgs), msgs
     assert not any("psf_voxel_size" in m for m in msgs) and not any("taken to be sampled" in n for n in res.notes)
+
+
+def test_an_image_without_a_length_unit_gets_one_message_about_the_psfs_voxel_size():
+    """A fresh Fiji user: an image calibrated with unit ' ' and a 300 nm PSF window: the Log said 'psf: taken to
+    be sampled at the image's voxel size (no psf_voxel_size given; give it ...)' (an API parameter the user cannot
+    give there), contradicted by the next line, the warning that the image has no length unit."""
+    import warnings
+
+    img, psf = _pair()
+    cal = Calibration.make("ZYX", unit=" ", Z=3.0, Y=1.0, X=1.0)
+    pcal = Calibration.make("ZYX", unit="nm", Z=300.0, Y=300.0, X=300.0)
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        res, _, _ = run_command(get_command("richardson-lucy"), {"iterations": 2}, {"image": (img, cal),
+                                "psf": (psf, pcal)}, voxel_size_from_calibration=True)
+    assert not [n for n in res.notes if "no psf_voxel_size given" in n], res.notes
+    assert any("image: " in str(w.message) and "while the psf has one" in str(w.message) for w in got), \
+        [str(w.message) for w in got]

@@ -292,6 +292,9 @@ def _hyperstack_kwargs(image: Any, psf: Any, func: Any, voxel_from_cal: bool) ->
              if cal.has_length_unit() else None for pc in pcals]
     if any(v is not None for v in sizes) and accepts(func, "psf_voxel_size"):
         out["psf_voxel_size"] = sizes[0] if all(v == sizes[0] for v in sizes) else sizes
+    elif "voxel_size" in out and accepts(func, "psf_voxel_size"):  # an image without a length unit: the PSF is
+        out["psf_voxel_size"] = out["voxel_size"]  # taken at its voxel size, as the warning below says (the core's
+        # note 'no psf_voxel_size given; give it' contradicted it)
     for i, pc in enumerate(pcals):
         if cal.has_length_unit() != pc.has_length_unit():
             which, other = ("image", "psf") if cal.has_length_unit() else ("psf", "image")
