@@ -1623,7 +1623,8 @@ class _RL:
                 break
         k_done = history[-1].iteration if history else done0
         self.S = None  # the spectrum buffer is not part of the state
-        state = dict(key=self.key, inputs=self.inputs, x=self.x, xprev=self.xprev, gprev=self.gprev, alpha=self.alpha, mom_k=self.mom_k,
+        state = dict(key=self.key, inputs=self.inputs, x=self.x, xprev=self.xprev, gprev=self.gprev, alpha=self.alpha,
+                     mom_k=self.mom_k,
                      hprev=self.hprev, exponent=self.q, dev_prev=self.dev_prev,
                      zigzag=self.zigzag)
         out = np.array(self.image(), dtype=np.float32, copy=True)  # the caller's own array
