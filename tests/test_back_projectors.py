@@ -149,7 +149,7 @@ def test_bricks(kw):
     (dict(back_projector="wiener-butterworth", bp_beta=1.5), "bp_beta"),
     (dict(back_projector="wiener-butterworth", bp_order=0), "bp_order"),
     (dict(bp_alpha=0.01), "bp_alpha: only used with"),
-    (dict(back_projector="otf-masked-wiener", bp_order=4), "bp_beta, bp_order: only used with"),
+    (dict(back_projector="otf-masked-wiener", bp_order=4), "^bp_order: only used with"),
     (dict(back_projector=np.ones((3, 3))), "back_projector: a 2D kernel for 3D volumes"),
     (dict(back_projector=np.zeros((3, 3, 3))), "back_projector: its sum must be > 0"),
     (dict(back_projector=np.full((3, 3, 3), np.nan)), "back_projector: contains NaN"),

@@ -72,7 +72,7 @@ def test_butterworth_parameters_without_its_back_projector_fail_in_one_line(brid
     r = bridge.run_macro('run("Richardson-Lucy Deconvolution", "image=img psf=psf iterations=2 order=4 '
                          'title=BAD");', clear_log=True)
     assert not r.ok
-    assert "bp_beta, bp_order: only used with back_projector='wiener-butterworth'" in r.error
+    assert '"Order of the Wiener-Butterworth filter" (order): only used with back=Wiener-Butterworth' in r.error, r.error
     assert "Traceback" not in r.error
 
 

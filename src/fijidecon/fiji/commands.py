@@ -805,7 +805,8 @@ def _keys_in(cmd: Command, text: str) -> str:
         def value(m: "re.Match[str]", q: Any = q) -> str:
             v = m.group(1).strip("'\"")
             label = next((lab for lab, val in q.choices if str(val) == v), None) if q.kind == "choice" else None
-            return f"{q.key}={label.split(' (')[0] if label else v}"
+            shown = label if label else v
+            return f"{q.key}=[{shown}]" if " " in shown else f"{q.key}={shown}"  # as a macro writes it
         text = re.sub(rf"(?<![\w.-]){re.escape(q.name)}=('[^']*'|[^\s,;)]+)", value, text)
         if "_" in q.name:
             text = re.sub(rf"(?<![\w.-]){re.escape(q.name)}(?![\w=(\[])", f"{q.key}=", text)
