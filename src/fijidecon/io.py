@@ -182,7 +182,8 @@ def read_image(path: str | os.PathLike, axes: str | None = None) -> tuple[np.nda
     if arr.size == 0:
         raise InputError(f"image: {str(p)!r} holds an empty array {arr.shape}")
     if axes is not None:
-        arr, cal = singletons_back(arr, cal, axes)
+        if p.suffix.lower() != ".npy":  # a .npy keeps its axes of length 1; a TIFF does not
+            arr, cal = singletons_back(arr, cal, axes)
         cal = given_axes(cal, axes, arr.ndim, p, own=p.suffix.lower() != ".npy")
     else:
         try:

@@ -206,7 +206,8 @@ def read_lazy(path: str | os.PathLike, axes: str | None = None, *, level: int = 
     if arr.size == 0:
         raise InputError(f"image: {str(p)!r} holds an empty array {arr.shape}")
     if axes is not None:
-        arr, cal = _io.singletons_back(arr, cal, axes)
+        if p.suffix.lower() != ".npy" and not (is_zarr_path(p) or p.is_dir()):  # a TIFF keeps no axis of length 1
+            arr, cal = _io.singletons_back(arr, cal, axes)
         return arr, _io.given_axes(cal, axes, arr.ndim, p, own=p.suffix.lower() != ".npy")
     try:
         _io.check_axes(cal.axes, arr.ndim)
