@@ -116,6 +116,10 @@ def test_a_dataarrays_calibrated_coords_are_its_voxel_size():
     want = richardson_lucy(data, psf, 3, psf_voxel_size=(0.15, 0.05, 0.05), voxel_size=(0.3, 0.1, 0.1))
     assert any("resampled" in n for n in got.notes), got.notes
     np.testing.assert_array_equal(np.asarray(got.image), want.image)
+    # a single volume's result is a DataArray with the input's coords (a verifier: richardson_lucy gave a bare
+    # ndarray, so write_image(path, result.image) lost the calibration the other methods keep)
+    assert isinstance(got.image, xr.DataArray) and got.image.attrs == da.attrs
+    assert np.allclose(got.image.coords["z"], da.coords["z"])
     psf_da = xr.DataArray(psf, dims=("z", "y", "x"), attrs={"unit": "nm"},
                           coords={d: np.arange(n) * s for d, n, s in zip("zyx", psf.shape, (150.0, 50.0, 50.0))})
     both = wiener(da, psf_da, 1e-3)  # the PSF's coords in nm, converted to the image's micron

@@ -974,8 +974,9 @@ def _result(layout: "_hyper.Layout", results: list[dict], preps: list[Any], **co
     report = _hyper.reports_of(layout, preps)
     if layout.single:
         r = results[0]
-        snaps = {k: layout.finish(v, "richardson_lucy") for k, v in r["snapshots"].items()}
-        return RichardsonLucyResult(layout.finish(r["image"], "richardson_lucy"), r["iterations"], snaps,
+        # merge: a DataArray's dims, coords and attrs back, as the other methods give them
+        snaps = {k: layout.merge([v], method="richardson_lucy") for k, v in r["snapshots"].items()}
+        return RichardsonLucyResult(layout.merge([r["image"]], method="richardson_lucy"), r["iterations"], snaps,
                                     r["history"], r["stop_reason"],
                                     psf_shift=r["psf_shift"], notes=notes, psf_report=report, _state=r["state"],
                                     **common)
