@@ -626,3 +626,19 @@ def test_a_2d_psf_has_no_z_spacing_in_its_sidecar(tmp_path):
                  "--pixel-spacing", "0.1", "--unit", "um", "-o", str(out)]) == 0
     rec = json.loads((tmp_path / "p.tif.json").read_text())["output"]
     assert rec["axes"] == "YX" and "Z" not in dict(rec["calibration"]["spacing"]), rec
+
+
+def test_iterative3d_takes_a_one_plane_psf_file_for_a_stack_and_a_hyperstack(tmp_path):
+    """A verifier: the API and ImageJ took a one-plane PSF (slice by slice), the CLI refused it ('psf: 2D PSF
+    for 3D volumes', from its memory estimate), on a plain stack too."""
+    from fijidecon.psf import gaussian
+
+    rng = np.random.default_rng(0)
+    write_image(tmp_path / "hs.tif", rng.poisson(50, (2, 8, 2, 32, 32)).astype(np.float32),
+                Calibration.make("TZCYX", unit="nm", Z=300, Y=100, X=100))
+    write_image(tmp_path / "st.tif", rng.poisson(50, (8, 32, 32)).astype(np.float32))
+    write_image(tmp_path / "p2d.tif", gaussian((15, 15), (2.0, 2.0)))
+    for name in ("hs.tif", "st.tif"):
+        assert main(["deconvolve", "iterative3d", str(tmp_path / name), str(tmp_path / "p2d.tif"),
+                     "--max-iterations", "2", "-o", str(tmp_path / f"o_{name}")]) == 0
+        assert read_image(tmp_path / f"o_{name}")[0].shape == read_image(tmp_path / name)[0].shape

@@ -301,7 +301,7 @@ def test_axes_that_reorder_the_files_own_warn(tmp_path, capsys):
     base = ["deconvolve", "richardson-lucy", str(tmp_path / "img.tif"), str(tmp_path / "p_image.tif"),
             "--iterations", "1"]
     assert main([*base, "--axes", "CZYX", "-o", str(tmp_path / "t.tif")]) == 0
-    assert ("Warning: axes: 'CZYX' given for img.tif, whose own axes are 'ZCYX': the stored array is read with "
+    assert ("Warning: --axes: 'CZYX' given for img.tif, whose own axes are 'ZCYX': the stored array is read with "
             "these labels (relabelled, not transposed)") in capsys.readouterr().err
     assert main([*base, "--axes", "ZCYX", "-o", str(tmp_path / "same.tif")]) == 0
     assert "axes:" not in capsys.readouterr().err

@@ -265,7 +265,7 @@ def test_zero_iterations_returns_start_with_a_warning(data2, tmp_path, capsys):
     write_image(tmp_path / "psf.tif", PSF2.astype(np.float32))
     assert main(["deconvolve", "richardson-lucy", str(tmp_path / "in.tif"), str(tmp_path / "psf.tif"),
                  "--iterations", "0", "-o", str(tmp_path / "out.tif")]) == 0
-    assert "Warning: iterations: 0, so the result is the initial estimate" in capsys.readouterr().err
+    assert "Warning: --iterations: 0, so the result is the initial estimate" in capsys.readouterr().err
 
 
 def test_bad_input(data2):

@@ -1079,6 +1079,10 @@ def _option_named(message: str, args: list[str]) -> str:
         message = message.replace(api, cli_words)
     options = _options_of(_command_of(args))
     message = _API_ASSIGNMENT.sub(lambda m: _as_option(m, options), message)
+    for option in options:  # a bare snake_case parameter name ('are wavelength, pixel_spacing ... in one unit?')
+        if option.count("-") > 2:
+            snake = option[2:].replace("-", "_")
+            message = re.sub(rf"(?<![\w.-]){snake}(?![\w=(\[:])", option, message)
     message = _API_BUDGET.sub(lambda m: f"--memory-limit {m.group(1)}" if "--memory-limit" in options
                               else m.group(0), message)
     message = _CLI_ASIDE.sub(lambda m: _drop_aside(m, options), message).replace(" ()", "")

@@ -235,10 +235,11 @@ def given_axes(cal: Calibration, axes: str, ndim: int, path: Path, own: bool = T
     (``own``: the file states its axes), which relabels the stored array (a ZCYX hyperstack
     of 40 planes and 2 channels read as CZYX gives 40 channels of 2 planes)."""
     axes = check_axes(axes, ndim)
-    if own and axes != cal.axes and sorted(axes) == sorted(cal.axes):
-
+    spatial = "".join(a for a in axes if a in "ZYX")
+    in_order = spatial == "".join(a for a in "ZYX" if a in axes)  # else refused later, by itself
+    if own and in_order and axes != cal.axes and sorted(axes) == sorted(cal.axes):
         _validate.warn(f"axes: {axes!r} given for {path.name}, whose own axes are {cal.axes!r}: the stored array is "
-                       "read with these labels (relabelled, not transposed); leave out axes= / --axes to use the "
+                       "read with these labels (relabelled, not transposed); leave out axes= (CLI --axes) to use the "
                        "file's", RuntimeWarning)
     return cal.with_axes(axes)
 

@@ -278,9 +278,12 @@ def _camera(vol: np.ndarray, gain: Any, offset: Any, read_noise: float, kernel: 
     est = estimate_camera(vol, kernel)
     if est is None:
         g, off = (1.0 if gain is None else gain), (0.0 if offset is None else offset)
+        missing = " and ".join(n for n, v in (("gain", gain), ("offset", offset)) if v is None)  # not the one given
+        cli = ", ".join(f"--{n}" for n in missing.split(" and "))
+        give = missing.replace("gain", "gain=").replace("offset", "offset=")
         _warn(f"stop='auto'{where}: the image's noise level could not be measured (too flat or too small); taking "
-              f"gain {g:g} e-/ADU and offset {off:g} - pass gain= and offset= (CLI --gain, --offset; camera values) "
-              "if the image is not in photo-electrons")
+              f"gain {g:g} e-/ADU and offset {off:g} - pass {give} (CLI {cli}; camera values) if the image is not in "
+              "photo-electrons")
         return Camera(g, off, "assumed", shift=(g * read_noise) ** 2)
     g = est.gain if gain is None else gain
     if offset is None:  # var = a mean + c: counts g (image + c g) have variance = mean (shifted Poisson)

@@ -297,8 +297,8 @@ def channel_psfs(psf: Any, n_c: int, vol_ndim: int, has_c: bool) -> list[Any]:
 def dimensionality_message(psf_shape: tuple[int, ...], vol_ndim: int) -> str:
     """The one-line error for a PSF of ``psf_shape`` whose dimensionality does not fit the volumes."""
     what = "a (Z, Y, X) PSF" if vol_ndim == 3 else "a (Y, X) PSF"
-    plane = ("; or, for one plane of a Z stack (a file keeps no axis of length 1), read it as (1, Y, X): "
-             "read_image(path, axes='ZYX'), CLI --axes ZYX" if vol_ndim == 2 and len(psf_shape) == 3 else "")
+    plane = ("; or, for one plane of a Z stack (a file keeps no axis of length 1), read it as (1, Y, X) with "
+             "axes 'ZYX' (read_image; CLI --axes ZYX)" if vol_ndim == 2 and len(psf_shape) == 3 else "")
     return (f"psf: {len(psf_shape)}D PSF (shape {tuple(psf_shape)}) for {vol_ndim}D volumes: give {what} (for "
             f"several channels, one per channel stacked on a leading channel axis; mismatched dimensionality){plane}")
 

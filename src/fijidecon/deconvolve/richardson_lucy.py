@@ -525,7 +525,8 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
             back_projector=back_projector, bp_alpha=bp_alpha, bp_beta=bp_beta, bp_order=bp_order, initial=initial,
             exponent=exponent))
     if gain is not None or offset is not None:
-        raise InputError("gain: gain= and offset= are used only with stop='auto'")
+        given = "gain" if gain is not None else "offset"
+        raise InputError(f"{given}: gain= and offset= are used only with stop='auto'")
     iterations = _validate.check_int("iterations", iterations, 0, _validate.MAX_ITERATIONS)
     edges = _edges.check_edges(edges)
     acceleration = _validate.check_choice("acceleration", acceleration, ACCELERATIONS)
