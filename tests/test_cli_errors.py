@@ -282,3 +282,29 @@ def test_a_value_after_a_switch_of_a_psf_command_is_named(tmp_path, capsys):
     assert main(["psf", "widefield", "-o", str(tmp_path / "p.tif"), "--overwrite", "true"]) == 2
     err = capsys.readouterr().err
     assert "--overwrite true: --overwrite is a switch and takes no value" in err and not (tmp_path / "p.tif").exists()
+
+
+def test_swapped_files_give_the_refusal_alone(tmp_path, capsys):
+    """A verifier: a calibrated DAPI crop given as the PSF of an uncalibrated 9x15x15 PSF printed 'psf: no voxel
+    size (uncalibrated) ...' and 'psf: mostly background ...' (Iterative Deconvolve 3D: 'it sits on a flat
+    level') before the swapped refusal; now the refusal alone, every method."""
+    from pathlib import Path
+
+    from fijidecon.calibration import Calibration
+    from fijidecon.cli import main
+    from fijidecon.io import write_image
+    from fijidecon.psf import gaussian
+
+    dapi = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "deconwolf_demo" / "dapi_001.tif"
+    if not dapi.is_file():
+        pytest.skip("the real DAPI file is not there")
+    write_image(tmp_path / "img.tif", tifffile.imread(dapi)[10:30, 60:124, 20:84],
+                Calibration.make("ZYX", unit="micron", Z=0.3, Y=0.13, X=0.13))
+    write_image(tmp_path / "psf.tif", gaussian((9, 15, 15), (2.0, 2.0, 2.0)))
+    for method in ("richardson-lucy", "wiener", "convolve", "iterative3d"):
+        capsys.readouterr()
+        assert main(["deconvolve", method, str(tmp_path / "psf.tif"), str(tmp_path / "img.tif"),
+                     "-o", str(tmp_path / f"{method}.tif")]) == 2
+        err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+        assert len(err) == 1 and err[0].startswith("Error: psf: (20, 64, 64) is bigger than the image (9, 15, 15)"), \
+            (method, err)

@@ -297,6 +297,24 @@ def volume_warnings(also: Any = None) -> Iterator[None]:
             also(message)
 
 
+@contextlib.contextmanager
+def held_until_checked(hold: bool = True) -> Iterator[None]:
+    """Warnings of the block said only if it ends without an error (``hold``; else said as they come):
+    checks that may refuse the input (an image given as the PSF) then come alone, not after warnings
+    about what they refuse."""
+    if not hold or STRICT:
+        yield
+        return
+    held: list = []
+    token = _HELD.set(held)
+    try:
+        yield
+    finally:
+        _HELD.reset(token)
+    for message, category in held:  # reached only without an error
+        warn(message, category)
+
+
 def warn(message: str, category: type[Warning] = UserWarning) -> None:
     """``warnings.warn`` pointing at the user's line: the first frame outside the package (a
     fixed ``stacklevel`` pointed inside it, or at ``sys:1``, when the call came through helpers).

@@ -265,6 +265,27 @@ def split_psf(psf: tuple[np.ndarray, Calibration], name: str = "psf") -> Any:
     return [(np.ascontiguousarray(stack[c]), one) for c in range(stack.shape[0])]
 
 
+def _refuse_swapped_first(arr: np.ndarray, axes: str, psf: Any) -> None:
+    """An image given as the PSF (bigger on every axis, not concentrated once its offset is off) is refused
+    here, before the files' calibration warnings (a batch user read a voxel-size warning, then the refusal)."""
+    import warnings
+
+    from ..deconvolve import _hyper, _otf
+
+    vol = tuple(int(n) for a, n in zip(axes, arr.shape) if a in "ZYX")
+    for p in (psf if isinstance(psf, list) else [psf]):
+        a = np.asarray(p, np.float32)
+        if a.ndim != len(vol) or not all(g > n for g, n in zip(a.shape, vol)):
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                clean = _otf.remove_offset(a, "psf", {}, [])
+            except ValueError:
+                continue  # the method says what is wrong with it
+        _hyper.refuse_swapped("psf", tuple(a.shape), vol, _otf._peak_to_mean(clean), 0.0, "")
+
+
 def _hyperstack_kwargs(image: Any, psf: Any, func: Any, voxel_from_cal: bool) -> dict[str, Any]:
     """``axes``, the PSF(s) in (Z, Y, X) order, and the two voxel sizes in the image's
     unit when both sides carry a length calibration (a warning when only one does)."""
@@ -282,6 +303,7 @@ def _hyperstack_kwargs(image: Any, psf: Any, func: Any, voxel_from_cal: bool) ->
         out["psf"] = psfs[0]
         pcals = [psfs[1]]
     vol = _volume_axes(out.get("axes", Calibration.default(arr.ndim).axes))
+    _refuse_swapped_first(arr, out.get("axes", Calibration.default(arr.ndim).axes), out["psf"])
     if not voxel_from_cal or any(len(vol) != len(pc.axes) for pc in pcals):
         return out
     if cal.is_calibrated() and accepts(func, "voxel_size"):

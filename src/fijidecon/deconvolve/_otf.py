@@ -291,13 +291,15 @@ def prepare_psf(psf: object, *, threshold: float = 1e-4, recenter: bool = True, 
     a = check_psf(psf, name)
     notes: list[str] = []
     report: dict[str, Any] = {"shape_given": list(a.shape)}
-    a = remove_offset(a, name, report, notes)
-    if not a.sum() > 0:
-        raise InputError(f"{name}: nothing is left of the PSF after removing its background")
-    if image_shape is not None and all(g > n for g, n in zip(a.shape, image_shape)):  # swapped: refused first
-        from ._hyper import refuse_swapped
+    bigger = image_shape is not None and all(g > n for g, n in zip(a.shape, image_shape))
+    with _validate.held_until_checked(bigger):  # an image given as the PSF: the refusal alone, its warnings not
+        a = remove_offset(a, name, report, notes)
+        if not a.sum() > 0:
+            raise InputError(f"{name}: nothing is left of the PSF after removing its background")
+        if bigger:  # swapped: refused first
+            from ._hyper import refuse_swapped
 
-        refuse_swapped(name, tuple(a.shape), tuple(image_shape), _peak_to_mean(a), 0.0, "")
+            refuse_swapped(name, tuple(a.shape), tuple(image_shape), _peak_to_mean(a), 0.0, "")
     report["peak_to_mean"] = _warn_not_concentrated(a, name)
     a = _match_voxel_size(a, name, voxel_size, psf_voxel_size, max_shape, report, notes)
     centroid, ci, frac, moved = _centre(a, recenter, name, report, notes)

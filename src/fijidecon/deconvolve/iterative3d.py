@@ -526,14 +526,17 @@ def _warn_signs(Y: np.ndarray, A: np.ndarray, db: bool) -> None:
                        "negatives)", RuntimeWarning)
     if db:
         return
-    above = _offset_psf(A)
-    total = float(above.sum(dtype=np.float64))
-    if total > 0 and all(a > y for a, y in zip(A.shape, Y.shape)):  # an all-zero PSF is refused below
-        # no crop here: the flux beyond the central box a PSF of this image needs (2 n - 1), as the other methods
-        box = tuple(slice(max(0, a // 2 - (y - 1)), a // 2 + y) for a, y in zip(A.shape, Y.shape))
-        _hyper.refuse_swapped("psf", A.shape, Y.shape, _otf._peak_to_mean(above),  # refused before its warning
-                              1.0 - float(above[box].sum(dtype=np.float64)) / total,
-                              "beyond the 2n - 1 box around its centre")
+    bigger = all(a > y for a, y in zip(A.shape, Y.shape))
+    with _validate.held_until_checked(bigger):  # an image given as the PSF: the refusal alone
+        above = _offset_psf(A)
+        total = float(above.sum(dtype=np.float64))
+        if total > 0 and bigger:  # an all-zero PSF is refused below
+            # no crop here: the flux beyond the central box a PSF of this image needs (2 n - 1), as the other methods
+            box = tuple(slice(max(0, a // 2 - (y - 1)), a // 2 + y) for a, y in zip(A.shape, Y.shape))
+            _hyper.refuse_swapped("psf", A.shape, Y.shape, _otf._peak_to_mean(above),
+                                  1.0 - float(above[box].sum(dtype=np.float64)) / total,
+                                  "beyond the 2n - 1 box around its centre")
+    if total > 0 and bigger:
         _otf._warn_not_concentrated(above, "psf")
     elif total > 0:
         _otf._warn_not_concentrated(above, "psf")
