@@ -61,3 +61,16 @@ def test_the_discrepancy_stop_says_its_count_in_the_log(bridge):
                          'stop=[Discrepancy principle (data in photons)] title=DISC");', clear_log=True)
     assert r.ok, r.error
     assert any("stopped by the discrepancy principle after" in x for x in r.log.splitlines()), r.log
+
+
+def test_log_warnings_say_macro_keys_not_api_names(bridge):
+    """A verifier: the Log said 'choose the count another way (stop='auto', snapshots)' and 'stop='auto' chooses
+    at most iterations=5': API spellings an ImageJ user cannot type."""
+    img, psf = _pair()
+    _show(img * 40, "bright")  # far from photo-electrons: the rule cannot be met in 1 iteration
+    _show(psf, "psf")
+    r = bridge.run_macro('run("Richardson-Lucy Deconvolution", "image=bright psf=psf iterations=1 background=4000 '
+                         'stop=[Discrepancy principle (data in photons)] title=D1");', clear_log=True)
+    assert r.ok, r.error
+    line = next((x for x in r.log.splitlines() if "was not met" in x), r.log)
+    assert "stop='auto'" not in line and "stop=[Automatic (cross-validation on thinned photons)]" in line, line

@@ -275,13 +275,14 @@ def _refuse_swapped_first(arr: np.ndarray, axes: str, psf: Any) -> None:
     vol = tuple(int(n) for a, n in zip(axes, arr.shape) if a in "ZYX")
     for p in (psf if isinstance(psf, list) else [psf]):
         a = np.asarray(p, np.float32)
-        if a.ndim != len(vol) or not all(g > n for g, n in zip(a.shape, vol)):
-            continue
+        if a.ndim != len(vol) or not all(g > n for g, n in zip(a.shape, vol)) or not np.all(np.isfinite(a)) \
+                or not float(a.max()) > 0:
+            continue  # (a PSF without positive values: the method says what is wrong with it)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
                 clean = _otf.remove_offset(a, "psf", {}, [])
-            except ValueError:
+            except (ValueError, ArithmeticError):
                 continue  # the method says what is wrong with it
         _hyper.refuse_swapped("psf", tuple(a.shape), vol, _otf._peak_to_mean(clean), 0.0, "")
 

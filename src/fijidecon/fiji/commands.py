@@ -648,9 +648,10 @@ class _ImageJLogHandler(logging.Handler):
     Records from another command's thread are left to that command's handler; records
     from worker threads (no command running on them) are taken."""
 
-    def __init__(self, label: str):
+    def __init__(self, label: str, cmd: Command | None = None):
         super().__init__(logging.INFO)
         self.label = label
+        self.cmd = cmd
         self.thread = threading.get_ident()
         self.messages: list[str] = []
 
@@ -662,7 +663,8 @@ class _ImageJLogHandler(logging.Handler):
             msg = " ".join(record.getMessage().split())  # one line
             self.messages.append(msg)
             kind = "warning: " if record.levelno >= logging.WARNING else ""
-            line = f"{self.label}: {kind}{msg}"
+            said = imagej_terms(self.cmd, msg) if kind else msg  # a warning's advice in macro keys
+            line = f"{self.label}: {kind}{said}"
             state.notes.append(line)
             _j("ij.IJ").log(line)
         except Exception:  # never let logging break a run
@@ -670,11 +672,11 @@ class _ImageJLogHandler(logging.Handler):
 
 
 @contextmanager
-def _log_to_imagej(label: str) -> Iterator[_ImageJLogHandler]:
+def _log_to_imagej(label: str, cmd: Command | None = None) -> Iterator[_ImageJLogHandler]:
     """Show the ``fijidecon`` logger's INFO records in ImageJ's Log window during a run
     (the logger's level is lowered to INFO meanwhile and restored afterwards)."""
     logger = logging.getLogger("fijidecon")
-    handler = _ImageJLogHandler(label)
+    handler = _ImageJLogHandler(label, cmd)
     with _lock:
         if _LOG_LEVEL_USERS[0] == 0:
             _LOG_LEVEL_USERS[1] = logger.level
@@ -785,12 +787,31 @@ def _in_dialog_terms(cmd: Command, message: str) -> str:
     rest, the command's parameters are its macro keys (``use compat=False`` -> ``use
     mode=Improved``, ``give memory_limit of at least 226 MiB`` -> ``give memory= of at least …``)."""
     head, sep, rest = message.partition(": ")
-    rest = _keys_in(cmd, rest) if sep else _keys_in(cmd, message)
+    rest = imagej_terms(cmd, rest) if sep else imagej_terms(cmd, message)
     name = head.split("[")[0]
     p = next((q for q in cmd.params if q.name == name and q.kind != "image"), None)
     if not sep or p is None:
         return f"{head}: {rest}" if sep else rest
     return f"\"{p.label}\" ({p.key}): {rest}"
+
+
+#: Core phrases with no ImageJ field, as an ImageJ user can act on them.
+_IMAGEJ_PHRASES = (("a PSF cropped closer (a higher psf_threshold)", "a PSF cropped closer"),
+                   (" (CLI --background, ImageJ Background: ", " ("))
+
+
+def imagej_terms(cmd: Command | None, text: str) -> str:
+    """A core message (warning, note or error text) in the dialog's terms: macro keys for parameter
+    names (:func:`_keys_in`), the CLI's asides dropped (``(CLI --gain, --offset; camera values)`` ->
+    ``(camera values)``)."""
+    import re
+
+    for core, said in _IMAGEJ_PHRASES:
+        text = text.replace(core, said)
+    text = re.sub(r" ?\(CLI (?:--[a-z-]+(?: [A-Z]+)?(?:, )?)+\)", "", text)
+    text = re.sub(r"\(CLI (?:--[a-z-]+(?: [A-Z]+)?(?:, )?)+; ", "(", text)
+    text = re.sub(r"(?:, )?CLI --[a-z-]+(?: [A-Z]+)?", "", text)
+    return text if cmd is None else _keys_in(cmd, text)
 
 
 def _keys_in(cmd: Command, text: str) -> str:
@@ -809,7 +830,8 @@ def _keys_in(cmd: Command, text: str) -> str:
             return f"{q.key}=[{shown}]" if " " in shown else f"{q.key}={shown}"  # as a macro writes it
         text = re.sub(rf"(?<![\w.-]){re.escape(q.name)}=('[^']*'|[^\s,;)]+)", value, text)
         if "_" in q.name:
-            text = re.sub(rf"(?<![\w.-]){re.escape(q.name)}(?![\w=(\[])", f"{q.key}=", text)
+            text = re.sub(rf"(?<![\w.-]){re.escape(q.name)}:", f"{q.key}:", text)  # a message's head
+            text = re.sub(rf"(?<![\w.-]){re.escape(q.name)}(?![\w=(\[:])", f"{q.key}=", text)
     return text
 
 
@@ -946,14 +968,15 @@ def _volume_count(image: tuple[np.ndarray, Calibration]) -> int:
     return int(np.prod([n for a, n in zip(cal.axes, arr.shape) if a in "TC"], dtype=np.int64))
 
 
-def _log_warnings(label: str, caught: list, logged: list[str]) -> None:
-    """Python warnings of a run in the Log (invisible in ImageJ otherwise), one line each;
-    one already logged through the ``fijidecon`` logger is not repeated."""
+def _log_warnings(label: str, caught: list, logged: list[str], cmd: Command | None = None) -> None:
+    """Python warnings of a run in the Log (invisible in ImageJ otherwise), one line each, in the
+    dialog's terms; one already logged through the ``fijidecon`` logger is not repeated."""
     IJ = _j("ij.IJ")
     for w in caught:
         msg = " ".join(str(w.message).split())
         if msg in logged:
             continue
+        msg = imagej_terms(cmd, msg)
         IJ.log(f"{label}: warning: {msg}")
         state.notes.append(f"{label}: warning: {msg}")
 
@@ -1056,11 +1079,11 @@ def execute(cmd: Command, values: Mapping[str, Any], imps: Mapping[str, Any], *,
 
     try:
         run_values = _memory_budget(cmd, values, images.get(image_params[0].name) if image_params else None, label)
-        with _log_to_imagej(label) as handler, warnings.catch_warnings(record=True) as caught:
+        with _log_to_imagej(label, cmd) as handler, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             res, arr, out_cal = run_command(cmd, run_values, images, callback=callback,
                                             voxel_size_from_calibration=True)
-        _log_warnings(label, caught, handler.messages)
+        _log_warnings(label, caught, handler.messages, cmd)
         if cmd.id == "wiener":
             _log_wiener_choice(label, res, handler.messages)
     except CancelledError:  # Esc during a bricked run: no result
