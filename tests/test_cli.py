@@ -249,8 +249,8 @@ def test_psf_like_an_uncalibrated_image_takes_only_its_size(tmp_path, capsys):
     psf, cal = read_image(out)
     assert psf.shape == (7, 20, 30) and cal.voxel_size() == pytest.approx((200, 65, 65))  # the defaults
     # the spacings it was made at are said as a warning naming the options to give
-    assert ("Warning: --pixel-spacing: img.npy is not calibrated, so the PSF is made at pixel_spacing 65 nm and "
-            "slice_spacing 200 nm (the defaults); give --pixel-spacing and --slice-spacing") in err
+    assert ("Warning: --pixel-spacing: img.npy is not calibrated, so the PSF is made at --pixel-spacing 65 nm and "
+            "--slice-spacing 200 nm (the defaults); give --pixel-spacing and --slice-spacing") in err
     assert main(["psf", "gaussian", "--like", str(tmp_path / "img.npy"), "--axes", "CZYX", "--pixel-spacing", "100",
                  "--slice-spacing", "250", "--width", "9", "--height", "9", "--depth", "5",
                  "-o", str(tmp_path / "q.tif")]) == 0
