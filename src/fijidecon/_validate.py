@@ -269,18 +269,25 @@ _VOLUME = re.compile(r" \((?:volume )?t=(\d+), c=(\d+)\)")
 
 
 @contextlib.contextmanager
+def _holding() -> Iterator[list]:
+    """The block's warnings (``(message, category)``) held in the list yielded, not said (see :func:`warn`)."""
+    held: list = []
+    token = _HELD.set(held)
+    try:
+        yield held
+    finally:
+        _HELD.reset(token)
+
+
+@contextlib.contextmanager
 def volume_warnings(also: Any = None) -> Iterator[None]:
     """Warnings from each (T, C) volume of a hyperstack said once: identical ones once, and those that
     differ only in the volume they name (``stop='auto' (volume t=0, c=1): …``) as one warning naming
     every volume (``stop='auto' (volumes (0, 0), (0, 1), … of 6): …`` with the first one's figures).
     A hyperstack of 6 volumes printed the same warning 6 times.  ``also``: called with each warning said
     (e.g. a logger's ``info``, for messages that are logged as well)."""
-    held: list = []
-    token = _HELD.set(held)
-    try:
+    with _holding() as held:
         yield
-    finally:
-        _HELD.reset(token)
     groups: dict = {}
     for message, category in held:
         m = _VOLUME.search(message)
@@ -305,12 +312,8 @@ def held_until_checked(hold: bool = True) -> Iterator[None]:
     if not hold or STRICT:
         yield
         return
-    held: list = []
-    token = _HELD.set(held)
-    try:
+    with _holding() as held:
         yield
-    finally:
-        _HELD.reset(token)
     for message, category in held:  # reached only without an error
         warn(message, category)
 
