@@ -140,7 +140,7 @@ def test_na_not_below_index_is_an_error_in_both_modes(compat, na):
 
 
 @pytest.mark.parametrize("compat", [True, False])
-@pytest.mark.parametrize("lam,dxy,dz,word", [(0.52, 65.0, 250.0, "pixel_spacing=65 is"),
+@pytest.mark.parametrize("lam,dxy,dz,word", [(0.52, 8.0, 250.0, "pixel_spacing=8 is 37x"),
                                              (520.0, 0.065, 0.25, "pixel_spacing=0.065 is"),
                                              (520.0, 65.0, 0.25, "slice_spacing=0.25 is"), (520.0, 65.0, 250.0, None)])
 def test_lengths_in_different_units_warn(compat, lam, dxy, dz, word):

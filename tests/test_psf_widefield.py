@@ -228,6 +228,6 @@ def test_lengths_in_different_units_warn(vox, lam, word):
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        widefield((8, 32, 32), voxel_size_nm=vox, na=1.4, wavelength_nm=lam or 461, immersion_index=1.515)
+        widefield((4, 8, 8), voxel_size_nm=vox, na=1.4, wavelength_nm=lam or 461, immersion_index=1.515)
     msgs = [str(w.message) for w in caught if "in one unit?" in str(w.message)]
     assert (len(msgs) == 1 and word in msgs[0]) if word else not msgs

@@ -66,15 +66,24 @@ def test_timed_ratios_time_whole_calls_to_each_methods_hit(q):
 
 
 @pytest.mark.slow
-def test_quick_scoreboard_prints_every_method_and_plots(q, tmp_path, capsys):
+def test_quick_scoreboard_prints_every_method_plots_and_meets_the_harness_targets(q, tmp_path, capsys):
+    """--quick on bars and the near-edge cubes: every method, both plots, and the two checks of issue 3
+    (Biggs-Andrews reaches plain RL's NMSE after 100 iterations within 60; non-circulant edges keep the
+    border cubes within 1.5x the interior's error)."""
+    import re
+
     out = tmp_path / "q.png"
-    q.main(["--quick", "--only", "bars", "--no-hollow-bars", "--out", str(out)])
+    q.main(["--quick", "--only", "bars", "near-edge", "--no-hollow-bars", "--out", str(out)])
     text = capsys.readouterr().out
     for label in list(q.METHODS) + ["Wiener default (reference)"]:
         assert label in text
     assert "== bars: NMSE / PSNR (dB) / SSIM at 1, 2, 5, 10, 20, 50, 100, 200 iterations ==" in text
     assert "time to RL best" in text and "Must show" in text
     assert out.stat().st_size > 10_000 and (tmp_path / "q_time.png").stat().st_size > 10_000
+    m = re.search(r"bars\s+plain@100: NMSE [0-9.]+\s+-> accelerated reaches it at iteration (\d+)", text)
+    assert m and int(m.group(1)) <= 60
+    m = re.search(r"non-circulant\s+\(a\) border [0-9.]+ interior [0-9.]+ ratio ([0-9.]+)", text)
+    assert m and float(m.group(1)) <= 1.5
 
 
 def test_stop_limits_weightings_and_quick_run(capsys):

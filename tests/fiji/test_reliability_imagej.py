@@ -88,7 +88,7 @@ def test_10m_heap_job_ends_within_the_timeout(tmp_path, jvm):
     run ends anyway, with one macro error line, soon after the timeout."""
     m = tmp_path / "job.ijm"
     m.write_text(JOB)
-    timeout = 15
+    timeout = 6
     r, seconds = _macro(m, "--heap", "10m", "--timeout", str(timeout), timeout=200)
     _no_traceback(r)
     assert r.returncode != 0
@@ -117,12 +117,12 @@ def test_timeout_stops_a_long_fijidecon_command(tmp_path, jvm):
                  'run("Gaussian PSF", "width,=9 height,=9 depth,=5 title=psf");\n'
                  'run("Richardson-Lucy Deconvolution", "image=img psf=psf iterations=100000");\n'
                  'print("after");\n')
-    r, seconds = _macro(m, "--timeout", "8", timeout=150)
+    r, seconds = _macro(m, "--timeout", "4", timeout=150)
     _no_traceback(r)
     assert r.returncode == 1, r.stderr
     assert "after" not in r.stdout
-    assert "timed out after 8 s" in r.stderr, r.stderr
-    assert seconds < 8 + 60
+    assert "timed out after 4 s" in r.stderr, r.stderr
+    assert seconds < 4 + 60
 
 
 def test_timeout_ends_a_call_that_ignores_the_abort(tmp_path, jvm):
