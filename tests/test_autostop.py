@@ -136,6 +136,9 @@ def test_each_channel_gets_its_own_camera_model_named_in_warnings_and_result(bar
     assert len(a["per_volume"]) == 2 and a["camera"] == ["estimated", "estimated"]
     assert 0.7 < a["gain"][0] < 1.45 and 3 < a["gain"][1] < 5.5 and abs(a["offset"][1] - 100) < 5
     assert "per volume (t, c): (0, 0) " in a["note"] and "; (0, 1) " in a["note"]
+    # which count every volume ran (in memory: the median), not only each volume's own
+    assert a["note"].startswith(f"richardson-lucy: stop=auto chose {res.iterations} iterations for every volume, the "
+                                "median of their own counts (")
 
 
 def test_background_below_offset_warns(bars):
