@@ -403,3 +403,98 @@ def test_voxel_sizes_given_in_x_y_z_order_are_warned_about():
     with warnings.catch_warnings():  # both coarser in Z (a PSF sampled finer than the image): no word
         warnings.simplefilter("error")
         richardson_lucy(img, psf, 1, voxel_size=(0.3, 0.13, 0.13), psf_voxel_size=(0.2, 0.1, 0.1))
+
+
+# -- a correctness trial on the real files (2026-12-02) ------------------------------------------------
+
+def test_a_bright_bead_whose_offset_is_under_one_percent_of_its_peak_is_cleaned():
+    """A fresh user: the light-sheet bead made brighter (peak 26397 on the same camera offset, 0.56 % of the
+    peak) kept its offset, which held 98 % of the kernel's flux: RL gave 0.0005 where the points were 6998."""
+    lls = _real("pycudadecon_lls_psf/psf.tif").astype(np.float32)
+    g = ndimage.gaussian_filter(lls, 1)
+    bright = lls + 4 * np.clip(g - 147, 0, None) * (g > 187)
+    assert np.median(lls[0]) < 0.01 * bright.max()
+    prep = _otf.prepare_psf(bright)
+    assert 130 < prep.report["offset"] < 160 and any("camera offset" in n for n in prep.notes)
+    k = prep.kernel
+    c = [n // 2 for n in k.shape]
+    assert k[c[0] - 3:c[0] + 4, c[1] - 3:c[1] + 4, c[2] - 3:c[2] + 4].sum() > 0.3  # was 0.016
+
+
+def test_smooth_faint_tails_of_a_computed_psf_are_not_an_offset():
+    """The flux rule for offsets needs camera noise: a computed PSF's smooth border is never subtracted."""
+    from fijidecon.psf import widefield
+
+    for a in (widefield((64, 128, 128), voxel_size_nm=(200, 100, 100), na=1.2, wavelength_nm=520,
+                        immersion_index=1.33), _gauss((31, 64, 64), (6.0, 2.0, 2.0)) + 1e-3):
+        assert _otf.prepare_psf(a).report["offset"] == 0.0
+
+
+def test_a_psf_resampled_to_coarser_voxels_loses_no_plane_and_is_integrated_over_the_pixel():
+    """A fresh user: 21 planes at 100 nm became 8 at 250 nm with the +1000 nm plane lost (10 % of the flux, not
+    reported), and 65 nm pixels point-sampled to 130 nm gave a PSF too narrow (neighbour 0.128 of the peak
+    against 0.195 computed at 130 nm)."""
+    from fijidecon.psf import widefield
+
+    kw = dict(na=1.45, wavelength_nm=461, immersion_index=1.515, sample_index=1.515)
+    fine = widefield((21, 63, 63), voxel_size_nm=(100, 65, 65), **kw)
+    prep = _otf.prepare_psf(fine, voxel_size=(250, 130, 130), psf_voxel_size=(100, 65, 65))
+    k = prep.kernel
+    assert k.shape == (9, 31, 31)
+    axial = k[:, 15, 15]
+    np.testing.assert_allclose(axial, axial[::-1], rtol=1e-3)  # symmetric: no plane lost
+    direct = widefield((9, 31, 31), voxel_size_nm=(250, 130, 130), **kw)
+    direct /= direct.sum()
+    assert np.linalg.norm(k - direct) / np.linalg.norm(direct) < 0.06  # 0.22 sampled without the integration
+    assert 0.17 < k[4, 15, 16] / k[4, 15, 15] < 0.21
+    assert _otf.resample(np.ones((20, 8, 8)), (100, 1, 1), (250, 1, 1)).shape == (8, 8, 8)  # even: 4 + 3 + 1
+
+
+def test_the_crop_to_the_support_is_reported_with_the_flux_it_leaves_out():
+    """A fresh user: a same-size widefield PSF lost 4.9 % of its flux to the psf_threshold crop without a note
+    (the README promises one above 1e-4)."""
+    core, wide = _gauss((31, 95, 95), (1.0, 1.5, 1.5)), _gauss((31, 95, 95), (8.0, 30.0, 30.0))
+    psf = core / core.max() + 5e-5 * wide / wide.max()
+    prep = _otf.prepare_psf(psf)  # faint wide light under 1e-4 of the peak, as a widefield PSF's out of focus
+    assert prep.report["flux_dropped"] > 0.05
+    line = [n for n in prep.notes if "support" in n]
+    assert line and "psf_threshold=0.0001 of its peak" in line[0] and "psf_threshold=0 uses it all" in line[0]
+    assert not any("support" in n for n in _otf.prepare_psf(psf, threshold=0.0).notes)
+
+
+def test_one_bead_cropped_about_its_peak_or_given_whole_puts_objects_in_one_place():
+    """A fresh user: the whole bead file was moved onto the centroid of its voxels above 2 % of the peak, 0.6-1.3
+    voxels from the peak where a crop about the peak is used as it is: objects landed 145 nm apart in Z."""
+    b = _real("boulanger_bead_psf/psf-gfp.tif").astype(np.float32)
+    cores = []
+    for sl in ((slice(6, 27), slice(104, 145), slice(97, 138)), (slice(None),) * 3):
+        k = _otf.prepare_psf(b[sl]).kernel.astype(np.float64)
+        core = np.where(k > 0.5 * k.max(), k, 0)
+        cores.append(np.array(ndimage.center_of_mass(core)) - [n // 2 for n in k.shape])
+    apart = np.abs(cores[0] - cores[1])
+    assert apart[0] < 0.15 and apart.max() < 0.4  # was (0.98, 0.37, 0.95) with the centroid above 2 %
+
+
+def test_convolve_warns_when_it_moves_a_kernel_and_keeps_a_shift_kernel_with_no_recenter(tmp_path):
+    """A fresh user's one-voxel shift kernel returned the image unshifted, with only a logged note."""
+    from fijidecon.io import write_image
+
+    d = np.random.default_rng(0).random((8, 16, 16)).astype(np.float32)
+    k = np.zeros((3, 3, 3), np.float32)
+    k[1, 1, 2] = 1
+    with pytest.warns(UserWarning, match=r"^psf: re-centred: .* moved by \(\+0\.00, \+0\.00, -1\.00\) voxels before "
+                                         r"convolving; give recenter=False"):
+        convolve(d, k)
+    np.testing.assert_allclose(convolve(d, k, recenter=False)[..., 1:], d[..., :-1], atol=1e-5)
+    write_image(tmp_path / "d.tif", d)
+    write_image(tmp_path / "k.tif", k)
+    r = subprocess.run([sys.executable, "-m", "fijidecon", "deconvolve", "convolve", tmp_path / "d.tif",
+                        tmp_path / "k.tif", "-o", tmp_path / "o.tif"], capture_output=True, text=True)
+    assert r.returncode == 0 and "give --no-recenter to convolve with the kernel as given" in r.stderr, r.stderr
+
+
+def test_wiener_regularization_line_is_in_the_result_notes():
+    """The API's result.notes lacked the line the CLI's sidecar and ImageJ's Log have."""
+    img = np.random.default_rng(1).poisson(50, (12, 40, 40)).astype(np.float32)
+    res = wiener(img, _gauss((7, 11, 11), (2.0, 1.5, 1.5)))
+    assert any(n.startswith("wiener: regularization ") and "chosen by" in n for n in res.notes)

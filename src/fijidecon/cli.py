@@ -1113,7 +1113,7 @@ def _drop_aside(m: "re.Match[str]", options: set[str]) -> str:
 
 def _options_of(cmd: Any) -> set[str]:
     """The long option names of a click command (``--memory-limit``, ...)."""
-    return {o for p in getattr(cmd, "params", []) if isinstance(p, click.Option) for o in p.opts
+    return {o for p in getattr(cmd, "params", []) if isinstance(p, click.Option) for o in p.opts + p.secondary_opts
             if o.startswith("--")}
 
 
@@ -1123,6 +1123,8 @@ def _as_option(m: "re.Match[str]", options: set[str]) -> str:
     if option not in options:
         return m.group(0)
     value = m.group(2).strip("'")
+    if value in ("True", "False") and f"--no-{option[2:]}" in options:  # a switch: recenter=False -> --no-recenter
+        return option if value == "True" else f"--no-{option[2:]}"
     return f"{option} {value}" if value else option
 
 

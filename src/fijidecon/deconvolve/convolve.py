@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .. import _validate
 from . import _bricks, _edges, _fft, _hyper, _otf
 
 
@@ -88,6 +89,7 @@ def convolve(image: object, psf: object, *, edges: str = "reflect", recenter: bo
     layout, vols = _hyper.split(image, psf, axes)
     preps = _hyper.prepare_psfs(layout, vols, edges, threshold=psf_threshold, recenter=recenter,
                                 voxel_size=voxel_size, psf_voxel_size=psf_voxel_size)
+    _warn_moved(preps)
     plans = _bricks.plan_volumes("convolve", layout, vols, preps, {"edges": edges}, memory_limit, bricks, halo,
                                  np.asarray(image).nbytes)
     with _fft.reuse_memory():
@@ -99,6 +101,17 @@ def convolve(image: object, psf: object, *, edges: str = "reflect", recenter: bo
             _hyper.log.info(f"convolve: bricked: {plan.describe()}")
             outs.append(_bricks.run_numpy(v.data, plan, _brick_fn(p, edges), _bricks.Decisions()))
     return layout.merge(outs, method="convolve")
+
+
+def _warn_moved(preps: Sequence[Any]) -> None:
+    """A warning when a kernel was re-centred: a convolution with a kernel off its centre is often a
+    deliberate shift, which ``scipy.ndimage.convolve`` and ImageJ's Convolve keep (a fresh user's one-voxel
+    shift kernel returned the image unshifted, with only a logged note)."""
+    moved = [p.report.get("shift") for p in preps if p.report.get("recentred")]
+    if moved:
+        _validate.warn(f"psf: re-centred: its peak and centroid were off its centre voxel (n // 2), so it was moved "
+                       f"by ({', '.join(f'{v:+.2f}' for v in moved[0])}) voxels before convolving; give "
+                       "recenter=False to convolve with the kernel as given (a shift kernel)", UserWarning)
 
 
 def _brick_fn(prep: Any, edges: str) -> Any:

@@ -351,7 +351,7 @@ def warn_reach(kernel: np.ndarray, rho: float, halo: Sequence[int]) -> None:
 
 def _wiener(pairs, channels, rule, rho, edges, negative_fraction, recenter, psf_threshold,
             quiet: bool = False, place: Any = None) -> WienerResult:
-    outs, rhos, negs = [], [], []
+    outs, rhos, negs, said = [], [], [], []
     used = rule
     for im, prep in pairs:
         geo = _edges.geometry(edges, im.shape, prep.kernel.shape, place)
@@ -375,14 +375,15 @@ def _wiener(pairs, channels, rule, rho, edges, negative_fraction, recenter, psf_
         neg = _negfrac(out)
         k = len(outs)
         where = "" if channels.single else f" (t={k // channels.n_c}, c={k % channels.n_c})"
-        if not quiet:
-            log.info("wiener%s: regularization %.3g %s; %s%s", where, r, why, _lowest_text(neg), _flux_text(r))
+        if not quiet:  # the same line in the result's notes (the CLI's sidecar, ImageJ's Log)
+            said.append(f"wiener{where}: regularization {r:.3g} {why}; {_lowest_text(neg)}{_flux_text(r)}")
+            log.info(said[-1])
         outs.append(out)
         rhos.append(float(r))
         negs.append(max(neg, 0.0))
     layout = channels
     preps = [p for _, p in pairs]
-    extra = dict(notes=_hyper.notes_of(preps), psf_report=_hyper.reports_of(layout, preps))
+    extra = dict(notes=_hyper.notes_of(preps) + said, psf_report=_hyper.reports_of(layout, preps))
     if not layout.single:
         return WienerResult(layout.merge(outs, method="wiener"), rhos, used, negs, **extra)
     return WienerResult(layout.merge(outs, method="wiener"), rhos[0], used, negs[0], **extra)
