@@ -255,6 +255,30 @@ def test_ctrl_c_stops_a_bash_batch_loop(tmp_path):
     assert sorted(f.name for f in tmp_path.iterdir()) == ["batch.sh", "img.npy", "psf.npy"]
 
 
+@pytest.mark.parametrize("sig, word", [(signal.SIGINT, "Interrupted"), (signal.SIGTERM, "Terminated")])
+def test_a_signal_after_the_output_is_written_still_stops_a_batch_loop(tmp_path, sig, word):
+    """A fresh batch user: Ctrl-C in the last half second of a run (output in place, the summary line and
+    the exit to come) was ignored, the run exited 0 and the loop went on.  Now the run's last steps still
+    finish, the message says the output is complete, and the process ends by the signal.  The signal is
+    sent by the process itself at the moment its output is in place (the real handler, the real exit)."""
+    np.save(tmp_path / "img.npy", np.random.default_rng(0).random((8, 32, 32)).astype(np.float32))
+    z, y, x = np.mgrid[-2:3, -4:5, -4:5]
+    np.save(tmp_path / "psf.npy", np.exp(-(x ** 2 + y ** 2 + z ** 2) / 4.5).astype(np.float32))
+    code = ("import os, sys\n"
+            "from fijidecon import cli, _entry\n"
+            "real = cli.output_in_place\n"
+            "def then_signal():\n"
+            f"    real(); os.kill(os.getpid(), {int(sig)})\n"
+            "cli.output_in_place = then_signal\n"
+            "sys.exit(_entry._end_by_signal(cli.main()))\n")
+    out = tmp_path / "out.tif"
+    r = subprocess.run([sys.executable, "-c", code, "deconvolve", "convolve", str(tmp_path / "img.npy"),
+                        str(tmp_path / "psf.npy"), "-o", str(out)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == -sig, (r.returncode, r.stderr)
+    assert f"{word} (after {out} was written: it is complete)." in r.stderr and "Traceback" not in r.stderr
+    assert out.exists() and (tmp_path / "out.tif.json").exists()
+
+
 @pytest.mark.parametrize("given, says", [
     (["--recenter", "False"], "--recenter False: --recenter is a switch and takes no value; write --recenter or "
                               "--no-recenter: here --no-recenter"),

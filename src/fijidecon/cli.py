@@ -859,19 +859,28 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
 _OUTPUT_DONE = {"done": False, "active": False}
 
 
+#: Ctrl-C or SIGTERM received after the output was in place (:func:`output_in_place`), acted on at the exit.
+_LATE_SIGNALS: list[int] = []
+
+
+def _late_signal(signum: int, frame: Any) -> None:  # noqa: ARG001
+    _LATE_SIGNALS.append(signum)
+
+
 def output_in_place() -> None:
     """The output and its sidecar are complete (its snapshots are written before it): from now on
-    Ctrl-C and SIGTERM are ignored (the summary line and the exit take milliseconds; a lazy run's
-    scheduler closes), so a signal that arrives then cannot make the exit status say the run
-    failed while its output is on disk."""
+    Ctrl-C and SIGTERM do not interrupt the run's last steps (the summary line, a lazy run's scheduler
+    closing) but are kept, and the process still ends by that signal once they are done (:func:`main`):
+    a batch loop stops there (a fresh batch user's Ctrl-C in the last half second was ignored and the
+    loop went on), while the message says the output is complete."""
     import threading
 
     _OUTPUT_DONE["done"] = True
     # only under main(), which puts the handlers back: a caller of the click group (CliRunner in a test
-    # process) would otherwise keep ignoring signals, and so would every process it starts after
+    # process) would otherwise keep catching signals, and so would every process it starts after
     if _OUTPUT_DONE["active"] and threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, signal.SIG_IGN)
+            signal.signal(sig, _late_signal)
 
 
 #: The arguments of this process's CLI call (the sidecar's ``cli``).
@@ -1187,9 +1196,10 @@ def main(argv: list[str] | None = None) -> int:
             setattr(sys, name, open(os.devnull, "w"))
     _INVOCATION[:] = [str(a) for a in args]
     _OUTPUT_DONE.update(done=False, active=True)
+    _LATE_SIGNALS.clear()
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return _main(args, debug="--debug" in args[:1] or os.environ.get("FIJIDECON_DEBUG", "") not in ("", "0"))
+        status = _main(args, debug="--debug" in args[:1] or os.environ.get("FIJIDECON_DEBUG", "") not in ("", "0"))
     finally:
         import threading
 
@@ -1197,7 +1207,13 @@ def main(argv: list[str] | None = None) -> int:
         if threading.current_thread() is threading.main_thread():
             done = _OUTPUT_DONE["done"] and argv is None  # the process exits now, its output in place
             for sig, handler in saved.items():  # in-process callers get their handlers back
-                signal.signal(sig, signal.SIG_IGN if done else handler)
+                signal.signal(sig, _late_signal if done else handler)
+    if _LATE_SIGNALS and status == 0:  # the output is complete; the caller asked to stop: say so, end by it
+        out = _output_argument(args)
+        word = "Interrupted" if _LATE_SIGNALS[0] == signal.SIGINT else "Terminated"
+        click.echo(f"{word} (after {out or 'the output'} was written: it is complete).", err=True)
+        return 128 + _LATE_SIGNALS[0]
+    return status
 
 
 def _main(args: list[str], debug: bool) -> int:
