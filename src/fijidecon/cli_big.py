@@ -155,7 +155,7 @@ def _kernel_shapes(items: list, image_cal: Any, vol_axes: str, recenter: bool) -
             vs, pvs = image_cal.voxel_size(vol_axes), cal.voxel_size(vol_axes, unit=image_cal.unit)
         name = f"psf[{i}]" if len(pairs) > 1 else "psf"
         shapes.append(_otf.prepare_psf(arr, recenter=recenter, voxel_size=vs, psf_voxel_size=pvs,
-                                       name=name).kernel.shape)
+                                       name=name, flat_ok=True).kernel.shape)  # sizes only: the run checks the rest
     return shapes
 
 

@@ -628,7 +628,7 @@ def lazy_plans(method: str, vol_shape: tuple[int, ...], preps: Sequence[Any], op
 
 
 def lazy_preps(lv: LazyVolumes, edges: str, threshold: float, recenter: Any, voxel_size: Any,
-               psf_voxel_size: Any) -> list[Any]:
+               psf_voxel_size: Any, flat_ok: bool = False) -> list[Any]:
     """Each channel's prepared PSF for a lazy run (see :func:`fijidecon.deconvolve._otf.prepare_psf`)."""
     from .. import _validate
     from . import _edges, _hyper, _otf
@@ -638,6 +638,6 @@ def lazy_preps(lv: LazyVolumes, edges: str, threshold: float, recenter: Any, vox
     max_shape = _edges.kernel_limit(edges, vol_shape)
     preps = _hyper.per_channel(lv.psfs, psf_voxel_size, lambda p, name, pvs: _otf.prepare_psf(
         p, threshold=threshold, recenter=recenter, name=name, max_shape=max_shape, voxel_size=voxel_size,
-        psf_voxel_size=pvs))
+        psf_voxel_size=pvs, flat_ok=flat_ok))
     _hyper.warn_swapped(preps, vol_shape)
     return preps

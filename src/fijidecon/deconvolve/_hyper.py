@@ -350,7 +350,7 @@ def channel_psfs_of(layout: Layout, vols: Sequence[Volume]) -> list[Any]:
 
 def prepare_psfs(layout: Layout, vols: Sequence[Volume], edges: str, *, threshold: float, recenter: bool,
                  voxel_size: Sequence[float] | None = None, psf_voxel_size: Sequence[float] | None = None,
-                 limit: bool = True) -> list[Any]:
+                 limit: bool = True, flat_ok: bool = False) -> list[Any]:
     """The :class:`~fijidecon.deconvolve._otf.PreparedPSF` of each volume, prepared once per channel
     (before any iteration, so a bad PSF of the last channel fails first)."""
     from . import _otf
@@ -359,7 +359,7 @@ def prepare_psfs(layout: Layout, vols: Sequence[Volume], edges: str, *, threshol
     max_shape = _edges.kernel_limit(edges, vols[0].data.shape) if limit else None
     by_channel = per_channel(channel_psfs_of(layout, vols), psf_voxel_size, lambda p, name, pvs: _otf.prepare_psf(
         p, threshold=threshold, recenter=recenter, name=name, max_shape=max_shape, voxel_size=voxel_size,
-        psf_voxel_size=pvs, image_shape=vols[0].data.shape))
+        psf_voxel_size=pvs, image_shape=vols[0].data.shape, flat_ok=flat_ok))
     warn_swapped(by_channel, vols[0].data.shape)
     return [by_channel[v.c] for v in vols]
 

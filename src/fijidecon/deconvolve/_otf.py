@@ -279,6 +279,18 @@ def _crop_box(a: np.ndarray, ci: Sequence[int], half: Sequence[int]) -> np.ndarr
     return box
 
 
+def refuse_flat(a: np.ndarray, name: str) -> None:
+    """An error for a PSF big enough to tell (``OFFSET_MIN_SIZE`` wide) whose voxels are all equal: a saturated
+    or blank bead crop, never a PSF to deconvolve with (a fresh batch user's all-65535 PSF ran Wiener and RL
+    without a word: Wiener's result -7.9e5 to 6.8e5 for data up to 2e4).  Convolve keeps box kernels."""
+    if a.ndim < 2 or min(a.shape[-2:]) < OFFSET_MIN_SIZE:
+        return
+    top, low = float(a.max()), float(a.min())
+    if top > 0 and top - low <= 1e-6 * top:
+        raise InputError(f"{name}: every voxel of its {'x'.join(map(str, a.shape))} array is {top:g}: a saturated or "
+                         "blank crop, not a PSF (a PSF concentrates its light around its centre)")
+
+
 def _limit(box: np.ndarray, max_shape: Sequence[int] | None) -> np.ndarray:
     """Crop a kernel (origin at k // 2) to at most ``max_shape``, keeping the origin at the new m // 2."""
     if max_shape is None:
@@ -294,7 +306,7 @@ def _limit(box: np.ndarray, max_shape: Sequence[int] | None) -> np.ndarray:
 def prepare_psf(psf: object, *, threshold: float = 1e-4, recenter: bool = True, name: str = "psf",
                 max_shape: Sequence[int] | None = None, voxel_size: Sequence[float] | None = None,
                 psf_voxel_size: Sequence[float] | None = None,
-                image_shape: Sequence[int] | None = None) -> PreparedPSF:
+                image_shape: Sequence[int] | None = None, flat_ok: bool = False) -> PreparedPSF:
     """Check, clean, resample, centre, crop and normalise a PSF (see the module docstring).
 
     Parameters
@@ -317,6 +329,9 @@ def prepare_psf(psf: object, *, threshold: float = 1e-4, recenter: bool = True, 
     voxel_size, psf_voxel_size:
         Voxel sizes of the image and of the PSF (same unit, same axis order as the PSF).
         When both are given and differ by more than 0.1 %, the PSF is resampled.
+    flat_ok:
+        Accept a PSF at least ``OFFSET_MIN_SIZE`` wide whose voxels are all equal (a box
+        smoothing kernel, for convolve); otherwise it is refused (:func:`refuse_flat`).
 
     Returns
     -------
@@ -334,6 +349,8 @@ def prepare_psf(psf: object, *, threshold: float = 1e-4, recenter: bool = True, 
     if threshold >= 1:
         raise InputError(f"psf_threshold: expected a number in [0, 1), got {threshold!r}")
     a = check_psf(psf, name)
+    if not flat_ok:
+        refuse_flat(a, name)
     notes: list[str] = []
     report: dict[str, Any] = {"shape_given": list(a.shape)}
     bigger = image_shape is not None and all(g > n for g, n in zip(a.shape, image_shape))

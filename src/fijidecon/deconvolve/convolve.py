@@ -88,7 +88,7 @@ def convolve(image: object, psf: object, *, edges: str = "reflect", recenter: bo
                      bricks, halo)
     layout, vols = _hyper.split(image, psf, axes)
     preps = _hyper.prepare_psfs(layout, vols, edges, threshold=psf_threshold, recenter=recenter,
-                                voxel_size=voxel_size, psf_voxel_size=psf_voxel_size)
+                                voxel_size=voxel_size, psf_voxel_size=psf_voxel_size, flat_ok=True)
     _warn_moved(preps)
     plans = _bricks.plan_volumes("convolve", layout, vols, preps, {"edges": edges}, memory_limit, bricks, halo,
                                  np.asarray(image).nbytes)
@@ -122,7 +122,7 @@ def _lazy(image, psf, axes, edges, psf_threshold, recenter, voxel_size, psf_voxe
     """A Dask array in: a lazy Dask array out (one task per brick and (T, C) volume)."""
     lv, means = _bricks.lazy_volumes(image, psf, axes)
     vol_shape = tuple(lv.canon.shape[2:])
-    preps = _bricks.lazy_preps(lv, edges, psf_threshold, recenter, voxel_size, psf_voxel_size)
+    preps = _bricks.lazy_preps(lv, edges, psf_threshold, recenter, voxel_size, psf_voxel_size, flat_ok=True)
     plans = _bricks.lazy_plans("convolve", vol_shape, preps, {"edges": edges}, memory_limit, bricks, halo)
     return _bricks.lazy_run(lv, means, preps, plans, lambda p: _brick_fn(p, edges),
                             lambda *a: (_bricks.Decisions(), None))
