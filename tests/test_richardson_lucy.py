@@ -486,3 +486,22 @@ def test_a_snapshot_interval_beyond_the_iterations_warns(data2):
     with pytest.warns(RuntimeWarning, match=r"^snapshot_every: 100 is more than iterations=10: no snapshot is kept"):
         res = richardson_lucy(data2, PSF2, 10, snapshot_every=100)
     assert res.snapshots == {}
+
+
+def test_a_tv_weight_far_too_large_warns_before_the_run_whatever_the_iterations():
+    """A fresh batch user: --weight 1e9 for 3 iterations gave a result 115x the data's maximum and 4x its sum,
+    exit 0 even with --strict; the too-large check fired only when the flux drained (10 iterations)."""
+    rng = np.random.default_rng(0)
+    img = rng.poisson(5, (8, 32, 32)).astype(np.float32)
+    img[4, 10:20, 16] += 500
+    z, y, x = np.mgrid[-2:3, -3:4, -3:4]
+    psf = np.exp(-(x ** 2 + y ** 2 + z ** 2) / 3.0)
+    for its in (3, 10):
+        with pytest.warns(RuntimeWarning, match=r"^weight: 1e\+09 is above 0\.05, where Richardson-Lucy with TV "
+                                                r"turns unstable"):
+            richardson_lucy(img, psf, its, regularization="tv", weight=1e9)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        richardson_lucy(img, psf, 3, regularization="tv", weight=0.002)

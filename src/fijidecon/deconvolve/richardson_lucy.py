@@ -540,6 +540,11 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
     if regularization is None and weight > 0:
         _validate.warn(f"weight: {weight:g} is used only with a regularization ('tv' or 'tikhonov'); without one it "
                        "has no effect", RuntimeWarning)
+    if regularization == "tv" and weight > TV_WEIGHT_WARN:
+        _validate.warn(f"weight: {weight:g} is above {TV_WEIGHT_WARN:g}, where Richardson-Lucy with TV turns unstable "
+                       "(its divisor 1 - weight div(grad x / |grad x|) nears 0 or below: on a DAPI crop the maximum "
+                       "became 7-48x the data's at 0.1-0.5); TV weights are 0.001-0.01 (default 0.002)",
+                       RuntimeWarning)
     background = _background.check(background)
     read_noise = _validate.check_float("read_noise", read_noise, 0, READ_NOISE_MAX)
     if snapshot_every is not None:
@@ -663,14 +668,16 @@ def _warn_lost_flux(vol: Any, out: np.ndarray, background: float, regularization
     half of the data's sum (above the background) is left (plain RL keeps it)."""
     data = float(np.sum(vol.data, dtype=np.float64)) - background * vol.data.size
     kept = float(np.sum(out, dtype=np.float64)) / data if data > 0 else 1.0
-    if kept < FLUX_WARN:
+    if kept < FLUX_WARN or kept > 1 / FLUX_WARN:  # drained, or blown up (a TV weight far too large)
         where = "" if layout.single else f" (t={vol.t}, c={vol.c})"
         _validate.warn(f"weight: the result{where} keeps {kept:.2g} of the data's sum: {regularization} weight "
                        f"{weight:g} is too large for these data (try 10x smaller)", RuntimeWarning)
 
 
-#: Fraction of the data's sum below which a regularized RL result is warned about.
+#: Fraction of the data's sum below which (or whose inverse above which) a regularized RL result is warned about.
 FLUX_WARN = 0.5
+#: TV weights above this warn before the run (measured on a DAPI crop: 0.05 stable, 0.1 maximum 7x the data's).
+TV_WEIGHT_WARN = 0.05
 
 
 def _exponent_schedule(volume: int, exponent: float, last: int) -> dict[int, float] | None:
