@@ -410,3 +410,21 @@ def test_one_brick_budget_counts_the_bricks_computed_at_once():
     for c, b in one.items():
         assert tuple(_best_plan("richardson-lucy", vol, kernel, halo, opts, b, c, False)[1]) == vol
         assert _best_plan("richardson-lucy", vol, kernel, halo, opts, b - 2**21, c, False)[1] != vol
+
+
+def test_with_a_scheduler_the_refusal_names_the_budget_given_and_one_that_runs():
+    """A fresh user with --scheduler: 'give --memory-limit 159MiB or more' for the 159MiB given (the workers'
+    current memory was taken off the budget, then left out of the advice; with more held: a negative budget)."""
+    import re
+
+    from fijidecon.cli_big import plan_bricks
+
+    held = 200 * 2 ** 20
+    with pytest.raises(MemoryError) as e:
+        plan_bricks("richardson-lucy", (40, 402, 404), (15, 31, 31), {"iterations": 2}, 6 * 2 ** 20, 1, True,
+                    held=held)
+    msg = str(e.value)
+    assert msg.startswith("memory_limit: 206 MiB per worker, less the 200 MiB the scheduler's workers hold now, is "
+                          "too small"), msg
+    need = int(re.search(r"give --memory-limit (\d+)MiB or more", msg).group(1)) * 2 ** 20
+    plan_bricks("richardson-lucy", (40, 402, 404), (15, 31, 31), {"iterations": 2}, need - held, 1, True)  # runs

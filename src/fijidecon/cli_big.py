@@ -168,8 +168,8 @@ def brick_need(method: str, outer: tuple[int, ...], kernel: tuple[int, ...], opt
 
 
 def plan_bricks(method: str, vol: tuple[int, ...], kernel: tuple[int, ...], opts: dict[str, Any], limit: int,
-                concurrency: int, tiff_out: bool, whole: int | None = None) -> tuple[tuple[int, ...], tuple[int, ...],
-                                                                                    int]:
+                concurrency: int, tiff_out: bool, whole: int | None = None,
+                held: int = 0) -> tuple[tuple[int, ...], tuple[int, ...], int]:
     """Brick cores for a lazy run of (Z, Y, X) volumes ``vol`` within ``limit`` bytes.
 
     Files are read (TIFF, ``.npy``) and written (TIFF) in whole planes, so Dask holds every
@@ -192,7 +192,9 @@ def plan_bricks(method: str, vol: tuple[int, ...], kernel: tuple[int, ...], opts
     Raises
     ------
     MemoryError
-        Not even bricks of one plane by ``MIN_CORE`` voxels fit (naming ``memory_limit``).
+        Not even bricks of one plane by ``MIN_CORE`` voxels fit (naming ``memory_limit``).  ``held``: what
+        a scheduler's workers hold already (``limit`` is their budget less it): the message names the
+        budget given and asks for one that runs with it.
     """
     from .deconvolve import _bricks
 
@@ -201,7 +203,10 @@ def plan_bricks(method: str, vol: tuple[int, ...], kernel: tuple[int, ...], opts
     if best is None:
         need = _smallest_limit(method, vol, kernel, halo, opts, limit, concurrency, tiff_out)
         need = min(need, whole) if whole else need
-        raise MemoryError(f"memory_limit: {_size(limit)} is too small for {method} on {'x'.join(map(str, vol))} "
+        said = (f"{_size(limit)}" if not held else
+                f"{_size(limit + held)} per worker, less the {_size(held)} the scheduler's workers hold now,")
+        need += held
+        raise MemoryError(f"memory_limit: {said} is too small for {method} on {'x'.join(map(str, vol))} "
                           f"volumes from and to files: even the smallest bricks ({MIN_CORE} voxels, or as thick as "
                           f"their halo of {'x'.join(map(str, halo))} set by the PSF's size) with their slabs of whole "
                           f"planes do not fit; give --memory-limit {_size(need).replace(' ', '')} or more (this runs "
@@ -839,7 +844,8 @@ def _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, 
         prior = _prior_plan(cmd, values, records, out, key, (vol, kernel, opts, budget_now, sched.concurrency,
                                                               tiff_out)) if resume else None
         core, halo, room = prior or plan_bricks(cmd.id, vol, kernel, opts, budget_now, sched.concurrency, tiff_out,
-                                                whole if tiff_out and not (workers or address) else None)
+                                                whole if tiff_out and not (workers or address) else None,
+                                                held=sched.held if address else 0)
         info.update(brick_core=list(core), halo=list(halo), brick_budget_bytes=room, scheduler=sched.description)
         if _costly(vol, core, halo):  # the budget that runs it as one brick (or in memory), as this run would
             one = _one_brick_limit(cmd.id, vol, kernel, halo, opts, budget_now, sched.concurrency, tiff_out)
