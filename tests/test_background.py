@@ -181,3 +181,27 @@ def test_the_note_gives_each_channels_range_over_time_points():
     assert _background.describe([2194.0, 486.4, 2494.0, 786.0], 2) == "2194-2494 (c=0), 486.4-786 (c=1)"
     assert _background.describe([5.0, 5.0], 1) == "5"
     assert _background.estimate(np.full((4, 12, 12), 7, np.uint16)) == 7.0
+
+
+def test_auto_on_a_blank_frame_of_a_time_series_warns_and_runs_the_rest():
+    """A fresh batch user: a TZCYX file whose t=1 is constant was refused whole with 'background: 7 is at or above
+    the image's maximum', as if 7 had been given; an estimate at the maximum means a flat volume."""
+    import warnings
+
+    from fijidecon.deconvolve import richardson_lucy
+
+    rng = np.random.default_rng(0)
+    img = rng.poisson(50, (2, 1, 8, 32, 32)).astype(np.float32)
+    img[0, 0, 4, 10:20, 16] += 500
+    img[1] = 7
+    z, y, x = np.mgrid[-2:3, -3:4, -3:4]
+    psf = np.exp(-(x ** 2 + y ** 2 + z ** 2) / 3.0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = richardson_lucy(img, psf, 5, background="auto", axes="TCZYX")
+    said = [str(w.message) for w in caught]
+    assert "background: 'auto' found the image of volume t=1, c=0 flat (its level 7 is its maximum): no signal to " \
+           "deconvolve, so its result is about 0" in said, said
+    assert res.image[1].max() < 0.01 and res.image[0].max() > 50
+    with pytest.raises(ValueError, match=r"^background: 7 is at or above the image's maximum of volume t=1"):
+        richardson_lucy(img, psf, 5, background=7, axes="TCZYX")  # given, it is still refused

@@ -573,7 +573,7 @@ def richardson_lucy(image: object, psf: object, iterations: int = 30, *,
         opts.update(read_noise=read_noise * layout.scale)
     bgs = _background.per_volume(background, layout.n_t, layout.n_c, lambda i: vols[i].data, layout.scale)
     tops = [float(np.max(v.data)) for v in vols]
-    _check_background(bgs, tops, [v.label for v in vols], layout.scale)
+    _check_background(bgs, tops, [v.label for v in vols], layout.scale, auto=background == _background.AUTO)
     vopts = [dict(opts, background=b) for b in bgs]
     bg_note = _background_note(background, bgs, layout.n_c, layout.scale)
     ndim = len(layout.vol_axes)
@@ -705,12 +705,18 @@ def _bp_notes(bp: "_backproject.BackProjector", preps: list) -> list[str]:
 READ_NOISE_MAX = 1e15
 
 
-def _check_background(bgs: Sequence[float], tops: Sequence[float], labels: Sequence[str], scale: float = 1.0) -> None:
+def _check_background(bgs: Sequence[float], tops: Sequence[float], labels: Sequence[str], scale: float = 1.0,
+                      auto: bool = False) -> None:
     """A background at or above a volume's maximum (``bgs`` and ``tops``: one per (T, C) volume)
     leaves nothing to deconvolve there (its result collapses to about 0): refused, naming the
-    volume, as an offset above the maximum is by ``stop="auto"``."""
+    volume, as an offset above the maximum is by ``stop="auto"``.  Estimated (``auto``), it means the
+    volume is flat (a blank frame of a time series): a warning, and that volume's result is about 0."""
     for background, top, label in zip(bgs, tops, labels):
-        if background > 0 and background >= top:
+        if background > 0 and background >= top and auto:
+            where = f" of volume {label}" if len(tops) > 1 else ""
+            _validate.warn(f"background: 'auto' found the image{where} flat (its level {background / scale:g} is its "
+                           "maximum): no signal to deconvolve, so its result is about 0", RuntimeWarning)
+        elif background > 0 and background >= top:
             where = f" of volume {label}" if len(tops) > 1 else ""
             raise InputError(f"background: {background / scale:g} is at or above the image's maximum{where} "
                              f"({top / scale:g}); it is the level of the data without signal (camera offset, dark "
@@ -917,7 +923,8 @@ def _lazy(image, psf, axes, iterations, stop_fn, opts, voxel_size, psf_voxel_siz
     # 'auto' on the whole volume, read once more slab by slab: the same value whatever the bricks (on the
     # central brick it moved with the budget: 2136 whole, 2379 in 12 bricks on dapi_001)
     bgs = _background.per_volume(opts["background"], lv.n_t, lv.n_c, lambda i: lv.volume(i // lv.n_c, i % lv.n_c))
-    _check_background(bgs, lv.tops, [f"t={i // lv.n_c}, c={i % lv.n_c}" for i in range(len(lv.tops))])
+    _check_background(bgs, lv.tops, [f"t={i // lv.n_c}, c={i % lv.n_c}" for i in range(len(lv.tops))],
+                      auto=opts["background"] == _background.AUTO)
     if not _autostop.THINNED.get():  # each channel's central brick at t=0 (read once more)
         _say_offset([(_low(central(c)), lv.tops[c], "" if lv.n_c == 1 else f"channel {c}")
                      for c in range(lv.n_c) if bgs[c] <= 0])
