@@ -443,3 +443,12 @@ def test_auto_memory_is_counted_and_a_choice_over_the_budget_goes_to_bricks(bars
     assert res.auto_stop["on"] == "central brick"
     whole = richardson_lucy(data, psf, 40, stop="auto", background=BG, read_noise=RN, acceleration="momentum")
     assert "on" not in whole.auto_stop
+
+
+def test_too_few_photo_electrons_names_the_camera_model_used(bars):
+    """A fresh batch user's --gain 100 with an estimated offset: 'at most 0 photo-electrons' pointed at the gain,
+    while the estimated offset (not printed) was the cause."""
+    data, psf, _ = bars
+    with pytest.raises(ValueError, match=r"^gain: \(image - offset\) x gain is at most .* \(here gain 0\.001 "
+                                         r"e-/image unit, offset 0, given\)$"):
+        richardson_lucy(data, psf, 10, stop="auto", gain=1e-3, offset=0.0, background=BG)

@@ -555,7 +555,11 @@ def _choose_volume(vol: Any, prep: Any, bg: float, gain: Any, offset: Any, rn: f
     # is the one a lazy run makes on that volume alone (one stream for all gave [40, 39] against [40, 40])
     rng = np.random.default_rng(seed)
     for _ in range(folds):
-        y1, y2 = thin(counts, fraction, rng)
+        try:
+            y1, y2 = thin(counts, fraction, rng)
+        except InputError as e:  # say the camera model it used: an estimated offset is not what the user gave
+            raise InputError(f"{e} (here gain {cam.gain:.4g} e-/image unit, offset {cam.offset:.4g}, "
+                             f"{cam.source}{where})") from None
         scorer = _Scorer(y2, prep.kernel, (1 - fraction) / fraction, fraction * b_e, edges, DEBLUR_EPS)
         token = THINNED.set(True)  # its data are photo-electrons of the thinned half, not the user's image
         try:
