@@ -333,3 +333,23 @@ def test_swapped_files_give_the_refusal_alone(tmp_path, capsys):
         err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
         assert len(err) == 1 and err[0].startswith("Error: psf: (20, 64, 64) is bigger than the image (9, 15, 15)"), \
             (method, err)
+
+
+def test_a_one_plane_stack_takes_a_2d_psf_in_every_method(tmp_path):
+    """A fresh batch user: a (1, Y, X) TIFF written by tifffile (read as ZYX) with a 2D PSF was refused by RL
+    ('2D PSF for 3D volumes') while Iterative Deconvolve 3D took the pair."""
+    rng = np.random.default_rng(0)
+    img = rng.poisson(50, (1, 48, 48)).astype(np.float32)
+    y, x = np.mgrid[-7:8, -7:8]
+    psf = np.exp(-(x ** 2 + y ** 2) / 6.0).astype(np.float32)
+    tifffile.imwrite(tmp_path / "one.tif", img)
+    tifffile.imwrite(tmp_path / "p2.tif", psf)
+    from fijidecon.deconvolve import richardson_lucy
+
+    for method in ("richardson-lucy", "wiener", "convolve"):
+        r = subprocess.run([sys.executable, "-m", "fijidecon", "deconvolve", method, tmp_path / "one.tif",
+                            tmp_path / "p2.tif", "-o", tmp_path / f"{method}.tif"], capture_output=True, text=True)
+        assert r.returncode == 0, (method, r.stderr)
+    got = tifffile.imread(tmp_path / "richardson-lucy.tif")
+    want = richardson_lucy(img[0], psf, 30).image  # the CLI's default count, on the plane itself
+    np.testing.assert_allclose(got.reshape(want.shape), want, rtol=1e-4, atol=1e-3)

@@ -87,8 +87,10 @@ def whole_need(cmd: Command, kwargs: dict[str, Any], shape: tuple[int, ...], dty
     vol = "".join(a for a in axes if a in "ZYX")
     if len(axes) == len(shape) and axes != vol:
         opts["axes"] = axes
-    if cmd.id == "iterative-deconvolve-3d" and len(psf_shape) == 2 and len(vol) == 3:
-        psf_shape = (1, *psf_shape)  # a one-plane PSF of a stack: slice by slice, as the plugin takes it
+    one_plane = len(vol) == 3 and len(axes) == len(shape) and "Z" in axes and shape[axes.index("Z")] == 1
+    if (cmd.id == "iterative-deconvolve-3d" or one_plane) and len(psf_shape) == 2 and len(vol) == 3:
+        psf_shape = (1, *psf_shape)  # a one-plane PSF of a stack (slice by slice, as the plugin takes it), or of
+        # a one-plane (1, Y, X) image, as every method takes it
     if len(psf_shape) != len(vol):  # the core's message (and hints), before the estimate names its own argument
         from .deconvolve import _hyper
 

@@ -248,6 +248,9 @@ def split(image: Any, psf: Any, axes: str | None = None, *, allow_negative: bool
     n_t = img.shape[axes.index("T")] if "T" in axes else 1
     n_c = img.shape[axes.index("C")] if "C" in axes else 1
     layout = Layout(axes, img.shape, vol_axes, n_t, n_c, template, scale)
+    if ("Z" in axes and img.shape[axes.index("Z")] == 1 and not _is_xarray(psf) and psf_list(psf) is None
+            and np.ndim(psf) == 2):  # one plane (1, Y, X), as a TIFF without ImageJ axes reads it: its 2D PSF
+        psf = np.asarray(psf)[None]  # (Iterative Deconvolve 3D took it; RL refused '2D PSF for 3D volumes')
     psfs = channel_psfs(psf, n_c, len(vol_axes), "C" in axes)
     vols = [Volume(i // n_c, i % n_c, np.ascontiguousarray(v), psfs[i % n_c])
             for i, v in enumerate(_volumes_of(img, axes, vol_axes))]
