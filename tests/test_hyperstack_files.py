@@ -222,7 +222,8 @@ def test_stack_saved_without_axes_error_suggests_axes(tmp_path):
 
     tifffile.imwrite(tmp_path / "stack.tif", np.random.default_rng(0).random((20, 32, 32), dtype=np.float32),
                      imagej=True)
-    tifffile.imwrite(tmp_path / "psf.tif", np.ones((9, 15, 15), np.float32))
+    z, y, x = np.mgrid[-4:5, -7:8, -7:8]
+    tifffile.imwrite(tmp_path / "psf.tif", np.exp(-(x ** 2 + y ** 2 + z ** 2) / 8.0).astype(np.float32))
 
     def run(*extra):
         return subprocess.run([sys.executable, "-m", "fijidecon.cli", "deconvolve", "richardson-lucy",
