@@ -684,7 +684,8 @@ def choose_iterations(image: Any, psf: Any, iterations: int, *, gain: float | No
         out["exponent_drops"] = drops
     out["note"] = ("richardson-lucy: stop=auto chose %d iterations%s (%s on %g of the photons: minimum at %d, %s %d; "
                    "of %d; %s%s)" % (
-                       k, "" if one else " for every volume, the median of their own counts", criterion, fraction, out["minimum"],
+                       k, "" if one else " for every volume, the median of their own counts", criterion, fraction,
+                       out["minimum"],
                        "within one standard error until" if criterion == "deblurred" else "chosen", k1, iterations,
                        _camera_note(cams[0]) if one else "per volume (t, c): " + "; ".join(
                            f"({v.t}, {v.c}) {p}, {_camera_note(c)}" for v, p, c in zip(vols, picks, cams)),
