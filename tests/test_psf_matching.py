@@ -511,3 +511,22 @@ def test_a_flat_psf_is_refused_for_deconvolution_and_kept_by_convolve(value):
                                              r"crop, not a PSF"):
             method()
     assert np.isfinite(convolve(img, flat)).all()
+    flat.flat[[5, 500, 5000]] = 0.9999 * value  # a few voxels off the level (a verifier): as flat
+    with pytest.raises(ValueError, match=r"^psf: its 15x31x31 array is flat \(its peak \S+ is within 0\.1 % of its "
+                                         r"mean\): a saturated or blank crop"):
+        wiener(img, flat)
+
+
+def test_a_widefield_bead_on_an_offset_under_one_percent_of_its_peak_is_cleaned():
+    """A verifier: a simulated widefield bead (out-of-focus light on its border) on offsets of 0.05-0.8 % of its peak,
+    61-89 % of its sum, kept them: the border's noise test wanted it rougher than such a border is (0.22-0.27 of its
+    spread against 0.5 asked; computed PSFs 0.01-0.02)."""
+    from fijidecon.psf import widefield
+
+    w = widefield((32, 64, 64), voxel_size_nm=(200, 100, 100), na=1.4, wavelength_nm=520, normalize="peak")
+    rng = np.random.default_rng(0)
+    for off in (100, 500):
+        q = np.clip((rng.poisson(w * 60000) + off + rng.normal(0, 5, w.shape)).round(), 0, 65535).astype(np.uint16)
+        prep = _otf.prepare_psf(q)
+        assert off <= prep.report["offset"] < off + 40, (off, prep.report["offset"])  # + the border's own light
+    assert _otf.prepare_psf(w).report["offset"] == 0.0

@@ -181,7 +181,7 @@ def _offset_carries_the_flux(a: np.ndarray, b: float, sigma: float) -> bool:
     face = np.asarray(a[..., 0], np.float64).reshape(-1, a.shape[-2])  # the X = 0 face, rows along Y
     step = np.diff(face, axis=-1).ravel()
     rough = 1.4826 * float(np.median(np.abs(step - np.median(step)))) / np.sqrt(2)
-    return sigma > 0 and rough > 0.5 * sigma
+    return sigma > 0 and rough > 0.1 * sigma  # measured: noisy widefield beads 0.22-0.27, computed PSFs <= 0.023
 
 
 def remove_offset(a: np.ndarray, name: str, report: dict, notes: list[str]) -> np.ndarray:
@@ -285,10 +285,14 @@ def refuse_flat(a: np.ndarray, name: str) -> None:
     without a word: Wiener's result -7.9e5 to 6.8e5 for data up to 2e4).  Convolve keeps box kernels."""
     if a.ndim < 2 or min(a.shape[-2:]) < OFFSET_MIN_SIZE:
         return
-    top, low = float(a.max()), float(a.min())
+    top, low, mean = float(a.max()), float(a.min()), float(a.mean(dtype=np.float64))
     if top > 0 and top - low <= 1e-6 * top:
         raise InputError(f"{name}: every voxel of its {'x'.join(map(str, a.shape))} array is {top:g}: a saturated or "
                          "blank crop, not a PSF (a PSF concentrates its light around its centre)")
+    if top > 0 and top <= 1.001 * mean:  # a few voxels off a flat level: as flat
+        raise InputError(f"{name}: its {'x'.join(map(str, a.shape))} array is flat (its peak {top:g} is within 0.1 % "
+                         "of its mean): a saturated or blank crop, not a PSF (a PSF concentrates its light around its "
+                         "centre)")
 
 
 def _limit(box: np.ndarray, max_shape: Sequence[int] | None) -> np.ndarray:
