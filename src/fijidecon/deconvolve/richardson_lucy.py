@@ -712,15 +712,16 @@ def _check_background(bgs: Sequence[float], tops: Sequence[float], labels: Seque
     volume, as an offset above the maximum is by ``stop="auto"``.  Estimated (``auto``), it means the
     volume is flat (a blank frame of a time series): a warning, and that volume's result is about 0."""
     for background, top, label in zip(bgs, tops, labels):
-        if background > 0 and background >= top and auto:
-            where = f" of volume {label}" if len(tops) > 1 else ""
+        if not (background > 0 and background >= top):
+            continue
+        where = f" of volume {label}" if len(tops) > 1 else ""
+        if auto:
             _validate.warn(f"background: 'auto' found the image{where} flat (its level {background / scale:g} is its "
                            "maximum): no signal to deconvolve, so its result is about 0", RuntimeWarning)
-        elif background > 0 and background >= top:
-            where = f" of volume {label}" if len(tops) > 1 else ""
-            raise InputError(f"background: {background / scale:g} is at or above the image's maximum{where} "
-                             f"({top / scale:g}); it is the level of the data without signal (camera offset, dark "
-                             "level): give a value below the data's")
+            continue
+        raise InputError(f"background: {background / scale:g} is at or above the image's maximum{where} "
+                         f"({top / scale:g}); it is the level of the data without signal (camera offset, dark "
+                         "level): give a value below the data's")
 
 
 #: With ``background=0``, a volume whose 1st percentile is above this fraction of its maximum warns.
