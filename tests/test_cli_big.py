@@ -25,9 +25,9 @@ from fijidecon.psf import gaussian
 pytest.importorskip("distributed")
 pytest.importorskip("tqdm")
 
-BIG = (128, 384, 384)  # float32: 72 MiB (75.5 MB), more than the 70 MB budget
+BIG = (128, 384, 384)  # float32: 72 MiB (75.5 MB); its whole-volume RL needs 627 MiB
 PSF = (9, 15, 15)
-BUDGET = 70_000_000
+BUDGET = 145_000_000  # 138 MiB: about the smallest the plan takes for RL here (a PSF of 9 planes: 14 of halo)
 CAL = Calibration.make("ZYX", unit="micron", Z=0.3, Y=0.1, X=0.1)
 
 # The CLI in a child: the size after the imports, the run, the peak on stderr.  The peak is VmHWM (the
@@ -69,25 +69,26 @@ def big(tmp_path_factory):
     return d
 
 
-def test_file_bigger_than_the_budget_tiff_to_zarr_to_tiff(big):
-    """RL (TIFF -> OME-Zarr) then Convolve (OME-Zarr -> TIFF) under --memory-limit 70MB, on a
-    75.5 MB file: bricked, lazy, peak RSS increment of each child far below what the
-    whole-volume run needs, results equal to the in-memory API within 1e-3 (relative L2)."""
-    assert (big / "big.tif").stat().st_size > BUDGET
+def test_budget_below_the_whole_run_tiff_to_zarr_to_tiff(big):
+    """RL (TIFF -> OME-Zarr) then Convolve (OME-Zarr -> TIFF) under --memory-limit 145MB, about the
+    smallest budget planned, on a 75.5 MB file whose whole-volume RL needs 627 MiB: bricked, lazy, the peak
+    RSS increment of each child within the budget (+10 %; before the plan counted the bricks' overlapped
+    inputs and the run's fixed costs, 70MB was taken and RL added 215 MiB), results equal to the in-memory
+    API within 1e-3 (relative L2)."""
     z, t = big / "rl.ome.zarr", big / "back.tif"
     r = _cli_child("deconvolve", "richardson-lucy", big / "big.tif", big / "psf.tif", "-o", z, "--iterations", 2,
-                   "--memory-limit", "70MB")
+                   "--memory-limit", str(BUDGET))
     assert r.returncode == 0, r.stderr
     assert "lazy run" in r.stderr and "bricked" in r.stderr and "brick/s" in r.stderr  # notes and the bar
     inc1 = _increment(r.stderr)
-    r2 = _cli_child("deconvolve", "convolve", z, big / "psf.tif", "-o", t, "--memory-limit", "70MB")
+    r2 = _cli_child("deconvolve", "convolve", z, big / "psf.tif", "-o", t, "--memory-limit", str(BUDGET))
     assert r2.returncode == 0, r2.stderr
     inc2 = _increment(r2.stderr)
     whole_rl = estimate_memory("richardson-lucy", BIG, PSF, iterations=2) + 4 * np.prod(BIG)
     whole_cv = estimate_memory("convolve", BIG, PSF) + 4 * np.prod(BIG)
     print(f"peak RSS increments: RL {inc1 / 2**20:.0f} MiB (whole volume: {whole_rl / 2**20:.0f}), convolve "
           f"{inc2 / 2**20:.0f} MiB (whole volume: {whole_cv / 2**20:.0f}); budget {BUDGET / 2**20:.0f} MiB")
-    assert inc1 < 0.4 * whole_rl and inc2 < 0.5 * whole_cv
+    assert inc1 <= 1.1 * BUDGET and inc2 <= 1.1 * BUDGET and BUDGET < 0.25 * whole_rl
     meta = json.loads((big / "rl.ome.zarr.json").read_text())
     assert meta["memory"]["memory_limit_bytes"] == BUDGET and meta["memory"]["brick_core"][0] < BIG[0]  # Z split
     img, _ = read_image(big / "big.tif")
@@ -175,7 +176,7 @@ def _run_until(big, out, extra, pattern):
 
 def test_ctrl_c_mid_run_exits_130_and_leaves_no_output(big):
     out = big / "cancelled.ome.zarr"
-    p, seen = _run_until(big, out, ["--iterations", "10", "--memory-limit", "70MB"], "brick/s")  # the bar is up
+    p, seen = _run_until(big, out, ["--iterations", "10", "--memory-limit", str(BUDGET)], "brick/s")  # the bar is up
     t0 = time.time()  # mid-run: a brick is on disk (the bar of a piped stderr is drawn only every 30 s)
     while not list(big.glob(".cancelled.ome.zarr.partial-*/s0/*/*/*")) and p.poll() is None and time.time() - t0 < 120:
         time.sleep(0.05)
@@ -378,22 +379,23 @@ def test_a_budget_too_small_for_any_brick_names_the_budget_that_fits(tmp_path, c
     need = re.search(r"give --memory-limit (\d+)MiB or more \(this runs it, with a 5 % margin", err[0])
     assert need, err
     assert main([*args, str(tmp_path / "b.tif"), "--memory-limit", f"{need[1]}MiB"]) == 0
-    # the bricks that fit cost many times the whole volume's work: said, with the budget that runs it whole
-    costly = re.search(r"Warning: --memory-limit: richardson-lucy in \d+ bricks computes \d+x the volume's voxels .*"
-                       r"--memory-limit (\d+)MiB runs it whole", capsys.readouterr().err)
-    assert costly, "no warning about the bricks' cost"
-    assert main([*args, str(tmp_path / "w.tif"), "--memory-limit", f"{costly[1]}MiB"]) == 0
-    assert "bricks computes" not in capsys.readouterr().err
-    side = json.loads((tmp_path / "w.tif.json").read_text())  # whole: not bricked in memory either (it was)
+    # the budget named runs it whole, in memory: its bricks, each holding most of the volume in its halo, need
+    # more once their overlapped inputs are counted (they were not, and the named budget ran 16 costly bricks)
+    side = json.loads((tmp_path / "b.tif.json").read_text())
     assert not any("brick" in n for n in side["notes"]) and "brick_core" not in side.get("memory", {}), side["notes"]
-    assert main([*args, str(tmp_path / "c.tif"), "--memory-limit", f"{int(need[1]) - 2}MiB"]) == 2
+    assert main([*args, str(tmp_path / "c.tif"), "--memory-limit", f"{int(need[1]) // 2}MiB"]) == 2
     capsys.readouterr()
-    # an OME-Zarr output is lazy whatever the budget: the advised budget runs it as one brick, without the
-    # warning (a regression check; the fault it guards, a budget that still split, was under --workers:
-    # test_one_brick_budget_counts_the_bricks_computed_at_once)
-    assert main([*args, str(tmp_path / "z.ome.zarr"), "--memory-limit", f"{need[1]}MiB"]) == 0
-    one = re.search(r"--memory-limit (\d+)MiB runs it whole", capsys.readouterr().err)
-    assert one, "no advice"
+    # an OME-Zarr output is lazy whatever the budget, so the in-memory budget does not run it: refused, naming
+    # its own smallest budget; that budget's bricks cost many times the volume's work: said, with the budget
+    # that runs it as one brick, which does so without the warning (the fault it guards, a budget that still
+    # split, was under --workers: test_one_brick_budget_counts_the_bricks_computed_at_once)
+    assert main([*args, str(tmp_path / "z.ome.zarr"), "--memory-limit", f"{need[1]}MiB"]) == 2
+    lazy = re.search(r"give --memory-limit (\d+)MiB or more", capsys.readouterr().err)
+    assert lazy and int(lazy[1]) > int(need[1]), "no advice"
+    assert main([*args, str(tmp_path / "z.ome.zarr"), "--memory-limit", f"{lazy[1]}MiB"]) == 0
+    one = re.search(r"richardson-lucy in \d+ bricks computes \d+x .*--memory-limit (\d+)MiB runs it whole",
+                    capsys.readouterr().err)
+    assert one, "no warning about the bricks' cost"
     assert main([*args, str(tmp_path / "z1.ome.zarr"), "--memory-limit", f"{one[1]}MiB"]) == 0
     err = capsys.readouterr().err
     assert "bricks computes" not in err and "not split" in err, err
@@ -409,7 +411,8 @@ def test_one_brick_budget_counts_the_bricks_computed_at_once():
     assert one[2] > one[1]
     for c, b in one.items():
         assert tuple(_best_plan("richardson-lucy", vol, kernel, halo, opts, b, c, False)[1]) == vol
-        assert _best_plan("richardson-lucy", vol, kernel, halo, opts, b - 2**21, c, False)[1] != vol
+        less = _best_plan("richardson-lucy", vol, kernel, halo, opts, b - 2**21, c, False)
+        assert less is None or less[1] != vol
 
 
 def test_with_a_scheduler_the_refusal_names_the_budget_given_and_one_that_runs():

@@ -144,7 +144,7 @@ def test_cli_resume_after_sigkill_gives_the_uninterrupted_result(tmp_path):
     write_image(img, rng.poisson(50, (32, 256, 256)).astype(np.uint16), cal)
     write_image(psf, gaussian((9, 15, 15), (2.0, 1.5, 1.5)), cal)
     base = [sys.executable, "-m", "fijidecon.cli", "deconvolve", "richardson-lucy", str(img), str(psf),
-            "--iterations", "10", "--memory-limit", "60MB", "-q"]  # 4 bricks of 32x128x128
+            "--iterations", "10", "--memory-limit", "120MB", "-q"]  # 4 bricks of 32x128x128
     whole = subprocess.run([a for a in base if a != "-q"] + ["-o", str(tmp_path / "whole.ome.zarr")],
                            capture_output=True, text=True, timeout=300)
     assert whole.returncode == 0, whole.stderr
@@ -175,12 +175,12 @@ def test_cli_resume_after_sigkill_gives_the_uninterrupted_result(tmp_path):
         "inputs or parameters" in other.stderr, other.stderr
     assert "--iterations 10 then, 11 now" in other.stderr, other.stderr  # what differs, named
     # its bricks no longer fit: refused, naming the budget it began with
-    small = rerun(("60MB", "20MB"))
+    small = rerun(("120MB", "20MB"))
     assert small.returncode == 2 and "which do not fit a budget of" in small.stderr, small.stderr
-    assert "give --memory-limit 58MiB or more" in small.stderr, small.stderr
+    assert "give --memory-limit 115MiB or more" in small.stderr, small.stderr
     assert _chunk_files(tmp) == kept and not out.exists()
     # a larger budget (it would run whole: one brick) goes on with the partial's 4 bricks, and keeps its chunks
-    again = rerun(("60MB", "400MB"))
+    again = rerun(("120MB", "400MB"))
     assert again.returncode == 0, again.stderr
     rec = json.loads((tmp_path / "r.ome.zarr.json").read_text())
     assert rec["resume"]["kept"] >= 1 and rec["resume"]["chunks"] == 4
@@ -283,7 +283,7 @@ def test_a_resume_run_stopped_in_its_set_up_says_nothing_was_kept(tmp_path, caps
     monkeypatch.setattr(rl_module, "_decide", ctrl_c)
     out = tmp_path / "r.ome.zarr"
     rc = main(["deconvolve", "richardson-lucy", str(tmp_path / "img.tif"), str(tmp_path / "psf.tif"),
-               "--acceleration", "biggs-andrews", "--memory-limit", "40MB", "-q", "-o", str(out), "--resume"])
+               "--acceleration", "biggs-andrews", "--memory-limit", "100MB", "-q", "-o", str(out), "--resume"])
     err = capsys.readouterr().err
     assert rc == 130 and "Interrupted." in err, err
     assert ("Note: --resume: stopped before this run wrote a brick of the output (in its set-up); nothing was "

@@ -119,13 +119,16 @@ def _rss() -> int:
 
 #: Smallest brick core per axis the CLI plans (as the core's ``MIN_CORE``).
 MIN_CORE = 16
-#: Copies of the input slab Dask holds in a lazy run (measured: the planes read, and the
-#: bricks' overlapped inputs built from them before their tasks run).
-IN_SLAB_COPIES = 2
 #: Copies of the output slab a TIFF output holds (measured with tracemalloc at the peak of a 64-brick run,
 #: 48x400x400 in bricks of 48x50x50: the bricks' results, 52 MiB for a 29 MiB slab, and the slab assembled
 #: from them for the planes' writer); counted once, the run took 1.7x its budget.
 OUT_SLAB_COPIES = 2
+#: What a lazy run holds beside its slabs and bricks, whatever their size (Dask's scheduler and graph, the
+#: FFT threads' buffers, the writer's compression buffers, the heap's fragments): RL, 128x384x384 TIFF to
+#: OME-Zarr in 512 bricks, added 46 MiB over the slabs and bricks planned at 90 MiB, 42 MiB at 114 MiB (80 bricks).
+LAZY_FIXED = 48 * 2**20
+#: Z cores tried per volume (``ceil(Z / n)`` for n = 1 ... this, then halvings): even Z bricks, down to the halo.
+Z_SPLITS = 32
 
 
 def kernel_shape(psf: Any, image_cal: Any, vol_axes: str, recenter: bool) -> tuple[int, ...]:
@@ -175,12 +178,10 @@ def plan_bricks(method: str, vol: tuple[int, ...], kernel: tuple[int, ...], opts
     """Brick cores for a lazy run of (Z, Y, X) volumes ``vol`` within ``limit`` bytes.
 
     Files are read (TIFF, ``.npy``) and written (TIFF) in whole planes, so Dask holds every
-    plane of the Z range the bricks being computed need: the *input slab* (their outer Z
-    range, float32, counted :data:`IN_SLAB_COPIES` times) and, for a TIFF output, the *output
-    slab* (their core Z range).  For each Z core (the whole Z, halved while not thinner than the Z halo),
-    the largest Y, X cores (the axis largest relative to its halo halved first) whose
-    :func:`brick_need` fits what the slabs leave for the ``concurrency`` bricks computed at
-    once; of these plans, the one with the least FFT work (:func:`_work`).
+    plane of the Z range the bricks being computed need (see :func:`_slabs`).  For each Z core (even
+    splits of Z, not thinner than the Z halo), the largest Y, X cores (the axis largest relative to its
+    halo halved first) whose :func:`brick_need` fits what the slabs leave for the ``concurrency`` bricks
+    computed at once; of these plans, the one with the least FFT work (:func:`_work`).
 
     ``whole``: the budget that runs the input whole in memory (:func:`whole_budget`), when
     that is possible (a TIFF output): the refusal names the smaller of it and the smallest
@@ -219,35 +220,61 @@ def plan_bricks(method: str, vol: tuple[int, ...], kernel: tuple[int, ...], opts
 
 def _best_plan(method, vol, kernel, halo, opts, limit, concurrency, tiff_out) -> tuple | None:
     """(work, core, room) of the plan with the least FFT work within ``limit``, or ``None``."""
-    cz = vol[0] if len(vol) == 3 else None
     best = None
-    while True:
-        room = _room(vol, cz, halo, limit, concurrency, tiff_out)
-        core = _fit_lateral(method, vol, cz, kernel, halo, opts, room) if room > 0 else None
-        if core is not None and (best is None or _work(vol, core, halo, kernel) < best[0]):
-            best = (_work(vol, core, halo, kernel), core, room)
-        if cz is None or -(-cz // 2) < max(1, halo[0]):  # thinner Z cores: Dask would merge them (and more halo)
-            return best
-        cz = -(-cz // 2)
+    for cz in _z_cores(vol, halo) if len(vol) == 3 else [None]:
+        fit = _fit_lateral(method, vol, cz, kernel, halo, opts, limit, concurrency, tiff_out)
+        if fit is not None and (best is None or _work(vol, fit[0], halo, kernel) < best[0]):
+            best = (_work(vol, fit[0], halo, kernel), fit[0], fit[1])
+    return best
 
 
-def _room(vol, cz, halo, limit, concurrency, tiff_out) -> int:
-    """Bytes left for one brick of Z core ``cz`` (None: a 2D image) once the slabs of whole planes
-    (see :func:`plan_bricks`) are held, ``concurrency`` bricks at once."""
-    if cz is None:  # a 2D image: one "plane", read and written whole
-        slabs = 4 * int(np.prod(vol, dtype=np.int64)) * (1 + OUT_SLAB_COPIES if tiff_out else 1)
+def _z_cores(vol, halo) -> list[int]:
+    """The Z cores tried: ``ceil(Z / n)`` (bricks of even thickness) while not thinner than the Z halo
+    (Dask's ``map_overlap`` would merge thinner ones, and read more halo)."""
+    from .deconvolve._bricks import thinnest_core
+
+    floor = thinnest_core(vol[0], halo[0])
+    splits = list(range(1, Z_SPLITS + 1)) + [2 ** k for k in range(Z_SPLITS.bit_length(), 40)]
+    cores = sorted({-(-vol[0] // n) for n in splits if -(-vol[0] // n) >= floor}, reverse=True)
+    return cores or [floor]
+
+
+def _slabs(vol, core, halo, tiff_out) -> int:
+    """Bytes of whole planes a lazy run from and to files holds beside its bricks.
+
+    The *input slab* (float32, the outer Z range of a row of bricks) and the bricks' overlapped inputs
+    built from it before their tasks run (the slab once per lateral brick, each with its halo: twice
+    the slab when the bricks span the planes, 8.8 times for bricks of 40x19x32 + halo 21x13x13, measured
+    4.1 GB for a 1.1 GiB budget before they were counted); for a TIFF output the *output slab* (the row's
+    core Z range, :data:`OUT_SLAB_COPIES` times).  A 2D image is one plane, read (and written) whole."""
+    from .deconvolve._bricks import Plan
+
+    plan = Plan(tuple(vol), tuple(core), tuple(halo), True)
+    if len(vol) == 2:
+        lateral, planes_in, planes_out = plan, 1, 1
     else:
-        plane = int(np.prod(vol[1:], dtype=np.int64)) * 4
-        slabs = IN_SLAB_COPIES * min(vol[0], cz + 2 * halo[0]) * plane + (OUT_SLAB_COPIES * cz * plane if tiff_out
-                                                                           else 0)
-    return (int(limit) - slabs) // max(int(concurrency), 1)
+        lateral = Plan(tuple(vol[1:]), tuple(core[1:]), tuple(halo[1:]), True)
+        planes_out = max(plan.sizes(0))
+        planes_in = min(vol[0], planes_out + 2 * halo[0])
+    plane = 4 * int(np.prod(vol[-2:], dtype=np.int64))
+    overlapped = sum(float(np.prod([b.stop - b.start for b in br.outer])) for br in lateral.bricks())
+    in_copies = 1.0 + overlapped / float(np.prod(vol[-2:]))
+    return int(in_copies * planes_in * plane) + (OUT_SLAB_COPIES * planes_out * plane if tiff_out else 0)
+
+
+def _room(vol, core, halo, limit, concurrency, tiff_out) -> int:
+    """Bytes left for one brick of ``core`` once the slabs of whole planes (:func:`_slabs`) are held,
+    ``concurrency`` bricks at once, and :data:`LAZY_FIXED`."""
+    return (int(limit) - LAZY_FIXED - _slabs(vol, core, halo, tiff_out)) // max(int(concurrency), 1)
 
 
 def room_for(method, vol, kernel, core, halo, opts, limit, concurrency, tiff_out) -> int | None:
     """The bytes left for one brick of a given plan (``core``, ``halo``) within ``limit``, or
     ``None`` when its bricks do not fit (a ``--resume`` run goes on with the bricks it began with)."""
-    room = _room(vol, core[0] if len(vol) == 3 else None, halo, limit, concurrency, tiff_out)
-    outer = tuple(min(n, c + 2 * h) for n, c, h in zip(vol, core, halo))
+    from .deconvolve._bricks import Plan
+
+    room = _room(vol, core, halo, limit, concurrency, tiff_out)
+    outer = Plan(tuple(vol), tuple(core), tuple(halo), True).outer
     return room if room > 0 and brick_need(method, outer, kernel, opts) <= room else None
 
 
@@ -305,27 +332,18 @@ def _work(vol, core, halo, kernel) -> float:
     return float(n * np.prod([min(v, c + 2 * h) + k - 1 for v, c, h, k in zip(vol, core, halo, kernel)]))
 
 
-def split_planes(arr: Any, axes: str, vol_axes: str, core: tuple[int, ...]) -> Any:
-    """A plane-chunked input (TIFF, ``.npy``) with its planes split into the bricks' Y, X cores.
-
-    Dask then builds each brick from views of the planes it needs; rechunking whole planes
-    straight to bricks would copy the input slab once more (measured: twice the slab)."""
-    if len(vol_axes) != 3 or max(arr.chunks[axes.index("Z")]) > 1:
-        return arr  # 2D, or chunked in Z already (OME-Zarr): the core's rechunk is cheap
-    chunks = {i: (1 if a in "TCZ" else core[vol_axes.index(a)]) for i, a in enumerate(axes) if a in "TCZYX"}
-    return arr.rechunk(chunks)
-
-
-def _fit_lateral(method, vol, cz, kernel, halo, opts, room) -> tuple[int, ...] | None:
-    from .deconvolve._bricks import thinnest_core
+def _fit_lateral(method, vol, cz, kernel, halo, opts, limit, concurrency, tiff_out) -> tuple | None:
+    """(core, room): the largest Y, X cores with Z core ``cz`` (None: 2D) whose brick fits the room its
+    slabs leave (:func:`_room`), halving the axis largest relative to its halo; ``None`` if none fits."""
+    from .deconvolve._bricks import Plan, thinnest_core
 
     lat = list(vol[-2:])
     hl = halo[-2:]
     while True:
         core = ((cz,) if cz is not None else ()) + tuple(lat)
-        outer = tuple(min(n, c + 2 * h) for n, c, h in zip(vol, core, halo))
-        if brick_need(method, outer, kernel, opts) <= room:
-            return core
+        room = _room(vol, core, halo, limit, concurrency, tiff_out)
+        if room > 0 and brick_need(method, Plan(tuple(vol), core, tuple(halo), True).outer, kernel, opts) <= room:
+            return core, room
         floor = [thinnest_core(n, h) for n, h in zip(vol[-2:], hl)]  # Dask: no core thinner than its halo
         can = [i for i in (0, 1) if lat[i] > floor[i]]
         if not can:
@@ -858,7 +876,7 @@ def _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, 
         if not quiet:
             click.echo(f"Note: {lazy_note}", err=True)
         result, image, ocal = cli.run_command(cmd, dict(values, memory_limit=room),
-                                          {"image": (split_planes(lazy_img, cal.axes, vol_axes, core), cal),
+                                          {"image": (lazy_img, cal),
                                            "psf": psf},
                                           voxel_size_from_calibration=True, extra={"bricks": core, "halo": halo})
         for n in getattr(result, "notes", []) or []:
