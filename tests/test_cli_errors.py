@@ -373,9 +373,8 @@ _PSF_SMALL = {"diffraction": ["--width", "16", "--height", "16", "--depth", "4"]
               "widefield": ["--width", "8", "--height", "8", "--depth", "2", "--oversample", "1"]}
 #: Values each numeric option refuses (beads: 0 is 'automatic'; spherical aberration and depth_nm may be 0).
 _BAD = ("-1", "nan", "inf", "-inf", "1e308", "1e-30", "ten")
-_MAY_BE_TINY = {"--spherical-aberration", "--depth-nm", "--threshold", "--bead-diameter", "--max-beads", "--fwhm-xy",
-                "--fwhm-z"}  # a tiny value is a valid (point-like, aberration-free) one
-_MAY_BE_HUGE = {"--max-beads", "--depth-nm", "--fwhm-xy", "--fwhm-z"}  # all beads; deep; a flat PSF (warned)
+_MAY_BE_TINY = {"--spherical-aberration", "--depth-nm", "--threshold", "--bead-diameter", "--max-beads"}
+_MAY_BE_HUGE = {"--max-beads"}  # all beads
 
 
 @pytest.mark.parametrize("command,option,kind", _psf_numeric_options())
@@ -419,9 +418,23 @@ def test_psf_errors_name_options_not_python_parameters(tmp_path, capsys):
              (["diffraction", "--na", "1.6", "--index", "1.33"], "got --na 1.6 with --index 1.33"),
              (["widefield", "--na", "1.6"], "got --na 1.6 with --immersion-index 1.515"),
              (["gaussian", "--fwhm-xy", "0"], "--fwhm-xy: expected a finite number > 0, got 0"),
-             (["gaussian", "--fwhm-xy", "-1"], "--fwhm-xy: expected a finite number > 0, got -1")]
+             (["gaussian", "--fwhm-xy", "-1"], "--fwhm-xy: expected a finite number > 0, got -1"),
+             (["gaussian", "--fwhm-xy", "1e308"], "--fwhm-xy: expected a FWHM from 2.3e-10 to 4.3e+09"),
+             (["diffraction", "--width", "1"], "--width: expected 2 or more for a TIFF output")]
     for args, said in cases:
-        rc = c.main(["psf", *args, "--width", "8", "--height", "8", "--depth", "2", "-o", str(tmp_path / "p.tif")])
+        rc = c.main(["psf", args[0], "--width", "8", "--height", "8", "--depth", "2", *args[1:], "-o",
+                     str(tmp_path / "p.tif")])
+        err = capsys.readouterr().err
+        assert rc == 2 and said in err, err
+    from fijidecon import io as fio
+
+    img = np.full((12, 24, 24), 10.0, np.float32)
+    img[6, 12, 12] = 1000.0
+    fio.write_image(tmp_path / "beads.tif", img)
+    for args, said in [(["--pixel-size", "65", "--slice-spacing", "1e308"], "--slice-spacing: expected a spacing from 2.3e-10 to 4.3e+09"),
+                       (["--pixel-size", "65", "--slice-spacing", "200", "--target-pixel-size", "1e-3"],
+                        "are --slice-spacing, --pixel-size and --target-pixel-size in one unit?")]:
+        rc = c.main(["psf", "beads", str(tmp_path / "beads.tif"), *args, "-o", str(tmp_path / "p.tif")])
         err = capsys.readouterr().err
         assert rc == 2 and said in err, err
     rc = c.main(["psf", "gaussian", "--fwhm-xy", "1e6", "--width", "8", "--height", "8", "--depth", "2", "-o",

@@ -94,15 +94,17 @@ def check_float(name: str, value: Any, minimum: float | None = None, maximum: fl
 STORABLE_SPACING = (1.0 / (2**32 - 1), 2.0**32 - 1)
 
 
-def check_storable_spacing(name: str, value: Any, unit: str = "") -> float:
+def check_storable_spacing(name: str, value: Any, unit: str = "", what: str = "spacing") -> float:
     """A voxel size (> 0) within :data:`STORABLE_SPACING` (2.3e-10 to 4.3e9 in its unit), refused before
-    computing: smaller or larger ones cannot be written as a TIFF's resolution, and are a unit mix-up."""
+    computing: smaller or larger ones cannot be written as a TIFF's resolution, and are a unit mix-up.
+    ``what``: another length given in the spacings' unit (``"FWHM"``) is held to the same range."""
     v = check_float(name, value, positive=True)
     low, high = STORABLE_SPACING
     if not low <= v <= high:
         in_unit = f" {unit}" if unit else ""
-        raise InputError(f"{name}: expected a spacing from {low:.2g} to {high:.2g}{in_unit} (what a TIFF's resolution "
-                         f"tags can store), got {v:g}; is it in the right unit?")
+        why = "what a TIFF's resolution tags can store" if what == "spacing" else "the range of the spacings"
+        raise InputError(f"{name}: expected a {what} from {low:.2g} to {high:.2g}{in_unit} ({why}), got {v:g}; is it "
+                         "in the right unit?")
     return v
 
 

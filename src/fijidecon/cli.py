@@ -237,7 +237,7 @@ class _NotEmpty(click.ParamType):
 
 
 def _click_option(p) -> click.Option:
-    help_text = p.help + (f" [unit: {p.unit}]" if p.unit and p.unit not in ("px",) else "")
+    help_text = p.full_help + (f" [unit: {p.unit}]" if p.unit and p.unit not in ("px",) else "")
     if p.kind == "bool":
         return click.Option([f"{p.cli_flag}/--no-{p.cli_flag[2:]}", p.name], default=p.default,
                             show_default=True, help=help_text)

@@ -139,6 +139,12 @@ class Param:
         if self.none is not None and self.kind != "string":
             raise InputError(f"Param {self.name!r}: none= needs a string parameter (a text field in every face)")
 
+    @property
+    def full_help(self) -> str:
+        """:attr:`help` with the rule a bound cannot show (``positive``: "Must be > 0."), for ``--help`` and
+        the ``#@`` script descriptions."""
+        return self.help + (" Must be > 0." if self.positive else "")
+
     # -- face values ---------------------------------------------------------------
     def face(self, value: Any) -> Any:
         """The value a face shows for an API value (``None`` → the ``none`` word)."""

@@ -52,6 +52,11 @@ def _spacing_given(name: str, value: Any) -> float:
     return _validate.check_storable_spacing(name, _positive(name, value))
 
 
+def _fwhm(name: str, value: Any) -> float:
+    """A FWHM (> 0) in the spacings' range (1e308 gave a flat PSF, said only by a warning)."""
+    return _validate.check_storable_spacing(name, _positive(name, value), what="FWHM")
+
+
 #: The size options standing for a core function's ``shape`` (2-D, 3-D).
 _SIZES = {2: "width, height", 3: "width, height, depth"}
 
@@ -64,11 +69,11 @@ def _stack(width, height, depth):
 def _idealized(func, width, height, depth, fwhm_xy, fwhm_z, pixel_spacing, slice_spacing, centre, normalize,
                oversample):
     shape = _stack(width, height, depth)
-    fwhm_xy, pixel_spacing = _positive("fwhm_xy", fwhm_xy), _spacing_given("pixel_spacing", pixel_spacing)
+    fwhm_xy, pixel_spacing = _fwhm("fwhm_xy", fwhm_xy), _spacing_given("pixel_spacing", pixel_spacing)
     if len(shape) == 2:
         fwhm, vox = (fwhm_xy, fwhm_xy), (pixel_spacing, pixel_spacing)
     else:
-        fwhm_z, slice_spacing = _positive("fwhm_z", fwhm_z), _spacing_given("slice_spacing", slice_spacing)
+        fwhm_z, slice_spacing = _fwhm("fwhm_z", fwhm_z), _spacing_given("slice_spacing", slice_spacing)
         fwhm, vox = (fwhm_z, fwhm_xy, fwhm_xy), (slice_spacing, pixel_spacing, pixel_spacing)
     names = {"fwhm": "fwhm_z, fwhm_xy" if len(shape) == 3 else "fwhm_xy", "shape": _SIZES[len(shape)],
              "voxel_size": "slice_spacing, pixel_spacing" if len(shape) == 3 else "pixel_spacing"}
@@ -107,6 +112,10 @@ def widefield_psf(width: int = 64, height: int = 64, depth: int = 32, *, na: flo
         slice_spacing_nm = _validate.check_storable_spacing("slice_spacing_nm",
                                                             _positive("slice_spacing_nm", slice_spacing_nm), "nm")
     vox = (pixel_size_nm, pixel_size_nm) if len(shape) == 2 else (slice_spacing_nm, pixel_size_nm, pixel_size_nm)
+    depth_nm = _validate.check_float("depth_nm", depth_nm, 0.0)
+    if depth_nm > _validate.STORABLE_SPACING[1]:  # 1e308 was taken (without an index mismatch it does not matter)
+        raise InputError(f"depth_nm: expected a depth from 0 to {_validate.STORABLE_SPACING[1]:.2g} nm (the range of "
+                         f"the spacings), got {depth_nm:g}; is it in nm?")
     names = {"voxel_size_nm (y, x)": "pixel_size_nm", "shape": _SIZES[len(shape)], "voxel_size_nm (z)": "slice_spacing_nm",
              "voxel_size_nm": "slice_spacing_nm, pixel_size_nm" if len(shape) == 3 else "pixel_size_nm"}
     with _validate.renamed(names):
@@ -135,6 +144,8 @@ def beads_psf(image: np.ndarray, *, pixel_size: float = 0.0, slice_spacing: floa
         raise InputTypeError(f"image: expected a numpy array, got {type(image).__name__}")
     image = np.squeeze(image) if image.ndim > 3 else image
     nd = image.ndim
+    typed = [n for n, v in (("slice_spacing", slice_spacing if nd == 3 else 0), ("pixel_size", pixel_size))
+             if _validate._is_number(v) and v]  # the spacings given, not taken from the calibration
     pixel_size = _spacing("pixel_size", pixel_size, calibration, "X")
     slice_spacing = _spacing("slice_spacing", slice_spacing, calibration, "Z") if nd == 3 else 1.0
     vox = (pixel_size, pixel_size) if nd == 2 else (slice_spacing, pixel_size, pixel_size)
@@ -166,6 +177,8 @@ def beads_psf(image: np.ndarray, *, pixel_size: float = 0.0, slice_spacing: floa
                        "resampled to the image it deconvolves", RuntimeWarning)
     names = {"target_voxel_size": ", ".join(given) or "target_pixel_size", "threshold/min_snr": "threshold",
              "shape": "width, height" + (", depth" if nd == 3 else "")}
+    if typed:  # the image's voxel size as given (else from its calibration: CLI --voxel-size)
+        names["voxel_size"] = ", ".join(typed)
     with _validate.renamed(names):
         return psf_from_beads(image, vox, target_voxel_size=tgt, shape=shape, threshold=threshold, max_beads=mb,
                               reject_saturated=_validate.check_bool("reject_saturated", reject_saturated),
