@@ -390,8 +390,8 @@ def test_every_psf_numeric_option_refuses_bad_values_naming_the_option(tmp_path,
         base = [str(beads), "--voxel-size", "200,65,65 nm"]
     else:
         base = _PSF_SMALL[command]
-    bad = [v for v in _BAD if not (v == "-1" and option == "--spherical-aberration") and not (v == "1e-30" and option in _MAY_BE_TINY) and not (v == "1e308" and option in
-                                                                                        _MAY_BE_HUGE)]
+    bad = [v for v in _BAD if not (v == "-1" and option == "--spherical-aberration")
+           and not (v == "1e-30" and option in _MAY_BE_TINY) and not (v == "1e308" and option in _MAY_BE_HUGE)]
     if kind == "float" and option not in ("--spherical-aberration", "--depth-nm") and command != "beads":
         bad.append("0")
     if kind == "int" and command != "beads":
@@ -431,7 +431,8 @@ def test_psf_errors_name_options_not_python_parameters(tmp_path, capsys):
     img = np.full((12, 24, 24), 10.0, np.float32)
     img[6, 12, 12] = 1000.0
     fio.write_image(tmp_path / "beads.tif", img)
-    for args, said in [(["--pixel-size", "65", "--slice-spacing", "1e308"], "--slice-spacing: expected a spacing from 2.3e-10 to 4.3e+09"),
+    for args, said in [(["--pixel-size", "65", "--slice-spacing", "1e308"],
+                        "--slice-spacing: expected a spacing from 2.3e-10 to 4.3e+09"),
                        (["--pixel-size", "65", "--slice-spacing", "200", "--target-pixel-size", "1e-3"],
                         "are --slice-spacing, --pixel-size and --target-pixel-size in one unit?")]:
         rc = c.main(["psf", "beads", str(tmp_path / "beads.tif"), *args, "-o", str(tmp_path / "p.tif")])

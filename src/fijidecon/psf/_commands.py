@@ -116,7 +116,8 @@ def widefield_psf(width: int = 64, height: int = 64, depth: int = 32, *, na: flo
     if depth_nm > _validate.STORABLE_SPACING[1]:  # 1e308 was taken (without an index mismatch it does not matter)
         raise InputError(f"depth_nm: expected a depth from 0 to {_validate.STORABLE_SPACING[1]:.2g} nm (the range of "
                          f"the spacings), got {depth_nm:g}; is it in nm?")
-    names = {"voxel_size_nm (y, x)": "pixel_size_nm", "shape": _SIZES[len(shape)], "voxel_size_nm (z)": "slice_spacing_nm",
+    names = {"voxel_size_nm (y, x)": "pixel_size_nm", "shape": _SIZES[len(shape)],
+             "voxel_size_nm (z)": "slice_spacing_nm",
              "voxel_size_nm": "slice_spacing_nm, pixel_size_nm" if len(shape) == 3 else "pixel_size_nm"}
     with _validate.renamed(names):
             return widefield(shape, voxel_size_nm=vox, na=na, wavelength_nm=wavelength_nm,
