@@ -1,6 +1,6 @@
 #@script (label="Diffraction PSF 3D (script)", menuPath="Plugins>Deconvolution>Scripts>Diffraction PSF 3D")
-#@ Double (label="Index of refraction of the media", description="Refractive index n of the immersion/sample medium.", value=1.0, min=0.0, persist=false) index
-#@ Double (label="Numerical Aperture, n*sin(theta)", description="Numerical aperture; must be smaller than the index.", value=0.6, min=0.0, persist=false) na
+#@ Double (label="Index of refraction of the media", description="Refractive index n of the immersion/sample medium. Must be > 0.", value=1.0, persist=false) index
+#@ Double (label="Numerical Aperture, n*sin(theta)", description="Numerical aperture; must be smaller than the index. Must be > 0.", value=0.6, persist=false) na
 #@ Double (label="Wavelength (perhaps in nm)", description="Vacuum wavelength, in any length unit L (the same for every length).", value=510.0, persist=false) wavelength
 #@ Double (label="Longitudinal Spherical Aberration at max. aperture, same units", description="Axial focal shift of the marginal zone, same unit L; may be negative.", value=0.0, persist=false) spherical_aberration
 #@ Double (label="Image pixel spacing, same units (ccd cell spacing / magnification)", description="Lateral sampling, same unit L.", value=30.0, persist=false) pixel_spacing

@@ -1,8 +1,8 @@
 #@script (label="Lorentzian PSF (script)", menuPath="Plugins>Deconvolution>Scripts>Lorentzian PSF")
-#@ Double (label="Lateral FWHM (x, y)", description="Full width at half maximum in x and y, same length unit L as the spacings.", value=250.0, min=0.0, persist=false) fwhm_xy
-#@ Double (label="Axial FWHM (z)", description="Full width at half maximum in z (ignored for depth 1).", value=700.0, min=0.0, persist=false) fwhm_z
-#@ Double (label="Pixel spacing (x, y)", description="Lateral voxel size, unit L.", value=65.0, min=0.0, persist=false) pixel_spacing
-#@ Double (label="Slice spacing (z)", description="Axial voxel size, unit L.", value=200.0, min=0.0, persist=false) slice_spacing
+#@ Double (label="Lateral FWHM (x, y)", description="Full width at half maximum in x and y, same length unit L as the spacings. Must be > 0.", value=250.0, persist=false) fwhm_xy
+#@ Double (label="Axial FWHM (z)", description="Full width at half maximum in z (ignored for depth 1). Must be > 0.", value=700.0, persist=false) fwhm_z
+#@ Double (label="Pixel spacing (x, y)", description="Lateral voxel size, unit L. Must be > 0.", value=65.0, persist=false) pixel_spacing
+#@ Double (label="Slice spacing (z)", description="Axial voxel size, unit L. Must be > 0.", value=200.0, persist=false) slice_spacing
 #@ Integer (label="Width, pixels", description="PSF width W.", value=64, min=1, persist=false) width
 #@ Integer (label="Height, pixels", description="PSF height H.", value=64, min=1, persist=false) height
 #@ Integer (label="Depth, slices", description="PSF depth D (1 gives a 2-D PSF).", value=32, min=1, persist=false) depth

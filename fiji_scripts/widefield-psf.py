@@ -1,11 +1,11 @@
 #@script (label="Widefield PSF (script)", menuPath="Plugins>Deconvolution>Scripts>Widefield PSF")
-#@ Double (label="Numerical aperture", description="Numerical aperture; must be smaller than the immersion index.", value=1.4, min=0.0, persist=false) na
-#@ Double (label="Wavelength (emission)", description="Emission wavelength in vacuum.", value=520.0, min=0.0, persist=false) wavelength_nm
-#@ Double (label="Immersion refractive index", description="Refractive index of the immersion medium (objective design medium).", value=1.515, min=0.0, persist=false) immersion_index
-#@ Double (label="Sample refractive index", description="Refractive index of the sample (= immersion index: no mismatch).", value=1.515, min=0.0, persist=false) sample_index
+#@ Double (label="Numerical aperture", description="Numerical aperture; must be smaller than the immersion index. Must be > 0.", value=1.4, persist=false) na
+#@ Double (label="Wavelength (emission)", description="Emission wavelength in vacuum. Must be > 0.", value=520.0, persist=false) wavelength_nm
+#@ Double (label="Immersion refractive index", description="Refractive index of the immersion medium (objective design medium). Must be > 0.", value=1.515, persist=false) immersion_index
+#@ Double (label="Sample refractive index", description="Refractive index of the sample (= immersion index: no mismatch). Must be > 0.", value=1.515, persist=false) sample_index
 #@ Double (label="Source depth below the coverslip", description="Depth of the emitter in the sample (matters only with an index mismatch).", value=0.0, min=0.0, persist=false) depth_nm
-#@ Double (label="Pixel size (x, y)", description="Lateral voxel size in the sample.", value=65.0, min=0.0, persist=false) pixel_size_nm
-#@ Double (label="Slice spacing (z)", description="Axial step.", value=200.0, min=0.0, persist=false) slice_spacing_nm
+#@ Double (label="Pixel size (x, y)", description="Lateral voxel size in the sample. Must be > 0.", value=65.0, persist=false) pixel_size_nm
+#@ Double (label="Slice spacing (z)", description="Axial step. Must be > 0.", value=200.0, persist=false) slice_spacing_nm
 #@ Integer (label="Width, pixels", description="PSF width W.", value=64, min=1, persist=false) width
 #@ Integer (label="Height, pixels", description="PSF height H.", value=64, min=1, persist=false) height
 #@ Integer (label="Depth, slices", description="PSF depth D (1 gives a 2-D PSF).", value=32, min=1, persist=false) depth

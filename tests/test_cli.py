@@ -83,7 +83,7 @@ def test_never_overwrites_and_errors_are_one_line(tmp_path):
 
 @pytest.mark.parametrize("args,needle", [
     (["psf", "diffraction", "--na", "1.5", "--index", "1.33", "--width", "8", "--height", "8", "--depth", "2"],
-     "--na: expected a numerical aperture smaller than the refractive index (1.33), got 1.5"),
+     "--na: expected a numerical aperture smaller than the refractive index, got --na 1.5 with --index 1.33"),
     (["psf", "diffraction", "--pixel-spacing", "0", "--width", "8", "--height", "8", "--depth", "2"],
      "pixel_spacing"),
     (["psf", "diffraction", "--width", "0"], "width"),

@@ -353,3 +353,102 @@ def test_a_one_plane_stack_takes_a_2d_psf_in_every_method(tmp_path):
     got = tifffile.imread(tmp_path / "richardson-lucy.tif")
     want = richardson_lucy(img[0], psf, 30).image  # the CLI's default count, on the plane itself
     np.testing.assert_allclose(got.reshape(want.shape), want, rtol=1e-4, atol=1e-3)
+
+
+def _psf_numeric_options():
+    """(command, option, kind) for every numeric option of every PSF command, from the descriptions."""
+    from fijidecon.commands import all_commands
+
+    out = []
+    for cmd in all_commands():
+        group = cmd.extras.get("cli", ("", ""))
+        if group[0] == "psf":
+            out += [(group[1], p.cli_flag, p.kind) for p in cmd.params if p.api and p.kind in ("float", "int")]
+    return out
+
+
+_PSF_SMALL = {"diffraction": ["--width", "16", "--height", "16", "--depth", "4"],
+              "gaussian": ["--width", "8", "--height", "8", "--depth", "4"],
+              "lorentzian": ["--width", "8", "--height", "8", "--depth", "4"],
+              "widefield": ["--width", "8", "--height", "8", "--depth", "2", "--oversample", "1"]}
+#: Values each numeric option refuses (beads: 0 is 'automatic'; spherical aberration and depth_nm may be 0).
+_BAD = ("-1", "nan", "inf", "-inf", "1e308", "1e-30", "ten")
+_MAY_BE_TINY = {"--spherical-aberration", "--depth-nm", "--threshold", "--bead-diameter", "--max-beads"}
+_MAY_BE_HUGE = {"--max-beads"}  # all beads
+
+
+@pytest.mark.parametrize("command,option,kind", _psf_numeric_options())
+def test_every_psf_numeric_option_refuses_bad_values_naming_the_option(tmp_path, capsys, command, option, kind):
+    import fijidecon.cli as c
+    from fijidecon import io as fio
+
+    if command == "beads":
+        beads = tmp_path / "beads.tif"
+        img = np.full((12, 24, 24), 10.0, np.float32)
+        img[6, 12, 12] = 1000.0
+        fio.write_image(beads, img)
+        base = [str(beads), "--voxel-size", "200,65,65 nm"]
+    else:
+        base = _PSF_SMALL[command]
+    bad = [v for v in _BAD if not (v == "-1" and option == "--spherical-aberration")
+           and not (v == "1e-30" and option in _MAY_BE_TINY) and not (v == "1e308" and option in _MAY_BE_HUGE)]
+    if kind == "float" and option not in ("--spherical-aberration", "--depth-nm") and command != "beads":
+        bad.append("0")
+    if kind == "int" and command != "beads":
+        bad += ["0", "100000000000"]
+    if option == "--width":
+        bad.append("1")  # a stack 1 pixel wide cannot be written to a TIFF: refused before computing
+    for value in bad:
+        out = tmp_path / "p.tif"
+        rc = c.main(["psf", command, *base, option, value, "-o", str(out), "-q"])
+        err = capsys.readouterr().err.strip()
+        errors = [line for line in err.splitlines() if line.startswith("Error:")]
+        assert rc != 0, f"{option} {value}: accepted ({err})"
+        assert len(errors) == 1 and option in errors[0], f"{option} {value}: {err}"
+        assert "Traceback" not in err and "internal error" not in err, err
+        assert not out.exists() and not (tmp_path / "p.tif.json").exists()
+
+
+def test_psf_errors_name_options_not_python_parameters(tmp_path, capsys):
+    import fijidecon.cli as c
+
+    cases = [(["widefield", "--slice-spacing-nm", "1e308"], "--slice-spacing-nm: expected a spacing"),
+             (["gaussian", "--pixel-spacing", "1e-30"], "--pixel-spacing: expected a spacing"),
+             (["diffraction", "--index", "1e308"], "--index: expected a refractive index"),
+             (["diffraction", "--na", "1.6", "--index", "1.33"], "got --na 1.6 with --index 1.33"),
+             (["widefield", "--na", "1.6"], "got --na 1.6 with --immersion-index 1.515"),
+             (["gaussian", "--fwhm-xy", "0"], "--fwhm-xy: expected a finite number > 0, got 0"),
+             (["gaussian", "--fwhm-xy", "-1"], "--fwhm-xy: expected a finite number > 0, got -1"),
+             (["gaussian", "--fwhm-xy", "1e308"], "--fwhm-xy: expected a FWHM from 2.3e-10 to 4.3e+09"),
+             (["diffraction", "--width", "1"], "--width: expected 2 or more for a TIFF output")]
+    for args, said in cases:
+        rc = c.main(["psf", args[0], "--width", "8", "--height", "8", "--depth", "2", *args[1:], "-o",
+                     str(tmp_path / "p.tif")])
+        err = capsys.readouterr().err
+        assert rc == 2 and said in err, err
+    from fijidecon import io as fio
+
+    img = np.full((12, 24, 24), 10.0, np.float32)
+    img[6, 12, 12] = 1000.0
+    fio.write_image(tmp_path / "beads.tif", img)
+    for args, said in [(["--pixel-size", "65", "--slice-spacing", "1e308"],
+                        "--slice-spacing: expected a spacing from 2.3e-10 to 4.3e+09"),
+                       (["--pixel-size", "65", "--slice-spacing", "200", "--target-pixel-size", "1e-3"],
+                        "are --slice-spacing, --pixel-size and --target-pixel-size in one unit?")]:
+        rc = c.main(["psf", "beads", str(tmp_path / "beads.tif"), *args, "-o", str(tmp_path / "p.tif")])
+        err = capsys.readouterr().err
+        assert rc == 2 and said in err, err
+    rc = c.main(["psf", "gaussian", "--fwhm-xy", "1e6", "--width", "8", "--height", "8", "--depth", "2", "-o",
+                 str(tmp_path / "w.tif")])
+    err = capsys.readouterr().err
+    assert rc == 0 and "are --fwhm-z, --fwhm-xy and --slice-spacing, --pixel-spacing in one unit?" in err, err
+
+
+def test_the_api_keeps_naming_python_parameters():
+    from fijidecon.psf._commands import widefield_psf
+
+    with pytest.raises(ValueError, match=r"^slice_spacing_nm: expected a spacing"):
+        widefield_psf(8, 8, 2, slice_spacing_nm=1e308)
+    with pytest.raises(ValueError, match=r"^fwhm_xy: expected a finite number > 0"):
+        from fijidecon.psf._commands import gaussian_psf
+        gaussian_psf(8, 8, 2, fwhm_xy=0)

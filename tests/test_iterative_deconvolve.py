@@ -307,3 +307,24 @@ def test_a_2d_psf_on_a_hyperstack_is_applied_slice_by_slice_per_volume(compat):
     assert res.image.shape == img.shape
     one = iterative_deconvolve_3d(img[1, 0], psf2, max_iterations=2, compat=compat)
     np.testing.assert_array_equal(res.image[1, 0], one.image)
+
+
+@pytest.mark.parametrize("compat", [True, False])
+def test_a_result_mostly_negative_is_warned_and_unchanged(compat):
+    import warnings
+
+    from fijidecon.psf import gaussian
+
+    img = np.random.default_rng(0).random((8, 16, 16)).astype(np.float32) - 0.97
+    psf = gaussian((5, 5, 5), 1.5, 1.0).astype(np.float32)
+    with pytest.warns(RuntimeWarning, match="negative values outweigh its positive ones"):
+        warned = iterative_deconvolve_3d(img, psf, max_iterations=0, compat=compat)
+    out = warned.image
+    assert -out[out < 0].sum() > out[out > 0].sum()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = iterative_deconvolve_3d(img, psf, max_iterations=0, compat=compat).image
+    np.testing.assert_array_equal(out, again)  # the numbers are as computed
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # a positive result: no such warning
+        iterative_deconvolve_3d(img + 0.97, psf, max_iterations=2, compat=compat, detect_divergence=False)

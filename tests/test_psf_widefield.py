@@ -215,7 +215,7 @@ def test_cli_wavelength_in_micrometres_is_one_line(tmp_path):
 
 def test_na_above_the_immersion_index_reads_like_diffraction_psf():
     with pytest.raises(ValueError, match=r"^na: expected a numerical aperture smaller than the immersion medium's "
-                                         r"refractive index \(1\.515\), got 1\.6$"):
+                                         r"refractive index, got na=1\.6 with immersion_index=1\.515$"):
         widefield((4, 8, 8), voxel_size_nm=100, na=1.6, wavelength_nm=500, immersion_index=1.515)
 
 

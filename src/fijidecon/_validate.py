@@ -22,10 +22,11 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .errors import InputError, InputTypeError, ResourceError
+from .errors import FijideconError, InputError, InputTypeError, ResourceError
 
 __all__ = ["check_bool", "check_int", "check_float", "check_choice", "check_spacing", "check_axes", "check_per_axis",
-           "check_shape", "check_array", "refuse_file_name", "check_count", "check_memory", "format_bytes", "got"]
+           "check_shape", "check_array", "refuse_file_name", "check_count", "check_memory", "format_bytes", "got",
+           "check_storable_spacing", "renamed", "renamed_message"]
 
 
 def got(value: Any) -> str:
@@ -85,6 +86,25 @@ def check_float(name: str, value: Any, minimum: float | None = None, maximum: fl
     if (not math.isfinite(v) or (positive and not v > 0) or (minimum is not None and v < minimum)
             or (maximum is not None and v > maximum)):
         raise InputError(f"{name}: expected {what}, got {value!r}")
+    return v
+
+
+#: The voxel sizes an ImageJ TIFF can store: X and Y as resolution tags (1/size, a ratio of 32-bit integers);
+#: the same range is asked of every spacing (Z too), in whatever unit it is given.
+STORABLE_SPACING = (1.0 / (2**32 - 1), 2.0**32 - 1)
+
+
+def check_storable_spacing(name: str, value: Any, unit: str = "", what: str = "spacing") -> float:
+    """A voxel size (> 0) within :data:`STORABLE_SPACING` (2.3e-10 to 4.3e9 in its unit), refused before
+    computing: smaller or larger ones cannot be written as a TIFF's resolution, and are a unit mix-up.
+    ``what``: another length given in the spacings' unit (``"FWHM"``) is held to the same range."""
+    v = check_float(name, value, positive=True)
+    low, high = STORABLE_SPACING
+    if not low <= v <= high:
+        in_unit = f" {unit}" if unit else ""
+        why = "what a TIFF's resolution tags can store" if what == "spacing" else "the range of the spacings"
+        raise InputError(f"{name}: expected a {what} from {low:.2g} to {high:.2g}{in_unit} ({why}), got {v:g}; is it "
+                         "in the right unit?")
     return v
 
 
@@ -253,6 +273,37 @@ def check_memory(name: str, nbytes: float, what: str, remedy: str = "") -> None:
     raise ResourceError(f"{name}: {what} would need about {format_bytes(nbytes)}{have}{tail}")
 
 
+#: Inside :func:`renamed`: the parameter names (core name -> caller's name) its errors and warnings take.
+_RENAMES: "contextvars.ContextVar[tuple]" = contextvars.ContextVar("fijidecon_renames", default=())
+
+
+def renamed_message(message: str, names: Any) -> str:
+    """``message`` with each parameter name of ``names`` (a mapping: core name -> caller's name) replaced
+    where it stands as a name (``voxel_size_nm (z): ...`` -> ``slice_spacing_nm: ...``; not inside another
+    word or a dotted/dashed name); the longest names first."""
+    for old in sorted(names, key=len, reverse=True):
+        message = re.sub(rf"(?<![\w.-]){re.escape(old)}(?![\w-])", names[old], message)
+    return message
+
+
+@contextlib.contextmanager
+def renamed(names: Any) -> Iterator[None]:
+    """The package's errors (:class:`~fijidecon.errors.FijideconError`) and warnings (:func:`warn`) raised
+    inside the block name the caller's parameters, not the core function's: a flat wrapper (``widefield_psf``'s
+    ``slice_spacing_nm``) calling a core function (``widefield``'s ``voxel_size_nm``) says its own names, and
+    the CLI then spells them as options (``--slice-spacing-nm``).  ``names``: core name -> caller's name."""
+    token = _RENAMES.set(_RENAMES.get() + (dict(names),))
+    try:
+        yield
+    except FijideconError as exc:
+        text = renamed_message(str(exc), names)
+        if text == str(exc) or len(exc.args) != 1:
+            raise
+        raise type(exc)(text) from exc
+    finally:
+        _RENAMES.reset(token)
+
+
 #: The package's folder: frames from files in it are the package's own, not the user's.
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -323,6 +374,8 @@ def warn(message: str, category: type[Warning] = UserWarning) -> None:
     fixed ``stacklevel`` pointed inside it, or at ``sys:1``, when the call came through helpers).
     Where no frame is the user's (a Dask worker thread), at the outermost frame there is.  With
     :data:`STRICT`, an ``InputError`` instead; inside :func:`volume_warnings`, held to be said once."""
+    for names in reversed(_RENAMES.get()):  # the innermost caller's names first
+        message = renamed_message(message, names)
     held = _HELD.get()
     if held is not None and not STRICT:
         held.append((message, category))

@@ -237,7 +237,7 @@ class _NotEmpty(click.ParamType):
 
 
 def _click_option(p) -> click.Option:
-    help_text = p.help + (f" [unit: {p.unit}]" if p.unit and p.unit not in ("px",) else "")
+    help_text = p.full_help + (f" [unit: {p.unit}]" if p.unit and p.unit not in ("px",) else "")
     if p.kind == "bool":
         return click.Option([f"{p.cli_flag}/--no-{p.cli_flag[2:]}", p.name], default=p.default,
                             show_default=True, help=help_text)
@@ -802,6 +802,7 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
         first = images[image_params[0].name]
         io.check_output(out, first[1].axes, overwrite=overwrite, sidecar=True, shape=np.shape(first[0]),
                         copies=1 + len(_snapshot_paths(out, values)))  # the snapshots' files too
+    _refuse_one_pixel_wide(cmd, values, images, out)
     total = cmd.extras.get("progress")
     bars: list[Any] = []  # created at the first iteration, so a failed set-up prints one line only
     callback = None
@@ -852,6 +853,24 @@ def _run(cmd: Command, kw: dict[str, Any]) -> None:
         extra = _iterations_text(record["result"]) + _wiener_text(result)
         shape, axes = io.stored_layout(out, tuple(image.shape), cal.axes)
         click.echo(f"wrote {out} {shape} {axes} {image.dtype}{extra} in {t1 - t0:.2f} s", err=True)
+
+
+def _refuse_one_pixel_wide(cmd: Command, values: dict[str, Any], images: dict[str, Any], out: Path) -> None:
+    """A 3-D PSF 1 pixel wide reads back from a TIFF in another shape (``io.write_image`` refuses it, after
+    the computation): refused before computing, naming ``--width`` (an OME-Zarr output holds it)."""
+    from . import io
+
+    if values.get("width") != 1 or io._is_zarr(out):
+        return
+    image = images.get("image")
+    if image is not None:
+        three_d = np.squeeze(image[0]).ndim == 3
+    else:
+        three_d = cmd.id == "diffraction-psf-3d" or values.get("depth", 1) > 1
+    if three_d:
+        raise InputError("width: expected 2 or more for a TIFF output (a stack of planes 1 pixel wide reads back "
+                         "from a TIFF in another shape), got 1; give --width 2 or more, or write an OME-Zarr "
+                         "(-o NAME.ome.zarr)")
 
 
 #: ``active``: inside :func:`main` (which restores the signal handlers); ``done``: the run's output and
@@ -1095,6 +1114,7 @@ def _option_named(message: str, args: list[str]) -> str:
     message = _API_BUDGET.sub(lambda m: f"--memory-limit {m.group(1)}" if "--memory-limit" in options
                               else m.group(0), message)
     message = _CLI_ASIDE.sub(lambda m: _drop_aside(m, options), message).replace(" ()", "")
+    message = _param_names_as_options(message, options)
     name, sep, rest = message.partition(":")
     if not sep or not name.isidentifier():
         return message
@@ -1110,6 +1130,24 @@ _API_ASSIGNMENT = re.compile(r"(?<![\w.-])([a-z][a-z_]*)=('[^']*'|[^\s,;)'\"]*)"
 _CLI_ASIDE = re.compile(r"\(CLI ((?:--[a-z-]+(?: [A-Z]+)?(?:, )?)+)(; |\))")
 #: A budget a core message proposes (``memory_limit 65MiB runs it whole``).
 _API_BUDGET = re.compile(r"(?<![\w-])memory_limit (\d+(?:\.\d+)?[KMGT]i?B)")
+
+
+def _param_names_as_options(message: str, options: set[str]) -> str:
+    """The parameter names a message lists (``fwhm_z, fwhm_xy: ...``, ``are wavelength, pixel_spacing and
+    slice_spacing in one unit?``, ``lower threshold``) spelt as this command's options, each one: the bare
+    one-word names (``wavelength``, ``threshold``) only there, where they cannot be an ordinary word."""
+    def listed(m: "re.Match[str]") -> str:
+        items = re.split(r"(, | and |/)", m.group(2))
+        if not all(i in (", ", " and ", "/") or "--" + i.replace("_", "-") in options or i.startswith("--")
+                   for i in items):
+            return m.group(0)
+        return m.group(1) + "".join(i if i in (", ", " and ", "/") or i.startswith("--")
+                                    else "--" + i.replace("_", "-") for i in items) + m.group(3)
+
+    names = r"(?:[a-z][a-z_]*|--[a-z-]+)(?:(?:, | and |/)(?:[a-z][a-z_]*|--[a-z-]+))*"
+    message = re.sub(rf"^()({names})(:)", listed, message)
+    message = re.sub(rf"(\bare )({names})( in one unit)", listed, message)
+    return re.sub(rf"(\b(?:lower|raise|give|check) )({names})(\b)(?![-=(])", listed, message)
 
 
 def _drop_aside(m: "re.Match[str]", options: set[str]) -> str:

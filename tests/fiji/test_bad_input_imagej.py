@@ -231,11 +231,12 @@ def test_a_core_error_names_the_dialog_field_and_macro_key(bridge):
 
 
 @pytest.mark.parametrize("cmd, args, want", [
-    ("Gaussian PSF", "lateral=0 width,=15 height,=15 depth,=5", '"Lateral FWHM (x, y)" (lateral): expected a finite '
-                                                                'number > 0, got 0'),
-    ("Gaussian PSF", "axial=0 width,=15 height,=15 depth,=5", '"Axial FWHM (z)" (axial): expected a finite number'),
-    ("Lorentzian PSF", "pixel=0 width,=15 height,=15 depth,=5", '"Pixel spacing (x, y)" (pixel): expected a finite'),
-    ("Widefield PSF", "pixel=0 width,=15 height,=15 depth,=5", '"Pixel size (x, y)" (pixel): expected a finite'),
+    # refused when the macro's value is read (the fields are positive: "> 0", as the dialog's description says)
+    ("Gaussian PSF", "lateral=0 width,=15 height,=15 depth,=5", '"Lateral FWHM (x, y)" (lateral=0): expected a '
+                                                                'finite number > 0, got 0'),
+    ("Gaussian PSF", "axial=0 width,=15 height,=15 depth,=5", '"Axial FWHM (z)" (axial=0): expected a finite number'),
+    ("Lorentzian PSF", "pixel=0 width,=15 height,=15 depth,=5", '"Pixel spacing (x, y)" (pixel=0): expected a finite'),
+    ("Widefield PSF", "pixel=0 width,=15 height,=15 depth,=5", '"Pixel size (x, y)" (pixel=0): expected a finite'),
 ])
 def test_psf_field_errors_name_the_field_not_the_cores_tuple(bridge, cmd, args, want):
     """A fresh Fiji user: `Gaussian PSF: fwhm[1]: expected a finite number > 0, got 0.0` (and voxel_size[1],

@@ -82,6 +82,9 @@ class Param:
         For ``kind="choice"``: pairs ``(label shown in ImageJ, API value)``.
     minimum, maximum:
         Inclusive range checked by :meth:`convert` (``None`` = unbounded).
+    positive:
+        For a ``"float"``: the value must be > 0 (a length, an index), the bound the message states;
+        ``minimum`` is then ``None`` (an inclusive 0 would let the dialogs offer 0).
     decimals:
         Digits ImageJ shows for a numeric field.
     flag:
@@ -124,14 +127,23 @@ class Param:
     numeric: bool = False
     check: Callable[[Any], Any] | None = None
     parse: Callable[[Any], Any] | None = None
+    positive: bool = False
 
     def __post_init__(self) -> None:
+        if self.positive and (self.kind != "float" or self.minimum is not None):
+            raise InputError(f"Param {self.name!r}: positive= needs a float parameter without a minimum")
         if self.kind not in KINDS:
             raise InputError(f"Param {self.name!r}: unknown kind {self.kind!r}")
         if self.kind == "choice" and not self.choices:
             raise InputError(f"Param {self.name!r}: a choice needs choices")
         if self.none is not None and self.kind != "string":
             raise InputError(f"Param {self.name!r}: none= needs a string parameter (a text field in every face)")
+
+    @property
+    def full_help(self) -> str:
+        """:attr:`help` with the rule a bound cannot show (``positive``: "Must be > 0."), for ``--help`` and
+        the ``#@`` script descriptions."""
+        return self.help + (" Must be > 0." if self.positive else "")
 
     # -- face values ---------------------------------------------------------------
     def face(self, value: Any) -> Any:
@@ -220,9 +232,10 @@ class Param:
             num = float(value)
         except (TypeError, ValueError):
             raise InputError(f"{name}: expected a number, got {value!r}") from None
-        check = _validate.check_int if self.kind == "int" else _validate.check_float
         try:  # the core's checks, so that every face words a bad number the same way
-            return check(name, num, self.minimum, self.maximum)
+            if self.kind == "int":
+                return _validate.check_int(name, num, self.minimum, self.maximum)
+            return _validate.check_float(name, num, self.minimum, self.maximum, positive=self.positive)
         except (TypeError, ValueError) as exc:
             raise InputError(str(exc)) from None
 

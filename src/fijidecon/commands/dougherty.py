@@ -34,9 +34,9 @@ DIFFRACTION_PSF_3D = Command(
             "unit": "nm"},
     summary="Scalar diffraction PSF of a widefield microscope (port of OptiNav's Diffraction PSF 3D).",
     params=(
-        Param("index", "Index of refraction of the media", "float", API, decimals=3, minimum=0.0,
+        Param("index", "Index of refraction of the media", "float", API, decimals=3, positive=True,
               help="Refractive index n of the immersion/sample medium."),
-        Param("na", "Numerical Aperture, n*sin(theta)", "float", API, decimals=2, minimum=0.0,
+        Param("na", "Numerical Aperture, n*sin(theta)", "float", API, decimals=2, positive=True,
               help="Numerical aperture; must be smaller than the index."),
         Param("wavelength", "Wavelength (perhaps in nm)", "float", API, unit="L", decimals=1,
               help="Vacuum wavelength, in any length unit L (the same for every length)."),

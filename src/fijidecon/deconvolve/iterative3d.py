@@ -356,8 +356,8 @@ def iterative_deconvolve_3d(
         raise InputError(f"image: empty array of shape {tuple(image.shape)}")
     mem = dict(limit=_bricks.budget(memory_limit), bricks=bricks, halo=halo, resident=np.asarray(image).nbytes * 3)
     if _is_hyperstack(image, axes):
-        return _told_divergence(_hyperstack(image, psf, axes, voxel_size, psf_voxel_size, opts, mem),
-                                opts["max_iterations"])
+        return _told_negative(_told_divergence(_hyperstack(image, psf, axes, voxel_size, psf_voxel_size, opts, mem),
+                                               opts["max_iterations"]), opts["db"])
     if axes is not None:
         image = np.asarray(image)
         _hyper.spatial_in_order(_validate.check_axes("axes", axes, image.ndim, "ZYX"))  # 'XYZ' was taken as ZYX
@@ -365,7 +365,25 @@ def iterative_deconvolve_3d(
     psf = _match_voxel_size(psf, voxel_size, psf_voxel_size, notes)
     res = _checked_volume(image, psf, opts, mem, notes)
     res.notes = notes
-    return _told_divergence(res, opts["max_iterations"])
+    return _told_negative(_told_divergence(res, opts["max_iterations"]), opts["db"])
+
+
+def _told_negative(res: IterativeResult, db: bool) -> IterativeResult:
+    """A warning (and a note) when the result's negative values outweigh its positive ones (the sum of
+    their magnitudes is larger): no intensity image, whatever the figures say.  The result is returned as
+    computed (compat mode stays the original's, bit for bit); ``db`` results (10 log10) are not checked."""
+    if db:
+        return res
+    out = res.image
+    pos, neg = float(out[out > 0].sum(dtype=np.float64)), -float(out[out < 0].sum(dtype=np.float64))
+    if neg > pos:
+        note = (f"iterative_deconvolve_3d: the result's negative values outweigh its positive ones (sums "
+                f"{-neg:.4g} and {pos:.4g}): it is no intensity image; check the PSF (its sign, a background "
+                "subtracted too far, the image given as the PSF) and the image's background, or use Richardson-Lucy "
+                "(its result is never negative)")
+        res.notes.append(note)
+        _validate.warn(note, RuntimeWarning)
+    return res
 
 
 def _told_divergence(res: IterativeResult, asked: int) -> IterativeResult:

@@ -72,8 +72,8 @@ def _num(v: Any, kind: str) -> str:
 
 def _param_line(p: Param, persist: bool = False) -> str:
     attrs = [f"label={_q(p.label)}"]
-    if p.help:
-        attrs.append(f"description={_q(p.help)}")
+    if p.full_help:
+        attrs.append(f"description={_q(p.full_help)}")
     if p.kind in ("float", "int"):
         attrs.append(f"value={_num(p.default, p.kind)}")
         if p.minimum is not None:

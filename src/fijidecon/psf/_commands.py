@@ -40,11 +40,25 @@ def _spacing(name: str, value: Any, calibration: Any, axis: str) -> float:
     """A spacing; 0 means 'from the image calibration' (which must then be known)."""
     v = _validate.check_float(name, value, 0.0)
     if v > 0:
-        return v
+        return _validate.check_storable_spacing(name, v)
     if calibration is not None and calibration.is_calibrated():
         return float(calibration.get(axis))
     raise InputError(f"{name}: 0 means 'from the image calibration', but the image has none; give the spacing "
                      f"(CLI --{name.replace('_', '-')}, or --voxel-size 'Z,Y,X UNIT' for the image)")
+
+
+def _spacing_given(name: str, value: Any) -> float:
+    """A spacing of one option (> 0, and storable: :func:`fijidecon._validate.check_storable_spacing`)."""
+    return _validate.check_storable_spacing(name, _positive(name, value))
+
+
+def _fwhm(name: str, value: Any) -> float:
+    """A FWHM (> 0) in the spacings' range (1e308 gave a flat PSF, said only by a warning)."""
+    return _validate.check_storable_spacing(name, _positive(name, value), what="FWHM")
+
+
+#: The size options standing for a core function's ``shape`` (2-D, 3-D).
+_SIZES = {2: "width, height", 3: "width, height, depth"}
 
 
 def _stack(width, height, depth):
@@ -55,13 +69,17 @@ def _stack(width, height, depth):
 def _idealized(func, width, height, depth, fwhm_xy, fwhm_z, pixel_spacing, slice_spacing, centre, normalize,
                oversample):
     shape = _stack(width, height, depth)
-    fwhm_xy, pixel_spacing = _positive("fwhm_xy", fwhm_xy), _positive("pixel_spacing", pixel_spacing)
+    fwhm_xy, pixel_spacing = _fwhm("fwhm_xy", fwhm_xy), _spacing_given("pixel_spacing", pixel_spacing)
     if len(shape) == 2:
         fwhm, vox = (fwhm_xy, fwhm_xy), (pixel_spacing, pixel_spacing)
     else:
-        fwhm_z, slice_spacing = _positive("fwhm_z", fwhm_z), _positive("slice_spacing", slice_spacing)
+        fwhm_z, slice_spacing = _fwhm("fwhm_z", fwhm_z), _spacing_given("slice_spacing", slice_spacing)
         fwhm, vox = (fwhm_z, fwhm_xy, fwhm_xy), (slice_spacing, pixel_spacing, pixel_spacing)
-    return func(shape, fwhm, vox, centre=centre, normalize=normalize, oversample=_int("oversample", oversample, 1))
+    names = {"fwhm": "fwhm_z, fwhm_xy" if len(shape) == 3 else "fwhm_xy", "shape": _SIZES[len(shape)],
+             "voxel_size": "slice_spacing, pixel_spacing" if len(shape) == 3 else "pixel_spacing"}
+    with _validate.renamed(names):
+        return func(shape, fwhm, vox, centre=centre, normalize=normalize,
+                    oversample=_int("oversample", oversample, 1))
 
 
 def gaussian_psf(width: int = 64, height: int = 64, depth: int = 32, *, fwhm_xy: float = 250.0,
@@ -87,14 +105,25 @@ def widefield_psf(width: int = 64, height: int = 64, depth: int = 32, *, na: flo
                   centre: str = "fft", normalize: str = "sum") -> np.ndarray:
     """:func:`~fijidecon.psf.widefield` on a ``depth × height × width`` stack."""
     shape = _stack(width, height, depth)
-    pixel_size_nm = _positive("pixel_size_nm", pixel_size_nm)
+    for name, side in zip(("width", "height", "depth"), shape[::-1]):  # its tables would blame the spacings
+        _validate.check_int(name, side, 1, 65536)
+    pixel_size_nm = _validate.check_storable_spacing("pixel_size_nm", _positive("pixel_size_nm", pixel_size_nm), "nm")
     if len(shape) == 3:
-        slice_spacing_nm = _positive("slice_spacing_nm", slice_spacing_nm)
+        slice_spacing_nm = _validate.check_storable_spacing("slice_spacing_nm",
+                                                            _positive("slice_spacing_nm", slice_spacing_nm), "nm")
     vox = (pixel_size_nm, pixel_size_nm) if len(shape) == 2 else (slice_spacing_nm, pixel_size_nm, pixel_size_nm)
-    return widefield(shape, voxel_size_nm=vox, na=na, wavelength_nm=wavelength_nm, immersion_index=immersion_index,
-                     sample_index=sample_index, depth_nm=depth_nm, apodization=apodization,
-                     oversample=_int("oversample", oversample, 1), axial_origin=axial_origin, centre=centre,
-                     normalize=normalize)
+    depth_nm = _validate.check_float("depth_nm", depth_nm, 0.0)
+    if depth_nm > _validate.STORABLE_SPACING[1]:  # 1e308 was taken (without an index mismatch it does not matter)
+        raise InputError(f"depth_nm: expected a depth from 0 to {_validate.STORABLE_SPACING[1]:.2g} nm (the range of "
+                         f"the spacings), got {depth_nm:g}; is it in nm?")
+    names = {"voxel_size_nm (y, x)": "pixel_size_nm", "shape": _SIZES[len(shape)],
+             "voxel_size_nm (z)": "slice_spacing_nm",
+             "voxel_size_nm": "slice_spacing_nm, pixel_size_nm" if len(shape) == 3 else "pixel_size_nm"}
+    with _validate.renamed(names):
+            return widefield(shape, voxel_size_nm=vox, na=na, wavelength_nm=wavelength_nm,
+                         immersion_index=immersion_index, sample_index=sample_index, depth_nm=depth_nm,
+                         apodization=apodization, oversample=_int("oversample", oversample, 1),
+                         axial_origin=axial_origin, centre=centre, normalize=normalize)
 
 
 def beads_psf(image: np.ndarray, *, pixel_size: float = 0.0, slice_spacing: float = 0.0,
@@ -116,11 +145,16 @@ def beads_psf(image: np.ndarray, *, pixel_size: float = 0.0, slice_spacing: floa
         raise InputTypeError(f"image: expected a numpy array, got {type(image).__name__}")
     image = np.squeeze(image) if image.ndim > 3 else image
     nd = image.ndim
+    typed = [n for n, v in (("slice_spacing", slice_spacing if nd == 3 else 0), ("pixel_size", pixel_size))
+             if _validate._is_number(v) and v]  # the spacings given, not taken from the calibration
     pixel_size = _spacing("pixel_size", pixel_size, calibration, "X")
     slice_spacing = _spacing("slice_spacing", slice_spacing, calibration, "Z") if nd == 3 else 1.0
     vox = (pixel_size, pixel_size) if nd == 2 else (slice_spacing, pixel_size, pixel_size)
     tp = _validate.check_float("target_pixel_size", target_pixel_size, 0.0) or None
     ts = _validate.check_float("target_slice_spacing", target_slice_spacing, 0.0) or None
+    tp = tp and _validate.check_storable_spacing("target_pixel_size", tp)
+    ts = ts and _validate.check_storable_spacing("target_slice_spacing", ts)
+    given = [n for n, v in (("target_slice_spacing", ts if nd == 3 else None), ("target_pixel_size", tp)) if v]
     tgt = None
     if tp is not None or ts is not None:
         tp = tp or float(pixel_size)
@@ -142,10 +176,15 @@ def beads_psf(image: np.ndarray, *, pixel_size: float = 0.0, slice_spacing: floa
                        "either, so a deconvolution takes it at its image's voxel size, whatever that is; give the beads "
                        "image a unit (ImageJ: Image > Properties; CLI: --voxel-size with a unit) to have the PSF "
                        "resampled to the image it deconvolves", RuntimeWarning)
-    return psf_from_beads(image, vox, target_voxel_size=tgt, shape=shape, threshold=threshold, max_beads=mb,
-                          reject_saturated=_validate.check_bool("reject_saturated", reject_saturated),
-                          register=_validate.check_bool("register", register),
-                          bead_diameter=bd or None, normalize=normalize)
+    names = {"target_voxel_size": ", ".join(given) or "target_pixel_size", "threshold/min_snr": "threshold",
+             "shape": "width, height" + (", depth" if nd == 3 else "")}
+    if typed:  # the image's voxel size as given (else from its calibration: CLI --voxel-size)
+        names["voxel_size"] = ", ".join(typed)
+    with _validate.renamed(names):
+        return psf_from_beads(image, vox, target_voxel_size=tgt, shape=shape, threshold=threshold, max_beads=mb,
+                              reject_saturated=_validate.check_bool("reject_saturated", reject_saturated),
+                              register=_validate.check_bool("register", register),
+                              bead_diameter=bd or None, normalize=normalize)
 
 
 def _fmt(v: Any) -> str:

@@ -29,7 +29,8 @@ import numpy as np
 from scipy.special import j0 as _j0_exact, roots_legendre
 
 from .. import _quirks
-from .._validate import check_bool, check_choice, check_count, check_float, check_int, check_memory, got
+from .._validate import (check_bool, check_choice, check_count, check_float, check_int, check_memory,
+                         check_storable_spacing, got, STORABLE_SPACING)
 from ..errors import InputError, InputTypeError
 from ._grid import warn_if_units_mixed
 
@@ -62,6 +63,10 @@ NODE_SECONDS = 6e-8
 MIXED_UNITS_SECONDS = 60.0
 
 
+#: A stack side beyond any PSF's: an integrand out of proportion there is blamed on the size, not the spacing.
+MAX_SIDE = 65536
+
+
 def _check_work(W, H, D, n, na, lam, sa, dxy, dz, compat) -> float:
     """Refuse, before any allocation, parameters that imply absurd or too large work; return the
     estimated computing time in seconds (:data:`NODE_SECONDS` per node, radius and slice).
@@ -80,6 +85,10 @@ def _check_work(W, H, D, n, na, lam, sa, dxy, dz, compat) -> float:
     cycles = 1.0 + max(terms.values())
     big = [k for k, v in terms.items() if v > MAX_CYCLES]
     name = big[0] if len(big) == 1 else "wavelength"
+    if name == "pixel_spacing" and rmax > 2 * MAX_SIDE:  # the stack's extent, not the spacing, is out of proportion
+        name = "width" if W >= H else "height"
+    elif name == "slice_spacing" and D > 2 * MAX_SIDE:
+        name = "depth"
     check_count(name, cycles, MAX_CYCLES, f"the oscillations of the PSF integrand (wavelength={lam:g}, "
                 f"pixel_spacing={dxy:g}, slice_spacing={dz:g}, spherical_aberration={sa:g})", "give every length in one unit")
     if compat:
@@ -202,15 +211,22 @@ def diffraction_psf_3d(
     compat = check_bool("compat", compat)
     n = check_float("index", index, positive=True)
     lam = check_float("wavelength", wavelength, positive=True)
-    dxy = check_float("pixel_spacing", pixel_spacing, positive=True)
-    dz = check_float("slice_spacing", slice_spacing, positive=True)
+    low, high = STORABLE_SPACING
+    if not low <= lam <= high:  # 1e308: the depth of field (2 n wavelength / NA^2) is not finite
+        raise InputError(f"wavelength: expected a length from {low:.2g} to {high:.2g} (the range of the spacings, in "
+                         f"their unit), got {lam:g}; give every length in one unit")
+    dxy = check_storable_spacing("pixel_spacing", pixel_spacing)
+    dz = check_storable_spacing("slice_spacing", slice_spacing)
     na_f = check_float("na", na, positive=True)
     sa = check_float("spherical_aberration", spherical_aberration)
     if na_f < MIN_NA:  # the PSF scales as na**4: far below, float64 underflows to 0 (NaN after normalizing)
         raise InputError(f"na: expected a numerical aperture >= {MIN_NA:g}, got {na_f:g}")
     if na_f >= n:  # the original returns NaN/Inf here; we refuse in both modes
-        raise InputError(f"na: expected a numerical aperture smaller than the refractive index ({n:g}), "
-                         f"got {na_f:g}")
+        raise InputError(f"na: expected a numerical aperture smaller than the refractive index, got na={na_f:g} "
+                         f"with index={n:g}")
+    if not math.isfinite(2.0 * math.pi * n / lam):
+        raise InputError(f"index: expected a refractive index (1 to about 3 in light microscopes), got {n:g}: the "
+                         f"wave number 2 pi index / wavelength is not finite (wavelength={lam:g})")
     seconds = _check_work(width, height, depth, n, na_f, lam, sa, dxy, dz, compat)
     warn_if_units_mixed(lam, na_f, n, dxy, dz if depth > 1 else None,
                         ("wavelength", "pixel_spacing", "slice_spacing"),

@@ -86,8 +86,8 @@ def _check_model(na, wavelength_nm, immersion_index, sample_index, depth_nm, apo
     if na < MIN_NA:  # the PSF scales as na**4: far below, float64 underflows to 0 (NaN after normalizing)
         raise InputError(f"na: expected a numerical aperture >= {MIN_NA:g}, got {na:g}")
     if na >= ni:
-        raise InputError(f"na: expected a numerical aperture smaller than the immersion medium's refractive index "
-                         f"({ni:g}), got {na:g}")
+        raise InputError(f"na: expected a numerical aperture smaller than the immersion medium's refractive index, "
+                         f"got na={na:g} with immersion_index={ni:g}")
     apodization = _choice("apodization", apodization, APODIZATIONS)
     return na, wavelength_nm, ni, ns, depth, apodization
 
