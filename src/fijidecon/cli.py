@@ -1272,9 +1272,9 @@ def out_of_memory(exc: BaseException) -> str | None:
     if limit is not None:
         where = (f" under ulimit -v {-(-limit // 1024)} (the process maps {_memory.vm_size() / 2**20:,.0f} MiB of its "
                  f"{limit / 2**20:,.0f} MiB)")
-    remedy = ("raise ulimit -v (with --memory-limit auto, the budget counts it), or give a smaller --memory-limit "
-              "(more, smaller bricks)" if limit else "give a smaller --memory-limit (more, smaller bricks), or free "
-              "some memory")
+    remedy = ("raise ulimit -v, or leave --memory-limit out (auto: its budget counts the limit, and a plan that "
+              "cannot fit it is refused before computing, naming the limit that runs it)" if limit else
+              "give a smaller --memory-limit (more, smaller bricks), or free some memory")
     return f"out of memory during the run{where}: {what}; {remedy}; the output was not written"
 
 
