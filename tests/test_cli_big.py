@@ -431,3 +431,32 @@ def test_with_a_scheduler_the_refusal_names_the_budget_given_and_one_that_runs()
                           "too small"), msg
     need = int(re.search(r"give --memory-limit (\d+)MiB or more", msg).group(1)) * 2 ** 20
     plan_bricks("richardson-lucy", (40, 402, 404), (15, 31, 31), {"iterations": 2}, need - held, 1, True)  # runs
+
+
+@pytest.mark.parametrize("workers, held", [(2, 0), (1, 150 * 2**20)])
+def test_resume_advice_counts_the_workers_and_what_the_scheduler_holds(monkeypatch, tmp_path, workers, held):
+    """--resume with --workers 2: the refusal advised the budget the partial began with (1908MiB, one brick
+    at a time), under which two workers' bricks still did not fit (4GB needed); with --scheduler it left out
+    what the workers hold."""
+    import click
+
+    from fijidecon import cli_big, lazy_io
+    from fijidecon.commands import all_commands
+
+    cmd = next(c for c in all_commands() if c.id == "richardson-lucy")
+    vol, kernel, opts = (40, 402, 404), (15, 31, 31), {"iterations": 2}
+    halo = (15, 31, 31)
+    began = 400 * 2**20  # one brick of 40x201x202 at a time
+    core = tuple(cli_big._best_plan("richardson-lucy", vol, kernel, halo, opts, began, 1, True)[1])
+    assert core != vol
+    monkeypatch.setattr(lazy_io, "resume_info", lambda out: {"key": "k", "core": list(core), "halo": list(halo),
+                                                             "budget": began})
+    budget = cli_big.room_for("richardson-lucy", vol, kernel, core, halo, opts, began, 1, True) and began
+    with pytest.raises(click.ClickException) as e:  # the same budget, now shared by two workers / less held
+        cli_big._prior_plan(cmd, {}, [], tmp_path / "r.ome.zarr", "k",
+                            (vol, kernel, opts, budget - held, workers, True, held))
+    msg = e.value.format_message()
+    need = int(re.search(r"give --memory-limit (\d+)MiB or more to go on", msg).group(1)) * 2**20
+    assert need > began, msg
+    assert cli_big.room_for("richardson-lucy", vol, kernel, core, halo, opts, need - held, workers, True) is not None
+    assert ("workers" in msg) == (workers > 1 or held > 0), msg

@@ -8,6 +8,7 @@ Sizes are small enough that the whole file runs in well under a minute on 2 core
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -188,16 +189,21 @@ def test_available_memory_and_default_limit():
 
 @linux
 def test_available_memory_follows_the_address_space_limit():
-    code = ("import json, resource, psutil\n"
-            "from fijidecon.deconvolve import available_memory\n"
-            "vms = psutil.Process().memory_info().vms\n"
-            "arenas = 64 * 2**20 * 2 * (os.cpu_count() or 1)\n"
-            "resource.setrlimit(resource.RLIMIT_AS, (vms + arenas + 300 * 2**20, resource.RLIM_INFINITY))\n"
-            "print(json.dumps(available_memory()))\n")
-    p = subprocess.run([sys.executable, "-c", "import os\n" + code], capture_output=True, text=True, timeout=60)
+    code = ("import json, resource\n"
+            "from fijidecon.deconvolve import _memory, available_memory\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (8 * 2**30, resource.RLIM_INFINITY))\n"
+            "_memory.cap_malloc_arenas()\n"
+            "reserve = _memory.thread_reserve()  # once the arenas are capped (under a limit)\n"
+            "vms = _memory.vm_size()\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (vms + reserve + 300 * 2**20, resource.RLIM_INFINITY))\n"
+            "print(json.dumps([available_memory(), reserve]))\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
-    room = json.loads(p.stdout)  # the limit less the address space used and the threads' malloc arenas
+    room, reserve = json.loads(p.stdout)  # the limit less the address space mapped and the threads' reserve
     assert 250 * 2**20 < room <= 300 * 2**20
+    cores = os.cpu_count() or 1
+    # stacks of 3 threads per core and 8 more (8 MiB each by default), one malloc arena beside the main one
+    assert (3 * cores + 8) * 2**20 < reserve <= (3 * cores + 8) * 64 * 2**20 + 64 * 2**20
 
 
 def test_cgroup_limit_files(tmp_path):

@@ -43,6 +43,9 @@ def _main() -> int:
     if own:
         signal.signal(signal.SIGTERM, _raise_terminated)
     try:
+        from ._address_space import cap_malloc_arenas
+
+        cap_malloc_arenas()  # under ulimit -v: before the imports start threads (each may add an arena)
         from .cli import main as cli_main
     except KeyboardInterrupt:
         sys.stderr.write("Interrupted.\n")

@@ -1254,10 +1254,81 @@ def main(argv: list[str] | None = None) -> int:
     return status
 
 
+class _OutOfMemory(Exception):
+    """A run that ran out of memory or address space (:func:`out_of_memory`'s line)."""
+
+
+#: What running out of memory or address space looks like, other than a MemoryError: a thread that cannot be
+#: started (Python's 'can't start new thread', C++'s std::system_error EAGAIN), a C++ allocation
+#: (std::bad_alloc), a library that cannot be mapped while it is imported, a C extension's bare failure.
+_OOM_TEXTS = ("can't start new thread", "resource temporarily unavailable", "std::bad_alloc", "bad_alloc",
+              "failed to map segment", "cannot allocate memory", "error return without exception set")
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def out_of_memory(exc: BaseException) -> str | None:
+    """One line for a run that ran out of memory or address space (``ulimit -v``), or None when ``exc``
+    (or what caused it) is something else.
+
+    A ``MemoryError`` (numpy's 'Unable to allocate', a bare one), ``std::bad_alloc``, "can't start new
+    thread", EAGAIN from a C++ thread, ``OSError`` ENOMEM, a shared library that cannot be mapped: the
+    line says what failed, the address-space limit and what the process maps when there is one, and the
+    remedies.  A budget refusal (``ResourceError``, a message naming ``memory_limit``) is not one: it
+    already says its remedy.
+    """
+    import errno
+
+    from .errors import FijideconError
+
+    for e in _causes(exc):
+        text = _one_line(e)
+        if isinstance(e, (FijideconError, click.ClickException)) or re.match(r"-*memory[_-]limit:", text):
+            return None
+        low = text.lower()
+        if isinstance(e, MemoryError):
+            what = text or "MemoryError"
+        elif isinstance(e, OSError) and e.errno == errno.ENOMEM:
+            what = text or "cannot allocate memory"
+        elif isinstance(e, (RuntimeError, ImportError, OSError, SystemError)) and any(t in low for t in _OOM_TEXTS):
+            what = text
+        else:
+            continue
+        break
+    else:
+        return None
+    from .deconvolve import _memory
+
+    limit = _memory.address_space_limit()
+    where = ""
+    if limit is not None:
+        where = (f" under ulimit -v {-(-limit // 1024)} (the process maps {_memory.vm_size() / 2**20:,.0f} MiB of its "
+                 f"{limit / 2**20:,.0f} MiB)")
+    remedy = ("raise ulimit -v, or leave --memory-limit out (auto: its budget counts the limit, and a plan that "
+              "cannot fit it is refused before computing, naming the limit that runs it)" if limit else
+              "give a smaller --memory-limit (more, smaller bricks), or free some memory")
+    return f"out of memory during the run{where}: {what}; {remedy}; the output was not written"
+
+
 def _main(args: list[str], debug: bool) -> int:
     try:
         with _sigterm_unwinds(), _resume_hint(args):
-            rv = cli.main(args=args, prog_name="fijidecon", standalone_mode=False)
+            try:
+                rv = cli.main(args=args, prog_name="fijidecon", standalone_mode=False)
+            except Exception as exc:
+                message = None if debug else out_of_memory(exc)
+                if message is None:
+                    raise
+                raise _OutOfMemory(message) from None
+    except _OutOfMemory as exc:
+        click.echo(f"Error: {exc}", err=True)
+        return EXIT_USAGE
     except _Terminated as exc:
         click.echo("Terminated.", err=True)
         return int(exc.code)

@@ -26,6 +26,11 @@ Where the bricks are computed:
   ``--memory-limit`` is then each worker's budget (default: 70 % of the smallest worker's
   Dask memory limit), shared by its threads.
 
+Under ``ulimit -v`` (:func:`measure_address_space`): the malloc arenas are capped, what a lazy run
+imports is imported before the budget is measured, a limit that leaves nothing is refused
+(:func:`refuse_no_address_space`), and so is a lazy plan whose budget and Dask graph do not fit the
+address space left (:func:`check_graph_room`), each naming the ``ulimit -v`` that runs it.
+
 Progress: a tqdm bar of bricks done with the ETA on stderr (``-q``: none), fed by an
 identity task after every brick (in-process counter; on a distributed cluster the
 workers' ``log_event`` on a topic the client subscribes to).  Ctrl-C stops the scheduler,
@@ -38,6 +43,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import threading
 import time
 import uuid
@@ -74,6 +80,146 @@ def budget(memory_limit: Any) -> int:
                        f"({room / 2**30:,.1f} GiB); the run is planned for it and may run out of memory; leave "
                        "--memory-limit out for a safe budget", RuntimeWarning)
     return given
+
+
+#: What a lazy run imports (counted before the budget is measured under ``ulimit -v``: their mappings
+#: took 110-120 MiB of address space the budget had given the run).
+_LAZY_MODULES = ("dask.array", "dask.system", "zarr", "numcodecs", "ome_zarr.format", "ome_zarr.io",
+                 "ome_zarr.reader", "ome_zarr.writer", "tqdm", "distributed")
+
+
+def measure_address_space() -> Any:
+    """Under an address-space limit (``ulimit -v``): cap the malloc arenas, import what a lazy run
+    imports (when the 'big' extra is installed), then measure the address space left
+    (:func:`fijidecon.deconvolve._memory.address_space`); None without a limit."""
+    import importlib
+
+    from .deconvolve import _memory
+
+    if _memory.address_space_limit() is None:
+        return None
+    _memory.cap_malloc_arenas()
+    if have_big():
+        for name in _LAZY_MODULES:
+            try:
+                importlib.import_module(name)
+            except ImportError as exc:  # not installed (distributed), or no address space left to map it
+                if "failed to map" in str(exc) or "memory" in str(exc).lower():
+                    space = _memory.address_space()
+                    return _memory.AddressSpace(space.limit, max(space.mapped, space.limit), space.reserve)
+            except MemoryError:
+                space = _memory.address_space()
+                return _memory.AddressSpace(space.limit, max(space.mapped, space.limit), space.reserve)
+    return _memory.address_space()
+
+
+#: Address space a lazy run's Dask graph takes per brick, beside the budget (measured under MALLOC_ARENA_MAX=2:
+#: 64x256x256 RL to TIFF, 1024 bricks of 16x16x16 at 34MiB, VmPeak 522 MiB above the start; 512 bricks at 37MiB,
+#: 332 MiB: 0.26-0.32 MiB a brick once the budget and the threads' reserve are taken off).
+GRAPH_BYTES_PER_BRICK = 2**20 * 2 // 5
+
+
+def _n_bricks(vol, core) -> int:
+    return int(np.prod([-(-v // c) for v, c in zip(vol, core)], dtype=np.int64))
+
+
+def least_ulimit(space: Any, method: str, vol: tuple[int, ...], kernel: tuple[int, ...], opts: dict[str, Any],
+                 start: int, concurrency: int, tiff_out: bool, n_volumes: int, local: bool = True) -> int | None:
+    """The smallest ``ulimit -v`` (bytes) whose default budget runs a lazy plan with its Dask graph
+    (:data:`GRAPH_BYTES_PER_BRICK` per brick) in the address space: of budgets from ``start``, 1.1x apart
+    until one brick per volume, the one with the least budget + graph; None when none has a plan."""
+    from .deconvolve import _bricks
+
+    halo = _bricks.default_halo(kernel, method)
+    best, b = None, max(int(start), 2**20)
+    for _ in range(200):
+        plan = _best_plan(method, vol, kernel, halo, opts, b, concurrency, tiff_out)
+        if plan is not None:
+            # the default budget must reach b, and the room must hold what the plan takes here
+            need = space.needed_for(max(b, _graph_cost(vol, plan[1], b, n_volumes, local)))
+            best = need if best is None else min(best, need)
+            if tuple(plan[1]) == tuple(vol):
+                break
+        b = int(b * 1.1)
+    return best
+
+
+def _graph_cost(vol, core, budget: int, n_volumes: int, local: bool) -> int:
+    """Address space a lazy plan takes in this process: its budget (``local``: the bricks are computed
+    here) and its Dask graph."""
+    return (int(budget) if local else 0) + _n_bricks(vol, core) * max(int(n_volumes), 1) * GRAPH_BYTES_PER_BRICK
+
+
+def check_graph_room(space: Any, method: str, vol: tuple[int, ...], kernel: tuple[int, ...],
+                     core: tuple[int, ...] | None, opts: dict[str, Any], limit: int, concurrency: int,
+                     tiff_out: bool, n_volumes: int, local: bool = True) -> None:
+    """Under ``ulimit -v`` (``space``; nothing without one): refuse, before computing, a lazy run whose
+    plan (``core``; None: no plan fits the budget) and Dask graph do not fit the address space left,
+    naming the ``ulimit -v`` that runs it (:func:`least_ulimit`)."""
+    if space is None or (core is not None and _graph_cost(vol, core, limit, n_volumes, local) <= space.room):
+        return
+    need = least_ulimit(space, method, vol, kernel, opts, 2**20, concurrency, tiff_out, n_volumes, local)
+    remedy = f"; raise ulimit -v to at least {_kib(need)} (KiB)" if need else ""
+    if core is None:
+        raise click.UsageError(
+            f"--memory-limit: {_size(limit)} (under ulimit -v {_kib(space.limit)}: the process maps "
+            f"{_size(space.mapped)}, its threads reserve {_size(space.reserve)}) is too small for {method} on "
+            f"{'x'.join(map(str, vol))} volumes: even the smallest bricks do not fit{remedy}")
+    n = _n_bricks(vol, core) * max(n_volumes, 1)
+    said = f"a budget of {_size(limit)} and " if local else ""
+    raise click.UsageError(
+        f"--memory-limit: under ulimit -v {_kib(space.limit)} the run's {n} bricks of {'x'.join(map(str, core))} "
+        f"need {said}about {_size(n * GRAPH_BYTES_PER_BRICK)} for their Dask graph, more than the "
+        f"{_size(space.room)} of address space left (the process maps {_size(space.mapped)}, its threads reserve "
+        f"{_size(space.reserve)}){remedy}")
+
+
+def _bricks_halo(kernel, method) -> tuple[int, ...]:
+    from .deconvolve import _bricks
+
+    return _bricks.default_halo(kernel, method)
+
+
+#: Address space a local cluster's client takes in this process (its threads, event loop and connections;
+#: measured: 402 -> 524 MiB mapped once ``--workers 2`` had started), counted before the cluster starts.
+CLIENT_BYTES = 128 * 2**20
+
+
+def _with_client(space: Any, workers: int | None) -> Any:
+    """``space`` with the local cluster's client counted (:data:`CLIENT_BYTES`), for ``--workers``."""
+    if space is None or not workers:
+        return space
+    return type(space)(space.limit, space.mapped + CLIENT_BYTES, space.reserve)
+
+
+def _kib(n: int) -> str:
+    return f"{-(-int(n) // 1024)}"
+
+
+def refuse_no_address_space(space: Any, ulimit: int) -> None:
+    """``ulimit -v`` leaves nothing for the run: one line (before any computation) naming the limit,
+    what the process maps, and the ``ulimit -v`` (``ulimit`` bytes) whose default budget runs it."""
+    if space is None or space.room > 0:
+        return
+    raise click.UsageError(
+        f"--memory-limit: nothing is left for the run under ulimit -v {_kib(space.limit)} (the process already "
+        f"maps {_size(space.mapped)}, and its threads reserve {_size(space.reserve)} more); raise ulimit -v to at "
+        f"least {_kib(ulimit)} (KiB) to run it, or run without the limit")
+
+
+#: A budget a refusal names (``give --memory-limit 35MiB or more``, ``memory_limit of at least 290 MiB``).
+_NAMED_BUDGET = re.compile(r"(?:--memory-limit|memory_limit)(?: of at least)? (\d[\d,]*(?:\.\d+)?) ?(KiB|MiB|GiB)")
+
+
+def with_address_space_remedy(exc: BaseException, space: Any) -> BaseException:
+    """A too-small-budget refusal under ``ulimit -v`` (the default budget, cut by the limit): its
+    message also says the ``ulimit -v`` that gives the budget it names."""
+    m = _NAMED_BUDGET.search(str(exc))
+    if space is None or m is None:
+        return exc
+    named = float(m.group(1).replace(",", "")) * {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30}[m.group(2)]
+    return type(exc)(f"{exc}; under ulimit -v {_kib(space.limit)} (the process maps {_size(space.mapped)}) that "
+                     f"budget needs ulimit -v {_kib(space.needed_for(int(named)))} (KiB) or more")
 
 
 def whole_need(cmd: Command, kwargs: dict[str, Any], shape: tuple[int, ...], dtype: Any, axes: str,
@@ -688,6 +834,7 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
     for path in snaps.values():
         io.check_output(path, overwrite=overwrite)
     read_warnings: list[str] = [w for w in [cli._stale_snapshots(out, snaps), _unused_partial(out, resume)] if w]
+    space = measure_address_space()  # under ulimit -v: what a lazy run imports is mapped first, then measured
     with cli.held_warnings(read_warnings):
         limit = budget(kwargs.get("memory_limit"))
     with cli.held_warnings(read_warnings):
@@ -704,6 +851,9 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
     need = whole_need(cmd, kwargs, tuple(lazy_img.shape), lazy_img.dtype, cal.axes, psf_shape)
     # without the 'big' extra a run over the budget is bricked in memory by the core (input and output held)
     lazy = cmd.id in LAZY_COMMANDS and bool(workers or address or io._is_zarr(out) or (need > limit and have_big()))
+    if space is not None and space.room == 0:
+        refuse_no_address_space(space, _least_ulimit_of_run(_with_client(space, workers), cmd, kwargs, lazy_img,
+                                                            cal, psf, need, lazy, workers, not io._is_zarr(out)))
     info = {"memory_limit_bytes": limit, "estimate_whole_bytes": need}
     with cli._collect_notes(quiet) as notes:
         for w in read_warnings:
@@ -717,15 +867,37 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
                        "only the final result is")
             kwargs["snapshot_every"] = values["snapshot_every"] = 0  # off (0): the run goes on without them
             snaps = {}
-        if lazy:
-            why = ("--workers" if workers else "--scheduler" if address else "OME-Zarr output" if io._is_zarr(out)
-                   else f"about {_size(need)} needed, budget {_size(limit)}")
-            _refuse_lazy_without_big(why, cluster=bool(workers or address))
-            _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, quiet, notes,
-                      workers, address, limit, info, why, resume)
-        else:
-            _run_in_memory(cmd, values, kwargs, image_path, axes, psf, records, out, overwrite, quiet, notes,
-                           info, need > limit, cal, snaps, lazy_img if isinstance(lazy_img, np.ndarray) else None)
+        try:
+            if lazy:
+                why = ("--workers" if workers else "--scheduler" if address else "OME-Zarr output" if io._is_zarr(out)
+                       else f"about {_size(need)} needed, budget {_size(limit)}")
+                _refuse_lazy_without_big(why, cluster=bool(workers or address))
+                _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, quiet, notes,
+                          workers, address, limit, info, why, resume, space)
+            else:
+                _run_in_memory(cmd, values, kwargs, image_path, axes, psf, records, out, overwrite, quiet, notes,
+                               info, need > limit, cal, snaps, lazy_img if isinstance(lazy_img, np.ndarray) else None)
+        except MemoryError as exc:  # a budget refusal under ulimit -v's default budget: how to get that budget
+            if space is None or kwargs.get("memory_limit") is not None or not str(exc).startswith("memory_limit:"):
+                raise
+            raise with_address_space_remedy(exc, space) from None
+
+
+def _least_ulimit_of_run(space, cmd, kwargs, lazy_img, cal, psf, need, lazy, workers, tiff_out) -> int:
+    """The smallest ``ulimit -v`` (bytes) that runs this input (the refusal under ``ulimit -v`` names it): a
+    lazy run's plan with the least budget + Dask graph when it can be lazy (:func:`least_ulimit`), else the
+    whole run in memory."""
+    whole = space.needed_for(whole_budget(need, tuple(lazy_img.shape), lazy_img.dtype))
+    if not (cmd.id in LAZY_COMMANDS and (lazy or have_big())):
+        return whole
+    vol_axes = "".join(a for a in cal.axes if a in "ZYX")
+    vol = tuple(int(lazy_img.shape[cal.axes.index(a)]) for a in vol_axes)
+    kernel = kernel_shape(psf, cal, vol_axes, bool(kwargs.get("recenter", True)))
+    opts = {k: kwargs[k] for k in _MEMORY_OPTIONS if k in kwargs}
+    n_volumes = int(np.prod(lazy_img.shape, dtype=np.int64)) // max(int(np.prod(vol, dtype=np.int64)), 1)
+    lazy_need = least_ulimit(space, cmd.id, vol, kernel, opts, 2**20, workers or 1, tiff_out, n_volumes,
+                             local=not workers) or whole
+    return min(lazy_need, whole) if tiff_out and not workers and not lazy else lazy_need
 
 
 def have_big() -> bool:
@@ -837,7 +1009,7 @@ def _iteration_bar(cmd: Command, kwargs: dict[str, Any]) -> Any:
 
 
 def _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, quiet, notes, workers, address,
-              limit, info, why, resume: bool = False) -> None:
+              limit, info, why, resume: bool = False, space: Any = None) -> None:
     from . import cli, io
 
     t0 = time.perf_counter()
@@ -847,6 +1019,14 @@ def _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, 
     kernel = kernel_shape(psf, cal, vol_axes, bool(kwargs.get("recenter", True)))
     opts = {k: kwargs[k] for k in _MEMORY_OPTIONS if k in kwargs}
     tiff_out = not io._is_zarr(out)
+    n_volumes = int(np.prod(lazy_img.shape, dtype=np.int64)) // max(int(np.prod(vol, dtype=np.int64)), 1)
+    space = None if explicit else space  # a budget given is planned as given (with a warning when over the room)
+    if space is not None and not resume and not address:  # ulimit -v: a budget no brick fits names the limit to set
+        # (with --workers before the cluster starts, counting its client: 7-9 s saved)
+        first = _best_plan(cmd.id, vol, kernel, _bricks_halo(kernel, cmd.id), opts, limit, workers or 1, tiff_out)
+        if first is None or workers:
+            check_graph_room(_with_client(space, workers), cmd.id, vol, kernel, first[1] if first else None, opts,
+                             limit, workers or 1, tiff_out, n_volumes, local=not workers)
     if workers and not resume:  # a local cluster: a budget no brick fits is refused before starting it (7-9 s)
         plan_bricks(cmd.id, vol, kernel, opts, limit, workers, tiff_out, None)
     with scheduler(workers, address) as sched:
@@ -861,12 +1041,18 @@ def _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, 
             budget_now = limit
         whole = whole_budget(info["estimate_whole_bytes"], tuple(lazy_img.shape), lazy_img.dtype)
         key = resume_key(cmd, values, records) if resume else None  # once: a folder input is walked for it
-        prior = _prior_plan(cmd, values, records, out, key, (vol, kernel, opts, budget_now, sched.concurrency,
-                                                              tiff_out)) if resume else None
+        plan_args = (vol, kernel, opts, budget_now, sched.concurrency, tiff_out, sched.held if address else 0)
+        prior = _prior_plan(cmd, values, records, out, key, plan_args) if resume else None
         core, halo, room = prior or plan_bricks(cmd.id, vol, kernel, opts, budget_now, sched.concurrency, tiff_out,
                                                 whole if tiff_out and not (workers or address) else None,
                                                 held=sched.held if address else 0)
         info.update(brick_core=list(core), halo=list(halo), brick_budget_bytes=room, scheduler=sched.description)
+        if space is not None and (workers or address):  # the client's threads and connections are mapped now
+            from .deconvolve import _memory
+
+            space = _memory.address_space()
+        check_graph_room(space, cmd.id, vol, kernel, core, opts, budget_now, sched.concurrency, tiff_out, n_volumes,
+                         local=not (workers or address))
         if _costly(vol, core, halo):  # the budget that runs it as one brick (or in memory), as this run would
             one = _one_brick_limit(cmd.id, vol, kernel, halo, opts, budget_now, sched.concurrency, tiff_out)
             _warn_costly(cmd.id, vol, core, halo, min(one, whole) if tiff_out and not (workers or address) else one)
@@ -962,15 +1148,21 @@ def _prior_plan(cmd: Command, values: dict[str, Any], records: list[dict[str, An
                                    f"another version of fijidecon){': ' + what if what else ''}; run the command "
                                    "that made it to go on, or run without --resume to start again (the partial is "
                                    "then replaced)")
-    vol, kernel, opts, budget, concurrency, tiff_out = plan_args
+    vol, kernel, opts, budget, concurrency, tiff_out, *rest = plan_args
+    held = int(rest[0]) if rest else 0  # what a scheduler's workers hold already (budget: theirs less it)
     core, halo = tuple(info["core"]), tuple(info["halo"])
     room = room_for(cmd.id, vol, kernel, core, halo, opts, budget, concurrency, tiff_out)
     if room is None:
         began = int(info.get("budget", 0))
+        # the budget those bricks need with this run's workers (each holds a brick) and what the workers hold
+        need = _least_budget(lambda b: room_for(cmd.id, vol, kernel, core, halo, opts, b, concurrency, tiff_out)
+                             is not None, budget) + held
+        who = (f" with this run's {concurrency} workers computing bricks at once" if concurrency > 1 else "") + (
+            f" and the {_size(held)} its scheduler's workers hold" if held else "")
         raise click.ClickException(f"--resume: the partial output {name} was computed in bricks of "
                                    f"{'x'.join(map(str, core))} + halo {'x'.join(map(str, halo))}, which do not fit "
-                                   f"a budget of {_size(budget)} (it began with {_size(began)}); give --memory-limit "
-                                   f"{-(-began // 2**20)}MiB or more to go on")
+                                   f"a budget of {_size(budget + held)} (it began with {_size(began)}); give "
+                                   f"--memory-limit {-(-need // 2**20)}MiB or more to go on{who}")
     return core, halo, room
 
 

@@ -18,6 +18,7 @@ This module needs the ``big`` extra (``pip install fijidecon[big]``: zarr, ome-z
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import itertools
@@ -555,7 +556,21 @@ def _atomic_output(p: Path, overwrite: bool) -> Iterator[Path]:
     finally:
         _ACTIVE.discard(str(tmp))
         if os.path.lexists(tmp):
-            _remove(tmp)  # a task still running elsewhere may write a chunk later: see remove_stale_partials
+            _remove(tmp)  # a task still running elsewhere may write a chunk later: removed again at exit
+            _FAILED.add(str(tmp))
+
+
+#: Partial outputs of writes that failed in this process: a brick still being computed when the write failed
+#: (another thread, out of memory) may write its chunk after the removal; they are removed again at exit.
+_FAILED: set[str] = set()
+
+
+@atexit.register
+def remove_failed_partials() -> None:
+    """Remove the partial outputs of this process's failed writes that reappeared (see :data:`_FAILED`)."""
+    for name in list(_FAILED):
+        if name not in _ACTIVE and os.path.lexists(name):
+            _remove(Path(name))
 
 
 def resumable_path(path: str | os.PathLike) -> Path:

@@ -39,6 +39,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import _edges, _fft, _par
+from .._address_space import ARENA_BYTES, ARENA_MAX, address_space_limit, arenas_capped, cap_malloc_arenas  # noqa: F401
 from ..errors import InputError
 
 METHODS = ("richardson-lucy", "wiener", "convolve", "iterative-deconvolve-3d")
@@ -544,32 +545,104 @@ def _cgroup_limit(root: str = "/sys/fs/cgroup") -> int | None:
     return None
 
 
-def _rlimit_room() -> int | None:
-    """Room left under the process's address-space limit (RLIMIT_AS), or None."""
-    try:
-        import resource
+#: Threads a run may start, per CPU core and besides (FFT workers, the fused loops' pool, Zarr's I/O pool,
+#: Dask's pool, the progress bar, tqdm's monitor, the main thread: 14 counted in a lazy run to OME-Zarr on 2
+#: cores): their stacks are reserved address space.
+THREADS_PER_CORE, THREADS_EXTRA = 3, 8
 
-        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
-    except (ImportError, ValueError, OSError):
-        return None
-    if soft == resource.RLIM_INFINITY or soft < 0:
-        return None
+
+def vm_size() -> int:
+    """Bytes of address space this process maps now (``VmSize`` of ``/proc/self/status``; psutil's ``vms``
+    elsewhere)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         import psutil
 
-        vms = psutil.Process().memory_info().vms
+        return int(psutil.Process().memory_info().vms)
     except Exception:  # pragma: no cover - psutil is a dependency
-        vms = 0
-    # address space, not memory: each FFT/worker thread's malloc arena reserves up to 64 MiB more
-    arenas = 64 * 2**20 * 2 * (os.cpu_count() or 1)
-    return max(int(soft) - int(vms) - arenas, 0)
+        return 0
+
+
+def thread_reserve(cores: int | None = None) -> int:
+    """Bytes of address space the threads of a run reserve beyond what is mapped now: the stacks of
+    ``THREADS_PER_CORE * cores + THREADS_EXTRA`` threads (``RLIMIT_STACK`` each, glibc's default stack
+    size) and the malloc arenas they may add (:data:`ARENA_MAX` less the main one when
+    :func:`cap_malloc_arenas` has capped them, else one per thread, at most glibc's 8 per core)."""
+    import threading
+
+    cores = int(cores or os.cpu_count() or 1)
+    stack = threading.stack_size() or 0
+    if not stack:
+        try:
+            import resource
+
+            soft = resource.getrlimit(resource.RLIMIT_STACK)[0]
+            stack = 32 * MiB if soft == resource.RLIM_INFINITY or soft <= 0 else int(soft)  # glibc: 32 MiB
+        except (ImportError, ValueError, OSError):
+            stack = 8 * MiB
+    n_threads = THREADS_PER_CORE * cores + THREADS_EXTRA
+    arenas = (ARENA_MAX - 1) if arenas_capped() else min(8 * cores, n_threads)
+    return n_threads * min(stack, 64 * MiB) + arenas * ARENA_BYTES
+
+
+@dataclass(frozen=True)
+class AddressSpace:
+    """The address-space limit of this process and what is taken of it (bytes).
+
+    Attributes
+    ----------
+    limit:
+        ``RLIMIT_AS`` (``ulimit -v``).
+    mapped:
+        What the process maps now (``VmSize``).
+    reserve:
+        What its threads will reserve (:func:`thread_reserve`).
+    """
+
+    limit: int
+    mapped: int
+    reserve: int
+
+    @property
+    def room(self) -> int:
+        """Bytes left for the run: the limit less what is mapped and the threads' reserve (at least 0)."""
+        return max(self.limit - self.mapped - self.reserve, 0)
+
+    def needed_for(self, budget: int) -> int:
+        """The ``ulimit -v`` (bytes, rounded up to MiB) whose default budget is ``budget``."""
+        total = self.mapped + self.reserve + int(math.ceil(budget / DEFAULT_FRACTION))
+        return -(-total // MiB) * MiB
+
+
+def address_space() -> AddressSpace | None:
+    """This process's :class:`AddressSpace` now, or None without an address-space limit (under one, the
+    malloc arenas are capped first: :func:`fijidecon._address_space.cap_malloc_arenas`)."""
+    limit = address_space_limit()
+    if limit is None:
+        return None
+    cap_malloc_arenas()
+    return AddressSpace(limit, vm_size(), thread_reserve())
+
+
+def _rlimit_room() -> int | None:
+    """Room left under the process's address-space limit (RLIMIT_AS), or None: the limit less the
+    address space mapped now (``VmSize``) and the threads' reserve (:func:`thread_reserve`)."""
+    a = address_space()
+    return None if a is None else a.room
 
 
 def available_memory() -> int:
     """Bytes this process can still allocate now.
 
     The smallest of: the system's available memory (``psutil.virtual_memory().available``),
-    the room under the process's address-space limit (``RLIMIT_AS``, ``ulimit -v``) and
+    the room under the process's address-space limit (``RLIMIT_AS``, ``ulimit -v``: the limit less
+    the address space mapped now and what the run's threads reserve, :func:`address_space`) and
     the room under its cgroup's memory limit (``memory.max``), when those are set.
     """
     import psutil
