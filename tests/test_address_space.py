@@ -83,13 +83,14 @@ def test_a_limit_that_leaves_nothing_is_refused_in_one_line_naming_the_limit_tha
 
 def test_a_limit_too_small_for_the_bricks_and_their_graph_is_refused_before_computing(tmp_path):
     """A budget of a few MiB was planned in hundreds of bricks whose Dask graph then filled the address
-    space ('Unable to allocate', 'error return without exception set')."""
+    space ('Unable to allocate', 'error return without exception set'); the limit named has a margin of
+    up to 5 % (the in-memory run's, for the prepared PSF), so 8 % less is refused."""
     first = _one_line_error(_cli(tmp_path, 450_000, "a.tif"))
     need = int(re.search(r"at least (\d+) \(KiB\)", first).group(1))
-    p = _cli(tmp_path, need - 30_000, "c.tif")
+    p = _cli(tmp_path, need - 60_000, "c.tif")
     line = _one_line_error(p)
     assert line.startswith("Error: --memory-limit: "), line
-    assert f"ulimit -v {need - 30_000}" in line, line
+    assert f"ulimit -v {need - 60_000}" in line, line
     again = int(re.search(r"raise ulimit -v to at least (\d+) \(KiB\)$", line).group(1))
     assert abs(again - need) <= 4096, line  # the same remedy (what the process maps varies by a MiB or so)
     assert _left(tmp_path, "c.tif") == []

@@ -131,17 +131,25 @@ def least_ulimit(space: Any, method: str, vol: tuple[int, ...], kernel: tuple[in
     from .deconvolve import _bricks
 
     halo = _bricks.default_halo(kernel, method)
+
+    def need_at(b: int) -> int | None:  # the default budget must reach b, and the room hold what the plan takes
+        plan = _best_plan(method, vol, kernel, halo, opts, b, concurrency, tiff_out)
+        return None if plan is None else space.needed_for(max(b, _graph_cost(vol, plan[1], b, n_volumes, local)))
+
     best, b = None, max(int(start), 2**20)
     for _ in range(200):
-        plan = _best_plan(method, vol, kernel, halo, opts, b, concurrency, tiff_out)
-        if plan is not None:
-            # the default budget must reach b, and the room must hold what the plan takes here
-            need = space.needed_for(max(b, _graph_cost(vol, plan[1], b, n_volumes, local)))
-            best = need if best is None else min(best, need)
-            if tuple(plan[1]) == tuple(vol):
-                break
+        need = need_at(b)
+        if need is not None and (best is None or need < best[0]):
+            best = (need, b)
+        if need is not None and tuple(_best_plan(method, vol, kernel, halo, opts, b, concurrency, tiff_out)[1]) \
+                == tuple(vol):
+            break
         b = int(b * 1.1)
-    return best
+    if best is None:
+        return None
+    # budgets 1.1x apart: the least may lie between the best and the one before it (1 % steps)
+    fine = [need_at(int(best[1] / 1.1 * (1 + k / 100))) for k in range(1, 10)]
+    return min([best[0]] + [n for n in fine if n is not None])
 
 
 def _graph_cost(vol, core, budget: int, n_volumes: int, local: bool) -> int:
