@@ -587,3 +587,24 @@ def test_unreadable_zarr_metadata_is_called_damage(tmp_path):
     (tmp_path / "c.ome.zarr" / ".zattrs").write_text('{"multiscales": [')
     with pytest.raises(ValueError, match=r"^image: '.*c.ome.zarr' is damaged: its .zattrs is not readable JSON"):
         read_lazy(tmp_path / "c.ome.zarr")
+
+
+def test_a_partial_rewritten_after_ctrl_c_is_removed_before_the_process_ends_by_its_signal(tmp_path):
+    """Ctrl-C on an OME-Zarr output: the partial was removed, a brick still running wrote its chunk into it
+    again, and the process then ended by SIGINT, which skips atexit: a fresh user found
+    '.k.ome.zarr.partial-17433' (37 MB) left in 2 of 5 tries.  Now removed again before the signal."""
+    part = tmp_path / ".k.ome.zarr.partial-1"
+    code = ("import os, sys, threading, time\n"
+            "from fijidecon import _entry, lazy_io\n"
+            f"part = {str(part)!r}\n"
+            "lazy_io._FAILED.add(part)\n"
+            "os.makedirs(os.path.join(part, 's0'))  # written again after the write failed and removed it\n"
+            "def late_brick():  # and once more while the process ends\n"
+            "    time.sleep(0.05)\n"
+            "    os.makedirs(os.path.join(part, 's0', '0'), exist_ok=True)\n"
+            "    open(os.path.join(part, 's0', '0', '0'), 'wb').write(b'chunk')\n"
+            "threading.Thread(target=late_brick, daemon=True).start()\n"
+            "_entry._end_by_signal(130)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == -signal.SIGINT, p.stderr
+    assert not part.exists(), sorted(str(f) for f in part.rglob("*"))

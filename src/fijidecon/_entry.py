@@ -33,6 +33,9 @@ def _end_by_signal(status: int) -> int:
         return status
     sys.stdout.flush()
     sys.stderr.flush()
+    lazy_io = sys.modules.get(f"{__package__}.lazy_io")
+    if lazy_io is not None:  # the signal skips atexit: a failed write's partial, rewritten by a late brick
+        lazy_io.remove_failed_partials(settle=0.2)
     signal.signal(sig, signal.SIG_DFL)
     os.kill(os.getpid(), sig)
     return status  # pragma: no cover - not reached: the signal ends the process
