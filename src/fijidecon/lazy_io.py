@@ -571,7 +571,7 @@ def remove_failed_partials(settle: float = 0.0) -> None:
     """Remove the partial outputs of this process's failed writes that reappeared (see :data:`_FAILED`);
     ``settle``: seconds to wait, then remove what Dask's threads wrote meanwhile (a process about to end by
     its signal, which skips ``atexit``: Ctrl-C left a partial OME-Zarr in 2 of 5 tries)."""
-    for attempt in range(2 if settle else 1):
+    for attempt in range(2 if settle and _FAILED else 1):
         if attempt:
             time.sleep(settle)
         for name in list(_FAILED):

@@ -23,10 +23,16 @@ def _cli(*args, timeout=180):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def _our_xvfb_pids():
-    """Xvfb servers started by ``fijidecon macro`` (only it passes ``-terminate``)."""
-    out = subprocess.run(["pgrep", "-f", "Xvfb -displayfd .* -terminate"], capture_output=True, text=True).stdout
+def _xvfb_children(pid: int) -> set[str]:
+    """The private Xvfb servers process ``pid`` started (only ``fijidecon macro`` passes ``-terminate``)."""
+    out = subprocess.run(["pgrep", "-P", str(pid), "-f", "Xvfb -displayfd .* -terminate"], capture_output=True,
+                         text=True).stdout
     return set(out.split())
+
+
+def _alive(pids: set[str]) -> set[str]:
+    return {p for p in pids if Path(f"/proc/{p}").exists()
+            and "Xvfb" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")}
 
 
 @pytest.fixture(scope="module")
@@ -40,18 +46,25 @@ def sample_tif():
 
 
 def test_macro_prints_log_and_exits_zero(tmp_path, jvm):
-    before = _our_xvfb_pids()
     m = tmp_path / "ok.ijm"
     m.write_text('print("hello " + getArgument());\n'
                  'run("Diffraction PSF 3D", "width,=16 height,=16 depth,=8 title=P");\n'
                  'print(getTitle() + " " + nSlices + " " + bitDepth());\n')
-    r = _cli("macro", str(m), "world")
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines()[-2:] == ["hello world", "P 8 32"]
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    p = subprocess.Popen([sys.executable, "-m", "fijidecon.fiji.cli_imagej", "macro", str(m), "world"], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    mine: set[str] = set()  # its own Xvfb: other test files' macros may run theirs meanwhile (pytest-xdist)
+    while p.poll() is None:
+        mine |= _xvfb_children(p.pid)
+        time.sleep(0.05)
+    out, err = p.communicate(timeout=180)
+    assert p.returncode == 0, err
+    assert out.splitlines()[-2:] == ["hello world", "P 8 32"]
+    assert mine, "no private Xvfb seen"
     end = time.monotonic() + 5
-    while _our_xvfb_pids() - before and time.monotonic() < end:
+    while _alive(mine) and time.monotonic() < end:
         time.sleep(0.1)
-    assert not _our_xvfb_pids() - before  # the private Xvfb went away with the process
+    assert not _alive(mine)  # the private Xvfb went away with the process
 
 
 def test_macro_error_exits_non_zero_with_message(tmp_path, jvm):
