@@ -332,9 +332,9 @@ def test_compat_memory_refusal_names_a_budget_that_runs():
 
     img = np.random.default_rng(0).random((40, 200, 100), dtype=np.float32) + 1
     psf = _gauss((15, 31, 31), (2.0, 3.0, 3.0))
-    with pytest.raises(MemoryError, match=r"^memory_limit: compat mode .* needs (\d+) MiB, over the budget of 47 MiB; "
-                                          r"use compat=False \(processed in bricks\) or give memory_limit of at "
-                                          r"least \1 MiB$") as e:
+    with pytest.raises(MemoryError, match=r"^memory_limit: compat mode .* needs (\d+) MiB, over the budget of "
+                                          r"47\.6 MiB; use compat=False \(processed in bricks\) or give "
+                                          r"memory_limit of at least \1 MiB$") as e:
         iterative_deconvolve_3d(img, psf, memory_limit="50MB")
     least = int(re.search(r"at least (\d+) MiB", str(e.value)).group(1))
     assert iterative_deconvolve_3d(img, psf, max_iterations=1, memory_limit=f"{least}MiB").image.shape == img.shape

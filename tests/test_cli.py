@@ -614,8 +614,13 @@ def test_a_budget_under_a_mebibyte_is_said_as_given(tmp_path, capsys):
     assert main(["deconvolve", "richardson-lucy", str(tmp_path / "img.tif"), str(tmp_path / "psf.tif"),
                  "--memory-limit", "10kb", "-o", str(tmp_path / "o.tif")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("Error: --memory-limit: 9 KiB is too small") or err.startswith(
-        "Error: --memory-limit: 10 KiB is too small"), err
+    assert err.startswith("Error: --memory-limit: 9.76 KiB is too small"), err
+    # and '10MB' (10^6 bytes each) read as '10 MiB' (2^20), 5 % more than given: said as given, rounded down
+    write_image(tmp_path / "big.tif", np.ones((40, 128, 128), np.float32))
+    assert main(["deconvolve", "richardson-lucy", str(tmp_path / "big.tif"), str(tmp_path / "psf.tif"),
+                 "--memory-limit", "10MB", "-o", str(tmp_path / "o2.tif")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Error: --memory-limit: 9.53 MiB is too small"), err
 
 
 def test_a_2d_psf_has_no_z_spacing_in_its_sidecar(tmp_path):

@@ -99,6 +99,31 @@ def test_budget_below_the_whole_run_tiff_to_zarr_to_tiff(big):
     assert _rel_l2(got, want) < 1e-3
 
 
+def test_a_lazy_run_names_the_budgets_that_keep_it_in_memory_and_run_it_whole(tmp_path, capsys):
+    """A fresh user (2026-12-03) read the lazy note's "about 763 MiB needed" (the whole run's estimate) as
+    the budget that runs it whole, which was 1007MiB.  The note names both budgets now, and each does what
+    it says: the first keeps the run in memory (in bricks), one MiB less goes lazy, the second runs it in
+    one piece."""
+    rng = np.random.default_rng(0)
+    write_image(tmp_path / "s.tif", rng.poisson(100, (64, 256, 256)).astype(np.float32))
+    write_image(tmp_path / "psf.tif", gaussian((5, 9, 9), (1.0, 1.5, 1.5)))
+
+    def run(budget, name):
+        assert main(["deconvolve", "convolve", str(tmp_path / "s.tif"), str(tmp_path / "psf.tif"), "-o",
+                     str(tmp_path / name), "--memory-limit", budget]) == 0
+        return capsys.readouterr().err
+
+    err = run("100MB", "a.tif")
+    m = re.search(r"Note: lazy run \(budget 95.3 MiB; --memory-limit (\d+)MiB keeps it in memory, (\d+)MiB runs it "
+                  r"in one piece\)", err)
+    assert m, err
+    keep, whole = int(m.group(1)), int(m.group(2))
+    assert "lazy run" in run(f"{keep - 1}MiB", "b.tif")
+    inside = run(f"{keep}MiB", "c.tif")
+    assert "lazy run" not in inside and "bricked" in inside, inside
+    assert "bricked" not in run(f"{whole}MiB", "d.tif")
+
+
 def _hyperstack(d):
     rng = np.random.default_rng(3)
     img = rng.poisson(40, (2, 2, 16, 80, 72)).astype(np.float32)  # T, C, Z, Y, X
@@ -336,7 +361,7 @@ def test_a_memory_limit_above_what_the_machine_has_is_a_warning(tmp_path, capsys
     assert main(["deconvolve", "convolve", str(tmp_path / "hs.tif"), str(tmp_path / "psf.tif"), "-o",
                  str(tmp_path / "o.tif"), "--memory-limit", "1TiB"]) == 0
     err = capsys.readouterr().err
-    assert "Warning: --memory-limit: 1,024.0 GiB is more than this process can allocate now (" in err
+    assert "Warning: --memory-limit: 1 TiB is more than this process can allocate now (" in err
     assert "RuntimeWarning" not in err
 
 

@@ -114,7 +114,7 @@ def test_a_run_over_the_address_space_limit_is_bricked_or_refused_before_allocat
                            preexec_fn=limit) for arg in ("auto", "200MB")]
     assert outs[0].returncode == 0, outs[0].stderr[-500:]
     assert outs[0].stdout.startswith("OK richardson-lucy: bricked:"), outs[0].stdout
-    assert outs[1].stdout.startswith("ERR ResourceError memory_limit: 191 MiB is too small for richardson-lucy on "
+    assert outs[1].stdout.startswith("ERR ResourceError memory_limit: 190 MiB is too small for richardson-lucy on "
                                      "64x768x768: the input and output hold 288 MiB, and even the smallest brick ")
     assert re.search(r"give memory_limit of at least (29|30)\d MiB; or, from a file, use the CLI", outs[1].stdout)
 

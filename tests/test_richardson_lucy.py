@@ -1,6 +1,8 @@
 """richardson_lucy(): shapes, dtypes, flux, symmetry, resume, snapshots, stopping, edges,
 acceleration, regularisation, the Gaussian (x) Gaussian case and bad input."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -425,6 +427,29 @@ def test_data_on_a_camera_offset_without_background_is_warned_about():
     lazy = da.from_array(rng.poisson(blurred + 120).astype(np.float32), chunks=(16, 24, 24))
     with pytest.warns(RuntimeWarning, match=r"^background: 0, but the image's lowest values are about (9\d|1\d\d) "):
         richardson_lucy(lazy, psf, 2, bricks=(16, 24, 24))
+
+
+def test_offset_level_is_the_volumes_whatever_the_bricks():
+    """A fresh user (2026-12-03) read 2102, 2109 and 2126 as the offset level of one DAPI stack run in
+    three brick layouts: each lazy run took its central brick's 1st percentile.  The level is now the
+    volume's (an even lattice of it, read in the run's one pass over the data): the same in memory and
+    in every layout, on a background that rises across the field."""
+    da = pytest.importorskip("dask.array")
+    rng = np.random.default_rng(8)
+    obj = np.zeros((16, 48, 96), np.float32)
+    obj[6:10, 20:28, 40:56] = 400.0
+    ramp = np.linspace(100.0, 300.0, 96, dtype=np.float32)  # a field brighter on one side
+    img = rng.poisson(convolve(obj, np.ones((3, 5, 5)) / 75.0, edges="constant") + ramp).astype(np.float32)
+    psf = np.ones((3, 5, 5))
+    levels = []
+    for bricks in (None, (16, 24, 24), (16, 48, 32), (8, 16, 48)):
+        data = img if bricks is None else da.from_array(img, chunks=(16, 24, 24))
+        with pytest.warns(RuntimeWarning, match="lowest values are about") as rec:
+            richardson_lucy(data, psf, 1, bricks=bricks)
+        said = next(str(w.message) for w in rec if "lowest values are about" in str(w.message))
+        levels.append(re.search(r"lowest values are about ([\d.]+) ", said).group(1))
+    assert len(set(levels)) == 1, levels
+    assert levels[0] == f"{np.percentile(img, 1):.4g}", levels
 
 
 def test_offset_warning_names_every_volume_on_an_offset():

@@ -18,14 +18,15 @@ import os
 import re
 import sys
 import warnings
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Literal, Sequence
 
 import numpy as np
 
 from .errors import FijideconError, InputError, InputTypeError, ResourceError
 
 __all__ = ["check_bool", "check_int", "check_float", "check_choice", "check_spacing", "check_axes", "check_per_axis",
-           "check_shape", "check_array", "refuse_file_name", "check_count", "check_memory", "format_bytes", "got",
+           "check_shape", "check_array", "refuse_file_name", "check_count", "check_memory", "format_bytes",
+           "budget_option", "got",
            "check_storable_spacing", "renamed", "renamed_message"]
 
 
@@ -245,12 +246,36 @@ def check_count(name: str, count: float, limit: float, what: str, remedy: str = 
         raise InputError(f"{name}: {what} would be {count:.3g}, more than the {limit:.3g} allowed{tail}")
 
 
-def format_bytes(n: float) -> str:
-    """``n`` bytes as ``"1.5 GiB"``."""
-    for unit, size in (("PiB", 2.0**50), ("TiB", 2.0**40), ("GiB", 2.0**30), ("MiB", 2.0**20), ("KiB", 2.0**10)):
-        if n >= size:
-            return f"{n / size:.3g} {unit}"
-    return f"{n:.0f} B"
+def format_bytes(n: float, rounding: Literal["nearest", "up", "down"] = "nearest") -> str:
+    """``n`` bytes in the largest binary unit it fills: ``"763 MiB"``, ``"9.54 MiB"``, ``"1.1 GiB"``.
+
+    Three significant digits (whole numbers from 100 up), trailing zeros dropped.  ``"up"``:
+    a budget to give, rounded up to a whole MiB below 1 GiB (``"64 MiB"``; with 2 decimals in
+    GiB) so that it runs; ``"down"``: a budget given, never read as more than it is (``--memory-limit
+    10MB`` is ``"9.53 MiB"``).
+    """
+    n = float(n)
+    if rounding == "up" and 2**20 <= n < 2**30:
+        return f"{math.ceil(n / 2**20 - 1e-9):,d} MiB"
+    unit, size = next(((u, s) for u, s in (("TiB", 2.0**40), ("GiB", 2.0**30), ("MiB", 2.0**20), ("KiB", 2.0**10))
+                       if n >= s), ("bytes", 1.0))
+    v = n / size
+    digits = 0 if v >= 100 or unit == "bytes" else 1 if v >= 10 else 2
+    if rounding == "up" and unit != "bytes":
+        digits = max(digits, 2) if unit in ("GiB", "TiB") else digits
+        v = math.ceil(v * 10**digits - 1e-9) / 10**digits
+    elif rounding == "down":
+        v = math.floor(v * 10**digits + 1e-9) / 10**digits
+    text = f"{v:,.{digits}f}"
+    if digits:
+        text = text.rstrip("0").rstrip(".")
+    return f"{text} {unit}"
+
+
+def budget_option(n: float) -> str:
+    """A budget to type, rounded up to a whole MiB: ``"1007MiB"`` (``--memory-limit 1007MiB``,
+    ``memory_limit="1007MiB"``)."""
+    return f"{math.ceil(float(n) / 2**20 - 1e-9)}MiB"
 
 
 def check_memory(name: str, nbytes: float, what: str, remedy: str = "") -> None:

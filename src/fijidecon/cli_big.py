@@ -76,8 +76,8 @@ def budget(memory_limit: Any) -> int:
     given = int(parse_memory(memory_limit))
     room = available_memory()
     if given > room:  # a budget the machine cannot give: planned runs would be killed, not refused
-        _validate.warn(f"--memory-limit: {given / 2**30:,.1f} GiB is more than this process can allocate now "
-                       f"({room / 2**30:,.1f} GiB); the run is planned for it and may run out of memory; leave "
+        _validate.warn(f"--memory-limit: {_size(given, 'down')} is more than this process can allocate now "
+                       f"({_size(room, 'down')}); the run is planned for it and may run out of memory; leave "
                        "--memory-limit out for a safe budget", RuntimeWarning)
     return given
 
@@ -170,11 +170,11 @@ def check_graph_room(space: Any, method: str, vol: tuple[int, ...], kernel: tupl
     remedy = f"; raise ulimit -v to at least {_kib(need)} (KiB)" if need else ""
     if core is None:
         raise click.UsageError(
-            f"--memory-limit: {_size(limit)} (under ulimit -v {_kib(space.limit)}: the process maps "
+            f"--memory-limit: {_size(limit, 'down')} (under ulimit -v {_kib(space.limit)}: the process maps "
             f"{_size(space.mapped)}, its threads reserve {_size(space.reserve)}) is too small for {method} on "
             f"{'x'.join(map(str, vol))} volumes: even the smallest bricks do not fit{remedy}")
     n = _n_bricks(vol, core) * max(n_volumes, 1)
-    said = f"a budget of {_size(limit)} and " if local else ""
+    said = f"a budget of {_size(limit, 'down')} and " if local else ""
     raise click.UsageError(
         f"--memory-limit: under ulimit -v {_kib(space.limit)} the run's {n} bricks of {'x'.join(map(str, core))} "
         f"need {said}about {_size(n * GRAPH_BYTES_PER_BRICK)} for their Dask graph, more than the "
@@ -360,13 +360,13 @@ def plan_bricks(method: str, vol: tuple[int, ...], kernel: tuple[int, ...], opts
     if best is None:
         need = _smallest_limit(method, vol, kernel, halo, opts, limit, concurrency, tiff_out)
         need = min(need, whole) if whole else need
-        said = (f"{_size(limit)}" if not held else
-                f"{_size(limit + held)} per worker, less the {_size(held)} the scheduler's workers hold now,")
+        said = (f"{_size(limit, 'down')}" if not held else
+                f"{_size(limit + held, 'down')} per worker, less the {_size(held)} the scheduler's workers hold now,")
         need += held
         raise MemoryError(f"memory_limit: {said} is too small for {method} on {'x'.join(map(str, vol))} "
                           f"volumes from and to files: even the smallest bricks ({MIN_CORE} voxels, or as thick as "
                           f"their halo of {'x'.join(map(str, halo))} set by the PSF's size) with their slabs of whole "
-                          f"planes do not fit; give --memory-limit {_size(need).replace(' ', '')} or more (this runs "
+                          f"planes do not fit; give --memory-limit {_validate.budget_option(need)} or more (this runs "
                           "it, with a 5 % margin for the prepared PSF), or crop the PSF to where it is above the noise "
                           "(a smaller halo)")
     return best[1], halo, best[2]
@@ -457,7 +457,7 @@ def _warn_costly(method: str, vol: tuple[int, ...], core: tuple[int, ...], halo:
     ``whole``: the budget that runs the volume whole (one brick, or in memory), as this run would."""
     from .deconvolve import _bricks
 
-    advice = f"--memory-limit {-(-int(whole) // 2**20)}MiB" if whole else None
+    advice = f"--memory-limit {_validate.budget_option(whole)}" if whole else None
     _bricks.warn_costly(_bricks.Plan(vol, core, halo, True), method, advice, "--memory-limit")
 
 
@@ -506,10 +506,15 @@ def _fit_lateral(method, vol, cz, kernel, halo, opts, limit, concurrency, tiff_o
         lat[i] = max(floor[i], -(-lat[i] // 2))
 
 
-def _size(n: float) -> str:
-    if n < 2**20:  # a budget of '10kb' read '0 MiB'
-        return f"{n / 2**10:,.0f} KiB" if n >= 2**10 else f"{int(n):,d} bytes"
-    return f"{n / 2**20:,.0f} MiB" if n < 2**30 else f"{n / 2**30:,.2f} GiB"
+_size = _validate.format_bytes
+
+
+def _lazy_why(need: int, limit: int, image: Any) -> str:
+    """Why a run over its budget goes lazy, with the budgets that would keep it in memory (in bricks there)
+    and run it in one piece (a fresh user read the estimate, ``need``, as the latter)."""
+    whole = whole_budget(need, tuple(image.shape), image.dtype)
+    return (f"budget {_size(limit, 'down')}; --memory-limit {_validate.budget_option(need)} keeps it in memory, "
+            f"{_validate.budget_option(whole)} runs it in one piece")
 
 
 # --------------------------------------------------------------------------------------- schedulers
@@ -878,7 +883,7 @@ def run(cmd: Command, kw: dict[str, Any]) -> None:
         try:
             if lazy:
                 why = ("--workers" if workers else "--scheduler" if address else "OME-Zarr output" if io._is_zarr(out)
-                       else f"about {_size(need)} needed, budget {_size(limit)}")
+                       else _lazy_why(need, limit, lazy_img))
                 _refuse_lazy_without_big(why, cluster=bool(workers or address))
                 _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, quiet, notes,
                           workers, address, limit, info, why, resume, space)
@@ -1169,8 +1174,9 @@ def _prior_plan(cmd: Command, values: dict[str, Any], records: list[dict[str, An
             f" and the {_size(held)} its scheduler's workers hold" if held else "")
         raise click.ClickException(f"--resume: the partial output {name} was computed in bricks of "
                                    f"{'x'.join(map(str, core))} + halo {'x'.join(map(str, halo))}, which do not fit "
-                                   f"a budget of {_size(budget + held)} (it began with {_size(began)}); give "
-                                   f"--memory-limit {-(-need // 2**20)}MiB or more to go on{who}")
+                                   f"a budget of {_size(budget + held, 'down')} (it began with "
+                                   f"{_size(began, 'down')}); give "
+                                   f"--memory-limit {_validate.budget_option(need)} or more to go on{who}")
     return core, halo, room
 
 

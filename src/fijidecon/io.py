@@ -645,12 +645,9 @@ def _check_free_space(p: Path, nbytes: int, copies: int = 1) -> None:
     if nbytes * copies <= free or _is_zarr(p):  # an OME-Zarr's compressed size is not known before writing
         return
     what = "the float32 result" if copies == 1 else f"the float32 result and {copies - 1} snapshot(s)"
-    raise OSError(f"output: {str(p)!r} needs about {_mib(nbytes * copies)} ({what}) and its folder has "
-                  f"{_mib(free)} free; free some space or write elsewhere (nothing was computed)")
-
-
-def _mib(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB" if n < 2**30 else f"{n / 2**30:.2f} GiB"
+    size = _validate.format_bytes
+    raise OSError(f"output: {str(p)!r} needs about {size(nbytes * copies)} ({what}) and its folder has "
+                  f"{size(free, 'down')} free; free some space or write elsewhere (nothing was computed)")
 
 
 def _check_resolution(cal: Calibration) -> None:

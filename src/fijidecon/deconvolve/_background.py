@@ -34,6 +34,26 @@ WINDOW = (3, 9, 9)
 SLAB_VOXELS = 4_000_000
 
 
+#: Voxels :func:`low_level` looks at, at most (an even lattice: enough for a percentile).
+LOW_SAMPLE = 1_000_000
+
+
+def low_lattice(shape: Sequence[int]) -> tuple[slice, ...]:
+    """The slices of an even lattice of at most :data:`LOW_SAMPLE` voxels of a volume of ``shape``
+    (one stride on every axis): the same voxels whether the volume is in memory or read in bricks."""
+    size = float(np.prod(shape))
+    stride = 1
+    while size / stride ** len(shape) > LOW_SAMPLE:
+        stride += 1
+    return tuple(slice(None, None, stride) for _ in shape)
+
+
+def low_level(data: Any) -> float:
+    """The 1st percentile of ``data`` on :func:`low_lattice`: the level an offset warning names."""
+    a = np.asarray(data)
+    return float(np.percentile(a[low_lattice(a.shape)], 1))
+
+
 def check(value: Any) -> float | tuple[float, ...] | str:
     """``background=`` as a float, a tuple of per-channel floats, or ``"auto"``.
 

@@ -409,7 +409,7 @@ COSTLY_PLAN = 4.0
 
 def _warn_costly(plan: Plan, method: str, whole_need: int, who: str = "memory_limit") -> None:
     """``who``: ``"bricks"`` when ``bricks=`` made the plan (then a budget alone does not run it whole)."""
-    budget = f"memory_limit {math.ceil(whole_need / 2**20)}MiB"
+    budget = f"memory_limit {_validate.budget_option(whole_need)}"
     warn_costly(plan, method, budget if who != "bricks" else f"{budget} without bricks=", who)
 
 
@@ -445,28 +445,11 @@ def _too_small(method: str, shape: Sequence[int], kernel_shape: Sequence[int], o
             f"{crop} makes it thinner" if e.wide else "")
     lazy = ("" if method == "iterative-deconvolve-3d" else  # it has no Dask path
             "; or, from a file, use the CLI with an OME-Zarr output (it holds only the bricks)")
-    return (f"memory_limit: {_mib(limit)} is too small for {method} on {_x(shape)}: the input and output hold "
-            f"{_mib(resident)}, and even the smallest brick (a {_x(e.core)} core with a {_x(e.halo)} halo from the "
-            f"PSF's size: {_x(e.outer)} within the volume) needs {_mib(smallest)} more (the whole volume "
-            f"{_mib(whole)}); give memory_limit of at least {_mib_up(resident + min(smallest, whole))}{wide}{lazy}")
-
-
-def _mib(n: float) -> str:
-    if n < 2**20:  # a budget of '10kb' read '0 MiB'
-        return f"{n / 2**10:,.0f} KiB" if n >= 2**10 else f"{int(n):,d} bytes"
-    return f"{n / 2**20:,.0f} MiB" if n < 2**30 else f"{n / 2**30:,.2f} GiB"
-
-
-def _mib_down(n: float) -> str:
-    """``n`` bytes in MiB (GiB), rounded down: a budget given (so that it never reads as the need)."""
-    if n < 2**20:  # '10kb' read '0 MiB'
-        return f"{math.floor(n / 2**10):,d} KiB" if n >= 2**10 else f"{int(n):,d} bytes"
-    return f"{math.floor(n / 2**20):,d} MiB" if n < 2**30 else f"{math.floor(n / 2**30 * 100) / 100:,.2f} GiB"
-
-
-def _mib_up(n: float) -> str:
-    """``n`` bytes in MiB (GiB), rounded up: a budget to give."""
-    return f"{math.ceil(n / 2**20):,d} MiB" if n < 2**30 else f"{math.ceil(n / 2**30 * 100) / 100:,.2f} GiB"
+    mib = _validate.format_bytes
+    return (f"memory_limit: {mib(limit, 'down')} is too small for {method} on {_x(shape)}: the input and output "
+            f"hold {mib(resident)}, and even the smallest brick (a {_x(e.core)} core with a {_x(e.halo)} halo from "
+            f"the PSF's size: {_x(e.outer)} within the volume) needs {mib(smallest)} more (the whole volume "
+            f"{mib(whole)}); give memory_limit of at least {mib(resident + min(smallest, whole), 'up')}{wide}{lazy}")
 
 
 def check_core(core: Any, ndim: int) -> tuple[int, ...] | None:
@@ -523,6 +506,7 @@ class LazyVolumes:
     canon: Any  # dask array (T, C) + volume
     psfs: list
     tops: tuple = ()  # each (T, C) volume's maximum
+    lows: tuple = ()  # each channel's level at t=0 (:func:`_background.low_level`: whatever the bricks)
 
     @property
     def n_t(self) -> int:
@@ -556,7 +540,7 @@ def lazy_volumes(image: Any, psf: Any, axes: str | None, *, allow_negative: bool
     import dask
     import dask.array as da
 
-    from . import _hyper
+    from . import _background, _hyper
 
     from .. import _validate
 
@@ -577,14 +561,17 @@ def lazy_volumes(image: Any, psf: Any, axes: str | None, *, allow_negative: bool
     level = canon.astype(np.float64)
     if offset:
         level = da.maximum(level + offset, 0)
-    finite, lo, hi, means = dask.compute(da.isfinite(canon).all(), canon.min(), canon.max(axis=spatial),
-                                         level.mean(axis=spatial))
+    lattice = _background.low_lattice(canon.shape[2:])
+    finite, lo, hi, means, samples = dask.compute(da.isfinite(canon).all(), canon.min(), canon.max(axis=spatial),
+                                                  level.mean(axis=spatial),
+                                                  [canon[0, c][lattice] for c in range(canon.shape[1])])
     if not finite:
         raise InputError(_validate.not_finite("image", canon))
     if not allow_negative and float(lo) < 0:
         raise InputError(f"image: Richardson-Lucy needs non-negative data, but the minimum is {float(lo):g}")
     psfs = _hyper.channel_psfs(psf, int(canon.shape[1]), len(vol_axes), "C" in axes)
-    return LazyVolumes(axes, vol_axes, canon, psfs, tuple(float(h) for h in np.ravel(hi))), \
+    lows = tuple(float(np.percentile(s, 1)) for s in samples)
+    return LazyVolumes(axes, vol_axes, canon, psfs, tuple(float(h) for h in np.ravel(hi)), lows), \
         [float(m) for m in np.ravel(means)]
 
 

@@ -421,9 +421,9 @@ def _checked_volume(image, psf, opts: dict, mem: dict, notes: list[str]) -> Iter
         need = _bricks.estimate("iterative-deconvolve-3d", shape, kshape, **est) + mem["resident"]
         if mem["limit"] is not None and need > mem["limit"]:
             raise ResourceError(f"memory_limit: compat mode reproduces the original on the whole volume and needs "
-                                f"{_bricks._mib_up(need)}, over the budget of {_bricks._mib_down(mem['limit'])}; use "
-                                f"compat=False (processed in bricks) or give memory_limit of at least "
-                                f"{_bricks._mib_up(need)}")
+                                f"{_validate.format_bytes(need, 'up')}, over the budget of "
+                                f"{_validate.format_bytes(mem['limit'], 'down')}; use compat=False (processed in "
+                                f"bricks) or give memory_limit of at least {_validate.format_bytes(need, 'up')}")
         return _volume(image, psf, **opts)
     plan = _bricks.plan_volume("iterative-deconvolve-3d", shape, kshape, est, mem["limit"], mem["resident"],
                                _bricks.check_core(mem["bricks"], ndim), _bricks.check_halo(mem["halo"], ndim))

@@ -735,7 +735,7 @@ def _warn_offset(bgs: Sequence[float], vols: Sequence[Any], tops: Sequence[float
     around objects; say so once, with a value."""
     if _autostop.THINNED.get():
         return
-    _say_offset([(_low(v.data), top, "" if single else f"volume {v.label}")
+    _say_offset([(_background.low_level(v.data), top, "" if single else f"volume {v.label}")
                  for v, b, top in zip(vols, bgs, tops) if b <= 0], scale)
 
 
@@ -755,12 +755,6 @@ def _warn_high(bgs: Sequence[float], vols: Sequence[Any], scale: float = 1.0, si
                            "background for none and removes signal there; give about that level, one per channel, or "
                            "'auto'", RuntimeWarning)
             return
-
-
-def _low(data: Any) -> float:
-    """The 1st percentile of ``data`` (at most 1e6 voxels of it, evenly spaced: enough for a percentile)."""
-    a = np.asarray(data)
-    return float(np.percentile(a.ravel()[::max(1, a.size // 1_000_000)], 1))
 
 
 #: How many volumes the offset warning names before "and N more".
@@ -926,8 +920,9 @@ def _lazy(image, psf, axes, iterations, stop_fn, opts, voxel_size, psf_voxel_siz
     bgs = _background.per_volume(opts["background"], lv.n_t, lv.n_c, lambda i: lv.volume(i // lv.n_c, i % lv.n_c))
     _check_background(bgs, lv.tops, [f"t={i // lv.n_c}, c={i % lv.n_c}" for i in range(len(lv.tops))],
                       auto=opts["background"] == _background.AUTO)
-    if not _autostop.THINNED.get():  # each channel's central brick at t=0 (read once more)
-        _say_offset([(_low(central(c)), lv.tops[c], "" if lv.n_c == 1 else f"channel {c}")
+    if not _autostop.THINNED.get():  # each channel at t=0: its level from the data pass, the high one's on the
+        # central brick (read once more)
+        _say_offset([(lv.lows[c], lv.tops[c], "" if lv.n_c == 1 else f"channel {c}")
                      for c in range(lv.n_c) if bgs[c] <= 0])
         if opts["background"] != _background.AUTO:  # its darkest part: a lower bound of the volume's
             given = [c for c in range(lv.n_c) if bgs[c] > 0]

@@ -67,6 +67,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
+from fijidecon._validate import format_bytes
 from fijidecon.calibration import Calibration
 from fijidecon.commands import Command, all_commands
 from fijidecon.commands.run import run_command
@@ -443,8 +444,8 @@ def _memory_budget(cmd: Command, values: Mapping[str, Any], image: tuple[np.ndar
     if given is None:
         budget = int(default_memory_limit()) - result
         if budget <= 0:
-            raise CommandError(f"memory_limit: no memory left for {label} once the result image ({_mib(result)}) "
-                               "is counted; close images or other programs")
+            raise CommandError(f"memory_limit: no memory left for {label} once the result image "
+                               f"({format_bytes(result)}) is counted; close images or other programs")
         out["memory_limit"] = budget
     return out
 
@@ -457,13 +458,9 @@ def _check_heap(cmd: Command, imp: Any) -> None:
     result = int(imp.getWidth()) * int(imp.getHeight()) * int(imp.getStackSize()) * 4
     room, mx = _java_heap_room()
     if result > room:
-        raise CommandError(f"memory_limit: the result image ({_mib(result)}) does not fit ImageJ's free Java heap "
-                           f"({_mib(room)} free of {_mib(mx)}); raise ImageJ's maximum memory (Edit > Options > "
-                           "Memory & Threads), close images, or crop the image")
-
-
-def _mib(n: float) -> str:
-    return f"{n / 2**20:,.0f} MiB" if n < 2**30 else f"{n / 2**30:,.2f} GiB"
+        raise CommandError(f"memory_limit: the result image ({format_bytes(result)}) does not fit ImageJ's free Java "
+                           f"heap ({format_bytes(room, 'down')} free of {format_bytes(mx)}); raise ImageJ's maximum "
+                           "memory (Edit > Options > Memory & Threads), close images, or crop the image")
 
 
 # ---------------------------------------------------------------------------------------
