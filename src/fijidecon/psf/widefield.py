@@ -33,7 +33,9 @@ mismatch, the intensity maximum moves (to ``z ≈ d (n_i/n_s − 1)`` paraxially
 PSF becomes axially asymmetric; ``axial_origin="paraxial"`` puts the paraxial focus
 and ``axial_origin="peak"`` the brightest on-axis point at the centre instead.
 
-Numerics: Gauss–Legendre quadrature in θ (node count from the largest phase excursion),
+Numerics: Gauss–Legendre quadrature in θ (node count from the largest phase excursion; above
+:data:`GLOBAL_RULE_NODES` nodes a composite Gauss–Legendre rule in φ, ``θ ∝ 1 − cos φ``, see
+:func:`_angular_rule`),
 evaluated once on a fine radial grid (step λ/(256 NA)) as one real matrix product per
 quadrature component, then interpolated linearly at the exact radius of every
 sub-pixel sample and averaged over the pixel (``oversample²`` samples per pixel, a
@@ -174,9 +176,41 @@ def _check_grid(shape, vox, lam, na_eff, m, n_z, nodes_of, node_name) -> None:
     check_count("oversample" if m > 1 and ny * nx <= MAX_PIXEL_SAMPLES else "shape", samples, MAX_PIXEL_SAMPLES,
                 f"the pixel samples ({ny}x{nx} pixels x {m}**2)", "use a smaller shape or oversample")
     need = samples * 160.0 + n_r * nodes * 24.0 + nodes * n_z * 48.0 + n_r * n_z * 24.0 + ny * nx * n_z * 24.0
-    check_memory("shape" if samples * 160.0 >= n_r * nodes * 24.0 else "voxel_size_nm", need,
+    by_pixels = samples * 160.0 >= n_r * nodes * 24.0
+    check_memory("shape" if by_pixels else node_name, need,
                  f"a {'x'.join(map(str, shape))} widefield PSF ({n_r:.3g} radii x {nodes:.3g} nodes, "
-                 f"{samples:.3g} pixel samples)", "use a smaller shape or oversample")
+                 f"{samples:.3g} pixel samples)", "use a smaller shape or oversample" if by_pixels or
+                 node_name != "depth_nm" else "the nodes grow with the depth: check its unit (nm)")
+
+
+#: Nodes up to which the angular integral is one Gauss–Legendre rule.  scipy's ``roots_legendre``
+#: costs O(n²) (0.14 s for 2 000 nodes, 8 s for the 19 300 of an emitter 1 mm deep under a
+#: 1.515/1.33 mismatch, 73 s for 60 000), so larger counts use :func:`_angular_rule`'s composite rule.
+GLOBAL_RULE_NODES = 2048
+
+#: Gauss–Legendre nodes per panel of the composite rule.
+PANEL_NODES = 32
+
+
+def _angular_rule(nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights of at least ``nodes`` points for an integral over ``x`` in [-1, 1].
+
+    Up to :data:`GLOBAL_RULE_NODES`, Gauss–Legendre.  Above, composite Gauss–Legendre
+    (:data:`PANEL_NODES` per panel, equal panels) in ``φ`` with ``x = −cos φ``: O(n) to build, and
+    its nodes cluster at both ends as Gauss–Legendre's do, where the mismatch term
+    ``√(n_s² − n_i² sin²θ)`` has its square-root edge when ``na ≥ n_s`` (equal panels in ``x``
+    itself: 14 % rel L2 off at 2 000 nodes).  Measured against Gauss–Legendre with 16 000 nodes on
+    8x32x32 PSFs (NA 1.4, 1.515/1.33, 520 nm): 1.1e-8 rel L2 at 100 µm deep, 3.4e-8 at 300 µm
+    (the global rule at its default count: 1.0e-6, 3.7e-7).
+    """
+    if nodes <= GLOBAL_RULE_NODES:
+        return roots_legendre(nodes)
+    xq, wq = roots_legendre(PANEL_NODES)
+    edges = np.linspace(0.0, math.pi, -(-nodes // PANEL_NODES) + 1)
+    mid, half = 0.5 * (edges[1:] + edges[:-1]), 0.5 * (edges[1:] - edges[:-1])
+    phi = (mid[:, None] + half[:, None] * xq[None, :]).ravel()
+    w = (half[:, None] * wq[None, :]).ravel()
+    return -np.cos(phi), w * np.sin(phi)
 
 
 class _Pupil:
@@ -187,7 +221,7 @@ class _Pupil:
         self.ni, self.ns, self.depth = ni, ns, depth
         s_max = min(na, ns)
         self.theta_max = math.asin(s_max / ni)
-        x, w = roots_legendre(int(nodes))
+        x, w = _angular_rule(int(nodes))
         half = 0.5 * self.theta_max
         theta = half * (x + 1.0)
         self.sin = np.sin(theta)
