@@ -275,6 +275,26 @@ def test_a_thousandfold_voxel_size_difference_is_a_unit_mix_up_not_a_resampling(
         assert not any("resampled" in n for n in notes)
 
 
+def test_a_unit_mix_up_of_a_psf_sampled_otherwise_is_read_in_the_image_unit_and_resampled():
+    """A notebook user gave the image's voxel size in µm (0.25, 0.13, 0.13) and a PSF sampled 2x finer in nm
+    (125, 65, 65): the mix-up was warned about and the PSF used at the image's sampling, not resampled (RL
+    74 % of the maximum off the right result).  It is now read in the image's unit and resampled, as if
+    given right; the warning says how it was read."""
+    rng = np.random.default_rng(2)
+    img = rng.poisson(50, (12, 32, 32)).astype(np.float32)
+    psf = _gauss((17, 29, 29), (3.0, 4.0, 4.0))  # sampled 2x finer than the image
+    for fn in (lambda **k: richardson_lucy(img, psf, 3, **k), lambda **k: wiener(img, psf, 1e-3, **k),
+               lambda **k: iterative_deconvolve_3d(img, psf, max_iterations=2, **k)):
+        right = fn(voxel_size=(0.25, 0.13, 0.13), psf_voxel_size=(0.125, 0.065, 0.065))
+        with pytest.warns(RuntimeWarning, match=r"differ about 500x: probably a unit mix-up \(nm vs µm\); the "
+                                                r"PSF's is read as \(0\.125, 0\.065, 0\.065\)") as rec:
+            mixed = fn(voxel_size=(0.25, 0.13, 0.13), psf_voxel_size=(125, 65, 65))
+        said = [str(w.message) for w in rec if "voxel size" in str(w.message)]
+        assert len(said) == 1, said  # not also 'no microscope samples a PSF and its image that differently'
+        assert any("resampled" in n for n in mixed.notes), mixed.notes
+        np.testing.assert_array_equal(mixed.image, right.image)
+
+
 def test_round_off_negatives_of_a_computed_image_are_accepted_by_richardson_lucy():
     """A convolved image has negatives of FFT round-off (-8e-7); RL takes it, real negatives are refused."""
     img = np.zeros((8, 32, 32), np.float32)
