@@ -169,9 +169,16 @@ def test_a_result_title_already_open_is_said_in_the_log(bridge):
     assert r.ok and "an image titled 'same' is already open" in r.log, r.log
 
 
-def test_the_image_chosen_as_its_own_psf_is_said_in_the_log(bridge):
+def test_the_image_chosen_as_its_own_psf_is_said_in_the_log(bridge, jvm):
     from fijidecon.fiji import convert
 
     convert.to_imageplus(np.load(DATA / "input3d_40x36x12.npy"), title="img").show()
     r = bridge.run_macro('run("Convolve (FFT)", "image=img kernel=img title=self");', clear_log=True)
     assert r.ok and "is the image itself ('img'); choose the PSF's window" in r.log, r.log
+    # a deconvolution by the data itself is refused (it ran and kept a meaningless window 'xs' in a batch macro)
+    for run in ('run("Richardson-Lucy Deconvolution", "image=img psf=img iterations=2 title=xs");',
+                'run("Wiener Deconvolution", "image=img psf=img title=xs");'):
+        r = bridge.run_macro(run, clear_log=True)
+        assert not r.ok and '"PSF" (psf=img) is the image itself; choose the PSF\'s window (open images: ' in \
+            r.error, r.error
+        assert "\n" not in r.error.strip() and jvm.jimport("ij.WindowManager").getImage("xs") is None

@@ -450,6 +450,11 @@ def _memory_budget(cmd: Command, values: Mapping[str, Any], image: tuple[np.ndar
     return out
 
 
+#: Commands that refuse the image chosen as its own PSF (a deconvolution by the data is never meant;
+#: Convolve of an image by itself, an autocorrelation, only warns).
+_SELF_PSF_REFUSED = frozenset({"richardson-lucy", "wiener", "iterative-deconvolve-3d"})
+
+
 def _check_heap(cmd: Command, imp: Any) -> None:
     """Refuse (:class:`CommandError`) a run whose float32 result ``ImagePlus``, as big as the
     input window ``imp``, cannot fit ImageJ's free Java heap (checked before any copy)."""
@@ -902,6 +907,11 @@ def _run(cmd: Command, label: str) -> None:
         imps[p.name] = imp
     chosen = [imps[p.name] for p in image_params]
     if len(chosen) == 2 and int(chosen[0].getID()) == int(chosen[1].getID()):  # e.g. psf=<the image itself>
+        if cmd.id in _SELF_PSF_REFUSED:  # a batch macro kept a meaningless result (a fresh user, 2026-12-03)
+            p = image_params[1]
+            _report(label, f"\"{p.label}\" ({p.key}={values[p.name]}) is the image itself; choose the PSF's window "
+                           f"(open images: {', '.join(titles)})")
+            return
         note = (f"{label}: warning: \"{image_params[1].label}\" is the image itself ('{chosen[0].getTitle()}'); "
                 "choose the PSF's window")
         state.notes.append(note)
