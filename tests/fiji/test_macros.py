@@ -158,6 +158,35 @@ def test_macro_result_log_is_this_runs_lines_only(bridge):
     assert r.log.split() == ["second", "run"], r.log
 
 
+def test_one_plane_with_a_3d_psf_runs_as_a_z_stack_of_one_plane(bridge, jvm):
+    """A fresh user (2026-12-03) duplicated one slice of a stack and ran Richardson-Lucy and Wiener with
+    its 3D PSF: refused with the API's remedy (read it as (1, Y, X) with axes 'ZYX'), which an ImageJ
+    user cannot give, its aside broken to '(read_image; )'.  The plane now runs as a Z stack of one
+    plane, as the API does with axes='ZYX'; the result is one plane."""
+    from fijidecon.deconvolve import richardson_lucy, wiener
+    from fijidecon.fiji import commands, convert
+
+    img = np.load(DATA / "input3d_40x36x12.npy")
+    psf = np.load(DATA / "psfA_32x32x16.npy")
+    plane = np.ascontiguousarray(img[img.shape[0] // 2])
+    convert.to_imageplus(plane, title="plane").show()
+    convert.to_imageplus(psf, title="psf3d").show()
+    r = bridge.run_macro('run("Richardson-Lucy Deconvolution", "image=plane psf=psf3d iterations=3 title=rl1");'
+                         'run("Wiener Deconvolution", "image=plane psf=psf3d regularization=0.01 title=w1");',
+                         clear_log=True)
+    assert r.ok, r.error
+    WindowManager = jvm.jimport("ij.WindowManager")
+    got = convert.from_imageplus(WindowManager.getImage("rl1"))[0]
+    want = richardson_lucy(plane[None], psf, 3).image
+    assert got.shape == plane.shape and WindowManager.getImage("rl1").getStackSize() == 1
+    np.testing.assert_allclose(got, want[0], rtol=1e-5, atol=1e-6 * float(want.max()))
+    got_w = convert.from_imageplus(WindowManager.getImage("w1"))[0]
+    np.testing.assert_allclose(got_w, wiener(plane[None], psf, 0.01).image[0], rtol=1e-5,
+                               atol=1e-6 * float(np.abs(got_w).max()))
+    assert commands.imagej_terms(None, "read it as (1, Y, X) (read_image; CLI --axes ZYX)") == \
+        "read it as (1, Y, X) (read_image)"
+
+
 def test_a_result_title_already_open_is_said_in_the_log(bridge):
     from fijidecon.fiji import convert
 

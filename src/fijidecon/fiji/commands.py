@@ -812,7 +812,7 @@ def imagej_terms(cmd: Command | None, text: str) -> str:
         text = text.replace(core, said)
     text = re.sub(r" ?\(CLI (?:--[a-z-]+(?: [A-Z]+)?(?:, )?)+\)", "", text)
     text = re.sub(r"\(CLI (?:--[a-z-]+(?: [A-Z]+)?(?:, )?)+; ", "(", text)
-    text = re.sub(r"(?:, )?CLI --[a-z-]+(?: [A-Z]+)?", "", text)
+    text = re.sub(r"(?:, )?CLI --[a-z-]+(?: [A-Z]+)?", "", text).replace("; )", ")")
     return text if cmd is None else _keys_in(cmd, text)
 
 
@@ -966,7 +966,28 @@ def _input_images(cmd: Command, image_params: list, imps: Mapping[str, Any]) -> 
         images[p.name] = _input_array(cmd, p, imp)
         if k > 0 and p.name == "psf":
             images[p.name] = _psf_per_channel(p, str(imp.getTitle()), images[p.name], images[image_params[0].name])
+    if len(image_params) == 2:
+        first, second = (p.name for p in image_params)
+        images[first] = _one_plane_as_z(images[first], images[second])
     return images
+
+
+def _one_plane_as_z(image: tuple[np.ndarray, Calibration], psf: Any) -> tuple[np.ndarray, Calibration]:
+    """A window of one plane (no Z) with a 3D PSF (or kernel) as a Z stack of one plane, as the API
+    takes it with ``axes='ZYX'`` on ``(1, Y, X)``: an ImageJ user cannot give axes (the core's remedy
+    for a Python user; a fresh user got it, with a broken ``(read_image; )`` aside).  Its Z spacing is
+    the PSF's (one plane has none), so the PSF is not resampled in Z; the result is one plane too."""
+    arr, cal = image
+    parr, pcal = psf[0] if isinstance(psf, list) else psf
+    if "Z" in cal.axes or "Z" not in pcal.axes or parr.shape[pcal.axes.index("Z")] < 2:
+        return image
+    at = 1 if cal.axes.startswith("T") else 0  # ImageJ's order: T, Z, C, Y, X
+    dz = pcal.dz
+    if cal.has_length_unit() and pcal.has_length_unit():
+        dz = pcal.voxel_size("Z", unit=cal.unit)[0]
+    spacing = tuple(sorted(dict(cal.spacing, Z=dz).items()))
+    return np.expand_dims(arr, at), Calibration(axes=cal.axes[:at] + "Z" + cal.axes[at:], spacing=spacing,
+                                                unit=cal.unit)
 
 
 def _volume_count(image: tuple[np.ndarray, Calibration]) -> int:
