@@ -236,6 +236,24 @@ def test_warnings_point_at_the_user_s_line(tmp_path):
     assert len(places) == 4  # the offset warning twice, psf_voxel_size, float64
 
 
+def test_a_warning_said_as_a_context_ends_points_at_the_user_s_line():
+    """stop='auto''s photo-electron warning, held and said as the run's warnings context ended, pointed at
+    contextlib.py:144 (a fresh user, 2026-12-03); it names the caller's line."""
+    from fijidecon.deconvolve import convolve
+    from fijidecon.psf import gaussian
+
+    obj = np.zeros((24, 64, 64), np.float32)
+    obj[8:16, 20:44, 20:44] = 200
+    psf = gaussian((7, 11, 11), (1.5, 2.0, 2.0))
+    blurred = np.clip(convolve(obj, psf), 0, None) + 20
+    img = (np.random.default_rng(0).poisson(blurred) * 5.0 + 100).astype(np.float32)  # gain 0.2 e-/ADU
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        richardson_lucy(img, psf, 20, stop="auto", background=200); line = _line()  # noqa: E702
+    said = [(Path(w.filename).name, w.lineno) for w in got if "photo-electrons" in str(w.message)]
+    assert said == [(Path(__file__).name, line)], [(w.filename, w.lineno, str(w.message)[:60]) for w in got]
+
+
 def _line() -> int:
     import sys
 

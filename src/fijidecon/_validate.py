@@ -408,8 +408,9 @@ def warn(message: str, category: type[Warning] = UserWarning) -> None:
     if STRICT:
         raise InputError(f"{message} (--strict: a warning stops the run)")
     frame, level = sys._getframe(1), 2
-    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-        frame, level = frame.f_back, level + 1
+    while frame.f_back is not None and (frame.f_code.co_filename.startswith(_PACKAGE_DIR)
+                                        or frame.f_code.co_filename == contextlib.__file__):
+        frame, level = frame.f_back, level + 1  # a held warning said as a context ends: not contextlib's line
     warnings.warn(message, category, stacklevel=level)
 
 
