@@ -249,7 +249,7 @@ def test_a_halo_wider_than_the_volume_is_named_in_the_error():
     img = rng.poisson(20, (40, 48, 48)).astype(np.float32)
     z, y, x = np.mgrid[-20:21, -4:5, -4:5]
     psf = np.exp(-(z ** 2 / 200 + y ** 2 / 4 + x ** 2 / 4)).astype(np.float32)
-    with pytest.raises(MemoryError, match=r"the halo spans the volume along axis 0, so bricks save little there: a "
+    with pytest.raises(MemoryError, match=r"the halo spans the volume along Z, so bricks save little there: a "
                                           r"PSF cropped closer \(a higher psf_threshold\) makes it thinner; or"):
         richardson_lucy(img, psf, 3, memory_limit="6MB", psf_threshold=0)
 

@@ -441,7 +441,8 @@ def _too_small(method: str, shape: Sequence[int], kernel_shape: Sequence[int], o
     whole = estimate(method, shape, kernel_shape, **options)
     smallest = estimate(method, e.outer, kernel_shape, **options)
     crop = "a PSF cropped closer" + ("" if method == "iterative-deconvolve-3d" else " (a higher psf_threshold)")
-    wide = (f"; the halo spans the volume along axis {', '.join(map(str, e.wide))}, so bricks save little there: "
+    letters = "ZYX"[-len(shape):]  # the volume's axes ('axis 0, 2' read as numpy's to a fresh user)
+    wide = (f"; the halo spans the volume along {', '.join(letters[i] for i in e.wide)}, so bricks save little there: "
             f"{crop} makes it thinner" if e.wide else "")
     lazy = ("" if method == "iterative-deconvolve-3d" else  # it has no Dask path
             "; or, from a file, use the CLI with an OME-Zarr output (it holds only the bricks)")
