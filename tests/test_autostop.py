@@ -244,7 +244,7 @@ def test_cli_stop_auto_records_choice(bars, tmp_path):
     auto = rec["result"]["auto_stop"]
     assert rec["result"]["iterations"] == auto["iteration"] and rec["result"]["stop_reason"] == "auto"
     assert len(auto["curve"]) >= min(auto["iteration"], 20) and auto["camera"] == "given"
-    assert any("stop=auto chose" in n for n in rec["notes"])
+    assert any("--stop auto chose" in n for n in rec["notes"])  # in the command's terms, as from main()
     assert "(auto)" in r.output
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -64,7 +64,18 @@ _PSF_HELP = ("PSF: one file used for every channel, or one file per channel in c
              "voxel size when both files are calibrated.")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Cli(click.Group):
+    """The command group; invoked without :func:`main` (click's test runner, a Python caller) it records its
+    own arguments as the invocation, not those of an earlier ``main()`` in this process (whose options
+    then renamed this run's notes: ``--stop auto chose`` in a run without that option)."""
+
+    def main(self, args: Any = None, *rest: Any, **kw: Any) -> Any:
+        if not _OUTPUT_DONE.get("active"):
+            _INVOCATION[:] = [str(a) for a in (sys.argv[1:] if args is None else args)]
+        return super().main(args, *rest, **kw)
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="fijidecon")
 @click.option("--debug", is_flag=True, help="Show the Python traceback of an error (otherwise one line).")
 def cli(debug: bool) -> None:
