@@ -550,3 +550,19 @@ def test_a_widefield_bead_on_an_offset_under_one_percent_of_its_peak_is_cleaned(
         prep = _otf.prepare_psf(q)
         assert off <= prep.report["offset"] < off + 40, (off, prep.report["offset"])  # + the border's own light
     assert _otf.prepare_psf(w).report["offset"] == 0.0
+
+
+def test_a_support_longer_than_the_psf_says_why():
+    """'cropped from (40, 201, 101) to its support (41, 179, 101)' read oddly to a fresh user: an even side
+    with light at both ends, centred on its centre voxel, gains a voxel of zeros; the note says so."""
+    from fijidecon.deconvolve import _otf
+
+    a = np.full((4, 21, 21), 1e-5, np.float32)
+    a[:, 8:13, 8:13] = 1.0
+    a[2, 10, 10] = 5.0
+    note = _otf.prepare_psf(a, name="psf").notes[0]
+    assert note.startswith("psf: cropped from (4, 21, 21) to its support (5, 5, 5) (") and \
+        "a side with light at both ends gains a voxel of zeros" in note, note
+    a = np.full((5, 21, 21), 1e-5, np.float32)
+    a[:, 8:13, 8:13] = 1.0
+    assert "gains a voxel" not in _otf.prepare_psf(a, name="psf").notes[0]

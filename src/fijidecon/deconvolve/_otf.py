@@ -387,9 +387,12 @@ def prepare_psf(psf: object, *, threshold: float = 1e-4, recenter: bool = True, 
         notes.append(f"{name}: cropped from its support {support} to {box.shape} (what these edges can use); "
                      f"{100 * dropped:.2g} % of its flux was outside and is not used")
     elif dropped > FLUX_REPORT:  # faint wide tails (a widefield PSF's out-of-focus light) below the threshold
+        grown = [i for i, (s, n) in enumerate(zip(support, a.shape)) if s > n]  # 'cropped' 40 -> 41 planes read oddly
+        odd = ("; centred on its centre voxel, so a side with light at both ends gains a voxel of zeros"
+               if grown else "")
         notes.append(f"{name}: cropped from {a.shape} to its support {support} (the voxels above psf_threshold="
-                     f"{threshold:g} of its peak); {100 * dropped:.2g} % of its flux was outside and is not used "
-                     "(psf_threshold=0 uses it all)")
+                     f"{threshold:g} of its peak{odd}); {100 * dropped:.2g} % of its flux was outside and is not "
+                     "used (psf_threshold=0 uses it all)")
     if not box.sum() > 0:
         raise InputError(f"{name}: nothing of the PSF is left inside {tuple(box.shape)}")
     box /= box.sum()
