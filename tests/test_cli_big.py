@@ -124,6 +124,37 @@ def test_a_lazy_run_names_the_budgets_that_keep_it_in_memory_and_run_it_whole(tm
     assert "bricked" not in run(f"{whole}MiB", "d.tif")
 
 
+def test_an_ome_zarr_input_chunked_within_its_planes_is_planned_by_its_chunks(tmp_path):
+    """An OME-Zarr input was planned as if read in whole planes: a 1 GiB store of 16x4096x4096 (chunks
+    16x256x256) to convolve needed 2244MiB, more than twice its size.  Each brick reads the chunks it
+    touches, so the plan counts a band of chunk rows (:func:`fijidecon.cli_big._band`): that store needs
+    431MiB now and added 282-331 MiB there.  Here a 256 MiB store: the smallest budget named is under the
+    whole-plane one, and the run at it stays within it (+10 %)."""
+    import dask.array as da
+
+    from fijidecon import cli_big
+
+    rng = np.random.default_rng(0)
+    tile = da.from_array(rng.poisson(100, (16, 2048, 256)).astype(np.float32), chunks=(16, 256, 256))
+    write_image(tmp_path / "in.ome.zarr", da.concatenate([tile] * 8, axis=2), CAL)
+    write_image(tmp_path / "psf.tif", gaussian((9, 15, 15), (1.5, 2.0, 2.0)), CAL)
+    args = ["deconvolve", "convolve", tmp_path / "in.ome.zarr", tmp_path / "psf.tif"]
+    r = _cli_child(*args, "-o", tmp_path / "a.ome.zarr", "--memory-limit", "10MB")
+    assert r.returncode == 2 and "with their input chunks do not fit" in r.stderr, r.stderr
+    named = int(re.search(r"give --memory-limit (\d+)MiB or more", r.stderr).group(1)) * 2**20
+    vol, kernel, halo = (16, 2048, 2048), (9, 15, 15), cli_big._bricks_halo((9, 15, 15), "convolve")
+    planes = cli_big._smallest_limit("convolve", vol, kernel, halo, {}, 2**20, 1, False)  # as whole planes
+    assert named < 0.6 * planes, (named / 2**20, planes / 2**20)
+    r = _cli_child(*args, "-o", tmp_path / "b.ome.zarr", "--memory-limit", str(named))
+    assert r.returncode == 0, r.stderr
+    print(f"named {named / 2**20:.0f} MiB (whole planes: {planes / 2**20:.0f}), added "
+          f"{_increment(r.stderr) / 2**20:.0f} MiB")
+    assert _increment(r.stderr) <= 1.1 * named
+    got, _ = read_image(tmp_path / "b.ome.zarr")
+    want = convolve(read_image(tmp_path / "in.ome.zarr")[0][:, :300, :300], read_image(tmp_path / "psf.tif")[0])
+    np.testing.assert_allclose(np.asarray(got[:, :200, :200]), want[:, :200, :200], rtol=1e-4, atol=1e-3)
+
+
 def _hyperstack(d):
     rng = np.random.default_rng(3)
     img = rng.poisson(40, (2, 2, 16, 80, 72)).astype(np.float32)  # T, C, Z, Y, X

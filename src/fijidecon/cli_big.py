@@ -328,7 +328,7 @@ def brick_need(method: str, outer: tuple[int, ...], kernel: tuple[int, ...], opt
 
 def plan_bricks(method: str, vol: tuple[int, ...], kernel: tuple[int, ...], opts: dict[str, Any], limit: int,
                 concurrency: int, tiff_out: bool, whole: int | None = None,
-                held: int = 0) -> tuple[tuple[int, ...], tuple[int, ...], int]:
+                held: int = 0, in_chunks: tuple[int, ...] | None = None) -> tuple[tuple[int, ...], tuple[int, ...], int]:
     """Brick cores for a lazy run of (Z, Y, X) volumes ``vol`` within ``limit`` bytes.
 
     Files are read (TIFF, ``.npy``) and written (TIFF) in whole planes, so Dask holds every
@@ -356,27 +356,27 @@ def plan_bricks(method: str, vol: tuple[int, ...], kernel: tuple[int, ...], opts
     from .deconvolve import _bricks
 
     halo = _bricks.default_halo(kernel, method)
-    best = _best_plan(method, vol, kernel, halo, opts, limit, concurrency, tiff_out)
+    best = _best_plan(method, vol, kernel, halo, opts, limit, concurrency, tiff_out, in_chunks)
     if best is None:
-        need = _smallest_limit(method, vol, kernel, halo, opts, limit, concurrency, tiff_out)
+        need = _smallest_limit(method, vol, kernel, halo, opts, limit, concurrency, tiff_out, in_chunks)
         need = min(need, whole) if whole else need
         said = (f"{_size(limit, 'down')}" if not held else
                 f"{_size(limit + held, 'down')} per worker, less the {_size(held)} the scheduler's workers hold now,")
         need += held
         raise MemoryError(f"memory_limit: {said} is too small for {method} on {'x'.join(map(str, vol))} "
                           f"volumes from and to files: even the smallest bricks ({MIN_CORE} voxels, or as thick as "
-                          f"their halo of {'x'.join(map(str, halo))} set by the PSF's size) with their slabs of whole "
-                          f"planes do not fit; give --memory-limit {_validate.budget_option(need)} or more (this runs "
-                          "it, with a 5 % margin for the prepared PSF), or crop the PSF to where it is above the noise "
-                          "(a smaller halo)")
+                          f"their halo of {'x'.join(map(str, halo))} set by the PSF's size) with their "
+                          f"{'input chunks' if in_chunks else 'slabs of whole planes'} do not fit; give --memory-limit "
+                          f"{_validate.budget_option(need)} or more (this runs it, with a 5 % margin for the prepared "
+                          "PSF), or crop the PSF to where it is above the noise (a smaller halo)")
     return best[1], halo, best[2]
 
 
-def _best_plan(method, vol, kernel, halo, opts, limit, concurrency, tiff_out) -> tuple | None:
+def _best_plan(method, vol, kernel, halo, opts, limit, concurrency, tiff_out, in_chunks=None) -> tuple | None:
     """(work, core, room) of the plan with the least FFT work within ``limit``, or ``None``."""
     best = None
     for cz in _z_cores(vol, halo) if len(vol) == 3 else [None]:
-        fit = _fit_lateral(method, vol, cz, kernel, halo, opts, limit, concurrency, tiff_out)
+        fit = _fit_lateral(method, vol, cz, kernel, halo, opts, limit, concurrency, tiff_out, in_chunks)
         if fit is not None and (best is None or _work(vol, fit[0], halo, kernel) < best[0]):
             best = (_work(vol, fit[0], halo, kernel), fit[0], fit[1])
     return best
@@ -393,8 +393,9 @@ def _z_cores(vol, halo) -> list[int]:
     return cores or [floor]
 
 
-def _slabs(vol, core, halo, tiff_out) -> int:
-    """Bytes of whole planes a lazy run from and to files holds beside its bricks.
+def _slabs(vol, core, halo, tiff_out, in_chunks=None) -> int:
+    """Bytes of whole planes a lazy run from and to files holds beside its bricks (an input chunked within
+    its planes, ``in_chunks``: the less of that and its :func:`_band`).
 
     The *input slab* (float32, the outer Z range of a row of bricks) and the bricks' overlapped inputs
     built from it before their tasks run (the slab once per lateral brick, each with its halo: twice
@@ -411,31 +412,52 @@ def _slabs(vol, core, halo, tiff_out) -> int:
         planes_out = max(plan.sizes(0))
         planes_in = min(vol[0], planes_out + 2 * halo[0])
     plane = 4 * int(np.prod(vol[-2:], dtype=np.int64))
+    out_slab = OUT_SLAB_COPIES * planes_out * plane if tiff_out else 0
     overlapped = sum(float(np.prod([b.stop - b.start for b in br.outer])) for br in lateral.bricks())
     in_copies = 1.0 + overlapped / float(np.prod(vol[-2:]))
-    return int(in_copies * planes_in * plane) + (OUT_SLAB_COPIES * planes_out * plane if tiff_out else 0)
+    slab = int(in_copies * planes_in * plane)
+    if in_chunks is not None and len(vol) == 3:  # chunked within its planes: the band, when it is less
+        slab = min(slab, _band(vol, core, halo, in_chunks, planes_in))
+    return slab + out_slab
 
 
-def _room(vol, core, halo, limit, concurrency, tiff_out) -> int:
+def _band(vol, core, halo, chunks, planes_in) -> int:
+    """Bytes of float32 input an input chunked within its planes (OME-Zarr) holds: a band of two rows of
+    bricks with their halo, the whole width, over the Z range of a row of bricks, each extent widened to
+    whole chunks plus one (a range starts inside a chunk), and one chunk row more when the bricks are
+    thinner than the chunks (a chunk is held until every brick that reads it is done).  Measured with
+    forced plans (convolve to OME-Zarr, 9x15x15 PSF; increment over this band + the brick + the fixed
+    costs): a 16x4096x4096 store of 16x256x256 chunks, cores 16x128x256 to 16x1024x1024: 0.70-1.02 (as
+    whole planes it asked for 2244MiB); 64x2048x2048 of 64x256x256 chunks, cores 64x128x128 to
+    64x512x512: 0.64-1.26 before the last term, 0.99 with it for the thinnest."""
+    def whole_chunks(n: int, c: int, total: int, extra: int) -> int:
+        return min(total, (-(-n // max(c, 1)) + 1 + extra) * max(c, 1))
+
+    planes = whole_chunks(planes_in, chunks[0], vol[0], 0)
+    rows = whole_chunks(2 * core[1] + 2 * halo[1], chunks[1], vol[1], int(core[1] < chunks[1]))
+    return 4 * planes * rows * int(vol[2]) + _n_bricks(vol, core) * GRAPH_BYTES_PER_BRICK
+
+
+def _room(vol, core, halo, limit, concurrency, tiff_out, in_chunks=None) -> int:
     """Bytes left for one brick of ``core`` once the slabs of whole planes (:func:`_slabs`) are held,
     ``concurrency`` bricks at once, and :data:`LAZY_FIXED`."""
-    return (int(limit) - LAZY_FIXED - _slabs(vol, core, halo, tiff_out)) // max(int(concurrency), 1)
+    return (int(limit) - LAZY_FIXED - _slabs(vol, core, halo, tiff_out, in_chunks)) // max(int(concurrency), 1)
 
 
-def room_for(method, vol, kernel, core, halo, opts, limit, concurrency, tiff_out) -> int | None:
+def room_for(method, vol, kernel, core, halo, opts, limit, concurrency, tiff_out, in_chunks=None) -> int | None:
     """The bytes left for one brick of a given plan (``core``, ``halo``) within ``limit``, or
     ``None`` when its bricks do not fit (a ``--resume`` run goes on with the bricks it began with)."""
     from .deconvolve._bricks import Plan
 
-    room = _room(vol, core, halo, limit, concurrency, tiff_out)
+    room = _room(vol, core, halo, limit, concurrency, tiff_out, in_chunks)
     outer = Plan(tuple(vol), tuple(core), tuple(halo), True).outer
     return room if room > 0 and brick_need(method, outer, kernel, opts) <= room else None
 
 
-def _smallest_limit(method, vol, kernel, halo, opts, limit, concurrency, tiff_out) -> int:
+def _smallest_limit(method, vol, kernel, halo, opts, limit, concurrency, tiff_out, in_chunks=None) -> int:
     """The smallest budget (to 1 MiB) with a plan, for the refusal's remedy."""
-    return _least_budget(lambda b: _best_plan(method, vol, kernel, halo, opts, b, concurrency, tiff_out) is not None,
-                         limit)
+    return _least_budget(lambda b: _best_plan(method, vol, kernel, halo, opts, b, concurrency, tiff_out,
+                                              in_chunks) is not None, limit)
 
 
 def _least_budget(fits: Any, limit: int) -> int:
@@ -469,12 +491,12 @@ def _costly(vol, core, halo) -> bool:
     return plan.n * float(np.prod(plan.outer)) / float(np.prod(vol)) >= _bricks.COSTLY_PLAN
 
 
-def _one_brick_limit(method, vol, kernel, halo, opts, limit, concurrency, tiff_out) -> int:
+def _one_brick_limit(method, vol, kernel, halo, opts, limit, concurrency, tiff_out, in_chunks=None) -> int:
     """The smallest budget (to 1 MiB) whose plan is one brick per volume, with the same concurrency
     and output kind (the costly-bricks warning's remedy; with --workers or an OME-Zarr output a
     budget that would run an in-memory run whole may still split it)."""
     def whole(b: int) -> bool:
-        best = _best_plan(method, vol, kernel, halo, opts, b, concurrency, tiff_out)
+        best = _best_plan(method, vol, kernel, halo, opts, b, concurrency, tiff_out, in_chunks)
         return best is not None and tuple(best[1]) == tuple(vol)
 
     return _least_budget(whole, limit)
@@ -486,7 +508,7 @@ def _work(vol, core, halo, kernel) -> float:
     return float(n * np.prod([min(v, c + 2 * h) + k - 1 for v, c, h, k in zip(vol, core, halo, kernel)]))
 
 
-def _fit_lateral(method, vol, cz, kernel, halo, opts, limit, concurrency, tiff_out) -> tuple | None:
+def _fit_lateral(method, vol, cz, kernel, halo, opts, limit, concurrency, tiff_out, in_chunks=None) -> tuple | None:
     """(core, room): the largest Y, X cores with Z core ``cz`` (None: 2D) whose brick fits the room its
     slabs leave (:func:`_room`), halving the axis largest relative to its halo; ``None`` if none fits."""
     from .deconvolve._bricks import Plan, thinnest_core
@@ -495,7 +517,7 @@ def _fit_lateral(method, vol, cz, kernel, halo, opts, limit, concurrency, tiff_o
     hl = halo[-2:]
     while True:
         core = ((cz,) if cz is not None else ()) + tuple(lat)
-        room = _room(vol, core, halo, limit, concurrency, tiff_out)
+        room = _room(vol, core, halo, limit, concurrency, tiff_out, in_chunks)
         if room > 0 and brick_need(method, Plan(tuple(vol), core, tuple(halo), True).outer, kernel, opts) <= room:
             return core, room
         floor = [thinnest_core(n, h) for n, h in zip(vol[-2:], hl)]  # Dask: no core thinner than its halo
@@ -1021,6 +1043,18 @@ def _iteration_bar(cmd: Command, kwargs: dict[str, Any]) -> Any:
     return Bar()
 
 
+def _input_chunks(image: Any, axes: str, vol_axes: str) -> tuple[int, ...] | None:
+    """The input's largest dask chunk along each volume axis when it is chunked within its planes (an
+    OME-Zarr store: each brick reads the chunks it touches, :func:`_band`), else ``None`` (TIFF, ``.npy``
+    and stores of whole planes are read in slabs of whole planes, :func:`_slabs`)."""
+    chunks = getattr(image, "chunks", None)
+    if chunks is None or len(vol_axes) != 3:
+        return None
+    got = tuple(max(chunks[axes.index(a)]) for a in vol_axes)
+    planes = tuple(int(image.shape[axes.index(a)]) for a in vol_axes[1:])
+    return None if got[1:] == planes else got
+
+
 def _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, quiet, notes, workers, address,
               limit, info, why, resume: bool = False, space: Any = None) -> None:
     from . import cli, io
@@ -1032,16 +1066,18 @@ def _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, 
     kernel = kernel_shape(psf, cal, vol_axes, bool(kwargs.get("recenter", True)))
     opts = {k: kwargs[k] for k in _MEMORY_OPTIONS if k in kwargs}
     tiff_out = not io._is_zarr(out)
+    in_chunks = _input_chunks(lazy_img, cal.axes, vol_axes)
     n_volumes = int(np.prod(lazy_img.shape, dtype=np.int64)) // max(int(np.prod(vol, dtype=np.int64)), 1)
     space = None if explicit else space  # a budget given is planned as given (with a warning when over the room)
     if space is not None and not resume and not address:  # ulimit -v: a budget no brick fits names the limit to set
         # (with --workers before the cluster starts, counting its client: 7-9 s saved)
-        first = _best_plan(cmd.id, vol, kernel, _bricks_halo(kernel, cmd.id), opts, limit, workers or 1, tiff_out)
+        first = _best_plan(cmd.id, vol, kernel, _bricks_halo(kernel, cmd.id), opts, limit, workers or 1, tiff_out,
+                           in_chunks)
         if first is None or workers:
             check_graph_room(_with_client(space, workers), cmd.id, vol, kernel, first[1] if first else None, opts,
                              limit, workers or 1, tiff_out, n_volumes, local=not workers)
     if workers and not resume:  # a local cluster: a budget no brick fits is refused before starting it (7-9 s)
-        plan_bricks(cmd.id, vol, kernel, opts, limit, workers, tiff_out, None)
+        plan_bricks(cmd.id, vol, kernel, opts, limit, workers, tiff_out, None, in_chunks=in_chunks)
     with scheduler(workers, address) as sched:
         # the budget: what the run adds to this process (Python and its imports not counted), shared by
         # the worker processes of --workers; with --scheduler, each worker's (less what it holds now)
@@ -1054,11 +1090,12 @@ def _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, 
             budget_now = limit
         whole = whole_budget(info["estimate_whole_bytes"], tuple(lazy_img.shape), lazy_img.dtype)
         key = resume_key(cmd, values, records) if resume else None  # once: a folder input is walked for it
-        plan_args = (vol, kernel, opts, budget_now, sched.concurrency, tiff_out, sched.held if address else 0)
+        plan_args = (vol, kernel, opts, budget_now, sched.concurrency, tiff_out, sched.held if address else 0,
+                     in_chunks)
         prior = _prior_plan(cmd, values, records, out, key, plan_args) if resume else None
         core, halo, room = prior or plan_bricks(cmd.id, vol, kernel, opts, budget_now, sched.concurrency, tiff_out,
                                                 whole if tiff_out and not (workers or address) else None,
-                                                held=sched.held if address else 0)
+                                                held=sched.held if address else 0, in_chunks=in_chunks)
         info.update(brick_core=list(core), halo=list(halo), brick_budget_bytes=room, scheduler=sched.description)
         if space is not None and (workers or address):  # the client's threads and connections are mapped now
             from .deconvolve import _memory
@@ -1067,7 +1104,8 @@ def _run_lazy(cmd, values, kwargs, lazy_img, cal, psf, records, out, overwrite, 
         check_graph_room(space, cmd.id, vol, kernel, core, opts, budget_now, sched.concurrency, tiff_out, n_volumes,
                          local=not (workers or address))
         if _costly(vol, core, halo):  # the budget that runs it as one brick (or in memory), as this run would
-            one = _one_brick_limit(cmd.id, vol, kernel, halo, opts, budget_now, sched.concurrency, tiff_out)
+            one = _one_brick_limit(cmd.id, vol, kernel, halo, opts, budget_now, sched.concurrency, tiff_out,
+                                   in_chunks)
             _warn_costly(cmd.id, vol, core, halo, min(one, whole) if tiff_out and not (workers or address) else one)
         lazy_note = (f"lazy run ({why}) on {sched.description}: bricks of {'x'.join(map(str, core))} voxels + halo "
                      f"{'x'.join(map(str, halo))}, a budget of {_size(room)} per brick")
@@ -1163,12 +1201,14 @@ def _prior_plan(cmd: Command, values: dict[str, Any], records: list[dict[str, An
                                    "then replaced)")
     vol, kernel, opts, budget, concurrency, tiff_out, *rest = plan_args
     held = int(rest[0]) if rest else 0  # what a scheduler's workers hold already (budget: theirs less it)
+    in_chunks = rest[1] if len(rest) > 1 else None
     core, halo = tuple(info["core"]), tuple(info["halo"])
-    room = room_for(cmd.id, vol, kernel, core, halo, opts, budget, concurrency, tiff_out)
+    room = room_for(cmd.id, vol, kernel, core, halo, opts, budget, concurrency, tiff_out, in_chunks)
     if room is None:
         began = int(info.get("budget", 0))
         # the budget those bricks need with this run's workers (each holds a brick) and what the workers hold
-        need = _least_budget(lambda b: room_for(cmd.id, vol, kernel, core, halo, opts, b, concurrency, tiff_out)
+        need = _least_budget(lambda b: room_for(cmd.id, vol, kernel, core, halo, opts, b, concurrency, tiff_out,
+                                                in_chunks)
                              is not None, budget) + held
         who = (f" with this run's {concurrency} workers computing bricks at once" if concurrency > 1 else "") + (
             f" and the {_size(held)} its scheduler's workers hold" if held else "")
