@@ -114,7 +114,7 @@ def test_a_lazy_run_names_the_budgets_that_keep_it_in_memory_and_run_it_whole(tm
         return capsys.readouterr().err
 
     err = run("100MB", "a.tif")
-    m = re.search(r"Note: lazy run \(budget 95.3 MiB; --memory-limit (\d+)MiB keeps it in memory, (\d+)MiB runs it "
+    m = re.search(r"Note: lazy run \(budget 95MiB; --memory-limit (\d+)MiB keeps it in memory, (\d+)MiB runs it "
                   r"in one piece\)", err)
     assert m, err
     keep, whole = int(m.group(1)), int(m.group(2))

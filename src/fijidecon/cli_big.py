@@ -535,7 +535,8 @@ def _lazy_why(need: int, limit: int, image: Any) -> str:
     """Why a run over its budget goes lazy, with the budgets that would keep it in memory (in bricks there)
     and run it in one piece (a fresh user read the estimate, ``need``, as the latter)."""
     whole = whole_budget(need, tuple(image.shape), image.dtype)
-    return (f"budget {_size(limit, 'down')}; --memory-limit {_validate.budget_option(need)} keeps it in memory, "
+    # in MiB as the two options are ('budget 1.1 GiB' read as more than '1132MiB keeps it in memory')
+    return (f"budget {int(limit) // 2**20}MiB; --memory-limit {_validate.budget_option(need)} keeps it in memory, "
             f"{_validate.budget_option(whole)} runs it in one piece")
 
 
