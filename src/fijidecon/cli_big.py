@@ -327,8 +327,8 @@ def brick_need(method: str, outer: tuple[int, ...], kernel: tuple[int, ...], opt
 
 
 def plan_bricks(method: str, vol: tuple[int, ...], kernel: tuple[int, ...], opts: dict[str, Any], limit: int,
-                concurrency: int, tiff_out: bool, whole: int | None = None,
-                held: int = 0, in_chunks: tuple[int, ...] | None = None) -> tuple[tuple[int, ...], tuple[int, ...], int]:
+                concurrency: int, tiff_out: bool, whole: int | None = None, held: int = 0,
+                in_chunks: tuple[int, ...] | None = None) -> tuple[tuple[int, ...], tuple[int, ...], int]:
     """Brick cores for a lazy run of (Z, Y, X) volumes ``vol`` within ``limit`` bytes.
 
     Files are read (TIFF, ``.npy``) and written (TIFF) in whole planes, so Dask holds every
@@ -339,7 +339,8 @@ def plan_bricks(method: str, vol: tuple[int, ...], kernel: tuple[int, ...], opts
 
     ``whole``: the budget that runs the input whole in memory (:func:`whole_budget`), when
     that is possible (a TIFF output): the refusal names the smaller of it and the smallest
-    budget with a plan.
+    budget with a plan.  ``in_chunks``: the input's chunks when it is chunked within its planes
+    (an OME-Zarr store, :func:`_input_chunks`): its input is counted as :func:`_band` where that is less.
 
     Returns
     -------
