@@ -74,3 +74,17 @@ def test_log_warnings_say_macro_keys_not_api_names(bridge):
     assert r.ok, r.error
     line = next((x for x in r.log.splitlines() if "was not met" in x), r.log)
     assert "stop='auto'" not in line and "stop=[Automatic (cross-validation on thinned photons)]" in line, line
+
+
+def test_a_camera_warning_said_as_a_note_has_no_cli_aside(bridge):
+    """A fresh user (2026-12-03): the Log said "pass gain= and offset= (CLI --gain, --offset; camera values)":
+    the camera warning, held for all volumes and logged as a note, kept the CLI's aside."""
+    img, psf = _pair()
+    _show(img * 40, "bright40")  # gain 0.05 e-/ADU: far from photo-electrons
+    _show(psf, "psf")
+    r = bridge.run_macro('run("Richardson-Lucy Deconvolution", "image=bright40 psf=psf iterations=20 '
+                         'background=4000 stop=[Automatic (cross-validation on thinned photons)] title=C1");',
+                         clear_log=True)
+    assert r.ok, r.error
+    said = [x for x in r.log.splitlines() if "photo-electrons" in x]
+    assert said and not any("(CLI " in x or "--gain" in x for x in said), r.log

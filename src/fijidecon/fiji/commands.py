@@ -665,7 +665,9 @@ class _ImageJLogHandler(logging.Handler):
             msg = " ".join(record.getMessage().split())  # one line
             self.messages.append(msg)
             kind = "warning: " if record.levelno >= logging.WARNING else ""
-            said = imagej_terms(self.cmd, msg) if kind else msg  # a warning's advice in macro keys
+            # a warning's advice in macro keys; a note without the CLI's asides (a warning also logged as a
+            # note, said once: 'pass gain= and offset= (CLI --gain, --offset; camera values)' reached the Log)
+            said = imagej_terms(self.cmd if kind else None, msg)
             line = f"{self.label}: {kind}{said}"
             state.notes.append(line)
             _j("ij.IJ").log(line)
