@@ -66,8 +66,8 @@ _PSF_HELP = ("PSF: one file used for every channel, or one file per channel in c
 
 class _Cli(click.Group):
     """The command group; invoked without :func:`main` (click's test runner, a Python caller) it records its
-    own arguments as the invocation, not those of an earlier ``main()`` in this process (whose options
-    then renamed this run's notes: ``--stop auto chose`` in a run without that option)."""
+    own arguments as the invocation, not those of an earlier ``main()`` in this process (whose command's
+    options then renamed this run's notes: ``stop=auto chose`` or ``--stop auto chose`` by test order)."""
 
     def main(self, args: Any = None, *rest: Any, **kw: Any) -> Any:
         if not _OUTPUT_DONE.get("active"):

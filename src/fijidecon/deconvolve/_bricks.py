@@ -534,10 +534,11 @@ class LazyVolumes:
 
 
 def lazy_volumes(image: Any, psf: Any, axes: str | None, *, allow_negative: bool = True,
-                 offset: float = 0.0) -> tuple[LazyVolumes, list]:
+                 offset: float = 0.0, lows: bool = False) -> tuple[LazyVolumes, list]:
     """Check a Dask hyperstack (one pass over the data: finite, minimum) and pair its volumes
     with their channel's PSF; returns the volumes and each volume's mean (t-major) of
-    ``max(data + offset, 0)``."""
+    ``max(data + offset, 0)``.  ``lows``: also each channel's level at t=0 in the same pass
+    (``LazyVolumes.lows``, Richardson-Lucy's offset warning)."""
     import dask
     import dask.array as da
 
@@ -565,14 +566,15 @@ def lazy_volumes(image: Any, psf: Any, axes: str | None, *, allow_negative: bool
     lattice = _background.low_lattice(canon.shape[2:])
     finite, lo, hi, means, samples = dask.compute(da.isfinite(canon).all(), canon.min(), canon.max(axis=spatial),
                                                   level.mean(axis=spatial),
-                                                  [canon[0, c][lattice] for c in range(canon.shape[1])])
+                                                  [canon[0, c][lattice] for c in range(canon.shape[1])] if lows
+                                                  else [])
     if not finite:
         raise InputError(_validate.not_finite("image", canon))
     if not allow_negative and float(lo) < 0:
         raise InputError(f"image: Richardson-Lucy needs non-negative data, but the minimum is {float(lo):g}")
     psfs = _hyper.channel_psfs(psf, int(canon.shape[1]), len(vol_axes), "C" in axes)
-    lows = tuple(float(np.percentile(s, 1)) for s in samples)
-    return LazyVolumes(axes, vol_axes, canon, psfs, tuple(float(h) for h in np.ravel(hi)), lows), \
+    levels = tuple(float(np.percentile(s, 1)) for s in samples)
+    return LazyVolumes(axes, vol_axes, canon, psfs, tuple(float(h) for h in np.ravel(hi)), levels), \
         [float(m) for m in np.ravel(means)]
 
 

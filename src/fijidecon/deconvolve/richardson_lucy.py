@@ -902,7 +902,7 @@ def _lazy(image, psf, axes, iterations, stop_fn, opts, voxel_size, psf_voxel_siz
     """A Dask array in: a lazy Dask array out, one task per brick and (T, C) volume."""
     _bricks.refuse_with_bricks(start=start, snapshot_every=snapshot_every)
     lv, means = _bricks.lazy_volumes(image, psf, axes, allow_negative=opts["read_noise"] > 0,
-                                     offset=opts["read_noise"] ** 2)
+                                     offset=opts["read_noise"] ** 2, lows=True)
     ndim = len(lv.vol_axes)
     if voxel_size is not None:
         voxel_size = _validate.check_spacing("voxel_size", voxel_size, ndim)

@@ -255,9 +255,6 @@ class _Pupil:
         wi = self.weights[:, None] * np.sin(phase)
         arg = self.k * self.ni * self.sin
         step = max(1, BESSEL_BLOCK_BYTES // (8 * max(len(arg), 1)))
-        if len(radii) <= step:
-            bessel = j0(np.multiply.outer(radii, arg))
-            return bessel @ wr, bessel @ wi
         er, ei = np.empty((len(radii), len(z))), np.empty((len(radii), len(z)))
         for i in range(0, len(radii), step):
             bessel = j0(np.multiply.outer(radii[i:i + step], arg))
